@@ -1,0 +1,136 @@
+using System.Numerics;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Layers;
+
+/// <summary>
+/// 2-D convolution (cross-correlation, as in every deep-learning library) over NHWC images, computed as
+/// im2col + GEMM.
+/// <code>
+/// input  x : (N, H, W, C)
+/// weight K : (KH, KW, C, OC)        bias b : (OC)
+/// output y : (N, OH, OW, OC)        OH = (H + 2·pad − KH) / stride + 1, likewise OW
+/// forward  : P = im2col(x) (N·OH·OW, KH·KW·C);  y = P·K + b
+/// backward : ∂K += Pᵀ·∂y;  ∂b += Σ_rows ∂y;  ∂x = col2im(∂y·Kᵀ)
+/// </code>
+/// </summary>
+/// <typeparam name="T">Element type.</typeparam>
+public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Parameter<T>[] _parameters;
+    private Tensor<T>? _patches;      // P of the last forward: (N·OH·OW, KH·KW·C)
+    private Tensor<T>? _output;       // y: (N, OH, OW, OC)
+    private Tensor<T>? _patchGrad;    // ∂P: (N·OH·OW, KH·KW·C)
+    private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
+    private ConvGeometry _geometry;
+
+    /// <summary>Creates a convolution with He-normal weights drawn from <paramref name="random"/> and zero bias.</summary>
+    /// <param name="inChannels">C, input channels (≥ 1).</param>
+    /// <param name="outChannels">OC, output channels (≥ 1).</param>
+    /// <param name="kernelHeight">KH (≥ 1).</param>
+    /// <param name="kernelWidth">KW (≥ 1).</param>
+    /// <param name="random">Source of the initial weights; pass a seeded instance for reproducible runs.</param>
+    /// <param name="stride">Step between windows in both directions (default 1, ≥ 1).</param>
+    /// <param name="padding">Zeros added on every side (default 0, ≥ 0).</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is out of range.</exception>
+    public Conv(int inChannels, int outChannels, int kernelHeight, int kernelWidth, Random random, int stride = 1, int padding = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inChannels, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(outChannels, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(kernelHeight, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(kernelWidth, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(stride, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(padding);
+        ArgumentNullException.ThrowIfNull(random);
+        InChannels = inChannels;
+        OutChannels = outChannels;
+        KernelHeight = kernelHeight;
+        KernelWidth = kernelWidth;
+        Stride = stride;
+        Padding = padding;
+        Weight = new Parameter<T>("weight", kernelHeight, kernelWidth, inChannels, outChannels);
+        Bias = new Parameter<T>("bias", outChannels);
+        Initializers.HeNormal(Weight.Value.Span, kernelHeight * kernelWidth * inChannels, random);
+        _parameters = [Weight, Bias];
+    }
+
+    /// <summary>C, the input channels.</summary>
+    public int InChannels { get; }
+
+    /// <summary>OC, the output channels.</summary>
+    public int OutChannels { get; }
+
+    /// <summary>KH, the kernel height.</summary>
+    public int KernelHeight { get; }
+
+    /// <summary>KW, the kernel width.</summary>
+    public int KernelWidth { get; }
+
+    /// <summary>Step between windows.</summary>
+    public int Stride { get; }
+
+    /// <summary>Zero padding on every side.</summary>
+    public int Padding { get; }
+
+    /// <summary>The kernel, shape (KH, KW, C, OC).</summary>
+    public Parameter<T> Weight { get; }
+
+    /// <summary>The bias, shape (OC).</summary>
+    public Parameter<T> Bias { get; }
+
+    /// <inheritdoc />
+    public override string Name => $"Conv {KernelHeight}x{KernelWidth} {InChannels}→{OutChannels} stride {Stride} pad {Padding}";
+
+    /// <inheritdoc />
+    public override IReadOnlyList<Parameter<T>> Parameters => _parameters;
+
+    /// <inheritdoc />
+    public override int[] OutputShape(ReadOnlySpan<int> inputShape)
+    {
+        RequireInput(inputShape);
+        var g = Geometry(inputShape);
+        return [g.N, g.OH, g.OW, OutChannels];
+    }
+
+    /// <inheritdoc />
+    protected override Tensor<T> ForwardCore(Tensor<T> input)
+    {
+        RequireInput(input.Shape);
+        var g = _geometry = Geometry(input.Shape);
+        int m = g.PatchRows, k = g.PatchColumns;
+        var patches = Tensor<T>.Reuse(ref _patches, m, k);
+        var output = Tensor<T>.Reuse(ref _output, g.N, g.OH, g.OW, OutChannels);
+        Im2Col.Forward<T>(input.Data, g, patches.Data);
+
+        // y = b broadcast over rows, then y += P·K.
+        RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
+        Gemm.Multiply(false, false, m, OutChannels, k, T.One, patches.Data, Weight.Value.Data, T.One, output.Data);
+        return output;
+    }
+
+    /// <inheritdoc />
+    protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
+    {
+        var g = _geometry;
+        int m = g.PatchRows, k = g.PatchColumns;
+        T[] dy = outputGradient.Data;
+
+        // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
+        Gemm.Multiply(true, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
+
+        // ∂b += column sums of ∂y
+        RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
+
+        // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
+        var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
+        Gemm.Multiply(false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
+        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
+        Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
+        return inputGrad;
+    }
+
+    private void RequireInput(ReadOnlySpan<int> shape) =>
+        RequireImage(shape, InChannels, Math.Max(1, KernelHeight - 2 * Padding), Math.Max(1, KernelWidth - 2 * Padding));
+
+    private ConvGeometry Geometry(ReadOnlySpan<int> s) => new(s[0], s[1], s[2], s[3], KernelHeight, KernelWidth, Stride, Padding);
+}

@@ -1,0 +1,97 @@
+using System.Numerics;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Layers;
+
+/// <summary>
+/// Fully connected layer, laid out as in the tutorial (weight is (in, out), so y = x·W + b).
+/// <code>
+/// input  x : (N, in)      weight W : (in, out)      bias b : (out)      output y : (N, out)
+/// forward  : y = x·W + b
+/// backward : ∂W += xᵀ·∂y;  ∂b += Σ_rows ∂y;  ∂x = ∂y·Wᵀ
+/// </code>
+/// </summary>
+/// <typeparam name="T">Element type.</typeparam>
+public sealed class Linear<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Parameter<T>[] _parameters;
+    private Tensor<T>? _input;       // x of the last forward (the caller's tensor; not copied)
+    private Tensor<T>? _output;
+    private Tensor<T>? _inputGrad;
+
+    /// <summary>Creates a linear layer with He-normal weights drawn from <paramref name="random"/> and zero bias.</summary>
+    /// <param name="inFeatures">in (≥ 1).</param>
+    /// <param name="outFeatures">out (≥ 1).</param>
+    /// <param name="random">Source of the initial weights.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is below 1.</exception>
+    public Linear(int inFeatures, int outFeatures, Random random)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inFeatures, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(outFeatures, 1);
+        ArgumentNullException.ThrowIfNull(random);
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        Weight = new Parameter<T>("weight", inFeatures, outFeatures);
+        Bias = new Parameter<T>("bias", outFeatures);
+        Initializers.HeNormal(Weight.Value.Span, inFeatures, random);
+        _parameters = [Weight, Bias];
+    }
+
+    /// <summary>in, the input features.</summary>
+    public int InFeatures { get; }
+
+    /// <summary>out, the output features.</summary>
+    public int OutFeatures { get; }
+
+    /// <summary>The weight, shape (in, out).</summary>
+    public Parameter<T> Weight { get; }
+
+    /// <summary>The bias, shape (out).</summary>
+    public Parameter<T> Bias { get; }
+
+    /// <inheritdoc />
+    public override string Name => $"Linear {InFeatures}→{OutFeatures}";
+
+    /// <inheritdoc />
+    public override IReadOnlyList<Parameter<T>> Parameters => _parameters;
+
+    /// <inheritdoc />
+    public override int[] OutputShape(ReadOnlySpan<int> inputShape)
+    {
+        RequireInput(inputShape);
+        return [inputShape[0], OutFeatures];
+    }
+
+    /// <inheritdoc />
+    protected override Tensor<T> ForwardCore(Tensor<T> input)
+    {
+        RequireInput(input.Shape);
+        int n = input.Dim(0);
+        _input = input;
+        var output = Tensor<T>.Reuse(ref _output, n, OutFeatures);
+        RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
+        Gemm.Multiply(false, false, n, OutFeatures, InFeatures, T.One, input.Data, Weight.Value.Data, T.One, output.Data);
+        return output;
+    }
+
+    /// <inheritdoc />
+    protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
+    {
+        int n = _input!.Dim(0);
+        T[] dy = outputGradient.Data;
+        Gemm.Multiply(true, false, InFeatures, OutFeatures, n, T.One, _input.Data, dy, T.One, Weight.Gradient.Data);
+        RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
+
+        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, InFeatures);
+        Gemm.Multiply(false, true, n, InFeatures, OutFeatures, T.One, dy, Weight.Value.Data, T.Zero, inputGrad.Data);
+        return inputGrad;
+    }
+
+    private void RequireInput(ReadOnlySpan<int> shape)
+    {
+        if (shape.Length != 2 || shape[1] != InFeatures)
+        {
+            throw new ArgumentException($"{Name}: expected input (N, {InFeatures}), got {Tensor<T>.ShapeToString(shape)}.");
+        }
+    }
+}

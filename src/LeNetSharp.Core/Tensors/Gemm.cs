@@ -1,0 +1,150 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using MathNet.Numerics.Providers.LinearAlgebra;
+
+namespace LeNetSharp.Tensors;
+
+/// <summary>
+/// The one matrix-multiply entry point of LeNetSharp: every layer multiplies matrices through
+/// <see cref="Multiply{T}"/>, which hands the work to the active <see cref="GemmProvider"/>.
+/// </summary>
+/// <remarks>
+/// All matrices here are row-major (C order), as tensors are. Providers that think column-major (MathNet)
+/// compute the transposed product instead, which needs no copy.
+/// </remarks>
+public static class Gemm
+{
+    private static GemmProvider _provider = GemmProvider.MathNet;
+
+    /// <summary>
+    /// The provider used by <see cref="Multiply{T}"/>. Defaults to <see cref="GemmProvider.MathNet"/>.
+    /// Set it once at start-up; changing it while another thread multiplies is not supported.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">The value is null.</exception>
+    public static GemmProvider Provider
+    {
+        get => _provider;
+        set => _provider = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>
+    /// C ← alpha·op(A)·op(B) + beta·C, all row-major. op(A) is (m, k), op(B) is (k, n), C is (m, n).
+    /// </summary>
+    /// <param name="transA">When true A is stored as (k, m) and op(A) = Aᵀ; else A is stored as (m, k).</param>
+    /// <param name="transB">When true B is stored as (n, k) and op(B) = Bᵀ; else B is stored as (k, n).</param>
+    /// <param name="m">Rows of C and of op(A).</param>
+    /// <param name="n">Columns of C and of op(B).</param>
+    /// <param name="k">The shared (summed) dimension.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A's elements: exactly m·k of them.</param>
+    /// <param name="b">B's elements: exactly k·n of them.</param>
+    /// <param name="beta">Scale of C's previous content: 0 overwrites, 1 accumulates.</param>
+    /// <param name="c">C's elements: exactly m·n of them.</param>
+    /// <typeparam name="T"><see cref="float"/> or <see cref="double"/>.</typeparam>
+    /// <exception cref="ArgumentException">An array's length does not match its dimensions.</exception>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
+    public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, T[] a, T[] b, T beta, T[] c)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        CheckLength(a, (long)m * k, nameof(a), transA ? $"({k}, {m})" : $"({m}, {k})");
+        CheckLength(b, (long)k * n, nameof(b), transB ? $"({n}, {k})" : $"({k}, {n})");
+        CheckLength(c, (long)m * n, nameof(c), $"({m}, {n})");
+        if (typeof(T) == typeof(float))
+        {
+            _provider.Multiply(transA, transB, m, n, k, float.CreateTruncating(alpha), Unsafe.As<float[]>(a),
+                Unsafe.As<float[]>(b), float.CreateTruncating(beta), Unsafe.As<float[]>(c));
+        }
+        else if (typeof(T) == typeof(double))
+        {
+            _provider.Multiply(transA, transB, m, n, k, double.CreateTruncating(alpha), Unsafe.As<double[]>(a),
+                Unsafe.As<double[]>(b), double.CreateTruncating(beta), Unsafe.As<double[]>(c));
+        }
+        else
+        {
+            throw new NotSupportedException($"GEMM supports float and double, not {typeof(T).Name}.");
+        }
+    }
+
+    private static void CheckLength<T>(T[] array, long expected, string name, string shape)
+    {
+        ArgumentNullException.ThrowIfNull(array, name);
+        if (array.Length != expected)
+        {
+            throw new ArgumentException($"Matrix {name} should be {shape} = {expected} elements, but has {array.Length}.", name);
+        }
+    }
+}
+
+/// <summary>
+/// A row-major GEMM implementation: C ← alpha·op(A)·op(B) + beta·C for float and double.
+/// Arguments arrive already validated by <see cref="Gemm.Multiply{T}"/>.
+/// </summary>
+public abstract class GemmProvider
+{
+    /// <summary>Math.NET Numerics' linear-algebra provider (whichever one MathNet reports as active).</summary>
+    public static GemmProvider MathNet { get; } = new MathNetGemmProvider();
+
+    /// <summary>A short human-readable name, e.g. "mathnet (Managed)".</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Single-precision GEMM; see <see cref="Gemm.Multiply{T}"/> for the meaning of each argument.</summary>
+    /// <param name="transA">A stored transposed, (k, m).</param>
+    /// <param name="transB">B stored transposed, (n, k).</param>
+    /// <param name="m">Rows of C.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Shared dimension.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A, m·k elements.</param>
+    /// <param name="b">B, k·n elements.</param>
+    /// <param name="beta">Scale of C's previous content.</param>
+    /// <param name="c">C, m·n elements.</param>
+    public abstract void Multiply(bool transA, bool transB, int m, int n, int k, float alpha, float[] a, float[] b, float beta, float[] c);
+
+    /// <summary>Double-precision GEMM; see <see cref="Gemm.Multiply{T}"/> for the meaning of each argument.</summary>
+    /// <param name="transA">A stored transposed, (k, m).</param>
+    /// <param name="transB">B stored transposed, (n, k).</param>
+    /// <param name="m">Rows of C.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Shared dimension.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A, m·k elements.</param>
+    /// <param name="b">B, k·n elements.</param>
+    /// <param name="beta">Scale of C's previous content.</param>
+    /// <param name="c">C, m·n elements.</param>
+    public abstract void Multiply(bool transA, bool transB, int m, int n, int k, double alpha, double[] a, double[] b, double beta, double[] c);
+
+    /// <inheritdoc />
+    public override string ToString() => Name;
+}
+
+/// <summary>
+/// GEMM through <see cref="LinearAlgebraControl.Provider"/>. MathNet is column-major: a row-major (r, c) buffer is
+/// the column-major (c, r) matrix, so the row-major C = op(A)·op(B) is computed as the column-major
+/// Cᵀ = op(B)ᵀ·op(A)ᵀ on the very same arrays.
+/// </summary>
+internal sealed class MathNetGemmProvider : GemmProvider
+{
+    public override string Name => $"mathnet ({LinearAlgebraControl.Provider})";
+
+    public override void Multiply(bool transA, bool transB, int m, int n, int k, float alpha, float[] a, float[] b, float beta, float[] c)
+    {
+        // op(B)ᵀ is (n, k): B stored row-major (k, n) is already that column-major matrix; stored (n, k) it needs a transpose.
+        // op(A)ᵀ is (k, m): likewise.
+        LinearAlgebraControl.Provider.MatrixMultiplyWithUpdate(
+            transB ? Transpose.Transpose : Transpose.DontTranspose, transA ? Transpose.Transpose : Transpose.DontTranspose,
+            alpha,
+            b, transB ? k : n, transB ? n : k,
+            a, transA ? m : k, transA ? k : m,
+            beta, c);
+    }
+
+    public override void Multiply(bool transA, bool transB, int m, int n, int k, double alpha, double[] a, double[] b, double beta, double[] c)
+    {
+        LinearAlgebraControl.Provider.MatrixMultiplyWithUpdate(
+            transB ? Transpose.Transpose : Transpose.DontTranspose, transA ? Transpose.Transpose : Transpose.DontTranspose,
+            alpha,
+            b, transB ? k : n, transB ? n : k,
+            a, transA ? m : k, transA ? k : m,
+            beta, c);
+    }
+}

@@ -1,0 +1,158 @@
+using System.Numerics;
+
+namespace LeNetSharp.Tensors;
+
+/// <summary>
+/// The sizes of one 2-D convolution over an NHWC batch: input (N, H, W, C), kernel (KH, KW, C, OC),
+/// output (N, OH, OW, OC) with OH = (H + 2·Padding − KH) / Stride + 1 and likewise OW.
+/// </summary>
+/// <param name="N">Batch size.</param>
+/// <param name="H">Input height.</param>
+/// <param name="W">Input width.</param>
+/// <param name="C">Input channels.</param>
+/// <param name="KH">Kernel height.</param>
+/// <param name="KW">Kernel width.</param>
+/// <param name="Stride">Step between neighbouring windows, in both directions.</param>
+/// <param name="Padding">Zero padding added on every side.</param>
+public readonly record struct ConvGeometry(int N, int H, int W, int C, int KH, int KW, int Stride, int Padding)
+{
+    /// <summary>Output height: (H + 2·Padding − KH) / Stride + 1.</summary>
+    public int OH => (H + 2 * Padding - KH) / Stride + 1;
+
+    /// <summary>Output width: (W + 2·Padding − KW) / Stride + 1.</summary>
+    public int OW => (W + 2 * Padding - KW) / Stride + 1;
+
+    /// <summary>Rows of the patch matrix: N·OH·OW, one per output pixel.</summary>
+    public int PatchRows => N * OH * OW;
+
+    /// <summary>Columns of the patch matrix: KH·KW·C, one per kernel tap and input channel.</summary>
+    public int PatchColumns => KH * KW * C;
+
+    /// <summary>Throws when a size is non-positive or the kernel does not fit the padded input.</summary>
+    /// <exception cref="ArgumentException">The geometry is impossible; the message says which size.</exception>
+    public void Validate()
+    {
+        if (N < 1 || H < 1 || W < 1 || C < 1)
+        {
+            throw new ArgumentException($"Input must have positive sizes; got (N, H, W, C) = ({N}, {H}, {W}, {C}).");
+        }
+
+        if (KH < 1 || KW < 1 || Stride < 1 || Padding < 0)
+        {
+            throw new ArgumentException($"Kernel {KH}x{KW}, stride {Stride}, padding {Padding}: sizes and stride must be ≥ 1, padding ≥ 0.");
+        }
+
+        if (H + 2 * Padding < KH || W + 2 * Padding < KW)
+        {
+            throw new ArgumentException(
+                $"Kernel {KH}x{KW} does not fit input {H}x{W} with padding {Padding}.");
+        }
+    }
+}
+
+/// <summary>
+/// im2col for NHWC images and its adjoint col2im. Row r = (n, oh, ow) of the patch matrix (N·OH·OW, KH·KW·C)
+/// holds the input window under output pixel (n, oh, ow), taps ordered (kh, kw, c) to match a (KH, KW, C, OC)
+/// kernel; taps that fall into the zero padding are 0. This is the only place that does convolution index
+/// arithmetic.
+/// </summary>
+public static class Im2Col
+{
+    /// <summary>Fills the patch matrix <paramref name="cols"/> (N·OH·OW, KH·KW·C) from the image batch <paramref name="x"/> (N, H, W, C).</summary>
+    /// <param name="x">Input batch, N·H·W·C elements, NHWC.</param>
+    /// <param name="g">The convolution's sizes.</param>
+    /// <param name="cols">Destination, N·OH·OW·KH·KW·C elements; fully overwritten.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <exception cref="ArgumentException">A span's length does not match <paramref name="g"/>.</exception>
+    public static void Forward<T>(ReadOnlySpan<T> x, in ConvGeometry g, Span<T> cols) where T : unmanaged, INumberBase<T>
+    {
+        CheckLengths(x.Length, cols.Length, g);
+        int oh = g.OH, ow = g.OW, c = g.C, rowLength = g.PatchColumns, tapRow = g.KW * c;
+        int row = 0;
+        for (int n = 0; n < g.N; n++)
+        {
+            for (int y = 0; y < oh; y++)
+            {
+                for (int xo = 0; xo < ow; xo++, row++)
+                {
+                    Span<T> dst = cols.Slice(row * rowLength, rowLength);
+                    int iy0 = y * g.Stride - g.Padding, ix0 = xo * g.Stride - g.Padding;
+                    for (int kh = 0; kh < g.KH; kh++)
+                    {
+                        int iy = iy0 + kh;
+                        Span<T> dstRow = dst.Slice(kh * tapRow, tapRow);
+                        if ((uint)iy >= (uint)g.H)
+                        {
+                            dstRow.Clear();
+                            continue;
+                        }
+
+                        int rowBase = (n * g.H + iy) * g.W;
+                        // The kernel row spans input columns ix0 .. ix0+KW-1; copy the part inside the image in one go.
+                        int first = Math.Clamp(-ix0, 0, g.KW), last = Math.Clamp(g.W - ix0, first, g.KW);
+                        dstRow[..(first * c)].Clear();
+                        if (last > first)
+                        {
+                            x.Slice((rowBase + ix0 + first) * c, (last - first) * c).CopyTo(dstRow[(first * c)..]);
+                        }
+
+                        dstRow[(last * c)..].Clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The adjoint of <see cref="Forward{T}"/>: scatters patch-matrix gradients back onto the image, summing where
+    /// windows overlap. <paramref name="dx"/> (N, H, W, C) is overwritten, not accumulated into.
+    /// </summary>
+    /// <param name="cols">Patch-matrix gradient, N·OH·OW·KH·KW·C elements.</param>
+    /// <param name="g">The convolution's sizes.</param>
+    /// <param name="dx">Destination image gradient, N·H·W·C elements; fully overwritten.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <exception cref="ArgumentException">A span's length does not match <paramref name="g"/>.</exception>
+    public static void Backward<T>(ReadOnlySpan<T> cols, in ConvGeometry g, Span<T> dx) where T : unmanaged, INumberBase<T>
+    {
+        CheckLengths(dx.Length, cols.Length, g);
+        dx.Clear();
+        int oh = g.OH, ow = g.OW, c = g.C, rowLength = g.PatchColumns, tapRow = g.KW * c;
+        int row = 0;
+        for (int n = 0; n < g.N; n++)
+        {
+            for (int y = 0; y < oh; y++)
+            {
+                for (int xo = 0; xo < ow; xo++, row++)
+                {
+                    ReadOnlySpan<T> src = cols.Slice(row * rowLength, rowLength);
+                    int iy0 = y * g.Stride - g.Padding, ix0 = xo * g.Stride - g.Padding;
+                    int first = Math.Clamp(-ix0, 0, g.KW), last = Math.Clamp(g.W - ix0, first, g.KW);
+                    if (last == first) continue;
+                    for (int kh = 0; kh < g.KH; kh++)
+                    {
+                        int iy = iy0 + kh;
+                        if ((uint)iy >= (uint)g.H) continue;
+                        ReadOnlySpan<T> s = src.Slice(kh * tapRow + first * c, (last - first) * c);
+                        Span<T> d = dx.Slice(((n * g.H + iy) * g.W + ix0 + first) * c, s.Length);
+                        for (int i = 0; i < s.Length; i++) d[i] += s[i];
+                    }
+                }
+            }
+        }
+    }
+
+    private static void CheckLengths(int imageLength, int colsLength, in ConvGeometry g)
+    {
+        g.Validate();
+        long image = (long)g.N * g.H * g.W * g.C, patches = (long)g.PatchRows * g.PatchColumns;
+        if (imageLength != image)
+        {
+            throw new ArgumentException($"Image buffer has {imageLength} elements; (N, H, W, C) = ({g.N}, {g.H}, {g.W}, {g.C}) needs {image}.");
+        }
+
+        if (colsLength != patches)
+        {
+            throw new ArgumentException($"Patch buffer has {colsLength} elements; ({g.PatchRows}, {g.PatchColumns}) needs {patches}.");
+        }
+    }
+}
