@@ -1,0 +1,131 @@
+using System.Globalization;
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Persistence;
+using LeNetSharp.Tensors;
+using LeNetSharp.Training;
+
+namespace LeNetSharp.Trainer;
+
+/// <summary>
+/// The sample console trainer: argument parsing and printing only; all the maths lives in LeNetSharp.Core.
+/// </summary>
+public static class Program
+{
+    private const string Usage = """
+        usage: LeNetSharp.Trainer [command] [options]
+
+          (no command)   fetch MNIST if missing, train the LeNet for 2 epochs, save it, evaluate it
+          fetch          fetch MNIST into the data folder (verified by SHA-256)
+          train          train, save the model, evaluate on the 10,000 test images
+          eval           evaluate a saved model on the test images
+
+        options:
+          --data DIR     MNIST folder (default data/mnist)
+          --model PATH   model file (default lenet.model)
+          --epochs N     epochs (default 2)            --batch N    batch size (default 3)
+          --lr X         learning rate (default 0.01) --decay X    per-epoch decay base (default 0.95)
+          --seed N       seed of weights and shuffling (default 1)
+          --limit N      train on the first N training images only
+        """;
+
+    /// <summary>Entry point: returns 0 on success, 1 on a runtime failure, 2 on bad arguments.</summary>
+    /// <param name="args">Command and options.</param>
+    /// <returns>The process exit code.</returns>
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>Runs the trainer with the given streams (the tests call this).</summary>
+    /// <param name="args">Command and options.</param>
+    /// <param name="stdout">Where progress and results go.</param>
+    /// <param name="stderr">Where the one-line error goes.</param>
+    /// <returns>The exit code.</returns>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        Options options;
+        try
+        {
+            options = Options.Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            stderr.WriteLine($"error: {e.Message} (see --help)");
+            return 2;
+        }
+
+        if (options.Command == "help")
+        {
+            stdout.WriteLine(Usage);
+            return 0;
+        }
+
+        try
+        {
+            switch (options.Command)
+            {
+                case "fetch":
+                    Fetch(options, stdout);
+                    break;
+                case "train":
+                    Train(options, stdout);
+                    break;
+                case "eval":
+                    Evaluate(options, stdout, ModelFile.Load<float>(options.Model));
+                    break;
+                default: // the main job
+                    Fetch(options, stdout);
+                    Train(options, stdout);
+                    break;
+            }
+
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static void Fetch(Options o, TextWriter stdout)
+    {
+        var log = new SyncProgress<string>(line => stdout.WriteLine($"mnist: {line}"));
+        Mnist.EnsureAsync(o.Data, log).GetAwaiter().GetResult();
+    }
+
+    private static void Train(Options o, TextWriter stdout)
+    {
+        var train = Mnist.Load(o.Data, MnistSplit.Train);
+        if (o.Limit is int limit) train = train.Take(limit);
+        var network = LeNet.Create<float>(o.Seed);
+        var trainingOptions = new TrainingOptions
+        {
+            Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = o.Decay, Seed = o.Seed,
+        };
+        stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
+            + $"{o.Epochs} epochs, batch {o.Batch}, lr {o.LearningRate}, decay {o.Decay}, seed {o.Seed}, gemm {Gemm.Provider.Name}");
+        var progress = new SyncProgress<TrainingProgress>(p =>
+        {
+            if (p.IsEpochEnd)
+            {
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F4}  train acc {100 * p.Accuracy:F2}%  lr {p.LearningRate:G4}  {p.Elapsed.TotalSeconds:F1} s  {p.ImagesPerSecond:F0} img/s"));
+            }
+        });
+        new Trainer<float>(network, trainingOptions).Train(train, progress);
+        ModelFile.Save(network, o.Model);
+        stdout.WriteLine($"saved {o.Model}");
+        Evaluate(o, stdout, network);
+    }
+
+    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)
+    {
+        var test = Mnist.Load(o.Data, MnistSplit.Test);
+        stdout.WriteLine(Evaluator.Evaluate(network, test).ToString());
+    }
+
+    /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>
+    private sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
+    {
+        public void Report(T value) => handler(value);
+    }
+}

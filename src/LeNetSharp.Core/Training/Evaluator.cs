@@ -1,0 +1,74 @@
+using System.Numerics;
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Training;
+
+/// <summary>Accuracy and confusion matrix of a classifier on a dataset.</summary>
+public sealed class EvaluationResult
+{
+    internal EvaluationResult(int[,] confusion)
+    {
+        Confusion = confusion;
+        for (int i = 0; i < confusion.GetLength(0); i++)
+        {
+            for (int j = 0; j < confusion.GetLength(1); j++)
+            {
+                Total += confusion[i, j];
+                if (i == j) Correct += confusion[i, j];
+            }
+        }
+    }
+
+    /// <summary>Counts, shape (classes, classes): [true class, predicted class].</summary>
+    public int[,] Confusion { get; }
+
+    /// <summary>Images classified right.</summary>
+    public int Correct { get; }
+
+    /// <summary>Images evaluated.</summary>
+    public int Total { get; }
+
+    /// <summary>Correct / Total, in [0, 1].</summary>
+    public double Accuracy => Total == 0 ? 0 : (double)Correct / Total;
+
+    /// <summary>"test accuracy: 98.12% (9812/10000)".</summary>
+    public override string ToString() => $"test accuracy: {100 * Accuracy:F2}% ({Correct}/{Total})";
+}
+
+/// <summary>Runs a network forward over a whole dataset in batches and counts right answers.</summary>
+public static class Evaluator
+{
+    /// <summary>Classifies every image of <paramref name="data"/> (argmax of the logits).</summary>
+    /// <param name="network">A trained network whose input fits the images.</param>
+    /// <param name="data">The images.</param>
+    /// <param name="batchSize">Images per forward pass (default 1000).</param>
+    /// <param name="cancellationToken">Checked between batches.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>Accuracy and confusion matrix.</returns>
+    public static EvaluationResult Evaluate<T>(Sequential<T> network, ImageDataset data, int batchSize = 1000, CancellationToken cancellationToken = default)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        var confusion = new int[data.Classes, data.Classes];
+        var indices = new int[batchSize];
+        var labels = new int[batchSize];
+        var predictions = new int[batchSize];
+        Tensor<T>? batch = null;
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int n = Math.Min(batchSize, data.Count - start);
+            for (int i = 0; i < n; i++) indices[i] = start + i;
+            batch = Tensor<T>.Reuse(ref batch, n, data.Height, data.Width, data.Channels);
+            data.FillBatch(indices.AsSpan(0, n), batch, labels);
+            SoftmaxCrossEntropy<T>.ArgMaxRows(network.Forward(batch), predictions);
+            for (int i = 0; i < n; i++) confusion[labels[i], predictions[i]]++;
+        }
+
+        return new EvaluationResult(confusion);
+    }
+}
