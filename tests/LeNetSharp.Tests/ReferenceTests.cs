@@ -1,0 +1,205 @@
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>Each layer and kernel against a hand-computed literal or a naive loop.</summary>
+public class ReferenceTests
+{
+    [Fact]
+    public void Im2Col_matches_hand_computed_patches_without_padding()
+    {
+        double[] x = [1, 2, 3, 4, 5, 6, 7, 8, 9]; // one 3x3 single-channel image
+        var g = new ConvGeometry(1, 3, 3, 1, 2, 2, 1, 0);
+        var cols = new double[g.PatchRows * g.PatchColumns];
+
+        Im2Col.Forward<double>(x, g, cols);
+
+        cols.Should().Equal(1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9);
+    }
+
+    [Fact]
+    public void Im2Col_matches_hand_computed_patches_with_padding_and_channels()
+    {
+        // 2x2 image with 2 channels (c0 = 1..4, c1 = 10..40), kernel 3x3, padding 1, stride 2: OH = (2 + 2 − 3) / 2 + 1 = 1.
+        double[] x = [1, 10, 2, 20, 3, 30, 4, 40];
+        var g = new ConvGeometry(1, 2, 2, 2, 3, 3, 2, 1);
+        var cols = new double[g.PatchRows * g.PatchColumns];
+
+        Im2Col.Forward<double>(x, g, cols);
+
+        g.OH.Should().Be(1);
+        cols.Should().Equal(
+            0, 0, 0, 0, 0, 0,      // kernel row 0: all padding
+            0, 0, 1, 10, 2, 20,    // kernel row 1: pad, (0,0), (0,1)
+            0, 0, 3, 30, 4, 40);   // kernel row 2: pad, (1,0), (1,1)
+    }
+
+    [Fact]
+    public void Im2Col_with_padding_1_stride_1_matches_hand_computed_rows()
+    {
+        double[] x = [1, 2, 3, 4];
+        var g = new ConvGeometry(1, 2, 2, 1, 3, 3, 1, 1);
+        var cols = new double[g.PatchRows * g.PatchColumns];
+
+        Im2Col.Forward<double>(x, g, cols);
+
+        cols.Should().Equal(
+            0, 0, 0, 0, 1, 2, 0, 3, 4,
+            0, 0, 0, 1, 2, 0, 3, 4, 0,
+            0, 1, 2, 0, 3, 4, 0, 0, 0,
+            1, 2, 0, 3, 4, 0, 0, 0, 0);
+    }
+
+    [Theory]
+    [InlineData(2, 5, 4, 3, 3, 3, 1, 0)]
+    [InlineData(2, 5, 4, 3, 3, 3, 2, 1)]
+    [InlineData(1, 6, 7, 2, 2, 3, 3, 2)]
+    [InlineData(1, 3, 3, 1, 2, 2, 1, 3)]   // padding wider than the kernel: whole windows in the padding
+    public void Col2Im_is_the_adjoint_of_Im2Col(int n, int h, int w, int c, int kh, int kw, int stride, int pad)
+    {
+        var random = new Random(1);
+        var g = new ConvGeometry(n, h, w, c, kh, kw, stride, pad);
+        var x = GradientCheck.Random(random, n, h, w, c).Data;
+        var y = GradientCheck.Random(random, g.PatchRows, g.PatchColumns).Data;
+        var cols = new double[y.Length];
+        var back = new double[x.Length];
+
+        Im2Col.Forward<double>(x, g, cols);
+        Im2Col.Backward<double>(y, g, back);
+
+        double lhs = cols.Zip(y, (a, b) => a * b).Sum(), rhs = x.Zip(back, (a, b) => a * b).Sum();
+        lhs.Should().BeApproximately(rhs, 1e-12 * Math.Max(1, Math.Abs(lhs)));
+        lhs.Should().NotBe(0);
+    }
+
+    [Theory]
+    [InlineData(2, 7, 6, 3, 4, 3, 3, 1, 0)]
+    [InlineData(2, 7, 6, 3, 4, 3, 3, 2, 1)]
+    [InlineData(3, 28, 28, 1, 6, 5, 5, 1, 0)]
+    public void Conv_forward_matches_naive_loops(int n, int h, int w, int c, int oc, int kh, int kw, int stride, int pad)
+    {
+        var random = new Random(17);
+        var conv = new Conv<double>(c, oc, kh, kw, random, stride, pad);
+        GradientCheck.Random(random, oc).Data.CopyTo(conv.Bias.Value.Data, 0);
+        var x = GradientCheck.Random(random, n, h, w, c);
+
+        var y = conv.Forward(x);
+
+        int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+        y.Shape.ToArray().Should().Equal(n, oh, ow, oc);
+        double[] k = conv.Weight.Value.Data, b = conv.Bias.Value.Data;
+        for (int bi = 0; bi < n; bi++)
+        for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++)
+        for (int o = 0; o < oc; o++)
+        {
+            double sum = b[o];
+            for (int u = 0; u < kh; u++)
+            for (int v = 0; v < kw; v++)
+            for (int ci = 0; ci < c; ci++)
+            {
+                int iy = i * stride - pad + u, ix = j * stride - pad + v;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                sum += x.Data[((bi * h + iy) * w + ix) * c + ci] * k[((u * kw + v) * c + ci) * oc + o];
+            }
+
+            y.Data[((bi * oh + i) * ow + j) * oc + o].Should().BeApproximately(sum, 1e-12);
+        }
+    }
+
+    [Fact]
+    public void Linear_forward_matches_naive_loops()
+    {
+        var random = new Random(4);
+        var linear = new Linear<double>(6, 3, random);
+        GradientCheck.Random(random, 3).Data.CopyTo(linear.Bias.Value.Data, 0);
+        var x = GradientCheck.Random(random, 2, 6);
+
+        var y = linear.Forward(x);
+
+        for (int r = 0; r < 2; r++)
+        for (int o = 0; o < 3; o++)
+        {
+            double sum = linear.Bias.Value.Data[o];
+            for (int i = 0; i < 6; i++) sum += x.Data[r * 6 + i] * linear.Weight.Value.Data[i * 3 + o];
+            y.Data[r * 3 + o].Should().BeApproximately(sum, 1e-12);
+        }
+    }
+
+    [Fact]
+    public void MaxPool_matches_literal_and_routes_gradient_to_first_maximum()
+    {
+        // One 4x4 single-channel image; the top-right window has a tie (7, 7): the first one wins.
+        double[] x =
+        [
+            1, 5, 7, 7,
+            3, 2, 0, 6,
+            9, 8, 1, 1,
+            4, 9, 2, 3,
+        ];
+        var pool = new MaxPool2x2<double>();
+
+        var y = pool.Forward(new Tensor<double>(x, 1, 4, 4, 1));
+        var dx = pool.Backward(new Tensor<double>([10.0, 20, 30, 40], 1, 2, 2, 1));
+
+        y.Data.Should().Equal(5, 7, 9, 3);
+        dx.Data.Should().Equal(
+            0, 10, 20, 0,
+            0, 0, 0, 0,
+            30, 0, 0, 0,
+            0, 0, 0, 40);
+    }
+
+    [Fact]
+    public void MaxPool_keeps_channels_apart()
+    {
+        // 2x2 image, 2 channels interleaved (NHWC): channel 0 = 1, 4, 3, 2; channel 1 = 8, 5, 6, 7.
+        var pool = new MaxPool2x2<double>();
+        var y = pool.Forward(new Tensor<double>([1.0, 8, 4, 5, 3, 6, 2, 7], 1, 2, 2, 2));
+        y.Data.Should().Equal(4, 8);
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropy_matches_literals()
+    {
+        var loss = new SoftmaxCrossEntropy<double>();
+        // Row 0: logits (1, 2, 3), label 2: loss = log(e + e² + e³) − 3 = 0.4076059644443803.
+        // Row 1: logits (0, 0, 0), label 0: loss = log 3.
+        var logits = new Tensor<double>([1.0, 2, 3, 0, 0, 0], 2, 3);
+
+        double value = loss.Forward(logits, [2, 0]);
+        var grad = loss.Backward().Data;
+
+        value.Should().BeApproximately((0.4076059644443803 + Math.Log(3)) / 2, 1e-15);
+        double e1 = Math.Exp(1), e2 = Math.Exp(2), e3 = Math.Exp(3), s = e1 + e2 + e3;
+        grad.Should().BeEquivalentTo(
+            new[] { e1 / s / 2, e2 / s / 2, (e3 / s - 1) / 2, (1.0 / 3 - 1) / 2, 1.0 / 6, 1.0 / 6 },
+            o => o.WithStrictOrdering().Using<double>(c => c.Subject.Should().BeApproximately(c.Expectation, 1e-15)).WhenTypeIs<double>());
+    }
+
+    [Theory]
+    [InlineData(1000.0)]
+    [InlineData(-1000.0)]
+    public void SoftmaxCrossEntropy_is_stable_for_huge_logits(double big)
+    {
+        var loss = new SoftmaxCrossEntropy<float>();
+        var logits = new Tensor<float>([(float)big, (float)-big, 0f], 1, 3);
+
+        float value = loss.Forward(logits, [1]);
+        var grad = loss.Backward().Data;
+
+        // −log p[1] = log Σ exp(z − max) − (z[1] − max): 2000 when big = 1000; 0 when big = −1000 (label 1 holds the max).
+        value.Should().BeApproximately(big > 0 ? 2000f : 0f, 1e-3f);
+        grad.Should().OnlyContain(g => float.IsFinite(g));
+        grad.Sum().Should().BeApproximately(0f, 1e-6f);
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropy_rejects_bad_labels_with_a_sentence()
+    {
+        var loss = new SoftmaxCrossEntropy<double>();
+        var act = () => loss.Forward(new Tensor<double>(2, 3), [0, 3]);
+        act.Should().Throw<ArgumentException>().WithMessage("*label 3 at row 1 is outside [0, 3)*");
+    }
+}
