@@ -1,0 +1,113 @@
+using LeNetSharp.Layers;
+using LeNetSharp.Persistence;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Tests;
+
+public sealed class ModelFileTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("lenetsharp-model-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Saved(out Sequential<float> net)
+    {
+        net = LeNet.Create<float>(3);
+        foreach (var p in net.Parameters.Where(p => p.Name == "bias"))
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] = 0.01f * (i + 1);
+        string path = Path.Combine(_dir, "lenet.model");
+        ModelFile.Save(net, path);
+        return path;
+    }
+
+    [Fact]
+    public void Round_trip_gives_bit_identical_logits()
+    {
+        string path = Saved(out var net);
+        var x = new Tensor<float>(4, 28, 28, 1);
+        var random = new Random(1);
+        for (int i = 0; i < x.Length; i++) x.Data[i] = random.NextSingle();
+
+        float[] before = net.Forward(x).Data.ToArray();
+        var loaded = ModelFile.Load<float>(path);
+        float[] after = loaded.Forward(x).Data.ToArray();
+
+        after.Should().Equal(before);
+        loaded.Layers.Select(l => l.Name).Should().Equal(net.Layers.Select(l => l.Name));
+    }
+
+    [Fact]
+    public void A_flipped_byte_is_caught_by_the_checksum()
+    {
+        string path = Saved(out _);
+        byte[] bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x10;
+        File.WriteAllBytes(path, bytes);
+
+        var act = () => ModelFile.Load<float>(path);
+
+        act.Should().Throw<ModelFormatException>().WithMessage($"{path}: checksum mismatch: *");
+    }
+
+    [Fact]
+    public void A_truncated_file_is_reported()
+    {
+        string path = Saved(out _);
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..100]);
+        var act = () => ModelFile.Load<float>(path);
+        act.Should().Throw<ModelFormatException>().WithMessage($"{path}: checksum mismatch*");
+
+        File.WriteAllBytes(path, [(byte)'L', (byte)'N']);
+        act.Should().Throw<ModelFormatException>().WithMessage($"{path}: truncated: 2 bytes, a model file has at least *");
+    }
+
+    [Fact]
+    public void Wrong_magic_and_version_are_reported()
+    {
+        string path = Saved(out _);
+        byte[] bytes = File.ReadAllBytes(path);
+        bytes[4] = 9;
+        File.WriteAllBytes(path, bytes);
+        FluentActions.Invoking(() => ModelFile.Load<float>(path))
+            .Should().Throw<ModelFormatException>().WithMessage($"{path}: expected format version 1, found 9.");
+
+        bytes[0] = (byte)'X';
+        File.WriteAllBytes(path, bytes);
+        FluentActions.Invoking(() => ModelFile.Load<float>(path))
+            .Should().Throw<ModelFormatException>().WithMessage($"{path}: expected magic \"LNSM\", found \"XNSM\"*");
+    }
+
+    [Fact]
+    public void A_failed_save_keeps_the_previous_model()
+    {
+        string path = Saved(out _);
+        byte[] before = File.ReadAllBytes(path);
+        var unsupported = new Sequential<float>(new UnknownLayer());
+
+        var act = () => ModelFile.Save(unsupported, path);
+
+        act.Should().Throw<NotSupportedException>().WithMessage("*cannot store layer 'Unknown'*");
+        File.ReadAllBytes(path).Should().Equal(before);
+    }
+
+    [Fact]
+    public void Double_model_loads_as_float()
+    {
+        var net = LeNet.Create<double>(2);
+        string path = Path.Combine(_dir, "d.model");
+        ModelFile.Save(net, path);
+
+        var loaded = ModelFile.Load<float>(path);
+
+        loaded.Parameters[0].Value.Data[5].Should().Be((float)net.Parameters[0].Value.Data[5]);
+    }
+
+    private sealed class UnknownLayer : ILayer<float>
+    {
+        public string Name => "Unknown";
+        public IReadOnlyList<Parameter<float>> Parameters => [];
+        public int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
+        public Tensor<float> Forward(Tensor<float> input) => input;
+        public Tensor<float> Backward(Tensor<float> outputGradient) => outputGradient;
+    }
+}

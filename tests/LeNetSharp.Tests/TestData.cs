@@ -1,0 +1,36 @@
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+
+namespace LeNetSharp.Tests;
+
+internal static class TestData
+{
+    /// <summary>Random 8x8 grey images with random labels among 3 classes: only memorising can fit them.</summary>
+    public static ImageDataset RandomImages(int count, int seed)
+    {
+        var random = new Random(seed);
+        var pixels = new byte[count * 64];
+        random.NextBytes(pixels);
+        var labels = Enumerable.Range(0, count).Select(_ => (byte)random.Next(3)).ToArray();
+        return new ImageDataset(pixels, labels, 8, 8, 1, 3);
+    }
+
+    /// <summary>A small convnet for 8x8 images: Conv 3x3 1→4, Relu, MaxPool2x2, Flatten, Linear 36→3.</summary>
+    public static Sequential<T> SmallNet<T>(int seed) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var random = new Random(seed);
+        return new Sequential<T>(
+            new Conv<T>(1, 4, 3, 3, random), new Relu<T>(), new MaxPool2x2<T>(), new Flatten<T>(), new Linear<T>(36, 3, random));
+    }
+
+    /// <summary>The repository's data/mnist folder (found by walking up to LeNetSharp.sln).</summary>
+    public static string MnistDirectory()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "LeNetSharp.sln"))) return Path.Combine(dir.FullName, "data", "mnist");
+        }
+
+        throw new InvalidOperationException($"No LeNetSharp.sln above {AppContext.BaseDirectory}.");
+    }
+}

@@ -1,0 +1,104 @@
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Training;
+
+namespace LeNetSharp.Tests;
+
+public class TrainingTests
+{
+    [Fact]
+    public void Loss_falls_and_the_net_memorises_a_small_set()
+    {
+        var data = TestData.RandomImages(24, seed: 1);
+        var net = TestData.SmallNet<float>(seed: 1);
+        var trainer = new Trainer<float>(net, new TrainingOptions { Epochs = 150, BatchSize = 4, LearningRate = 0.05, Momentum = 0.9, Decay = 1 });
+
+        var epochs = trainer.Train(data);
+
+        epochs[0].Loss.Should().BeGreaterThan(0.9, "random labels over 3 classes start near log 3 = 1.1");
+        epochs[^1].Loss.Should().BeLessThan(0.05);
+        Evaluator.Evaluate(net, data).Accuracy.Should().Be(1.0);
+    }
+
+    [Fact]
+    public void Same_seed_gives_identical_weights_and_another_seed_does_not()
+    {
+        float[] Run(int seed)
+        {
+            var net = TestData.SmallNet<float>(seed);
+            new Trainer<float>(net, new TrainingOptions { Epochs = 3, Seed = seed }).Train(TestData.RandomImages(30, 5));
+            return net.Parameters.SelectMany(p => p.Value.Data).ToArray();
+        }
+
+        Run(7).Should().Equal(Run(7));
+        Run(7).Should().NotEqual(Run(8));
+    }
+
+    [Fact]
+    public void Learning_rate_follows_the_tutorial_schedule()
+    {
+        var rates = new List<double>();
+        var net = TestData.SmallNet<float>(1);
+        var trainer = new Trainer<float>(net, new TrainingOptions { Epochs = 3 });
+
+        trainer.Train(TestData.RandomImages(6, 1), new InlineProgress(p => rates.Add(p.LearningRate)));
+
+        // after epoch 0: ·0.95¹; after epoch 1: ·0.95²
+        rates.Should().Equal(0.01, 0.01 * 0.95, 0.01 * 0.95 * 0.95 * 0.95);
+        trainer.Optimizer.LearningRate.Should().BeApproximately(0.01 * Math.Pow(0.95, 6), 1e-15);
+    }
+
+    [Fact]
+    public void Sgd_step_updates_from_the_gradient_and_clears_it()
+    {
+        var p = new Parameter<double>("w", 2);
+        p.Value.Data[0] = 1;
+        p.Value.Data[1] = -2;
+        p.Gradient.Data[0] = 10;
+        p.Gradient.Data[1] = 4;
+
+        new Sgd<double>([p], learningRate: 0.1).Step();
+
+        p.Value.Data.Should().Equal(0, -2.4);
+        p.Gradient.Data.Should().Equal(0, 0);
+    }
+
+    [Fact]
+    public void Training_reports_progress_and_honours_cancellation()
+    {
+        using var cts = new CancellationTokenSource();
+        var reports = new List<TrainingProgress>();
+        var trainer = new Trainer<float>(TestData.SmallNet<float>(1), new TrainingOptions { Epochs = 5, BatchSize = 2, ReportEvery = 3 });
+
+        var act = () => trainer.Train(TestData.RandomImages(20, 2), new InlineProgress(p =>
+        {
+            reports.Add(p);
+            if (p.IsEpochEnd) cts.Cancel();
+        }), cts.Token);
+
+        act.Should().Throw<OperationCanceledException>();
+        reports.Select(r => (r.Batch, r.IsEpochEnd)).Should().Equal((3, false), (6, false), (9, false), (10, true));
+        reports[^1].Batches.Should().Be(10);
+        reports[^1].ImagesPerSecond.Should().BeGreaterThan(0);
+    }
+
+    [Fact]
+    public void Steps_allocate_nothing_in_steady_state()
+    {
+        var data = TestData.RandomImages(30, 3);
+        var trainer = new Trainer<float>(TestData.SmallNet<float>(1), new TrainingOptions());
+        int[] batch = [0, 1, 2];
+        for (int i = 0; i < 10; i++) trainer.Step(data, batch); // warm-up: buffers and JIT
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) trainer.Step(data, batch);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        allocated.Should().Be(0);
+    }
+
+    private sealed class InlineProgress(Action<TrainingProgress> handler) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => handler(value);
+    }
+}
