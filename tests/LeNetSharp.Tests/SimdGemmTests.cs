@@ -1,0 +1,104 @@
+using System.Runtime.Intrinsics;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>The SIMD GEMM against MathNet's provider, the reference, at every vector width this machine runs.</summary>
+public class SimdGemmTests
+{
+    private static IEnumerable<int> Widths()
+    {
+        yield return 128;
+        if (Vector256.IsHardwareAccelerated) yield return 256;
+        if (Vector512.IsHardwareAccelerated) yield return 512;
+    }
+
+    public static TheoryData<int, bool, bool, int, int, int> Cases()
+    {
+        var data = new TheoryData<int, bool, bool, int, int, int>();
+        // The network's own shapes at batch 3, plus edge sizes: 1, just under/over a vector, odd tails.
+        var shapes = new[]
+        {
+            (1728, 6, 25), (25, 6, 1728), (1728, 25, 6), (192, 16, 150), (150, 16, 192), (192, 150, 16),
+            (3, 10, 256), (256, 10, 3), (3, 256, 10), (1, 1, 1), (1, 17, 1), (5, 1, 7), (15, 16, 17), (33, 31, 2), (64, 64, 64),
+        };
+        foreach (int bits in Widths())
+        foreach (bool ta in new[] { false, true })
+        foreach (bool tb in new[] { false, true })
+        foreach (var (m, n, k) in shapes)
+            data.Add(bits, ta, tb, m, n, k);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Float_matches_MathNet(int bits, bool transA, bool transB, int m, int n, int k)
+    {
+        var random = new Random(m + 1000 * n + 7 * k);
+        float[] a = RandomFloats(random, m * k), b = RandomFloats(random, k * n), c = RandomFloats(random, m * n);
+        float[] expected = (float[])c.Clone();
+        GemmProvider.MathNet.Multiply(transA, transB, m, n, k, 0.75f, a, b, 0.5f, expected);
+
+        GemmProvider.SimdWithWidth(bits).Multiply(transA, transB, m, n, k, 0.75f, a, b, 0.5f, c);
+
+        // Sums of k products of values in [-1, 1]: float rounding grows like sqrt(k)·eps; a wrong index is off by O(1).
+        float tolerance = 1e-5f * MathF.Sqrt(k) * 4;
+        for (int i = 0; i < c.Length; i++) c[i].Should().BeApproximately(expected[i], tolerance, "element {0}", i);
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Double_matches_MathNet_with_beta_one(int bits, bool transA, bool transB, int m, int n, int k)
+    {
+        var random = new Random(m + 1000 * n + 7 * k);
+        double[] a = GradientCheck.Random(random, m * k).Data, b = GradientCheck.Random(random, k * n).Data;
+        double[] c = GradientCheck.Random(random, m * n).Data, expected = (double[])c.Clone();
+        GemmProvider.MathNet.Multiply(transA, transB, m, n, k, 1.0, a, b, 1.0, expected);
+
+        GemmProvider.SimdWithWidth(bits).Multiply(transA, transB, m, n, k, 1.0, a, b, 1.0, c);
+
+        for (int i = 0; i < c.Length; i++) c[i].Should().BeApproximately(expected[i], 1e-12 * Math.Sqrt(k) * 4, "element {0}", i);
+    }
+
+    [Fact]
+    public void Beta_zero_overwrites_even_NaN()
+    {
+        float[] a = [1, 2, 3, 4], b = [1, 0, 0, 1], c = [float.NaN, float.NaN, float.NaN, float.NaN];
+        GemmProvider.Simd.Multiply(false, false, 2, 2, 2, 1f, a, b, 0f, c);
+        c.Should().Equal(1, 2, 3, 4);
+    }
+
+    [Fact]
+    public void Steady_state_calls_allocate_nothing()
+    {
+        var provider = GemmProvider.Simd;
+        float[] a = new float[1728 * 25], b = new float[25 * 6], c = new float[1728 * 6];
+        provider.Multiply(false, false, 1728, 6, 25, 1f, a, b, 1f, c); // warm-up: JIT and the packing scratch
+        provider.Multiply(true, false, 25, 6, 1728, 1f, a, c, 0f, b);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            provider.Multiply(false, false, 1728, 6, 25, 1f, a, b, 1f, c);
+            provider.Multiply(true, false, 25, 6, 1728, 1f, a, c, 0f, b); // conv1's weight gradient: Pᵀ·∂y
+        }
+
+        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
+    }
+
+    [Fact]
+    public void Names_select_providers()
+    {
+        GemmProvider.FromName("mathnet").Should().BeSameAs(GemmProvider.MathNet);
+        GemmProvider.FromName("SIMD").Should().BeSameAs(GemmProvider.Simd);
+        GemmProvider.FromName("simd128").Name.Should().Be("simd (Vector128)");
+        FluentActions.Invoking(() => GemmProvider.FromName("blas")).Should().Throw<ArgumentException>().WithMessage("Unknown GEMM 'blas'*");
+    }
+
+    private static float[] RandomFloats(Random random, int count)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++) values[i] = random.NextSingle() * 2 - 1;
+        return values;
+    }
+}
