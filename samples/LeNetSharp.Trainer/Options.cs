@@ -14,6 +14,10 @@ internal sealed record Options
     public double Decay { get; private init; } = 0.95;
     public int Seed { get; private init; } = 1;
     public int? Limit { get; private init; }
+    public int Steps { get; private init; } = 20_000;
+    public int InferBatch { get; private init; } = 1000;
+    public int Threads { get; private init; } = 1;
+    public string? GemmName { get; private init; }
 
     /// <summary>Parses arguments; throws <see cref="ArgumentException"/> with a one-line message on anything wrong.</summary>
     public static Options Parse(string[] args)
@@ -24,8 +28,8 @@ internal sealed record Options
         {
             o = args[0] switch
             {
-                "fetch" or "train" or "eval" => o with { Command = args[0] },
-                _ => throw new ArgumentException($"unknown command '{args[0]}'; expected fetch, train or eval"),
+                "fetch" or "train" or "eval" or "bench" => o with { Command = args[0] },
+                _ => throw new ArgumentException($"unknown command '{args[0]}'; expected fetch, train, eval or bench"),
             };
             i = 1;
         }
@@ -46,6 +50,10 @@ internal sealed record Options
                 "--decay" => o with { Decay = Real(name, value, 0, 1) },
                 "--seed" => o with { Seed = Int(name, value, int.MinValue) },
                 "--limit" => o with { Limit = Int(name, value, 1) },
+                "--steps" => o with { Steps = Int(name, value, 1) },
+                "--infer-batch" => o with { InferBatch = Int(name, value, 1) },
+                "--threads" => o with { Threads = Int(name, value, 1) },
+                "--gemm" => o with { GemmName = value },
                 _ => throw new ArgumentException($"unknown option '{name}'"),
             };
         }

@@ -19,6 +19,7 @@ public static class Program
           fetch          fetch MNIST into the data folder (verified by SHA-256)
           train          train, save the model, evaluate on the 10,000 test images
           eval           evaluate a saved model on the test images
+          bench          time training steps and inference on MNIST, with a per-layer breakdown
 
         options:
           --data DIR     MNIST folder (default data/mnist)
@@ -27,6 +28,9 @@ public static class Program
           --lr X         learning rate (default 0.01) --decay X    per-epoch decay base (default 0.95)
           --seed N       seed of weights and shuffling (default 1)
           --limit N      train on the first N training images only
+          --gemm NAME    matrix multiply: simd (default here), simd512, simd256, simd128 or mathnet
+          --steps N      bench: timed training steps (default 20000)
+          --infer-batch N  bench and eval: images per inference batch (default 1000)
         """;
 
     /// <summary>Entry point: returns 0 on success, 1 on a runtime failure, 2 on bad arguments.</summary>
@@ -60,6 +64,7 @@ public static class Program
 
         try
         {
+            if (options.GemmName is not null) Gemm.Provider = GemmProvider.FromName(options.GemmName);
             switch (options.Command)
             {
                 case "fetch":
@@ -71,6 +76,9 @@ public static class Program
                 case "eval":
                     Evaluate(options, stdout, ModelFile.Load<float>(options.Model));
                     break;
+                case "bench":
+                    Bench.Run(options, stdout);
+                    break;
                 default: // the main job
                     Fetch(options, stdout);
                     Train(options, stdout);
@@ -79,7 +87,7 @@ public static class Program
 
             return 0;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception e) when (e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException or PlatformNotSupportedException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return 1;
@@ -120,7 +128,7 @@ public static class Program
     private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)
     {
         var test = Mnist.Load(o.Data, MnistSplit.Test);
-        stdout.WriteLine(Evaluator.Evaluate(network, test).ToString());
+        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch).ToString());
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>

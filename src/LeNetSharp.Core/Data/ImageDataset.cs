@@ -104,9 +104,7 @@ public sealed class ImageDataset
         Span<T> x = batch.Span;
         for (int i = 0; i < n; i++)
         {
-            ReadOnlySpan<byte> src = _pixels.AsSpan(indices[i] * size, size);
-            Span<T> dst = x.Slice(i * size, size);
-            for (int j = 0; j < size; j++) dst[j] = T.CreateTruncating(src[j]) * scale;
+            VectorOps.ScaleBytes(_pixels.AsSpan(indices[i] * size, size), x.Slice(i * size, size), scale);
             labels[i] = _labels[indices[i]];
         }
     }

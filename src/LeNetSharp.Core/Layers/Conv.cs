@@ -78,6 +78,13 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     /// <summary>The bias, shape (OC).</summary>
     public Parameter<T> Bias { get; }
 
+    /// <summary>
+    /// When false, <see cref="ILayer{T}.Backward"/> still fills the weight and bias gradients but skips ∂x (a GEMM and a
+    /// col2im) and returns zeros of the input's shape. Use it for a network's first layer, whose input gradient
+    /// nobody reads. Default true.
+    /// </summary>
+    public bool ComputeInputGradient { get; set; } = true;
+
     /// <inheritdoc />
     public override string Name => $"Conv {KernelHeight}x{KernelWidth} {InChannels}→{OutChannels} stride {Stride} pad {Padding}";
 
@@ -121,10 +128,16 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
         // ∂b += column sums of ∂y
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
 
+        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
+        if (!ComputeInputGradient)
+        {
+            inputGrad.Clear();
+            return inputGrad;
+        }
+
         // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
         var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
         Gemm.Multiply(false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
-        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
         Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
         return inputGrad;
     }

@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -41,25 +43,28 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
         var output = Tensor<T>.Reuse(ref _output, n, oh, ow, c);
         if (_argmax.Length != output.Length) _argmax = new int[output.Length];
 
-        ReadOnlySpan<T> x = input.Span;
-        Span<T> y = output.Span;
-        int o = 0;
+        ref T x = ref MemoryMarshal.GetArrayDataReference(input.Data);
+        ref T y = ref MemoryMarshal.GetArrayDataReference(output.Data);
+        ref int argmax = ref MemoryMarshal.GetArrayDataReference(_argmax);
+        int rowStride = w * c, o = 0;
         for (int b = 0; b < n; b++)
         {
             for (int i = 0; i < oh; i++)
             {
-                for (int j = 0; j < ow; j++)
+                int topLeft = (b * h + 2 * i) * rowStride;
+                for (int j = 0; j < ow; j++, topLeft += 2 * c)
                 {
-                    int topLeft = ((b * h + 2 * i) * w + 2 * j) * c;
                     for (int ch = 0; ch < c; ch++, o++)
                     {
-                        int i00 = topLeft + ch, i01 = i00 + c, i10 = i00 + w * c, i11 = i10 + c;
-                        int best = i00;
-                        if (x[i01] > x[best]) best = i01;
-                        if (x[i10] > x[best]) best = i10;
-                        if (x[i11] > x[best]) best = i11;
-                        y[o] = x[best];
-                        _argmax[o] = best;
+                        int i00 = topLeft + ch;
+                        T v00 = Unsafe.Add(ref x, i00), v01 = Unsafe.Add(ref x, i00 + c);
+                        T v10 = Unsafe.Add(ref x, i00 + rowStride), v11 = Unsafe.Add(ref x, i00 + rowStride + c);
+                        // Branch-free; row-major window order, a later element wins only when strictly greater (ties: first).
+                        int right = v01 > v00 ? 1 : 0, bottomRight = v11 > v10 ? 1 : 0;
+                        T top = T.Max(v00, v01), bottom = T.Max(v10, v11);
+                        int down = bottom > top ? 1 : 0;
+                        Unsafe.Add(ref y, o) = T.Max(top, bottom);
+                        Unsafe.Add(ref argmax, o) = i00 + down * rowStride + (right + down * (bottomRight - right)) * c;
                     }
                 }
             }
@@ -72,10 +77,12 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, _n, _h, _w, _c);
-        Span<T> dx = inputGrad.Span;
-        dx.Clear();
-        ReadOnlySpan<T> dy = outputGradient.Span;
-        for (int o = 0; o < dy.Length; o++) dx[_argmax[o]] = dy[o]; // windows do not overlap: no sums needed
+        inputGrad.Clear();
+        ref T dx = ref MemoryMarshal.GetArrayDataReference(inputGrad.Data);
+        ref T dy = ref MemoryMarshal.GetArrayDataReference(outputGradient.Data);
+        ref int argmax = ref MemoryMarshal.GetArrayDataReference(_argmax);
+        int count = outputGradient.Length;
+        for (int o = 0; o < count; o++) Unsafe.Add(ref dx, Unsafe.Add(ref argmax, o)) = Unsafe.Add(ref dy, o); // windows do not overlap
         return inputGrad;
     }
 }

@@ -26,9 +26,7 @@ public sealed class Relu<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         var output = ReuseLike(ref _output, input);
-        ReadOnlySpan<T> x = input.Span;
-        Span<T> y = output.Span;
-        for (int i = 0; i < x.Length; i++) y[i] = T.Max(x[i], T.Zero);
+        VectorOps.Relu<T>(input.Span, output.Span);
         return output;
     }
 
@@ -36,9 +34,7 @@ public sealed class Relu<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         var inputGrad = ReuseLike(ref _inputGrad, outputGradient);
-        ReadOnlySpan<T> y = _output!.Span, dy = outputGradient.Span;
-        Span<T> dx = inputGrad.Span;
-        for (int i = 0; i < y.Length; i++) dx[i] = y[i] > T.Zero ? dy[i] : T.Zero;
+        VectorOps.ReluBackward<T>(_output!.Span, outputGradient.Span, inputGrad.Span);
         return inputGrad;
     }
 

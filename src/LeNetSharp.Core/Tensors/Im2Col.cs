@@ -1,4 +1,7 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace LeNetSharp.Tensors;
 
@@ -68,15 +71,46 @@ public static class Im2Col
     {
         CheckLengths(x.Length, cols.Length, g);
         int oh = g.OH, ow = g.OW, c = g.C, rowLength = g.PatchColumns, tapRow = g.KW * c;
+        int vw = Vector256<T>.Count, tapVectors = (tapRow + vw - 1) / vw * vw;
+        ref T x0 = ref MemoryMarshal.GetReference(x);
+        ref T cols0 = ref MemoryMarshal.GetReference(cols);
         int row = 0;
         for (int n = 0; n < g.N; n++)
         {
             for (int y = 0; y < oh; y++)
             {
+                int iy0 = y * g.Stride - g.Padding;
+                bool rowsInside = iy0 >= 0 && iy0 + g.KH <= g.H;
                 for (int xo = 0; xo < ow; xo++, row++)
                 {
-                    Span<T> dst = cols.Slice(row * rowLength, rowLength);
-                    int iy0 = y * g.Stride - g.Padding, ix0 = xo * g.Stride - g.Padding;
+                    int ix0 = xo * g.Stride - g.Padding;
+                    int dstStart = row * rowLength;
+                    if (rowsInside && ix0 >= 0 && ix0 + g.KW <= g.W)
+                    {
+                        // The window lies inside the image: KH contiguous runs of KW·C elements.
+                        int src = ((n * g.H + iy0) * g.W + ix0) * c;
+                        int lastSrc = src + (g.KH - 1) * g.W * c;
+                        if (Vector256.IsHardwareAccelerated && lastSrc + tapVectors <= x.Length && dstStart + (g.KH - 1) * tapRow + tapVectors <= cols.Length)
+                        {
+                            // Whole vectors, possibly past the run's end: the next run (written next) overwrites the excess.
+                            ref T s = ref Unsafe.Add(ref x0, src);
+                            ref T d = ref Unsafe.Add(ref cols0, dstStart);
+                            for (int kh = 0; kh < g.KH; kh++)
+                            {
+                                for (int i = 0; i < tapRow; i += vw)
+                                {
+                                    Vector256.LoadUnsafe(ref Unsafe.Add(ref s, i)).StoreUnsafe(ref Unsafe.Add(ref d, i));
+                                }
+
+                                s = ref Unsafe.Add(ref s, g.W * c);
+                                d = ref Unsafe.Add(ref d, tapRow);
+                            }
+
+                            continue;
+                        }
+                    }
+
+                    Span<T> dst = cols.Slice(dstStart, rowLength);
                     for (int kh = 0; kh < g.KH; kh++)
                     {
                         int iy = iy0 + kh;
@@ -132,9 +166,7 @@ public static class Im2Col
                     {
                         int iy = iy0 + kh;
                         if ((uint)iy >= (uint)g.H) continue;
-                        ReadOnlySpan<T> s = src.Slice(kh * tapRow + first * c, (last - first) * c);
-                        Span<T> d = dx.Slice(((n * g.H + iy) * g.W + ix0 + first) * c, s.Length);
-                        for (int i = 0; i < s.Length; i++) d[i] += s[i];
+                        ShortCopy.Add(src.Slice(kh * tapRow + first * c, (last - first) * c), dx.Slice(((n * g.H + iy) * g.W + ix0 + first) * c));
                     }
                 }
             }

@@ -32,9 +32,10 @@ internal static class SimdGemm<TOps, TV, T>
         }
 
         int w = TOps.Count;
-        // Work estimate of each orientation: vector FMAs, plus a packing pass when V is not usable in place.
-        long direct = (long)m * Ceil(n, w) * k + (transB || n % w != 0 ? (long)k * n : 0);
-        long transposed = (long)n * Ceil(m, w) * k + (!transA || m % w != 0 ? (long)k * m : 0);
+        // Work estimate of each orientation: vector FMAs, plus a packing pass when V is not usable in place, plus
+        // writing C: whole vectors when X = C, one scalar per element when X = Cᵀ.
+        long direct = (long)m * Ceil(n, w) * k + (transB || n % w != 0 ? (long)k * n : 0) + (long)m * Ceil(n, w);
+        long transposed = (long)n * Ceil(m, w) * k + (!transA || m % w != 0 ? (long)k * m : 0) + (long)m * n;
         if (direct <= transposed)
         {
             // a = i (row of C), b = j. U(i, p) = op(A)[i, p]; V(p, j) = op(B)[p, j]; X[i, j] = C[i·n + j].
@@ -66,121 +67,174 @@ internal static class SimdGemm<TOps, TV, T>
 
         ref T u0 = ref u[0];
         ref T v0 = ref vb[0];
-        ref T c0 = ref c[0];
+        Span<T> tile = stackalloc T[TileElements];
         int a = 0;
+        if (ldv < 4 * w)
+        {
+            // Narrow X (1–3 vectors wide): 8-row blocks, one vector column at a time, keep 8 FMAs in flight.
+            for (; a + 8 <= ra; a += 8)
+            {
+                for (int b = 0; b < ldv; b += w)
+                {
+                    Block8x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 8, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+            }
+        }
+
         for (; a + 4 <= ra; a += 4)
         {
             int b = 0;
-            for (; b + 4 * w <= ldv; b += 4 * w) Block4x4(ref u0, a, ua, up, ref v0, ldv, b, k, rb, alpha, beta, ref c0, outRowStride, outColStride);
-            for (; b < ldv; b += w) Block4x1(ref u0, a, ua, up, ref v0, ldv, b, k, rb, alpha, beta, ref c0, outRowStride, outColStride);
+            for (; b + 4 * w <= ldv; b += 4 * w)
+            {
+                Block4x4(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                WriteTile(tile, 4, 4, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+            }
+
+            for (; b < ldv; b += w)
+            {
+                Block4x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                WriteTile(tile, 4, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+            }
         }
 
         for (; a < ra; a++)
         {
-            for (int b = 0; b < ldv; b += w) Block1x1(ref u0, a, ua, up, ref v0, ldv, b, k, rb, alpha, beta, ref c0, outRowStride, outColStride);
+            for (int b = 0; b < ldv; b += w)
+            {
+                Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+            }
         }
     }
 
-    private static void Block4x4(ref T u, int a, int ua, int up, ref T v, int ldv, int b, int k, int rb,
-        T alpha, T beta, ref T c, int ors, int ocs)
+    private const int TileElements = 16 * 64; // 16 vectors of up to 64 elements
+
+    // Each block accumulates over all of k in registers, then stores its accumulators to `tile` (row r, vector v at
+    // (r·vectors + v)·W) before anything is written to C: no accumulator is live across a call, so none is spilled.
+
+    private static void Block4x4(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         int w = TOps.Count;
         TV x00 = TOps.Zero, x01 = TOps.Zero, x02 = TOps.Zero, x03 = TOps.Zero;
         TV x10 = TOps.Zero, x11 = TOps.Zero, x12 = TOps.Zero, x13 = TOps.Zero;
         TV x20 = TOps.Zero, x21 = TOps.Zero, x22 = TOps.Zero, x23 = TOps.Zero;
         TV x30 = TOps.Zero, x31 = TOps.Zero, x32 = TOps.Zero, x33 = TOps.Zero;
-        int r0 = a * ua, r1 = r0 + ua, r2 = r1 + ua, r3 = r2 + ua;
-        for (int p = 0, up_ = 0, vp = b; p < k; p++, up_ += up, vp += ldv)
+        nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, pu = r0, pv = 0;
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
-            ref T vr = ref Unsafe.Add(ref v, vp);
+            ref T vr = ref Unsafe.Add(ref v, pv);
             TV v0 = TOps.Load(ref vr), v1 = TOps.Load(ref Unsafe.Add(ref vr, w));
             TV v2 = TOps.Load(ref Unsafe.Add(ref vr, 2 * w)), v3 = TOps.Load(ref Unsafe.Add(ref vr, 3 * w));
-            TV s = TOps.Broadcast(Unsafe.Add(ref u, r0 + up_));
+            ref T ur = ref Unsafe.Add(ref u, pu);
+            TV s = TOps.Broadcast(ur);
             x00 = TOps.MultiplyAdd(s, v0, x00); x01 = TOps.MultiplyAdd(s, v1, x01); x02 = TOps.MultiplyAdd(s, v2, x02); x03 = TOps.MultiplyAdd(s, v3, x03);
-            s = TOps.Broadcast(Unsafe.Add(ref u, r1 + up_));
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua1));
             x10 = TOps.MultiplyAdd(s, v0, x10); x11 = TOps.MultiplyAdd(s, v1, x11); x12 = TOps.MultiplyAdd(s, v2, x12); x13 = TOps.MultiplyAdd(s, v3, x13);
-            s = TOps.Broadcast(Unsafe.Add(ref u, r2 + up_));
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua2));
             x20 = TOps.MultiplyAdd(s, v0, x20); x21 = TOps.MultiplyAdd(s, v1, x21); x22 = TOps.MultiplyAdd(s, v2, x22); x23 = TOps.MultiplyAdd(s, v3, x23);
-            s = TOps.Broadcast(Unsafe.Add(ref u, r3 + up_));
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua3));
             x30 = TOps.MultiplyAdd(s, v0, x30); x31 = TOps.MultiplyAdd(s, v1, x31); x32 = TOps.MultiplyAdd(s, v2, x32); x33 = TOps.MultiplyAdd(s, v3, x33);
         }
 
-        Write(x00, a, b, rb, alpha, beta, ref c, ors, ocs); Write(x01, a, b + w, rb, alpha, beta, ref c, ors, ocs);
-        Write(x02, a, b + 2 * w, rb, alpha, beta, ref c, ors, ocs); Write(x03, a, b + 3 * w, rb, alpha, beta, ref c, ors, ocs);
-        Write(x10, a + 1, b, rb, alpha, beta, ref c, ors, ocs); Write(x11, a + 1, b + w, rb, alpha, beta, ref c, ors, ocs);
-        Write(x12, a + 1, b + 2 * w, rb, alpha, beta, ref c, ors, ocs); Write(x13, a + 1, b + 3 * w, rb, alpha, beta, ref c, ors, ocs);
-        Write(x20, a + 2, b, rb, alpha, beta, ref c, ors, ocs); Write(x21, a + 2, b + w, rb, alpha, beta, ref c, ors, ocs);
-        Write(x22, a + 2, b + 2 * w, rb, alpha, beta, ref c, ors, ocs); Write(x23, a + 2, b + 3 * w, rb, alpha, beta, ref c, ors, ocs);
-        Write(x30, a + 3, b, rb, alpha, beta, ref c, ors, ocs); Write(x31, a + 3, b + w, rb, alpha, beta, ref c, ors, ocs);
-        Write(x32, a + 3, b + 2 * w, rb, alpha, beta, ref c, ors, ocs); Write(x33, a + 3, b + 3 * w, rb, alpha, beta, ref c, ors, ocs);
+        ref T t = ref tile[0];
+        TOps.Store(x00, ref t); TOps.Store(x01, ref Unsafe.Add(ref t, w)); TOps.Store(x02, ref Unsafe.Add(ref t, 2 * w)); TOps.Store(x03, ref Unsafe.Add(ref t, 3 * w));
+        TOps.Store(x10, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(x11, ref Unsafe.Add(ref t, 5 * w)); TOps.Store(x12, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(x13, ref Unsafe.Add(ref t, 7 * w));
+        TOps.Store(x20, ref Unsafe.Add(ref t, 8 * w)); TOps.Store(x21, ref Unsafe.Add(ref t, 9 * w)); TOps.Store(x22, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(x23, ref Unsafe.Add(ref t, 11 * w));
+        TOps.Store(x30, ref Unsafe.Add(ref t, 12 * w)); TOps.Store(x31, ref Unsafe.Add(ref t, 13 * w)); TOps.Store(x32, ref Unsafe.Add(ref t, 14 * w)); TOps.Store(x33, ref Unsafe.Add(ref t, 15 * w));
     }
 
-    private static void Block4x1(ref T u, int a, int ua, int up, ref T v, int ldv, int b, int k, int rb,
-        T alpha, T beta, ref T c, int ors, int ocs)
+    private static void Block8x1(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
     {
-        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero;
-        int r0 = a * ua, r1 = r0 + ua, r2 = r1 + ua, r3 = r2 + ua;
-        for (int p = 0, up_ = 0, vp = b; p < k; p++, up_ += up, vp += ldv)
+        int w = TOps.Count;
+        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero, x6 = TOps.Zero, x7 = TOps.Zero;
+        nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, ua4 = 4 * ua, ua5 = 5 * ua, ua6 = 6 * ua, ua7 = 7 * ua, pu = r0, pv = 0;
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
-            TV v0 = TOps.Load(ref Unsafe.Add(ref v, vp));
-            x0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, r0 + up_)), v0, x0);
-            x1 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, r1 + up_)), v0, x1);
-            x2 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, r2 + up_)), v0, x2);
-            x3 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, r3 + up_)), v0, x3);
+            TV v0 = TOps.Load(ref Unsafe.Add(ref v, pv));
+            ref T ur = ref Unsafe.Add(ref u, pu);
+            x0 = TOps.MultiplyAdd(TOps.Broadcast(ur), v0, x0);
+            x1 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua1)), v0, x1);
+            x2 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua2)), v0, x2);
+            x3 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua3)), v0, x3);
+            x4 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua4)), v0, x4);
+            x5 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua5)), v0, x5);
+            x6 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua6)), v0, x6);
+            x7 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua7)), v0, x7);
         }
 
-        Write(x0, a, b, rb, alpha, beta, ref c, ors, ocs);
-        Write(x1, a + 1, b, rb, alpha, beta, ref c, ors, ocs);
-        Write(x2, a + 2, b, rb, alpha, beta, ref c, ors, ocs);
-        Write(x3, a + 3, b, rb, alpha, beta, ref c, ors, ocs);
+        ref T t = ref tile[0];
+        TOps.Store(x0, ref t); TOps.Store(x1, ref Unsafe.Add(ref t, w)); TOps.Store(x2, ref Unsafe.Add(ref t, 2 * w)); TOps.Store(x3, ref Unsafe.Add(ref t, 3 * w));
+        TOps.Store(x4, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(x5, ref Unsafe.Add(ref t, 5 * w)); TOps.Store(x6, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(x7, ref Unsafe.Add(ref t, 7 * w));
     }
 
-    private static void Block1x1(ref T u, int a, int ua, int up, ref T v, int ldv, int b, int k, int rb,
-        T alpha, T beta, ref T c, int ors, int ocs)
+    private static void Block4x1(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
+    {
+        int w = TOps.Count;
+        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero;
+        nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, pu = r0, pv = 0;
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
+        {
+            TV v0 = TOps.Load(ref Unsafe.Add(ref v, pv));
+            ref T ur = ref Unsafe.Add(ref u, pu);
+            x0 = TOps.MultiplyAdd(TOps.Broadcast(ur), v0, x0);
+            x1 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua1)), v0, x1);
+            x2 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua2)), v0, x2);
+            x3 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref ur, ua3)), v0, x3);
+        }
+
+        ref T t = ref tile[0];
+        TOps.Store(x0, ref t); TOps.Store(x1, ref Unsafe.Add(ref t, w)); TOps.Store(x2, ref Unsafe.Add(ref t, 2 * w)); TOps.Store(x3, ref Unsafe.Add(ref t, 3 * w));
+    }
+
+    private static void Block1x1(ref T u, int r0, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         TV x0 = TOps.Zero, x1 = TOps.Zero;
-        int r0 = a * ua, p = 0;
+        nint pu = r0, pv = 0;
+        int p = 0;
         // Two accumulators break the FMA dependency chain on this (rarely hot) tail path.
-        for (; p + 2 <= k; p += 2)
+        for (; p + 2 <= k; p += 2, pu += 2 * up, pv += 2 * ldv)
         {
-            x0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, r0 + p * up)), TOps.Load(ref Unsafe.Add(ref v, p * ldv + b)), x0);
-            x1 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, r0 + (p + 1) * up)), TOps.Load(ref Unsafe.Add(ref v, (p + 1) * ldv + b)), x1);
+            x0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, pu)), TOps.Load(ref Unsafe.Add(ref v, pv)), x0);
+            x1 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, pu + up)), TOps.Load(ref Unsafe.Add(ref v, pv + ldv)), x1);
         }
 
-        if (p < k) x0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, r0 + p * up)), TOps.Load(ref Unsafe.Add(ref v, p * ldv + b)), x0);
-        Write(TOps.Add(x0, x1), a, b, rb, alpha, beta, ref c, ors, ocs);
+        if (p < k) x0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, pu)), TOps.Load(ref Unsafe.Add(ref v, pv)), x0);
+        TOps.Store(TOps.Add(x0, x1), ref tile[0]);
     }
 
-    /// <summary>C[a, b .. b+W) ← alpha·x + beta·C, for the lanes below rb; beta = 0 never reads C (so NaN in C is not kept).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Write(TV x, int a, int b, int rb, T alpha, T beta, ref T c, int ors, int ocs)
+    /// <summary>
+    /// C[(a + r)·ors + (b + v·W + l)·ocs] ← alpha·tile + beta·C for rows r &lt; rows, vectors v &lt; vectors and columns
+    /// below rb; beta = 0 never reads C (so NaN in C is not kept).
+    /// </summary>
+    private static void WriteTile(ReadOnlySpan<T> tile, int rows, int vectors, int a, int b, int rb, T alpha, T beta, T[] c, int ors, int ocs)
     {
         int w = TOps.Count;
-        if (ocs == 1 && b + w <= rb)
+        ref T c0 = ref c[0];
+        for (int r = 0; r < rows; r++)
         {
-            ref T dst = ref Unsafe.Add(ref c, a * ors + b);
-            TV y = alpha == T.One ? x : TOps.Multiply(x, TOps.Broadcast(alpha));
-            if (beta != T.Zero) y = TOps.MultiplyAdd(TOps.Load(ref dst), TOps.Broadcast(beta), y);
-            TOps.Store(y, ref dst);
-        }
-        else
-        {
-            WriteLanes(x, a, b, rb, alpha, beta, ref c, ors, ocs);
-        }
-    }
+            for (int vi = 0; vi < vectors; vi++)
+            {
+                int col = b + vi * w;
+                ref T x = ref Unsafe.AsRef(in tile[(r * vectors + vi) * w]);
+                if (ocs == 1 && col + w <= rb)
+                {
+                    ref T dst = ref Unsafe.Add(ref c0, (a + r) * ors + col);
+                    TV y = TOps.Load(ref x);
+                    if (alpha != T.One) y = TOps.Multiply(y, TOps.Broadcast(alpha));
+                    if (beta != T.Zero) y = TOps.MultiplyAdd(TOps.Load(ref dst), TOps.Broadcast(beta), y);
+                    TOps.Store(y, ref dst);
+                    continue;
+                }
 
-    /// <summary>The slow path of <see cref="Write"/>: a partial vector, or a strided (transposed) destination.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void WriteLanes(TV x, int a, int b, int rb, T alpha, T beta, ref T c, int ors, int ocs)
-    {
-        int w = TOps.Count;
-        Span<T> lanes = stackalloc T[64];
-        TOps.Store(x, ref lanes[0]);
-        int count = Math.Min(w, rb - b);
-        for (int l = 0; l < count; l++)
-        {
-            ref T dst = ref Unsafe.Add(ref c, a * ors + (b + l) * ocs);
-            dst = beta == T.Zero ? alpha * lanes[l] : alpha * lanes[l] + beta * dst;
+                int count = Math.Min(w, rb - col);
+                for (int l = 0; l < count; l++)
+                {
+                    ref T dst = ref Unsafe.Add(ref c0, (a + r) * ors + (col + l) * ocs);
+                    T value = Unsafe.Add(ref x, l);
+                    dst = beta == T.Zero ? alpha * value : alpha * value + beta * dst;
+                }
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Numerics;
 using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Training;
 
@@ -78,7 +79,7 @@ public sealed class Sgd<T> where T : unmanaged, IFloatingPointIeee754<T>
             }
             else
             {
-                for (int i = 0; i < w.Length; i++) w[i] -= lr * g[i];
+                VectorOps.SubtractScaled(w, g, lr);
             }
 
             g.Clear();

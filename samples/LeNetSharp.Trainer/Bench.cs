@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Globalization;
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+using LeNetSharp.Training;
+
+namespace LeNetSharp.Trainer;
+
+/// <summary>
+/// The `bench` command: times training steps and an inference pass on MNIST, with a per-layer breakdown.
+/// Timing and printing only; the work is the library's.
+/// </summary>
+internal static class Bench
+{
+    public static void Run(Options o, TextWriter stdout)
+    {
+        var train = Mnist.Load(o.Data, MnistSplit.Train);
+        var test = Mnist.Load(o.Data, MnistSplit.Test);
+        var network = LeNet.Create<float>(o.Seed);
+        var trainer = new Trainer<float>(network, new TrainingOptions { BatchSize = o.Batch, Seed = o.Seed });
+        int batch = o.Batch, steps = o.Steps;
+        var order = Enumerable.Range(0, train.Count).ToArray();
+        new Random(o.Seed).Shuffle(order);
+        int Offset(int step) => (int)((long)step * batch % (train.Count - batch));
+
+        stdout.WriteLine($"bench: gemm {Gemm.Provider.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}");
+        for (int s = 0; s < 300; s++) trainer.Step(train, order.AsSpan(Offset(s), batch)); // warm-up: JIT tiers and buffers
+
+        var clock = Stopwatch.StartNew();
+        for (int s = 0; s < steps; s++) trainer.Step(train, order.AsSpan(Offset(s), batch));
+        double trainSeconds = clock.Elapsed.TotalSeconds;
+        double trainRate = steps * batch / trainSeconds;
+
+        Evaluator.Evaluate(network, test, o.InferBatch); // warm-up
+        clock.Restart();
+        var result = Evaluator.Evaluate(network, test, o.InferBatch);
+        double inferRate = test.Count / clock.Elapsed.TotalSeconds;
+
+        PrintLayerBreakdown(network, train, order, batch, stdout);
+        GemmBench.Run(stdout, batch, Gemm.Provider == GemmProvider.MathNet ? [GemmProvider.MathNet] : [Gemm.Provider, GemmProvider.MathNet]);
+        stdout.WriteLine($"({result})");
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"train: {trainRate:F0} images/s ({train.Count / trainRate:F2} s/epoch), infer: {inferRate:F0} images/s"));
+    }
+
+    /// <summary>Median time of each layer's forward and backward over repeated single steps, with GFLOP/s for the GEMM layers.</summary>
+    private static void PrintLayerBreakdown(Sequential<float> network, ImageDataset data, int[] order, int batch, TextWriter stdout)
+    {
+        const int Repeats = 2000;
+        var layers = network.Layers;
+        var forward = new double[layers.Count, Repeats];
+        var backward = new double[layers.Count, Repeats];
+        var x = new Tensor<float>(batch, data.Height, data.Width, data.Channels);
+        var labels = new int[batch];
+        var loss = new SoftmaxCrossEntropy<float>();
+        var outputs = new Tensor<float>[layers.Count];
+        for (int r = 0; r < Repeats; r++)
+        {
+            data.FillBatch(order.AsSpan(r * batch % (data.Count - batch), batch), x, labels);
+            var t = x;
+            for (int l = 0; l < layers.Count; l++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                t = outputs[l] = layers[l].Forward(t);
+                forward[l, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            loss.Forward(t, labels);
+            var g = loss.Backward();
+            for (int l = layers.Count - 1; l >= 0; l--)
+            {
+                long start = Stopwatch.GetTimestamp();
+                g = layers[l].Backward(g);
+                backward[l, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            network.ZeroGradients(); // measure only; no update
+        }
+
+        stdout.WriteLine($"per layer at batch {batch} (median µs; GFLOP/s of the GEMM layers; one core's FP32 peak ≈ 165):");
+        stdout.WriteLine("  layer                               forward          backward");
+        double totalF = 0, totalB = 0;
+        var shape = new[] { batch, data.Height, data.Width, data.Channels };
+        for (int l = 0; l < layers.Count; l++)
+        {
+            double f = Median(forward, l), b = Median(backward, l);
+            totalF += f;
+            totalB += b;
+            double flops = ForwardFlops(layers[l], shape);
+            bool isFirst = l == 0;
+            string rate(double us, double fl) => fl > 0 ? string.Create(CultureInfo.InvariantCulture, $" ({fl / us / 1e3:F1} GF/s)") : "";
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {layers[l].Name,-34} {f,7:F2}{rate(f, flops),-12} {b,7:F2}{rate(b, (isFirst && layers[l] is Conv<float> c && !c.ComputeInputGradient ? 1 : 2) * flops),-12}"));
+            shape = outputs[l].Shape.ToArray();
+        }
+
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"total",-34} {totalF,7:F2}{"",-12} {totalB,7:F2}"));
+    }
+
+    private static double ForwardFlops(ILayer<float> layer, int[] inputShape) => layer switch
+    {
+        Conv<float> c => 2.0 * layer.OutputShape(inputShape).Aggregate(1.0, (a, d) => a * d) * c.KernelHeight * c.KernelWidth * c.InChannels,
+        Linear<float> l => 2.0 * inputShape[0] * l.InFeatures * l.OutFeatures,
+        _ => 0,
+    };
+
+    private static double Median(double[,] samples, int row)
+    {
+        var values = Enumerable.Range(0, samples.GetLength(1)).Select(i => samples[row, i]).Order().ToArray();
+        return values[values.Length / 2];
+    }
+}
+
+/// <summary>The GEMM shapes of one LeNet training step at batch 3, timed for each provider.</summary>
+internal static class GemmBench
+{
+    /// <summary>(label, transA, transB, m, n, k) of every product in a step at batch <paramref name="n"/>.</summary>
+    public static (string Label, bool TransA, bool TransB, int M, int N, int K)[] Shapes(int n) =>
+    [
+        ("conv1 forward  P·K", false, false, n * 576, 6, 25),
+        ("conv1 ∂K      Pᵀ·∂y", true, false, 25, 6, n * 576),
+        ("conv2 forward  P·K", false, false, n * 64, 16, 150),
+        ("conv2 ∂K      Pᵀ·∂y", true, false, 150, 16, n * 64),
+        ("conv2 ∂P      ∂y·Kᵀ", false, true, n * 64, 150, 16),
+        ("linear forward x·W", false, false, n, 10, 256),
+        ("linear ∂W     xᵀ·∂y", true, false, 256, 10, n),
+        ("linear ∂x     ∂y·Wᵀ", false, true, n, 256, 10),
+    ];
+
+    public static void Run(TextWriter stdout, int batch, params GemmProvider[] providers)
+    {
+        stdout.WriteLine($"GEMM shapes of a training step at batch {batch} (median µs / GFLOP/s):");
+        stdout.WriteLine($"  {"product",-22} {"m x n x k",-16}" + string.Concat(providers.Select(p => $" {p.Name,-24}")));
+        foreach (var (label, ta, tb, m, n, k) in Shapes(batch))
+        {
+            var random = new Random(1);
+            float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+            foreach (var arr in new[] { a, b }) for (int i = 0; i < arr.Length; i++) arr[i] = random.NextSingle();
+            var line = $"  {label,-22} {$"{m}x{n}x{k}",-16}";
+            foreach (var p in providers)
+            {
+                int reps = p == GemmProvider.MathNet ? 200 : 2000;
+                var times = new double[reps];
+                for (int r = 0; r < 50; r++) p.Multiply(ta, tb, m, n, k, 1f, a, b, 0f, c);
+                for (int r = 0; r < reps; r++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    p.Multiply(ta, tb, m, n, k, 1f, a, b, 0f, c);
+                    times[r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                }
+
+                Array.Sort(times);
+                double us = times[reps / 2];
+                line += string.Create(CultureInfo.InvariantCulture, $" {us,8:F2} µs {2.0 * m * n * k / us / 1e3,6:F1} GF/s   ");
+            }
+
+            stdout.WriteLine(line);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace LeNetSharp.Tensors;
+
+/// <summary>Element-wise kernels over spans, vectorised with <see cref="Vector{T}"/> plus a scalar tail.</summary>
+internal static class VectorOps
+{
+    /// <summary>y = max(x, 0).</summary>
+    public static void Relu<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y[..x.Length]);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i + Vector<T>.Count <= x.Length; i += Vector<T>.Count)
+            {
+                Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)i), Vector<T>.Zero).StoreUnsafe(ref ys, (nuint)i);
+            }
+        }
+
+        for (; i < x.Length; i++) Unsafe.Add(ref ys, i) = T.Max(Unsafe.Add(ref xs, i), T.Zero);
+    }
+
+    /// <summary>dx = dy where y &gt; 0, else 0.</summary>
+    public static void ReluBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) where T : unmanaged, INumber<T>
+    {
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        ref T dys = ref MemoryMarshal.GetReference(dy[..y.Length]);
+        ref T dxs = ref MemoryMarshal.GetReference(dx[..y.Length]);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i + Vector<T>.Count <= y.Length; i += Vector<T>.Count)
+            {
+                var positive = Vector.GreaterThan(Vector.LoadUnsafe(ref ys, (nuint)i), Vector<T>.Zero);
+                Vector.ConditionalSelect(positive, Vector.LoadUnsafe(ref dys, (nuint)i), Vector<T>.Zero).StoreUnsafe(ref dxs, (nuint)i);
+            }
+        }
+
+        for (; i < y.Length; i++) Unsafe.Add(ref dxs, i) = Unsafe.Add(ref ys, i) > T.Zero ? Unsafe.Add(ref dys, i) : T.Zero;
+    }
+
+    /// <summary>w = w − scale·g (the SGD update).</summary>
+    public static void SubtractScaled<T>(Span<T> w, ReadOnlySpan<T> g, T scale) where T : unmanaged, INumber<T>
+    {
+        ref T ws = ref MemoryMarshal.GetReference(w);
+        ref T gs = ref MemoryMarshal.GetReference(g[..w.Length]);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var s = new Vector<T>(scale);
+            for (; i + Vector<T>.Count <= w.Length; i += Vector<T>.Count)
+            {
+                (Vector.LoadUnsafe(ref ws, (nuint)i) - s * Vector.LoadUnsafe(ref gs, (nuint)i)).StoreUnsafe(ref ws, (nuint)i);
+            }
+        }
+
+        for (; i < w.Length; i++) Unsafe.Add(ref ws, i) -= scale * Unsafe.Add(ref gs, i);
+    }
+
+    /// <summary>dst = scale·src, converting bytes to <typeparamref name="T"/>.</summary>
+    public static void ScaleBytes<T>(ReadOnlySpan<byte> src, Span<T> dst, T scale) where T : unmanaged, INumberBase<T>
+    {
+        ref byte s = ref MemoryMarshal.GetReference(src);
+        ref T d = ref MemoryMarshal.GetReference(dst[..src.Length]);
+        int i = 0;
+        if (typeof(T) == typeof(float) && Vector.IsHardwareAccelerated)
+        {
+            // byte → ushort → uint → float, 4 float vectors per byte vector.
+            var sc = new Vector<float>(float.CreateTruncating(scale));
+            ref float df = ref Unsafe.As<T, float>(ref d);
+            for (; i + Vector<byte>.Count <= src.Length; i += Vector<byte>.Count)
+            {
+                Vector.Widen(Vector.LoadUnsafe(ref s, (nuint)i), out Vector<ushort> lo, out Vector<ushort> hi);
+                Vector.Widen(lo, out Vector<uint> a, out Vector<uint> b);
+                Vector.Widen(hi, out Vector<uint> c, out Vector<uint> e);
+                int f = Vector<float>.Count;
+                (Vector.ConvertToSingle(a) * sc).StoreUnsafe(ref df, (nuint)i);
+                (Vector.ConvertToSingle(b) * sc).StoreUnsafe(ref df, (nuint)(i + f));
+                (Vector.ConvertToSingle(c) * sc).StoreUnsafe(ref df, (nuint)(i + 2 * f));
+                (Vector.ConvertToSingle(e) * sc).StoreUnsafe(ref df, (nuint)(i + 3 * f));
+            }
+        }
+
+        for (; i < src.Length; i++) Unsafe.Add(ref d, i) = T.CreateTruncating(Unsafe.Add(ref s, i)) * scale;
+    }
+}
