@@ -73,8 +73,11 @@ public class SimdGemmTests
     {
         var provider = GemmProvider.Simd;
         float[] a = new float[1728 * 25], b = new float[25 * 6], c = new float[1728 * 6];
-        provider.Multiply(false, false, 1728, 6, 25, 1f, a, b, 1f, c); // warm-up: JIT and the packing scratch
-        provider.Multiply(true, false, 25, 6, 1728, 1f, a, c, 0f, b);
+        for (int i = 0; i < 300; i++) // warm-up: JIT tiers (on-stack replacement allocates once) and the packing scratch
+        {
+            provider.Multiply(false, false, 1728, 6, 25, 1f, a, b, 1f, c);
+            provider.Multiply(true, false, 25, 6, 1728, 1f, a, c, 0f, b);
+        }
 
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 100; i++)

@@ -88,7 +88,7 @@ public class TrainingTests
         var data = TestData.RandomImages(30, 3);
         var trainer = new Trainer<float>(TestData.SmallNet<float>(1), new TrainingOptions());
         int[] batch = [0, 1, 2];
-        for (int i = 0; i < 10; i++) trainer.Step(data, batch); // warm-up: buffers and JIT
+        for (int i = 0; i < 300; i++) trainer.Step(data, batch); // warm-up: buffers and JIT tiers
 
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 1000; i++) trainer.Step(data, batch);

@@ -217,20 +217,23 @@ internal static class SimdGemm<TOps, TV, T>
             {
                 int col = b + vi * w;
                 ref T x = ref Unsafe.AsRef(in tile[(r * vectors + vi) * w]);
-                if (ocs == 1 && col + w <= rb)
+                int start = (a + r) * ors + col * ocs;
+                if (ocs == 1 && start + w <= c.Length)
                 {
-                    ref T dst = ref Unsafe.Add(ref c0, (a + r) * ors + col);
+                    // A whole vector of C fits in the array: compute all lanes, keep C's own values in lanes past rb.
+                    ref T dst = ref Unsafe.Add(ref c0, start);
                     TV y = TOps.Load(ref x);
                     if (alpha != T.One) y = TOps.Multiply(y, TOps.Broadcast(alpha));
-                    if (beta != T.Zero) y = TOps.MultiplyAdd(TOps.Load(ref dst), TOps.Broadcast(beta), y);
-                    TOps.Store(y, ref dst);
+                    TV old = TOps.Load(ref dst);
+                    if (beta != T.Zero) y = TOps.MultiplyAdd(old, TOps.Broadcast(beta), y);
+                    TOps.Store(col + w <= rb ? y : TOps.SelectLow(y, old, rb - col), ref dst);
                     continue;
                 }
 
                 int count = Math.Min(w, rb - col);
                 for (int l = 0; l < count; l++)
                 {
-                    ref T dst = ref Unsafe.Add(ref c0, (a + r) * ors + (col + l) * ocs);
+                    ref T dst = ref Unsafe.Add(ref c0, start + l * ocs);
                     T value = Unsafe.Add(ref x, l);
                     dst = beta == T.Zero ? alpha * value : alpha * value + beta * dst;
                 }
@@ -244,16 +247,27 @@ internal static class SimdGemm<TOps, TV, T>
         int size = k * ldv;
         var pack = t_pack;
         if (pack is null || pack.Length < size) t_pack = pack = new T[Math.Max(size, 4096)];
+        int w = TOps.Count;
+        ref T v0 = ref v[0];
+        ref T pack0 = ref pack[0];
         for (int p = 0; p < k; p++)
         {
             Span<T> dst = pack.AsSpan(p * ldv, ldv);
+            int src = p * rowStride;
+            if (colStride == 1 && rb < w && src + w <= v.Length)
+            {
+                // A short row: one vector load, lanes past rb zeroed.
+                TOps.Store(TOps.SelectLow(TOps.Load(ref Unsafe.Add(ref v0, src)), TOps.Zero, rb), ref Unsafe.Add(ref pack0, p * ldv));
+                continue;
+            }
+
             if (colStride == 1)
             {
-                v.AsSpan(p * rowStride, rb).CopyTo(dst);
+                v.AsSpan(src, rb).CopyTo(dst);
             }
             else
             {
-                for (int bi = 0, src = p * rowStride; bi < rb; bi++, src += colStride) dst[bi] = v[src];
+                for (int bi = 0; bi < rb; bi++, src += colStride) dst[bi] = v[src];
             }
 
             dst[rb..].Clear();

@@ -20,9 +20,10 @@ internal interface ISimdOps<TV, T> where TV : struct where T : unmanaged
     static abstract TV MultiplyAdd(TV a, TV b, TV c); // a·b + c, fused where the hardware can
     static abstract TV Multiply(TV a, TV b);
     static abstract TV Add(TV a, TV b);
+    static abstract TV SelectLow(TV low, TV high, int count); // lanes below count from low, the rest from high
 }
 
-internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmanaged
+internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmanaged, INumberBase<T>
 {
     public static int Count => Vector512<T>.Count;
     public static string Name => "Vector512";
@@ -32,6 +33,8 @@ internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Broadcast(T value) => Vector512.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Multiply(Vector512<T> a, Vector512<T> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> SelectLow(Vector512<T> low, Vector512<T> high, int count) =>
+        Vector512.ConditionalSelect(Vector512.LessThan(Vector512<T>.Indices, Vector512.Create(T.CreateTruncating(count))), low, high);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<T> MultiplyAdd(Vector512<T> a, Vector512<T> b, Vector512<T> c)
@@ -42,7 +45,7 @@ internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmana
     }
 }
 
-internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmanaged
+internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmanaged, INumberBase<T>
 {
     public static int Count => Vector256<T>.Count;
     public static string Name => "Vector256";
@@ -52,6 +55,8 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Broadcast(T value) => Vector256.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Multiply(Vector256<T> a, Vector256<T> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> SelectLow(Vector256<T> low, Vector256<T> high, int count) =>
+        Vector256.ConditionalSelect(Vector256.LessThan(Vector256<T>.Indices, Vector256.Create(T.CreateTruncating(count))), low, high);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<T> MultiplyAdd(Vector256<T> a, Vector256<T> b, Vector256<T> c)
@@ -62,7 +67,7 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
     }
 }
 
-internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmanaged
+internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmanaged, INumberBase<T>
 {
     public static int Count => Vector128<T>.Count;
     public static string Name => "Vector128";
@@ -72,6 +77,8 @@ internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Broadcast(T value) => Vector128.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Multiply(Vector128<T> a, Vector128<T> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Add(Vector128<T> a, Vector128<T> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> SelectLow(Vector128<T> low, Vector128<T> high, int count) =>
+        Vector128.ConditionalSelect(Vector128.LessThan(Vector128<T>.Indices, Vector128.Create(T.CreateTruncating(count))), low, high);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<T> MultiplyAdd(Vector128<T> a, Vector128<T> b, Vector128<T> c)
