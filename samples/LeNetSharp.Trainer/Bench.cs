@@ -18,7 +18,7 @@ internal static class Bench
         var train = Mnist.Load(o.Data, MnistSplit.Train);
         var test = Mnist.Load(o.Data, MnistSplit.Test);
         var network = LeNet.Create<float>(o.Seed);
-        var trainer = new Trainer<float>(network, new TrainingOptions { BatchSize = o.Batch, Seed = o.Seed });
+        using var trainer = new Trainer<float>(network, new TrainingOptions { BatchSize = o.Batch, Seed = o.Seed, Threads = o.Threads });
         int batch = o.Batch, steps = o.Steps;
         var order = Enumerable.Range(0, train.Count).ToArray();
         new Random(o.Seed).Shuffle(order);
@@ -32,9 +32,9 @@ internal static class Bench
         double trainSeconds = clock.Elapsed.TotalSeconds;
         double trainRate = steps * batch / trainSeconds;
 
-        Evaluator.Evaluate(network, test, o.InferBatch); // warm-up
+        Evaluator.Evaluate(network, test, o.InferBatch, o.Threads); // warm-up
         clock.Restart();
-        var result = Evaluator.Evaluate(network, test, o.InferBatch);
+        var result = Evaluator.Evaluate(network, test, o.InferBatch, o.Threads);
         double inferRate = test.Count / clock.Elapsed.TotalSeconds;
 
         PrintLayerBreakdown(network, train, order, batch, stdout);

@@ -30,7 +30,8 @@ public static class Program
           --limit N      train on the first N training images only
           --gemm NAME    matrix multiply: simd (default here), simd512, simd256, simd128 or mathnet
           --steps N      bench: timed training steps (default 20000)
-          --infer-batch N  bench and eval: images per inference batch (default 1000)
+          --infer-batch N  images per inference batch (default 32)
+          --threads N    threads for training (data-parallel; pays off at batch ≥ 32) and evaluation (default 1)
         """;
 
     /// <summary>Entry point: returns 0 on success, 1 on a runtime failure, 2 on bad arguments.</summary>
@@ -107,10 +108,10 @@ public static class Program
         var network = LeNet.Create<float>(o.Seed);
         var trainingOptions = new TrainingOptions
         {
-            Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = o.Decay, Seed = o.Seed,
+            Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = o.Decay, Seed = o.Seed, Threads = o.Threads,
         };
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
-            + $"{o.Epochs} epochs, batch {o.Batch}, lr {o.LearningRate}, decay {o.Decay}, seed {o.Seed}, gemm {Gemm.Provider.Name}");
+            + $"{o.Epochs} epochs, batch {o.Batch}, lr {o.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {Gemm.Provider.Name}");
         var progress = new SyncProgress<TrainingProgress>(p =>
         {
             if (p.IsEpochEnd)
@@ -119,7 +120,7 @@ public static class Program
                     $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F4}  train acc {100 * p.Accuracy:F2}%  lr {p.LearningRate:G4}  {p.Elapsed.TotalSeconds:F1} s  {p.ImagesPerSecond:F0} img/s"));
             }
         });
-        new Trainer<float>(network, trainingOptions).Train(train, progress);
+        using (var trainer = new Trainer<float>(network, trainingOptions)) trainer.Train(train, progress);
         ModelFile.Save(network, o.Model);
         stdout.WriteLine($"saved {o.Model}");
         Evaluate(o, stdout, network);
@@ -128,7 +129,7 @@ public static class Program
     private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)
     {
         var test = Mnist.Load(o.Data, MnistSplit.Test);
-        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch).ToString());
+        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString());
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>

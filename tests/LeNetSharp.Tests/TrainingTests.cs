@@ -102,3 +102,39 @@ public class TrainingTests
         public void Report(TrainingProgress value) => handler(value);
     }
 }
+
+public class ParallelTrainingTests
+{
+    private static float[] Train(int threads, int seed = 3)
+    {
+        var net = TestData.SmallNet<float>(seed);
+        using var trainer = new Trainer<float>(net, new TrainingOptions { Epochs = 2, BatchSize = 32, Threads = threads, Seed = seed });
+        trainer.Train(TestData.RandomImages(200, 9));
+        return net.Parameters.SelectMany(p => p.Value.Data).ToArray();
+    }
+
+    [Fact]
+    public void Two_threads_are_deterministic()
+    {
+        Train(2).Should().Equal(Train(2));
+    }
+
+    [Fact]
+    public void Two_threads_compute_the_same_update_as_one_up_to_rounding()
+    {
+        float[] one = Train(1), two = Train(2);
+        one.Should().NotEqual(two, "the gradient sums are ordered differently");
+        for (int i = 0; i < one.Length; i++) two[i].Should().BeApproximately(one[i], 1e-4f, "parameter {0}", i);
+    }
+
+    [Fact]
+    public void Parallel_evaluation_gives_the_same_confusion_matrix()
+    {
+        var net = TestData.SmallNet<float>(1);
+        var data = TestData.RandomImages(333, 4);
+        var one = Evaluator.Evaluate(net, data, batchSize: 10);
+        var two = Evaluator.Evaluate(net, data, batchSize: 10, threads: 2);
+        two.Confusion.Should().BeEquivalentTo(one.Confusion);
+        two.Total.Should().Be(333);
+    }
+}

@@ -61,6 +61,17 @@ internal static class VectorOps
         for (; i < w.Length; i++) Unsafe.Add(ref ws, i) -= scale * Unsafe.Add(ref gs, i);
     }
 
+    /// <summary>x = scale·x.</summary>
+    public static void Scale<T>(Span<T> x, T scale) where T : unmanaged, INumber<T>
+    {
+        if (scale == T.One) return;
+        for (int i = 0; i < x.Length; i++) x[i] *= scale;
+    }
+
+    /// <summary>dst = dst + scale·src.</summary>
+    public static void AddScaled<T>(Span<T> dst, ReadOnlySpan<T> src, T scale) where T : unmanaged, INumber<T> =>
+        SubtractScaled(dst, src, -scale);
+
     /// <summary>dst = scale·src, converting bytes to <typeparamref name="T"/>.</summary>
     public static void ScaleBytes<T>(ReadOnlySpan<byte> src, Span<T> dst, T scale) where T : unmanaged, INumberBase<T>
     {

@@ -33,6 +33,13 @@ public sealed record TrainingOptions
     /// <summary>Shuffle the training set at the start of every epoch (default true).</summary>
     public bool Shuffle { get; init; } = true;
 
+    /// <summary>
+    /// Threads for data-parallel training (default 1): each batch is split into this many contiguous shards whose
+    /// gradients are summed in a fixed order, so a run is deterministic for a given thread count. Batches of fewer
+    /// than 8 images per thread (the tutorial's batch of 3, say) run on one thread, which is faster for them.
+    /// </summary>
+    public int Threads { get; init; } = 1;
+
     /// <summary>Report progress every this many batches (default 2,000), besides the end of each epoch.</summary>
     public int ReportEvery { get; init; } = 2000;
 
@@ -43,6 +50,7 @@ public sealed record TrainingOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(Epochs, 1, nameof(Epochs));
         ArgumentOutOfRangeException.ThrowIfLessThan(BatchSize, 1, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(ReportEvery, 1, nameof(ReportEvery));
+        ArgumentOutOfRangeException.ThrowIfLessThan(Threads, 1, nameof(Threads));
         if (!(LearningRate > 0 && double.IsFinite(LearningRate))) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "Must be positive.");
         if (!(Decay > 0 && Decay <= 1)) throw new ArgumentOutOfRangeException(nameof(Decay), Decay, "Must be in (0, 1].");
     }
@@ -69,14 +77,16 @@ public readonly record struct TrainingProgress(
 /// progress goes to an <see cref="IProgress{T}"/>. After the first batch of each size, a step allocates nothing.
 /// </summary>
 /// <typeparam name="T">Element type (float for speed).</typeparam>
-public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Sequential<T> _network;
-    private readonly SoftmaxCrossEntropy<T> _loss = new();
     private readonly Random _shuffle;
-    private Tensor<T>? _batch;
-    private int[] _labels = [];
-    private int[] _predictions = [];
+    private readonly GradientWorker<T>[] _workers;   // [0] trains the caller's network; the others, replicas
+    private readonly WorkerPool? _pool;
+    private readonly Action<int> _runShard;
+    private ImageDataset? _shardData;
+    private int[] _shardIndices = [];
+    private int _shardCount;
 
     /// <summary>Creates a trainer for <paramref name="network"/>.</summary>
     /// <param name="network">The network; its parameters are updated in place.</param>
@@ -90,6 +100,11 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         Options = options;
         _shuffle = new Random(options.Seed);
         Optimizer = new Sgd<T>(network.Parameters, options.LearningRate, options.Momentum, options.WeightDecay);
+        _workers = new GradientWorker<T>[options.Threads];
+        _workers[0] = new GradientWorker<T>(network);
+        for (int i = 1; i < _workers.Length; i++) _workers[i] = new GradientWorker<T>(Persistence.ModelFile.Replicate(network));
+        _pool = options.Threads > 1 ? new WorkerPool(options.Threads) : null;
+        _runShard = RunShard;
     }
 
     /// <summary>The hyper-parameters.</summary>
@@ -129,23 +144,71 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(data);
         int n = indices.Length;
-        var batch = Tensor<T>.Reuse(ref _batch, n, data.Height, data.Width, data.Channels);
-        if (_labels.Length != n)
+        if (_pool is null || n < MinShardSize * _workers.Length)
         {
-            _labels = new int[n];
-            _predictions = new int[n];
+            var only = _workers[0];
+            only.Run(data, indices);
+            Optimizer.Step();
+            return (only.Loss, only.Correct);
         }
 
-        data.FillBatch(indices, batch, _labels);
-        var logits = _network.Forward(batch);
-        double loss = double.CreateChecked(_loss.Forward(logits, _labels));
-        SoftmaxCrossEntropy<T>.ArgMaxRows(logits, _predictions);
+        // Data-parallel: worker i takes the i-th contiguous shard; the gradient of the batch mean is
+        // Σ_i (n_i / n)·∇(shard i's mean), summed in worker order.
+        if (_shardIndices.Length < n) _shardIndices = new int[n];
+        indices.CopyTo(_shardIndices);
+        _shardData = data;
+        _shardCount = n;
+        _pool.Run(_runShard);
+        double loss = 0;
         int correct = 0;
-        for (int i = 0; i < n; i++) if (_predictions[i] == _labels[i]) correct++;
-        _network.Backward(_loss.Backward());
+        for (int w = 0; w < _workers.Length; w++)
+        {
+            int size = ShardSize(w, n);
+            loss += _workers[w].Loss * size / n;
+            correct += _workers[w].Correct;
+        }
+
+        var master = _network.Parameters;
+        T scale0 = T.CreateChecked((double)ShardSize(0, n) / n);
+        foreach (var p in master) VectorOps.Scale(p.Gradient.Span, scale0);
+        for (int w = 1; w < _workers.Length; w++)
+        {
+            T scale = T.CreateChecked((double)ShardSize(w, n) / n);
+            var replica = _workers[w].Network.Parameters;
+            for (int p = 0; p < master.Count; p++)
+            {
+                VectorOps.AddScaled(master[p].Gradient.Span, replica[p].Gradient.Span, scale);
+                replica[p].ZeroGradient();
+            }
+        }
+
         Optimizer.Step();
+        for (int w = 1; w < _workers.Length; w++)
+        {
+            var replica = _workers[w].Network.Parameters;
+            for (int p = 0; p < master.Count; p++) replica[p].Value.CopyFrom(master[p].Value);
+        }
+
         return (loss, correct);
     }
+
+    /// <summary>Stops the worker threads (when <see cref="TrainingOptions.Threads"/> &gt; 1).</summary>
+    public void Dispose() => _pool?.Dispose();
+
+    /// <summary>Below this many images per thread a batch runs on one thread: the hand-off would cost more than it saves.</summary>
+    private const int MinShardSize = 8;
+
+    private int ShardSize(int worker, int n) => n / _workers.Length + (worker < n % _workers.Length ? 1 : 0);
+
+    private int ShardStart(int worker, int n)
+    {
+        int start = 0;
+        for (int w = 0; w < worker; w++) start += ShardSize(w, n);
+        return start;
+    }
+
+    private void RunShard(int worker) =>
+        _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)));
 
     private TrainingProgress RunEpoch(ImageDataset data, int[] order, int epoch, IProgress<TrainingProgress>? progress, CancellationToken ct)
     {

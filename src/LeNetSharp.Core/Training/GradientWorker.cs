@@ -1,0 +1,125 @@
+using System.Numerics;
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Training;
+
+/// <summary>
+/// One network replica with its own buffers: fills a (sub-)batch, runs forward, loss and backward, leaving the
+/// gradients of that (sub-)batch's mean loss in its parameters. Allocates only when the batch size changes.
+/// </summary>
+internal sealed class GradientWorker<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly SoftmaxCrossEntropy<T> _loss = new();
+    private Tensor<T>? _batch;
+    private int[] _labels = [];
+    private int[] _predictions = [];
+
+    public GradientWorker(Sequential<T> network) => Network = network;
+
+    public Sequential<T> Network { get; }
+
+    /// <summary>The last run's mean loss and right answers (before the update).</summary>
+    public double Loss { get; private set; }
+
+    public int Correct { get; private set; }
+
+    public void Run(ImageDataset data, ReadOnlySpan<int> indices)
+    {
+        int n = indices.Length;
+        var batch = Tensor<T>.Reuse(ref _batch, n, data.Height, data.Width, data.Channels);
+        if (_labels.Length != n)
+        {
+            _labels = new int[n];
+            _predictions = new int[n];
+        }
+
+        data.FillBatch(indices, batch, _labels);
+        var logits = Network.Forward(batch);
+        Loss = double.CreateChecked(_loss.Forward(logits, _labels));
+        SoftmaxCrossEntropy<T>.ArgMaxRows(logits, _predictions);
+        int correct = 0;
+        for (int i = 0; i < n; i++) if (_predictions[i] == _labels[i]) correct++;
+        Correct = correct;
+        Network.Backward(_loss.Backward());
+    }
+}
+
+/// <summary>
+/// Persistent threads that run one action per worker index in lock-step with the caller (who runs index 0), with
+/// no allocation per round. Used for data-parallel training; the split of work is fixed, so results are
+/// deterministic for a given thread count.
+/// </summary>
+internal sealed class WorkerPool : IDisposable
+{
+    private readonly Barrier _start;
+    private readonly Barrier _done;
+    private readonly Thread[] _threads;
+    private Action<int>? _work;
+    private volatile bool _stopping;
+    private Exception? _failure;
+
+    public WorkerPool(int workers)
+    {
+        Workers = workers;
+        _start = new Barrier(workers);
+        _done = new Barrier(workers);
+        _threads = new Thread[workers - 1];
+        for (int i = 1; i < workers; i++)
+        {
+            int index = i;
+            _threads[i - 1] = new Thread(() => Loop(index)) { IsBackground = true, Name = $"LeNetSharp worker {index}" };
+            _threads[i - 1].Start();
+        }
+    }
+
+    public int Workers { get; }
+
+    /// <summary>Runs <paramref name="work"/>(i) for every worker i, index 0 on the calling thread; returns when all are done.</summary>
+    public void Run(Action<int> work)
+    {
+        _work = work;
+        _failure = null;
+        _start.SignalAndWait();
+        try
+        {
+            work(0);
+        }
+        catch (Exception e)
+        {
+            _failure ??= e;
+        }
+
+        _done.SignalAndWait();
+        if (_failure is { } failure) throw new AggregateException("A training worker failed.", failure);
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        _start.SignalAndWait();
+        foreach (var t in _threads) t.Join();
+        _start.Dispose();
+        _done.Dispose();
+    }
+
+    private void Loop(int index)
+    {
+        while (true)
+        {
+            _start.SignalAndWait();
+            if (_stopping) return;
+            try
+            {
+                _work!(index);
+            }
+            catch (Exception e)
+            {
+                _failure ??= e;
+            }
+
+            _done.SignalAndWait();
+        }
+    }
+}
