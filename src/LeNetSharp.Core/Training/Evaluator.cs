@@ -81,17 +81,20 @@ public static class Evaluator
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var confusion = new int[data.Classes, data.Classes];
+        batchSize = Math.Min(batchSize, end - begin);
+        if (batchSize < 1) return confusion;
         var indices = new int[batchSize];
         var labels = new int[batchSize];
         var predictions = new int[batchSize];
-        Tensor<T>? batch = null;
+        var batch = new Tensor<T>(batchSize, data.Height, data.Width, data.Channels);
         for (int start = begin; start < end; start += batchSize)
         {
             ct.ThrowIfCancellationRequested();
+            // A short last batch is padded by repeating its last image, so every forward pass has the same shape
+            // and the layers keep their buffers; only the first n answers count.
             int n = Math.Min(batchSize, end - start);
-            for (int i = 0; i < n; i++) indices[i] = start + i;
-            batch = Tensor<T>.Reuse(ref batch, n, data.Height, data.Width, data.Channels);
-            data.FillBatch(indices.AsSpan(0, n), batch, labels);
+            for (int i = 0; i < batchSize; i++) indices[i] = start + Math.Min(i, n - 1);
+            data.FillBatch(indices, batch, labels);
             SoftmaxCrossEntropy<T>.ArgMaxRows(network.Forward(batch), predictions);
             for (int i = 0; i < n; i++) confusion[labels[i], predictions[i]]++;
         }

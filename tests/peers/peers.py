@@ -1,0 +1,177 @@
+"""Seconds per epoch at batch 3 on one thread: the tutorial's numpy algorithm and PyTorch, on real MNIST.
+
+Usage: python3 peers.py DATA_DIR [--numpy-batches N] [--torch-batches N]
+Each peer trains for N batches of 3 after a short warm-up; the time is scaled to 20,000 batches (one epoch).
+"""
+import argparse
+import os
+import struct
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+from numpy.lib.stride_tricks import as_strided  # noqa: E402
+
+BATCHES_PER_EPOCH = 60000 // 3
+
+
+def read_idx(path):
+    with open(path, "rb") as f:
+        magic, = struct.unpack(">i", f.read(4))
+        dims = struct.unpack(">" + "i" * (magic & 0xFF), f.read(4 * (magic & 0xFF)))
+        return np.frombuffer(f.read(), dtype=np.uint8).reshape(dims)
+
+
+def load(data_dir):
+    x = read_idx(os.path.join(data_dir, "train-images-idx3-ubyte")).astype(np.float64)[..., None] / 255.0
+    y = read_idx(os.path.join(data_dir, "train-labels-idx1-ubyte")).astype(np.int64)
+    return x, y  # NHWC, as the tutorial
+
+
+# ---- The tutorial's algorithm, in numpy (NHWC, im2col by strides, updates inside backward) -----------------------
+
+def split_by_strides(x, kh, kw, s=1):
+    n, h, w, c = x.shape
+    oh, ow = (h - kh) // s + 1, (w - kw) // s + 1
+    strides = (x.strides[0], s * x.strides[1], s * x.strides[2], x.strides[1], x.strides[2], x.strides[3])
+    return as_strided(x, shape=(n, oh, ow, kh, kw, c), strides=strides)
+
+
+class Conv:
+    def __init__(self, kh, kw, cin, cout, rng):
+        self.k = rng.normal(0, np.sqrt(2.0 / (kh * kw * cin)), (kh, kw, cin, cout))
+        self.b = np.zeros(cout)
+
+    def forward(self, x):
+        self.x = x
+        self.cols = split_by_strides(x, *self.k.shape[:2])
+        return np.tensordot(self.cols, self.k, axes=([3, 4, 5], [0, 1, 2])) + self.b
+
+    def backward(self, dy, lr):
+        kh, kw = self.k.shape[:2]
+        dk = np.tensordot(self.cols, dy, axes=([0, 1, 2], [0, 1, 2]))
+        db = dy.sum(axis=(0, 1, 2))
+        # input gradient: full convolution of the padded output gradient with the flipped kernel (stride 1, no padding)
+        padded = np.pad(dy, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
+        flipped = self.k[::-1, ::-1].swapaxes(2, 3)
+        dx = np.tensordot(split_by_strides(padded, kh, kw), flipped, axes=([3, 4, 5], [0, 1, 2]))
+        self.k -= lr * dk
+        self.b -= lr * db
+        return dx
+
+
+class Relu:
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, dy, lr):
+        return dy * self.mask
+
+
+class Pool:
+    def forward(self, x):
+        n, h, w, c = x.shape
+        out = np.zeros((n, h // 2, w // 2, c))
+        self.index = np.zeros_like(x)
+        for b in range(n):  # the tutorial's Python loops
+            for i in range(h // 2):
+                for j in range(w // 2):
+                    for ch in range(c):
+                        window = x[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2, ch]
+                        out[b, i, j, ch] = window.max()
+                        r, q = np.unravel_index(window.argmax(), (2, 2))
+                        self.index[b, 2 * i + r, 2 * j + q, ch] = 1
+        return out
+
+    def backward(self, dy, lr):
+        return np.repeat(np.repeat(dy, 2, axis=1), 2, axis=2) * self.index
+
+
+class Linear:
+    def __init__(self, n_in, n_out, rng):
+        self.w = rng.normal(0, np.sqrt(2.0 / n_in), (n_in, n_out))
+        self.b = np.zeros(n_out)
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return self.x @ self.w + self.b
+
+    def backward(self, dy, lr):
+        dx = (dy @ self.w.T).reshape(self.shape)
+        self.w -= lr * self.x.T @ dy
+        self.b -= lr * dy.sum(axis=0)
+        return dx
+
+
+def numpy_seconds_per_epoch(x, y, batches):
+    rng = np.random.default_rng(1)
+    layers = [Conv(5, 5, 1, 6, rng), Relu(), Pool(), Conv(5, 5, 6, 16, rng), Relu(), Pool(), Linear(256, 10, rng)]
+
+    def step(i):
+        xb, yb = x[3 * i:3 * i + 3], y[3 * i:3 * i + 3]
+        out = xb
+        for layer in layers:
+            out = layer.forward(out)
+        p = np.exp(out - out.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(3), yb] -= 1
+        grad = p / 3
+        for layer in reversed(layers):
+            grad = layer.backward(grad, 0.01)
+
+    for i in range(5):
+        step(i)
+    start = time.perf_counter()
+    for i in range(batches):
+        step(i)
+    return (time.perf_counter() - start) / batches * BATCHES_PER_EPOCH
+
+
+# ---- PyTorch, the same network and settings -----------------------------------------------------------------------
+
+def torch_seconds_per_epoch(x, y, batches):
+    import torch
+    from torch import nn
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(256, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x[:3 * (batches + 50)].transpose(0, 3, 1, 2).astype(np.float32).copy())
+    yt = torch.from_numpy(y[:3 * (batches + 50)])
+
+    def step(i):
+        opt.zero_grad()
+        loss_fn(net(xt[3 * i:3 * i + 3]), yt[3 * i:3 * i + 3]).backward()
+        opt.step()
+
+    for i in range(50):
+        step(i)
+    start = time.perf_counter()
+    for i in range(batches):
+        step(i)
+    return (time.perf_counter() - start) / batches * BATCHES_PER_EPOCH, torch.__version__
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data")
+    parser.add_argument("--numpy-batches", type=int, default=500)
+    parser.add_argument("--torch-batches", type=int, default=5000)
+    args = parser.parse_args()
+    x, y = load(args.data)
+    np_s = numpy_seconds_per_epoch(x, y, args.numpy_batches)
+    print(f"numpy {np.__version__} (tutorial algorithm): {np_s:.1f} s/epoch (from {args.numpy_batches} batches)")
+    torch_s, version = torch_seconds_per_epoch(x, y, args.torch_batches)
+    print(f"pytorch {version}: {torch_s:.1f} s/epoch (from {args.torch_batches} batches)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
