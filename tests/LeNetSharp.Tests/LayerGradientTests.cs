@@ -90,7 +90,7 @@ public class LayerGradientTests
     public void Whole_LeNet_gradients_match_central_differences()
     {
         var random = new Random(2024);
-        var net = LeNet.Create<double>(5, computeInputGradient: true);
+        var net = LeNet.Create<double>(new Random(5), computeInputGradient: true);
         foreach (var p in net.Parameters.Where(p => p.Name == "bias")) GradientCheck.Random(random, p.Value.Length).Data.CopyTo(p.Value.Data, 0);
         var x = GradientCheck.Random(random, 2, 28, 28, 1);
         int[] labels = [3, 8];

@@ -14,5 +14,5 @@ echo "lenetsharp: $ours"
 ls=$(sed -n 's/.*(\([0-9.]*\) s\/epoch).*/\1/p' <<<"$ours")
 while read -r line; do
   s=$(sed -n 's/.*: \([0-9.]*\) s\/epoch.*/\1/p' <<<"$line")
-  [ -n "$s" ] && printf '%-45s %8.1f s/epoch  = %6.1fx LeNetSharp (%s s/epoch)\n' "${line%%:*}" "$s" "$(echo "$s / $ls" | bc -l)" "$ls"
+  [ -n "$s" ] && printf '%-45s %8.1f s/epoch  = %6.1fx LeNetSharp (%s s/epoch)\n' "${line%%:*}" "$s" "$(awk -v a="$s" -v b="$ls" 'BEGIN { print a / b }')" "$ls"
 done </tmp/lenetsharp-peers.txt

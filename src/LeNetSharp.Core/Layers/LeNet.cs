@@ -21,18 +21,16 @@ public static class LeNet
 
     /// <summary>Builds the network with weights drawn from a generator seeded with <paramref name="seed"/>.</summary>
     /// <param name="seed">Seed of the weight initialisation: the same seed gives the same weights.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>A new untrained network whose backward skips ∂loss/∂image (see the other overload).</returns>
+    public static Sequential<T> Create<T>(int seed) where T : unmanaged, IFloatingPointIeee754<T> => Create<T>(new Random(seed));
+
+    /// <summary>Builds the network with weights drawn from <paramref name="random"/>.</summary>
+    /// <param name="random">The source of initial weights.</param>
     /// <param name="computeInputGradient">
     /// Whether backward computes ∂loss/∂image (default false: training never needs it, and skipping it saves
     /// about an eighth of the work; see <see cref="Conv{T}.ComputeInputGradient"/>).
     /// </param>
-    /// <typeparam name="T">Element type.</typeparam>
-    /// <returns>A new untrained network.</returns>
-    public static Sequential<T> Create<T>(int seed, bool computeInputGradient = false) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Create<T>(new Random(seed), computeInputGradient);
-
-    /// <summary>Builds the network with weights drawn from <paramref name="random"/>.</summary>
-    /// <param name="random">The source of initial weights.</param>
-    /// <param name="computeInputGradient">Whether backward computes ∂loss/∂image (default false).</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <returns>A new untrained network.</returns>
     public static Sequential<T> Create<T>(Random random, bool computeInputGradient = false) where T : unmanaged, IFloatingPointIeee754<T>

@@ -1,0 +1,48 @@
+// Uses LeNetSharp.Core as a package user would; .ci/run packs the library, restores it here and runs this.
+// README.md's "Use LeNetSharp in your project" mirrors this code.
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Persistence;
+using LeNetSharp.Tensors;
+using LeNetSharp.Training;
+
+// 30 random 8x8 grey images in 3 classes: a set only memorising can fit, so the loss must fall.
+var random = new Random(1);
+var pixels = new byte[30 * 8 * 8];
+random.NextBytes(pixels);
+var labels = Enumerable.Range(0, 30).Select(i => (byte)(i % 3)).ToArray();
+var data = new ImageDataset(pixels, labels, height: 8, width: 8, channels: 1, classes: 3);
+
+// Conv 3x3 1→4 → Relu → MaxPool2x2 → Flatten → Linear 36→3, weights from a seed.
+var init = new Random(42);
+var net = new Sequential<float>(
+    new Conv<float>(inChannels: 1, outChannels: 4, kernelHeight: 3, kernelWidth: 3, init),
+    new Relu<float>(),
+    new MaxPool2x2<float>(),
+    new Flatten<float>(),
+    new Linear<float>(inFeatures: 36, outFeatures: 3, init));
+
+var options = new TrainingOptions { Epochs = 150, BatchSize = 5, LearningRate = 0.05, Momentum = 0.9, Decay = 1 };
+IReadOnlyList<TrainingProgress> epochs;
+using (var trainer = new Trainer<float>(net, options))
+{
+    epochs = trainer.Train(data, new Progress<TrainingProgress>(_ => { }));
+}
+
+Console.WriteLine($"loss {epochs[0].Loss:F3} → {epochs[^1].Loss:F3}, {Evaluator.Evaluate(net, data)}, gemm {Gemm.Provider.Name}");
+
+string path = Path.Combine(Path.GetTempPath(), $"consumer-{Guid.NewGuid():N}.model");
+ModelFile.Save(net, path);
+var reloaded = ModelFile.Load<float>(path);
+File.Delete(path);
+
+var x = new Tensor<float>(4, 8, 8, 1);
+data.FillBatch([0, 1, 2, 3], x, new int[4]);
+float[] before = net.Forward(x).Data.ToArray(), after = reloaded.Forward(x).Data.ToArray();
+
+var failures = new List<string>();
+if (!(epochs[^1].Loss < 0.5 * epochs[0].Loss)) failures.Add($"loss did not fall enough: {epochs[0].Loss} → {epochs[^1].Loss}");
+if (!before.SequenceEqual(after)) failures.Add("the reloaded model gives different logits");
+foreach (var f in failures) Console.Error.WriteLine($"consumer: FAILED: {f}");
+Console.WriteLine(failures.Count == 0 ? "consumer: OK" : "consumer: FAILED");
+return failures.Count == 0 ? 0 : 1;
