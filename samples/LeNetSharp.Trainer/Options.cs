@@ -18,6 +18,9 @@ internal sealed record Options
     public int InferBatch { get; private init; } = 32;
     public int Threads { get; private init; } = 1;
     public string? GemmName { get; private init; }
+    public string? Checkpoint { get; private init; }
+    public int CheckpointEvery { get; private init; }
+    public string? Resume { get; private init; }
 
     /// <summary>Parses arguments; throws <see cref="ArgumentException"/> with a one-line message on anything wrong.</summary>
     public static Options Parse(string[] args)
@@ -54,6 +57,9 @@ internal sealed record Options
                 "--infer-batch" => o with { InferBatch = Int(name, value, 1) },
                 "--threads" => o with { Threads = Int(name, value, 1) },
                 "--gemm" => o with { GemmName = value },
+                "--checkpoint" => o with { Checkpoint = value },
+                "--checkpoint-every" => o with { CheckpointEvery = Int(name, value, 1) },
+                "--resume" => o with { Resume = value },
                 _ => throw new ArgumentException($"unknown option '{name}'"),
             };
         }

@@ -28,6 +28,9 @@ public static class Program
           --lr X         learning rate (default 0.01) --decay X    per-epoch decay base (default 0.95)
           --seed N       seed of weights and shuffling (default 1)
           --limit N      train on the first N training images only
+          --checkpoint DIR     save a checkpoint there after every epoch (and see --checkpoint-every)
+          --checkpoint-every N also checkpoint every N batches
+          --resume DIR   continue the run checkpointed in DIR (same options; it keeps checkpointing there)
           --gemm NAME    matrix multiply: simd (default here), simd512, simd256, simd128 or mathnet
           --steps N      bench: timed training steps (default 20000)
           --infer-batch N  images per inference batch (default 32)
@@ -105,13 +108,18 @@ public static class Program
     {
         var train = Mnist.Load(o.Data, MnistSplit.Train);
         if (o.Limit is int limit) train = train.Take(limit);
-        var network = LeNet.Create<float>(o.Seed);
         var trainingOptions = new TrainingOptions
         {
             Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = o.Decay, Seed = o.Seed, Threads = o.Threads,
+            CheckpointDirectory = o.Checkpoint ?? o.Resume, CheckpointEvery = o.CheckpointEvery,
         };
+        using var trainer = o.Resume is { } resume
+            ? Trainer<float>.Resume(resume, trainingOptions)
+            : new Trainer<float>(LeNet.Create<float>(o.Seed), trainingOptions);
+        var network = trainer.Network;
+        string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
-            + $"{o.Epochs} epochs, batch {o.Batch}, lr {o.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {Gemm.Provider.Name}");
+            + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {Gemm.Provider.Name}{from}");
         var progress = new SyncProgress<TrainingProgress>(p =>
         {
             if (p.IsEpochEnd)
@@ -120,7 +128,7 @@ public static class Program
                     $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F4}  train acc {100 * p.Accuracy:F2}%  lr {p.LearningRate:G4}  {p.Elapsed.TotalSeconds:F1} s  {p.ImagesPerSecond:F0} img/s"));
             }
         });
-        using (var trainer = new Trainer<float>(network, trainingOptions)) trainer.Train(train, progress);
+        trainer.Train(train, progress);
         ModelFile.Save(network, o.Model);
         stdout.WriteLine($"saved {o.Model}");
         Evaluate(o, stdout, network);

@@ -142,7 +142,7 @@ public static class ModelFile
         return ms.ToArray();
     }
 
-    private static Sequential<T> Deserialize<T>(byte[] bytes, string path) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static Sequential<T> Deserialize<T>(byte[] bytes, string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int headerSize = Magic.Length + 2 + 1 + 4;
         if (bytes.Length < headerSize + HashSize)

@@ -53,6 +53,9 @@ public sealed class Sgd<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>L2 weight-decay coefficient (0 for none).</summary>
     public double WeightDecay { get; }
 
+    /// <summary>Momentum buffers, one per parameter (empty without momentum); checkpoints save and restore them.</summary>
+    internal T[][] Velocity => _velocity;
+
     /// <summary>The parameters this optimizer updates.</summary>
     public IReadOnlyList<Parameter<T>> Parameters => _parameters;
 

@@ -27,7 +27,10 @@ public sealed record TrainingOptions
     /// <summary>L2 weight decay (default 0).</summary>
     public double WeightDecay { get; init; }
 
-    /// <summary>Seed of the shuffling order (default 1). The weights' seed is given when the network is built.</summary>
+    /// <summary>
+    /// Seed of the shuffling order (default 1): epoch e visits the images in an order drawn from (Seed, e) alone, so a
+    /// resumed run sees the same order. The weights' seed is given when the network is built.
+    /// </summary>
     public int Seed { get; init; } = 1;
 
     /// <summary>Shuffle the training set at the start of every epoch (default true).</summary>
@@ -40,6 +43,16 @@ public sealed record TrainingOptions
     /// </summary>
     public int Threads { get; init; } = 1;
 
+    /// <summary>
+    /// Folder for checkpoints (default none). When set, <see cref="Trainer{T}.Train"/> writes
+    /// <see cref="TrainingCheckpoint.FileName"/> there atomically at the end of every epoch and every
+    /// <see cref="CheckpointEvery"/> batches; <see cref="Trainer{T}.Resume"/> continues from it.
+    /// </summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Also checkpoint every this many batches within an epoch (default 0: only at epoch ends).</summary>
+    public int CheckpointEvery { get; init; }
+
     /// <summary>Report progress every this many batches (default 2,000), besides the end of each epoch.</summary>
     public int ReportEvery { get; init; } = 2000;
 
@@ -51,6 +64,7 @@ public sealed record TrainingOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(BatchSize, 1, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(ReportEvery, 1, nameof(ReportEvery));
         ArgumentOutOfRangeException.ThrowIfLessThan(Threads, 1, nameof(Threads));
+        ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
         if (!(LearningRate > 0 && double.IsFinite(LearningRate))) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "Must be positive.");
         if (!(Decay > 0 && Decay <= 1)) throw new ArgumentOutOfRangeException(nameof(Decay), Decay, "Must be in (0, 1].");
     }
@@ -80,7 +94,6 @@ public readonly record struct TrainingProgress(
 public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Sequential<T> _network;
-    private readonly Random _shuffle;
     private readonly GradientWorker<T>[] _workers;   // [0] trains the caller's network; the others, replicas
     private readonly WorkerPool? _pool;
     private readonly Action<int> _runShard;
@@ -98,7 +111,6 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         options.Validate();
         _network = network;
         Options = options;
-        _shuffle = new Random(options.Seed);
         Optimizer = new Sgd<T>(network.Parameters, options.LearningRate, options.Momentum, options.WeightDecay);
         _workers = new GradientWorker<T>[options.Threads];
         _workers[0] = new GradientWorker<T>(network);
@@ -113,6 +125,37 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <summary>The optimizer; its learning rate follows the schedule.</summary>
     public Sgd<T> Optimizer { get; }
 
+    /// <summary>The network being trained.</summary>
+    public Sequential<T> Network => _network;
+
+    /// <summary>Where training stands: the next batch to run and the running sums of the epoch in progress.</summary>
+    public TrainingPosition Position { get; private set; }
+
+    /// <summary>
+    /// Continues training from the checkpoint in <paramref name="checkpointDirectory"/>: network, optimizer state,
+    /// learning rate, epoch, batch and shuffling order. Single-threaded, the finished run ends with exactly the
+    /// weights an uninterrupted run would have.
+    /// </summary>
+    /// <param name="checkpointDirectory">A folder written by a run with <see cref="TrainingOptions.CheckpointDirectory"/>.</param>
+    /// <param name="options">
+    /// The run's options. Batch size, seed, shuffling, decay, momentum and weight decay must equal the checkpoint's;
+    /// Epochs may differ (to train longer). The learning rate comes from the checkpoint.
+    /// </param>
+    /// <returns>A trainer whose <see cref="Train"/> carries on where the checkpoint stopped.</returns>
+    /// <exception cref="FileNotFoundException">There is no checkpoint in the folder.</exception>
+    /// <exception cref="Persistence.ModelFormatException">The checkpoint is corrupt or was written with other options.</exception>
+    public static Trainer<T> Resume(string checkpointDirectory, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var checkpoint = TrainingCheckpoint.Load<T>(checkpointDirectory);
+        checkpoint.EnsureCompatible(options);
+        var trainer = new Trainer<T>(checkpoint.Network, options);
+        trainer.Optimizer.LearningRate = checkpoint.LearningRate;
+        checkpoint.RestoreVelocity(trainer.Optimizer);
+        trainer.Position = checkpoint.Position;
+        return trainer;
+    }
+
     /// <summary>Runs <see cref="TrainingOptions.Epochs"/> epochs over <paramref name="data"/>.</summary>
     /// <param name="data">Training images; their shape must fit the network's input.</param>
     /// <param name="progress">Receives reports; may be null.</param>
@@ -122,16 +165,36 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     public IReadOnlyList<TrainingProgress> Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var order = Enumerable.Range(0, data.Count).ToArray();
+        var order = new int[data.Count];
         var summaries = new List<TrainingProgress>(Options.Epochs);
-        for (int epoch = 0; epoch < Options.Epochs; epoch++)
+        for (int epoch = Position.Epoch; epoch < Options.Epochs; epoch++)
         {
-            if (Options.Shuffle) _shuffle.Shuffle(order);
+            ShuffledOrder(Options, epoch, order);
             summaries.Add(RunEpoch(data, order, epoch, progress, cancellationToken));
             Optimizer.LearningRate = TutorialSchedule.Next(Optimizer.LearningRate, epoch, Options.Decay);
+            Position = new TrainingPosition(epoch + 1, 0, 0, 0, 0);
+            SaveCheckpoint();
         }
 
         return summaries;
+    }
+
+    /// <summary>
+    /// The order in which epoch <paramref name="epoch"/> visits the images: a Fisher–Yates shuffle seeded from
+    /// (<see cref="TrainingOptions.Seed"/>, epoch) alone, or 0, 1, 2, … when shuffling is off.
+    /// </summary>
+    /// <param name="options">Seed and shuffle switch.</param>
+    /// <param name="epoch">0-based epoch.</param>
+    /// <param name="order">Filled with a permutation of 0 .. order.Length − 1.</param>
+    public static void ShuffledOrder(TrainingOptions options, int epoch, Span<int> order)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        if (!options.Shuffle) return;
+        ulong z = (ulong)(uint)options.Seed << 32 | (uint)epoch; // SplitMix64 of (seed, epoch)
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9UL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebUL;
+        new Random((int)((z ^ (z >> 31)) & int.MaxValue)).Shuffle(order);
     }
 
     /// <summary>
@@ -213,14 +276,15 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     private TrainingProgress RunEpoch(ImageDataset data, int[] order, int epoch, IProgress<TrainingProgress>? progress, CancellationToken ct)
     {
         int batchSize = Options.BatchSize, batches = (order.Length + batchSize - 1) / batchSize;
-        double lossSum = 0;
-        long correct = 0, seen = 0;
+        var position = Position.Epoch == epoch ? Position : new TrainingPosition(epoch, 0, 0, 0, 0);
+        double lossSum = position.LossSum;
+        long correct = position.Correct, seen = position.Seen, seenHere = 0;
         var clock = Stopwatch.StartNew();
         TrainingProgress Report(int batch, bool end) => new(
             epoch + 1, Options.Epochs, batch, batches, lossSum / Math.Max(1, batch), (double)correct / Math.Max(1, seen),
-            Optimizer.LearningRate, clock.Elapsed, seen / Math.Max(1e-9, clock.Elapsed.TotalSeconds), end);
+            Optimizer.LearningRate, clock.Elapsed, seenHere / Math.Max(1e-9, clock.Elapsed.TotalSeconds), end);
 
-        for (int b = 0; b < batches; b++)
+        for (int b = position.Batch; b < batches; b++)
         {
             ct.ThrowIfCancellationRequested();
             int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
@@ -228,6 +292,13 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             lossSum += loss;
             correct += right;
             seen += n;
+            seenHere += n;
+            if (Options.CheckpointEvery > 0 && (b + 1) % Options.CheckpointEvery == 0 && b + 1 < batches)
+            {
+                Position = new TrainingPosition(epoch, b + 1, lossSum, correct, seen);
+                SaveCheckpoint();
+            }
+
             if ((b + 1) % Options.ReportEvery == 0 && b + 1 < batches) progress?.Report(Report(b + 1, false));
         }
 
@@ -235,4 +306,17 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         progress?.Report(summary);
         return summary;
     }
+
+    private void SaveCheckpoint()
+    {
+        if (Options.CheckpointDirectory is { } directory) TrainingCheckpoint.Save(directory, this);
+    }
 }
+
+/// <summary>Where a training run stands.</summary>
+/// <param name="Epoch">0-based epoch in progress (or next to start).</param>
+/// <param name="Batch">Batches of that epoch already done.</param>
+/// <param name="LossSum">Sum of those batches' mean losses.</param>
+/// <param name="Correct">Images of that epoch classified right so far.</param>
+/// <param name="Seen">Images of that epoch seen so far.</param>
+public readonly record struct TrainingPosition(int Epoch, int Batch, double LossSum, long Correct, long Seen);

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using LeNetSharp.Layers;
+using LeNetSharp.Persistence;
+using LeNetSharp.Training;
+
+namespace LeNetSharp.Tests;
+
+public sealed class CheckpointTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("lenetsharp-ckpt-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static TrainingOptions Options(string? dir, double momentum = 0) => new()
+    {
+        Epochs = 3, BatchSize = 4, Seed = 5, LearningRate = 0.05, Momentum = momentum, CheckpointDirectory = dir, CheckpointEvery = 3,
+    };
+
+    private static float[] Weights(Sequential<float> net) => net.Parameters.SelectMany(p => p.Value.Data).ToArray();
+
+    [Theory]
+    [InlineData(0.0, 5)]   // interrupted mid-epoch (after the batch-3 checkpoint of epoch 0: 5 batches in)
+    [InlineData(0.9, 12)]  // with momentum, interrupted in epoch 1
+    public void Interrupted_then_resumed_run_ends_with_the_uninterrupted_weights(double momentum, int stopAfterBatches)
+    {
+        var data = TestData.RandomImages(30, 1); // 8 batches per epoch
+        var straight = TestData.SmallNet<float>(7);
+        using (var t = new Trainer<float>(straight, Options(null, momentum))) t.Train(data);
+
+        // The "killed" run: cancelled after some batches; only what it checkpointed survives.
+        using var cts = new CancellationTokenSource();
+        int batches = 0;
+        var interrupted = new Trainer<float>(TestData.SmallNet<float>(7), Options(_dir, momentum) with { ReportEvery = 1 });
+        var act = () => interrupted.Train(data, new InlineProgress(_ => { if (++batches == stopAfterBatches) cts.Cancel(); }), cts.Token);
+        act.Should().Throw<OperationCanceledException>();
+
+        using var resumed = Trainer<float>.Resume(_dir, Options(_dir, momentum));
+        resumed.Position.Batch.Should().BeGreaterThan(0, "the last checkpoint was written mid-epoch");
+        resumed.Train(data);
+
+        Weights(resumed.Network).Should().Equal(Weights(straight));
+        resumed.Optimizer.LearningRate.Should().Be(0.05 * Math.Pow(0.95, 1 + 2 + 3));
+    }
+
+    [Fact]
+    public void Resume_with_other_options_names_what_differs()
+    {
+        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), Options(_dir) with { Epochs = 1 })) t.Train(TestData.RandomImages(8, 1));
+
+        var act = () => Trainer<float>.Resume(_dir, Options(_dir) with { BatchSize = 5, Seed = 6 });
+
+        act.Should().Throw<ModelFormatException>().WithMessage("*cannot resume with different options: batch size 5 (the checkpoint has 4), seed 6 (the checkpoint has 5).");
+    }
+
+    [Fact]
+    public void Corrupt_or_missing_checkpoints_are_reported()
+    {
+        FluentActions.Invoking(() => Trainer<float>.Resume(_dir, Options(_dir)))
+            .Should().Throw<FileNotFoundException>().WithMessage("*checkpoint.lnsc: no checkpoint to resume from.");
+
+        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), Options(_dir) with { Epochs = 1 })) t.Train(TestData.RandomImages(8, 1));
+        string path = Path.Combine(_dir, TrainingCheckpoint.FileName);
+        byte[] bytes = File.ReadAllBytes(path);
+        bytes[40] ^= 1;
+        File.WriteAllBytes(path, bytes);
+
+        FluentActions.Invoking(() => Trainer<float>.Resume(_dir, Options(_dir)))
+            .Should().Throw<ModelFormatException>().WithMessage($"{path}: checksum mismatch*");
+    }
+
+    [Fact]
+    public void Killed_trainer_process_resumes_to_the_same_model_file()
+    {
+        // The real thing: the sample trainer is killed mid-run, then resumed; its model must equal a straight run's.
+        string mnist = TestData.MnistDirectory();
+        Mnist_is_there(mnist);
+        string straight = Path.Combine(_dir, "straight.model"), resumed = Path.Combine(_dir, "resumed.model");
+        string ckpt = Path.Combine(_dir, "ckpt");
+        string[] common = ["train", "--data", mnist, "--limit", "6000", "--epochs", "2", "--seed", "3"];
+        RunTrainer([.. common, "--model", straight]).Should().Be(0);
+
+        using (var victim = StartTrainer([.. common, "--model", resumed, "--checkpoint", ckpt, "--checkpoint-every", "50"]))
+        {
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(Path.Combine(ckpt, TrainingCheckpoint.FileName)) && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(5);
+            victim.Kill(entireProcessTree: true);
+            victim.WaitForExit();
+        }
+
+        File.Exists(resumed).Should().BeFalse("the run was killed before it finished");
+        RunTrainer([.. common, "--model", resumed, "--resume", ckpt]).Should().Be(0);
+        File.ReadAllBytes(resumed).Should().Equal(File.ReadAllBytes(straight));
+    }
+
+    private static void Mnist_is_there(string dir) => LeNetSharp.Data.Mnist.EnsureAsync(dir).GetAwaiter().GetResult();
+
+    private static Process StartTrainer(string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(typeof(LeNetSharp.Trainer.Program).Assembly.Location);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static int RunTrainer(string[] args)
+    {
+        using var p = StartTrainer(args);
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
+    private sealed class InlineProgress(Action<TrainingProgress> handler) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => handler(value);
+    }
+}
