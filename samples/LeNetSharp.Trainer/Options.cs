@@ -21,6 +21,7 @@ internal sealed record Options
     public string? Checkpoint { get; private init; }
     public int CheckpointEvery { get; private init; }
     public string? Resume { get; private init; }
+    public string? To { get; private init; }
 
     /// <summary>Parses arguments; throws <see cref="ArgumentException"/> with a one-line message on anything wrong.</summary>
     public static Options Parse(string[] args)
@@ -31,8 +32,8 @@ internal sealed record Options
         {
             o = args[0] switch
             {
-                "fetch" or "train" or "eval" or "bench" => o with { Command = args[0] },
-                _ => throw new ArgumentException($"unknown command '{args[0]}'; expected fetch, train, eval or bench"),
+                "fetch" or "train" or "eval" or "bench" or "export" => o with { Command = args[0] },
+                _ => throw new ArgumentException($"unknown command '{args[0]}'; expected fetch, train, eval, bench or export"),
             };
             i = 1;
         }
@@ -60,6 +61,7 @@ internal sealed record Options
                 "--checkpoint" => o with { Checkpoint = value },
                 "--checkpoint-every" => o with { CheckpointEvery = Int(name, value, 1) },
                 "--resume" => o with { Resume = value },
+                "--to" => o with { To = value },
                 _ => throw new ArgumentException($"unknown option '{name}'"),
             };
         }

@@ -18,12 +18,13 @@ public static class Program
           (no command)   fetch MNIST if missing, train the LeNet for 2 epochs, save it, evaluate it
           fetch          fetch MNIST into the data folder (verified by SHA-256)
           train          train, save the model, evaluate on the 10,000 test images
-          eval           evaluate a saved model on the test images
+          eval           evaluate a saved model (or a tutorial .npz weight file) on the test images
+          export         convert --model PATH to --to PATH (model file <-> the tutorial's .npz weights)
           bench          time training steps and inference on MNIST, with a per-layer breakdown
 
         options:
           --data DIR     MNIST folder (default data/mnist)
-          --model PATH   model file (default lenet.model)
+          --model PATH   model file (default lenet.model); a .npz path reads/writes the tutorial's weight arrays
           --epochs N     epochs (default 2)            --batch N    batch size (default 3)
           --lr X         learning rate (default 0.01) --decay X    per-epoch decay base (default 0.95)
           --seed N       seed of weights and shuffling (default 1)
@@ -78,7 +79,10 @@ public static class Program
                     Train(options, stdout);
                     break;
                 case "eval":
-                    Evaluate(options, stdout, ModelFile.Load<float>(options.Model));
+                    Evaluate(options, stdout, LoadModel(options.Model));
+                    break;
+                case "export":
+                    Export(options, stdout);
                     break;
                 case "bench":
                     Bench.Run(options, stdout);
@@ -129,9 +133,27 @@ public static class Program
             }
         });
         trainer.Train(train, progress);
-        ModelFile.Save(network, o.Model);
+        SaveModel(network, o.Model);
         stdout.WriteLine($"saved {o.Model}");
         Evaluate(o, stdout, network);
+    }
+
+    /// <summary>A .npz path means the tutorial's weight file; anything else, a LeNetSharp model file.</summary>
+    private static bool IsNpz(string path) => path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase);
+
+    private static Sequential<float> LoadModel(string path) => IsNpz(path) ? TutorialWeights.Import<float>(path) : ModelFile.Load<float>(path);
+
+    private static void SaveModel(Sequential<float> network, string path)
+    {
+        if (IsNpz(path)) TutorialWeights.Export(network, path);
+        else ModelFile.Save(network, path);
+    }
+
+    private static void Export(Options o, TextWriter stdout)
+    {
+        if (o.To is null) throw new ArgumentException("export needs --to PATH (a .npz or a model file)");
+        SaveModel(LoadModel(o.Model), o.To);
+        stdout.WriteLine($"exported {o.Model} to {o.To}");
     }
 
     private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)

@@ -111,3 +111,55 @@ public sealed class ModelFileTests : IDisposable
         public Tensor<float> Backward(Tensor<float> outputGradient) => outputGradient;
     }
 }
+
+public sealed class ModelFileFormatTests : IDisposable
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), $"lenetsharp-{Guid.NewGuid():N}.model");
+
+    public void Dispose() => File.Delete(_path);
+
+    /// <summary>Writes a model file by hand from the documented format: one Linear(3→2) layer, its weight of the given shape.</summary>
+    private void WriteLinearModel(int[] weightShape)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write("LNSM"u8);
+            w.Write((ushort)1);
+            w.Write((byte)4);
+            w.Write(1);                  // layers
+            w.Write((byte)5);            // Linear
+            w.Write(3);
+            w.Write(2);
+            w.Write((byte)2);            // tensors
+            foreach (var (name, shape) in new[] { ("weight", weightShape), ("bias", new[] { 2 }) })
+            {
+                w.Write((byte)name.Length);
+                w.Write(System.Text.Encoding.UTF8.GetBytes(name));
+                w.Write((byte)shape.Length);
+                foreach (int d in shape) w.Write(d);
+                for (int i = 0; i < shape.Aggregate(1, (a, d) => a * d); i++) w.Write(0.5f * i);
+            }
+        }
+
+        ms.Write(System.Security.Cryptography.SHA256.HashData(ms.ToArray()));
+        File.WriteAllBytes(_path, ms.ToArray());
+    }
+
+    [Fact]
+    public void A_hand_written_file_in_the_documented_format_loads()
+    {
+        WriteLinearModel([3, 2]);
+        var net = ModelFile.Load<float>(_path);
+        var linear = net.Layers.Should().ContainSingle().Which.Should().BeOfType<LeNetSharp.Layers.Linear<float>>().Subject;
+        linear.Weight.Value.Data.Should().Equal(0f, 0.5f, 1f, 1.5f, 2f, 2.5f);
+    }
+
+    [Fact]
+    public void A_shape_mismatch_names_the_layer_tensor_and_both_shapes()
+    {
+        WriteLinearModel([3, 3]);
+        FluentActions.Invoking(() => ModelFile.Load<float>(_path)).Should().Throw<ModelFormatException>()
+            .WithMessage($"{_path}: layer 0: expected tensor 'weight' (3, 2), found 'weight' (3, 3).");
+    }
+}

@@ -13,7 +13,7 @@ public class TrainerCliTests
     }
 
     [Theory]
-    [InlineData("error: unknown command 'fly'; expected fetch, train, eval or bench (see --help)", "fly")]
+    [InlineData("error: unknown command 'fly'; expected fetch, train, eval, bench or export (see --help)", "fly")]
     [InlineData("error: --epochs expects an integer ≥ 1, got 'zero' (see --help)", "train", "--epochs", "zero")]
     [InlineData("error: --lr expects a number in (0, *], got '-1' (see --help)", "train", "--lr", "-1")]
     [InlineData("error: option --model needs a value (see --help)", "eval", "--model")]

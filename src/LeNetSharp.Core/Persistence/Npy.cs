@@ -1,0 +1,322 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.IO.Compression;
+using System.Numerics;
+using System.Text;
+using System.Text.RegularExpressions;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Persistence;
+
+/// <summary>Element type of an <see cref="NpyArray"/>: the little-endian floats NumPy writes as '&lt;f4' and '&lt;f8'.</summary>
+public enum NpyDType
+{
+    /// <summary>'&lt;f4', float32.</summary>
+    Float32,
+
+    /// <summary>'&lt;f8', float64.</summary>
+    Float64,
+}
+
+/// <summary>
+/// A C-order array read from or written to NumPy's .npy format. Values are held as doubles (exact for both
+/// element types); <see cref="DType"/> says how they are stored on disk.
+/// </summary>
+public sealed class NpyArray
+{
+    /// <summary>Creates an array.</summary>
+    /// <param name="shape">Dimensions, outermost first (empty for a scalar).</param>
+    /// <param name="values">The product of <paramref name="shape"/> values, C order.</param>
+    /// <param name="dtype">The on-disk element type.</param>
+    /// <exception cref="ArgumentException">The value count does not match the shape.</exception>
+    public NpyArray(int[] shape, double[] values, NpyDType dtype = NpyDType.Float64)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(values);
+        long count = shape.Aggregate(1L, (a, d) => a * d);
+        if (shape.Any(d => d < 0) || count != values.Length)
+        {
+            throw new ArgumentException($"Shape ({string.Join(", ", shape)}) needs {count} values, got {values.Length}.", nameof(values));
+        }
+
+        Shape = shape;
+        Values = values;
+        DType = dtype;
+    }
+
+    /// <summary>Dimensions, outermost first.</summary>
+    public int[] Shape { get; }
+
+    /// <summary>The values in C order.</summary>
+    public double[] Values { get; }
+
+    /// <summary>How the values are stored on disk.</summary>
+    public NpyDType DType { get; }
+
+    /// <summary>The array as a tensor of <typeparamref name="T"/> (same shape; a scalar becomes shape (1)).</summary>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>A new tensor.</returns>
+    public Tensor<T> ToTensor<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+        new(Values.Select(T.CreateTruncating).ToArray(), Shape.Length == 0 ? [1] : Shape);
+
+    /// <summary>An array with the tensor's shape and values.</summary>
+    /// <param name="tensor">The source.</param>
+    /// <param name="dtype">The on-disk element type (default float64, as the tutorial's files).</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>A new array.</returns>
+    public static NpyArray FromTensor<T>(Tensor<T> tensor, NpyDType dtype = NpyDType.Float64) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        return new NpyArray(tensor.Shape.ToArray(), tensor.Data.Select(double.CreateTruncating).ToArray(), dtype);
+    }
+}
+
+/// <summary>
+/// NumPy's .npy (one array) and .npz (a zip of .npy files, stored or deflated) formats: format versions 1.0,
+/// 2.0 and 3.0, little-endian float32/float64, C order. Fortran order and other dtypes are refused with a
+/// message that names the file and what was found.
+/// </summary>
+public static class Npy
+{
+    private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+    private static readonly Regex DescrPattern = new(@"['""]descr['""]\s*:\s*['""]([^'""]*)['""]", RegexOptions.Compiled);
+    private static readonly Regex FortranPattern = new(@"['""]fortran_order['""]\s*:\s*(True|False)", RegexOptions.Compiled);
+    private static readonly Regex ShapePattern = new(@"['""]shape['""]\s*:\s*\(([^)]*)\)", RegexOptions.Compiled);
+
+    /// <summary>Reads a .npy file.</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The array.</returns>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="ModelFormatException">Not a .npy file, an unsupported version or dtype, Fortran order, or truncated.</exception>
+    public static NpyArray Read(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
+        using var stream = File.OpenRead(path);
+        return Read(stream, path);
+    }
+
+    /// <summary>Reads one .npy array from a stream.</summary>
+    /// <param name="stream">Positioned at the magic string; read to the end of the array.</param>
+    /// <param name="name">The file (or file/entry) name for error messages.</param>
+    /// <returns>The array.</returns>
+    /// <exception cref="ModelFormatException">As <see cref="Read(string)"/>.</exception>
+    public static NpyArray Read(Stream stream, string name)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var prefix = new byte[8];
+        if (stream.ReadAtLeast(prefix, 8, throwOnEndOfStream: false) < 8 || !prefix.AsSpan(0, 6).SequenceEqual(Magic))
+        {
+            throw new ModelFormatException(name, "not a .npy file (expected the magic string \\x93NUMPY).");
+        }
+
+        int major = prefix[6], minor = prefix[7];
+        if (major is not (1 or 2 or 3) || minor != 0)
+        {
+            throw new ModelFormatException(name, $"expected .npy format version 1.0, 2.0 or 3.0, found {major}.{minor}.");
+        }
+
+        var lengthBytes = new byte[major == 1 ? 2 : 4];
+        ReadExactly(stream, lengthBytes, name, "header length");
+        int headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(lengthBytes) : checked((int)BinaryPrimitives.ReadUInt32LittleEndian(lengthBytes));
+        var headerBytes = new byte[headerLength];
+        ReadExactly(stream, headerBytes, name, "header");
+        string header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(headerBytes);
+
+        string descr = Match(DescrPattern, header, name, "descr");
+        if (Match(FortranPattern, header, name, "fortran_order") == "True")
+        {
+            throw new ModelFormatException(name, "Fortran-order arrays are not supported; save a C-order array (np.ascontiguousarray).");
+        }
+
+        var dtype = descr switch
+        {
+            "<f4" => NpyDType.Float32,
+            "<f8" => NpyDType.Float64,
+            _ => throw new ModelFormatException(name, $"unsupported dtype '{descr}'; expected '<f4' (float32) or '<f8' (float64), little-endian."),
+        };
+        int[] shape = Match(ShapePattern, header, name, "shape")
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(d => int.TryParse(d.TrimEnd('L'), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 0
+                ? v
+                : throw new ModelFormatException(name, $"bad dimension '{d}' in shape."))
+            .ToArray();
+        long count = shape.Aggregate(1L, (a, d) => a * d);
+        int size = dtype == NpyDType.Float32 ? 4 : 8;
+        if (count * size > Array.MaxLength) throw new ModelFormatException(name, $"shape ({string.Join(", ", shape)}) is too large.");
+        var data = new byte[count * size];
+        int read = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
+        if (read < data.Length)
+        {
+            throw new ModelFormatException(name, $"truncated: shape ({string.Join(", ", shape)}) of '{descr}' needs {data.Length} data bytes, found {read}.");
+        }
+
+        var values = new double[count];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = dtype == NpyDType.Float32
+                ? BinaryPrimitives.ReadSingleLittleEndian(data.AsSpan(4 * i))
+                : BinaryPrimitives.ReadDoubleLittleEndian(data.AsSpan(8 * i));
+        }
+
+        return new NpyArray(shape, values, dtype);
+    }
+
+    /// <summary>Writes a .npy file (format 1.0, as NumPy does for ordinary arrays) atomically.</summary>
+    /// <param name="path">Destination.</param>
+    /// <param name="array">The array.</param>
+    public static void Write(string path, NpyArray array)
+    {
+        ArgumentNullException.ThrowIfNull(array);
+        AtomicFile.Write(path, s => Write(s, array));
+    }
+
+    /// <summary>Writes one .npy array (format 1.0) to a stream.</summary>
+    /// <param name="stream">Destination.</param>
+    /// <param name="array">The array.</param>
+    public static void Write(Stream stream, NpyArray array)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(array);
+        string shape = array.Shape.Length == 1 ? $"({array.Shape[0]},)" : $"({string.Join(", ", array.Shape)})";
+        string dict = $"{{'descr': '{(array.DType == NpyDType.Float32 ? "<f4" : "<f8")}', 'fortran_order': False, 'shape': {shape}, }}";
+        int unpadded = Magic.Length + 2 + 2 + dict.Length + 1;
+        string header = dict + new string(' ', (64 - unpadded % 64) % 64) + "\n"; // NumPy aligns the data to 64 bytes
+        stream.Write(Magic);
+        stream.Write([1, 0]);
+        Span<byte> length = stackalloc byte[2];
+        BinaryPrimitives.WriteUInt16LittleEndian(length, checked((ushort)header.Length));
+        stream.Write(length);
+        stream.Write(Encoding.Latin1.GetBytes(header));
+        int size = array.DType == NpyDType.Float32 ? 4 : 8;
+        var data = new byte[array.Values.Length * size];
+        for (int i = 0; i < array.Values.Length; i++)
+        {
+            if (size == 4) BinaryPrimitives.WriteSingleLittleEndian(data.AsSpan(4 * i), (float)array.Values[i]);
+            else BinaryPrimitives.WriteDoubleLittleEndian(data.AsSpan(8 * i), array.Values[i]);
+        }
+
+        stream.Write(data);
+    }
+
+    /// <summary>Reads every array of a .npz file (as written by np.savez or np.savez_compressed).</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The arrays by key (the entry name without ".npy").</returns>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="ModelFormatException">Not a zip archive, or an entry is not a supported .npy array.</exception>
+    public static IReadOnlyDictionary<string, NpyArray> ReadNpz(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
+        try
+        {
+            using var zip = ZipFile.OpenRead(path);
+            var arrays = new Dictionary<string, NpyArray>(StringComparer.Ordinal);
+            foreach (var entry in zip.Entries)
+            {
+                string key = entry.FullName.EndsWith(".npy", StringComparison.Ordinal) ? entry.FullName[..^4] : entry.FullName;
+                using var s = entry.Open();
+                arrays[key] = Read(s, $"{path}:{entry.FullName}");
+            }
+
+            return arrays;
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ModelFormatException(path, $"not a valid .npz (zip) archive ({e.Message}).");
+        }
+    }
+
+    /// <summary>Writes arrays to a .npz file atomically, like np.savez (stored) or np.savez_compressed (deflated).</summary>
+    /// <param name="path">Destination.</param>
+    /// <param name="arrays">The arrays by key; each becomes entry key + ".npy".</param>
+    /// <param name="compressed">Deflate the entries.</param>
+    public static void WriteNpz(string path, IEnumerable<KeyValuePair<string, NpyArray>> arrays, bool compressed = false)
+    {
+        ArgumentNullException.ThrowIfNull(arrays);
+        var list = arrays.ToList();
+        AtomicFile.Write(path, s =>
+        {
+            using var zip = new ZipArchive(s, ZipArchiveMode.Create, leaveOpen: true);
+            foreach (var (key, array) in list)
+            {
+                var entry = zip.CreateEntry(key + ".npy", compressed ? CompressionLevel.Optimal : CompressionLevel.NoCompression);
+                using var e = entry.Open();
+                Write(e, array);
+            }
+        });
+    }
+
+    private static string Match(Regex pattern, string header, string name, string key) =>
+        pattern.Match(header) is { Success: true } m
+            ? m.Groups[1].Value
+            : throw new ModelFormatException(name, $"the .npy header has no '{key}': {header.Trim()}");
+
+    private static void ReadExactly(Stream stream, byte[] buffer, string name, string what)
+    {
+        if (stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) < buffer.Length)
+        {
+            throw new ModelFormatException(name, $"truncated: the file ends inside its {what}.");
+        }
+    }
+}
+
+/// <summary>
+/// The tutorial's weight file: an .npz with k1 (5,5,1,6), b1 (6), k2 (5,5,6,16), b2 (16), w3 (256,10), b3 (10),
+/// float64, kernels as (kh, kw, cin, cout). LeNetSharp's LeNet uses the very same layouts, so the arrays map one
+/// to one onto its parameters.
+/// </summary>
+public static class TutorialWeights
+{
+    private static readonly (string Key, int Layer, string Parameter)[] Map =
+    [
+        ("k1", 0, "weight"), ("b1", 0, "bias"), ("k2", 3, "weight"), ("b2", 3, "bias"), ("w3", 7, "weight"), ("b3", 7, "bias"),
+    ];
+
+    /// <summary>Builds a LeNet (see <see cref="Layers.LeNet"/>) holding the weights of a tutorial .npz file.</summary>
+    /// <param name="path">The .npz file.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>The network.</returns>
+    /// <exception cref="ModelFormatException">A key is missing or an array has the wrong shape; the message names both shapes.</exception>
+    public static Layers.Sequential<T> Import<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var arrays = Npy.ReadNpz(path);
+        var network = Layers.LeNet.Create<T>(0);
+        foreach (var (key, layer, name) in Map)
+        {
+            if (!arrays.TryGetValue(key, out var array))
+            {
+                throw new ModelFormatException(path, $"missing array '{key}'; a tutorial weight file has k1, b1, k2, b2, w3 and b3.");
+            }
+
+            var target = network.Layers[layer].Parameters.Single(p => p.Name == name).Value;
+            if (!target.HasShape(array.Shape))
+            {
+                throw new ModelFormatException(path, $"array '{key}' should be {target.ShapeString}, found {Tensor<T>.ShapeToString(array.Shape)}.");
+            }
+
+            for (int i = 0; i < target.Length; i++) target.Data[i] = T.CreateTruncating(array.Values[i]);
+        }
+
+        return network;
+    }
+
+    /// <summary>Writes a LeNet's weights as a tutorial .npz (float64, np.savez layout) that its numpy code can load.</summary>
+    /// <param name="network">A network built by <see cref="Layers.LeNet"/> (or loaded from such a model).</param>
+    /// <param name="path">Destination .npz.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <exception cref="ArgumentException">The network does not have LeNet's layers.</exception>
+    public static void Export<T>(Layers.Sequential<T> network, string path) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        var reference = Layers.LeNet.Create<T>(0);
+        if (network.Layers.Count != reference.Layers.Count
+            || network.Layers.Zip(reference.Layers).Any(p => p.First.Name != p.Second.Name))
+        {
+            throw new ArgumentException("Only the LeNet architecture maps onto the tutorial's weight file.", nameof(network));
+        }
+
+        Npy.WriteNpz(path, Map.Select(m => KeyValuePair.Create(
+            m.Key, NpyArray.FromTensor(network.Layers[m.Layer].Parameters.Single(p => p.Name == m.Parameter).Value))));
+    }
+}
