@@ -11,6 +11,7 @@ public class LayerGradientTests
     [InlineData(2, 7, 6, 3, 4, 3, 3, 2, 0)]
     [InlineData(3, 9, 8, 2, 5, 3, 2, 2, 1)]
     [InlineData(1, 5, 5, 1, 2, 5, 5, 1, 2)]
+    [InlineData(2, 9, 8, 1, 3, 3, 3, 2, 1)]   // single channel (transposed patches) with stride 2 and padding
     [InlineData(2, 6, 7, 2, 3, 2, 4, 3, 2)]
     public void Conv_gradients_match_central_differences(int n, int h, int w, int c, int oc, int kh, int kw, int stride, int pad)
     {

@@ -74,9 +74,38 @@ public class ReferenceTests
     }
 
     [Theory]
+    [InlineData(2, 5, 4, 1, 3, 3, 1, 0)]
+    [InlineData(2, 5, 4, 3, 3, 3, 2, 1)]
+    [InlineData(1, 6, 7, 1, 2, 3, 3, 2)]
+    [InlineData(1, 3, 3, 2, 2, 2, 1, 3)]
+    public void Transposed_patches_are_the_transpose_and_their_scatter_is_the_adjoint(int n, int h, int w, int c, int kh, int kw, int stride, int pad)
+    {
+        var random = new Random(8);
+        var g = new ConvGeometry(n, h, w, c, kh, kw, stride, pad);
+        int m = g.PatchRows, k = g.PatchColumns;
+        var x = GradientCheck.Random(random, n, h, w, c).Data;
+        var cols = new double[m * k];
+        var colsT = new double[m * k];
+        Im2Col.Forward<double>(x, g, cols);
+
+        Im2Col.ForwardTransposed<double>(x, g, colsT);
+
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < k; j++)
+                colsT[j * m + r].Should().Be(cols[r * k + j]);
+
+        var y = GradientCheck.Random(random, k, m).Data;
+        var back = new double[x.Length];
+        Im2Col.BackwardTransposed<double>(y, g, back);
+        double lhs = colsT.Zip(y, (a, b) => a * b).Sum(), rhs = x.Zip(back, (a, b) => a * b).Sum();
+        lhs.Should().BeApproximately(rhs, 1e-12 * Math.Max(1, Math.Abs(lhs)));
+    }
+
+    [Theory]
     [InlineData(2, 7, 6, 3, 4, 3, 3, 1, 0)]
     [InlineData(2, 7, 6, 3, 4, 3, 3, 2, 1)]
     [InlineData(3, 28, 28, 1, 6, 5, 5, 1, 0)]
+    [InlineData(2, 9, 8, 1, 3, 3, 3, 2, 1)]   // single channel: the transposed-patch path, with stride and padding
     public void Conv_forward_matches_naive_loops(int n, int h, int w, int c, int oc, int kh, int kw, int stride, int pad)
     {
         var random = new Random(17);

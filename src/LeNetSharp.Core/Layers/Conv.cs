@@ -18,9 +18,9 @@ namespace LeNetSharp.Layers;
 public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Parameter<T>[] _parameters;
-    private Tensor<T>? _patches;      // P of the last forward: (N·OH·OW, KH·KW·C)
+    private Tensor<T>? _patches;      // P (N·OH·OW, KH·KW·C) of the last forward, or Pᵀ when TransposedPatches
     private Tensor<T>? _output;       // y: (N, OH, OW, OC)
-    private Tensor<T>? _patchGrad;    // ∂P: (N·OH·OW, KH·KW·C)
+    private Tensor<T>? _patchGrad;    // ∂P, or ∂Pᵀ when TransposedPatches
     private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
     private ConvGeometry _geometry;
 
@@ -105,13 +105,23 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
         RequireInput(input.Shape);
         var g = _geometry = Geometry(input.Shape);
         int m = g.PatchRows, k = g.PatchColumns;
-        var patches = Tensor<T>.Reuse(ref _patches, m, k);
         var output = Tensor<T>.Reuse(ref _output, g.N, g.OH, g.OW, OutChannels);
-        Im2Col.Forward<T>(input.Data, g, patches.Data);
 
         // y = b broadcast over rows, then y += P·K.
         RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
-        Gemm.Multiply(false, false, m, OutChannels, k, T.One, patches.Data, Weight.Value.Data, T.One, output.Data);
+        if (TransposedPatches)
+        {
+            var patchesT = Tensor<T>.Reuse(ref _patches, k, m);
+            Im2Col.ForwardTransposed<T>(input.Data, g, patchesT.Data);
+            Gemm.Multiply(true, false, m, OutChannels, k, T.One, patchesT.Data, Weight.Value.Data, T.One, output.Data);
+        }
+        else
+        {
+            var patches = Tensor<T>.Reuse(ref _patches, m, k);
+            Im2Col.Forward<T>(input.Data, g, patches.Data);
+            Gemm.Multiply(false, false, m, OutChannels, k, T.One, patches.Data, Weight.Value.Data, T.One, output.Data);
+        }
+
         return output;
     }
 
@@ -123,7 +133,7 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
         T[] dy = outputGradient.Data;
 
         // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
-        Gemm.Multiply(true, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
+        Gemm.Multiply(!TransposedPatches, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
 
         // ∂b += column sums of ∂y
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
@@ -135,12 +145,29 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
             return inputGrad;
         }
 
-        // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
-        var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
-        Gemm.Multiply(false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
-        Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
+        if (TransposedPatches)
+        {
+            // ∂Pᵀ (K, M) = K (K, OC) · ∂yᵀ (OC, M), then scatter back onto the image.
+            var patchGradT = Tensor<T>.Reuse(ref _patchGrad, k, m);
+            Gemm.Multiply(false, true, k, m, OutChannels, T.One, Weight.Value.Data, dy, T.Zero, patchGradT.Data);
+            Im2Col.BackwardTransposed<T>(patchGradT.Data, g, inputGrad.Data);
+        }
+        else
+        {
+            // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
+            var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
+            Gemm.Multiply(false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
+            Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
+        }
+
         return inputGrad;
     }
+
+    /// <summary>
+    /// Single-channel inputs keep the patch matrix transposed, Pᵀ (K, M): built from contiguous runs, and multiplied
+    /// along its long side. Other inputs keep P (M, K), whose rows are contiguous runs of KW·C elements.
+    /// </summary>
+    private bool TransposedPatches => InChannels == 1;
 
     private void RequireInput(ReadOnlySpan<int> shape) =>
         RequireImage(shape, InChannels, Math.Max(1, KernelHeight - 2 * Padding), Math.Max(1, KernelWidth - 2 * Padding));

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace LeNetSharp.Tensors;
@@ -69,41 +70,48 @@ internal static class SimdGemm<TOps, TV, T>
         ref T v0 = ref vb[0];
         Span<T> tile = stackalloc T[TileElements];
         int a = 0;
-        if (ldv < 4 * w)
+        while (a < ra)
         {
-            // Narrow X (1–3 vectors wide): 8-row blocks, one vector column at a time, keep 8 FMAs in flight.
-            for (; a + 8 <= ra; a += 8)
+            int left = ra - a;
+            if ((left >= 8 && ldv < 4 * w) || left is > 4 and < 8)
+            {
+                // Narrow X (1–3 vectors wide), or 5–7 rows left: 8-row blocks keep 8 FMAs in flight; missing rows
+                // repeat the last one and are not written.
+                int rows = Math.Min(8, left);
+                for (int b = 0; b < ldv; b += w)
+                {
+                    Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                a += rows;
+            }
+            else if (left >= 4)
+            {
+                int b = 0;
+                for (; b + 4 * w <= ldv; b += 4 * w)
+                {
+                    Block4x4(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 4, 4, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                for (; b < ldv; b += w)
+                {
+                    Block4x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 4, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                a += 4;
+            }
+            else
             {
                 for (int b = 0; b < ldv; b += w)
                 {
-                    Block8x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, 8, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
-            }
-        }
 
-        for (; a + 4 <= ra; a += 4)
-        {
-            int b = 0;
-            for (; b + 4 * w <= ldv; b += 4 * w)
-            {
-                Block4x4(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                WriteTile(tile, 4, 4, a, b, rb, alpha, beta, c, outRowStride, outColStride);
-            }
-
-            for (; b < ldv; b += w)
-            {
-                Block4x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                WriteTile(tile, 4, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
-            }
-        }
-
-        for (; a < ra; a++)
-        {
-            for (int b = 0; b < ldv; b += w)
-            {
-                Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                a++;
             }
         }
     }
@@ -144,11 +152,13 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x30, ref Unsafe.Add(ref t, 12 * w)); TOps.Store(x31, ref Unsafe.Add(ref t, 13 * w)); TOps.Store(x32, ref Unsafe.Add(ref t, 14 * w)); TOps.Store(x33, ref Unsafe.Add(ref t, 15 * w));
     }
 
-    private static void Block8x1(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
+    private static void Block8x1(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         int w = TOps.Count;
         TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero, x6 = TOps.Zero, x7 = TOps.Zero;
-        nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, ua4 = 4 * ua, ua5 = 5 * ua, ua6 = 6 * ua, ua7 = 7 * ua, pu = r0, pv = 0;
+        int last = rows - 1; // rows past the end re-read the last row; their results are not written
+        nint ua1 = Math.Min(1, last) * ua, ua2 = Math.Min(2, last) * ua, ua3 = Math.Min(3, last) * ua, ua4 = Math.Min(4, last) * ua;
+        nint ua5 = Math.Min(5, last) * ua, ua6 = Math.Min(6, last) * ua, ua7 = Math.Min(7, last) * ua, pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
             TV v0 = TOps.Load(ref Unsafe.Add(ref v, pv));
@@ -207,7 +217,7 @@ internal static class SimdGemm<TOps, TV, T>
     /// C[(a + r)·ors + (b + v·W + l)·ocs] ← alpha·tile + beta·C for rows r &lt; rows, vectors v &lt; vectors and columns
     /// below rb; beta = 0 never reads C (so NaN in C is not kept).
     /// </summary>
-    private static void WriteTile(ReadOnlySpan<T> tile, int rows, int vectors, int a, int b, int rb, T alpha, T beta, T[] c, int ors, int ocs)
+    private static void WriteTile(Span<T> tile, int rows, int vectors, int a, int b, int rb, T alpha, T beta, T[] c, int ors, int ocs)
     {
         int w = TOps.Count;
         ref T c0 = ref c[0];
@@ -231,13 +241,59 @@ internal static class SimdGemm<TOps, TV, T>
                 }
 
                 int count = Math.Min(w, rb - col);
-                for (int l = 0; l < count; l++)
+                if (ocs != 1 && vectors == 1 && ors == 1 && a == 0 && rows == ocs && count == w)
                 {
-                    ref T dst = ref Unsafe.Add(ref c0, start + l * ocs);
-                    T value = Unsafe.Add(ref x, l);
-                    dst = beta == T.Zero ? alpha * value : alpha * value + beta * dst;
+                    // X = Cᵀ and this tile holds every column of C for W consecutive rows: those rows are one
+                    // contiguous run of W·rows elements. Transpose the tile on the stack, then combine whole vectors.
+                    WriteTransposedRun(tile, rows, col, alpha, beta, c);
+                    return;
+                }
+
+                ref T row0 = ref Unsafe.Add(ref c0, start);
+                if (beta == T.Zero)
+                {
+                    for (int l = 0; l < count; l++) Unsafe.Add(ref row0, l * ocs) = alpha * Unsafe.Add(ref x, l);
+                }
+                else
+                {
+                    for (int l = 0; l < count; l++)
+                    {
+                        ref T dst = ref Unsafe.Add(ref row0, l * ocs);
+                        dst = alpha * Unsafe.Add(ref x, l) + beta * dst;
+                    }
                 }
             }
+        }
+    }
+
+    /// <summary>C[(col + l)·rows + r] ← alpha·tile[r·W + l] + beta·C[…] for l &lt; W, r &lt; rows: a contiguous run of C.</summary>
+    private static void WriteTransposedRun(Span<T> tile, int rows, int col, T alpha, T beta, T[] c)
+    {
+        int w = TOps.Count, length = w * rows;
+        Span<T> run = tile[(TileElements / 2)..]; // the tile's upper half is free: a narrow tile uses at most 8·W elements
+        ref T t0 = ref MemoryMarshal.GetReference(tile);
+        ref T src0 = ref MemoryMarshal.GetReference(run);
+        for (int r = 0; r < rows; r++)
+        {
+            for (int l = 0; l < w; l++) Unsafe.Add(ref src0, l * rows + r) = Unsafe.Add(ref t0, r * w + l);
+        }
+
+        ref T dst0 = ref c[col * rows];
+        int i = 0;
+        for (; i + w <= length; i += w)
+        {
+            ref T dst = ref Unsafe.Add(ref dst0, i);
+            TV y = TOps.Load(ref Unsafe.Add(ref src0, i));
+            if (alpha != T.One) y = TOps.Multiply(y, TOps.Broadcast(alpha));
+            if (beta != T.Zero) y = TOps.MultiplyAdd(TOps.Load(ref dst), TOps.Broadcast(beta), y);
+            TOps.Store(y, ref dst);
+        }
+
+        for (; i < length; i++)
+        {
+            ref T dst = ref Unsafe.Add(ref dst0, i);
+            T value = Unsafe.Add(ref src0, i);
+            dst = beta == T.Zero ? alpha * value : alpha * value + beta * dst;
         }
     }
 
