@@ -10,9 +10,9 @@ namespace LeNetSharp.Layers;
 /// PyTorch's default.
 /// <code>
 /// input  x : (N, H, W, C)          output y : (N, H/2, W/2, C)
-/// forward  : y[n,i,j,c] = max over the window x[n, 2i..2i+1, 2j..2j+1, c]; the argmax is recorded
-///            (ties go to the first maximum in row-major window order)
-/// backward : ∂x[argmax] = ∂y, 0 elsewhere
+/// forward  : y[n,i,j,c] = max over the window x[n, 2i..2i+1, 2j..2j+1, c]
+/// backward : ∂x[argmax] = ∂y, 0 elsewhere; the argmax is the first maximum in row-major window order
+///            (so ties go to the first), found from the cached input
 /// </code>
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
@@ -20,8 +20,8 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
 {
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
-    private int[] _argmax = [];   // for every output element, the flat index of its maximum in x
-    private int _n, _h, _w, _c;
+    private Tensor<T>? _input;    // x of the last forward (the caller's tensor; not copied)
+    private T[] _rowMax = [];     // vertical maxima of one pair of image rows
 
     /// <inheritdoc />
     public override string Name => "MaxPool2x2";
@@ -38,35 +38,22 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     {
         var s = input.Shape;
         RequireImage(s, s.Length == 4 ? s[3] : 1, 2, 2);
-        int n = _n = s[0], h = _h = s[1], w = _w = s[2], c = _c = s[3];
-        int oh = h / 2, ow = w / 2;
+        int n = s[0], h = s[1], w = s[2], c = s[3];
+        int oh = h / 2, ow = w / 2, rowStride = w * c, pairs = 2 * ow * c;
+        _input = input;
         var output = Tensor<T>.Reuse(ref _output, n, oh, ow, c);
-        if (_argmax.Length != output.Length) _argmax = new int[output.Length];
+        if (_rowMax.Length != pairs) _rowMax = new T[pairs];
 
-        ref T x = ref MemoryMarshal.GetArrayDataReference(input.Data);
-        ref T y = ref MemoryMarshal.GetArrayDataReference(output.Data);
-        ref int argmax = ref MemoryMarshal.GetArrayDataReference(_argmax);
-        int rowStride = w * c, o = 0;
+        // Vertical max of each pair of image rows (vectorised), then horizontal max of neighbouring pixels.
+        Span<T> y = output.Span;
+        int o = 0;
         for (int b = 0; b < n; b++)
         {
-            for (int i = 0; i < oh; i++)
+            for (int i = 0; i < oh; i++, o += ow * c)
             {
-                int topLeft = (b * h + 2 * i) * rowStride;
-                for (int j = 0; j < ow; j++, topLeft += 2 * c)
-                {
-                    for (int ch = 0; ch < c; ch++, o++)
-                    {
-                        int i00 = topLeft + ch;
-                        T v00 = Unsafe.Add(ref x, i00), v01 = Unsafe.Add(ref x, i00 + c);
-                        T v10 = Unsafe.Add(ref x, i00 + rowStride), v11 = Unsafe.Add(ref x, i00 + rowStride + c);
-                        // Branch-free; row-major window order, a later element wins only when strictly greater (ties: first).
-                        int right = v01 > v00 ? 1 : 0, bottomRight = v11 > v10 ? 1 : 0;
-                        T top = T.Max(v00, v01), bottom = T.Max(v10, v11);
-                        int down = bottom > top ? 1 : 0;
-                        Unsafe.Add(ref y, o) = T.Max(top, bottom);
-                        Unsafe.Add(ref argmax, o) = i00 + down * rowStride + (right + down * (bottomRight - right)) * c;
-                    }
-                }
+                int top = (b * h + 2 * i) * rowStride;
+                VectorOps.Max<T>(input.Span.Slice(top, pairs), input.Span.Slice(top + rowStride, pairs), _rowMax);
+                VectorOps.MaxOfNeighbourBlocks<T>(_rowMax, c, y.Slice(o, ow * c));
             }
         }
 
@@ -76,13 +63,38 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     /// <inheritdoc />
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
-        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, _n, _h, _w, _c);
+        // The argmax is found here, from the cached input: the first maximum of each window in row-major order takes
+        // the gradient. Forward stays a pure (vectorised) max, so inference never pays for the search.
+        var x = _input!;
+        int n = x.Dim(0), h = x.Dim(1), w = x.Dim(2), c = x.Dim(3), oh = h / 2, ow = w / 2, rowStride = w * c;
+        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, h, w, c);
         inputGrad.Clear();
+        ref T xs = ref MemoryMarshal.GetArrayDataReference(x.Data);
         ref T dx = ref MemoryMarshal.GetArrayDataReference(inputGrad.Data);
         ref T dy = ref MemoryMarshal.GetArrayDataReference(outputGradient.Data);
-        ref int argmax = ref MemoryMarshal.GetArrayDataReference(_argmax);
-        int count = outputGradient.Length;
-        for (int o = 0; o < count; o++) Unsafe.Add(ref dx, Unsafe.Add(ref argmax, o)) = Unsafe.Add(ref dy, o); // windows do not overlap
+        int o = 0;
+        for (int b = 0; b < n; b++)
+        {
+            for (int i = 0; i < oh; i++)
+            {
+                int topLeft = (b * h + 2 * i) * rowStride;
+                for (int j = 0; j < ow; j++, topLeft += 2 * c)
+                {
+                    for (int ch = 0; ch < c; ch++, o++)
+                    {
+                        int i00 = topLeft + ch, i10 = i00 + rowStride;
+                        T v00 = Unsafe.Add(ref xs, i00), v01 = Unsafe.Add(ref xs, i00 + c);
+                        T v10 = Unsafe.Add(ref xs, i10), v11 = Unsafe.Add(ref xs, i10 + c);
+                        // Branch-free; a later element wins only when strictly greater, so ties go to the first.
+                        int right = v01 > v00 ? 1 : 0, bottomRight = v11 > v10 ? 1 : 0;
+                        int down = T.Max(v10, v11) > T.Max(v00, v01) ? 1 : 0;
+                        int at = i00 + down * rowStride + (right + down * (bottomRight - right)) * c;
+                        Unsafe.Add(ref dx, at) = Unsafe.Add(ref dy, o); // windows do not overlap
+                    }
+                }
+            }
+        }
+
         return inputGrad;
     }
 }

@@ -24,6 +24,58 @@ internal static class VectorOps
         for (; i < x.Length; i++) Unsafe.Add(ref ys, i) = T.Max(Unsafe.Add(ref xs, i), T.Zero);
     }
 
+    /// <summary>z = max(x, y) element-wise.</summary>
+    public static void Max<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<T> z) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y[..x.Length]);
+        ref T zs = ref MemoryMarshal.GetReference(z[..x.Length]);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i + Vector<T>.Count <= x.Length; i += Vector<T>.Count)
+            {
+                Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)i), Vector.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref zs, (nuint)i);
+            }
+        }
+
+        for (; i < x.Length; i++) Unsafe.Add(ref zs, i) = T.Max(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
+    }
+
+    /// <summary>
+    /// For a row of pixels with <paramref name="channels"/> values each, y[j·C + c] = max(x[2j·C + c], x[(2j+1)·C + c]):
+    /// the horizontal half of 2x2 max pooling. Vectorised when a pixel holds whole vectors.
+    /// </summary>
+    public static void MaxOfNeighbourBlocks<T>(ReadOnlySpan<T> x, int channels, Span<T> y) where T : unmanaged, INumber<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        ref T ys = ref MemoryMarshal.GetReference(y);
+        int pixels = y.Length / channels;
+        if (Vector.IsHardwareAccelerated && channels % Vector<T>.Count == 0)
+        {
+            for (int j = 0; j < pixels; j++)
+            {
+                for (int ch = 0; ch < channels; ch += Vector<T>.Count)
+                {
+                    int left = 2 * j * channels + ch;
+                    Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)left), Vector.LoadUnsafe(ref xs, (nuint)(left + channels)))
+                        .StoreUnsafe(ref ys, (nuint)(j * channels + ch));
+                }
+            }
+
+            return;
+        }
+
+        for (int j = 0, o = 0; j < pixels; j++)
+        {
+            int left = 2 * j * channels;
+            for (int ch = 0; ch < channels; ch++, o++)
+            {
+                Unsafe.Add(ref ys, o) = T.Max(Unsafe.Add(ref xs, left + ch), Unsafe.Add(ref xs, left + channels + ch));
+            }
+        }
+    }
+
     /// <summary>dx = dy where y &gt; 0, else 0.</summary>
     public static void ReluBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) where T : unmanaged, INumber<T>
     {
