@@ -232,3 +232,43 @@ public class ReferenceTests
         act.Should().Throw<ArgumentException>().WithMessage("*label 3 at row 1 is outside [0, 3)*");
     }
 }
+
+public class LayerContractTests
+{
+    [Fact]
+    public void Backward_before_forward_says_so()
+    {
+        var conv = new Conv<float>(1, 2, 3, 3, new Random(1));
+        FluentActions.Invoking(() => conv.Backward(new Tensor<float>(1, 2, 2, 2)))
+            .Should().Throw<InvalidOperationException>().WithMessage("Conv 3x3 1→2 stride 1 pad 0: Backward was called before Forward.");
+    }
+
+    [Fact]
+    public void Wrong_input_shape_names_expected_and_actual_shapes()
+    {
+        var net = LeNet.Create<float>(1);
+        FluentActions.Invoking(() => net.Forward(new Tensor<float>(2, 32, 32, 3)))
+            .Should().Throw<ArgumentException>()
+            .WithMessage("Conv 5x5 1→6 stride 1 pad 0: expected input (N, H, W, 1) in NHWC with H ≥ 5 and W ≥ 5, got (2, 32, 32, 3).");
+        FluentActions.Invoking(() => new Linear<float>(256, 10, new Random(1)).Forward(new Tensor<float>(3, 255)))
+            .Should().Throw<ArgumentException>().WithMessage("Linear 256→10: expected input (N, 256), got (3, 255).");
+    }
+
+    [Fact]
+    public void Gradient_of_the_wrong_shape_is_refused()
+    {
+        var relu = new Relu<float>();
+        relu.Forward(new Tensor<float>(2, 3));
+        FluentActions.Invoking(() => relu.Backward(new Tensor<float>(3, 2)))
+            .Should().Throw<ArgumentException>().WithMessage("Relu: output gradient has shape (3, 2), expected (2, 3) (the last forward output).*");
+    }
+
+    [Fact]
+    public void LeNet_has_the_tutorial_shapes()
+    {
+        var net = LeNet.Create<float>(1);
+        net.OutputShapes([3, 28, 28, 1]).Select(s => Tensor<float>.ShapeToString(s)).Should().Equal(
+            "(3, 24, 24, 6)", "(3, 24, 24, 6)", "(3, 12, 12, 6)", "(3, 8, 8, 16)", "(3, 8, 8, 16)", "(3, 4, 4, 16)", "(3, 256)", "(3, 10)");
+        net.ParameterCount.Should().Be(5142);
+    }
+}
