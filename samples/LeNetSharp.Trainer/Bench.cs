@@ -115,11 +115,11 @@ internal static class Bench
 /// <summary>The GEMM shapes of one LeNet training step at batch 3, timed for each provider.</summary>
 internal static class GemmBench
 {
-    /// <summary>(label, transA, transB, m, n, k) of every product in a step at batch <paramref name="n"/>.</summary>
+    /// <summary>(label, transA, transB, m, n, k) of every product in a step at batch <paramref name="n"/>, as the layers call them.</summary>
     public static (string Label, bool TransA, bool TransB, int M, int N, int K)[] Shapes(int n) =>
     [
-        ("conv1 forward  P·K", false, false, n * 576, 6, 25),
-        ("conv1 ∂K      Pᵀ·∂y", true, false, 25, 6, n * 576),
+        ("conv1 forward  P·K", true, false, n * 576, 6, 25),   // single channel: P is kept transposed
+        ("conv1 ∂K      Pᵀ·∂y", false, false, 25, 6, n * 576),
         ("conv2 forward  P·K", false, false, n * 64, 16, 150),
         ("conv2 ∂K      Pᵀ·∂y", true, false, 150, 16, n * 64),
         ("conv2 ∂P      ∂y·Kᵀ", false, true, n * 64, 150, 16),

@@ -41,8 +41,8 @@ public class GemmBenchmarks
 
     private (bool TransA, bool TransB, int M, int N, int K) Dims => Shape switch
     {
-        GemmShape.Conv1Forward => (false, false, 1728, 6, 25),
-        GemmShape.Conv1WeightGrad => (true, false, 25, 6, 1728),
+        GemmShape.Conv1Forward => (true, false, 1728, 6, 25),   // single channel: Conv keeps P transposed
+        GemmShape.Conv1WeightGrad => (false, false, 25, 6, 1728),
         GemmShape.Conv2Forward => (false, false, 192, 16, 150),
         GemmShape.Conv2WeightGrad => (true, false, 150, 16, 192),
         GemmShape.Conv2InputGrad => (false, true, 192, 150, 16),

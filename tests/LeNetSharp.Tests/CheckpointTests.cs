@@ -5,12 +5,8 @@ using LeNetSharp.Training;
 
 namespace LeNetSharp.Tests;
 
-public sealed class CheckpointTests : IDisposable
+public sealed class CheckpointTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lenetsharp-ckpt-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     private static TrainingOptions Options(string? dir, double momentum = 0) => new()
     {
         Epochs = 3, BatchSize = 4, Seed = 5, LearningRate = 0.05, Momentum = momentum, CheckpointDirectory = dir, CheckpointEvery = 3,
@@ -30,11 +26,11 @@ public sealed class CheckpointTests : IDisposable
         // The "killed" run: cancelled after some batches; only what it checkpointed survives.
         using var cts = new CancellationTokenSource();
         int batches = 0;
-        var interrupted = new Trainer<float>(TestData.SmallNet<float>(7), Options(_dir, momentum) with { ReportEvery = 1 });
-        var act = () => interrupted.Train(data, new InlineProgress(_ => { if (++batches == stopAfterBatches) cts.Cancel(); }), cts.Token);
+        var interrupted = new Trainer<float>(TestData.SmallNet<float>(7), Options(Dir, momentum) with { ReportEvery = 1 });
+        var act = () => interrupted.Train(data, new InlineProgress<TrainingProgress>(_ => { if (++batches == stopAfterBatches) cts.Cancel(); }), cts.Token);
         act.Should().Throw<OperationCanceledException>();
 
-        using var resumed = Trainer<float>.Resume(_dir, Options(_dir, momentum));
+        using var resumed = Trainer<float>.Resume(Dir, Options(Dir, momentum));
         resumed.Position.Batch.Should().BeGreaterThan(0, "the last checkpoint was written mid-epoch");
         resumed.Train(data);
 
@@ -45,9 +41,9 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void Resume_with_other_options_names_what_differs()
     {
-        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), Options(_dir) with { Epochs = 1 })) t.Train(TestData.RandomImages(8, 1));
+        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), Options(Dir) with { Epochs = 1 })) t.Train(TestData.RandomImages(8, 1));
 
-        var act = () => Trainer<float>.Resume(_dir, Options(_dir) with { BatchSize = 5, Seed = 6 });
+        var act = () => Trainer<float>.Resume(Dir, Options(Dir) with { BatchSize = 5, Seed = 6 });
 
         act.Should().Throw<ModelFormatException>().WithMessage("*cannot resume with different options: batch size 5 (the checkpoint has 4), seed 6 (the checkpoint has 5).");
     }
@@ -55,16 +51,16 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void Corrupt_or_missing_checkpoints_are_reported()
     {
-        FluentActions.Invoking(() => Trainer<float>.Resume(_dir, Options(_dir)))
+        FluentActions.Invoking(() => Trainer<float>.Resume(Dir, Options(Dir)))
             .Should().Throw<FileNotFoundException>().WithMessage("*checkpoint.lnsc: no checkpoint to resume from.");
 
-        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), Options(_dir) with { Epochs = 1 })) t.Train(TestData.RandomImages(8, 1));
-        string path = Path.Combine(_dir, TrainingCheckpoint.FileName);
+        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), Options(Dir) with { Epochs = 1 })) t.Train(TestData.RandomImages(8, 1));
+        string path = Path.Combine(Dir, TrainingCheckpoint.FileName);
         byte[] bytes = File.ReadAllBytes(path);
         bytes[40] ^= 1;
         File.WriteAllBytes(path, bytes);
 
-        FluentActions.Invoking(() => Trainer<float>.Resume(_dir, Options(_dir)))
+        FluentActions.Invoking(() => Trainer<float>.Resume(Dir, Options(Dir)))
             .Should().Throw<ModelFormatException>().WithMessage($"{path}: checksum mismatch*");
     }
 
@@ -74,8 +70,8 @@ public sealed class CheckpointTests : IDisposable
         // The real thing: the sample trainer is killed mid-run, then resumed; its model must equal a straight run's.
         string mnist = TestData.MnistDirectory();
         Mnist_is_there(mnist);
-        string straight = Path.Combine(_dir, "straight.model"), resumed = Path.Combine(_dir, "resumed.model");
-        string ckpt = Path.Combine(_dir, "ckpt");
+        string straight = Path.Combine(Dir, "straight.model"), resumed = Path.Combine(Dir, "resumed.model");
+        string ckpt = Path.Combine(Dir, "ckpt");
         string[] common = ["train", "--data", mnist, "--limit", "6000", "--epochs", "2", "--seed", "3"];
         RunTrainer([.. common, "--model", straight]).Should().Be(0);
 
@@ -114,8 +110,4 @@ public sealed class CheckpointTests : IDisposable
         return p.ExitCode;
     }
 
-    private sealed class InlineProgress(Action<TrainingProgress> handler) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => handler(value);
-    }
 }

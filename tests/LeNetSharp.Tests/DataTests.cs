@@ -4,19 +4,15 @@ using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Tests;
 
-public sealed class DataTests : IDisposable
+public sealed class DataTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lenetsharp-data-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void Idx_round_trip_preserves_dimensions_and_bytes(bool gzip)
     {
         var data = Enumerable.Range(0, 3 * 4 * 5).Select(i => (byte)(i * 7)).ToArray();
-        string path = Path.Combine(_dir, "x.idx");
+        string path = Path.Combine(Dir, "x.idx");
 
         IdxFile.Write(path, [3, 4, 5], data, gzip);
         var (dims, read) = IdxFile.Read(path, IdxFile.ImagesMagic);
@@ -29,7 +25,7 @@ public sealed class DataTests : IDisposable
     [Fact]
     public void Wrong_magic_names_file_expected_and_found()
     {
-        string path = Path.Combine(_dir, "labels");
+        string path = Path.Combine(Dir, "labels");
         IdxFile.Write(path, [4], new byte[4]);
 
         var act = () => IdxFile.Read(path, IdxFile.ImagesMagic);
@@ -44,7 +40,7 @@ public sealed class DataTests : IDisposable
     [InlineData(true)]
     public void Truncated_body_says_how_many_bytes_were_expected_and_found(bool gzip)
     {
-        string path = Path.Combine(_dir, "images");
+        string path = Path.Combine(Dir, "images");
         IdxFile.Write(path, [2, 3, 3], new byte[18]);
         byte[] bytes = File.ReadAllBytes(path)[..^5];
         if (gzip)
@@ -64,7 +60,7 @@ public sealed class DataTests : IDisposable
     [Fact]
     public void Truncated_header_is_reported()
     {
-        string path = Path.Combine(_dir, "short");
+        string path = Path.Combine(Dir, "short");
         File.WriteAllBytes(path, [0, 0, 8, 3, 0, 0, 0, 2]);
         var act = () => IdxFile.Read(path, IdxFile.ImagesMagic);
         act.Should().Throw<IdxFormatException>().WithMessage("*truncated: the header should hold 3 sizes, the file ends after 1.");
@@ -73,7 +69,7 @@ public sealed class DataTests : IDisposable
     [Fact]
     public void Trailing_bytes_are_reported()
     {
-        string path = Path.Combine(_dir, "long");
+        string path = Path.Combine(Dir, "long");
         IdxFile.Write(path, [2], new byte[2]);
         File.AppendAllText(path, "x");
         var act = () => IdxFile.Read(path, IdxFile.LabelsMagic);
@@ -84,7 +80,7 @@ public sealed class DataTests : IDisposable
     public void Mnist_load_reads_raw_and_gz_files_and_scales_pixels()
     {
         WriteMnist("train", count: 3, labelCount: 3, size: 28, gzip: true);
-        var data = Mnist.Load(_dir, MnistSplit.Train);
+        var data = Mnist.Load(Dir, MnistSplit.Train);
 
         data.Count.Should().Be(3);
         data.Label(2).Should().Be(2);
@@ -101,7 +97,7 @@ public sealed class DataTests : IDisposable
     public void Mnist_count_mismatch_names_the_labels_file()
     {
         WriteMnist("t10k", count: 3, labelCount: 2, size: 28, gzip: false);
-        var act = () => Mnist.Load(_dir, MnistSplit.Test);
+        var act = () => Mnist.Load(Dir, MnistSplit.Test);
         act.Should().Throw<IdxFormatException>().WithMessage("*t10k-labels-idx1-ubyte: expected 3 labels (one per image in *), found 2.");
     }
 
@@ -109,25 +105,25 @@ public sealed class DataTests : IDisposable
     public void Mnist_wrong_image_size_is_reported()
     {
         WriteMnist("t10k", count: 2, labelCount: 2, size: 27, gzip: false);
-        var act = () => Mnist.Load(_dir, MnistSplit.Test);
+        var act = () => Mnist.Load(Dir, MnistSplit.Test);
         act.Should().Throw<IdxFormatException>().WithMessage("*t10k-images-idx3-ubyte: expected 28x28 images, found 27x27.");
     }
 
     [Fact]
     public void Mnist_missing_file_says_how_to_get_it()
     {
-        var act = () => Mnist.Load(_dir, MnistSplit.Test);
+        var act = () => Mnist.Load(Dir, MnistSplit.Test);
         act.Should().Throw<FileNotFoundException>().WithMessage("*t10k-images-idx3-ubyte (or .gz): file not found. Run the trainer's `fetch`*");
     }
 
     [Fact]
     public void Ensure_refuses_a_present_file_with_the_wrong_checksum_and_leaves_it()
     {
-        string path = Path.Combine(_dir, "t10k-labels-idx1-ubyte");
+        string path = Path.Combine(Dir, "t10k-labels-idx1-ubyte");
         File.WriteAllText(path, "not mnist");
-        foreach (var f in Mnist.Files.Where(f => f.Name != "t10k-labels-idx1-ubyte")) File.WriteAllText(Path.Combine(_dir, f.Name), "x");
+        foreach (var f in Mnist.Files.Where(f => f.Name != "t10k-labels-idx1-ubyte")) File.WriteAllText(Path.Combine(Dir, f.Name), "x");
 
-        var act = () => Mnist.EnsureAsync(_dir).GetAwaiter().GetResult();
+        var act = () => Mnist.EnsureAsync(Dir).GetAwaiter().GetResult();
 
         act.Should().Throw<InvalidDataException>().WithMessage($"*: SHA-256 of the content is *, expected *. Delete the file and fetch again.");
         File.ReadAllText(path).Should().Be("not mnist");
@@ -136,7 +132,7 @@ public sealed class DataTests : IDisposable
     [Fact]
     public void Atomic_write_that_fails_midway_leaves_the_previous_file_intact()
     {
-        string path = Path.Combine(_dir, "precious.bin");
+        string path = Path.Combine(Dir, "precious.bin");
         File.WriteAllText(path, "old");
 
         var act = () => AtomicFile.Write(path, s =>
@@ -147,7 +143,7 @@ public sealed class DataTests : IDisposable
 
         act.Should().Throw<IOException>().WithMessage("disk full");
         File.ReadAllText(path).Should().Be("old");
-        Directory.GetFiles(_dir).Should().ContainSingle();
+        Directory.GetFiles(Dir).Should().ContainSingle();
     }
 
     private void WriteMnist(string prefix, int count, int labelCount, int size, bool gzip)
@@ -155,7 +151,7 @@ public sealed class DataTests : IDisposable
         var pixels = new byte[count * size * size];
         for (int i = 0; i < count; i++) { pixels[i * size * size] = (byte)i; pixels[i * size * size + 1] = (byte)(i + 1); }
         string suffix = gzip ? ".gz" : "";
-        IdxFile.Write(Path.Combine(_dir, $"{prefix}-images-idx3-ubyte{suffix}"), [count, size, size], pixels, gzip);
-        IdxFile.Write(Path.Combine(_dir, $"{prefix}-labels-idx1-ubyte{suffix}"), [labelCount], Enumerable.Range(0, labelCount).Select(i => (byte)i).ToArray(), gzip);
+        IdxFile.Write(Path.Combine(Dir, $"{prefix}-images-idx3-ubyte{suffix}"), [count, size, size], pixels, gzip);
+        IdxFile.Write(Path.Combine(Dir, $"{prefix}-labels-idx1-ubyte{suffix}"), [labelCount], Enumerable.Range(0, labelCount).Select(i => (byte)i).ToArray(), gzip);
     }
 }

@@ -4,18 +4,14 @@ using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Tests;
 
-public sealed class ModelFileTests : IDisposable
+public sealed class ModelFileTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lenetsharp-model-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     private string Saved(out Sequential<float> net)
     {
         net = LeNet.Create<float>(3);
         foreach (var p in net.Parameters.Where(p => p.Name == "bias"))
             for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] = 0.01f * (i + 1);
-        string path = Path.Combine(_dir, "lenet.model");
+        string path = Path.Combine(Dir, "lenet.model");
         ModelFile.Save(net, path);
         return path;
     }
@@ -94,7 +90,7 @@ public sealed class ModelFileTests : IDisposable
     public void Double_model_loads_as_float()
     {
         var net = LeNet.Create<double>(2);
-        string path = Path.Combine(_dir, "d.model");
+        string path = Path.Combine(Dir, "d.model");
         ModelFile.Save(net, path);
 
         var loaded = ModelFile.Load<float>(path);

@@ -5,12 +5,8 @@ using LeNetSharp.Tensors;
 namespace LeNetSharp.Tests;
 
 /// <summary>Against files written by real NumPy (Fixtures/make_fixtures.py).</summary>
-public sealed class NumpyInteropTests : IDisposable
+public sealed class NumpyInteropTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lenetsharp-npy-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
 
     [Fact]
@@ -54,7 +50,7 @@ public sealed class NumpyInteropTests : IDisposable
     [Fact]
     public void Truncated_npy_is_reported()
     {
-        string path = Path.Combine(_dir, "short.npy");
+        string path = Path.Combine(Dir, "short.npy");
         File.WriteAllBytes(path, File.ReadAllBytes(Fixture("f64_vec.npy"))[..^3]);
         FluentActions.Invoking(() => Npy.Read(path)).Should().Throw<ModelFormatException>()
             .WithMessage($"{path}: truncated: shape (4) of '<f8' needs 32 data bytes, found 29.");
@@ -67,7 +63,7 @@ public sealed class NumpyInteropTests : IDisposable
     [InlineData(NpyDType.Float64)]
     public void Write_then_read_round_trips_and_matches_numpy_layout(NpyDType dtype)
     {
-        string path = Path.Combine(_dir, "x.npy");
+        string path = Path.Combine(Dir, "x.npy");
         var original = new NpyArray([2, 3], [0, 0.25, 0.5, 0.75, 1, 1.25], dtype);
 
         Npy.Write(path, original);
@@ -107,7 +103,7 @@ public sealed class NumpyInteropTests : IDisposable
     public void Export_writes_the_tutorial_layout_and_reimports_exactly()
     {
         var net = LeNet.Create<float>(4);
-        string path = Path.Combine(_dir, "export.npz");
+        string path = Path.Combine(Dir, "export.npz");
 
         TutorialWeights.Export(net, path);
         var arrays = Npy.ReadNpz(path);
@@ -122,7 +118,7 @@ public sealed class NumpyInteropTests : IDisposable
     [Fact]
     public void Import_names_a_missing_key_or_a_wrong_shape()
     {
-        string path = Path.Combine(_dir, "bad.npz");
+        string path = Path.Combine(Dir, "bad.npz");
         var arrays = Npy.ReadNpz(Fixture("tutorial.npz")).ToDictionary();
         arrays.Remove("b2");
         Npy.WriteNpz(path, arrays);
@@ -138,7 +134,7 @@ public sealed class NumpyInteropTests : IDisposable
     [Fact]
     public void A_zip_that_is_not_npz_is_reported()
     {
-        string path = Path.Combine(_dir, "junk.npz");
+        string path = Path.Combine(Dir, "junk.npz");
         File.WriteAllText(path, "not a zip");
         FluentActions.Invoking(() => Npy.ReadNpz(path)).Should().Throw<ModelFormatException>().WithMessage("*not a valid .npz (zip) archive*");
     }

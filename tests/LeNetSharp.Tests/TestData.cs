@@ -3,6 +3,24 @@ using LeNetSharp.Layers;
 
 namespace LeNetSharp.Tests;
 
+/// <summary>A test class that gets a fresh temporary folder, deleted afterwards.</summary>
+public abstract class TempDirectoryTest : IDisposable
+{
+    protected string Dir { get; } = Directory.CreateTempSubdirectory("lenetsharp-test-").FullName;
+
+    public void Dispose()
+    {
+        Directory.Delete(Dir, recursive: true);
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that calls back synchronously.</summary>
+internal sealed class InlineProgress<T>(Action<T> handler) : IProgress<T>
+{
+    public void Report(T value) => handler(value);
+}
+
 internal static class TestData
 {
     /// <summary>Random 8x8 grey images with random labels among 3 classes: only memorising can fit them.</summary>

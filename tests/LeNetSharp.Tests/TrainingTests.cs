@@ -41,7 +41,7 @@ public class TrainingTests
         var net = TestData.SmallNet<float>(1);
         var trainer = new Trainer<float>(net, new TrainingOptions { Epochs = 3 });
 
-        trainer.Train(TestData.RandomImages(6, 1), new InlineProgress(p => rates.Add(p.LearningRate)));
+        trainer.Train(TestData.RandomImages(6, 1), new InlineProgress<TrainingProgress>(p => rates.Add(p.LearningRate)));
 
         // after epoch 0: ·0.95¹; after epoch 1: ·0.95²
         rates.Should().Equal(0.01, 0.01 * 0.95, 0.01 * 0.95 * 0.95 * 0.95);
@@ -70,7 +70,7 @@ public class TrainingTests
         var reports = new List<TrainingProgress>();
         var trainer = new Trainer<float>(TestData.SmallNet<float>(1), new TrainingOptions { Epochs = 5, BatchSize = 2, ReportEvery = 3 });
 
-        var act = () => trainer.Train(TestData.RandomImages(20, 2), new InlineProgress(p =>
+        var act = () => trainer.Train(TestData.RandomImages(20, 2), new InlineProgress<TrainingProgress>(p =>
         {
             reports.Add(p);
             if (p.IsEpochEnd) cts.Cancel();
@@ -97,10 +97,6 @@ public class TrainingTests
         allocated.Should().Be(0);
     }
 
-    private sealed class InlineProgress(Action<TrainingProgress> handler) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => handler(value);
-    }
 }
 
 public class ParallelTrainingTests

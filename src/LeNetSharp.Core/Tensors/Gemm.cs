@@ -166,23 +166,21 @@ internal sealed class MathNetGemmProvider : GemmProvider
 
     public override void Multiply(bool transA, bool transB, int m, int n, int k, float alpha, float[] a, float[] b, float beta, float[] c)
     {
-        // op(B)ᵀ is (n, k): B stored row-major (k, n) is already that column-major matrix; stored (n, k) it needs a transpose.
-        // op(A)ᵀ is (k, m): likewise.
-        LinearAlgebraControl.Provider.MatrixMultiplyWithUpdate(
-            transB ? Transpose.Transpose : Transpose.DontTranspose, transA ? Transpose.Transpose : Transpose.DontTranspose,
-            alpha,
-            b, transB ? k : n, transB ? n : k,
-            a, transA ? m : k, transA ? k : m,
-            beta, c);
+        var (tb, ta, rowsB, colsB, rowsA, colsA) = Layout(transA, transB, m, n, k);
+        LinearAlgebraControl.Provider.MatrixMultiplyWithUpdate(tb, ta, alpha, b, rowsB, colsB, a, rowsA, colsA, beta, c);
     }
 
     public override void Multiply(bool transA, bool transB, int m, int n, int k, double alpha, double[] a, double[] b, double beta, double[] c)
     {
-        LinearAlgebraControl.Provider.MatrixMultiplyWithUpdate(
-            transB ? Transpose.Transpose : Transpose.DontTranspose, transA ? Transpose.Transpose : Transpose.DontTranspose,
-            alpha,
-            b, transB ? k : n, transB ? n : k,
-            a, transA ? m : k, transA ? k : m,
-            beta, c);
+        var (tb, ta, rowsB, colsB, rowsA, colsA) = Layout(transA, transB, m, n, k);
+        LinearAlgebraControl.Provider.MatrixMultiplyWithUpdate(tb, ta, alpha, b, rowsB, colsB, a, rowsA, colsA, beta, c);
     }
+
+    /// <summary>
+    /// The column-major call for row-major C = op(A)·op(B): first operand B, whose op(B)ᵀ is (n, k) — a row-major (k, n)
+    /// buffer is already that matrix, a stored (n, k) one needs a transpose; second operand A likewise, op(A)ᵀ (k, m).
+    /// </summary>
+    private static (Transpose TransB, Transpose TransA, int RowsB, int ColsB, int RowsA, int ColsA) Layout(bool transA, bool transB, int m, int n, int k) =>
+        (transB ? Transpose.Transpose : Transpose.DontTranspose, transA ? Transpose.Transpose : Transpose.DontTranspose,
+         transB ? k : n, transB ? n : k, transA ? m : k, transA ? k : m);
 }
