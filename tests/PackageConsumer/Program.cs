@@ -22,7 +22,7 @@ var net = new Sequential<float>(
     new Flatten<float>(),
     new Linear<float>(inFeatures: 36, outFeatures: 3, init));
 
-var options = new TrainingOptions { Epochs = 150, BatchSize = 5, LearningRate = 0.05, Momentum = 0.9, Decay = 1 };
+var options = new TrainingOptions { Epochs = 150, BatchSize = 5, LearningRate = 0.01, Momentum = 0.9, Decay = 1 };
 IReadOnlyList<TrainingProgress> epochs;
 using (var trainer = new Trainer<float>(net, options))
 {
