@@ -15,7 +15,7 @@ internal sealed record Options
     public int Seed { get; private init; } = 1;
     public int? Limit { get; private init; }
     public int Steps { get; private init; } = 20_000;
-    public int InferBatch { get; private init; } = 32;
+    public int InferBatch { get; private init; } = 16;
     public int Threads { get; private init; } = 1;
     public string? GemmName { get; private init; }
     public string? Checkpoint { get; private init; }

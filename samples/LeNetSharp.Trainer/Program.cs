@@ -34,7 +34,7 @@ public static class Program
           --resume DIR   continue the run checkpointed in DIR (same options; it keeps checkpointing there)
           --gemm NAME    matrix multiply: simd (default here), simd512, simd256, simd128 or mathnet
           --steps N      bench: timed training steps (default 20000)
-          --infer-batch N  images per inference batch (default 32)
+          --infer-batch N  images per inference batch (default 16)
           --threads N    threads for training (data-parallel; pays off at batch ≥ 32) and evaluation (default 1)
         """;
 

@@ -43,7 +43,7 @@ public static class Evaluator
     /// <summary>Classifies every image of <paramref name="data"/> (argmax of the logits).</summary>
     /// <param name="network">A trained network whose input fits the images.</param>
     /// <param name="data">The images.</param>
-    /// <param name="batchSize">Images per forward pass (default 32: small batches keep the im2col buffers in cache).</param>
+    /// <param name="batchSize">Images per forward pass (default 16: small batches keep the im2col buffers in cache).</param>
     /// <param name="threads">
     /// Threads (default 1). With more than one, the dataset is cut into that many contiguous parts, each run by an
     /// independent copy of the network; the result is the same whatever the count.
@@ -51,7 +51,7 @@ public static class Evaluator
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <returns>Accuracy and confusion matrix.</returns>
-    public static EvaluationResult Evaluate<T>(Sequential<T> network, ImageDataset data, int batchSize = 32, int threads = 1,
+    public static EvaluationResult Evaluate<T>(Sequential<T> network, ImageDataset data, int batchSize = 16, int threads = 1,
         CancellationToken cancellationToken = default)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
