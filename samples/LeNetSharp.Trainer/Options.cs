@@ -57,7 +57,8 @@ internal sealed record Options
                 "--steps" => o with { Steps = Int(name, value, 1) },
                 "--infer-batch" => o with { InferBatch = Int(name, value, 1) },
                 "--threads" => o with { Threads = Int(name, value, 1) },
-                "--gemm" => o with { GemmName = value },
+                "--gemm" => o with { GemmName = value is "mathnet" or "simd" or "simd512" or "simd256" or "simd128" ? value
+                    : throw new ArgumentException($"--gemm expects mathnet, simd, simd512, simd256 or simd128, got '{value}'") },
                 "--checkpoint" => o with { Checkpoint = value },
                 "--checkpoint-every" => o with { CheckpointEvery = Int(name, value, 1) },
                 "--resume" => o with { Resume = value },

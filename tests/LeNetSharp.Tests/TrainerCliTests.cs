@@ -18,6 +18,7 @@ public class TrainerCliTests
     [InlineData("error: --lr expects a number in (0, *], got '-1' (see --help)", "train", "--lr", "-1")]
     [InlineData("error: option --model needs a value (see --help)", "eval", "--model")]
     [InlineData("error: unknown option '--fast' (see --help)", "train", "--fast", "1")]
+    [InlineData("error: --gemm expects mathnet, simd, simd512, simd256 or simd128, got 'blas' (see --help)", "bench", "--gemm", "blas")]
     public void Bad_arguments_give_one_line_and_exit_code_2(string message, params string[] args)
     {
         var (code, _, err) = Run(args);

@@ -8,12 +8,13 @@ namespace LeNetSharp.Tensors;
 /// <summary>
 /// A managed SIMD GEMM for the skinny shapes of small convnets (one side long, the other 6–256 wide).
 /// <para>
-/// Every product is computed as X (ra, rb) = Σ_p U(a, p)·V(p, b), vectorised over b, with a 4-row × 4-vector
-/// register block accumulated over the whole of k. Either X = C (a = row of C, b = column) or X = Cᵀ
-/// (a = column, b = row): the orientation that keeps more vector lanes busy is chosen per call, so a
-/// (1728 × 25)·(25 × 6) product is vectorised over its 1728 rows rather than its 6 columns. V's rows must be
-/// contiguous and a whole number of vectors wide; otherwise V is first packed into a per-thread scratch buffer
-/// (reused, so steady-state calls allocate nothing).
+/// Every product is computed as X (ra, rb) = Σ_p U(a, p)·V(p, b), vectorised over b, with 4-row × 4-vector or
+/// 8-row × 1-vector register blocks accumulated over the whole of k. Either X = C (a = row of C, b = column) or
+/// X = Cᵀ (a = column, b = row): a cost estimate (vector FMAs, packing, scattered writes) picks the orientation per
+/// call, so a (1728 × 25)·(25 × 6) product whose A is stored transposed is vectorised over its 1728 rows rather
+/// than its 6 columns. V's rows must be contiguous and a whole number of vectors wide; otherwise V is first packed
+/// into a per-thread scratch buffer (reused, so steady-state calls allocate nothing). A tile of Cᵀ that covers
+/// every column of C is transposed on the stack and written as one contiguous run.
 /// </para>
 /// </summary>
 internal static class SimdGemm<TOps, TV, T>
