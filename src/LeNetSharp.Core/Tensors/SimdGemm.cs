@@ -78,8 +78,14 @@ internal static class SimdGemm<TOps, TV, T>
             {
                 // Narrow X (1–3 vectors wide), or 5–7 rows left: 8-row blocks keep 8 FMAs in flight; missing rows
                 // repeat the last one and are not written.
-                int rows = Math.Min(8, left);
-                for (int b = 0; b < ldv; b += w)
+                int rows = Math.Min(8, left), b = 0;
+                for (; b + 2 * w <= ldv; b += 2 * w)
+                {
+                    Block8x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                for (; b < ldv; b += w)
                 {
                     Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
                     WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
@@ -151,6 +157,49 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x10, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(x11, ref Unsafe.Add(ref t, 5 * w)); TOps.Store(x12, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(x13, ref Unsafe.Add(ref t, 7 * w));
         TOps.Store(x20, ref Unsafe.Add(ref t, 8 * w)); TOps.Store(x21, ref Unsafe.Add(ref t, 9 * w)); TOps.Store(x22, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(x23, ref Unsafe.Add(ref t, 11 * w));
         TOps.Store(x30, ref Unsafe.Add(ref t, 12 * w)); TOps.Store(x31, ref Unsafe.Add(ref t, 13 * w)); TOps.Store(x32, ref Unsafe.Add(ref t, 14 * w)); TOps.Store(x33, ref Unsafe.Add(ref t, 15 * w));
+    }
+
+    private static void Block8x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
+    {
+        int w = TOps.Count;
+        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero, x6 = TOps.Zero, x7 = TOps.Zero;
+        TV y0 = TOps.Zero, y1 = TOps.Zero, y2 = TOps.Zero, y3 = TOps.Zero, y4 = TOps.Zero, y5 = TOps.Zero, y6 = TOps.Zero, y7 = TOps.Zero;
+        int last = rows - 1; // rows past the end re-read the last row; their results are not written
+        nint ua1 = Math.Min(1, last) * ua, ua2 = Math.Min(2, last) * ua, ua3 = Math.Min(3, last) * ua, ua4 = Math.Min(4, last) * ua;
+        nint ua5 = Math.Min(5, last) * ua, ua6 = Math.Min(6, last) * ua, ua7 = Math.Min(7, last) * ua, pu = r0, pv = 0;
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
+        {
+            ref T vr = ref Unsafe.Add(ref v, pv);
+            TV v0 = TOps.Load(ref vr), v1 = TOps.Load(ref Unsafe.Add(ref vr, w));
+            ref T ur = ref Unsafe.Add(ref u, pu);
+            TV s = TOps.Broadcast(ur);
+            x0 = TOps.MultiplyAdd(s, v0, x0); y0 = TOps.MultiplyAdd(s, v1, y0);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua1));
+            x1 = TOps.MultiplyAdd(s, v0, x1); y1 = TOps.MultiplyAdd(s, v1, y1);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua2));
+            x2 = TOps.MultiplyAdd(s, v0, x2); y2 = TOps.MultiplyAdd(s, v1, y2);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua3));
+            x3 = TOps.MultiplyAdd(s, v0, x3); y3 = TOps.MultiplyAdd(s, v1, y3);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua4));
+            x4 = TOps.MultiplyAdd(s, v0, x4); y4 = TOps.MultiplyAdd(s, v1, y4);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua5));
+            x5 = TOps.MultiplyAdd(s, v0, x5); y5 = TOps.MultiplyAdd(s, v1, y5);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua6));
+            x6 = TOps.MultiplyAdd(s, v0, x6); y6 = TOps.MultiplyAdd(s, v1, y6);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua7));
+            x7 = TOps.MultiplyAdd(s, v0, x7); y7 = TOps.MultiplyAdd(s, v1, y7);
+        }
+
+        // Row r, vector j at (2r + j)·W.
+        ref T t = ref tile[0];
+        TOps.Store(x0, ref t); TOps.Store(y0, ref Unsafe.Add(ref t, w));
+        TOps.Store(x1, ref Unsafe.Add(ref t, 2 * w)); TOps.Store(y1, ref Unsafe.Add(ref t, 3 * w));
+        TOps.Store(x2, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(y2, ref Unsafe.Add(ref t, 5 * w));
+        TOps.Store(x3, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(y3, ref Unsafe.Add(ref t, 7 * w));
+        TOps.Store(x4, ref Unsafe.Add(ref t, 8 * w)); TOps.Store(y4, ref Unsafe.Add(ref t, 9 * w));
+        TOps.Store(x5, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(y5, ref Unsafe.Add(ref t, 11 * w));
+        TOps.Store(x6, ref Unsafe.Add(ref t, 12 * w)); TOps.Store(y6, ref Unsafe.Add(ref t, 13 * w));
+        TOps.Store(x7, ref Unsafe.Add(ref t, 14 * w)); TOps.Store(y7, ref Unsafe.Add(ref t, 15 * w));
     }
 
     private static void Block8x1(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
@@ -242,11 +291,11 @@ internal static class SimdGemm<TOps, TV, T>
                 }
 
                 int count = Math.Min(w, rb - col);
-                if (ocs != 1 && vectors == 1 && ors == 1 && a == 0 && rows == ocs && count == w)
+                if (ocs != 1 && ors == 1 && a == 0 && rows == ocs && b + vectors * w <= rb)
                 {
-                    // X = Cᵀ and this tile holds every column of C for W consecutive rows: those rows are one
-                    // contiguous run of W·rows elements. Transpose the tile on the stack, then combine whole vectors.
-                    WriteTransposedRun(tile, rows, col, alpha, beta, c);
+                    // X = Cᵀ and this tile holds every column of C for vectors·W consecutive rows: those rows are one
+                    // contiguous run. Transpose the tile on the stack, then combine whole vectors.
+                    WriteTransposedRun(tile, rows, vectors, b, alpha, beta, c);
                     return;
                 }
 
@@ -267,16 +316,19 @@ internal static class SimdGemm<TOps, TV, T>
         }
     }
 
-    /// <summary>C[(col + l)·rows + r] ← alpha·tile[r·W + l] + beta·C[…] for l &lt; W, r &lt; rows: a contiguous run of C.</summary>
-    private static void WriteTransposedRun(Span<T> tile, int rows, int col, T alpha, T beta, T[] c)
+    /// <summary>
+    /// C[(col + i)·rows + r] ← alpha·X + beta·C[…] for i &lt; vectors·W, r &lt; rows, where X[r, i] is lane i mod W of
+    /// vector i / W of tile row r: a contiguous run of C.
+    /// </summary>
+    private static void WriteTransposedRun(Span<T> tile, int rows, int vectors, int col, T alpha, T beta, T[] c)
     {
-        int w = TOps.Count, length = w * rows;
-        Span<T> run = tile[(TileElements / 2)..]; // the tile's upper half is free: a narrow tile uses at most 8·W elements
+        int w = TOps.Count, width = vectors * w, length = width * rows;
+        Span<T> run = tile[(TileElements / 2)..]; // the tile's upper half is free: a narrow tile uses at most 16·W elements
         ref T t0 = ref MemoryMarshal.GetReference(tile);
         ref T src0 = ref MemoryMarshal.GetReference(run);
         for (int r = 0; r < rows; r++)
         {
-            for (int l = 0; l < w; l++) Unsafe.Add(ref src0, l * rows + r) = Unsafe.Add(ref t0, r * w + l);
+            for (int x = 0; x < width; x++) Unsafe.Add(ref src0, x * rows + r) = Unsafe.Add(ref t0, r * width + x);
         }
 
         ref T dst0 = ref c[col * rows];
