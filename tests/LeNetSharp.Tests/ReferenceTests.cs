@@ -180,6 +180,31 @@ public class ReferenceTests
             0, 0, 0, 40);
     }
 
+    [Theory]
+    [InlineData(3, 24, 24, 6)]   // LeNet's first pool: fewer channels than a vector
+    [InlineData(2, 8, 8, 16)]    // its second: whole vectors of channels
+    [InlineData(1, 7, 5, 3)]     // odd sizes
+    public void MaxPool_forward_matches_naive_loops(int n, int h, int w, int c)
+    {
+        var random = new Random(12);
+        var x = new Tensor<float>(n, h, w, c);
+        for (int i = 0; i < x.Length; i++) x.Data[i] = random.NextSingle() * 2 - 1;
+
+        var y = new MaxPool2x2<float>().Forward(x);
+
+        int oh = h / 2, ow = w / 2;
+        y.Shape.ToArray().Should().Equal(n, oh, ow, c);
+        for (int b = 0; b < n; b++)
+        for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++)
+        for (int ch = 0; ch < c; ch++)
+        {
+            float Pixel(int r, int q) => x.Data[((b * h + r) * w + q) * c + ch];
+            float expected = Math.Max(Math.Max(Pixel(2 * i, 2 * j), Pixel(2 * i, 2 * j + 1)), Math.Max(Pixel(2 * i + 1, 2 * j), Pixel(2 * i + 1, 2 * j + 1)));
+            y.Data[((b * oh + i) * ow + j) * c + ch].Should().Be(expected);
+        }
+    }
+
     [Fact]
     public void MaxPool_keeps_channels_apart()
     {

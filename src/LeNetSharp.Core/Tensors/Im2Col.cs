@@ -192,6 +192,22 @@ public static class Im2Col
         for (int ch = 0; ch < c; ch++)
         {
             Span<T> row = colsT.Slice(((kh * g.KW + kw) * c + ch) * m, m);
+            if (g.Stride == 1 && c == 1 && g.Padding == 0)
+            {
+                // The common case (LeNet's first layer): every output row is one image-row run, nothing to clear.
+                ref T x0 = ref MemoryMarshal.GetReference(x);
+                ref T d0 = ref MemoryMarshal.GetReference(row);
+                for (int n = 0, d = 0; n < g.N; n++)
+                {
+                    for (int y = 0, src = (n * g.H + kh) * g.W + kw; y < oh; y++, d += ow, src += g.W)
+                    {
+                        CopyRun(ref Unsafe.Add(ref x0, src), ref Unsafe.Add(ref d0, d), ow);
+                    }
+                }
+
+                continue;
+            }
+
             var (first, last) = ValidColumns(g, kw);
             for (int n = 0; n < g.N; n++)
             {
@@ -263,11 +279,19 @@ public static class Im2Col
         }
     }
 
-    /// <summary>Copies a short run (an image row) with 256-bit moves and a scalar tail.</summary>
+    /// <summary>Copies a short run (an image row) with 512- and 256-bit moves and a scalar tail.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyRun<T>(ref T src, ref T dst, int length) where T : unmanaged
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i + Vector512<T>.Count <= length; i += Vector512<T>.Count)
+            {
+                Vector512.LoadUnsafe(ref Unsafe.Add(ref src, i)).StoreUnsafe(ref Unsafe.Add(ref dst, i));
+            }
+        }
+
         if (Vector256.IsHardwareAccelerated)
         {
             for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)

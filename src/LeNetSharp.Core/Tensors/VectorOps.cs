@@ -66,7 +66,21 @@ internal static class VectorOps
             return;
         }
 
-        for (int j = 0, o = 0; j < pixels; j++)
+        int start = 0;
+        if (Vector.IsHardwareAccelerated && channels < Vector<T>.Count)
+        {
+            // Few channels (6 in LeNet's first pool): one vector max of the pixel pair [2j, 2j+1) and of the one
+            // shifted by a pixel gives pixel j in its first lanes; the other lanes spill into the next pixels' slots,
+            // which the following iterations overwrite. The last pixels, whose loads would run past x, go scalar.
+            for (; start < pixels && 2 * start * channels + channels + Vector<T>.Count <= x.Length && start * channels + Vector<T>.Count <= y.Length; start++)
+            {
+                int left = 2 * start * channels;
+                Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)left), Vector.LoadUnsafe(ref xs, (nuint)(left + channels)))
+                    .StoreUnsafe(ref ys, (nuint)(start * channels));
+            }
+        }
+
+        for (int j = start, o = start * channels; j < pixels; j++)
         {
             int left = 2 * j * channels;
             for (int ch = 0; ch < channels; ch++, o++)
