@@ -46,7 +46,8 @@ public static class Evaluator
     /// <param name="batchSize">Images per forward pass (default 16: small batches keep the im2col buffers in cache).</param>
     /// <param name="threads">
     /// Threads (default 1). With more than one, the dataset is cut into that many contiguous parts, each run by an
-    /// independent copy of the network; the result is the same whatever the count.
+    /// independent copy of the network (built-in layers only; the copies are kept with the network and get its
+    /// current weights at every call); the result is the same whatever the count.
     /// </param>
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <typeparam name="T">Element type.</typeparam>
@@ -61,9 +62,7 @@ public static class Evaluator
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         threads = Math.Min(threads, Math.Max(1, data.Count / batchSize));
         var confusions = new int[threads][,];
-        var networks = new Sequential<T>[threads];
-        networks[0] = network;
-        for (int t = 1; t < threads; t++) networks[t] = Persistence.ModelFile.Replicate(network);
+        var networks = Replicas(network, threads);
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
             int start = (int)((long)data.Count * t / threads), end = (int)((long)data.Count * (t + 1) / threads);
@@ -76,6 +75,30 @@ public static class Evaluator
                 for (int j = 0; j < data.Classes; j++) total[i, j] += confusions[t][i, j];
         return new EvaluationResult(total);
     }
+
+    /// <summary>
+    /// <paramref name="network"/> and threads − 1 copies holding its current weights. The copies are kept with the
+    /// network (a weak table) and refreshed by copying weights, so repeated evaluations do not rebuild their buffers.
+    /// </summary>
+    private static Sequential<T>[] Replicas<T>(Sequential<T> network, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var cached = (List<Sequential<T>>)ReplicaCache.GetValue(network, _ => new List<Sequential<T>>());
+        lock (cached)
+        {
+            while (cached.Count < threads - 1) cached.Add(Persistence.ModelFile.Replicate(network));
+            var networks = new Sequential<T>[threads];
+            networks[0] = network;
+            for (int t = 1; t < threads; t++)
+            {
+                networks[t] = cached[t - 1];
+                for (int p = 0; p < network.Parameters.Count; p++) networks[t].Parameters[p].Value.CopyFrom(network.Parameters[p].Value);
+            }
+
+            return networks;
+        }
+    }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> ReplicaCache = new();
 
     private static int[,] EvaluateRange<T>(Sequential<T> network, ImageDataset data, int begin, int end, int batchSize, CancellationToken ct)
         where T : unmanaged, IFloatingPointIeee754<T>
