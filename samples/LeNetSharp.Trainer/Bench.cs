@@ -34,7 +34,7 @@ internal static class Bench
         trainer.Dispose(); // its worker threads stop before inference is timed
 
         const int Passes = 5; // 50,000 images: long enough that thread start-up and timer noise do not count
-        Evaluator.Evaluate(network, test, o.InferBatch, o.Threads); // warm-up
+        for (int pass = 0; pass < Passes; pass++) Evaluator.Evaluate(network, test, o.InferBatch, o.Threads); // warm-up: JIT tiers settle
         clock.Restart();
         EvaluationResult result = null!;
         for (int pass = 0; pass < Passes; pass++) result = Evaluator.Evaluate(network, test, o.InferBatch, o.Threads);
