@@ -134,3 +134,15 @@ public class ParallelTrainingTests
         two.Total.Should().Be(333);
     }
 }
+
+public class ParallelEvaluationCancellationTests
+{
+    [Fact]
+    public void Cancelled_parallel_evaluation_throws_OperationCanceledException()
+    {
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var act = () => Evaluator.Evaluate(TestData.SmallNet<float>(1), TestData.RandomImages(100, 1), batchSize: 10, threads: 2, cts.Token);
+        act.Should().Throw<OperationCanceledException>();
+    }
+}

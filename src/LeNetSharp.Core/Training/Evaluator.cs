@@ -63,11 +63,30 @@ public static class Evaluator
         threads = Math.Min(threads, Math.Max(1, data.Count / batchSize));
         var confusions = new int[threads][,];
         var networks = Replicas(network, threads);
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        // One dedicated thread per extra part (not the thread pool, whose workers may be busy or not yet created), the
+        // caller running the first part itself.
+        void RunPart(int t)
         {
             int start = (int)((long)data.Count * t / threads), end = (int)((long)data.Count * (t + 1) / threads);
             confusions[t] = EvaluateRange(networks[t], data, start, end, batchSize, cancellationToken);
-        });
+        }
+
+        var helpers = new Task[threads - 1];
+        for (int t = 1; t < threads; t++)
+        {
+            int part = t;
+            helpers[t - 1] = Task.Factory.StartNew(() => RunPart(part), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+
+        RunPart(0);
+        try
+        {
+            Task.WaitAll(helpers);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]); // e.g. the OperationCanceledException
+        }
 
         var total = confusions[0];
         for (int t = 1; t < threads; t++)
