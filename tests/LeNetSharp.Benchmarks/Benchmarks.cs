@@ -136,3 +136,25 @@ public class StepBenchmarks
     [Benchmark]
     public double Inference1000() => Evaluator.Evaluate(_net, _data).Accuracy;
 }
+
+/// <summary>Inference over 10,000 MNIST-shaped images at batch 16, on one and on two threads.</summary>
+[MemoryDiagnoser]
+public class InferenceBenchmarks
+{
+    private ImageDataset _data = null!;
+    private Sequential<float> _net = null!;
+
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        Gemm.Provider = GemmProvider.Simd;
+        _data = Synthetic.Images(10_000);
+        _net = LeNet.Create<float>(1);
+    }
+
+    [Benchmark]
+    public double Inference10000() => Evaluator.Evaluate(_net, _data, batchSize: 16, threads: Threads).Accuracy;
+}
