@@ -201,7 +201,7 @@ public static class Im2Col
                 {
                     for (int y = 0, src = (n * g.H + kh) * g.W + kw; y < oh; y++, d += ow, src += g.W)
                     {
-                        CopyRun(ref Unsafe.Add(ref x0, src), ref Unsafe.Add(ref d0, d), ow);
+                        ShortCopy.Copy(ref Unsafe.Add(ref x0, src), ref Unsafe.Add(ref d0, d), ow);
                     }
                 }
 
@@ -226,7 +226,7 @@ public static class Im2Col
                     int src = ((n * g.H + iy) * g.W + first * g.Stride - g.Padding + kw) * c + ch;
                     if (g.Stride == 1 && c == 1)
                     {
-                        CopyRun(ref Unsafe.Add(ref MemoryMarshal.GetReference(x), src), ref dst[first], last - first);
+                        ShortCopy.Copy(ref Unsafe.Add(ref MemoryMarshal.GetReference(x), src), ref dst[first], last - first);
                     }
                     else
                     {
@@ -277,30 +277,6 @@ public static class Im2Col
                 }
             }
         }
-    }
-
-    /// <summary>Copies a short run (an image row) with 512- and 256-bit moves and a scalar tail.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyRun<T>(ref T src, ref T dst, int length) where T : unmanaged
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i + Vector512<T>.Count <= length; i += Vector512<T>.Count)
-            {
-                Vector512.LoadUnsafe(ref Unsafe.Add(ref src, i)).StoreUnsafe(ref Unsafe.Add(ref dst, i));
-            }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
-            {
-                Vector256.LoadUnsafe(ref Unsafe.Add(ref src, i)).StoreUnsafe(ref Unsafe.Add(ref dst, i));
-            }
-        }
-
-        for (; i < length; i++) Unsafe.Add(ref dst, i) = Unsafe.Add(ref src, i);
     }
 
     /// <summary>The output columns [first, last) whose input column ox·stride − pad + kw falls inside the image.</summary>

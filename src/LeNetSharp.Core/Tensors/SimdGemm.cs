@@ -159,14 +159,16 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x30, ref Unsafe.Add(ref t, 12 * w)); TOps.Store(x31, ref Unsafe.Add(ref t, 13 * w)); TOps.Store(x32, ref Unsafe.Add(ref t, 14 * w)); TOps.Store(x33, ref Unsafe.Add(ref t, 15 * w));
     }
 
+    /// <summary>Offset of block row <paramref name="i"/>; rows past the last re-read it (their results are not written).</summary>
+    private static nint Row(int i, int rows, int ua) => (nint)Math.Min(i, rows - 1) * ua;
+
     private static void Block8x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         int w = TOps.Count;
         TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero, x6 = TOps.Zero, x7 = TOps.Zero;
         TV y0 = TOps.Zero, y1 = TOps.Zero, y2 = TOps.Zero, y3 = TOps.Zero, y4 = TOps.Zero, y5 = TOps.Zero, y6 = TOps.Zero, y7 = TOps.Zero;
-        int last = rows - 1; // rows past the end re-read the last row; their results are not written
-        nint ua1 = Math.Min(1, last) * ua, ua2 = Math.Min(2, last) * ua, ua3 = Math.Min(3, last) * ua, ua4 = Math.Min(4, last) * ua;
-        nint ua5 = Math.Min(5, last) * ua, ua6 = Math.Min(6, last) * ua, ua7 = Math.Min(7, last) * ua, pu = r0, pv = 0;
+        nint ua1 = Row(1, rows, ua), ua2 = Row(2, rows, ua), ua3 = Row(3, rows, ua), ua4 = Row(4, rows, ua);
+        nint ua5 = Row(5, rows, ua), ua6 = Row(6, rows, ua), ua7 = Row(7, rows, ua), pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
             ref T vr = ref Unsafe.Add(ref v, pv);
@@ -206,9 +208,8 @@ internal static class SimdGemm<TOps, TV, T>
     {
         int w = TOps.Count;
         TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero, x6 = TOps.Zero, x7 = TOps.Zero;
-        int last = rows - 1; // rows past the end re-read the last row; their results are not written
-        nint ua1 = Math.Min(1, last) * ua, ua2 = Math.Min(2, last) * ua, ua3 = Math.Min(3, last) * ua, ua4 = Math.Min(4, last) * ua;
-        nint ua5 = Math.Min(5, last) * ua, ua6 = Math.Min(6, last) * ua, ua7 = Math.Min(7, last) * ua, pu = r0, pv = 0;
+        nint ua1 = Row(1, rows, ua), ua2 = Row(2, rows, ua), ua3 = Row(3, rows, ua), ua4 = Row(4, rows, ua);
+        nint ua5 = Row(5, rows, ua), ua6 = Row(6, rows, ua), ua7 = Row(7, rows, ua), pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
             TV v0 = TOps.Load(ref Unsafe.Add(ref v, pv));
