@@ -159,7 +159,7 @@ public static class Program
     private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)
     {
         var test = Mnist.Load(o.Data, MnistSplit.Test);
-        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString());
+        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>
