@@ -18,6 +18,11 @@ internal sealed record Options
     public int InferBatch { get; private init; } = 16;
     public int Threads { get; private init; } = 1;
     public string? GemmName { get; private init; }
+
+    /// <summary>The GEMM named by --gemm (the library's default without it); throws where that width is not accelerated.</summary>
+    public LeNetSharp.Tensors.GemmProvider Gemm =>
+        GemmName is null ? LeNetSharp.Tensors.GemmProvider.Default : LeNetSharp.Tensors.GemmProvider.FromName(GemmName);
+
     public string? Checkpoint { get; private init; }
     public int CheckpointEvery { get; private init; }
     public string? Resume { get; private init; }
