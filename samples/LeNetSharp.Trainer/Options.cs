@@ -19,6 +19,11 @@ internal sealed record Options
     public int InferBatch { get; init; } = 16;
     public int Threads { get; init; } = 1;
     public string? GemmName { get; init; }
+
+    /// <summary>The GEMM named by --gemm (the library's default without it); throws where that width is not accelerated.</summary>
+    public LeNetSharp.Tensors.GemmProvider Gemm =>
+        GemmName is null ? LeNetSharp.Tensors.GemmProvider.Default : LeNetSharp.Tensors.GemmProvider.FromName(GemmName);
+
     public string? Checkpoint { get; init; }
     public int CheckpointEvery { get; init; }
     public string? Resume { get; init; }

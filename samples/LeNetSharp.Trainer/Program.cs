@@ -37,7 +37,7 @@ public static class Program
 
     private static int Execute(Options options, TextWriter stdout)
     {
-        if (options.GemmName is not null) Gemm.Provider = GemmProvider.FromName(options.GemmName);
+        _ = options.Gemm; // a width this CPU lacks fails here, before any work
         switch (options.Command)
         {
             case "fetch":
@@ -83,9 +83,10 @@ public static class Program
             ? Trainer<float>.Resume(resume, trainingOptions)
             : new Trainer<float>(LeNet.Create<float>(o.Seed), trainingOptions);
         var network = trainer.Network;
+        network.GemmProvider = o.Gemm;
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
-            + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {Gemm.Provider.Name}{from}");
+            + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
         var progress = new SyncProgress<TrainingProgress>(p =>
         {
             if (p.IsEpochEnd)
@@ -119,6 +120,7 @@ public static class Program
 
     private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)
     {
+        network.GemmProvider = o.Gemm;
         var test = Mnist.Load(o.Data, MnistSplit.Test);
         stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString());
     }
