@@ -35,6 +35,27 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (layers.Any(l => l is null)) throw new ArgumentException("A layer is null.", nameof(layers));
         _layers = (ILayer<T>[])layers.Clone();
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
+        GemmProvider = GemmProvider.Default;
+    }
+
+    /// <summary>
+    /// The matrix multiply of this network: setting it sets it on every layer that multiplies matrices (Conv, Linear).
+    /// It belongs to this network alone (copies made for threads, replicas and clones carry it), so two networks in one
+    /// process never change each other's arithmetic. Default <see cref="GemmProvider.Default"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">The value is null.</exception>
+    public GemmProvider GemmProvider
+    {
+        get;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            field = value;
+            foreach (var layer in _layers)
+            {
+                if (layer is IUsesGemm user) user.GemmProvider = value;
+            }
+        }
     }
 
     /// <summary>The layers, first to last.</summary>
@@ -92,7 +113,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>
     /// A deep, independent copy: new layers of the same kinds and sizes, with copies of every parameter's value and
-    /// gradient, and their own buffers. Training or running the copy never affects this network, and the two can be
+    /// gradient, the same <see cref="GemmProvider"/>, and their own buffers. Training or running the copy never affects this network, and the two can be
     /// used from two threads at once.
     /// </summary>
     /// <returns>The copy.</returns>
@@ -104,7 +125,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         var layers = new ILayer<T>[_layers.Length];
         for (int i = 0; i < layers.Length; i++) layers[i] = CloneLayer(_layers[i]);
-        var copy = new Sequential<T>(layers);
+        var copy = new Sequential<T>(layers) { GemmProvider = GemmProvider };
         if (copy._parameters.Length != _parameters.Length)
         {
             throw new NotSupportedException("A cloned layer has a different number of parameters than its original.");
@@ -257,4 +278,10 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         _ => throw new NotSupportedException(
             $"Cannot clone layer '{layer.Name}' ({layer.GetType().Name}): only the built-in layers, or layers implementing ICloneable, can be copied."),
     };
+}
+
+/// <summary>A layer that multiplies matrices through a <see cref="Tensors.GemmProvider"/> of its own.</summary>
+internal interface IUsesGemm
+{
+    GemmProvider GemmProvider { get; set; }
 }

@@ -153,6 +153,7 @@ public static class Evaluator
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!pool.TryTake(out var copy)) return network.Clone();
+        copy.GemmProvider = network.GemmProvider;
         for (int p = 0; p < network.Parameters.Count; p++) copy.Parameters[p].Value.CopyFrom(network.Parameters[p].Value);
         return copy;
     }
