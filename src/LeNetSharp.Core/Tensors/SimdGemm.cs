@@ -71,6 +71,12 @@ internal static class SimdGemm<TOps, TV, T>
         ref T v0 = ref vb[0];
         Span<T> tile = stackalloc T[TileElements];
         int a = 0;
+        if (!ThirtyTwoRegisters)
+        {
+            RunSixteenRegisters(ra, k, ref u0, ua, up, ref v0, ldv, tile, alpha, beta, c, outRowStride, outColStride, rb);
+            return;
+        }
+
         while (a < ra)
         {
             int left = ra - a;
@@ -124,6 +130,135 @@ internal static class SimdGemm<TOps, TV, T>
     }
 
     private const int TileElements = 16 * 64; // 16 vectors of up to 64 elements
+
+    /// <summary>
+    /// 512-bit vectors come with 32 registers (AVX-512): 16-accumulator blocks fit. 256- and 128-bit code on x64 has 16
+    /// (AVX2, SSE), so it uses 12-accumulator blocks that leave room for the loaded vectors and the broadcast.
+    /// </summary>
+    private static bool ThirtyTwoRegisters => TOps.Count * Unsafe.SizeOf<T>() >= 64;
+
+    /// <summary>The block loop for 16 vector registers: 6 rows × 2 vectors or 4 rows × 3 vectors (12 accumulators).</summary>
+    private static void RunSixteenRegisters(int ra, int k, ref T u0, int ua, int up, ref T v0, int ldv, Span<T> tile,
+        T alpha, T beta, T[] c, int outRowStride, int outColStride, int rb)
+    {
+        int w = TOps.Count, a = 0;
+        while (a < ra)
+        {
+            int left = ra - a;
+            if (left >= 4 && ldv < 3 * w)
+            {
+                // Narrow X (1–2 vectors wide): 6-row blocks; missing rows repeat the last one and are not written.
+                int rows = Math.Min(6, left), b = 0;
+                for (; b + 2 * w <= ldv; b += 2 * w)
+                {
+                    Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                for (; b < ldv; b += w)
+                {
+                    Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                a += rows;
+            }
+            else if (left >= 4)
+            {
+                int b = 0;
+                for (; b + 3 * w <= ldv; b += 3 * w)
+                {
+                    Block4x3(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 4, 3, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                for (; b < ldv; b += w)
+                {
+                    Block4x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 4, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                a += 4;
+            }
+            else
+            {
+                for (int b = 0; b < ldv; b += w)
+                {
+                    Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                a++;
+            }
+        }
+    }
+
+    private static void Block6x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
+    {
+        int w = TOps.Count;
+        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero;
+        TV y0 = TOps.Zero, y1 = TOps.Zero, y2 = TOps.Zero, y3 = TOps.Zero, y4 = TOps.Zero, y5 = TOps.Zero;
+        nint ua1 = Row(1, rows, ua), ua2 = Row(2, rows, ua), ua3 = Row(3, rows, ua), ua4 = Row(4, rows, ua), ua5 = Row(5, rows, ua);
+        nint pu = r0, pv = 0;
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
+        {
+            ref T vr = ref Unsafe.Add(ref v, pv);
+            TV v0 = TOps.Load(ref vr), v1 = TOps.Load(ref Unsafe.Add(ref vr, w));
+            ref T ur = ref Unsafe.Add(ref u, pu);
+            TV s = TOps.Broadcast(ur);
+            x0 = TOps.MultiplyAdd(s, v0, x0); y0 = TOps.MultiplyAdd(s, v1, y0);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua1));
+            x1 = TOps.MultiplyAdd(s, v0, x1); y1 = TOps.MultiplyAdd(s, v1, y1);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua2));
+            x2 = TOps.MultiplyAdd(s, v0, x2); y2 = TOps.MultiplyAdd(s, v1, y2);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua3));
+            x3 = TOps.MultiplyAdd(s, v0, x3); y3 = TOps.MultiplyAdd(s, v1, y3);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua4));
+            x4 = TOps.MultiplyAdd(s, v0, x4); y4 = TOps.MultiplyAdd(s, v1, y4);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua5));
+            x5 = TOps.MultiplyAdd(s, v0, x5); y5 = TOps.MultiplyAdd(s, v1, y5);
+        }
+
+        // Row r, vector j at (2r + j)·W.
+        ref T t = ref tile[0];
+        TOps.Store(x0, ref t); TOps.Store(y0, ref Unsafe.Add(ref t, w));
+        TOps.Store(x1, ref Unsafe.Add(ref t, 2 * w)); TOps.Store(y1, ref Unsafe.Add(ref t, 3 * w));
+        TOps.Store(x2, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(y2, ref Unsafe.Add(ref t, 5 * w));
+        TOps.Store(x3, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(y3, ref Unsafe.Add(ref t, 7 * w));
+        TOps.Store(x4, ref Unsafe.Add(ref t, 8 * w)); TOps.Store(y4, ref Unsafe.Add(ref t, 9 * w));
+        TOps.Store(x5, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(y5, ref Unsafe.Add(ref t, 11 * w));
+    }
+
+    private static void Block4x3(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
+    {
+        int w = TOps.Count;
+        TV x00 = TOps.Zero, x01 = TOps.Zero, x02 = TOps.Zero;
+        TV x10 = TOps.Zero, x11 = TOps.Zero, x12 = TOps.Zero;
+        TV x20 = TOps.Zero, x21 = TOps.Zero, x22 = TOps.Zero;
+        TV x30 = TOps.Zero, x31 = TOps.Zero, x32 = TOps.Zero;
+        nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, pu = r0, pv = 0;
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
+        {
+            ref T vr = ref Unsafe.Add(ref v, pv);
+            TV v0 = TOps.Load(ref vr), v1 = TOps.Load(ref Unsafe.Add(ref vr, w)), v2 = TOps.Load(ref Unsafe.Add(ref vr, 2 * w));
+            ref T ur = ref Unsafe.Add(ref u, pu);
+            TV s = TOps.Broadcast(ur);
+            x00 = TOps.MultiplyAdd(s, v0, x00); x01 = TOps.MultiplyAdd(s, v1, x01); x02 = TOps.MultiplyAdd(s, v2, x02);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua1));
+            x10 = TOps.MultiplyAdd(s, v0, x10); x11 = TOps.MultiplyAdd(s, v1, x11); x12 = TOps.MultiplyAdd(s, v2, x12);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua2));
+            x20 = TOps.MultiplyAdd(s, v0, x20); x21 = TOps.MultiplyAdd(s, v1, x21); x22 = TOps.MultiplyAdd(s, v2, x22);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua3));
+            x30 = TOps.MultiplyAdd(s, v0, x30); x31 = TOps.MultiplyAdd(s, v1, x31); x32 = TOps.MultiplyAdd(s, v2, x32);
+        }
+
+        // Row r, vector j at (3r + j)·W.
+        ref T t = ref tile[0];
+        TOps.Store(x00, ref t); TOps.Store(x01, ref Unsafe.Add(ref t, w)); TOps.Store(x02, ref Unsafe.Add(ref t, 2 * w));
+        TOps.Store(x10, ref Unsafe.Add(ref t, 3 * w)); TOps.Store(x11, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(x12, ref Unsafe.Add(ref t, 5 * w));
+        TOps.Store(x20, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(x21, ref Unsafe.Add(ref t, 7 * w)); TOps.Store(x22, ref Unsafe.Add(ref t, 8 * w));
+        TOps.Store(x30, ref Unsafe.Add(ref t, 9 * w)); TOps.Store(x31, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(x32, ref Unsafe.Add(ref t, 11 * w));
+    }
 
     // Each block accumulates over all of k in registers, then stores its accumulators to `tile` (row r, vector v at
     // (r·vectors + v)·W) before anything is written to C: no accumulator is live across a call, so none is spilled.
