@@ -137,21 +137,33 @@ internal static class SimdGemm<TOps, TV, T>
     /// </summary>
     private static bool ThirtyTwoRegisters => TOps.Count * Unsafe.SizeOf<T>() >= 64;
 
-    /// <summary>The block loop for 16 vector registers: 6 rows × 2 vectors or 4 rows × 3 vectors (12 accumulators).</summary>
+    /// <summary>
+    /// The block loop for 16 vector registers: 6 rows × 2 vectors (12 accumulators, 2 loaded vectors, a broadcast),
+    /// 6 × 1 for a last odd vector, single rows when fewer than 4 are left. Blocks whose 2 vectors lie inside a row of C
+    /// (X = C, alpha = 1, beta 0 or 1) store straight into C: with a short k (conv2's ∂P sums only 16 products) the
+    /// write-out is as long as the block's arithmetic.
+    /// </summary>
     private static void RunSixteenRegisters(int ra, int k, ref T u0, int ua, int up, ref T v0, int ldv, Span<T> tile,
         T alpha, T beta, T[] c, int outRowStride, int outColStride, int rb)
     {
         int w = TOps.Count, a = 0;
+        bool directOk = outColStride == 1 && alpha == T.One && (beta == T.Zero || beta == T.One);
         while (a < ra)
         {
             int left = ra - a;
-            if (left >= 4 && ldv < 3 * w)
+            if (left >= 4)
             {
-                // Narrow X (1–2 vectors wide): 6-row blocks; missing rows repeat the last one and are not written.
+                // Missing rows (4 or 5 left) repeat the last one and are not written.
                 int rows = Math.Min(6, left), b = 0;
                 for (; b + 2 * w <= ldv; b += 2 * w)
                 {
-                    Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    if (directOk && rows == 6 && b + 2 * w <= rb)
+                    {
+                        Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref c[a * outRowStride + b], outRowStride, beta == T.One);
+                        continue;
+                    }
+
+                    Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref tile[0], 0, false);
                     WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
@@ -162,23 +174,6 @@ internal static class SimdGemm<TOps, TV, T>
                 }
 
                 a += rows;
-            }
-            else if (left >= 4)
-            {
-                int b = 0;
-                for (; b + 3 * w <= ldv; b += 3 * w)
-                {
-                    Block4x3(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, 4, 3, a, b, rb, alpha, beta, c, outRowStride, outColStride);
-                }
-
-                for (; b < ldv; b += w)
-                {
-                    Block4x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, 4, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
-                }
-
-                a += 4;
             }
             else
             {
@@ -193,7 +188,11 @@ internal static class SimdGemm<TOps, TV, T>
         }
     }
 
-    private static void Block6x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
+    /// <summary>
+    /// A 6 × 2-vector block of X. With <paramref name="ldc"/> &gt; 0 it goes straight to C (row r at c + r·ldc, plus C's
+    /// old value when <paramref name="accumulate"/>: the same single rounding as the tile path's beta = 1); else to the tile.
+    /// </summary>
+    private static void Block6x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile, ref T c, int ldc, bool accumulate)
     {
         int w = TOps.Count;
         TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero;
@@ -219,6 +218,17 @@ internal static class SimdGemm<TOps, TV, T>
             x5 = TOps.MultiplyAdd(s, v0, x5); y5 = TOps.MultiplyAdd(s, v1, y5);
         }
 
+        if (ldc > 0)
+        {
+            StoreRow(x0, y0, ref c, accumulate);
+            StoreRow(x1, y1, ref Unsafe.Add(ref c, ldc), accumulate);
+            StoreRow(x2, y2, ref Unsafe.Add(ref c, 2 * ldc), accumulate);
+            StoreRow(x3, y3, ref Unsafe.Add(ref c, 3 * ldc), accumulate);
+            StoreRow(x4, y4, ref Unsafe.Add(ref c, 4 * ldc), accumulate);
+            StoreRow(x5, y5, ref Unsafe.Add(ref c, 5 * ldc), accumulate);
+            return;
+        }
+
         // Row r, vector j at (2r + j)·W.
         ref T t = ref tile[0];
         TOps.Store(x0, ref t); TOps.Store(y0, ref Unsafe.Add(ref t, w));
@@ -229,35 +239,18 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x5, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(y5, ref Unsafe.Add(ref t, 11 * w));
     }
 
-    private static void Block4x3(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(TV x, TV y, ref T c, bool accumulate)
     {
-        int w = TOps.Count;
-        TV x00 = TOps.Zero, x01 = TOps.Zero, x02 = TOps.Zero;
-        TV x10 = TOps.Zero, x11 = TOps.Zero, x12 = TOps.Zero;
-        TV x20 = TOps.Zero, x21 = TOps.Zero, x22 = TOps.Zero;
-        TV x30 = TOps.Zero, x31 = TOps.Zero, x32 = TOps.Zero;
-        nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, pu = r0, pv = 0;
-        for (int p = 0; p < k; p++, pu += up, pv += ldv)
+        ref T c1 = ref Unsafe.Add(ref c, TOps.Count);
+        if (accumulate)
         {
-            ref T vr = ref Unsafe.Add(ref v, pv);
-            TV v0 = TOps.Load(ref vr), v1 = TOps.Load(ref Unsafe.Add(ref vr, w)), v2 = TOps.Load(ref Unsafe.Add(ref vr, 2 * w));
-            ref T ur = ref Unsafe.Add(ref u, pu);
-            TV s = TOps.Broadcast(ur);
-            x00 = TOps.MultiplyAdd(s, v0, x00); x01 = TOps.MultiplyAdd(s, v1, x01); x02 = TOps.MultiplyAdd(s, v2, x02);
-            s = TOps.Broadcast(Unsafe.Add(ref ur, ua1));
-            x10 = TOps.MultiplyAdd(s, v0, x10); x11 = TOps.MultiplyAdd(s, v1, x11); x12 = TOps.MultiplyAdd(s, v2, x12);
-            s = TOps.Broadcast(Unsafe.Add(ref ur, ua2));
-            x20 = TOps.MultiplyAdd(s, v0, x20); x21 = TOps.MultiplyAdd(s, v1, x21); x22 = TOps.MultiplyAdd(s, v2, x22);
-            s = TOps.Broadcast(Unsafe.Add(ref ur, ua3));
-            x30 = TOps.MultiplyAdd(s, v0, x30); x31 = TOps.MultiplyAdd(s, v1, x31); x32 = TOps.MultiplyAdd(s, v2, x32);
+            x = TOps.Add(TOps.Load(ref c), x);
+            y = TOps.Add(TOps.Load(ref c1), y);
         }
 
-        // Row r, vector j at (3r + j)·W.
-        ref T t = ref tile[0];
-        TOps.Store(x00, ref t); TOps.Store(x01, ref Unsafe.Add(ref t, w)); TOps.Store(x02, ref Unsafe.Add(ref t, 2 * w));
-        TOps.Store(x10, ref Unsafe.Add(ref t, 3 * w)); TOps.Store(x11, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(x12, ref Unsafe.Add(ref t, 5 * w));
-        TOps.Store(x20, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(x21, ref Unsafe.Add(ref t, 7 * w)); TOps.Store(x22, ref Unsafe.Add(ref t, 8 * w));
-        TOps.Store(x30, ref Unsafe.Add(ref t, 9 * w)); TOps.Store(x31, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(x32, ref Unsafe.Add(ref t, 11 * w));
+        TOps.Store(x, ref c);
+        TOps.Store(y, ref c1);
     }
 
     // Each block accumulates over all of k in registers, then stores its accumulators to `tile` (row r, vector v at
