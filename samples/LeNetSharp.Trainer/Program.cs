@@ -1,6 +1,7 @@
 using System.Globalization;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
+using LeNetSharp.Onnx;
 using LeNetSharp.Persistence;
 using LeNetSharp.Tensors;
 using LeNetSharp.Training;
@@ -18,13 +19,14 @@ public static class Program
           (no command)   fetch MNIST if missing, train the LeNet for 2 epochs, save it, evaluate it
           fetch          fetch MNIST into the data folder (verified by SHA-256)
           train          train, save the model, evaluate on the 10,000 test images
-          eval           evaluate a saved model (or a tutorial .npz weight file) on the test images
-          export         convert --model PATH to --to PATH (model file <-> the tutorial's .npz weights)
+          eval           evaluate a saved model (or a tutorial .npz weight file, or a LeNet .onnx) on the test images
+          export         convert --model PATH to --to PATH (model file, the tutorial's .npz weights or .onnx)
           bench          time training steps and inference on MNIST, with a per-layer breakdown
 
         options:
           --data DIR     MNIST folder (default data/mnist)
-          --model PATH   model file (default lenet.model); a .npz path reads/writes the tutorial's weight arrays
+          --model PATH   model file (default lenet.model); a .npz path reads/writes the tutorial's weight arrays,
+                         a .onnx path an ONNX model (export: NHWC input; import: PyTorch's LeNet export too)
           --epochs N     epochs (default 2)            --batch N    batch size (default 3)
           --lr X         learning rate (default 0.01) --decay X    per-epoch decay base (default 0.95)
           --seed N       seed of weights and shuffling (default 1)
@@ -138,20 +140,24 @@ public static class Program
         Evaluate(o, stdout, network);
     }
 
-    /// <summary>A .npz path means the tutorial's weight file; anything else, a LeNetSharp model file.</summary>
+    /// <summary>A .npz path means the tutorial's weight file; .onnx an ONNX model; anything else, a LeNetSharp model file.</summary>
     private static bool IsNpz(string path) => path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase);
 
-    private static Sequential<float> LoadModel(string path) => IsNpz(path) ? TutorialWeights.Import<float>(path) : ModelFile.Load<float>(path);
+    private static bool IsOnnx(string path) => path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+
+    private static Sequential<float> LoadModel(string path) =>
+        IsNpz(path) ? TutorialWeights.Import<float>(path) : IsOnnx(path) ? OnnxModel.Import(path) : ModelFile.Load<float>(path);
 
     private static void SaveModel(Sequential<float> network, string path)
     {
         if (IsNpz(path)) TutorialWeights.Export(network, path);
+        else if (IsOnnx(path)) OnnxModel.Export(network, path);
         else ModelFile.Save(network, path);
     }
 
     private static void Export(Options o, TextWriter stdout)
     {
-        if (o.To is null) throw new ArgumentException("export needs --to PATH (a .npz or a model file)");
+        if (o.To is null) throw new ArgumentException("export needs --to PATH (a .npz, a .onnx or a model file)");
         SaveModel(LoadModel(o.Model), o.To);
         stdout.WriteLine($"exported {o.Model} to {o.To}");
     }
