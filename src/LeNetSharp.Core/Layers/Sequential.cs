@@ -23,6 +23,27 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (layers.Any(l => l is null)) throw new ArgumentException("A layer is null.", nameof(layers));
         _layers = (ILayer<T>[])layers.Clone();
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
+        GemmProvider = GemmProvider.Default;
+    }
+
+    /// <summary>
+    /// The matrix multiply of this network: setting it sets it on every layer that multiplies matrices (Conv, Linear).
+    /// It belongs to this network alone (copies made for threads, replicas and clones carry it), so two networks in one
+    /// process never change each other's arithmetic. Default <see cref="GemmProvider.Default"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">The value is null.</exception>
+    public GemmProvider GemmProvider
+    {
+        get;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            field = value;
+            foreach (var layer in _layers)
+            {
+                if (layer is IUsesGemm user) user.GemmProvider = value;
+            }
+        }
     }
 
     /// <summary>The layers, first to last.</summary>
@@ -75,4 +96,10 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
         return shapes;
     }
+}
+
+/// <summary>A layer that multiplies matrices through a <see cref="Tensors.GemmProvider"/> of its own.</summary>
+internal interface IUsesGemm
+{
+    GemmProvider GemmProvider { get; set; }
 }

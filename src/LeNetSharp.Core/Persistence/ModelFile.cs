@@ -84,6 +84,7 @@ public static class ModelFile
     internal static Sequential<T> Replicate<T>(Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var copy = Deserialize<T>(Serialize(network), "(in-memory replica)");
+        copy.GemmProvider = network.GemmProvider;
         for (int i = 0; i < copy.Layers.Count; i++)
         {
             if (copy.Layers[i] is Conv<T> c && network.Layers[i] is Conv<T> original) c.ComputeInputGradient = original.ComputeInputGradient;

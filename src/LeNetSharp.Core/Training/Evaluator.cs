@@ -110,6 +110,7 @@ public static class Evaluator
             for (int t = 1; t < threads; t++)
             {
                 networks[t] = cached[t - 1];
+                networks[t].GemmProvider = network.GemmProvider;
                 for (int p = 0; p < network.Parameters.Count; p++) networks[t].Parameters[p].Value.CopyFrom(network.Parameters[p].Value);
             }
 

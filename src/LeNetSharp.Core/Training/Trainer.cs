@@ -215,6 +215,12 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             return (only.Loss, only.Correct);
         }
 
+        // Replicas follow the network's GEMM, even when it was changed after the trainer was made.
+        for (int w = 1; w < _workers.Length; w++)
+        {
+            if (_workers[w].Network.GemmProvider != _network.GemmProvider) _workers[w].Network.GemmProvider = _network.GemmProvider;
+        }
+
         // Data-parallel: worker i takes the i-th contiguous shard; the gradient of the batch mean is
         // Σ_i (n_i / n)·∇(shard i's mean), summed in worker order.
         if (_shardIndices.Length < n) _shardIndices = new int[n];
