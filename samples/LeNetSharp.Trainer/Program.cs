@@ -79,6 +79,7 @@ public static class Program
         {
             Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = o.Decay, Seed = o.Seed, Threads = o.Threads,
             CheckpointDirectory = o.Checkpoint ?? o.Resume, CheckpointEvery = o.CheckpointEvery,
+            ReportEvery = TrainingDisplay.ReportEvery((train.Count + o.Batch - 1) / o.Batch),
         };
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
@@ -88,15 +89,7 @@ public static class Program
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
             + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
-        var progress = new SyncProgress<TrainingProgress>(p =>
-        {
-            if (p.IsEpochEnd)
-            {
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F4}  train acc {100 * p.Accuracy:F2}%  lr {p.LearningRate:G4}  {p.Elapsed.TotalSeconds:F1} s  {p.ImagesPerSecond:F0} img/s"));
-            }
-        });
-        trainer.Train(train, progress);
+        TrainingDisplay.Run(stdout, o.Batch, observer: null, progress => trainer.Train(train, progress));
         SaveModel(network, o.Model);
         stdout.WriteLine($"saved {o.Model}");
         Evaluate(o, stdout, network);

@@ -125,6 +125,33 @@ public class TrainerCliTests
             .Should().BeEquivalentTo("mathnet", "simd", "simd128", "simd256", "simd512");
     }
 
+    [Fact]
+    public void Training_outside_a_terminal_prints_a_plain_line_every_tenth_of_an_epoch()
+    {
+        string model = Path.Combine(Path.GetTempPath(), $"lenetsharp-{Guid.NewGuid():N}.model");
+        try
+        {
+            var (code, output, err) = Run("train", "--data", TestData.MnistDirectory(), "--limit", "600", "--epochs", "2", "--model", model);
+            code.Should().Be(0, err);
+            var lines = output.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+            for (int epoch = 1; epoch <= 2; epoch++)
+            {
+                var ticks = lines.Where(l => l.StartsWith($"epoch {epoch}/2 ", StringComparison.Ordinal) && l.Contains("% (")).ToList();
+                ticks.Should().HaveCount(9);
+                ticks[0].Should().MatchRegex(@"^epoch \d/2   10% \(20/200 batches\)  loss \d\.\d{4}  acc \d+\.\d\d%  [\d,]+ img/s  ETA \d+:\d\d$");
+                ticks[^1].Should().Contain("90% (180/200 batches)");
+                lines.Should().ContainMatch($"epoch {epoch}/2  loss *  train acc *%  lr *  * s  * img/s");
+            }
+
+            lines.Should().NotContain(l => l.Contains('\u001b'), "no escape codes when the output is not a terminal");
+            lines[^1].Should().MatchRegex(@"^test accuracy: \d+\.\d\d% \(\d+/10000\)$");
+        }
+        finally
+        {
+            File.Delete(model);
+        }
+    }
+
     [Theory]
     [InlineData("trian", "train", 1)]
     [InlineData("--epoch", "--epochs", 1)]
