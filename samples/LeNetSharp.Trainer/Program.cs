@@ -120,7 +120,7 @@ public static class Program
     {
         network.GemmProvider = o.Gemm;
         var test = Mnist.Load(o.Data, MnistSplit.Test);
-        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString());
+        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>

@@ -71,6 +71,6 @@ public class WidthIdentityTests : TempDirectoryTest
         second.GemmProvider.Should().BeSameAs(GemmProvider.Default);
         first.Layers.OfType<Conv<float>>().Should().OnlyContain(c => c.GemmProvider == GemmProvider.MathNet);
         second.Layers.OfType<Linear<float>>().Should().OnlyContain(l => l.GemmProvider == GemmProvider.Default);
-        ModelFile.Replicate(first).GemmProvider.Should().BeSameAs(GemmProvider.MathNet);
+        first.Clone().GemmProvider.Should().BeSameAs(GemmProvider.MathNet);
     }
 }
