@@ -18,13 +18,14 @@ internal static class Bench
         var train = Mnist.Load(o.Data, MnistSplit.Train);
         var test = Mnist.Load(o.Data, MnistSplit.Test);
         var network = LeNet.Create<float>(o.Seed);
+        network.GemmProvider = o.Gemm;
         var trainer = new Trainer<float>(network, new TrainingOptions { BatchSize = o.Batch, Seed = o.Seed, Threads = o.Threads });
         int batch = o.Batch, steps = o.Steps;
         var order = Enumerable.Range(0, train.Count).ToArray();
         new Random(o.Seed).Shuffle(order);
         int Offset(int step) => (int)((long)step * batch % (train.Count - batch));
 
-        stdout.WriteLine($"bench: gemm {Gemm.Provider.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}");
+        stdout.WriteLine($"bench: gemm {network.GemmProvider.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}");
         for (int s = 0; s < 300; s++) trainer.Step(train, order.AsSpan(Offset(s), batch)); // warm-up: JIT tiers and buffers
 
         var clock = Stopwatch.StartNew();
@@ -41,7 +42,7 @@ internal static class Bench
         double inferRate = Passes * test.Count / clock.Elapsed.TotalSeconds;
 
         PrintLayerBreakdown(network, train, order, batch, stdout);
-        GemmBench.Run(stdout, batch, Gemm.Provider == GemmProvider.MathNet ? [GemmProvider.MathNet] : [Gemm.Provider, GemmProvider.MathNet]);
+        GemmBench.Run(stdout, batch, network.GemmProvider == GemmProvider.MathNet ? [GemmProvider.MathNet] : [network.GemmProvider, GemmProvider.MathNet]);
         stdout.WriteLine($"({result})");
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {trainRate:F0} images/s ({train.Count / trainRate:F2} s/epoch), infer: {inferRate:F0} images/s"));

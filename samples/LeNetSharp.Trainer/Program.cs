@@ -12,32 +12,6 @@ namespace LeNetSharp.Trainer;
 /// </summary>
 public static class Program
 {
-    private const string Usage = """
-        usage: LeNetSharp.Trainer [command] [options]
-
-          (no command)   fetch MNIST if missing, train the LeNet for 2 epochs, save it, evaluate it
-          fetch          fetch MNIST into the data folder (verified by SHA-256)
-          train          train, save the model, evaluate on the 10,000 test images
-          eval           evaluate a saved model (or a tutorial .npz weight file) on the test images
-          export         convert --model PATH to --to PATH (model file <-> the tutorial's .npz weights)
-          bench          time training steps and inference on MNIST, with a per-layer breakdown
-
-        options:
-          --data DIR     MNIST folder (default data/mnist)
-          --model PATH   model file (default lenet.model); a .npz path reads/writes the tutorial's weight arrays
-          --epochs N     epochs (default 2)            --batch N    batch size (default 3)
-          --lr X         learning rate (default 0.01) --decay X    per-epoch decay base (default 0.95)
-          --seed N       seed of weights and shuffling (default 1)
-          --limit N      train on the first N training images only
-          --checkpoint DIR     save a checkpoint there after every epoch (and see --checkpoint-every)
-          --checkpoint-every N also checkpoint every N batches
-          --resume DIR   continue the run checkpointed in DIR (same options; it keeps checkpointing there)
-          --gemm NAME    matrix multiply: simd (default here), simd512, simd256, simd128 or mathnet
-          --steps N      bench: timed training steps (default 20000)
-          --infer-batch N  images per inference batch (default 16)
-          --threads N    threads for training (data-parallel; pays off at batch ≥ 32) and evaluation (default 1)
-        """;
-
     /// <summary>Entry point: returns 0 on success, 1 on a runtime failure, 2 on bad arguments.</summary>
     /// <param name="args">Command and options.</param>
     /// <returns>The process exit code.</returns>
@@ -50,56 +24,44 @@ public static class Program
     /// <returns>The exit code.</returns>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        Options options;
         try
         {
-            options = Options.Parse(args);
-        }
-        catch (ArgumentException e)
-        {
-            stderr.WriteLine($"error: {e.Message} (see --help)");
-            return 2;
-        }
-
-        if (options.Command == "help")
-        {
-            stdout.WriteLine(Usage);
-            return 0;
-        }
-
-        try
-        {
-            if (options.GemmName is not null) Gemm.Provider = GemmProvider.FromName(options.GemmName);
-            switch (options.Command)
-            {
-                case "fetch":
-                    Fetch(options, stdout);
-                    break;
-                case "train":
-                    Train(options, stdout);
-                    break;
-                case "eval":
-                    Evaluate(options, stdout, LoadModel(options.Model));
-                    break;
-                case "export":
-                    Export(options, stdout);
-                    break;
-                case "bench":
-                    Bench.Run(options, stdout);
-                    break;
-                default: // the main job
-                    Fetch(options, stdout);
-                    Train(options, stdout);
-                    break;
-            }
-
-            return 0;
+            return new Cli(options => Execute(options, stdout), stdout, stderr).Invoke(args);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException or PlatformNotSupportedException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return 1;
         }
+    }
+
+    private static int Execute(Options options, TextWriter stdout)
+    {
+        _ = options.Gemm; // a width this CPU lacks fails here, before any work
+        switch (options.Command)
+        {
+            case "fetch":
+                Fetch(options, stdout);
+                break;
+            case "train":
+                Train(options, stdout);
+                break;
+            case "eval":
+                Evaluate(options, stdout, LoadModel(options.Model));
+                break;
+            case "export":
+                Export(options, stdout);
+                break;
+            case "bench":
+                Bench.Run(options, stdout);
+                break;
+            default: // the main job
+                Fetch(options, stdout);
+                Train(options, stdout);
+                break;
+        }
+
+        return 0;
     }
 
     private static void Fetch(Options o, TextWriter stdout)
@@ -116,23 +78,17 @@ public static class Program
         {
             Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = o.Decay, Seed = o.Seed, Threads = o.Threads,
             CheckpointDirectory = o.Checkpoint ?? o.Resume, CheckpointEvery = o.CheckpointEvery,
+            ReportEvery = TrainingDisplay.ReportEvery((train.Count + o.Batch - 1) / o.Batch),
         };
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
             : new Trainer<float>(LeNet.Create<float>(o.Seed), trainingOptions);
         var network = trainer.Network;
+        network.GemmProvider = o.Gemm;
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
-            + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {Gemm.Provider.Name}{from}");
-        var progress = new SyncProgress<TrainingProgress>(p =>
-        {
-            if (p.IsEpochEnd)
-            {
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F4}  train acc {100 * p.Accuracy:F2}%  lr {p.LearningRate:G4}  {p.Elapsed.TotalSeconds:F1} s  {p.ImagesPerSecond:F0} img/s"));
-            }
-        });
-        trainer.Train(train, progress);
+            + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
+        TrainingDisplay.Run(stdout, o.Batch, observer: null, progress => trainer.Train(train, progress));
         SaveModel(network, o.Model);
         stdout.WriteLine($"saved {o.Model}");
         Evaluate(o, stdout, network);
@@ -151,15 +107,15 @@ public static class Program
 
     private static void Export(Options o, TextWriter stdout)
     {
-        if (o.To is null) throw new ArgumentException("export needs --to PATH (a .npz or a model file)");
-        SaveModel(LoadModel(o.Model), o.To);
+        SaveModel(LoadModel(o.Model), o.To!);
         stdout.WriteLine($"exported {o.Model} to {o.To}");
     }
 
     private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)
     {
+        network.GemmProvider = o.Gemm;
         var test = Mnist.Load(o.Data, MnistSplit.Test);
-        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString());
+        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>

@@ -81,8 +81,8 @@ public class LayerBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        Gemm.Provider = GemmProvider.Simd;
         _net = LeNet.Create<float>(1);
+        _net.GemmProvider = GemmProvider.Simd;
         var x = new Tensor<float>(3, 28, 28, 1);
         var random = new Random(2);
         for (int i = 0; i < x.Length; i++) x.Data[i] = random.NextSingle();
@@ -120,9 +120,9 @@ public class StepBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        Gemm.Provider = GemmProvider.Simd;
         _data = Synthetic.Images(1000);
         _net = LeNet.Create<float>(1);
+        _net.GemmProvider = GemmProvider.Simd;
         _trainer = new Trainer<float>(_net, new TrainingOptions { BatchSize = Batch });
         _indices = Enumerable.Range(0, Batch).ToArray();
     }
@@ -150,9 +150,9 @@ public class InferenceBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        Gemm.Provider = GemmProvider.Simd;
         _data = Synthetic.Images(10_000);
         _net = LeNet.Create<float>(1);
+        _net.GemmProvider = GemmProvider.Simd;
     }
 
     [Benchmark]

@@ -13,18 +13,29 @@ public class TrainerCliTests
     }
 
     [Theory]
-    [InlineData("error: unknown command 'fly'; expected fetch, train, eval, bench or export (see --help)", "fly")]
-    [InlineData("error: --epochs expects an integer ≥ 1, got 'zero' (see --help)", "train", "--epochs", "zero")]
-    [InlineData("error: --lr expects a number in (0, *], got '-1' (see --help)", "train", "--lr", "-1")]
-    [InlineData("error: option --model needs a value (see --help)", "eval", "--model")]
-    [InlineData("error: unknown option '--fast' (see --help)", "train", "--fast", "1")]
-    [InlineData("error: --gemm expects mathnet, simd, simd512, simd256 or simd128, got 'blas' (see --help)", "bench", "--gemm", "blas")]
+    [InlineData("error: unknown command 'fly' (see --help)", "fly")]
+    [InlineData("error: unknown command 'trian'; did you mean 'train'? (see --help)", "trian")]
+    [InlineData("error: unknown command 'evl'; did you mean 'eval'? (see --help)", "evl")]
+    [InlineData("error: --epochs expects an integer ≥ 1, got 'zero' (see train --help)", "train", "--epochs", "zero")]
+    [InlineData("error: --epochs expects an integer ≥ 1, got '0' (see --help)", "--epochs", "0")]
+    [InlineData("error: --lr expects a number in (0, ∞), got '-1' (see train --help)", "train", "--lr", "-1")]
+    [InlineData("error: --decay expects a number in (0, 1], got '1.5' (see train --help)", "train", "--decay", "1.5")]
+    [InlineData("error: option --model needs a value (see eval --help)", "eval", "--model")]
+    [InlineData("error: unknown option '--fast' (see train --help)", "train", "--fast", "1")]
+    [InlineData("error: unknown option '--epoch'; did you mean '--epochs'? (see train --help)", "train", "--epoch", "1")]
+    [InlineData("error: unknown option '--epochs' (see eval --help)", "eval", "--epochs", "1")]
+    [InlineData("error: unexpected argument 'foo': train takes no positional arguments (see train --help)", "train", "foo")]
+    [InlineData("error: unexpected argument 'more': eval takes no positional arguments (see eval --help)", "eval", "--model", "a.model", "more")]
+    [InlineData("error: option '--to' is required (see export --help)", "export")]
+    [InlineData("error: --gemm expects simd, simd512, simd256, simd128, mathnet, got 'blas' (see bench --help)", "bench", "--gemm", "blas")]
+    [InlineData("error: unknown command 'tain'; did you mean 'train'? (see help --help)", "help", "tain")]
     public void Bad_arguments_give_one_line_and_exit_code_2(string message, params string[] args)
     {
-        var (code, _, err) = Run(args);
+        var (code, output, err) = Run(args);
         code.Should().Be(2);
-        err.TrimEnd().Should().Match(message);
+        err.TrimEnd().Should().Be(message);
         err.TrimEnd().Should().NotContain("\n");
+        output.Should().BeEmpty();
     }
 
     [Fact]
@@ -53,11 +64,98 @@ public class TrainerCliTests
         }
     }
 
-    [Fact]
-    public void Help_lists_the_commands()
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("help")]
+    public void Help_lists_the_commands_and_the_main_jobs_options(string flag)
     {
-        var (code, output, _) = Run("--help");
+        var (code, output, err) = Run(flag);
         code.Should().Be(0);
-        output.Should().Contain("fetch").And.Contain("train").And.Contain("eval");
+        err.Should().BeEmpty();
+        foreach (var command in new[] { "fetch", "train", "eval", "export", "bench", "help" }) output.Should().MatchRegex($"(?m)^  {command} ");
+        output.Should().Contain("--epochs <N>").And.Contain("[default: 2]");
     }
+
+    /// <summary>Each command's help lists exactly its own options, with their defaults; nothing of the others.</summary>
+    [Theory]
+    [InlineData("fetch", "--data <DIR>|MNIST folder [default: data/mnist]")]
+    [InlineData("train", "--data <DIR>|[default: data/mnist]", "--model <PATH>|[default: lenet.model]", "--epochs <N>|[default: 2]",
+        "--batch <N>|[default: 3]", "--lr <X>|[default: 0.01]", "--decay <X>|[default: 0.95]", "--seed <N>|[default: 1]", "--limit <N>|",
+        "--threads <N>|[default: 1]", "--gemm <NAME>|", "--infer-batch <N>|[default: 16]", "--checkpoint <DIR>|", "--checkpoint-every <N>|[default: 0]",
+        "--resume <DIR>|")]
+    [InlineData("eval", "--data <DIR>|[default: data/mnist]", "--model <PATH>|[default: lenet.model]", "--infer-batch <N>|[default: 16]",
+        "--threads <N>|[default: 1]", "--gemm <NAME>|")]
+    [InlineData("export", "--model <PATH>|[default: lenet.model]", "--to <PATH>|(REQUIRED)")]
+    [InlineData("bench", "--data <DIR>|[default: data/mnist]", "--batch <N>|[default: 3]", "--seed <N>|[default: 1]", "--steps <N>|[default: 20000]",
+        "--infer-batch <N>|[default: 16]", "--threads <N>|[default: 1]", "--gemm <NAME>|")]
+    public void Each_commands_help_lists_only_its_own_options_with_defaults(string command, params string[] expected)
+    {
+        foreach (var args in new[] { new[] { command, "--help" }, new[] { "help", command } })
+        {
+            var (code, output, err) = Run(args);
+            code.Should().Be(0);
+            err.Should().BeEmpty();
+            output.Should().MatchRegex($@"Usage:\s+\S+ {command} \[options\]"); // the executable's name: testhost here
+            var listed = output.Split('\n').Select(line => line.Trim()).Where(line => line.StartsWith("--", StringComparison.Ordinal)).ToList();
+            listed.Select(line => line.Split(' ')[0]).Should().BeEquivalentTo(expected.Select(e => e.Split(' ')[0]));
+            foreach (var entry in expected)
+            {
+                var (name, suffix) = (entry.Split('|')[0], entry.Split('|')[1]);
+                listed.Should().Contain(line => line.StartsWith(name + " ", StringComparison.Ordinal) && line.Contains(suffix, StringComparison.Ordinal),
+                    $"{command} --help should list {name} showing '{suffix}'");
+            }
+        }
+    }
+
+    [Fact]
+    public void Export_help_lists_to_which_used_to_be_missing()
+    {
+        var (_, output, _) = Run("export", "--help");
+        output.Should().Contain("--to <PATH>");
+        output.Should().NotContain("--epochs").And.NotContain("--data");
+    }
+
+    [Fact]
+    public void Suggest_directive_completes_commands_options_and_values()
+    {
+        Run("[suggest:2]", "tr").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Should().Equal("train");
+        Run("[suggest:9]", "train --e").Out.Should().Contain("--epochs");
+        Run("[suggest:13]", "bench --gemm ").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Should().BeEquivalentTo("mathnet", "simd", "simd128", "simd256", "simd512");
+    }
+
+    [Fact]
+    public void Training_outside_a_terminal_prints_a_plain_line_every_tenth_of_an_epoch()
+    {
+        string model = Path.Combine(Path.GetTempPath(), $"lenetsharp-{Guid.NewGuid():N}.model");
+        try
+        {
+            var (code, output, err) = Run("train", "--data", TestData.MnistDirectory(), "--limit", "600", "--epochs", "2", "--model", model);
+            code.Should().Be(0, err);
+            var lines = output.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+            for (int epoch = 1; epoch <= 2; epoch++)
+            {
+                var ticks = lines.Where(l => l.StartsWith($"epoch {epoch}/2 ", StringComparison.Ordinal) && l.Contains("% (")).ToList();
+                ticks.Should().HaveCount(9);
+                ticks[0].Should().MatchRegex(@"^epoch \d/2   10% \(20/200 batches\)  loss \d\.\d{4}  acc \d+\.\d\d%  [\d,]+ img/s  ETA \d+:\d\d$");
+                ticks[^1].Should().Contain("90% (180/200 batches)");
+                lines.Should().ContainMatch($"epoch {epoch}/2  loss *  train acc *%  lr *  * s  * img/s");
+            }
+
+            lines.Should().NotContain(l => l.Contains('\u001b'), "no escape codes when the output is not a terminal");
+            lines[^1].Should().MatchRegex(@"^test accuracy: \d+\.\d\d% \(\d+/10000\)$");
+        }
+        finally
+        {
+            File.Delete(model);
+        }
+    }
+
+    [Theory]
+    [InlineData("trian", "train", 1)]
+    [InlineData("--epoch", "--epochs", 1)]
+    [InlineData("tarin", "train", 1)]
+    [InlineData("fetch", "bench", 2)]
+    public void Distance_counts_edits_and_swaps(string a, string b, int expected) => Cli.Distance(a, b).Should().Be(expected);
 }

@@ -15,7 +15,7 @@ namespace LeNetSharp.Layers;
 /// </code>
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Parameter<T>[] _parameters;
     private Tensor<T>? _patches;      // P (N·OH·OW, KH·KW·C) of the last forward, or Pᵀ when TransposedPatches
@@ -85,6 +85,17 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     /// </summary>
     public bool ComputeInputGradient { get; set; } = true;
 
+    /// <summary>
+    /// The matrix multiply this layer runs (default <see cref="Tensors.GemmProvider.Default"/>). A
+    /// <see cref="Sequential{T}"/> sets it on every layer from its own <see cref="Sequential{T}.GemmProvider"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">The value is null.</exception>
+    public GemmProvider GemmProvider
+    {
+        get;
+        set => field = value ?? throw new ArgumentNullException(nameof(value));
+    } = GemmProvider.Default;
+
     /// <inheritdoc />
     public override string Name => $"Conv {KernelHeight}x{KernelWidth} {InChannels}→{OutChannels} stride {Stride} pad {Padding}";
 
@@ -113,13 +124,13 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
         {
             var patchesT = Tensor<T>.Reuse(ref _patches, k, m);
             Im2Col.ForwardTransposed<T>(input.Data, g, patchesT.Data);
-            Gemm.Multiply(true, false, m, OutChannels, k, T.One, patchesT.Data, Weight.Value.Data, T.One, output.Data);
+            Gemm.Multiply(GemmProvider, true, false, m, OutChannels, k, T.One, patchesT.Data, Weight.Value.Data, T.One, output.Data);
         }
         else
         {
             var patches = Tensor<T>.Reuse(ref _patches, m, k);
             Im2Col.Forward<T>(input.Data, g, patches.Data);
-            Gemm.Multiply(false, false, m, OutChannels, k, T.One, patches.Data, Weight.Value.Data, T.One, output.Data);
+            Gemm.Multiply(GemmProvider, false, false, m, OutChannels, k, T.One, patches.Data, Weight.Value.Data, T.One, output.Data);
         }
 
         return output;
@@ -133,7 +144,7 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
         T[] dy = outputGradient.Data;
 
         // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
-        Gemm.Multiply(!TransposedPatches, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
+        Gemm.Multiply(GemmProvider, !TransposedPatches, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
 
         // ∂b += column sums of ∂y
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
@@ -149,14 +160,14 @@ public sealed class Conv<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
         {
             // ∂Pᵀ (K, M) = K (K, OC) · ∂yᵀ (OC, M), then scatter back onto the image.
             var patchGradT = Tensor<T>.Reuse(ref _patchGrad, k, m);
-            Gemm.Multiply(false, true, k, m, OutChannels, T.One, Weight.Value.Data, dy, T.Zero, patchGradT.Data);
+            Gemm.Multiply(GemmProvider, false, true, k, m, OutChannels, T.One, Weight.Value.Data, dy, T.Zero, patchGradT.Data);
             Im2Col.BackwardTransposed<T>(patchGradT.Data, g, inputGrad.Data);
         }
         else
         {
             // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
             var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
-            Gemm.Multiply(false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
+            Gemm.Multiply(GemmProvider, false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
             Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
         }
 

@@ -9,6 +9,10 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
 {
     private Tensor<T>? _lastOutput;
 
+    /// <summary>Checks the element type: only <see cref="float"/> and <see cref="double"/> are supported.</summary>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is another type (e.g. <see cref="Half"/>).</exception>
+    protected Layer() => ElementTypes.Require<T>($"{GetType().Name.Split('`')[0]}<{typeof(T).Name}>");
+
     /// <inheritdoc />
     public abstract string Name { get; }
 

@@ -12,7 +12,7 @@ namespace LeNetSharp.Layers;
 /// </code>
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class Linear<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Parameter<T>[] _parameters;
     private Tensor<T>? _input;       // x of the last forward (the caller's tensor; not copied)
@@ -49,6 +49,17 @@ public sealed class Linear<T> : Layer<T> where T : unmanaged, IFloatingPointIeee
     /// <summary>The bias, shape (out).</summary>
     public Parameter<T> Bias { get; }
 
+    /// <summary>
+    /// The matrix multiply this layer runs (default <see cref="Tensors.GemmProvider.Default"/>). A
+    /// <see cref="Sequential{T}"/> sets it on every layer from its own <see cref="Sequential{T}.GemmProvider"/>.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">The value is null.</exception>
+    public GemmProvider GemmProvider
+    {
+        get;
+        set => field = value ?? throw new ArgumentNullException(nameof(value));
+    } = GemmProvider.Default;
+
     /// <inheritdoc />
     public override string Name => $"Linear {InFeatures}→{OutFeatures}";
 
@@ -70,7 +81,7 @@ public sealed class Linear<T> : Layer<T> where T : unmanaged, IFloatingPointIeee
         _input = input;
         var output = Tensor<T>.Reuse(ref _output, n, OutFeatures);
         RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
-        Gemm.Multiply(false, false, n, OutFeatures, InFeatures, T.One, input.Data, Weight.Value.Data, T.One, output.Data);
+        Gemm.Multiply(GemmProvider, false, false, n, OutFeatures, InFeatures, T.One, input.Data, Weight.Value.Data, T.One, output.Data);
         return output;
     }
 
@@ -79,11 +90,11 @@ public sealed class Linear<T> : Layer<T> where T : unmanaged, IFloatingPointIeee
     {
         int n = _input!.Dim(0);
         T[] dy = outputGradient.Data;
-        Gemm.Multiply(true, false, InFeatures, OutFeatures, n, T.One, _input.Data, dy, T.One, Weight.Gradient.Data);
+        Gemm.Multiply(GemmProvider, true, false, InFeatures, OutFeatures, n, T.One, _input.Data, dy, T.One, Weight.Gradient.Data);
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
 
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, InFeatures);
-        Gemm.Multiply(false, true, n, InFeatures, OutFeatures, T.One, dy, Weight.Value.Data, T.Zero, inputGrad.Data);
+        Gemm.Multiply(GemmProvider, false, true, n, InFeatures, OutFeatures, T.One, dy, Weight.Value.Data, T.Zero, inputGrad.Data);
         return inputGrad;
     }
 

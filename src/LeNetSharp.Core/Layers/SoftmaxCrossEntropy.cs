@@ -19,6 +19,10 @@ public sealed class SoftmaxCrossEntropy<T> where T : unmanaged, IFloatingPointIe
     private Tensor<T>? _logitGrad;
     private int[] _labels = [];
 
+    /// <summary>Creates the loss; only <see cref="float"/> and <see cref="double"/> elements are supported.</summary>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is another type (e.g. <see cref="Half"/>).</exception>
+    public SoftmaxCrossEntropy() => ElementTypes.Require<T>($"SoftmaxCrossEntropy<{typeof(T).Name}>");
+
     /// <summary>Softmax probabilities of the last <see cref="Forward"/>, shape (N, K).</summary>
     /// <exception cref="InvalidOperationException">Read before <see cref="Forward"/>.</exception>
     public Tensor<T> Probabilities =>

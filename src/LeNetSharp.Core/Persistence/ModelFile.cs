@@ -111,18 +111,6 @@ public static class ModelFile
         : bytes.ToArray().All(b => b is >= 0x20 and < 0x7f) ? $"\"{Encoding.ASCII.GetString(bytes)}\""
         : "bytes " + Convert.ToHexString(bytes);
 
-    /// <summary>An independent copy of <paramref name="network"/> (same layers and weights, own buffers), for another thread.</summary>
-    internal static Sequential<T> Replicate<T>(Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var copy = Deserialize<T>(Serialize(network), "(in-memory replica)");
-        for (int i = 0; i < copy.Layers.Count; i++)
-        {
-            if (copy.Layers[i] is Conv<T> c && network.Layers[i] is Conv<T> original) c.ComputeInputGradient = original.ComputeInputGradient;
-        }
-
-        return copy;
-    }
-
     internal static byte[] Serialize<T>(Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T>
     {
         using var ms = new MemoryStream();

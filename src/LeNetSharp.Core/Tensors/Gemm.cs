@@ -7,7 +7,9 @@ namespace LeNetSharp.Tensors;
 
 /// <summary>
 /// The one matrix-multiply entry point of LeNetSharp: every layer multiplies matrices through
-/// <see cref="Multiply{T}"/>, which hands the work to the active <see cref="GemmProvider"/>.
+/// <see cref="Multiply{T}(GemmProvider, bool, bool, int, int, int, T, T[], T[], T, T[])"/> with the provider of its
+/// network (<see cref="Layers.Sequential{T}.GemmProvider"/>); there is no process-wide setting, so two networks (a test
+/// and a server, say) never change each other's arithmetic.
 /// </summary>
 /// <remarks>
 /// All matrices here are row-major (C order), as tensors are. Providers that think column-major (MathNet)
@@ -15,21 +17,8 @@ namespace LeNetSharp.Tensors;
 /// </remarks>
 public static class Gemm
 {
-    private static GemmProvider _provider = GemmProvider.Default;
-
     /// <summary>
-    /// The provider used by <see cref="Multiply{T}"/>. Defaults to <see cref="GemmProvider.Default"/>.
-    /// Set it once at start-up; changing it while another thread multiplies is not supported.
-    /// </summary>
-    /// <exception cref="ArgumentNullException">The value is null.</exception>
-    public static GemmProvider Provider
-    {
-        get => _provider;
-        set => _provider = value ?? throw new ArgumentNullException(nameof(value));
-    }
-
-    /// <summary>
-    /// C ← alpha·op(A)·op(B) + beta·C, all row-major. op(A) is (m, k), op(B) is (k, n), C is (m, n).
+    /// C ← alpha·op(A)·op(B) + beta·C with <see cref="GemmProvider.Default"/>; see the overload taking a provider.
     /// </summary>
     /// <param name="transA">When true A is stored as (k, m) and op(A) = Aᵀ; else A is stored as (m, k).</param>
     /// <param name="transB">When true B is stored as (n, k) and op(B) = Bᵀ; else B is stored as (k, n).</param>
@@ -45,19 +34,41 @@ public static class Gemm
     /// <exception cref="ArgumentException">An array's length does not match its dimensions.</exception>
     /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
     public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, T[] a, T[] b, T beta, T[] c)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Multiply(GemmProvider.Default, transA, transB, m, n, k, alpha, a, b, beta, c);
+
+    /// <summary>
+    /// C ← alpha·op(A)·op(B) + beta·C, all row-major. op(A) is (m, k), op(B) is (k, n), C is (m, n).
+    /// </summary>
+    /// <param name="provider">The implementation to run, e.g. the network's <see cref="Layers.Sequential{T}.GemmProvider"/>.</param>
+    /// <param name="transA">When true A is stored as (k, m) and op(A) = Aᵀ; else A is stored as (m, k).</param>
+    /// <param name="transB">When true B is stored as (n, k) and op(B) = Bᵀ; else B is stored as (k, n).</param>
+    /// <param name="m">Rows of C and of op(A).</param>
+    /// <param name="n">Columns of C and of op(B).</param>
+    /// <param name="k">The shared (summed) dimension.</param>
+    /// <param name="alpha">Scale of the product.</param>
+    /// <param name="a">A's elements: exactly m·k of them.</param>
+    /// <param name="b">B's elements: exactly k·n of them.</param>
+    /// <param name="beta">Scale of C's previous content: 0 overwrites, 1 accumulates.</param>
+    /// <param name="c">C's elements: exactly m·n of them.</param>
+    /// <typeparam name="T"><see cref="float"/> or <see cref="double"/>.</typeparam>
+    /// <exception cref="ArgumentException">An array's length does not match its dimensions.</exception>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
+    public static void Multiply<T>(GemmProvider provider, bool transA, bool transB, int m, int n, int k, T alpha, T[] a, T[] b, T beta, T[] c)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        ArgumentNullException.ThrowIfNull(provider);
         CheckLength(a, transA ? k : m, transA ? m : k, nameof(a));
         CheckLength(b, transB ? n : k, transB ? k : n, nameof(b));
         CheckLength(c, m, n, nameof(c));
         if (typeof(T) == typeof(float))
         {
-            _provider.Multiply(transA, transB, m, n, k, float.CreateTruncating(alpha), Unsafe.As<float[]>(a),
+            provider.Multiply(transA, transB, m, n, k, float.CreateTruncating(alpha), Unsafe.As<float[]>(a),
                 Unsafe.As<float[]>(b), float.CreateTruncating(beta), Unsafe.As<float[]>(c));
         }
         else if (typeof(T) == typeof(double))
         {
-            _provider.Multiply(transA, transB, m, n, k, double.CreateTruncating(alpha), Unsafe.As<double[]>(a),
+            provider.Multiply(transA, transB, m, n, k, double.CreateTruncating(alpha), Unsafe.As<double[]>(a),
                 Unsafe.As<double[]>(b), double.CreateTruncating(beta), Unsafe.As<double[]>(c));
         }
         else
@@ -79,7 +90,7 @@ public static class Gemm
 
 /// <summary>
 /// A row-major GEMM implementation: C ← alpha·op(A)·op(B) + beta·C for float and double.
-/// Arguments arrive already validated by <see cref="Gemm.Multiply{T}"/>.
+/// Arguments arrive already validated by <see cref="Gemm"/>.
 /// </summary>
 public abstract class GemmProvider
 {
@@ -122,7 +133,7 @@ public abstract class GemmProvider
     /// <summary>A short human-readable name, e.g. "mathnet (Managed)".</summary>
     public abstract string Name { get; }
 
-    /// <summary>Single-precision GEMM; see <see cref="Gemm.Multiply{T}"/> for the meaning of each argument.</summary>
+    /// <summary>Single-precision GEMM; see <see cref="Gemm"/> for the meaning of each argument.</summary>
     /// <param name="transA">A stored transposed, (k, m).</param>
     /// <param name="transB">B stored transposed, (n, k).</param>
     /// <param name="m">Rows of C.</param>
@@ -135,7 +146,7 @@ public abstract class GemmProvider
     /// <param name="c">C, m·n elements.</param>
     public abstract void Multiply(bool transA, bool transB, int m, int n, int k, float alpha, float[] a, float[] b, float beta, float[] c);
 
-    /// <summary>Double-precision GEMM; see <see cref="Gemm.Multiply{T}"/> for the meaning of each argument.</summary>
+    /// <summary>Double-precision GEMM; see <see cref="Gemm"/> for the meaning of each argument.</summary>
     /// <param name="transA">A stored transposed, (k, m).</param>
     /// <param name="transB">B stored transposed, (n, k).</param>
     /// <param name="m">Rows of C.</param>

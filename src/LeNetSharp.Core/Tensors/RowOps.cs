@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace LeNetSharp.Tensors;
 
@@ -19,33 +20,51 @@ internal static class RowOps
         }
     }
 
-    /// <summary>Adds the column sums of <paramref name="matrix"/> (rows, columns) into <paramref name="sums"/> (columns).</summary>
+    /// <summary>
+    /// Adds the column sums of <paramref name="matrix"/> (rows, columns) into <paramref name="sums"/> (columns): each
+    /// sum runs down its column in row order, starting from its old value, whatever the vector width (vectors span
+    /// columns, never rows), so the result is the same bits on every machine.
+    /// </summary>
     public static void AddColumnSums<T>(ReadOnlySpan<T> matrix, Span<T> sums) where T : unmanaged, INumberBase<T>
     {
-        int cols = sums.Length, rows = matrix.Length / cols, start = 0;
-        int w = Vector<T>.Count;
-        // Sum blocks of `period` rows as flat vectors (period·cols is a whole number of vectors), then fold the lanes.
-        int period = w / (int)BigInteger.GreatestCommonDivisor(cols, w);
-        int block = period * cols;
-        if (Vector.IsHardwareAccelerated && block <= 8 * w && rows >= 2 * period)
+        int cols = sums.Length, rows = matrix.Length / cols;
+        ref T m = ref MemoryMarshal.GetReference(matrix);
+        ref T s = ref MemoryMarshal.GetReference(sums);
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
         {
-            Span<Vector<T>> acc = stackalloc Vector<T>[8];
-            acc.Clear();
-            int vectors = block / w;
-            ref T m = ref MemoryMarshal.GetReference(matrix);
-            for (; start + block <= rows * cols; start += block)
+            int w = Vector256<T>.Count;
+            for (; j + w <= cols; j += w)
             {
-                for (int v = 0; v < vectors; v++) acc[v] += Vector.LoadUnsafe(ref m, (nuint)(start + v * w));
+                var acc = Vector256.LoadUnsafe(ref s, (nuint)j);
+                for (int r = 0; r < rows; r++) acc += Vector256.LoadUnsafe(ref m, (nuint)(r * cols + j));
+                acc.StoreUnsafe(ref s, (nuint)j);
             }
 
-            Span<T> lanes = MemoryMarshal.Cast<Vector<T>, T>(acc)[..block];
-            for (int i = 0; i < block; i++) sums[i % cols] += lanes[i];
+            if (j < cols && rows > 1)
+            {
+                // Fewer than a vector of columns left (conv1's 6): whole-vector loads whose extra lanes (the next row's
+                // first elements) are masked to zero; the last row, whose load could run past the matrix, goes scalar.
+                int left = cols - j;
+                var mask = Vector256.LessThan(Vector256<T>.Indices, Vector256.Create(T.CreateTruncating(left)));
+                Span<T> start = stackalloc T[w];
+                sums.Slice(j, left).CopyTo(start);
+                var acc = Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(start));
+                int r = 0;
+                for (; r < rows && r * cols + j + w <= matrix.Length; r++) acc += Vector256.LoadUnsafe(ref m, (nuint)(r * cols + j)) & mask;
+                acc.StoreUnsafe(ref MemoryMarshal.GetReference(start));
+                for (; r < rows; r++)
+                    for (int l = 0; l < left; l++) start[l] += Unsafe.Add(ref m, r * cols + j + l);
+                start[..left].CopyTo(sums[j..]);
+                return;
+            }
         }
 
-        for (; start < rows * cols; start += cols)
+        for (; j < cols; j++)
         {
-            ReadOnlySpan<T> r = matrix.Slice(start, cols);
-            for (int j = 0; j < cols; j++) sums[j] += r[j];
+            T acc = Unsafe.Add(ref s, j);
+            for (int r = 0; r < rows; r++) acc += Unsafe.Add(ref m, r * cols + j);
+            Unsafe.Add(ref s, j) = acc;
         }
     }
 }

@@ -250,18 +250,16 @@ internal static class SimdGemm<TOps, TV, T>
 
     private static void Block1x1(ref T u, int r0, int up, ref T v, int ldv, int k, Span<T> tile)
     {
-        TV x0 = TOps.Zero, x1 = TOps.Zero;
+        // One accumulator: every element of X is the same chain of fused multiply-adds over p = 0, 1, …, k−1 in every
+        // block shape and at every vector width, so results are bitwise identical whatever the width.
+        TV x0 = TOps.Zero;
         nint pu = r0, pv = 0;
-        int p = 0;
-        // Two accumulators break the FMA dependency chain on this (rarely hot) tail path.
-        for (; p + 2 <= k; p += 2, pu += 2 * up, pv += 2 * ldv)
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
             x0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, pu)), TOps.Load(ref Unsafe.Add(ref v, pv)), x0);
-            x1 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, pu + up)), TOps.Load(ref Unsafe.Add(ref v, pv + ldv)), x1);
         }
 
-        if (p < k) x0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref u, pu)), TOps.Load(ref Unsafe.Add(ref v, pv)), x0);
-        TOps.Store(TOps.Add(x0, x1), ref tile[0]);
+        TOps.Store(x0, ref tile[0]);
     }
 
     /// <summary>
@@ -310,7 +308,7 @@ internal static class SimdGemm<TOps, TV, T>
                     for (int l = 0; l < count; l++)
                     {
                         ref T dst = ref Unsafe.Add(ref row0, l * ocs);
-                        dst = alpha * Unsafe.Add(ref x, l) + beta * dst;
+                        dst = T.FusedMultiplyAdd(dst, beta, alpha * Unsafe.Add(ref x, l)); // as the vector path: one rounding
                     }
                 }
             }
@@ -347,7 +345,7 @@ internal static class SimdGemm<TOps, TV, T>
         {
             ref T dst = ref Unsafe.Add(ref dst0, i);
             T value = Unsafe.Add(ref src0, i);
-            dst = beta == T.Zero ? alpha * value : alpha * value + beta * dst;
+            dst = beta == T.Zero ? alpha * value : T.FusedMultiplyAdd(dst, beta, alpha * value);
         }
     }
 

@@ -33,8 +33,19 @@ public sealed class EvaluationResult
     /// <summary>Correct / Total, in [0, 1].</summary>
     public double Accuracy => Total == 0 ? 0 : (double)Correct / Total;
 
-    /// <summary>"test accuracy: 98.12% (9812/10000)".</summary>
-    public override string ToString() => $"test accuracy: {100 * Accuracy:F2}% ({Correct}/{Total})";
+    /// <summary>The accuracy with its counts, without naming the data: "accuracy: 98.12% (9812/10000)".</summary>
+    /// <returns>The formatted accuracy.</returns>
+    public override string ToString() => ToString(null);
+
+    /// <summary>
+    /// The accuracy with its counts, prefixed by the name of the split evaluated: <c>ToString("test")</c> gives
+    /// "test accuracy: 98.12% (9812/10000)" (the sample trainer's last line), <c>ToString("validation")</c>
+    /// "validation accuracy: …". Always two decimals and '.' as the separator, whatever the culture.
+    /// </summary>
+    /// <param name="split">The data's name ("test", "train", …), or null/empty for none.</param>
+    /// <returns>The formatted accuracy.</returns>
+    public string ToString(string? split) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{(string.IsNullOrEmpty(split) ? "" : split + " ")}accuracy: {100 * Accuracy:F2}% ({Correct}/{Total})");
 }
 
 /// <summary>Runs a network forward over a whole dataset in batches and counts right answers.</summary>
@@ -46,12 +57,21 @@ public static class Evaluator
     /// <param name="batchSize">Images per forward pass (default 16: small batches keep the im2col buffers in cache).</param>
     /// <param name="threads">
     /// Threads (default 1). With more than one, the dataset is cut into that many contiguous parts, each run by an
-    /// independent copy of the network (built-in layers only; the copies are kept with the network and get its
-    /// current weights at every call); the result is the same whatever the count.
+    /// independent copy of the network (see <see cref="Sequential{T}.Clone"/>; the copies are kept with the network
+    /// and get its current weights at every call); the result is the same whatever the count.
     /// </param>
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <returns>Accuracy and confusion matrix.</returns>
+    /// <remarks>
+    /// Safe to call from several threads at once on the same network: a call that finds the network busy (another
+    /// evaluation, say) runs on a copy holding its current weights instead, so every call gets the right counts.
+    /// </remarks>
+    /// <exception cref="ArgumentException">
+    /// Before any work: the network does not take the dataset's images, or its output count differs from the
+    /// dataset's class count (the message names both).
+    /// </exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public static EvaluationResult Evaluate<T>(Sequential<T> network, ImageDataset data, int batchSize = 16, int threads = 1,
         CancellationToken cancellationToken = default)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -60,32 +80,60 @@ public static class Evaluator
         ArgumentNullException.ThrowIfNull(data);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        NetworkChecks.RequireFit(network, data.Height, data.Width, data.Channels, data.Classes, "the dataset");
         threads = Math.Min(threads, Math.Max(1, data.Count / batchSize));
         var confusions = new int[threads][,];
-        var networks = Replicas(network, threads);
-        // One dedicated thread per extra part (not the thread pool, whose workers may be busy or not yet created), the
-        // caller running the first part itself.
-        void RunPart(int t)
-        {
-            int start = (int)((long)data.Count * t / threads), end = (int)((long)data.Count * (t + 1) / threads);
-            confusions[t] = EvaluateRange(networks[t], data, start, end, batchSize, cancellationToken);
-        }
-
-        var helpers = new Task[threads - 1];
-        for (int t = 1; t < threads; t++)
-        {
-            int part = t;
-            helpers[t - 1] = Task.Factory.StartNew(() => RunPart(part), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        }
-
-        RunPart(0);
+        // Part 0 runs on the network itself when no other thread is using it (no copy, no extra buffers); the other
+        // parts, and part 0 when the network is busy, on copies rented from the pool kept with the network.
+        bool own = network.TryEnter(out int previous);
+        var pool = ReplicaPool(network);
+        var networks = new Sequential<T>[threads];
         try
         {
-            Task.WaitAll(helpers);
+            for (int t = 0; t < threads; t++) networks[t] = t == 0 && own ? network : Rent(pool, network);
+
+            // One dedicated thread per extra part (not the thread pool, whose workers may be busy or not yet
+            // created), the caller running the first part itself. The first failure stops the other parts.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var failures = new Exception?[threads];
+            void RunPart(int t)
+            {
+                try
+                {
+                    int start = (int)((long)data.Count * t / threads), end = (int)((long)data.Count * (t + 1) / threads);
+                    confusions[t] = EvaluateRange(networks[t], data, start, end, batchSize, stop.Token);
+                }
+                catch (Exception e)
+                {
+                    failures[t] = e;
+                    stop.Cancel();
+                }
+            }
+
+            var helpers = new Thread[threads - 1];
+            for (int t = 1; t < threads; t++)
+            {
+                int part = t;
+                helpers[t - 1] = new Thread(() => RunPart(part)) { IsBackground = true, Name = $"LeNetSharp evaluator {part}" };
+                helpers[t - 1].Start();
+            }
+
+            RunPart(0);
+            foreach (var h in helpers) h.Join();
+
+            // Surface the failure as it was thrown (not wrapped in an AggregateException): the caller's cancellation,
+            // else the first part's own error rather than the cancellations it caused in the others.
+            cancellationToken.ThrowIfCancellationRequested();
+            var failure = failures.FirstOrDefault(e => e is not null and not OperationCanceledException) ?? failures.FirstOrDefault(e => e is not null);
+            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
-        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        finally
         {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]); // e.g. the OperationCanceledException
+            if (own) network.Exit(previous);
+            for (int t = 0; t < threads; t++)
+            {
+                if (networks[t] is { } n && !ReferenceEquals(n, network)) pool.Add(n);
+            }
         }
 
         var total = confusions[0];
@@ -95,26 +143,19 @@ public static class Evaluator
         return new EvaluationResult(total);
     }
 
-    /// <summary>
-    /// <paramref name="network"/> and threads − 1 copies holding its current weights. The copies are kept with the
-    /// network (a weak table) and refreshed by copying weights, so repeated evaluations do not rebuild their buffers.
-    /// </summary>
-    private static Sequential<T>[] Replicas<T>(Sequential<T> network, int threads) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var cached = (List<Sequential<T>>)ReplicaCache.GetValue(network, _ => new List<Sequential<T>>());
-        lock (cached)
-        {
-            while (cached.Count < threads - 1) cached.Add(Persistence.ModelFile.Replicate(network));
-            var networks = new Sequential<T>[threads];
-            networks[0] = network;
-            for (int t = 1; t < threads; t++)
-            {
-                networks[t] = cached[t - 1];
-                for (int p = 0; p < network.Parameters.Count; p++) networks[t].Parameters[p].Value.CopyFrom(network.Parameters[p].Value);
-            }
+    /// <summary>Idle copies of <paramref name="network"/>, kept with it (a weak table) so repeated evaluations reuse their buffers.</summary>
+    private static System.Collections.Concurrent.ConcurrentBag<Sequential<T>> ReplicaPool<T>(Sequential<T> network)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        (System.Collections.Concurrent.ConcurrentBag<Sequential<T>>)ReplicaCache.GetValue(network, _ => new System.Collections.Concurrent.ConcurrentBag<Sequential<T>>());
 
-            return networks;
-        }
+    /// <summary>An idle copy from the pool (or a new one) holding the network's current weights.</summary>
+    private static Sequential<T> Rent<T>(System.Collections.Concurrent.ConcurrentBag<Sequential<T>> pool, Sequential<T> network)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!pool.TryTake(out var copy)) return network.Clone();
+        copy.GemmProvider = network.GemmProvider;
+        for (int p = 0; p < network.Parameters.Count; p++) copy.Parameters[p].Value.CopyFrom(network.Parameters[p].Value);
+        return copy;
     }
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> ReplicaCache = new();

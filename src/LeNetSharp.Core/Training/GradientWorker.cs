@@ -88,11 +88,12 @@ internal sealed class WorkerPool : IDisposable
         }
         catch (Exception e)
         {
-            _failure ??= e;
+            Interlocked.CompareExchange(ref _failure, e, null);
         }
 
         _done.SignalAndWait();
-        if (_failure is { } failure) throw new AggregateException("A training worker failed.", failure);
+        // The worker's exception as it was thrown (its own stack trace kept), not wrapped in an AggregateException.
+        if (_failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }
 
     public void Dispose()
@@ -116,7 +117,7 @@ internal sealed class WorkerPool : IDisposable
             }
             catch (Exception e)
             {
-                _failure ??= e;
+                Interlocked.CompareExchange(ref _failure, e, null);
             }
 
             _done.SignalAndWait();

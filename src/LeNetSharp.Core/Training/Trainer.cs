@@ -90,7 +90,16 @@ public sealed record TrainingOptions
 /// <param name="IsEpochEnd">True for the report that closes an epoch.</param>
 public readonly record struct TrainingProgress(
     int Epoch, int Epochs, int Batch, int Batches, double Loss, double Accuracy, double LearningRate,
-    TimeSpan Elapsed, double ImagesPerSecond, bool IsEpochEnd);
+    TimeSpan Elapsed, double ImagesPerSecond, bool IsEpochEnd)
+{
+    /// <summary>
+    /// One line, e.g. "epoch 1/2  batch 20000/20000  loss 0.1870  train accuracy 94.31%  lr 0.01  1.9 s  31,544 images/s"
+    /// (invariant culture; the accuracy is on the training images seen so far in the epoch).
+    /// </summary>
+    /// <returns>The formatted progress.</returns>
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"epoch {Epoch}/{Epochs}  batch {Batch}/{Batches}  loss {Loss:F4}  train accuracy {100 * Accuracy:F2}%  lr {LearningRate:G4}  {Elapsed.TotalSeconds:F1} s  {ImagesPerSecond:N0} images/s");
+}
 
 /// <summary>
 /// Trains a classifier with mini-batch SGD and the tutorial's per-epoch decay: shuffle, then for each batch
@@ -107,6 +116,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     private ImageDataset? _shardData;
     private int[] _shardIndices = [];
     private int _shardCount;
+    private ImageDataset? _checkedData; // the last dataset found to fit the network (checked once, not per step)
 
     /// <summary>Creates a trainer for <paramref name="network"/>.</summary>
     /// <param name="network">The network; its parameters are updated in place.</param>
@@ -121,7 +131,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         Optimizer = new Sgd<T>(network.Parameters, options.LearningRate, options.Momentum, options.WeightDecay);
         _workers = new GradientWorker<T>[options.Threads];
         _workers[0] = new GradientWorker<T>(network);
-        for (int i = 1; i < _workers.Length; i++) _workers[i] = new GradientWorker<T>(Persistence.ModelFile.Replicate(network));
+        for (int i = 1; i < _workers.Length; i++) _workers[i] = new GradientWorker<T>(network.Clone());
         _pool = options.Threads > 1 ? new WorkerPool(options.Threads) : null;
         _runShard = RunShard;
     }
@@ -177,7 +187,10 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <returns>One summary per epoch.</returns>
     /// <exception cref="OperationCanceledException">Cancelled; the weights hold the last completed step.</exception>
-    /// <exception cref="ArgumentException">Before any step: the dataset has no images, or fewer than one batch.</exception>
+    /// <exception cref="ArgumentException">
+    /// Before any work: the dataset has no images or fewer than one batch, the network does not take the dataset's
+    /// images, or its output count differs from the dataset's class count (the message names both).
+    /// </exception>
     /// <exception cref="Persistence.ModelFormatException">
     /// Before any step: the trainer was resumed from a checkpoint made on another dataset (another image count or
     /// content); the message names the checkpoint and both datasets.
@@ -190,6 +203,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     public IReadOnlyList<TrainingProgress> Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
+        RequireFit(data);
         if (data.Count == 0) throw new ArgumentException("The training set has no images; there is nothing to train on.");
         if (Options.BatchSize > data.Count)
         {
@@ -246,9 +260,11 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="data">The dataset.</param>
     /// <param name="indices">The batch's image indices.</param>
     /// <returns>The batch's mean loss and how many images were classified right before the update.</returns>
+    /// <exception cref="ArgumentException">The network does not fit the dataset (checked once per dataset).</exception>
     public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices)
     {
         ArgumentNullException.ThrowIfNull(data);
+        RequireFit(data);
         int n = indices.Length;
         if (_pool is null || n < MinShardSize * _workers.Length)
         {
@@ -256,6 +272,12 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             only.Run(data, indices);
             Optimizer.Step();
             return (only.Loss, only.Correct);
+        }
+
+        // Replicas follow the network's GEMM, even when it was changed after the trainer was made.
+        for (int w = 1; w < _workers.Length; w++)
+        {
+            if (_workers[w].Network.GemmProvider != _network.GemmProvider) _workers[w].Network.GemmProvider = _network.GemmProvider;
         }
 
         // Data-parallel: worker i takes the i-th contiguous shard; the gradient of the batch mean is
@@ -303,6 +325,13 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 
     /// <summary>Below this many images per thread a batch runs on one thread: the hand-off would cost more than it saves.</summary>
     private const int MinShardSize = 8;
+
+    private void RequireFit(ImageDataset data)
+    {
+        if (ReferenceEquals(data, _checkedData)) return;
+        NetworkChecks.RequireFit(_network, data.Height, data.Width, data.Channels, data.Classes, "the dataset");
+        _checkedData = data;
+    }
 
     private int ShardSize(int worker, int n) => n / _workers.Length + (worker < n % _workers.Length ? 1 : 0);
 

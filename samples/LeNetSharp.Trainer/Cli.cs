@@ -1,0 +1,244 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace LeNetSharp.Trainer;
+
+/// <summary>
+/// The trainer's command line (System.CommandLine): one command per verb, each declaring only its own options with
+/// their defaults, range-checked typed values, typo suggestions, a <c>help</c> command and shell completion through
+/// the <c>[suggest]</c> directive. Parse errors become one <c>error: …</c> line and exit code 2.
+/// </summary>
+internal sealed class Cli
+{
+    /// <summary>The exit code of a usage error.</summary>
+    public const int UsageError = 2;
+
+    private static readonly string[] GemmNames = ["simd", "simd512", "simd256", "simd128", "mathnet"];
+
+    private readonly Option<string> _data = new("--data")
+    {
+        Description = "MNIST folder", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "mnist"),
+    };
+
+    private readonly Option<string> _model = new("--model")
+    {
+        Description = "Model file; a .npz path reads/writes the tutorial's weight arrays", HelpName = "PATH",
+        DefaultValueFactory = _ => "lenet.model",
+    };
+
+    private readonly Option<int> _epochs = IntOption("--epochs", "Passes over the training set", 2, 1);
+    private readonly Option<int> _batch = IntOption("--batch", "Images per SGD step", 3, 1);
+    private readonly Option<double> _lr = RealOption("--lr", "Learning rate of the first epoch", 0.01, 0, double.MaxValue);
+    private readonly Option<double> _decay = RealOption("--decay", "Per-epoch learning-rate decay base", 0.95, 0, 1);
+    private readonly Option<int> _seed = IntOption("--seed", "Seed of the weights and of the shuffling", 1, int.MinValue);
+    private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
+    private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
+    private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1);
+    private readonly Option<int> _threads = IntOption("--threads", "Threads for training (data-parallel; pays off at batch ≥ 32) and evaluation", 1, 1);
+    private readonly Option<string?> _gemm = new("--gemm")
+    {
+        Description = "Matrix multiply: " + string.Join(", ", GemmNames) + " (default: the fastest here)", HelpName = "NAME",
+        CustomParser = r =>
+        {
+            if (r.Tokens.Count == 0) return null;
+            string value = r.Tokens[^1].Value;
+            if (!GemmNames.Contains(value)) r.AddError($"--gemm expects {string.Join(", ", GemmNames)}, got '{value}'");
+            return value;
+        },
+    };
+
+    private readonly Option<string?> _checkpoint = new("--checkpoint")
+    {
+        Description = "Save a checkpoint in DIR after every epoch (and see --checkpoint-every)", HelpName = "DIR",
+    };
+
+    private readonly Option<int> _checkpointEvery = IntOption("--checkpoint-every", "Also checkpoint every N batches (0: only at epoch ends)", 0, 0);
+    private readonly Option<string?> _resume = new("--resume")
+    {
+        Description = "Continue the run checkpointed in DIR (same options; it keeps checkpointing there)", HelpName = "DIR",
+    };
+
+    private readonly Option<string> _to = new("--to")
+    {
+        Description = "Where to write the converted model (.npz: the tutorial's weight arrays; else a model file)", HelpName = "PATH",
+        Required = true,
+    };
+
+    private readonly RootCommand _root;
+    private readonly InvocationConfiguration _invocation;
+
+    /// <summary>Builds the command tree; <paramref name="run"/> executes a parsed command and returns its exit code.</summary>
+    /// <param name="run">Runs the command named in <see cref="Options.Command"/>.</param>
+    /// <param name="stdout">Where help goes.</param>
+    /// <param name="stderr">Where errors go.</param>
+    public Cli(Func<Options, int> run, TextWriter stdout, TextWriter stderr)
+    {
+        _invocation = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        _root = new RootCommand(
+            "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
+            + "save the model, evaluate it on the 10,000 test images.");
+        _gemm.CompletionSources.Add(GemmNames);
+        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume];
+        Add(_root, training);
+        _root.SetAction(r => run(Bind(r, "main")));
+
+        Command Verb(string name, string description, params Option[] options)
+        {
+            var command = new Command(name, description);
+            Add(command, options);
+            command.SetAction(r => run(Bind(r, name)));
+            _root.Add(command);
+            return command;
+        }
+
+        Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
+        Verb("train", "Train, save the model, evaluate it on the 10,000 test images", training);
+        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file) on the test images", _data, _model, _inferBatch, _threads, _gemm);
+        Verb("export", "Convert --model to --to (model file <-> the tutorial's .npz weights)", _model, _to);
+        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _gemm);
+
+        string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];
+        var topic = new Argument<string?>("command") { Description = "The command to describe", HelpName = "COMMAND", Arity = ArgumentArity.ZeroOrOne };
+        topic.CompletionSources.Add(verbs);
+        topic.Validators.Add(r =>
+        {
+            if (r.Tokens is [{ Value: var name }] && !verbs.Contains(name)) r.AddError($"unknown command '{name}'{Suggest(name, verbs)}");
+        });
+        var help = new Command("help", "Show help for a command (or for the trainer)") { topic };
+        help.SetAction(r => _root.Parse(r.GetValue(topic) is { } name ? [name, "--help"] : ["--help"]).Invoke(_invocation));
+        _root.Add(help);
+    }
+
+    /// <summary>Parses and runs <paramref name="args"/>; a parse error is one <c>error: …</c> line on stderr and exit code 2.</summary>
+    /// <param name="args">The command line.</param>
+    /// <returns>The exit code.</returns>
+    public int Invoke(string[] args)
+    {
+        var result = _root.Parse(args);
+        if (result.Errors.Count > 0 && result.Action is not HelpAction)
+        {
+            _invocation.Error.WriteLine($"error: {Describe(result)}");
+            return UsageError;
+        }
+
+        return result.Invoke(_invocation);
+    }
+
+    private static void Add(Command command, Option[] options)
+    {
+        foreach (var option in options) command.Add(option);
+    }
+
+    private Options Bind(ParseResult r, string command)
+    {
+        var own = r.CommandResult.Command.Options;
+        var o = new Options { Command = command };
+        T Get<T>(Option<T> option, T fallback) => own.Contains(option) ? r.GetValue(option)! : fallback;
+        return o with
+        {
+            Data = Get(_data, o.Data), Model = Get(_model, o.Model), Epochs = Get(_epochs, o.Epochs), Batch = Get(_batch, o.Batch),
+            LearningRate = Get(_lr, o.LearningRate), Decay = Get(_decay, o.Decay), Seed = Get(_seed, o.Seed), Limit = Get(_limit, o.Limit),
+            Steps = Get(_steps, o.Steps), InferBatch = Get(_inferBatch, o.InferBatch), Threads = Get(_threads, o.Threads),
+            GemmName = Get(_gemm, o.GemmName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
+            Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
+        };
+    }
+
+    /// <summary>One line for the first parse error, naming the offending token, with a suggestion for a typo.</summary>
+    private static string Describe(ParseResult result)
+    {
+        var command = result.CommandResult.Command;
+        string see = command is RootCommand ? "see --help" : $"see {command.Name} --help";
+        if (result.UnmatchedTokens.Count > 0)
+        {
+            string token = result.UnmatchedTokens[0];
+            if (token.StartsWith('-'))
+            {
+                var names = command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name));
+                return $"unknown option '{token}'{Suggest(token, names)} ({see})";
+            }
+
+            if (command is RootCommand && result.Tokens.Count > 0 && result.Tokens[0].Value == token)
+            {
+                return $"unknown command '{token}'{Suggest(token, command.Subcommands.Select(c => c.Name))} ({see})";
+            }
+
+            string takes = command is RootCommand ? "the trainer takes" : $"{command.Name} takes";
+            return $"unexpected argument '{token}': {takes} no positional arguments ({see})";
+        }
+
+        var error = result.Errors[0];
+        if (error.SymbolResult is OptionResult { Tokens.Count: 0, Implicit: false } option) return $"option {option.Option.Name} needs a value ({see})";
+        if (error.SymbolResult is ArgumentResult { Tokens.Count: 0, Parent: OptionResult { Implicit: false } parent }) return $"option {parent.Option.Name} needs a value ({see})";
+        string message = error.Message.Replace(Environment.NewLine, " ").Replace('\n', ' ').TrimEnd('.');
+        return $"{char.ToLowerInvariant(message[0])}{message[1..]} ({see})";
+    }
+
+    /// <summary>"; did you mean 'x'?" for the closest candidate within a small edit distance, else "".</summary>
+    private static string Suggest(string token, IEnumerable<string> candidates)
+    {
+        var best = candidates
+            .Select(c => (Name: c, Distance: Distance(token.TrimStart('-'), c.TrimStart('-'))))
+            .Where(c => c.Distance <= Math.Max(1, c.Name.TrimStart('-').Length / 3))
+            .OrderBy(c => c.Distance).ThenBy(c => c.Name, StringComparer.Ordinal)
+            .FirstOrDefault();
+        return best.Name is null ? "" : $"; did you mean '{best.Name}'?";
+    }
+
+    /// <summary>Optimal-string-alignment distance (Levenshtein with adjacent transpositions), case-insensitive.</summary>
+    internal static int Distance(string a, string b)
+    {
+        a = a.ToLowerInvariant();
+        b = b.ToLowerInvariant();
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+            }
+        }
+
+        return d[a.Length, b.Length];
+    }
+
+    private static Option<int> IntOption(string name, string description, int defaultValue, int min) => new(name)
+    {
+        Description = description, HelpName = "N", DefaultValueFactory = _ => defaultValue,
+        CustomParser = r => ParseInt(r, name, min) ?? defaultValue,
+    };
+
+    private static Option<int?> NullableIntOption(string name, string description, int min) => new(name)
+    {
+        Description = description, HelpName = "N", CustomParser = r => ParseInt(r, name, min),
+    };
+
+    private static int? ParseInt(ArgumentResult r, string name, int min)
+    {
+        if (r.Tokens.Count == 0) return null;
+        string value = r.Tokens[^1].Value;
+        if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= min) return v;
+        r.AddError($"{name} expects an integer ≥ {min}, got '{value}'");
+        return null;
+    }
+
+    private static Option<double> RealOption(string name, string description, double defaultValue, double exclusiveMin, double max) => new(name)
+    {
+        Description = description, HelpName = "X", DefaultValueFactory = _ => defaultValue,
+        CustomParser = r =>
+        {
+            if (r.Tokens.Count == 0) return defaultValue;
+            string value = r.Tokens[^1].Value;
+            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > exclusiveMin && v <= max) return v;
+            string upper = max == double.MaxValue ? "∞)" : string.Create(CultureInfo.InvariantCulture, $"{max}]");
+            r.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} expects a number in ({exclusiveMin}, {upper}, got '{value}'"));
+            return defaultValue;
+        },
+    };
+}

@@ -1,0 +1,14 @@
+# Tab completion for the sample trainer in bash. After a Release build, from anywhere:
+#   source samples/LeNetSharp.Trainer/completion.bash
+#   lenet tr<TAB>   lenet train --ep<TAB>   lenet bench --gemm <TAB>
+# The trainer answers itself, through System.CommandLine's [suggest:POSITION] directive.
+LENET_DLL=${LENET_DLL:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bin/Release/net10.0/LeNetSharp.Trainer.dll}
+lenet() { dotnet "$LENET_DLL" "$@"; }
+_lenet_complete() {
+  local line=${COMP_LINE#"${COMP_WORDS[0]}"}
+  line=${line# }
+  local pos=$((COMP_POINT - ${#COMP_LINE} + ${#line}))
+  local IFS=$'\n'
+  COMPREPLY=($(dotnet "$LENET_DLL" "[suggest:$pos]" "$line" 2>/dev/null))
+}
+complete -F _lenet_complete lenet
