@@ -24,7 +24,7 @@ internal sealed class Cli
 
     private readonly Option<string> _model = new("--model")
     {
-        Description = "Model file; a .npz path reads/writes the tutorial's weight arrays", HelpName = "PATH",
+        Description = "Model file; a .npz path reads/writes the tutorial's weight arrays, a .onnx path an ONNX model (PyTorch's LeNet exports import too)", HelpName = "PATH",
         DefaultValueFactory = _ => "lenet.model",
     };
 
@@ -62,7 +62,7 @@ internal sealed class Cli
 
     private readonly Option<string> _to = new("--to")
     {
-        Description = "Where to write the converted model (.npz: the tutorial's weight arrays; else a model file)", HelpName = "PATH",
+        Description = "Where to write the converted model (.npz: the tutorial's weight arrays; .onnx: ONNX, NHWC input; else a model file)", HelpName = "PATH",
         Required = true,
     };
 
@@ -95,8 +95,8 @@ internal sealed class Cli
 
         Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
         Verb("train", "Train, save the model, evaluate it on the 10,000 test images", training);
-        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file) on the test images", _data, _model, _inferBatch, _threads, _gemm);
-        Verb("export", "Convert --model to --to (model file <-> the tutorial's .npz weights)", _model, _to);
+        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _gemm);
+        Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
         Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _gemm);
 
         string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];

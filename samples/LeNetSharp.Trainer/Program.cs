@@ -1,6 +1,7 @@
 using System.Globalization;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
+using LeNetSharp.Onnx;
 using LeNetSharp.Persistence;
 using LeNetSharp.Tensors;
 using LeNetSharp.Training;
@@ -94,14 +95,18 @@ public static class Program
         Evaluate(o, stdout, network);
     }
 
-    /// <summary>A .npz path means the tutorial's weight file; anything else, a LeNetSharp model file.</summary>
+    /// <summary>A .npz path means the tutorial's weight file; .onnx an ONNX model; anything else, a LeNetSharp model file.</summary>
     private static bool IsNpz(string path) => path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase);
 
-    private static Sequential<float> LoadModel(string path) => IsNpz(path) ? TutorialWeights.Import<float>(path) : ModelFile.Load<float>(path);
+    private static bool IsOnnx(string path) => path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+
+    private static Sequential<float> LoadModel(string path) =>
+        IsNpz(path) ? TutorialWeights.Import<float>(path) : IsOnnx(path) ? OnnxModel.Import(path) : ModelFile.Load<float>(path);
 
     private static void SaveModel(Sequential<float> network, string path)
     {
         if (IsNpz(path)) TutorialWeights.Export(network, path);
+        else if (IsOnnx(path)) OnnxModel.Export(network, path);
         else ModelFile.Save(network, path);
     }
 
