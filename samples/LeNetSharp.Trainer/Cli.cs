@@ -24,7 +24,7 @@ internal sealed class Cli
 
     private readonly Option<string> _model = new("--model")
     {
-        Description = "Model file; a .npz path reads/writes the tutorial's weight arrays", HelpName = "PATH",
+        Description = "Model file; a .npz path reads/writes the tutorial's weight arrays, a .onnx path an ONNX model (PyTorch's LeNet exports import too)", HelpName = "PATH",
         DefaultValueFactory = _ => "lenet.model",
     };
 
@@ -62,8 +62,13 @@ internal sealed class Cli
 
     private readonly Option<string> _to = new("--to")
     {
-        Description = "Where to write the converted model (.npz: the tutorial's weight arrays; else a model file)", HelpName = "PATH",
+        Description = "Where to write the converted model (.npz: the tutorial's weight arrays; .onnx: ONNX, NHWC input; else a model file)", HelpName = "PATH",
         Required = true,
+    };
+
+    private readonly Option<string?> _report = new("--report")
+    {
+        Description = "Write pictures (curves, confusion matrix, mistakes, filters, feature maps) and metrics.json into DIR", HelpName = "DIR",
     };
 
     private readonly RootCommand _root;
@@ -80,7 +85,7 @@ internal sealed class Cli
             "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
             + "save the model, evaluate it on the 10,000 test images.");
         _gemm.CompletionSources.Add(GemmNames);
-        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume];
+        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report];
         Add(_root, training);
         _root.SetAction(r => run(Bind(r, "main")));
 
@@ -95,8 +100,8 @@ internal sealed class Cli
 
         Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
         Verb("train", "Train, save the model, evaluate it on the 10,000 test images", training);
-        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file) on the test images", _data, _model, _inferBatch, _threads, _gemm);
-        Verb("export", "Convert --model to --to (model file <-> the tutorial's .npz weights)", _model, _to);
+        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _gemm, _report);
+        Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
         Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _gemm);
 
         string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];
@@ -143,6 +148,7 @@ internal sealed class Cli
             Steps = Get(_steps, o.Steps), InferBatch = Get(_inferBatch, o.InferBatch), Threads = Get(_threads, o.Threads),
             GemmName = Get(_gemm, o.GemmName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
+            Report = Get(_report, o.Report),
         };
     }
 

@@ -98,7 +98,7 @@ public sealed class DataTests : TempDirectoryTest
     {
         WriteMnist("t10k", count: 3, labelCount: 2, size: 28, gzip: false);
         var act = () => Mnist.Load(Dir, MnistSplit.Test);
-        act.Should().Throw<IdxFormatException>().WithMessage("*t10k-labels-idx1-ubyte: expected 3 labels (one per image in *), found 2.");
+        act.Should().Throw<IdxFormatException>().WithMessage("*t10k-labels-idx1-ubyte: holds 2 labels but *t10k-images-idx3-ubyte holds 3 images: the two files do not belong together.");
     }
 
     [Fact]

@@ -9,7 +9,7 @@ public class ImageDatasetNormalizationTests
     [Fact]
     public void Float_pixels_are_used_as_given()
     {
-        var data = new ImageDataset([0.5f, -1f, 2f, 0.25f], [1, 0], 1, 2, 1, 2);
+        var data = ImageDataset.FromFloats([0.5f, -1f, 2f, 0.25f], [1, 0], 1, 2, 1, 2);
         data.HasFloatPixels.Should().BeTrue();
         data.FloatPixels(1).ToArray().Should().Equal(2f, 0.25f);
         FluentActions.Invoking(() => data.Pixels(0).ToArray()).Should().Throw<InvalidOperationException>().WithMessage("*FloatPixels*");
@@ -24,8 +24,8 @@ public class ImageDatasetNormalizationTests
     [Fact]
     public void Float_datasets_refuse_non_finite_values_and_wrong_lengths()
     {
-        FluentActions.Invoking(() => new ImageDataset([0f, float.NaN], [0], 1, 2, 1, 2)).Should().Throw<ArgumentException>().WithMessage("*NaN*index 1*");
-        FluentActions.Invoking(() => new ImageDataset(new float[3], [0], 1, 2, 1, 2)).Should().Throw<ArgumentException>().WithMessage("*2 pixel values*got 3*");
+        FluentActions.Invoking(() => ImageDataset.FromFloats([0f, float.NaN], [0], 1, 2, 1, 2)).Should().Throw<ArgumentException>().WithMessage("*NaN*index 1*");
+        FluentActions.Invoking(() => ImageDataset.FromFloats(new float[3], [0], 1, 2, 1, 2)).Should().Throw<ArgumentException>().WithMessage("*2 pixel values*got 3*");
     }
 
     [Fact]
@@ -43,7 +43,7 @@ public class ImageDatasetNormalizationTests
         batch.Data.Should().Equal(-1f, 1f, 1f, -1f);
         normalised.Take(1).Mean.Should().Be(0.5f);
 
-        var floats = new ImageDataset([1f, 3f], [0], 1, 2, 1, 2);
+        var floats = ImageDataset.FromFloats([1f, 3f], [0], 1, 2, 1, 2);
         floats.PixelStatistics().Should().Be((2f, 1f));
         var fb = new Tensor<float>(1, 1, 2, 1);
         floats.Normalize(2f, 1f).FillBatch([0], fb, new int[1]);

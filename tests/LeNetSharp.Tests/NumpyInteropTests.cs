@@ -53,7 +53,7 @@ public sealed class NumpyInteropTests : TempDirectoryTest
         string path = Path.Combine(Dir, "short.npy");
         File.WriteAllBytes(path, File.ReadAllBytes(Fixture("f64_vec.npy"))[..^3]);
         FluentActions.Invoking(() => Npy.Read(path)).Should().Throw<ModelFormatException>()
-            .WithMessage($"{path}: truncated: shape (4) of '<f8' needs 32 data bytes, found 29.");
+            .WithMessage($"{path}: truncated: shape (4) of '<f8' needs 32 data bytes, the file has 29.");
         File.WriteAllBytes(path, "not numpy"u8.ToArray());
         FluentActions.Invoking(() => Npy.Read(path)).Should().Throw<ModelFormatException>().WithMessage("*not a .npy file*");
     }

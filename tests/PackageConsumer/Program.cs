@@ -1,7 +1,8 @@
-// Uses LeNetSharp.Core as a package user would; .ci/run packs the library, restores it here and runs this.
+// Uses LeNetSharp.Core and LeNetSharp.Onnx as a package user would; .ci/run packs the library, restores it here and runs this.
 // README.md's "Use LeNetSharp in your project" mirrors this code.
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
+using LeNetSharp.Onnx;
 using LeNetSharp.Persistence;
 using LeNetSharp.Tensors;
 using LeNetSharp.Training;
@@ -29,7 +30,7 @@ using (var trainer = new Trainer<float>(net, options))
     epochs = trainer.Train(data, new Progress<TrainingProgress>(_ => { }));
 }
 
-Console.WriteLine($"loss {epochs[0].Loss:F3} → {epochs[^1].Loss:F3}, {Evaluator.Evaluate(net, data)}, gemm {Gemm.Provider.Name}");
+Console.WriteLine($"loss {epochs[0].Loss:F3} → {epochs[^1].Loss:F3}, {Evaluator.Evaluate(net, data)}, gemm {net.GemmProvider.Name}");
 
 string path = Path.Combine(Path.GetTempPath(), $"consumer-{Guid.NewGuid():N}.model");
 ModelFile.Save(net, path);
@@ -40,9 +41,17 @@ var x = new Tensor<float>(4, 8, 8, 1);
 data.FillBatch([0, 1, 2, 3], x, new int[4]);
 float[] before = net.Forward(x).Data.ToArray(), after = reloaded.Forward(x).Data.ToArray();
 
+// ONNX out and back in: the same network, so the same logits.
+string onnxPath = Path.ChangeExtension(path, ".onnx");
+OnnxModel.Export(net, onnxPath, height: 8, width: 8, channels: 1);
+var fromOnnx = OnnxModel.Import(onnxPath);
+File.Delete(onnxPath);
+float[] viaOnnx = fromOnnx.Forward(x).Data.ToArray();
+
 var failures = new List<string>();
 if (!(epochs[^1].Loss < 0.5 * epochs[0].Loss)) failures.Add($"loss did not fall enough: {epochs[0].Loss} → {epochs[^1].Loss}");
 if (!before.SequenceEqual(after)) failures.Add("the reloaded model gives different logits");
+if (!before.SequenceEqual(viaOnnx)) failures.Add("the model exported to ONNX and imported back gives different logits");
 foreach (var f in failures) Console.Error.WriteLine($"consumer: FAILED: {f}");
 Console.WriteLine(failures.Count == 0 ? "consumer: OK" : "consumer: FAILED");
 return failures.Count == 0 ? 0 : 1;

@@ -42,28 +42,38 @@ public static class IdxFile
     /// <param name="expectedMagic"><see cref="LabelsMagic"/>, <see cref="ImagesMagic"/>, or another 0x08xx value.</param>
     /// <returns>The sizes (outermost first) and the data bytes.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="IdxFormatException">Wrong magic, a truncated header or body, trailing bytes, or a corrupt gzip stream.</exception>
+    /// <exception cref="IdxFormatException">
+    /// Not a regular file (a directory, FIFO or device is refused without being opened or read), wrong magic, a
+    /// truncated header or body, trailing bytes, or a corrupt gzip stream. Nothing is allocated for the data until
+    /// the file is shown to hold it (raw: compared with the file's length; gzip: the buffer grows as bytes arrive).
+    /// </exception>
+    /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static (int[] Dimensions, byte[] Data) Read(string path, int expectedMagic)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
-        using var file = File.OpenRead(path);
-        Stream stream = file;
+        using var file = SafeFile.OpenRead(path, problem => new IdxFormatException(path, problem));
         Span<byte> sniff = stackalloc byte[2];
         int got = file.ReadAtLeast(sniff, 2, throwOnEndOfStream: false);
         file.Position = 0;
-        if (got == 2 && sniff[0] == 0x1f && sniff[1] == 0x8b) stream = new GZipStream(file, CompressionMode.Decompress);
-        try
+        if (got == 2 && sniff[0] == 0x1f && sniff[1] == 0x8b)
         {
-            using (stream)
+            using var gzip = new GZipStream(file, CompressionMode.Decompress);
+            try
             {
-                return ReadFrom(stream, path, expectedMagic);
+                return ReadFrom(gzip, path, expectedMagic, compressedLength: file.Length);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new IdxFormatException(path, $"corrupt gzip stream ({e.Message}).");
+            }
+            catch (IdxFormatException) when (IsCorruptGzip(gzip))
+            {
+                // Corrupt deflate data inflates to garbage before the gzip checksum can say so: report the cause.
+                throw new IdxFormatException(path, "corrupt gzip stream (its content fails the gzip CRC-32 or cannot be inflated).");
             }
         }
-        catch (InvalidDataException e)
-        {
-            throw new IdxFormatException(path, $"corrupt gzip stream ({e.Message}).");
-        }
+
+        return ReadFrom(file, path, expectedMagic, compressedLength: null);
     }
 
     /// <summary>Writes an IDX file of unsigned bytes atomically (temporary file + rename).</summary>
@@ -100,12 +110,36 @@ public static class IdxFile
         });
     }
 
-    private static (int[] Dimensions, byte[] Data) ReadFrom(Stream stream, string path, int expectedMagic)
+    /// <summary>Reads a gzip stream to its end (into a small scratch buffer) to see whether it is corrupt.</summary>
+    private static bool IsCorruptGzip(GZipStream gzip)
     {
+        var scratch = new byte[1 << 16];
+        try
+        {
+            while (gzip.Read(scratch) > 0)
+            {
+            }
+
+            return false;
+        }
+        catch (InvalidDataException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>Parses the IDX content of <paramref name="stream"/>: the raw file, or the gzip stream over it.</summary>
+    /// <param name="stream">The content, positioned at the magic number.</param>
+    /// <param name="path">The file, for messages.</param>
+    /// <param name="expectedMagic">The magic number wanted.</param>
+    /// <param name="compressedLength">The gzip file's length, or null when <paramref name="stream"/> is the raw file (seekable).</param>
+    private static (int[] Dimensions, byte[] Data) ReadFrom(Stream stream, string path, int expectedMagic, long? compressedLength)
+    {
+        string content = compressedLength is null ? "the file" : "the decompressed content";
         Span<byte> word = stackalloc byte[4];
         if (stream.ReadAtLeast(word, 4, throwOnEndOfStream: false) < 4)
         {
-            throw new IdxFormatException(path, "truncated: the file ends before its 4-byte magic number.");
+            throw new IdxFormatException(path, $"truncated: {content} ends before its 4-byte magic number.");
         }
 
         int magic = BinaryPrimitives.ReadInt32BigEndian(word);
@@ -121,7 +155,7 @@ public static class IdxFile
         {
             if (stream.ReadAtLeast(word, 4, throwOnEndOfStream: false) < 4)
             {
-                throw new IdxFormatException(path, $"truncated: the header should hold {rank} sizes, the file ends after {i}.");
+                throw new IdxFormatException(path, $"truncated: the header should hold {rank} sizes, {content} ends after {i}.");
             }
 
             dims[i] = BinaryPrimitives.ReadInt32BigEndian(word);
@@ -130,17 +164,34 @@ public static class IdxFile
             if (length > Array.MaxLength) throw new IdxFormatException(path, $"sizes ({string.Join(", ", dims[..(i + 1)])}) are too large.");
         }
 
-        var data = new byte[length];
-        int read = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
-        if (read < data.Length)
+        string sizes = string.Join(", ", dims);
+        byte[] data;
+        if (compressedLength is null)
         {
-            throw new IdxFormatException(path,
-                $"truncated: sizes ({string.Join(", ", dims)}) need {data.Length} data bytes, the file has {read}.");
+            // Raw: the file's length is known, so a size that the file cannot hold is refused before allocating.
+            long left = stream.Length - stream.Position;
+            if (left != length)
+            {
+                throw new IdxFormatException(path, left < length
+                    ? $"truncated: sizes ({sizes}) need {length} data bytes, the file has {left}."
+                    : $"has bytes after the {length} data bytes that sizes ({sizes}) announce ({left - length} more).");
+            }
+
+            data = new byte[length];
+            stream.ReadExactly(data);
+            return (dims, data);
+        }
+
+        // Gzip: the inflated length is unknown until read, so the buffer grows with the bytes that really arrive.
+        data = SafeFile.ReadUpTo(stream, length, initialCapacity: 4 * compressedLength.Value + 65536);
+        if (data.Length < length)
+        {
+            throw new IdxFormatException(path, $"truncated: sizes ({sizes}) need {length} data bytes, the file has {data.Length}.");
         }
 
         if (stream.ReadByte() >= 0)
         {
-            throw new IdxFormatException(path, $"has bytes after the {data.Length} data bytes that sizes ({string.Join(", ", dims)}) announce.");
+            throw new IdxFormatException(path, $"has bytes after the {length} data bytes that sizes ({sizes}) announce.");
         }
 
         return (dims, data);

@@ -9,8 +9,6 @@ namespace LeNetSharp.Data;
 /// scaled or processed elsewhere). Optionally normalised (<see cref="Normalize"/>): every value v in [0, 1] becomes
 /// (v − mean) / standardDeviation as the batch is filled, with no copy of the data and no allocation.
 /// </summary>
-// The byte and float constructors share their optional shape parameters; the pixel type tells them apart.
-#pragma warning disable RS0026
 public sealed class ImageDataset
 {
     private readonly byte[]? _pixels;
@@ -30,19 +28,24 @@ public sealed class ImageDataset
     {
     }
 
-    /// <summary>Wraps float pixel and label arrays (no copy); the values are used as given (typically in [0, 1]).</summary>
+    /// <summary>
+    /// A dataset of float pixels (wrapped, not copied), used as given: typically in [0, 1], or processed elsewhere. (A
+    /// factory rather than a constructor so that <c>new ImageDataset([], [], …)</c> stays unambiguous.)
+    /// </summary>
     /// <param name="pixels">count·height·width·channels finite values, image after image, each in (H, W, C) order.</param>
     /// <param name="labels">count class indices, each below <paramref name="classes"/>.</param>
     /// <param name="height">Image height (≥ 1).</param>
     /// <param name="width">Image width (≥ 1).</param>
     /// <param name="channels">Channels per pixel (≥ 1).</param>
     /// <param name="classes">Number of classes (≥ 2).</param>
+    /// <returns>The dataset.</returns>
     /// <exception cref="ArgumentException">The lengths disagree, a label is out of range, or a value is NaN or infinite.</exception>
-    public ImageDataset(float[] pixels, byte[] labels, int height, int width, int channels = 1, int classes = 10)
-        : this(null, pixels, labels, height, width, channels, classes, 0f, 1f)
+    public static ImageDataset FromFloats(float[] pixels, byte[] labels, int height, int width, int channels = 1, int classes = 10)
     {
+        ArgumentNullException.ThrowIfNull(pixels);
         int bad = Array.FindIndex(pixels, v => !float.IsFinite(v));
         if (bad >= 0) throw new ArgumentException($"Pixel value {pixels[bad]} at index {bad} is not finite.", nameof(pixels));
+        return new ImageDataset(null, pixels, labels, height, width, channels, classes, 0f, 1f);
     }
 
     private ImageDataset(byte[]? pixels, float[]? floatPixels, byte[] labels, int height, int width, int channels, int classes, float mean, float standardDeviation)

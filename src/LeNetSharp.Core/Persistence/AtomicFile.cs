@@ -1,36 +1,136 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
 namespace LeNetSharp.Persistence;
 
 /// <summary>
 /// Writes files so that readers see either the old complete file or the new complete file, never a torn one:
-/// the content goes to a temporary file in the same folder, is flushed to disk, then renamed over the target.
+/// the content goes to a temporary file in the same folder, is flushed to disk, then renamed over the target and
+/// the folder is flushed too.
 /// </summary>
+/// <remarks>
+/// A symbolic link is written through: its final target is replaced and the link stays. Only regular files are
+/// replaced: a directory, device, FIFO or socket at the path is refused before anything is written. The file keeps
+/// its permission bits (a 600 file stays 600). The temporary file (".NAME.tmp-PID-GUID") is removed on every
+/// failure; those left by a killed process are removed by the next save to the same file.
+/// </remarks>
 public static class AtomicFile
 {
     /// <summary>Writes <paramref name="path"/> atomically with the bytes <paramref name="write"/> produces.</summary>
-    /// <param name="path">The destination file; its folder is created if missing.</param>
+    /// <param name="path">The destination file (or a symbolic link to it); its folder is created if missing.</param>
     /// <param name="write">Writes the whole content to the given stream. If it throws, the destination is untouched.</param>
-    /// <exception cref="IOException">The file could not be written or renamed; the previous file, if any, is intact.</exception>
+    /// <exception cref="IOException">
+    /// The destination is not a regular file (directory, device, FIFO, socket), or could not be written or renamed; the
+    /// message names the destination (the link's target for a link), and the previous file, if any, is intact.
+    /// </exception>
     public static void Write(string path, Action<Stream> write)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
-        string full = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(directory);
-        string temp = Path.Combine(directory, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        string target = ResolveTarget(path);
+        var kind = SafeFile.KindOf(target);
+        if (kind is not (FileKind.Regular or FileKind.Missing))
+        {
+            string via = target == Path.GetFullPath(path) ? "" : $" (the target of {path})";
+            throw new IOException($"{target}{via}: is {SafeFile.Describe(kind)}, not a regular file; refusing to replace it.");
+        }
+
+        if (Path.GetFileName(target).Length == 0) throw new IOException($"{path}: names a folder, not a file to write.");
+        string directory = Path.GetDirectoryName(target)!;
+        string name = Path.GetFileName(target);
+        string temp = Path.Combine(directory, $".{name}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"{target}: cannot create its folder {directory} ({e.Message}).", e);
+        }
+
+        try
+        {
+            RemoveStaleTemporaries(directory, name);
+            UnixFileMode? mode = kind == FileKind.Regular && !OperatingSystem.IsWindows() ? File.GetUnixFileMode(target) : null;
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
                 write(stream);
                 stream.Flush(flushToDisk: true);
             }
 
-            File.Move(temp, full, overwrite: true);
+            if (mode is { } keep && !OperatingSystem.IsWindows()) File.SetUnixFileMode(temp, keep);
+            File.Move(temp, target, overwrite: true);
+            SafeFile.FlushDirectory(directory);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException && e.Message.Contains(temp, StringComparison.Ordinal)))
+        {
+            // The runtime's messages name the temporary file; the caller knows only the destination.
+            string reason = e is UnauthorizedAccessException ? "permission denied" : e.Message.Replace(temp, target, StringComparison.Ordinal);
+            throw new IOException($"{target}: could not be written ({reason}); the previous file, if any, is intact.", e);
         }
         finally
         {
-            if (File.Exists(temp)) File.Delete(temp);
+            try
+            {
+                if (File.Exists(temp)) File.Delete(temp);
+            }
+            catch (IOException)
+            {
+                // Best effort: the next save removes it.
+            }
+        }
+    }
+
+    /// <summary>The path the content should land at: the final target when <paramref name="path"/> is a symbolic link.</summary>
+    private static string ResolveTarget(string path)
+    {
+        string full = Path.GetFullPath(path);
+        try
+        {
+            if (new FileInfo(full).LinkTarget is null) return full; // not a link (or nothing there yet)
+            return File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target ? Path.GetFullPath(target.FullName) : full;
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"{full}: cannot follow the symbolic link ({e.Message}).", e);
+        }
+    }
+
+    private static readonly Regex OwnTemporary = new(@"^\.(?<name>.+)\.tmp-(?:(?<pid>\d+)-)?[0-9a-f]{32}$", RegexOptions.CultureInvariant);
+
+    /// <summary>Deletes temporary files of ours for <paramref name="name"/> whose writing process is gone (kill -9 leftovers).</summary>
+    private static void RemoveStaleTemporaries(string directory, string name)
+    {
+        foreach (string file in Directory.EnumerateFiles(directory, $".{name}.tmp-*"))
+        {
+            var m = OwnTemporary.Match(Path.GetFileName(file));
+            if (!m.Success || m.Groups["name"].Value != name) continue;
+            bool stale = m.Groups["pid"].Success
+                ? !IsRunning(int.Parse(m.Groups["pid"].Value, System.Globalization.CultureInfo.InvariantCulture))
+                : File.GetLastWriteTimeUtc(file) < DateTime.UtcNow.AddMinutes(-10); // older naming, without a process id
+            if (!stale) continue;
+            try
+            {
+                File.Delete(file);
+            }
+            catch (IOException)
+            {
+                // Another save may be removing it too.
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId) return true; // another save in this process, still writing (or its finally will clean up)
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
         }
     }
 }

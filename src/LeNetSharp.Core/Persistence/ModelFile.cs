@@ -64,21 +64,52 @@ public static class ModelFile
     /// <typeparam name="T">Element type wanted.</typeparam>
     /// <returns>The network, ready for inference or further training.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="ModelFormatException">Wrong magic or version, checksum mismatch (a flipped byte), truncation or inconsistent shapes.</exception>
+    /// <exception cref="ModelFormatException">
+    /// Not a regular file (a directory, FIFO or device is refused without being read), larger than
+    /// <see cref="MaxFileBytes"/>, wrong magic (checked on the first bytes, before the rest is read) or version,
+    /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range, or inconsistent shapes. A layer is
+    /// built only once the file is shown to hold its weights.
+    /// </exception>
+    /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static Sequential<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: model file not found.", path);
-        byte[] bytes = File.ReadAllBytes(path);
-        try
+        byte[] bytes;
+        using (var file = SafeFile.OpenRead(path, problem => new ModelFormatException(path, problem), $"{path}: model file not found."))
         {
-            return Deserialize<T>(bytes, path);
+            var magic = new byte[Magic.Length];
+            int got = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+            if (got < Magic.Length && Magic.AsSpan().StartsWith(magic.AsSpan(0, got)))
+            {
+                throw new ModelFormatException(path, $"truncated: {got} bytes, a model file has at least {Magic.Length + 2 + 1 + 4 + HashSize}.");
+            }
+
+            if (got < Magic.Length || !magic.AsSpan().SequenceEqual(Magic))
+            {
+                throw new ModelFormatException(path,
+                    $"expected magic \"LNSM\", found {Printable(magic.AsSpan(0, got))} (not a LeNetSharp model).");
+            }
+
+            file.Position = 0;
+            bytes = SafeFile.ReadRest(file, MaxFileBytes, problem => new ModelFormatException(path, problem));
         }
-        catch (Exception e) when (e is ArgumentException or EndOfStreamException or IndexOutOfRangeException)
-        {
-            throw new ModelFormatException(path, $"inconsistent content ({e.Message}).");
-        }
+
+        return Deserialize<T>(bytes, path);
     }
+
+    /// <summary>The largest model file <see cref="Load{T}"/> reads (1 GiB): a size check made before anything is allocated.</summary>
+    public const long MaxFileBytes = 1L << 30;
+
+    /// <summary>
+    /// The largest hyper-parameter a model file may declare: channels, features, kernel sizes, stride and padding
+    /// (65,536). Anything above is refused as corrupt before a layer is built.
+    /// </summary>
+    public const int MaxDimension = 1 << 16;
+
+    private static string Printable(ReadOnlySpan<byte> bytes) =>
+        bytes.Length == 0 ? "an empty file"
+        : bytes.ToArray().All(b => b is >= 0x20 and < 0x7f) ? $"\"{Encoding.ASCII.GetString(bytes)}\""
+        : "bytes " + Convert.ToHexString(bytes);
 
     internal static byte[] Serialize<T>(Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -132,6 +163,21 @@ public static class ModelFile
 
     internal static Sequential<T> Deserialize<T>(byte[] bytes, string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        try
+        {
+            return DeserializeChecked<T>(bytes, path);
+        }
+        catch (Exception e) when (e is ArgumentException or EndOfStreamException or IndexOutOfRangeException or OverflowException)
+        {
+            throw new ModelFormatException(path, $"inconsistent content ({OneLine(e.Message)}).");
+        }
+    }
+
+    /// <summary>Folds a multi-line runtime message ("…\nActual value was 0.") into one line.</summary>
+    internal static string OneLine(string message) => string.Join(" ", message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    private static Sequential<T> DeserializeChecked<T>(byte[] bytes, string path) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int headerSize = Magic.Length + 2 + 1 + 4;
         if (bytes.Length < headerSize + HashSize)
         {
@@ -140,7 +186,7 @@ public static class ModelFile
 
         if (!bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
         {
-            throw new ModelFormatException(path, $"expected magic \"LNSM\", found \"{Encoding.ASCII.GetString(bytes, 0, Magic.Length)}\" (not a LeNetSharp model).");
+            throw new ModelFormatException(path, $"expected magic \"LNSM\", found {Printable(bytes.AsSpan(0, Magic.Length))} (not a LeNetSharp model).");
         }
 
         int version = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(Magic.Length));
@@ -165,11 +211,11 @@ public static class ModelFile
             var kind = (Kind)r.ReadByte();
             layers[i] = kind switch
             {
-                Kind.Conv => ReadConv(r, dummy),
+                Kind.Conv => ReadConv(r, dummy, elementSize, path, i),
                 Kind.Relu => new Relu<T>(),
                 Kind.MaxPool2x2 => new MaxPool2x2<T>(),
                 Kind.Flatten => new Flatten<T>(),
-                Kind.Linear => new Linear<T>(r.ReadInt32(), r.ReadInt32(), dummy),
+                Kind.Linear => ReadLinear(r, dummy, elementSize, path, i),
                 _ => throw new ModelFormatException(path, $"layer {i}: unknown layer kind {(byte)kind}."),
             };
             int tensors = r.ReadByte();
@@ -188,10 +234,45 @@ public static class ModelFile
 
         return new Sequential<T>(layers);
 
-        static Conv<T> ReadConv(BinaryReader r, Random dummy)
+        static Conv<T> ReadConv(BinaryReader r, Random dummy, int elementSize, string path, int layer)
         {
             int inC = r.ReadInt32(), outC = r.ReadInt32(), kh = r.ReadInt32(), kw = r.ReadInt32(), stride = r.ReadInt32(), pad = r.ReadInt32();
+            string what = $"layer {layer} (Conv in {inC}, out {outC}, kernel {kh}x{kw}, stride {stride}, padding {pad})";
+            CheckRange(path, what, ("in channels", inC, 1), ("out channels", outC, 1), ("kernel height", kh, 1), ("kernel width", kw, 1),
+                ("stride", stride, 1), ("padding", pad, 0));
+            EnsureHolds(r, path, what, (Int128)outC * inC * kh * kw + outC, elementSize);
             return new Conv<T>(inC, outC, kh, kw, dummy, stride, pad);
+        }
+
+        static Linear<T> ReadLinear(BinaryReader r, Random dummy, int elementSize, string path, int layer)
+        {
+            int inF = r.ReadInt32(), outF = r.ReadInt32();
+            string what = $"layer {layer} (Linear {inF} → {outF})";
+            CheckRange(path, what, ("in features", inF, 1), ("out features", outF, 1));
+            EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
+            return new Linear<T>(inF, outF, dummy);
+        }
+    }
+
+    private static void CheckRange(string path, string what, params (string Name, int Value, int Min)[] values)
+    {
+        foreach (var (name, value, min) in values)
+        {
+            if (value < min || value > MaxDimension)
+            {
+                throw new ModelFormatException(path, $"{what}: {name} must be {min} to {MaxDimension}, found {value}.");
+            }
+        }
+    }
+
+    /// <summary>Refuses a layer whose weights the rest of the file cannot hold, before the layer allocates them.</summary>
+    private static void EnsureHolds(BinaryReader r, string path, string what, Int128 elements, int elementSize)
+    {
+        long left = r.BaseStream.Length - r.BaseStream.Position;
+        if (elements * elementSize > left)
+        {
+            throw new ModelFormatException(path,
+                $"truncated: {what} needs {elements:N0} weights ({elements * elementSize:N0} bytes), the file has {left:N0} bytes left.");
         }
     }
 

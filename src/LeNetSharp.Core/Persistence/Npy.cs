@@ -83,17 +83,34 @@ public static class Npy
     private static readonly Regex FortranPattern = new(@"['""]fortran_order['""]\s*:\s*(True|False)", RegexOptions.Compiled);
     private static readonly Regex ShapePattern = new(@"['""]shape['""]\s*:\s*\(([^)]*)\)", RegexOptions.Compiled);
 
+    /// <summary>The largest .npy header accepted (64 KiB; NumPy itself refuses headers above 10,000 bytes by default).</summary>
+    public const int MaxHeaderLength = 1 << 16;
+
+    /// <summary>
+    /// The largest compression ratio a deflated .npz entry may declare (1,032:1, deflate's own limit): an entry whose
+    /// declared size exceeds its compressed size times this is refused before it is inflated.
+    /// </summary>
+    public const int MaxCompressionRatio = 1032;
+
+    /// <summary>The largest inflated size of one .npz entry (256 MiB), checked before and while inflating.</summary>
+    public const long MaxEntryBytes = 256L << 20;
+
     /// <summary>Reads a .npy file.</summary>
     /// <param name="path">The file.</param>
     /// <returns>The array.</returns>
     /// <exception cref="FileNotFoundException">No such file.</exception>
-    /// <exception cref="ModelFormatException">Not a .npy file, an unsupported version or dtype, Fortran order, or truncated.</exception>
+    /// <exception cref="ModelFormatException">
+    /// Not a regular file (a directory, FIFO or device is refused unread), not a .npy file, an unsupported version or
+    /// dtype, Fortran order, a header or data size the file cannot hold (refused before allocating), or trailing bytes.
+    /// </exception>
+    /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static NpyArray Read(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
-        using var stream = File.OpenRead(path);
-        return Read(stream, path);
+        using var stream = SafeFile.OpenRead(path, problem => new ModelFormatException(path, problem));
+        var array = Read(stream, path, stream.Length);
+        if (stream.Position != stream.Length) throw new ModelFormatException(path, $"has {stream.Length - stream.Position} bytes after the array.");
+        return array;
     }
 
     /// <summary>Reads one .npy array from a stream.</summary>
@@ -104,51 +121,78 @@ public static class Npy
     public static NpyArray Read(Stream stream, string name)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        return Read(stream, name, stream.CanSeek ? stream.Length - stream.Position : null);
+    }
+
+    /// <summary>
+    /// Reads one array; <paramref name="available"/> is how many bytes the stream holds (or at most holds), when known.
+    /// Unless the stream is seekable (a file, whose length is a fact), data buffers grow as bytes arrive.
+    /// </summary>
+    private static NpyArray Read(Stream stream, string name, long? available)
+    {
+        ModelFormatException Refuse(string problem) => new(name, problem);
         var prefix = new byte[8];
         if (stream.ReadAtLeast(prefix, 8, throwOnEndOfStream: false) < 8 || !prefix.AsSpan(0, 6).SequenceEqual(Magic))
         {
-            throw new ModelFormatException(name, "not a .npy file (expected the magic string \\x93NUMPY).");
+            throw Refuse("not a .npy file (expected the magic string \\x93NUMPY).");
         }
 
         int major = prefix[6], minor = prefix[7];
         if (major is not (1 or 2 or 3) || minor != 0)
         {
-            throw new ModelFormatException(name, $"expected .npy format version 1.0, 2.0 or 3.0, found {major}.{minor}.");
+            throw Refuse($"expected .npy format version 1.0, 2.0 or 3.0, found {major}.{minor}.");
         }
 
         var lengthBytes = new byte[major == 1 ? 2 : 4];
         ReadExactly(stream, lengthBytes, name, "header length");
-        int headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(lengthBytes) : checked((int)BinaryPrimitives.ReadUInt32LittleEndian(lengthBytes));
+        long headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(lengthBytes) : BinaryPrimitives.ReadUInt32LittleEndian(lengthBytes);
+        long left = available is { } a ? a - 8 - lengthBytes.Length : long.MaxValue;
+        if (headerLength > MaxHeaderLength || headerLength > left)
+        {
+            throw Refuse(headerLength > left
+                ? $"truncated: the header declares {headerLength:N0} bytes, the file has {left:N0} left."
+                : $"the header declares {headerLength:N0} bytes, above the {MaxHeaderLength:N0} accepted.");
+        }
+
         var headerBytes = new byte[headerLength];
         ReadExactly(stream, headerBytes, name, "header");
+        left -= headerLength;
         string header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(headerBytes);
 
         string descr = Match(DescrPattern, header, name, "descr");
         if (Match(FortranPattern, header, name, "fortran_order") == "True")
         {
-            throw new ModelFormatException(name, "Fortran-order arrays are not supported; save a C-order array (np.ascontiguousarray).");
+            throw Refuse("Fortran-order arrays are not supported; save a C-order array (np.ascontiguousarray).");
         }
 
         var dtype = descr switch
         {
             "<f4" => NpyDType.Float32,
             "<f8" => NpyDType.Float64,
-            _ => throw new ModelFormatException(name, $"unsupported dtype '{descr}'; expected '<f4' (float32) or '<f8' (float64), little-endian."),
+            _ => throw Refuse($"unsupported dtype '{Shorten(descr)}'; expected '<f4' (float32) or '<f8' (float64), little-endian."),
         };
         int[] shape = Match(ShapePattern, header, name, "shape")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(d => int.TryParse(d.TrimEnd('L'), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 0
                 ? v
-                : throw new ModelFormatException(name, $"bad dimension '{d}' in shape."))
+                : throw Refuse($"bad dimension '{Shorten(d)}' in shape."))
             .ToArray();
-        long count = shape.Aggregate(1L, (a, d) => a * d);
         int size = dtype == NpyDType.Float32 ? 4 : 8;
-        if (count * size > Array.MaxLength) throw new ModelFormatException(name, $"shape ({string.Join(", ", shape)}) is too large.");
-        var data = new byte[count * size];
-        int read = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
-        if (read < data.Length)
+        string shapeText = $"({string.Join(", ", shape)})";
+        long count = ElementCount(shape, Array.MaxLength / size)
+            ?? throw Refuse($"shape {shapeText} is too large (more than {Array.MaxLength / size:N0} elements of '{descr}').");
+        long bytes = count * size;
+        if (bytes > left)
         {
-            throw new ModelFormatException(name, $"truncated: shape ({string.Join(", ", shape)}) of '{descr}' needs {data.Length} data bytes, found {read}.");
+            throw Refuse($"truncated: shape {shapeText} of '{descr}' needs {bytes:N0} data bytes, the file has {left:N0}.");
+        }
+
+        bool lengthIsKnown = stream.CanSeek;
+        byte[] data = lengthIsKnown ? new byte[bytes] : SafeFile.ReadUpTo(stream, bytes, initialCapacity: 1 << 16);
+        long read = lengthIsKnown ? stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false) : data.Length;
+        if (read < bytes)
+        {
+            throw Refuse($"truncated: shape {shapeText} of '{descr}' needs {bytes:N0} data bytes, found {read:N0}.");
         }
 
         var values = new double[count];
@@ -161,6 +205,22 @@ public static class Npy
 
         return new NpyArray(shape, values, dtype);
     }
+
+    /// <summary>The product of <paramref name="shape"/>, or null when it exceeds <paramref name="max"/> (never overflows).</summary>
+    private static long? ElementCount(int[] shape, long max)
+    {
+        if (shape.Contains(0)) return 0;
+        long count = 1;
+        foreach (int d in shape)
+        {
+            count *= d; // count ≤ max < 2^31 and d < 2^31 before this: no overflow
+            if (count > max) return null;
+        }
+
+        return count;
+    }
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
 
     /// <summary>Writes a .npy file (format 1.0, as NumPy does for ordinary arrays) atomically.</summary>
     /// <param name="path">Destination.</param>
@@ -203,27 +263,123 @@ public static class Npy
     /// <param name="path">The file.</param>
     /// <returns>The arrays by key (the entry name without ".npy").</returns>
     /// <exception cref="FileNotFoundException">No such file.</exception>
-    /// <exception cref="ModelFormatException">Not a zip archive, or an entry is not a supported .npy array.</exception>
+    /// <exception cref="ModelFormatException">
+    /// Not a regular file, not a zip archive, an entry that is not a supported .npy array, an entry whose CRC-32 does not
+    /// match its content (as NumPy's "Bad CRC-32"), an entry that inflates to another size than it declares, or one
+    /// above <see cref="MaxEntryBytes"/> or <see cref="MaxCompressionRatio"/> (refused before inflating; bytes are
+    /// counted while inflating), or two entries of the same name.
+    /// </exception>
+    /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static IReadOnlyDictionary<string, NpyArray> ReadNpz(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
+        using var file = SafeFile.OpenRead(path, problem => new ModelFormatException(path, problem));
         try
         {
-            using var zip = ZipFile.OpenRead(path);
+            using var zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
             var arrays = new Dictionary<string, NpyArray>(StringComparer.Ordinal);
             foreach (var entry in zip.Entries)
             {
+                string name = $"{path}:{entry.FullName}";
                 string key = entry.FullName.EndsWith(".npy", StringComparison.Ordinal) ? entry.FullName[..^4] : entry.FullName;
-                using var s = entry.Open();
-                arrays[key] = Read(s, $"{path}:{entry.FullName}");
+                long declared = entry.Length, compressed = entry.CompressedLength;
+                if (declared > MaxEntryBytes || declared > compressed * MaxCompressionRatio + 1024)
+                {
+                    throw new ModelFormatException(name,
+                        $"declares {declared:N0} bytes from {compressed:N0} compressed; at most {MaxEntryBytes:N0} bytes and a ratio of {MaxCompressionRatio}:1 are accepted.");
+                }
+
+                using var checkedStream = new CheckedEntryStream(entry.Open(), declared);
+                var array = Read(checkedStream, name, declared);
+                checkedStream.Drain();
+                if (checkedStream.Count != declared || checkedStream.Overflowed)
+                {
+                    throw new ModelFormatException(name, checkedStream.Overflowed
+                        ? $"inflates to more than the {declared:N0} bytes it declares."
+                        : $"inflates to {checkedStream.Count:N0} bytes, it declares {declared:N0}.");
+                }
+
+                if (checkedStream.Crc != entry.Crc32)
+                {
+                    throw new ModelFormatException(name,
+                        $"Bad CRC-32: the archive records 0x{entry.Crc32:x8}, the content hashes to 0x{checkedStream.Crc:x8} (corrupt).");
+                }
+
+                if (!arrays.TryAdd(key, array)) throw new ModelFormatException(path, $"holds two entries named '{entry.FullName}'.");
             }
 
             return arrays;
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException or ArgumentException or EndOfStreamException
+            or OverflowException || e is IOException && e is not ModelFormatException)
         {
-            throw new ModelFormatException(path, $"not a valid .npz (zip) archive ({e.Message}).");
+            throw new ModelFormatException(path, $"not a valid .npz (zip) archive ({ModelFile.OneLine(e.Message)}).");
+        }
+    }
+
+    /// <summary>
+    /// A zip entry's content stream that counts bytes and computes their CRC-32 as they are read, and stops at the
+    /// entry's declared size (noting whether more was there), so an entry can never inflate past what it declares.
+    /// </summary>
+    private sealed class CheckedEntryStream(Stream inner, long limit) : Stream
+    {
+        public long Count { get; private set; }
+
+        public uint Crc { get; private set; }
+
+        public bool Overflowed { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => Count; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            if (buffer.IsEmpty) return 0;
+            if (Count >= limit)
+            {
+                Span<byte> probe = stackalloc byte[1];
+                if (inner.Read(probe) > 0) Overflowed = true;
+                return 0;
+            }
+
+            int read = inner.Read(buffer[..(int)Math.Min(buffer.Length, limit - Count)]);
+            Crc = Crc32.Append(Crc, buffer[..read]);
+            Count += read;
+            return read;
+        }
+
+        /// <summary>Reads what is left up to the limit (bytes after the array), so the count and CRC cover the entry.</summary>
+        public void Drain()
+        {
+            var scratch = new byte[4096];
+            while (Read(scratch) > 0)
+            {
+            }
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
         }
     }
 

@@ -56,12 +56,19 @@ public sealed record TrainingOptions
     /// <summary>Report progress every this many batches (default 2,000), besides the end of each epoch.</summary>
     public int ReportEvery { get; init; } = 2000;
 
+    /// <summary>
+    /// The largest batch a trainer accepts (4,096 images): buffers grow with the batch (about 150 KB per 28x28 image for
+    /// LeNet), so a mistyped batch size is refused before anything is allocated.
+    /// </summary>
+    public const int MaxBatchSize = 4096;
+
     /// <summary>Throws when a value is out of range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The offending option, with its value.</exception>
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(Epochs, 1, nameof(Epochs));
         ArgumentOutOfRangeException.ThrowIfLessThan(BatchSize, 1, nameof(BatchSize));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(BatchSize, MaxBatchSize, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(ReportEvery, 1, nameof(ReportEvery));
         ArgumentOutOfRangeException.ThrowIfLessThan(Threads, 1, nameof(Threads));
         ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
@@ -141,6 +148,12 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <summary>Where training stands: the next batch to run and the running sums of the epoch in progress.</summary>
     public TrainingPosition Position { get; private set; }
 
+    /// <summary>The dataset this run trains on (recorded in checkpoints); none until <see cref="Train"/> is called.</summary>
+    internal DatasetIdentity TrainedOn { get; private set; } = DatasetIdentity.None;
+
+    /// <summary>The checkpoint this trainer was resumed from, if any.</summary>
+    private string? _resumedFrom;
+
     /// <summary>
     /// Continues training from the checkpoint in <paramref name="checkpointDirectory"/>: network, optimizer state,
     /// learning rate, epoch, batch and shuffling order. Single-threaded, the finished run ends with exactly the
@@ -163,6 +176,8 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         trainer.Optimizer.LearningRate = checkpoint.LearningRate;
         checkpoint.RestoreVelocity(trainer.Optimizer);
         trainer.Position = checkpoint.Position;
+        trainer.TrainedOn = checkpoint.TrainedOn;
+        trainer._resumedFrom = checkpoint.Path;
         return trainer;
     }
 
@@ -173,13 +188,40 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <returns>One summary per epoch.</returns>
     /// <exception cref="OperationCanceledException">Cancelled; the weights hold the last completed step.</exception>
     /// <exception cref="ArgumentException">
-    /// Before any work: the network does not take the dataset's images, or its output count differs from the
-    /// dataset's class count (the message names both).
+    /// Before any work: the dataset has no images or fewer than one batch, the network does not take the dataset's
+    /// images, or its output count differs from the dataset's class count (the message names both).
+    /// </exception>
+    /// <exception cref="Persistence.ModelFormatException">
+    /// Before any step: the trainer was resumed from a checkpoint made on another dataset (another image count or
+    /// content); the message names the checkpoint and both datasets.
+    /// </exception>
+    /// <exception cref="NonFiniteLossException">
+    /// A batch's loss was NaN or infinite (the run diverged): training stops at once, saving nothing more; the
+    /// exception names the epoch and batch. The network's weights are then unusable; checkpoints written before hold
+    /// the last finite state.
     /// </exception>
     public IReadOnlyList<TrainingProgress> Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         RequireFit(data);
+        if (data.Count == 0) throw new ArgumentException("The training set has no images; there is nothing to train on.");
+        if (Options.BatchSize > data.Count)
+        {
+            throw new ArgumentException($"The batch size ({Options.BatchSize:N0}) is larger than the training set ({data.Count:N0} images).");
+        }
+
+        if (Options.CheckpointDirectory is not null || _resumedFrom is not null)
+        {
+            var identity = DatasetIdentity.Of(data);
+            if (_resumedFrom is not null && !TrainedOn.IsNone && TrainedOn != identity)
+            {
+                throw new Persistence.ModelFormatException(_resumedFrom,
+                    $"was made on another dataset ({TrainedOn}) than this run's ({identity}); resume with the same images, or start a new run.");
+            }
+
+            TrainedOn = identity;
+        }
+
         var order = new int[data.Count];
         var summaries = new List<TrainingProgress>(Options.Epochs);
         for (int epoch = Position.Epoch; epoch < Options.Epochs; epoch++)
@@ -319,6 +361,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             ct.ThrowIfCancellationRequested();
             int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
             var (loss, right) = Step(data, order.AsSpan(start, n));
+            if (!double.IsFinite(loss)) throw new NonFiniteLossException(epoch + 1, b + 1, batches, loss, Optimizer.LearningRate);
             lossSum += loss;
             correct += right;
             seen += n;
@@ -350,3 +393,34 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 /// <param name="Correct">Images of that epoch classified right so far.</param>
 /// <param name="Seen">Images of that epoch seen so far.</param>
 public readonly record struct TrainingPosition(int Epoch, int Batch, double LossSum, long Correct, long Seen);
+
+/// <summary>
+/// Training diverged: a batch's loss was NaN or infinite (typically a learning rate far too high). Training stopped
+/// at that batch; the network's weights are no longer usable, so a caller keeps its previous model.
+/// </summary>
+public sealed class NonFiniteLossException : ArithmeticException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="epoch">1-based epoch.</param>
+    /// <param name="batch">1-based batch within the epoch.</param>
+    /// <param name="batches">Batches per epoch.</param>
+    /// <param name="loss">The loss found (NaN or ±infinity).</param>
+    /// <param name="learningRate">The learning rate in use.</param>
+    public NonFiniteLossException(int epoch, int batch, int batches, double loss, double learningRate)
+        : base(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"training diverged: the loss became {loss} at epoch {epoch}, batch {batch}/{batches} (learning rate {learningRate:G4}); lower the learning rate."))
+    {
+        Epoch = epoch;
+        Batch = batch;
+        Loss = loss;
+    }
+
+    /// <summary>1-based epoch where the loss stopped being finite.</summary>
+    public int Epoch { get; }
+
+    /// <summary>1-based batch (within <see cref="Epoch"/>) where the loss stopped being finite.</summary>
+    public int Batch { get; }
+
+    /// <summary>The non-finite loss.</summary>
+    public double Loss { get; }
+}

@@ -12,11 +12,12 @@ namespace LeNetSharp.Training;
 /// file, written atomically, so model and state can never disagree.
 /// <code>
 /// "LNSC"                   4 bytes magic
-/// version                  uint16 (1)
+/// version                  uint16 (2)
 /// element size             uint8 (4 float32, 8 float64)
 /// position                 int32 epoch, int32 batch, float64 loss sum, int64 correct, int64 seen
 /// learning rate            float64
 /// options                  int32 batch size, int32 seed, uint8 shuffle, float64 decay, float64 momentum, float64 weight decay
+/// dataset                  int64 image count (-1: none yet), 32 bytes SHA-256 of the images' shape, pixels and labels
 /// momentum buffers         int32 count, then per buffer: int32 length, elements
 /// model                    int32 length, then a complete model file (see <see cref="ModelFile"/>)
 /// SHA-256                  32 bytes over everything before it
@@ -27,7 +28,10 @@ public static class TrainingCheckpoint
     /// <summary>The checkpoint's file name inside its folder.</summary>
     public const string FileName = "checkpoint.lnsc";
 
-    private const int Version = 1;
+    private const int Version = 2;
+
+    /// <summary>The largest checkpoint file <see cref="Load{T}"/> reads (2 GiB).</summary>
+    private const long MaxFileBytes = int.MaxValue;
     private static readonly byte[] Magic = "LNSC"u8.ToArray();
 
     /// <summary>Writes the state of <paramref name="trainer"/> to <paramref name="directory"/>/<see cref="FileName"/> atomically.</summary>
@@ -58,6 +62,9 @@ public static class TrainingCheckpoint
             w.Write(o.Decay);
             w.Write(o.Momentum);
             w.Write(o.WeightDecay);
+            var data = trainer.TrainedOn;
+            w.Write(data.Count);
+            w.Write(Convert.FromHexString(data.Sha256));
             var velocity = trainer.Optimizer.Velocity;
             w.Write(velocity.Length);
             foreach (var v in velocity)
@@ -81,20 +88,35 @@ public static class TrainingCheckpoint
     /// <typeparam name="T">Element type of the run.</typeparam>
     /// <returns>The decoded checkpoint.</returns>
     /// <exception cref="FileNotFoundException">No checkpoint file in the folder.</exception>
-    /// <exception cref="ModelFormatException">Corrupt, truncated, of another version or element type.</exception>
+    /// <exception cref="ModelFormatException">
+    /// Not a regular file, corrupt, truncated, of another version or element type. Sizes it declares are compared
+    /// with the bytes left before anything is allocated.
+    /// </exception>
     internal static Contents<T> Load<T>(string directory) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         string path = Path.Combine(directory, FileName);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no checkpoint to resume from.", path);
-        byte[] bytes = File.ReadAllBytes(path);
-        if (bytes.Length < Magic.Length + 2 + 32 || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+        ModelFormatException Refuse(string problem) => new(path, problem);
+        byte[] bytes;
+        using (var file = SafeFile.OpenRead(path, Refuse, $"{path}: no checkpoint to resume from."))
         {
-            throw new ModelFormatException(path, "expected a LeNetSharp checkpoint (magic \"LNSC\").");
+            var magic = new byte[Magic.Length];
+            if (file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false) < Magic.Length || !magic.AsSpan().SequenceEqual(Magic))
+            {
+                throw Refuse("expected a LeNetSharp checkpoint (magic \"LNSC\").");
+            }
+
+            file.Position = 0;
+            bytes = SafeFile.ReadRest(file, MaxFileBytes, Refuse);
         }
 
+        if (bytes.Length < Magic.Length + 2 + 32) throw Refuse($"truncated: {bytes.Length} bytes.");
         int version = BitConverter.ToUInt16(bytes, Magic.Length);
-        if (version != Version) throw new ModelFormatException(path, $"expected checkpoint version {Version}, found {version}.");
+        if (version != Version)
+        {
+            throw new ModelFormatException(path, $"expected checkpoint version {Version}, found {version}"
+                + (version == 1 ? " (made before checkpoints recorded their dataset; start a new run)." : "."));
+        }
         string expected = Convert.ToHexStringLower(bytes.AsSpan(bytes.Length - 32));
         string actual = Convert.ToHexStringLower(SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)));
         if (expected != actual)
@@ -115,20 +137,38 @@ public static class TrainingCheckpoint
                 BatchSize = r.ReadInt32(), Seed = r.ReadInt32(), Shuffle = r.ReadBoolean(),
                 Decay = r.ReadDouble(), Momentum = r.ReadDouble(), WeightDecay = r.ReadDouble(),
             };
-            var velocity = new T[r.ReadInt32()][];
+            var data = new DatasetIdentity(r.ReadInt64(), Convert.ToHexStringLower(r.ReadBytes(32)));
+            long Left() => r.BaseStream.Length - r.BaseStream.Position;
+            int buffers = r.ReadInt32();
+            if (buffers < 0 || buffers > Left() / 4) throw Refuse($"declares {buffers} momentum buffers, the file has {Left():N0} bytes left.");
+            var velocity = new T[buffers][];
             for (int i = 0; i < velocity.Length; i++)
             {
-                velocity[i] = new T[r.ReadInt32()];
+                int length = r.ReadInt32();
+                if (length < 0 || (long)length * elementSize > Left())
+                {
+                    throw Refuse($"truncated: momentum buffer {i} declares {length} elements, the file has {Left():N0} bytes left.");
+                }
+
+                velocity[i] = new T[length];
                 for (int j = 0; j < velocity[i].Length; j++) velocity[i][j] = ReadElement<T>(r);
             }
 
-            byte[] model = r.ReadBytes(r.ReadInt32());
+            int modelLength = r.ReadInt32();
+            if (modelLength < 0 || modelLength > Left()) throw Refuse($"truncated: the model declares {modelLength} bytes, the file has {Left():N0} left.");
+            byte[] model = r.ReadBytes(modelLength);
+            if (Left() != 0) throw Refuse($"{Left()} unexpected bytes after the model.");
             var network = ModelFile.Deserialize<T>(model, path);
-            return new Contents<T>(path, network, position, learningRate, saved, velocity);
+            if (position.Epoch < 0 || position.Batch < 0 || position.Seen < 0 || position.Correct < 0 || position.Correct > position.Seen)
+            {
+                throw Refuse($"inconsistent position (epoch {position.Epoch}, batch {position.Batch}, {position.Correct} right of {position.Seen}).");
+            }
+
+            return new Contents<T>(path, network, position, learningRate, saved, velocity, data);
         }
-        catch (Exception e) when (e is EndOfStreamException or ArgumentException or OverflowException)
+        catch (Exception e) when (e is EndOfStreamException or ArgumentException or OverflowException or FormatException)
         {
-            throw new ModelFormatException(path, $"inconsistent content ({e.Message}).");
+            throw new ModelFormatException(path, $"inconsistent content ({ModelFile.OneLine(e.Message)}).");
         }
     }
 
@@ -143,7 +183,8 @@ public static class TrainingCheckpoint
 
     /// <summary>A decoded checkpoint.</summary>
     internal sealed record Contents<T>(
-        string Path, Sequential<T> Network, TrainingPosition Position, double LearningRate, TrainingOptions Saved, T[][] Velocity)
+        string Path, Sequential<T> Network, TrainingPosition Position, double LearningRate, TrainingOptions Saved, T[][] Velocity,
+        DatasetIdentity TrainedOn)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         /// <summary>Throws unless <paramref name="options"/> continue the same run.</summary>

@@ -1,0 +1,21 @@
+namespace LeNetSharp.Onnx;
+
+/// <summary>
+/// An ONNX file that cannot be imported: unreadable or damaged protobuf, larger than
+/// <see cref="OnnxModel.MaxFileBytes"/>, inconsistent tensors, or a graph outside the supported LeNet family
+/// (the message then names the first unsupported node and its op type). The message starts with the file's path.
+/// </summary>
+public sealed class OnnxFormatException : IOException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="path">The offending file.</param>
+    /// <param name="problem">What was wrong, with the expected and the found values.</param>
+    /// <param name="inner">The underlying parser error, if any.</param>
+    public OnnxFormatException(string path, string problem, Exception? inner = null) : base($"{path}: {problem}", inner)
+    {
+        FilePath = path;
+    }
+
+    /// <summary>The offending file.</summary>
+    public string FilePath { get; }
+}

@@ -1,0 +1,501 @@
+using System.Buffers.Binary;
+using Google.Protobuf;
+using LeNetSharp.Layers;
+using LeNetSharp.Onnx.Protobuf;
+using DataType = LeNetSharp.Onnx.Protobuf.TensorProto.Types.DataType;
+
+namespace LeNetSharp.Onnx;
+
+/// <summary>
+/// Turns a LeNet-family ONNX graph into an NHWC <see cref="Sequential{T}"/> (see <see cref="OnnxModel"/>).
+/// The graph is walked as one chain from the image input; the tensor on the chain is tracked by its physical axis
+/// order (which of N, H, W, C each axis holds) so Transposes, NCHW convolutions and the flatten order can be mapped
+/// onto the library's NHWC layers.
+/// </summary>
+internal sealed class OnnxImporter
+{
+    private const int MinOpset = 7, MaxOpset = 23;
+    private const string Supported = "LeNetSharp imports Conv, Relu, MaxPool 2x2, Flatten, constant Reshape, Gemm, MatMul + Add, Transpose, Identity and a final Softmax";
+
+    // Logical axes of a rank-4 tensor.
+    private const int N = 0, H = 1, W = 2, C = 3;
+
+    private readonly string _path;
+    private readonly Dictionary<string, TensorProto> _constants = new(StringComparer.Ordinal);
+    private readonly List<ILayer<float>> _layers = [];
+    private readonly Random _dummy = new(0); // layer constructors draw weights; all are overwritten
+
+    // The tensor on the chain.
+    private string _current = "";
+    private int _rank;
+    private int[] _axes = [N, C, H, W];      // rank 4: logical axis held by each physical axis
+    private int _height, _width, _channels;  // rank 4: logical sizes
+    private int _features;                   // rank 2: features per row
+    private int[]? _featureOrder;            // rank 2 just after a flatten: library feature f is the graph's feature _featureOrder[f]
+    private Linear<float>? _openLinear;      // the Linear made by the previous node (MatMul/Gemm), for a following bias Add
+    private (int Height, int Width, int Channels) _inputShape;
+
+    private OnnxImporter(string path) => _path = path;
+
+    public static Sequential<float> Import(byte[] bytes, string path, out (int Height, int Width, int Channels) inputShape)
+    {
+        ModelProto model;
+        try
+        {
+            model = ModelProto.Parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new OnnxFormatException(path, $"not a readable ONNX protobuf (damaged or truncated): {e.Message}", e);
+        }
+
+        try
+        {
+            return new OnnxImporter(path).Convert(model, out inputShape);
+        }
+        catch (Exception e) when (e is ArgumentException or OverflowException or InvalidOperationException)
+        {
+            throw new OnnxFormatException(path, $"inconsistent model: {e.Message}", e);
+        }
+    }
+
+    private Sequential<float> Convert(ModelProto model, out (int Height, int Width, int Channels) inputShape)
+    {
+        var graph = model.Graph ?? throw Fail("the model has no graph (truncated file?).");
+        long opset = model.OpsetImport.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(-1).Max();
+        if (opset < MinOpset || opset > MaxOpset)
+        {
+            throw Fail(opset < 0
+                ? "the model imports no default-domain opset (truncated file?)."
+                : $"expected opset {MinOpset} to {MaxOpset} of the default domain, found {opset}.");
+        }
+
+        foreach (var t in graph.Initializer) AddConstant(t, "initializer");
+        if (graph.SparseInitializer.Count > 0) throw Fail("sparse initialisers are not supported.");
+
+        var inputs = graph.Input.Where(i => !_constants.ContainsKey(i.Name)).ToList();
+        if (inputs.Count != 1)
+        {
+            throw Fail($"expected one image input, found {inputs.Count} ({string.Join(", ", inputs.Select(i => $"'{i.Name}'"))}).");
+        }
+
+        ReadInput(inputs[0]);
+        if (graph.Output.Count == 0) throw Fail("the graph has no output (truncated file?).");
+        var outputs = graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+
+        string? logits = null, probabilities = null; // set by a final Softmax
+        foreach (var node in graph.Node)
+        {
+            if (node.OpType == "Constant" && IsDefaultDomain(node))
+            {
+                AddConstantNode(node);
+                continue;
+            }
+
+            if (logits is not null) throw Unsupported(node, "nodes after Softmax are not supported");
+            if (!IsDefaultDomain(node)) throw Unsupported(node, $"domain '{node.Domain}' is not supported");
+            if (node.Input.Count == 0 || node.Input[0] != _current)
+            {
+                throw Unsupported(node, $"it does not continue the chain from the input (its first input is '{(node.Input.Count > 0 ? node.Input[0] : "")}', the chain is at '{_current}')");
+            }
+
+            if (node.Output.Count < 1) throw Unsupported(node, "it has no output");
+            var linear = _openLinear;
+            _openLinear = null;
+            switch (node.OpType)
+            {
+                case "Conv": Conv(node); break;
+                case "Relu": Expect(node, 1); _layers.Add(new Relu<float>()); break;
+                case "MaxPool": MaxPool(node); break;
+                case "Flatten": Flatten(node); break;
+                case "Reshape": Reshape(node); break;
+                case "Gemm": Gemm(node); break;
+                case "MatMul": MatMul(node); break;
+                case "Add": AddBias(node, linear); break;
+                case "Transpose": Transpose(node); break;
+                case "Identity": Expect(node, 1); break;
+                case "Softmax":
+                    Expect(node, 1);
+                    long axis = IntAttr(node, "axis", opset >= 13 ? -1 : 1);
+                    if (_rank != 2 || axis is not (-1 or 1)) throw Unsupported(node, $"only a Softmax over the classes of (N, classes) logits is supported, found axis {axis} on rank {_rank}");
+                    logits = _current;
+                    probabilities = node.Output[0];
+                    break;
+                default:
+                    throw Unsupported(node, Supported);
+            }
+
+            if (node.OpType != "Softmax") _current = node.Output[0];
+        }
+
+        if (_layers.Count == 0) throw Fail("the graph has no layers LeNetSharp can import.");
+        if (!outputs.Contains(_current) && (probabilities is null || !outputs.Contains(probabilities)))
+        {
+            throw Fail($"the chain ends at '{_current}', which is not a graph output ({string.Join(", ", outputs.Select(o => $"'{o}'"))}).");
+        }
+
+        if (_featureOrder is not null) throw Fail("the graph flattens but no Gemm/MatMul follows; the library cannot reproduce the graph's (c, h, w) feature order.");
+        inputShape = _inputShape;
+        return new Sequential<float>([.. _layers]);
+    }
+
+    private static bool IsDefaultDomain(NodeProto node) => node.Domain is "" or "ai.onnx";
+
+    private void ReadInput(ValueInfoProto input)
+    {
+        var tensor = input.Type?.TensorType;
+        if (tensor is null || tensor.ElemType != (int)DataType.Float)
+        {
+            throw Fail($"input '{input.Name}': expected a float32 tensor, found {(tensor is null ? "no tensor type" : ((DataType)tensor.ElemType).ToString())}.");
+        }
+
+        var dims = tensor.Shape?.Dim ?? throw Fail($"input '{input.Name}': the shape is not declared; a fixed (N, C, H, W) is needed.");
+        if (dims.Count != 4) throw Fail($"input '{input.Name}': expected rank 4 images (N, C, H, W), found rank {dims.Count}.");
+        var size = new int[4];
+        for (int i = 1; i < 4; i++)
+        {
+            var d = dims[i];
+            if (d.ValueCase != TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue)
+            {
+                throw Fail($"input '{input.Name}': dimension {i} is dynamic ('{d.DimParam}'); a fixed size is needed to build the layers.");
+            }
+
+            if (d.DimValue is < 1 or > 1 << 16) throw Fail($"input '{input.Name}': dimension {i} is {d.DimValue}, expected 1 to 65536.");
+            size[i] = (int)d.DimValue;
+        }
+
+        // Physical (N, C, H, W) as PyTorch writes it; a Transpose right after the input re-labels it (see Transpose).
+        _current = input.Name;
+        _rank = 4;
+        _axes = [N, C, H, W];
+        _channels = size[1];
+        _height = size[2];
+        _width = size[3];
+        _inputShape = (_height, _width, _channels);
+        if (checked((long)_channels * _height * _width) > OnnxModel.MaxTensorElements) throw Fail($"input '{input.Name}': {_channels}x{_height}x{_width} elements per image is more than {OnnxModel.MaxTensorElements:N0}.");
+    }
+
+    /// <summary>The physical axis order (N, C, H, W) PyTorch's input, Conv and MaxPool use.</summary>
+    private bool IsNchw => _rank == 4 && _axes.SequenceEqual([N, C, H, W]);
+
+    private void Transpose(NodeProto node)
+    {
+        Expect(node, 1);
+        long[] perm = IntsAttr(node, "perm") ?? [];
+        if (_rank != 4 || perm.Length != 4 || perm.Order().Select((p, i) => p == i).Any(ok => !ok) || perm[0] != 0)
+        {
+            throw Unsupported(node, $"only a rank-4 Transpose that keeps the batch axis first is supported, found perm [{string.Join(", ", perm)}] on rank {_rank}");
+        }
+
+        if (_layers.Count == 0 && node.Input[0] == _current && _axes.SequenceEqual([N, C, H, W]) && perm.SequenceEqual([0L, 3, 1, 2]))
+        {
+            // The first node turns the input NHWC → NCHW: the declared input was (N, H, W, C) (as Export writes it).
+            (_channels, _height, _width) = (_width, _channels, _height);
+            _inputShape = (_height, _width, _channels);
+            return;
+        }
+
+        _axes = perm.Select(p => _axes[p]).ToArray();
+    }
+
+    private void Conv(NodeProto node)
+    {
+        Expect(node, 1);
+        RequireNchw(node);
+        if (node.Input.Count is < 2 or > 3) throw Unsupported(node, $"expected inputs (X, W[, B]), found {node.Input.Count}");
+        var (wDims, w) = FloatTensor(node, node.Input[1]);
+        if (wDims.Length != 4) throw Unsupported(node, $"expected a rank-4 OIHW weight, found rank {wDims.Length}");
+        int oc = wDims[0], ic = wDims[1], kh = wDims[2], kw = wDims[3];
+        if (ic != _channels) throw Unsupported(node, $"the weight expects {ic} input channels, the tensor has {_channels}");
+        float[] bias = new float[oc];
+        if (node.Input.Count == 3 && node.Input[2].Length > 0)
+        {
+            var (bDims, b) = FloatTensor(node, node.Input[2]);
+            if (bDims.Length != 1 || bDims[0] != oc) throw Unsupported(node, $"expected bias ({oc}), found {Shape(bDims)}");
+            bias = b;
+        }
+
+        if (IntAttr(node, "group", 1) != 1) throw Unsupported(node, $"group {IntAttr(node, "group", 1)} (only group 1)");
+        RequireAll(node, "dilations", 1);
+        RequireNoAutoPad(node);
+        long[] ks = IntsAttr(node, "kernel_shape") ?? [kh, kw];
+        if (!ks.SequenceEqual([(long)kh, kw])) throw Unsupported(node, $"kernel_shape [{string.Join(", ", ks)}] differs from the weight's {kh}x{kw}");
+        long[] strides = IntsAttr(node, "strides") ?? [1, 1];
+        if (strides.Length != 2 || strides[0] != strides[1] || strides[0] is < 1 or > 1024)
+        {
+            throw Unsupported(node, $"strides [{string.Join(", ", strides)}]: only equal strides in both directions are supported");
+        }
+
+        long[] pads = IntsAttr(node, "pads") ?? [0, 0, 0, 0];
+        if (pads.Length != 4 || pads.Any(p => p != pads[0]) || pads[0] is < 0 or > 1024)
+        {
+            throw Unsupported(node, $"pads [{string.Join(", ", pads)}]: only the same padding on every side is supported");
+        }
+
+        int stride = (int)strides[0], pad = (int)pads[0];
+        int oh = (_height + 2 * pad - kh) / stride + 1, ow = (_width + 2 * pad - kw) / stride + 1;
+        if (_height + 2 * pad < kh || _width + 2 * pad < kw) throw Unsupported(node, $"a {kh}x{kw} kernel does not fit the padded {_height}x{_width} input");
+
+        var conv = new Conv<float>(ic, oc, kh, kw, _dummy, stride, pad);
+        Span<float> k = conv.Weight.Value.Span;
+        for (int o = 0; o < oc; o++)
+        for (int i = 0; i < ic; i++)
+        for (int y = 0; y < kh; y++)
+        for (int x = 0; x < kw; x++)
+        {
+            k[((y * kw + x) * ic + i) * oc + o] = w[((o * ic + i) * kh + y) * kw + x];
+        }
+
+        bias.CopyTo(conv.Bias.Value.Span);
+        _layers.Add(conv);
+        (_height, _width, _channels) = (oh, ow, oc);
+    }
+
+    private void MaxPool(NodeProto node)
+    {
+        if (node.Output.Count > 1 && node.Output[1].Length > 0) throw Unsupported(node, "the Indices output is not supported");
+        RequireNchw(node);
+        long[] kernel = IntsAttr(node, "kernel_shape") ?? [];
+        long[] strides = IntsAttr(node, "strides") ?? [1, 1];
+        if (!kernel.SequenceEqual([2L, 2]) || !strides.SequenceEqual([2L, 2]))
+        {
+            throw Unsupported(node, $"only 2x2 pooling with stride 2 is supported, found kernel [{string.Join(", ", kernel)}] strides [{string.Join(", ", strides)}]");
+        }
+
+        RequireAll(node, "pads", 0);
+        RequireAll(node, "dilations", 1);
+        RequireNoAutoPad(node);
+        if (IntAttr(node, "ceil_mode", 0) != 0) throw Unsupported(node, "ceil_mode 1 (the library floors)");
+        if (IntAttr(node, "storage_order", 0) != 0) throw Unsupported(node, "storage_order 1");
+        if (_height < 2 || _width < 2) throw Unsupported(node, $"the input is only {_height}x{_width}");
+        _layers.Add(new MaxPool2x2<float>());
+        (_height, _width) = (_height / 2, _width / 2);
+    }
+
+    private void Flatten(NodeProto node)
+    {
+        Expect(node, 1);
+        long axis = IntAttr(node, "axis", 1);
+        if (axis != 1) throw Unsupported(node, $"axis {axis} (only 1: keep the batch)");
+        if (_rank == 2) return; // already (N, features)
+        FlattenToFeatures();
+    }
+
+    private void Reshape(NodeProto node)
+    {
+        Expect(node, 1);
+        if (node.Input.Count != 2) throw Unsupported(node, $"expected inputs (data, shape), found {node.Input.Count}");
+        if (!_constants.TryGetValue(node.Input[1], out var shapeTensor))
+        {
+            throw Unsupported(node, $"its shape '{node.Input[1]}' is computed at run time; a fixed (−1, features) is needed");
+        }
+
+        long[] shape = Int64Tensor(node, shapeTensor);
+        long features = _rank == 4 ? (long)_height * _width * _channels : _features;
+        bool batchKept = shape.Length == 2 && shape[0] is -1 or 0 && (shape[1] == features || shape[1] == -1 && shape[0] == 0);
+        if (!batchKept) throw Unsupported(node, $"only a reshape to (−1, {features}) is supported, found ({string.Join(", ", shape)})");
+        if (_rank == 4) FlattenToFeatures();
+    }
+
+    /// <summary>(N, …) rank 4 → (N, H·W·C); the library flattens (h, w, c), the graph in its physical axis order.</summary>
+    private void FlattenToFeatures()
+    {
+        int[] size = new int[4];
+        size[N] = 1;
+        size[H] = _height;
+        size[W] = _width;
+        size[C] = _channels;
+        if (_axes[0] != N) throw Fail("internal: the batch axis moved.");
+        _features = checked(_height * _width * _channels);
+        _featureOrder = new int[_features];
+        int[] index = new int[4];
+        for (int h = 0; h < _height; h++)
+        for (int w = 0; w < _width; w++)
+        for (int c = 0; c < _channels; c++)
+        {
+            index[H] = h;
+            index[W] = w;
+            index[C] = c;
+            int graphFeature = (index[_axes[1]] * size[_axes[2]] + index[_axes[2]]) * size[_axes[3]] + index[_axes[3]];
+            _featureOrder[(h * _width + w) * _channels + c] = graphFeature;
+        }
+
+        if (_featureOrder.Select((g, f) => g == f).All(same => same)) _featureOrder = null; // already (h, w, c)
+        _layers.Add(new Flatten<float>());
+        _rank = 2;
+    }
+
+    private void Gemm(NodeProto node)
+    {
+        Expect(node, 1);
+        if (node.Input.Count is < 2 or > 3) throw Unsupported(node, $"expected inputs (A, B[, C]), found {node.Input.Count}");
+        if (IntAttr(node, "transA", 0) != 0) throw Unsupported(node, "transA 1");
+        float alpha = FloatAttr(node, "alpha", 1), beta = FloatAttr(node, "beta", 1);
+        var linear = MakeLinear(node, node.Input[1], transposed: IntAttr(node, "transB", 0) != 0, alpha);
+        if (node.Input.Count == 3 && node.Input[2].Length > 0) AddBiasFrom(node, linear, node.Input[2], beta);
+    }
+
+    private void MatMul(NodeProto node)
+    {
+        Expect(node, 1);
+        if (node.Input.Count != 2) throw Unsupported(node, $"expected inputs (A, B), found {node.Input.Count}");
+        _openLinear = MakeLinear(node, node.Input[1], transposed: false, 1);
+    }
+
+    private void AddBias(NodeProto node, Linear<float>? linear)
+    {
+        Expect(node, 1);
+        if (linear is null) throw Unsupported(node, "only an Add of a constant bias right after MatMul is supported");
+        if (node.Input.Count != 2) throw Unsupported(node, $"expected 2 inputs, found {node.Input.Count}");
+        AddBiasFrom(node, linear, node.Input[1], 1);
+    }
+
+    private Linear<float> MakeLinear(NodeProto node, string weightName, bool transposed, float alpha)
+    {
+        if (_rank != 2) throw Unsupported(node, $"expected (N, features) input, found rank {_rank}; flatten first");
+        var (dims, b) = FloatTensor(node, weightName);
+        if (dims.Length != 2) throw Unsupported(node, $"expected a rank-2 weight, found {Shape(dims)}");
+        int inF = transposed ? dims[1] : dims[0], outF = transposed ? dims[0] : dims[1];
+        if (inF != _features) throw Unsupported(node, $"the weight {Shape(dims)} takes {inF} features, the tensor has {_features}");
+        var linear = new Linear<float>(inF, outF, _dummy);
+        Span<float> weight = linear.Weight.Value.Span; // (in, out)
+        for (int f = 0; f < inF; f++)
+        {
+            int g = _featureOrder is null ? f : _featureOrder[f];
+            for (int o = 0; o < outF; o++) weight[f * outF + o] = alpha * (transposed ? b[o * inF + g] : b[g * outF + o]);
+        }
+
+        _featureOrder = null;
+        _layers.Add(linear);
+        _features = outF;
+        return linear;
+    }
+
+    private void AddBiasFrom(NodeProto node, Linear<float> linear, string name, float beta)
+    {
+        if (!_constants.ContainsKey(name)) throw Unsupported(node, $"its bias '{name}' is not a constant");
+        var (dims, b) = FloatTensor(node, name);
+        int outF = linear.OutFeatures;
+        if (b.Length != outF || dims.Length is < 1 or > 2 || dims[^1] != outF)
+        {
+            throw Unsupported(node, $"expected a bias ({outF}) or (1, {outF}), found {Shape(dims)}");
+        }
+
+        Span<float> bias = linear.Bias.Value.Span;
+        for (int o = 0; o < outF; o++) bias[o] += beta * b[o];
+    }
+
+    private void RequireNchw(NodeProto node)
+    {
+        if (!IsNchw)
+        {
+            throw Unsupported(node, _rank == 4
+                ? "its input is not in NCHW order (ONNX Conv and MaxPool are NCHW)"
+                : $"expected a rank-4 (N, C, H, W) input, found rank {_rank}");
+        }
+    }
+
+    private void RequireAll(NodeProto node, string name, long value)
+    {
+        long[]? values = IntsAttr(node, name);
+        if (values is not null && values.Any(v => v != value)) throw Unsupported(node, $"{name} [{string.Join(", ", values)}] (only {value})");
+    }
+
+    private void RequireNoAutoPad(NodeProto node)
+    {
+        var a = node.Attribute.FirstOrDefault(a => a.Name == "auto_pad");
+        string mode = a is null ? "NOTSET" : a.S.ToStringUtf8();
+        if (mode is not ("NOTSET" or "")) throw Unsupported(node, $"auto_pad {mode} (give explicit pads)");
+    }
+
+    private void Expect(NodeProto node, int outputs)
+    {
+        if (node.Output.Count != outputs) throw Unsupported(node, $"expected {outputs} output, found {node.Output.Count}");
+    }
+
+    private static long IntAttr(NodeProto node, string name, long fallback) => node.Attribute.FirstOrDefault(a => a.Name == name) is { } a ? a.I : fallback;
+
+    private static float FloatAttr(NodeProto node, string name, float fallback) => node.Attribute.FirstOrDefault(a => a.Name == name) is { } a ? a.F : fallback;
+
+    private static long[]? IntsAttr(NodeProto node, string name) => node.Attribute.FirstOrDefault(a => a.Name == name)?.Ints.ToArray();
+
+    private void AddConstantNode(NodeProto node)
+    {
+        var value = node.Attribute.FirstOrDefault(a => a.Name == "value");
+        if (node.Output.Count != 1 || value?.T is null || node.Attribute.Count != 1) throw Unsupported(node, "only a Constant with a tensor 'value' is supported");
+        var tensor = value.T.Clone();
+        tensor.Name = node.Output[0];
+        AddConstant(tensor, $"Constant node '{node.Name}'");
+    }
+
+    private void AddConstant(TensorProto tensor, string what)
+    {
+        if (!_constants.TryAdd(tensor.Name, tensor)) throw Fail($"{what}: the name '{tensor.Name}' is defined twice.");
+    }
+
+    /// <summary>
+    /// The constant <paramref name="name"/> as float32, checked before anything is allocated: a dims product within
+    /// <see cref="OnnxModel.MaxTensorElements"/> and a data length that matches it exactly.
+    /// </summary>
+    private (int[] Dims, float[] Values) FloatTensor(NodeProto node, string name)
+    {
+        if (!_constants.TryGetValue(name, out var t)) throw Unsupported(node, $"its weight '{name}' is not an initialiser or constant (computed weights are not supported)");
+        int[] dims = CheckedDims(t);
+        if (t.DataType != (int)DataType.Float) throw Fail($"tensor '{name}': expected float32, found {(DataType)t.DataType}.");
+        long count = dims.Aggregate(1L, (a, d) => a * d);
+        if (t.HasRawData)
+        {
+            if (t.RawData.Length != count * sizeof(float))
+            {
+                throw Fail($"tensor '{name}' {Shape(dims)}: expected {count * sizeof(float):N0} bytes of data, found {t.RawData.Length:N0}.");
+            }
+
+            var values = new float[count];
+            ReadOnlySpan<byte> raw = t.RawData.Span;
+            for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw.Slice(i * sizeof(float)));
+            return (dims, values);
+        }
+
+        if (t.FloatData.Count != count) throw Fail($"tensor '{name}' {Shape(dims)}: expected {count:N0} values, found {t.FloatData.Count:N0}.");
+        return (dims, t.FloatData.ToArray());
+    }
+
+    private long[] Int64Tensor(NodeProto node, TensorProto t)
+    {
+        int[] dims = CheckedDims(t);
+        if (t.DataType != (int)DataType.Int64 || dims.Length != 1 || dims[0] > 8) throw Unsupported(node, $"expected an int64 shape vector, found {(DataType)t.DataType} {Shape(dims)}");
+        if (t.HasRawData)
+        {
+            if (t.RawData.Length != dims[0] * sizeof(long)) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected {dims[0] * sizeof(long)} bytes of data, found {t.RawData.Length}.");
+            var values = new long[dims[0]];
+            for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadInt64LittleEndian(t.RawData.Span.Slice(i * sizeof(long)));
+            return values;
+        }
+
+        if (t.Int64Data.Count != dims[0]) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected {dims[0]} values, found {t.Int64Data.Count}.");
+        return t.Int64Data.ToArray();
+    }
+
+    private int[] CheckedDims(TensorProto t)
+    {
+        if (t.DataLocation == TensorProto.Types.DataLocation.External || t.ExternalData.Count > 0) throw Fail($"tensor '{t.Name}': external data is not supported.");
+        if (t.Segment is not null) throw Fail($"tensor '{t.Name}': segmented tensors are not supported.");
+        if (t.Dims.Count > 8) throw Fail($"tensor '{t.Name}': rank {t.Dims.Count} (at most 8).");
+        long count = 1;
+        foreach (long d in t.Dims)
+        {
+            if (d < 0 || d > OnnxModel.MaxTensorElements) throw Fail($"tensor '{t.Name}': dimension {d} out of range 0 to {OnnxModel.MaxTensorElements:N0}.");
+            count *= d; // ≤ 2^24 · 2^24 before the check below: no overflow
+            if (count > OnnxModel.MaxTensorElements) throw Fail($"tensor '{t.Name}': more than {OnnxModel.MaxTensorElements:N0} elements ({string.Join("x", t.Dims)}).");
+        }
+
+        return t.Dims.Select(d => (int)d).ToArray();
+    }
+
+    private static string Shape(int[] dims) => $"({string.Join(", ", dims)})";
+
+    private OnnxFormatException Fail(string problem) => new(_path, problem);
+
+    private OnnxFormatException Unsupported(NodeProto node, string why) =>
+        new(_path, $"unsupported node '{node.Name}' (op {node.OpType}): {why}.");
+}

@@ -1,0 +1,104 @@
+using Google.Protobuf;
+using LeNetSharp.Layers;
+
+namespace LeNetSharp.Onnx;
+
+/// <summary>
+/// Converts LeNetSharp networks to and from ONNX (the protobuf schema of ONNX 1.12, compiled from ONNX's own onnx.proto).
+/// <para>
+/// <b>Export</b> writes opset 13 with a float input <see cref="InputName"/> of shape (N, H, W, C) — NHWC like the
+/// library, N symbolic — and two outputs: <see cref="LogitsName"/> (N, classes) and <see cref="ProbabilitiesName"/>
+/// (Softmax of the logits over the last axis). Standard ONNX Conv and MaxPool are defined on NCHW only, so the graph
+/// converts inside: a Transpose (0,3,1,2) before the first Conv or MaxPool, Conv weights stored OIHW, and a
+/// Transpose (0,2,3,1) back to NHWC before Flatten, so the Linear weights and the flatten order (h, w, c) stay the
+/// library's. Weights are initialisers (float32, raw little-endian data).
+/// </para>
+/// <para>
+/// <b>Import</b> reads the LeNet family as <c>torch.onnx.export</c> writes it — NCHW input, Conv (OIHW weights,
+/// equal strides, symmetric padding, group 1, no dilation), Relu, MaxPool 2×2 stride 2, Flatten or a constant
+/// Reshape to (−1, features), Gemm or MatMul + Add — and the files <see cref="Export"/> writes (Transpose, a
+/// trailing Softmax). The result is the equivalent NHWC network: it takes (N, H, W, C) images; kernels are permuted
+/// OIHW → (KH, KW, C, OC) and the first Linear's rows are permuted from the graph's flatten order (c, h, w) to the
+/// library's (h, w, c). Anything else is refused with an <see cref="OnnxFormatException"/> naming the first
+/// unsupported node and its op type.
+/// </para>
+/// <para>
+/// ONNX files carry no checksum: a flipped bit inside a weight cannot be detected (LeNetSharp's own model file has
+/// SHA-256). Structural damage — bad protobuf, truncation, tensor sizes that disagree with their dimensions — is.
+/// </para>
+/// </summary>
+public static class OnnxModel
+{
+    /// <summary>The opset (default domain) of exported files.</summary>
+    public const int ExportOpset = 13;
+
+    /// <summary>Name of the exported graph's input, (N, H, W, C) float32.</summary>
+    public const string InputName = "input";
+
+    /// <summary>Name of the exported graph's logits output, (N, classes) float32.</summary>
+    public const string LogitsName = "logits";
+
+    /// <summary>Name of the exported graph's probabilities output, Softmax of the logits over the last axis.</summary>
+    public const string ProbabilitiesName = "probabilities";
+
+    /// <summary>
+    /// The largest file <see cref="Import(string)"/> reads: 64 MiB (a LeNet is about 22 KB). Larger files are refused before
+    /// any parsing, so the parser never holds more than this.
+    /// </summary>
+    public const long MaxFileBytes = 64L << 20;
+
+    /// <summary>The most elements <see cref="Import(string)"/> accepts in one tensor (16 M, i.e. 64 MiB of float32).</summary>
+    public const long MaxTensorElements = 1L << 24;
+
+    /// <summary>
+    /// Writes <paramref name="network"/> as an ONNX model (see the class remarks for the graph), atomically: a crash
+    /// mid-write leaves the previous file intact.
+    /// </summary>
+    /// <param name="network">Conv (any stride/padding), Relu, MaxPool2x2, Flatten and Linear layers — whatever a model file stores.</param>
+    /// <param name="path">Destination file (conventionally <c>.onnx</c>).</param>
+    /// <param name="height">H of the input images (default 28).</param>
+    /// <param name="width">W of the input images (default 28).</param>
+    /// <param name="channels">C of the input images (default 1).</param>
+    /// <exception cref="NotSupportedException">The network has a layer type ONNX export does not know.</exception>
+    /// <exception cref="ArgumentException">The network does not accept (N, <paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>) input.</exception>
+    /// <exception cref="IOException">The file could not be written; the previous file, if any, is intact.</exception>
+    public static void Export(Sequential<float> network, string path, int height = 28, int width = 28, int channels = 1)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var model = OnnxExporter.Build(network, height, width, channels);
+        Persistence.AtomicFile.Write(path, s => model.WriteTo(s));
+    }
+
+    /// <summary>Reads an ONNX model of the LeNet family (see the class remarks) as the equivalent NHWC network.</summary>
+    /// <param name="path">The .onnx file, at most <see cref="MaxFileBytes"/> bytes.</param>
+    /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped).</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="OnnxFormatException">Damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
+    public static Sequential<float> Import(string path) => Import(path, out _);
+
+    /// <summary>Reads an ONNX model like <see cref="Import(string)"/> and also reports the input image shape it expects.</summary>
+    /// <param name="path">The .onnx file, at most <see cref="MaxFileBytes"/> bytes.</param>
+    /// <param name="inputShape">(H, W, C) of one input image, as the graph declares it.</param>
+    /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped).</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="OnnxFormatException">Damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
+    public static Sequential<float> Import(string path, out (int Height, int Width, int Channels) inputShape)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var file = new FileInfo(path);
+        if (!file.Exists) throw new FileNotFoundException($"{path}: model file not found.", path);
+        if (file.Length > MaxFileBytes)
+        {
+            throw new OnnxFormatException(path, $"file is {file.Length:N0} bytes, more than the {MaxFileBytes:N0} an ONNX import accepts.");
+        }
+
+        byte[] bytes = File.ReadAllBytes(path);
+        if (bytes.Length > MaxFileBytes) // grew since the check
+        {
+            throw new OnnxFormatException(path, $"file is {bytes.Length:N0} bytes, more than the {MaxFileBytes:N0} an ONNX import accepts.");
+        }
+
+        return OnnxImporter.Import(bytes, path, out inputShape);
+    }
+}
