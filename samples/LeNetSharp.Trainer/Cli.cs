@@ -66,6 +66,11 @@ internal sealed class Cli
         Required = true,
     };
 
+    private readonly Option<string?> _report = new("--report")
+    {
+        Description = "Write pictures (curves, confusion matrix, mistakes, filters, feature maps) and metrics.json into DIR", HelpName = "DIR",
+    };
+
     private readonly RootCommand _root;
     private readonly InvocationConfiguration _invocation;
 
@@ -80,7 +85,7 @@ internal sealed class Cli
             "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
             + "save the model, evaluate it on the 10,000 test images.");
         _gemm.CompletionSources.Add(GemmNames);
-        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume];
+        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report];
         Add(_root, training);
         _root.SetAction(r => run(Bind(r, "main")));
 
@@ -95,7 +100,7 @@ internal sealed class Cli
 
         Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
         Verb("train", "Train, save the model, evaluate it on the 10,000 test images", training);
-        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _gemm);
+        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _gemm, _report);
         Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
         Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _gemm);
 
@@ -143,6 +148,7 @@ internal sealed class Cli
             Steps = Get(_steps, o.Steps), InferBatch = Get(_inferBatch, o.InferBatch), Threads = Get(_threads, o.Threads),
             GemmName = Get(_gemm, o.GemmName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
+            Report = Get(_report, o.Report),
         };
     }
 

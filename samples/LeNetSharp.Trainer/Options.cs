@@ -28,4 +28,5 @@ internal sealed record Options
     public int CheckpointEvery { get; init; }
     public string? Resume { get; init; }
     public string? To { get; init; }
+    public string? Report { get; init; }
 }

@@ -48,7 +48,7 @@ public static class Program
                 Train(options, stdout);
                 break;
             case "eval":
-                Evaluate(options, stdout, LoadModel(options.Model));
+                Evaluate(options, stdout, LoadModel(options.Model), history: null);
                 break;
             case "export":
                 Export(options, stdout);
@@ -89,10 +89,14 @@ public static class Program
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
             + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
-        TrainingDisplay.Run(stdout, o.Batch, observer: null, progress => trainer.Train(train, progress));
+        // With --report, the curves are recorded and the test accuracy measured after every epoch.
+        var test = o.Report is null ? null : Mnist.Load(o.Data, MnistSplit.Test);
+        var history = test is null ? null
+            : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).Accuracy);
+        TrainingDisplay.Run(stdout, o.Batch, history is null ? null : history.Observe, progress => trainer.Train(train, progress));
         SaveModel(network, o.Model);
         stdout.WriteLine($"saved {o.Model}");
-        Evaluate(o, stdout, network);
+        Evaluate(o, stdout, network, history);
     }
 
     /// <summary>A .npz path means the tutorial's weight file; .onnx an ONNX model; anything else, a LeNetSharp model file.</summary>
@@ -116,10 +120,12 @@ public static class Program
         stdout.WriteLine($"exported {o.Model} to {o.To}");
     }
 
-    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network)
+    /// <summary>Prints the test accuracy (last, after the report's files when --report is given).</summary>
+    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history)
     {
         network.GemmProvider = o.Gemm;
         var test = Mnist.Load(o.Data, MnistSplit.Test);
+        if (o.Report is { } report) Report.Write(report, network, test, o.Model, history, o.InferBatch, stdout);
         stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
 

@@ -83,9 +83,9 @@ public class TrainerCliTests
     [InlineData("train", "--data <DIR>|[default: data/mnist]", "--model <PATH>|[default: lenet.model]", "--epochs <N>|[default: 2]",
         "--batch <N>|[default: 3]", "--lr <X>|[default: 0.01]", "--decay <X>|[default: 0.95]", "--seed <N>|[default: 1]", "--limit <N>|",
         "--threads <N>|[default: 1]", "--gemm <NAME>|", "--infer-batch <N>|[default: 16]", "--checkpoint <DIR>|", "--checkpoint-every <N>|[default: 0]",
-        "--resume <DIR>|")]
+        "--resume <DIR>|", "--report <DIR>|")]
     [InlineData("eval", "--data <DIR>|[default: data/mnist]", "--model <PATH>|[default: lenet.model]", "--infer-batch <N>|[default: 16]",
-        "--threads <N>|[default: 1]", "--gemm <NAME>|")]
+        "--threads <N>|[default: 1]", "--gemm <NAME>|", "--report <DIR>|")]
     [InlineData("export", "--model <PATH>|[default: lenet.model]", "--to <PATH>|(REQUIRED)")]
     [InlineData("bench", "--data <DIR>|[default: data/mnist]", "--batch <N>|[default: 3]", "--seed <N>|[default: 1]", "--steps <N>|[default: 20000]",
         "--infer-batch <N>|[default: 16]", "--threads <N>|[default: 1]", "--gemm <NAME>|")]
