@@ -280,6 +280,18 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     }
 
     [Fact]
+    public void A_bias_Add_with_its_operands_swapped_imports_the_same_network()
+    {
+        string path = Rewrite("lenet_random.onnx", m =>
+        {
+            var add = m.Graph.Node.First(n => n.OpType == "Add");
+            (add.Input[0], add.Input[1]) = (add.Input[1], add.Input[0]);
+        });
+        var x = new Tensor<float>(Npy.Read(Fixture("onnx_inputs.npy")).Values.Select(v => (float)v).ToArray(), [8, 28, 28, 1]);
+        OnnxModel.Import(path).Forward(x).Data.Should().Equal(OnnxModel.Import(Fixture("lenet_random.onnx")).Forward(x).Data);
+    }
+
+    [Fact]
     public void An_unsupported_op_is_refused_naming_the_node_and_op()
     {
         string path = Rewrite("lenet_trained.onnx", m => m.Graph.Node.First(n => n.OpType == "Relu").OpType = "Sigmoid");
@@ -354,7 +366,19 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
             w.Dims[0] = 1 << 20;
             w.Dims[1] = 1 << 20;
         });
-        Refusal(huge).Should().Be($"{huge}: tensor 'fc.weight': more than 16,777,216 elements (1048576x1048576).");
+        Refusal(huge).Should().Be($"{huge}: tensor 'fc.weight': more than 4,194,304 elements (1048576x1048576).");
+    }
+
+    [Fact]
+    public void Padding_that_inflates_the_flatten_beyond_the_ceiling_is_refused_before_allocating()
+    {
+        // Padding 1000 on the second Conv: 16 x 1004 x 1004 = 16 M features after the pool, from the sizes alone.
+        string path = Rewrite("lenet_trained.onnx", m =>
+        {
+            var pads = m.Graph.Node.Last(n => n.OpType == "Conv").Attribute.First(a => a.Name == "pads");
+            for (int i = 0; i < 4; i++) pads.Ints[i] = 1000;
+        });
+        Refusal(path).Should().Be($"{path}: flattening 16x1004x1004 gives 16,128,256 features, more than 4,194,304.");
     }
 
     [Fact]
@@ -362,7 +386,7 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     {
         string path = Path.Combine(Dir, "big.onnx");
         using (var f = File.Create(path)) f.SetLength(OnnxModel.MaxFileBytes + 1);
-        Refusal(path).Should().Be($"{path}: file is 67,108,865 bytes, more than the 67,108,864 an ONNX import accepts.");
+        Refusal(path).Should().Be($"{path}: file is 16,777,217 bytes, more than the 16,777,216 an ONNX import accepts.");
     }
 
     [Fact]

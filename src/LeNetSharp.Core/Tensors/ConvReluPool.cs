@@ -34,7 +34,7 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// Backward: ∂K[kh, kw, oc] += Σ over conv outputs m in row-major order of x[m + (kh, kw)]·∂y[m, oc], where ∂y is ∂p at
 /// the window's maximum and 0 elsewhere (the zeros change nothing), accumulated from zero as the GEMM does; vectors
 /// span a kernel row, two (channel or half-row) slots × up to 5 kernel rows = 10 accumulators. ∂b adds ∂y down each
-/// channel in the same order.
+/// channel in the same order as <see cref="RowOps.AddColumnSums{T}"/>.
 /// </para>
 /// </summary>
 internal static class ConvReluPool<TOps, TV, T>
@@ -245,7 +245,7 @@ internal static class ConvReluPool<TOps, TV, T>
         bool sameChannel = ca == cb;
         TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero, a4 = TOps.Zero;
         TV b0 = TOps.Zero, b1 = TOps.Zero, b2 = TOps.Zero, b3 = TOps.Zero, b4 = TOps.Zero;
-        T biasA = db[ca], biasB = db[cb];
+        Span<T> bias = stackalloc T[8]; // slot a's partial sums 0–3 of ∂b, then slot b's: conv output m goes to m mod 4, as RowOps.AddColumnSums
         ref T x0 = ref x[0];
         ref byte m0 = ref mask[0];
         ref T g0 = ref dp[0];
@@ -259,13 +259,14 @@ internal static class ConvReluPool<TOps, TV, T>
                     // Conv row 2·pi + d, left to right: the windows' maxima that lie in it, in order.
                     int cell = (n * g.PH + pi) * g.PW * oc;
                     int rowStart = (n * g.H + 2 * pi + d) * width;
+                    int outputRow = (n * g.OH + 2 * pi + d) * g.OW; // index m of the row's first conv output
                     for (int q = 0; q < g.PW; q++, cell += oc)
                     {
                         int ma = Unsafe.Add(ref m0, cell + ca), mb = Unsafe.Add(ref m0, cell + cb);
                         T ga = (ma >> 1) == d ? Unsafe.Add(ref g0, cell + ca) : T.Zero; // 4 (no maximum) never matches
                         T gb = (mb >> 1) == d ? Unsafe.Add(ref g0, cell + cb) : T.Zero;
-                        biasA += ga;
-                        biasB += gb;
+                        bias[(outputRow + 2 * q + (ma & 1)) & 3] += ga;
+                        bias[4 + ((outputRow + 2 * q + (mb & 1)) & 3)] += gb;
                         ref T pa = ref Unsafe.Add(ref x0, rowStart + 2 * q + (ma & 1) + offA);
                         ref T pb = ref Unsafe.Add(ref x0, rowStart + 2 * q + (mb & 1) + offB);
                         TV sa = TOps.Broadcast(ga), sb = TOps.Broadcast(gb);
@@ -302,11 +303,11 @@ internal static class ConvReluPool<TOps, TV, T>
         Span<T> lanes = stackalloc T[5 * TOps.Count];
         StoreRows(lanes, a0, a1, a2, a3, a4);
         AddToKernel(g, lanes, ca, offA, dk);
-        db[ca] = biasA;
+        db[ca] = (((db[ca] + bias[0]) + bias[1]) + bias[2]) + bias[3];
         if (sameChannel && offA == offB) return; // the clamped second slot repeats the first: written once
         StoreRows(lanes, b0, b1, b2, b3, b4);
         AddToKernel(g, lanes, cb, offB, dk);
-        if (!sameChannel) db[cb] = biasB;
+        if (!sameChannel) db[cb] = (((db[cb] + bias[4]) + bias[5]) + bias[6]) + bias[7];
     }
 
     private static void StoreRows(Span<T> lanes, TV r0, TV r1, TV r2, TV r3, TV r4)
