@@ -370,6 +370,18 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     }
 
     [Fact]
+    public void Padding_that_inflates_the_flatten_beyond_the_ceiling_is_refused_before_allocating()
+    {
+        // Padding 1000 on the second Conv: 16 x 1004 x 1004 = 16 M features after the pool, from the sizes alone.
+        string path = Rewrite("lenet_trained.onnx", m =>
+        {
+            var pads = m.Graph.Node.Last(n => n.OpType == "Conv").Attribute.First(a => a.Name == "pads");
+            for (int i = 0; i < 4; i++) pads.Ints[i] = 1000;
+        });
+        Refusal(path).Should().Be($"{path}: flattening 16x1004x1004 gives 16,128,256 features, more than 4,194,304.");
+    }
+
+    [Fact]
     public void A_file_over_the_ceiling_is_refused_before_parsing()
     {
         string path = Path.Combine(Dir, "big.onnx");
