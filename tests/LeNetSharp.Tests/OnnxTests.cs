@@ -280,6 +280,16 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     }
 
     [Fact]
+    public void Trainer_eval_of_a_damaged_onnx_file_is_one_error_line_and_exit_code_1()
+    {
+        string path = Path.Combine(Dir, "cut.onnx");
+        File.WriteAllBytes(path, File.ReadAllBytes(Fixture("lenet_trained.onnx"))[..5000]);
+        var stderr = new StringWriter();
+        Trainer.Program.Run(["eval", "--model", path, "--data", TestData.MnistDirectory()], new StringWriter(), stderr).Should().Be(1);
+        stderr.ToString().TrimEnd().Should().StartWith($"error: {path}: not a readable ONNX protobuf").And.NotContain("\n");
+    }
+
+    [Fact]
     public void A_bias_Add_with_its_operands_swapped_imports_the_same_network()
     {
         string path = Rewrite("lenet_random.onnx", m =>
