@@ -27,7 +27,7 @@ public static class Program
     {
         try
         {
-            return new Cli(options => Execute(options, stdout), stdout, stderr).Invoke(args);
+            return new Cli(options => Execute(options, stdout, stderr), stdout, stderr).Invoke(args);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException or PlatformNotSupportedException)
         {
@@ -36,7 +36,7 @@ public static class Program
         }
     }
 
-    private static int Execute(Options options, TextWriter stdout)
+    private static int Execute(Options options, TextWriter stdout, TextWriter stderr)
     {
         _ = options.Gemm; // a width this CPU lacks fails here, before any work
         switch (options.Command)
@@ -128,10 +128,11 @@ public static class Program
         if (o.Report is { } report) Report.Write(report, network, test, o.Model, history, o.InferBatch, stdout);
         stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
+}
 
-    /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>
-    private sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
-    {
-        public void Report(T value) => handler(value);
-    }
+/// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread (no synchronisation context).</summary>
+/// <typeparam name="T">The report type.</typeparam>
+internal sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
+{
+    public void Report(T value) => handler(value);
 }
