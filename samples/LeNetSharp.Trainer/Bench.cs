@@ -26,30 +26,61 @@ internal static class Bench
         int Offset(int step) => (int)((long)step * batch % (train.Count - batch));
 
         stdout.WriteLine($"bench: gemm {network.GemmProvider.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}");
+        var peaks = Peak.Measure(TimeSpan.FromSeconds(0.5));
+        double peak = peaks.Max(p => p.GFlops);
+        stdout.WriteLine("peak (this core, FP32 FMA loop, best of 0.5 s): " + string.Join(", ", peaks.Select(p =>
+            string.Create(CultureInfo.InvariantCulture, $"Vector{p.Bits} {p.GFlops:F1} GFLOP/s"))));
         for (int s = 0; s < 300; s++) trainer.Step(train, order.AsSpan(Offset(s), batch)); // warm-up: JIT tiers and buffers
 
+        // Timed in chunks too: the median chunk is what the code does when no other process takes the core.
+        const int Chunk = 200;
+        var chunkRates = new List<double>();
         var clock = Stopwatch.StartNew();
-        for (int s = 0; s < steps; s++) trainer.Step(train, order.AsSpan(Offset(s), batch));
+        for (int s = 0; s < steps;)
+        {
+            long start = Stopwatch.GetTimestamp();
+            int end = Math.Min(steps, s + Chunk);
+            for (; s < end; s++) trainer.Step(train, order.AsSpan(Offset(s), batch));
+            if (end % Chunk == 0) chunkRates.Add(Chunk * batch / Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+
         double trainSeconds = clock.Elapsed.TotalSeconds;
         double trainRate = steps * batch / trainSeconds;
         trainer.Dispose(); // its worker threads stop before inference is timed
 
         const int Passes = 5; // 50,000 images: long enough that thread start-up and timer noise do not count
         for (int pass = 0; pass < Passes; pass++) Evaluator.Evaluate(network, test, o.InferBatch, o.Threads); // warm-up: JIT tiers settle
+        var passRates = new List<double>();
         clock.Restart();
         EvaluationResult result = null!;
-        for (int pass = 0; pass < Passes; pass++) result = Evaluator.Evaluate(network, test, o.InferBatch, o.Threads);
+        for (int pass = 0; pass < Passes; pass++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            result = Evaluator.Evaluate(network, test, o.InferBatch, o.Threads);
+            passRates.Add(test.Count / Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+
         double inferRate = Passes * test.Count / clock.Elapsed.TotalSeconds;
 
-        PrintLayerBreakdown(network, train, order, batch, stdout);
+        PrintLayerBreakdown(network, train, order, batch, peak, stdout);
         GemmBench.Run(stdout, batch, network.GemmProvider == GemmProvider.MathNet ? [GemmProvider.MathNet] : [network.GemmProvider, GemmProvider.MathNet]);
         stdout.WriteLine($"({result})");
+        var shape = new[] { 1, train.Height, train.Width, train.Channels };
+        double trainFlops = TrainingFlops(network, shape), inferFlops = InferenceFlops(network, shape);
+        string Of(double imagesPerSecond, double flops, int threads) => string.Create(CultureInfo.InvariantCulture,
+            $"{imagesPerSecond * flops / 1e9:F1} GFLOP/s = {100 * imagesPerSecond * flops / 1e9 / (peak * threads):F1}% of {(threads == 1 ? "the core's" : $"{threads} cores'")} peak");
+        int cores = Math.Min(o.Threads, Environment.ProcessorCount);
+        double trainMedian = Median(chunkRates.Count > 0 ? chunkRates : [trainRate]), inferMedian = Median(passRates);
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, cores)}; median of {Chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, cores)}"));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"infer ({inferFlops / 1e6:F2} MFLOP/image): {inferRate:F0} images/s, {Of(inferRate, inferFlops, cores)}; median pass {inferMedian:F0} images/s, {Of(inferMedian, inferFlops, cores)}"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {trainRate:F0} images/s ({train.Count / trainRate:F2} s/epoch), infer: {inferRate:F0} images/s"));
     }
 
     /// <summary>Median time of each layer's forward and backward over repeated single steps, with GFLOP/s for the GEMM layers.</summary>
-    private static void PrintLayerBreakdown(Sequential<float> network, ImageDataset data, int[] order, int batch, TextWriter stdout)
+    private static void PrintLayerBreakdown(Sequential<float> network, ImageDataset data, int[] order, int batch, double peak, TextWriter stdout)
     {
         const int Repeats = 2000;
         var layers = network.Layers;
@@ -82,7 +113,8 @@ internal static class Bench
             network.ZeroGradients(); // measure only; no update
         }
 
-        stdout.WriteLine($"per layer at batch {batch} (median µs; GFLOP/s of the GEMM layers; one core's FP32 peak ≈ 165):");
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"per layer at batch {batch}, run one by one (median µs; GFLOP/s of the GEMM layers; this core's measured peak {peak:F1}):"));
         stdout.WriteLine("  layer                               forward          backward");
         double totalF = 0, totalB = 0;
         var shape = new[] { batch, data.Height, data.Width, data.Channels };
@@ -100,6 +132,56 @@ internal static class Bench
         }
 
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"total",-34} {totalF,7:F2}{"",-12} {totalB,7:F2}"));
+
+        // The network as it runs (fused Conv → Relu → MaxPool2x2 where it applies).
+        var netForward = new double[Repeats];
+        var netBackward = new double[Repeats];
+        for (int r = 0; r < Repeats; r++)
+        {
+            data.FillBatch(order.AsSpan(r * batch % (data.Count - batch), batch), x, labels);
+            long start = Stopwatch.GetTimestamp();
+            var logits = network.Forward(x);
+            netForward[r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            loss.Forward(logits, labels);
+            var g = loss.Backward();
+            start = Stopwatch.GetTimestamp();
+            network.Backward(g);
+            netBackward[r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            network.ZeroGradients();
+        }
+
+        double nf = Median(netForward), nb = Median(netBackward);
+        var input = new[] { batch, data.Height, data.Width, data.Channels };
+        double ff = InferenceFlops(network, input), bf = TrainingFlops(network, input) - ff;
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {"network as it runs (fused)",-34} {nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
+    }
+
+    /// <summary>Multiply-add FLOPs of a forward pass (2 per multiply-add) for an input of <paramref name="shape"/>.</summary>
+    private static double InferenceFlops(Sequential<float> network, int[] shape)
+    {
+        double total = 0;
+        foreach (var layer in network.Layers)
+        {
+            total += ForwardFlops(layer, shape);
+            shape = layer.OutputShape(shape);
+        }
+
+        return total;
+    }
+
+    /// <summary>Forward plus backward: twice the forward again per layer (weight and input gradients), once for a layer that computes no input gradient.</summary>
+    private static double TrainingFlops(Sequential<float> network, int[] shape)
+    {
+        double total = 0;
+        foreach (var layer in network.Layers)
+        {
+            double f = ForwardFlops(layer, shape);
+            total += f + (layer is Conv<float> { ComputeInputGradient: false } ? 1 : 2) * f;
+            shape = layer.OutputShape(shape);
+        }
+
+        return total;
     }
 
     private static double ForwardFlops(ILayer<float> layer, int[] inputShape) => layer switch
@@ -108,6 +190,12 @@ internal static class Bench
         Linear<float> l => 2.0 * inputShape[0] * l.InFeatures * l.OutFeatures,
         _ => 0,
     };
+
+    private static double Median(IEnumerable<double> samples)
+    {
+        var values = samples.Order().ToArray();
+        return values[values.Length / 2];
+    }
 
     private static double Median(double[,] samples, int row)
     {

@@ -13,7 +13,10 @@ public class KernelReferenceTests
     [InlineData(5, 3)]
     [InlineData(7, 19)]
     [InlineData(2, 8)]
-    public void Column_sums_run_down_each_column_in_row_order(int rows, int cols)
+    [InlineData(4, 6)]
+    [InlineData(6, 6)]
+    [InlineData(9, 2)]
+    public void Column_sums_add_rows_into_four_partials_by_row_mod_4_then_fold_in_order(int rows, int cols)
     {
         var random = new Random(rows * 31 + cols);
         var matrix = new float[rows * cols];
@@ -22,7 +25,11 @@ public class KernelReferenceTests
         for (int j = 0; j < cols; j++) sums[j] = random.NextSingle();
         var expected = (float[])sums.Clone();
         for (int j = 0; j < cols; j++)
-            for (int r = 0; r < rows; r++) expected[j] += matrix[r * cols + j];
+        {
+            var partial = new float[4];
+            for (int r = 0; r < rows; r++) partial[r % 4] += matrix[r * cols + j];
+            expected[j] = (((expected[j] + partial[0]) + partial[1]) + partial[2]) + partial[3];
+        }
 
         RowOps.AddColumnSums<float>(matrix, sums);
 

@@ -21,6 +21,9 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ILayer<T>[] _layers;
     private readonly Parameter<T>[] _parameters;
+    private readonly FusedConvReluPool<T>?[] _fused; // at i: Conv → Relu → MaxPool2x2 starting there, run as one pass
+    private readonly int[] _steps;                   // the last forward's steps: layer i, or ~i for the fused block at i
+    private int _stepCount;
     private int _owner; // managed id of the thread inside Forward/Backward (or holding the network for an evaluation), 0 when idle
 
     /// <summary>Creates a network from layers applied in the given order.</summary>
@@ -35,6 +38,13 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (layers.Any(l => l is null)) throw new ArgumentException("A layer is null.", nameof(layers));
         _layers = (ILayer<T>[])layers.Clone();
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
+        _fused = new FusedConvReluPool<T>?[_layers.Length];
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            if (FusedConvReluPool<T>.Matches(_layers, i)) _fused[i] = new FusedConvReluPool<T>((Conv<T>)_layers[i]);
+        }
+
+        _steps = new int[_layers.Length];
         GemmProvider = GemmProvider.Default;
     }
 
@@ -67,17 +77,38 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>The total number of trainable scalars.</summary>
     public int ParameterCount => _parameters.Sum(p => p.Value.Length);
 
-    /// <summary>Runs every layer forward.</summary>
+    /// <summary>
+    /// Runs every layer forward. With a SIMD <see cref="GemmProvider"/>, a single-channel Conv (stride 1, no padding,
+    /// no input gradient) followed by Relu and MaxPool2x2 runs as one fused pass that never writes the convolution's
+    /// output: the same results bit for bit, but those three layers' own Forward/Backward state is not updated (call
+    /// the layers one by one to inspect intermediate outputs).
+    /// </summary>
     /// <param name="input">Input batch, the first layer's expected shape (for LeNet: (N, 28, 28, 1)).</param>
     /// <returns>The last layer's output (a buffer owned by that layer, overwritten by the next call: copy it to keep it).</returns>
     /// <exception cref="InvalidOperationException">Another thread is using this network at the same time.</exception>
     public Tensor<T> Forward(Tensor<T> input)
     {
+        ArgumentNullException.ThrowIfNull(input);
         int previous = Enter();
         try
         {
             var x = input;
-            foreach (var layer in _layers) x = layer.Forward(x);
+            _stepCount = 0;
+            for (int i = 0; i < _layers.Length;)
+            {
+                if (_fused[i] is { } fused && fused.Applies(GemmProvider, x.Shape))
+                {
+                    x = fused.Forward(x);
+                    _steps[_stepCount++] = ~i;
+                    i += 3;
+                }
+                else
+                {
+                    x = _layers[i].Forward(x);
+                    _steps[_stepCount++] = i++;
+                }
+            }
+
             return x;
         }
         finally
@@ -86,17 +117,34 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
 
+    /// <summary>How many fused Conv → Relu → MaxPool2x2 passes the last forward ran (for tests and benchmarks).</summary>
+    internal int FusedPassesInLastForward
+    {
+        get
+        {
+            int count = 0;
+            for (int s = 0; s < _stepCount; s++) if (_steps[s] < 0) count++;
+            return count;
+        }
+    }
+
     /// <summary>Back-propagates from the output gradient through every layer, adding into parameter gradients.</summary>
     /// <param name="outputGradient">∂loss/∂output of the last forward.</param>
     /// <returns>∂loss/∂input.</returns>
-    /// <exception cref="InvalidOperationException">Another thread is using this network at the same time.</exception>
+    /// <exception cref="InvalidOperationException">Called before <see cref="Forward"/>, or another thread is using this network at the same time.</exception>
     public Tensor<T> Backward(Tensor<T> outputGradient)
     {
         int previous = Enter();
         try
         {
+            if (_stepCount == 0) throw new InvalidOperationException("Sequential: Backward was called before Forward.");
             var g = outputGradient;
-            for (int i = _layers.Length - 1; i >= 0; i--) g = _layers[i].Backward(g);
+            for (int s = _stepCount - 1; s >= 0; s--)
+            {
+                int step = _steps[s];
+                g = step >= 0 ? _layers[step].Backward(g) : _fused[~step]!.Backward(g);
+            }
+
             return g;
         }
         finally
@@ -215,9 +263,11 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         try
         {
             var x = input;
+            _stepCount = 0;
             for (int i = 0; i < _layers.Length; i++)
             {
                 x = _layers[i].Forward(x);
+                _steps[_stepCount++] = i; // layer by layer: every output is observed, nothing fused
                 observe(i, x);
             }
 

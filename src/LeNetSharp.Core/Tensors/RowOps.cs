@@ -21,9 +21,10 @@ internal static class RowOps
     }
 
     /// <summary>
-    /// Adds the column sums of <paramref name="matrix"/> (rows, columns) into <paramref name="sums"/> (columns): each
-    /// sum runs down its column in row order, starting from its old value, whatever the vector width (vectors span
-    /// columns, never rows), so the result is the same bits on every machine.
+    /// Adds the column sums of <paramref name="matrix"/> (rows, columns) into <paramref name="sums"/> (columns) in one
+    /// fixed order whatever the vector width (vectors span columns, never rows): row r goes to partial sum r mod 4 of its
+    /// column, each partial adds its rows in order from zero, then sum = (((old + p0) + p1) + p2) + p3. Four partials
+    /// keep the rounding error of conv1's 1,728-row sums small and the adds independent.
     /// </summary>
     public static void AddColumnSums<T>(ReadOnlySpan<T> matrix, Span<T> sums) where T : unmanaged, INumberBase<T>
     {
@@ -36,35 +37,71 @@ internal static class RowOps
             int w = Vector256<T>.Count;
             for (; j + w <= cols; j += w)
             {
-                var acc = Vector256.LoadUnsafe(ref s, (nuint)j);
-                for (int r = 0; r < rows; r++) acc += Vector256.LoadUnsafe(ref m, (nuint)(r * cols + j));
-                acc.StoreUnsafe(ref s, (nuint)j);
+                Vector256<T> p0 = Vector256<T>.Zero, p1 = p0, p2 = p0, p3 = p0;
+                int r = 0;
+                for (; r + 4 <= rows; r += 4)
+                {
+                    p0 += Vector256.LoadUnsafe(ref m, (nuint)(r * cols + j));
+                    p1 += Vector256.LoadUnsafe(ref m, (nuint)((r + 1) * cols + j));
+                    p2 += Vector256.LoadUnsafe(ref m, (nuint)((r + 2) * cols + j));
+                    p3 += Vector256.LoadUnsafe(ref m, (nuint)((r + 3) * cols + j));
+                }
+
+                if (r < rows) p0 += Vector256.LoadUnsafe(ref m, (nuint)(r * cols + j));
+                if (r + 1 < rows) p1 += Vector256.LoadUnsafe(ref m, (nuint)((r + 1) * cols + j));
+                if (r + 2 < rows) p2 += Vector256.LoadUnsafe(ref m, (nuint)((r + 2) * cols + j));
+                (((Vector256.LoadUnsafe(ref s, (nuint)j) + p0) + p1) + p2 + p3).StoreUnsafe(ref s, (nuint)j);
             }
 
-            if (j < cols && rows > 1)
+            if (j < cols && rows * cols >= w + j)
             {
                 // Fewer than a vector of columns left (conv1's 6): whole-vector loads whose extra lanes (the next row's
-                // first elements) are masked to zero; the last row, whose load could run past the matrix, goes scalar.
+                // first elements) are masked to zero; rows whose load would run past the matrix go scalar.
                 int left = cols - j;
                 var mask = Vector256.LessThan(Vector256<T>.Indices, Vector256.Create(T.CreateTruncating(left)));
-                Span<T> start = stackalloc T[w];
-                sums.Slice(j, left).CopyTo(start);
-                var acc = Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(start));
-                int r = 0;
-                for (; r < rows && r * cols + j + w <= matrix.Length; r++) acc += Vector256.LoadUnsafe(ref m, (nuint)(r * cols + j)) & mask;
-                acc.StoreUnsafe(ref MemoryMarshal.GetReference(start));
+                Span<T> partials = stackalloc T[4 * w];
+                Vector256<T> p0 = Vector256<T>.Zero, p1 = p0, p2 = p0, p3 = p0;
+                int r = 0, vectorRows = (matrix.Length - w - j) / cols + 1; // rows r with r·cols + j + w ≤ length
+                for (; r + 4 <= vectorRows; r += 4)
+                {
+                    p0 += Vector256.LoadUnsafe(ref m, (nuint)(r * cols + j)) & mask;
+                    p1 += Vector256.LoadUnsafe(ref m, (nuint)((r + 1) * cols + j)) & mask;
+                    p2 += Vector256.LoadUnsafe(ref m, (nuint)((r + 2) * cols + j)) & mask;
+                    p3 += Vector256.LoadUnsafe(ref m, (nuint)((r + 3) * cols + j)) & mask;
+                }
+
+                ref T pr = ref MemoryMarshal.GetReference(partials);
+                p0.StoreUnsafe(ref pr);
+                p1.StoreUnsafe(ref pr, (nuint)w);
+                p2.StoreUnsafe(ref pr, (nuint)(2 * w));
+                p3.StoreUnsafe(ref pr, (nuint)(3 * w));
                 for (; r < rows; r++)
-                    for (int l = 0; l < left; l++) start[l] += Unsafe.Add(ref m, r * cols + j + l);
-                start[..left].CopyTo(sums[j..]);
+                    for (int l = 0; l < left; l++) partials[(r & 3) * w + l] += Unsafe.Add(ref m, r * cols + j + l);
+                for (int l = 0; l < left; l++)
+                {
+                    sums[j + l] = (((sums[j + l] + partials[l]) + partials[w + l]) + partials[2 * w + l]) + partials[3 * w + l];
+                }
+
                 return;
             }
         }
 
         for (; j < cols; j++)
         {
-            T acc = Unsafe.Add(ref s, j);
-            for (int r = 0; r < rows; r++) acc += Unsafe.Add(ref m, r * cols + j);
-            Unsafe.Add(ref s, j) = acc;
+            T p0 = T.Zero, p1 = T.Zero, p2 = T.Zero, p3 = T.Zero;
+            for (int r = 0; r < rows; r++)
+            {
+                T v = Unsafe.Add(ref m, r * cols + j);
+                switch (r & 3)
+                {
+                    case 0: p0 += v; break;
+                    case 1: p1 += v; break;
+                    case 2: p2 += v; break;
+                    default: p3 += v; break;
+                }
+            }
+
+            Unsafe.Add(ref s, j) = (((Unsafe.Add(ref s, j) + p0) + p1) + p2) + p3;
         }
     }
 }

@@ -71,6 +71,12 @@ internal static class SimdGemm<TOps, TV, T>
         ref T v0 = ref vb[0];
         Span<T> tile = stackalloc T[TileElements];
         int a = 0;
+        if (!ThirtyTwoRegisters)
+        {
+            RunSixteenRegisters(ra, k, ref u0, ua, up, ref v0, ldv, tile, alpha, beta, c, outRowStride, outColStride, rb);
+            return;
+        }
+
         while (a < ra)
         {
             int left = ra - a;
@@ -124,6 +130,128 @@ internal static class SimdGemm<TOps, TV, T>
     }
 
     private const int TileElements = 16 * 64; // 16 vectors of up to 64 elements
+
+    /// <summary>
+    /// 512-bit vectors come with 32 registers (AVX-512): 16-accumulator blocks fit. 256- and 128-bit code on x64 has 16
+    /// (AVX2, SSE), so it uses 12-accumulator blocks that leave room for the loaded vectors and the broadcast.
+    /// </summary>
+    private static bool ThirtyTwoRegisters => TOps.Count * Unsafe.SizeOf<T>() >= 64;
+
+    /// <summary>
+    /// The block loop for 16 vector registers: 6 rows × 2 vectors (12 accumulators, 2 loaded vectors, a broadcast),
+    /// 6 × 1 for a last odd vector, single rows when fewer than 4 are left. Blocks whose 2 vectors lie inside a row of C
+    /// (X = C, alpha = 1, beta 0 or 1) store straight into C: with a short k (conv2's ∂P sums only 16 products) the
+    /// write-out is as long as the block's arithmetic.
+    /// </summary>
+    private static void RunSixteenRegisters(int ra, int k, ref T u0, int ua, int up, ref T v0, int ldv, Span<T> tile,
+        T alpha, T beta, T[] c, int outRowStride, int outColStride, int rb)
+    {
+        int w = TOps.Count, a = 0;
+        bool directOk = outColStride == 1 && alpha == T.One && (beta == T.Zero || beta == T.One);
+        while (a < ra)
+        {
+            int left = ra - a;
+            if (left >= 4)
+            {
+                // Missing rows (4 or 5 left) repeat the last one and are not written.
+                int rows = Math.Min(6, left), b = 0;
+                for (; b + 2 * w <= ldv; b += 2 * w)
+                {
+                    if (directOk && rows == 6 && b + 2 * w <= rb)
+                    {
+                        Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref c[a * outRowStride + b], outRowStride, beta == T.One);
+                        continue;
+                    }
+
+                    Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref tile[0], 0, false);
+                    WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                for (; b < ldv; b += w)
+                {
+                    Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                a += rows;
+            }
+            else
+            {
+                for (int b = 0; b < ldv; b += w)
+                {
+                    Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
+                    WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                }
+
+                a++;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A 6 × 2-vector block of X. With <paramref name="ldc"/> &gt; 0 it goes straight to C (row r at c + r·ldc, plus C's
+    /// old value when <paramref name="accumulate"/>: the same single rounding as the tile path's beta = 1); else to the tile.
+    /// </summary>
+    private static void Block6x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile, ref T c, int ldc, bool accumulate)
+    {
+        int w = TOps.Count;
+        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero;
+        TV y0 = TOps.Zero, y1 = TOps.Zero, y2 = TOps.Zero, y3 = TOps.Zero, y4 = TOps.Zero, y5 = TOps.Zero;
+        nint ua1 = Row(1, rows, ua), ua2 = Row(2, rows, ua), ua3 = Row(3, rows, ua), ua4 = Row(4, rows, ua), ua5 = Row(5, rows, ua);
+        nint pu = r0, pv = 0;
+        for (int p = 0; p < k; p++, pu += up, pv += ldv)
+        {
+            ref T vr = ref Unsafe.Add(ref v, pv);
+            TV v0 = TOps.Load(ref vr), v1 = TOps.Load(ref Unsafe.Add(ref vr, w));
+            ref T ur = ref Unsafe.Add(ref u, pu);
+            TV s = TOps.Broadcast(ur);
+            x0 = TOps.MultiplyAdd(s, v0, x0); y0 = TOps.MultiplyAdd(s, v1, y0);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua1));
+            x1 = TOps.MultiplyAdd(s, v0, x1); y1 = TOps.MultiplyAdd(s, v1, y1);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua2));
+            x2 = TOps.MultiplyAdd(s, v0, x2); y2 = TOps.MultiplyAdd(s, v1, y2);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua3));
+            x3 = TOps.MultiplyAdd(s, v0, x3); y3 = TOps.MultiplyAdd(s, v1, y3);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua4));
+            x4 = TOps.MultiplyAdd(s, v0, x4); y4 = TOps.MultiplyAdd(s, v1, y4);
+            s = TOps.Broadcast(Unsafe.Add(ref ur, ua5));
+            x5 = TOps.MultiplyAdd(s, v0, x5); y5 = TOps.MultiplyAdd(s, v1, y5);
+        }
+
+        if (ldc > 0)
+        {
+            StoreRow(x0, y0, ref c, accumulate);
+            StoreRow(x1, y1, ref Unsafe.Add(ref c, ldc), accumulate);
+            StoreRow(x2, y2, ref Unsafe.Add(ref c, 2 * ldc), accumulate);
+            StoreRow(x3, y3, ref Unsafe.Add(ref c, 3 * ldc), accumulate);
+            StoreRow(x4, y4, ref Unsafe.Add(ref c, 4 * ldc), accumulate);
+            StoreRow(x5, y5, ref Unsafe.Add(ref c, 5 * ldc), accumulate);
+            return;
+        }
+
+        // Row r, vector j at (2r + j)·W.
+        ref T t = ref tile[0];
+        TOps.Store(x0, ref t); TOps.Store(y0, ref Unsafe.Add(ref t, w));
+        TOps.Store(x1, ref Unsafe.Add(ref t, 2 * w)); TOps.Store(y1, ref Unsafe.Add(ref t, 3 * w));
+        TOps.Store(x2, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(y2, ref Unsafe.Add(ref t, 5 * w));
+        TOps.Store(x3, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(y3, ref Unsafe.Add(ref t, 7 * w));
+        TOps.Store(x4, ref Unsafe.Add(ref t, 8 * w)); TOps.Store(y4, ref Unsafe.Add(ref t, 9 * w));
+        TOps.Store(x5, ref Unsafe.Add(ref t, 10 * w)); TOps.Store(y5, ref Unsafe.Add(ref t, 11 * w));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(TV x, TV y, ref T c, bool accumulate)
+    {
+        ref T c1 = ref Unsafe.Add(ref c, TOps.Count);
+        if (accumulate)
+        {
+            x = TOps.Add(TOps.Load(ref c), x);
+            y = TOps.Add(TOps.Load(ref c1), y);
+        }
+
+        TOps.Store(x, ref c);
+        TOps.Store(y, ref c1);
+    }
 
     // Each block accumulates over all of k in registers, then stores its accumulators to `tile` (row r, vector v at
     // (r·vectors + v)·W) before anything is written to C: no accumulator is live across a call, so none is spilled.
