@@ -17,6 +17,7 @@ internal static class Bench
     {
         var train = Mnist.Load(o.Data, MnistSplit.Train);
         var test = Mnist.Load(o.Data, MnistSplit.Test);
+        if (o.Batch >= train.Count) throw new ArgumentException($"bench --batch {o.Batch} needs more training images than that; {o.Data} has {train.Count}.");
         var network = LeNet.Create<float>(o.Seed);
         network.GemmProvider = o.Gemm;
         var trainer = new Trainer<float>(network, new TrainingOptions { BatchSize = o.Batch, Seed = o.Seed, Threads = o.Threads });

@@ -29,14 +29,17 @@ internal sealed class Cli
     };
 
     private readonly Option<int> _epochs = IntOption("--epochs", "Passes over the training set", 2, 1);
-    private readonly Option<int> _batch = IntOption("--batch", "Images per SGD step", 3, 1);
+    private readonly Option<int> _batch = IntOption("--batch", "Images per SGD step", 3, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
     private readonly Option<double> _lr = RealOption("--lr", "Learning rate of the first epoch", 0.01, 0, double.MaxValue);
     private readonly Option<double> _decay = RealOption("--decay", "Per-epoch learning-rate decay base", 0.95, 0, 1);
     private readonly Option<int> _seed = IntOption("--seed", "Seed of the weights and of the shuffling", 1, int.MinValue);
     private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
     private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
-    private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1);
-    private readonly Option<int> _threads = IntOption("--threads", "Threads for training (data-parallel; pays off at batch ≥ 32) and evaluation", 1, 1);
+    private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
+    private readonly Option<int> _threads = IntOption("--threads", "Threads for training (data-parallel; pays off at batch ≥ 32) and evaluation", 1, 1, MaxThreads);
+
+    /// <summary>The most threads --threads accepts (each holds a copy of the network and its buffers).</summary>
+    private const int MaxThreads = 64;
     private readonly Option<string?> _gemm = new("--gemm")
     {
         Description = "Matrix multiply: " + string.Join(", ", GemmNames) + " (default: the fastest here)", HelpName = "NAME",
@@ -85,6 +88,7 @@ internal sealed class Cli
             "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
             + "save the model, evaluate it on the 10,000 test images.");
         _gemm.CompletionSources.Add(GemmNames);
+        foreach (Option path in new Option[] { _data, _model, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
         Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report];
         Add(_root, training);
         _root.SetAction(r => run(Bind(r, "main")));
@@ -131,6 +135,12 @@ internal sealed class Cli
         return result.Invoke(_invocation);
     }
 
+    /// <summary>An empty path ("") is a usage error, named as such (not a runtime "(Parameter 'path')" later).</summary>
+    private static void NotEmpty(OptionResult r)
+    {
+        if (r.Tokens is [{ Value: var value }] && string.IsNullOrWhiteSpace(value)) r.AddError($"{r.Option.Name} expects a path, got an empty string");
+    }
+
     private static void Add(Command command, Option[] options)
     {
         foreach (var option in options) command.Add(option);
@@ -149,6 +159,7 @@ internal sealed class Cli
             GemmName = Get(_gemm, o.GemmName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
             Report = Get(_report, o.Report),
+            Given = r.CommandResult.Children.OfType<OptionResult>().Where(c => !c.Implicit).Select(c => c.Option.Name).ToHashSet(),
         };
     }
 
@@ -215,10 +226,10 @@ internal sealed class Cli
         return d[a.Length, b.Length];
     }
 
-    private static Option<int> IntOption(string name, string description, int defaultValue, int min) => new(name)
+    private static Option<int> IntOption(string name, string description, int defaultValue, int min, int max = int.MaxValue) => new(name)
     {
         Description = description, HelpName = "N", DefaultValueFactory = _ => defaultValue,
-        CustomParser = r => ParseInt(r, name, min) ?? defaultValue,
+        CustomParser = r => ParseInt(r, name, min, max) ?? defaultValue,
     };
 
     private static Option<int?> NullableIntOption(string name, string description, int min) => new(name)
@@ -226,12 +237,12 @@ internal sealed class Cli
         Description = description, HelpName = "N", CustomParser = r => ParseInt(r, name, min),
     };
 
-    private static int? ParseInt(ArgumentResult r, string name, int min)
+    private static int? ParseInt(ArgumentResult r, string name, int min, int max = int.MaxValue)
     {
         if (r.Tokens.Count == 0) return null;
         string value = r.Tokens[^1].Value;
-        if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= min) return v;
-        r.AddError($"{name} expects an integer ≥ {min}, got '{value}'");
+        if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= min && v <= max) return v;
+        r.AddError(max == int.MaxValue ? $"{name} expects an integer ≥ {min}, got '{value}'" : $"{name} expects an integer from {min} to {max}, got '{value}'");
         return null;
     }
 

@@ -29,4 +29,7 @@ internal sealed record Options
     public string? Resume { get; init; }
     public string? To { get; init; }
     public string? Report { get; init; }
+
+    /// <summary>The options given on the command line (by name, e.g. "--lr"), as opposed to defaults.</summary>
+    public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 }

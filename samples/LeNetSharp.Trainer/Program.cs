@@ -11,9 +11,15 @@ namespace LeNetSharp.Trainer;
 /// <summary>
 /// The sample console trainer: argument parsing and printing only; all the maths lives in LeNetSharp.Core.
 /// </summary>
+/// <remarks>
+/// Error contract: exit 0 on success; 2 on a usage error; 1 on any other failure, including an unexpected exception;
+/// 130 when training is interrupted (SIGINT / Ctrl-C or SIGTERM). A failure prints exactly one line, <c>error: …</c>,
+/// on stderr and no stack trace; an interruption prints one <c>interrupted: …</c> line saying what was saved. Output
+/// files are checked before any work and written (atomically) only once the command has succeeded.
+/// </remarks>
 public static class Program
 {
-    /// <summary>Entry point: returns 0 on success, 1 on a runtime failure, 2 on bad arguments.</summary>
+    /// <summary>Entry point: returns 0 on success, 1 on a runtime failure, 2 on bad arguments, 130 when interrupted.</summary>
     /// <param name="args">Command and options.</param>
     /// <returns>The process exit code.</returns>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -29,11 +35,26 @@ public static class Program
         {
             return new Cli(options => Execute(options, stdout, stderr), stdout, stderr).Invoke(args);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException or PlatformNotSupportedException)
+        catch (Exception e)
         {
-            stderr.WriteLine($"error: {e.Message}");
+            stderr.WriteLine($"error: {ErrorLine(e)}");
             return 1;
         }
+    }
+
+    /// <summary>The exit code of a run interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it).</summary>
+    internal const int Interrupted = 130;
+
+    /// <summary>One line for any exception: its message, unwrapped and folded; an unexpected type is named.</summary>
+    internal static string ErrorLine(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException && e.InnerException is not null) e = e.InnerException!;
+        string message = e.Message;
+        if (e is ArgumentException { ParamName: { } name }) message = message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
+        message = string.Join(" ", message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        bool expected = e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException
+            or PlatformNotSupportedException or NotSupportedException or NonFiniteLossException;
+        return expected ? message : $"unexpected {e.GetType().Name}: {message}";
     }
 
     private static int Execute(Options options, TextWriter stdout, TextWriter stderr)
@@ -43,26 +64,38 @@ public static class Program
         {
             case "fetch":
                 Fetch(options, stdout);
-                break;
+                return 0;
             case "train":
-                Train(options, stdout);
-                break;
+                return Train(options, stdout, stderr);
             case "eval":
-                Evaluate(options, stdout, LoadModel(options.Model), history: null);
-                break;
+                var model = LoadModel(options.Model);
+                var files = Mnist.Recognise(options.Data, MnistSplit.Test);
+                var test = Mnist.Load(options.Data, MnistSplit.Test);
+                PrintDataset(options, stdout, files);
+                if (options.Report is { } report) AtomicFile.EnsureWritable(Path.Combine(report, "metrics.json"));
+                Evaluate(options, stdout, model, history: null, test);
+                return 0;
             case "export":
+                AtomicFile.EnsureWritable(options.To!);
                 Export(options, stdout);
-                break;
+                return 0;
             case "bench":
+                PrintDataset(options, stdout, Mnist.Recognise(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);
-                break;
+                return 0;
             default: // the main job
                 Fetch(options, stdout);
-                Train(options, stdout);
-                break;
+                return Train(options, stdout, stderr);
         }
+    }
 
-        return 0;
+    /// <summary>
+    /// "data: MNIST (4 files, SHA-256 verified) in DIR" or "data: unrecognised IDX dataset in DIR", the first line of
+    /// train, eval and bench (<see cref="Mnist.Recognise"/> has already refused a mix of known and unknown files).
+    /// </summary>
+    private static void PrintDataset(Options o, TextWriter stdout, DatasetRecognition recognition)
+    {
+        if (recognition.Files.Count > 0) stdout.WriteLine($"data: {recognition} in {o.Data}");
     }
 
     private static void Fetch(Options o, TextWriter stdout)
@@ -71,9 +104,19 @@ public static class Program
         Mnist.EnsureAsync(o.Data, log).GetAwaiter().GetResult();
     }
 
-    private static void Train(Options o, TextWriter stdout)
+    private static int Train(Options o, TextWriter stdout, TextWriter stderr)
     {
+        // Everything that can fail is checked before training: the data (both splits), the outputs, the options.
+        var files = Mnist.Recognise(o.Data, MnistSplit.Train, MnistSplit.Test);
         var train = Mnist.Load(o.Data, MnistSplit.Train);
+        var test = Mnist.Load(o.Data, MnistSplit.Test);
+        PrintDataset(o, stdout, files);
+        string? checkpoints = o.Checkpoint ?? o.Resume;
+        AtomicFile.EnsureWritable(o.Model);
+        if (checkpoints is not null) AtomicFile.EnsureWritable(Path.Combine(checkpoints, TrainingCheckpoint.FileName));
+        if (o.Report is { } reportDir) AtomicFile.EnsureWritable(Path.Combine(reportDir, "metrics.json"));
+        if (o.Given.Contains("--checkpoint-every") && checkpoints is null) stdout.WriteLine("note: --checkpoint-every is ignored without --checkpoint");
+        if (o.Given.Contains("--lr") && o.Resume is not null) stdout.WriteLine("note: --lr is ignored when resuming: the learning rate comes from the checkpoint");
         if (o.Limit is int limit) train = train.Take(limit);
         var trainingOptions = new TrainingOptions
         {
@@ -90,13 +133,38 @@ public static class Program
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
             + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
         // With --report, the curves are recorded and the test accuracy measured after every epoch.
-        var test = o.Report is null ? null : Mnist.Load(o.Data, MnistSplit.Test);
-        var history = test is null ? null
+        var history = o.Report is null ? null
             : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).Accuracy);
-        TrainingDisplay.Run(stdout, o.Batch, history is null ? null : history.Observe, progress => trainer.Train(train, progress));
+        using var interrupt = new CancellationTokenSource();
+        using (Signals.CancelOn(interrupt))
+        {
+            try
+            {
+                TrainingDisplay.Run(stdout, o.Batch, history is null ? null : history.Observe, progress => trainer.Train(train, progress, interrupt.Token));
+            }
+            catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+            {
+                var at = trainer.Position;
+                string where = $"epoch {at.Epoch + 1}, batch {at.Batch}";
+                if (checkpoints is not null)
+                {
+                    TrainingCheckpoint.Save(checkpoints, trainer);
+                    stderr.WriteLine($"interrupted: checkpoint saved in {checkpoints} at {where} ({o.Model} not written); "
+                        + $"continue with the same options and --resume {checkpoints}");
+                }
+                else
+                {
+                    stderr.WriteLine($"interrupted at {where}: nothing saved ({o.Model} not written); run with --checkpoint DIR to be able to resume");
+                }
+
+                return Interrupted;
+            }
+        }
+
         SaveModel(network, o.Model);
         stdout.WriteLine($"saved {o.Model}");
-        Evaluate(o, stdout, network, history);
+        Evaluate(o, stdout, network, history, test);
+        return 0;
     }
 
     /// <summary>A .npz path means the tutorial's weight file; .onnx an ONNX model; anything else, a LeNetSharp model file.</summary>
@@ -121,10 +189,9 @@ public static class Program
     }
 
     /// <summary>Prints the test accuracy (last, after the report's files when --report is given).</summary>
-    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history)
+    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test)
     {
         network.GemmProvider = o.Gemm;
-        var test = Mnist.Load(o.Data, MnistSplit.Test);
         if (o.Report is { } report) Report.Write(report, network, test, o.Model, history, o.InferBatch, stdout);
         stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
@@ -135,4 +202,39 @@ public static class Program
 internal sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
 {
     public void Report(T value) => handler(value);
+}
+
+/// <summary>SIGINT (Ctrl-C) and SIGTERM cancel a token instead of killing the process, once; a second signal kills it.</summary>
+internal static class Signals
+{
+    /// <summary>Routes SIGINT and SIGTERM to <paramref name="source"/> until the result is disposed.</summary>
+    public static IDisposable CancelOn(CancellationTokenSource source)
+    {
+        void Handle(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            if (source.IsCancellationRequested) return; // the second signal terminates as usual
+            context.Cancel = true;
+            source.Cancel();
+        }
+
+        var registrations = new List<IDisposable>();
+        foreach (var signal in new[] { System.Runtime.InteropServices.PosixSignal.SIGINT, System.Runtime.InteropServices.PosixSignal.SIGTERM })
+        {
+            try
+            {
+                registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, Handle));
+            }
+            catch (PlatformNotSupportedException)
+            {
+                // SIGTERM has no equivalent on some platforms: Ctrl-C still works.
+            }
+        }
+
+        return new Registrations(registrations);
+    }
+
+    private sealed class Registrations(List<IDisposable> items) : IDisposable
+    {
+        public void Dispose() => items.ForEach(r => r.Dispose());
+    }
 }

@@ -94,6 +94,11 @@ internal sealed class OnnxImporter
 
             if (logits is not null) throw Unsupported(node, "nodes after Softmax are not supported");
             if (!IsDefaultDomain(node)) throw Unsupported(node, $"domain '{node.Domain}' is not supported");
+            if (node.OpType == "Add" && node.Input.Count == 2 && node.Input[1] == _current)
+            {
+                (node.Input[0], node.Input[1]) = (node.Input[1], node.Input[0]); // Add(bias, x) is Add(x, bias)
+            }
+
             if (node.Input.Count == 0 || node.Input[0] != _current)
             {
                 throw Unsupported(node, $"it does not continue the chain from the input (its first input is '{(node.Input.Count > 0 ? node.Input[0] : "")}', the chain is at '{_current}')");

@@ -42,13 +42,14 @@ public static class OnnxModel
     public const string ProbabilitiesName = "probabilities";
 
     /// <summary>
-    /// The largest file <see cref="Import(string)"/> reads: 64 MiB (a LeNet is about 22 KB). Larger files are refused before
-    /// any parsing, so the parser never holds more than this.
+    /// The largest file <see cref="Import(string)"/> reads: 16 MiB (a LeNet is about 22 KB). Larger files are refused before
+    /// any parsing. Parsing allocates only for data the file really holds: at worst about 8× the file size (packed
+    /// one-byte varints become 8-byte integers), so about 128 MiB.
     /// </summary>
-    public const long MaxFileBytes = 64L << 20;
+    public const long MaxFileBytes = 16L << 20;
 
-    /// <summary>The most elements <see cref="Import(string)"/> accepts in one tensor (16 M, i.e. 64 MiB of float32).</summary>
-    public const long MaxTensorElements = 1L << 24;
+    /// <summary>The most elements <see cref="Import(string)"/> accepts in one tensor (4 M, i.e. 16 MiB of float32).</summary>
+    public const long MaxTensorElements = 1L << 22;
 
     /// <summary>
     /// Writes <paramref name="network"/> as an ONNX model (see the class remarks for the graph), atomically: a crash

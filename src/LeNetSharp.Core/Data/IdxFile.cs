@@ -11,13 +11,18 @@ public sealed class IdxFormatException : IOException
     /// <param name="path">The offending file.</param>
     /// <param name="problem">What was expected and what was found.</param>
     public IdxFormatException(string path, string problem)
-        : base($"{path}: {problem}")
+        : base($"{path}: {EscapeControl(problem)}")
     {
         FilePath = path;
     }
 
     /// <summary>The offending file.</summary>
     public string FilePath { get; }
+
+    /// <summary>Control characters (a newline in a corrupt name, say) shown as \uXXXX: the message stays one line.</summary>
+    internal static string EscapeControl(string text) =>
+        text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:X4}" : c.ToString())) : text;
+
 }
 
 /// <summary>

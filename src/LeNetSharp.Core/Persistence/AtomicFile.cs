@@ -27,15 +27,7 @@ public static class AtomicFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
-        string target = ResolveTarget(path);
-        var kind = SafeFile.KindOf(target);
-        if (kind is not (FileKind.Regular or FileKind.Missing))
-        {
-            string via = target == Path.GetFullPath(path) ? "" : $" (the target of {path})";
-            throw new IOException($"{target}{via}: is {SafeFile.Describe(kind)}, not a regular file; refusing to replace it.");
-        }
-
-        if (Path.GetFileName(target).Length == 0) throw new IOException($"{path}: names a folder, not a file to write.");
+        var (target, kind) = Target(path);
         string directory = Path.GetDirectoryName(target)!;
         string name = Path.GetFileName(target);
         string temp = Path.Combine(directory, $".{name}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
@@ -79,6 +71,51 @@ public static class AtomicFile
                 // Best effort: the next save removes it.
             }
         }
+    }
+
+    /// <summary>
+    /// Checks, without writing anything, that <see cref="Write"/> could replace or create <paramref name="path"/>: it is
+    /// (or links to) a regular file or nothing, its folder exists or can be created, and a file can be created in that
+    /// folder. Call it before long work whose result goes there.
+    /// </summary>
+    /// <param name="path">The destination file.</param>
+    /// <exception cref="IOException">The destination cannot be written; the message names it and why.</exception>
+    public static void EnsureWritable(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var (target, _) = Target(path);
+        string? folder = Path.GetDirectoryName(target);
+        while (folder is not null && SafeFile.KindOf(folder) == FileKind.Missing) folder = Path.GetDirectoryName(folder);
+        if (folder is null) return;
+        var kind = SafeFile.KindOf(folder);
+        if (kind != FileKind.Directory) throw new IOException($"{target}: cannot be written: {folder} is {SafeFile.Describe(kind)}, not a folder.");
+        string probe = Path.Combine(folder, $".lenetsharp-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string reason = e is UnauthorizedAccessException ? "permission denied" : e.Message.Replace(probe, folder, StringComparison.Ordinal);
+            throw new IOException($"{target}: cannot be written: no file can be created in {folder} ({reason}).", e);
+        }
+    }
+
+    /// <summary>The real destination of <paramref name="path"/> and what is there now; refuses what must not be replaced.</summary>
+    private static (string Target, FileKind Kind) Target(string path)
+    {
+        string target = ResolveTarget(path);
+        var kind = SafeFile.KindOf(target);
+        if (kind is not (FileKind.Regular or FileKind.Missing))
+        {
+            string via = target == Path.GetFullPath(path) ? "" : $" (the target of {path})";
+            throw new IOException($"{target}{via}: is {SafeFile.Describe(kind)}, not a regular file; refusing to replace it.");
+        }
+
+        if (Path.GetFileName(target).Length == 0) throw new IOException($"{path}: names a folder, not a file to write.");
+        return (target, kind);
     }
 
     /// <summary>The path the content should land at: the final target when <paramref name="path"/> is a symbolic link.</summary>

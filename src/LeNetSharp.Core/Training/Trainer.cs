@@ -186,7 +186,10 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="progress">Receives reports; may be null.</param>
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <returns>One summary per epoch.</returns>
-    /// <exception cref="OperationCanceledException">Cancelled; the weights hold the last completed step.</exception>
+    /// <exception cref="OperationCanceledException">
+    /// Cancelled (checked before every batch); the weights hold the last completed step and <see cref="Position"/> says
+    /// which, so <see cref="TrainingCheckpoint.Save{T}"/> can record the run to resume it.
+    /// </exception>
     /// <exception cref="ArgumentException">
     /// Before any work: the dataset has no images or fewer than one batch, the network does not take the dataset's
     /// images, or its output count differs from the dataset's class count (the message names both).
@@ -358,7 +361,13 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 
         for (int b = position.Batch; b < batches; b++)
         {
-            ct.ThrowIfCancellationRequested();
+            if (ct.IsCancellationRequested)
+            {
+                // Position then matches the weights exactly (b batches done): a checkpoint saved now resumes from here.
+                Position = new TrainingPosition(epoch, b, lossSum, correct, seen);
+                ct.ThrowIfCancellationRequested();
+            }
+
             int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
             var (loss, right) = Step(data, order.AsSpan(start, n));
             if (!double.IsFinite(loss)) throw new NonFiniteLossException(epoch + 1, b + 1, batches, loss, Optimizer.LearningRate);

@@ -132,6 +132,7 @@ public static class TrainingCheckpoint
             if (elementSize != wanted) throw new ModelFormatException(path, $"expected {wanted}-byte elements, the checkpoint has {elementSize}.");
             var position = new TrainingPosition(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64());
             double learningRate = r.ReadDouble();
+            if (!(learningRate > 0 && double.IsFinite(learningRate))) throw Refuse($"expected a positive learning rate, found {learningRate}.");
             var saved = new TrainingOptions
             {
                 BatchSize = r.ReadInt32(), Seed = r.ReadInt32(), Shuffle = r.ReadBoolean(),
