@@ -192,7 +192,7 @@ internal sealed class OnnxImporter
             throw Unsupported(node, $"only a rank-4 Transpose that keeps the batch axis first is supported, found perm [{string.Join(", ", perm)}] on rank {_rank}");
         }
 
-        if (_layers.Count == 0 && node.Input[0] == _current && _axes.SequenceEqual([N, C, H, W]) && perm.SequenceEqual([0L, 3, 1, 2]))
+        if (_layers.Count == 0 && _axes.SequenceEqual([N, C, H, W]) && perm.SequenceEqual([0L, 3, 1, 2]))
         {
             // The first node turns the input NHWC → NCHW: the declared input was (N, H, W, C) (as Export writes it).
             (_channels, _height, _width) = (_width, _channels, _height);
@@ -310,8 +310,13 @@ internal sealed class OnnxImporter
         size[H] = _height;
         size[W] = _width;
         size[C] = _channels;
-        if (_axes[0] != N) throw Fail("internal: the batch axis moved.");
-        _features = checked(_height * _width * _channels);
+        long features = (long)_height * _width * _channels;
+        if (features > OnnxModel.MaxTensorElements)
+        {
+            throw Fail($"flattening {_channels}x{_height}x{_width} gives {features:N0} features, more than {OnnxModel.MaxTensorElements:N0}.");
+        }
+
+        _features = (int)features;
         _featureOrder = new int[_features];
         int[] index = new int[4];
         for (int h = 0; h < _height; h++)

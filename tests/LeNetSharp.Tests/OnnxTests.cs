@@ -280,6 +280,16 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     }
 
     [Fact]
+    public void Trainer_eval_of_a_damaged_onnx_file_is_one_error_line_and_exit_code_1()
+    {
+        string path = Path.Combine(Dir, "cut.onnx");
+        File.WriteAllBytes(path, File.ReadAllBytes(Fixture("lenet_trained.onnx"))[..5000]);
+        var stderr = new StringWriter();
+        Trainer.Program.Run(["eval", "--model", path, "--data", TestData.MnistDirectory()], new StringWriter(), stderr).Should().Be(1);
+        stderr.ToString().TrimEnd().Should().StartWith($"error: {path}: not a readable ONNX protobuf").And.NotContain("\n");
+    }
+
+    [Fact]
     public void A_bias_Add_with_its_operands_swapped_imports_the_same_network()
     {
         string path = Rewrite("lenet_random.onnx", m =>
@@ -367,6 +377,18 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
             w.Dims[1] = 1 << 20;
         });
         Refusal(huge).Should().Be($"{huge}: tensor 'fc.weight': more than 4,194,304 elements (1048576x1048576).");
+    }
+
+    [Fact]
+    public void Padding_that_inflates_the_flatten_beyond_the_ceiling_is_refused_before_allocating()
+    {
+        // Padding 1000 on the second Conv: 16 x 1004 x 1004 = 16 M features after the pool, from the sizes alone.
+        string path = Rewrite("lenet_trained.onnx", m =>
+        {
+            var pads = m.Graph.Node.Last(n => n.OpType == "Conv").Attribute.First(a => a.Name == "pads");
+            for (int i = 0; i < 4; i++) pads.Ints[i] = 1000;
+        });
+        Refusal(path).Should().Be($"{path}: flattening 16x1004x1004 gives 16,128,256 features, more than 4,194,304.");
     }
 
     [Fact]
