@@ -189,6 +189,7 @@ internal sealed class Cli
         var error = result.Errors[0];
         if (error.SymbolResult is OptionResult { Tokens.Count: 0, Implicit: false } option) return $"option {option.Option.Name} needs a value ({see})";
         if (error.SymbolResult is ArgumentResult { Tokens.Count: 0, Parent: OptionResult { Implicit: false } parent }) return $"option {parent.Option.Name} needs a value ({see})";
+        if (error.SymbolResult is ArgumentResult { Tokens.Count: 0, Parent: CommandResult } missing) return $"{command.Name} needs at least one {missing.Argument.Name} ({see})";
         string message = error.Message.Replace(Environment.NewLine, " ").Replace('\n', ' ').TrimEnd('.');
         return $"{char.ToLowerInvariant(message[0])}{message[1..]} ({see})";
     }

@@ -195,12 +195,13 @@ public static class Program
         if (o.Report is { } report) Report.Write(report, network, test, o.Model, history, o.InferBatch, stdout);
         stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
+}
 
-    /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread.</summary>
-    private sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
-    {
-        public void Report(T value) => handler(value);
-    }
+/// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting thread (no synchronisation context).</summary>
+/// <typeparam name="T">The report type.</typeparam>
+internal sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
+{
+    public void Report(T value) => handler(value);
 }
 
 /// <summary>SIGINT (Ctrl-C) and SIGTERM cancel a token instead of killing the process, once; a second signal kills it.</summary>

@@ -271,7 +271,7 @@ internal static class Report
             sheet.Image(test.Height, w, (y, x) => pixels[y * w + x] / 255f, Sheet.Ink, new SKRect(left, top, left + Tile, top + Tile));
             float middle = left + Tile / 2f;
             sheet.Text($"true {m.True} → {m.Predicted}", middle, top + Tile + 26, 21, bold: true);
-            sheet.Text(string.Create(CultureInfo.InvariantCulture, $"p = {100 * m.Probability:F1}%  (#{m.Index})"), middle, top + Tile + 50, 17,
+            sheet.Text(string.Create(CultureInfo.InvariantCulture, $"p = {100 * m.Probability:F2}%  (#{m.Index})"), middle, top + Tile + 50, 17,
                 color: new SKColor(70, 70, 70));
         }
 

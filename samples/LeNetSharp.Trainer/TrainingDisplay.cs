@@ -31,7 +31,7 @@ internal static class TrainingDisplay
         if (!IsLive(stdout))
         {
             int lastDecile = 0;
-            train(new Sink(p =>
+            train(new SyncProgress<TrainingProgress>(p =>
             {
                 observer?.Invoke(p);
                 if (p.IsEpochEnd)
@@ -59,7 +59,7 @@ internal static class TrainingDisplay
             .Start(context =>
             {
                 ProgressTask? task = null;
-                train(new Sink(p =>
+                train(new SyncProgress<TrainingProgress>(p =>
                 {
                     observer?.Invoke(p);
                     if (task is null || task.IsFinished)
@@ -87,12 +87,6 @@ internal static class TrainingDisplay
         var eta = TimeSpan.FromSeconds(Math.Ceiling(Math.Min(seconds, TimeSpan.MaxValue.TotalSeconds / 2)));
         return string.Create(CultureInfo.InvariantCulture,
             $"loss {p.Loss:F4}  acc {100 * p.Accuracy:F2}%  {p.ImagesPerSecond:N0} img/s  ETA {(int)eta.TotalMinutes}:{eta.Seconds:D2}");
-    }
-
-    /// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the training thread.</summary>
-    private sealed class Sink(Action<TrainingProgress> handler) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => handler(value);
     }
 
     /// <summary>A column with each task's figures (set from the training thread, drawn by Spectre's).</summary>

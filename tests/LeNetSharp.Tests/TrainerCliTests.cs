@@ -4,7 +4,8 @@ namespace LeNetSharp.Tests;
 
 public class TrainerCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the trainer in-process with captured streams.</summary>
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();

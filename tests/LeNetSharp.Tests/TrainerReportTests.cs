@@ -13,7 +13,7 @@ public class TrainerReportTests : TempDirectoryTest
     public void Train_and_eval_reports_write_every_picture_and_the_metrics_behind_them()
     {
         string model = Path.Combine(Dir, "small.model"), trained = Path.Combine(Dir, "train-report"), evaluated = Path.Combine(Dir, "eval-report");
-        var (code, output, err) = Run("train", "--data", TestData.MnistDirectory(), "--limit", "600", "--epochs", "2", "--model", model, "--report", trained);
+        var (code, output, err) = TrainerCliTests.Run("train", "--data", TestData.MnistDirectory(), "--limit", "600", "--epochs", "2", "--model", model, "--report", trained);
         code.Should().Be(0, err);
         output.TrimEnd().Split('\n')[^1].Should().MatchRegex(@"^test accuracy: \d+\.\d\d% \(\d+/10000\)$", "the report comes before the last line");
         foreach (var file in TrainFigures.Append("metrics.json")) output.Should().Contain($"report: {Path.Combine(trained, file)}");
@@ -29,7 +29,7 @@ public class TrainerReportTests : TempDirectoryTest
         points.Should().HaveCount(2 * 40, "200 batches per epoch, a point every 5");
         points.Select(p => p.GetProperty("batches").GetInt64()).Should().BeInAscendingOrder();
 
-        var (evalCode, evalOutput, evalErr) = Run("eval", "--data", TestData.MnistDirectory(), "--model", model, "--report", evaluated);
+        var (evalCode, evalOutput, evalErr) = TrainerCliTests.Run("eval", "--data", TestData.MnistDirectory(), "--model", model, "--report", evaluated);
         evalCode.Should().Be(0, evalErr);
         var evalMetrics = CheckReport(evaluated, TrainFigures[2..], evalOutput);
         evalMetrics.GetProperty("training").ValueKind.Should().Be(JsonValueKind.Null);
@@ -133,13 +133,5 @@ public class TrainerReportTests : TempDirectoryTest
         history.Points.Should().Equal(
             new CurvePoint(0.5, 2, 3, 0.5), new CurvePoint(1, 4, 1, 1.0), new CurvePoint(1.5, 6, 0.5, 5 / 6.0), new CurvePoint(2, 8, 0.5, 1.0));
         history.Epochs.Select(e => (e.Epoch, e.Loss, e.TrainAccuracy, e.TestAccuracy)).Should().Equal((1, 2.0, 0.7, 0.1), (2, 0.5, 0.9, 0.2));
-    }
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = LeNetSharp.Trainer.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
     }
 }
