@@ -36,6 +36,9 @@ internal static class Bench
         // Timed in chunks too: the median chunk is what the code does when no other process takes the core.
         const int Chunk = 200;
         var chunkRates = new List<double>();
+        var process = Process.GetCurrentProcess();
+        TimeSpan Cpu() { process.Refresh(); return process.TotalProcessorTime; }
+        var trainCpu = Cpu();
         var clock = Stopwatch.StartNew();
         for (int s = 0; s < steps;)
         {
@@ -46,12 +49,14 @@ internal static class Bench
         }
 
         double trainSeconds = clock.Elapsed.TotalSeconds;
+        double trainCores = (Cpu() - trainCpu).TotalSeconds / trainSeconds;
         double trainRate = steps * batch / trainSeconds;
         trainer.Dispose(); // its worker threads stop before inference is timed
 
         const int Passes = 5; // 50,000 images: long enough that thread start-up and timer noise do not count
         for (int pass = 0; pass < Passes; pass++) Evaluator.Evaluate(network, test, o.InferBatch, o.Threads); // warm-up: JIT tiers settle
         var passRates = new List<double>();
+        var inferCpu = Cpu();
         clock.Restart();
         EvaluationResult result = null!;
         for (int pass = 0; pass < Passes; pass++)
@@ -62,6 +67,7 @@ internal static class Bench
         }
 
         double inferRate = Passes * test.Count / clock.Elapsed.TotalSeconds;
+        double inferCores = (Cpu() - inferCpu).TotalSeconds / clock.Elapsed.TotalSeconds;
 
         PrintLayerBreakdown(network, train, order, batch, peak, stdout);
         GemmBench.Run(stdout, batch, network.GemmProvider == GemmProvider.MathNet ? [GemmProvider.MathNet] : [network.GemmProvider, GemmProvider.MathNet]);
@@ -71,11 +77,16 @@ internal static class Bench
         string Of(double imagesPerSecond, double flops, int threads) => string.Create(CultureInfo.InvariantCulture,
             $"{imagesPerSecond * flops / 1e9:F1} GFLOP/s = {100 * imagesPerSecond * flops / 1e9 / (peak * threads):F1}% of {(threads == 1 ? "the core's" : $"{threads} cores'")} peak");
         int cores = Math.Min(o.Threads, Environment.ProcessorCount);
+        int trainThreads = o.Batch >= 8 * o.Threads ? cores : 1; // the trainer keeps batches under 8 images per thread on one thread
         double trainMedian = Median(chunkRates.Count > 0 ? chunkRates : [trainRate]), inferMedian = Median(passRates);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, cores)}; median of {Chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, cores)}"));
+            $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, trainThreads)}; median of {Chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, trainThreads)}"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"infer ({inferFlops / 1e6:F2} MFLOP/image): {inferRate:F0} images/s, {Of(inferRate, inferFlops, cores)}; median pass {inferMedian:F0} images/s, {Of(inferMedian, inferFlops, cores)}"));
+        // CPU time over wall time: how many cores the process actually ran on. Below --threads, other processes held
+        // the cores (no in-process cause can be read from such a run); at --threads with poor scaling, the cause is inside.
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"cores in use (CPU time / wall time): training {trainCores:F2}, inference {inferCores:F2} (threads {o.Threads})"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {trainRate:F0} images/s ({train.Count / trainRate:F2} s/epoch), infer: {inferRate:F0} images/s"));
     }

@@ -91,6 +91,17 @@ public sealed class HostileInputTests : TempDirectoryTest
             .WithMessage($"{file}: expected the folder of the IDX files, found a regular file.");
     }
 
+    [Fact]
+    public void A_symbolic_link_loop_is_named_as_such()
+    {
+        string a = Path.Combine(Dir, "a.model"), b = Path.Combine(Dir, "b.model");
+        File.CreateSymbolicLink(a, b);
+        File.CreateSymbolicLink(b, a);
+        FluentActions.Invoking(() => ModelFile.Load<float>(a)).Should().Throw<ModelFormatException>()
+            .WithMessage($"{a}: expected a regular file, found a loop of symbolic links; nothing was read.");
+        FluentActions.Invoking(() => AtomicFile.Write(a, s => s.Write("x"u8))).Should().Throw<IOException>().WithMessage($"{a}: cannot follow the symbolic link*");
+    }
+
     // ----- no allocation driven by a declared size until the file is shown to hold it -----
 
     [Fact]
@@ -349,11 +360,9 @@ public sealed class HostileInputTests : TempDirectoryTest
     {
         FluentActions.Invoking(() => AtomicFile.Write(device, s => s.Write("x"u8))).Should().Throw<IOException>()
             .WithMessage($"{device}: is a character device, not a regular file; refusing to replace it.");
-        PersistenceKind(device).Should().Be(FileKind.CharacterDevice);
+        SafeFile.KindOf(device).Should().Be(FileKind.CharacterDevice);
         Directory.GetFiles("/dev", ".*.tmp-*").Should().BeEmpty();
     }
-
-    private static FileKind PersistenceKind(string path) => SafeFile.KindOf(path);
 
     [Fact]
     public void Saving_over_a_fifo_a_directory_or_through_a_link_to_a_device_is_refused()

@@ -13,6 +13,7 @@ internal enum FileKind
     BlockDevice,
     Socket,
     Inaccessible,
+    LinkLoop,
     Other,
 }
 
@@ -29,7 +30,7 @@ internal enum FileKind
 internal static class SafeFile
 {
     private const int SIfmt = 0xF000, SIfifo = 0x1000, SIfchr = 0x2000, SIfdir = 0x4000, SIfblk = 0x6000, SIfreg = 0x8000, SIfsock = 0xC000;
-    private const int ENOENT = 2, EACCES = 13, ENOTDIR = 20;
+    private const int ENOENT = 2, EACCES = 13, ENOTDIR = 20, ELOOP = 40;
     private static bool _nativeUnavailable;
 
     /// <summary>The kind of file at <paramref name="path"/>, following symbolic links.</summary>
@@ -55,7 +56,13 @@ internal static class SafeFile
                 }
 
                 int errno = Marshal.GetLastPInvokeError(); // stat's errno, as the platform numbers it
-                return errno is EACCES ? FileKind.Inaccessible : errno is ENOENT or ENOTDIR ? FileKind.Missing : Fallback(path);
+                return errno switch
+                {
+                    EACCES => FileKind.Inaccessible,
+                    ENOENT or ENOTDIR => FileKind.Missing,
+                    ELOOP when OperatingSystem.IsLinux() => FileKind.LinkLoop,
+                    _ => Fallback(path),
+                };
             }
             catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
             {
@@ -80,6 +87,7 @@ internal static class SafeFile
         FileKind.Socket => "a socket",
         FileKind.Missing => "nothing (no such file)",
         FileKind.Inaccessible => "a path that cannot be examined (permission denied)",
+        FileKind.LinkLoop => "a loop of symbolic links",
         _ => "not a regular file",
     };
 

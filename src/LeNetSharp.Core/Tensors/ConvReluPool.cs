@@ -64,6 +64,7 @@ internal static class ConvReluPool<TOps, TV, T>
     /// p and mask from x. <paramref name="xPadded"/> receives a copy of x for backward; <paramref name="even"/>,
     /// <paramref name="odd"/> and <paramref name="tile"/> are scratch of the lengths above.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     public static void Forward(ConvPoolGeometry g, T[] x, T[] weight, T[] bias, T[] output, byte[] mask, T[] xPadded, T[] even, T[] odd, T[] tile)
     {
         int w = TOps.Count, lanes = Lanes(g), stride = RowStride(g), half = (g.W + 1) / 2, image = g.H * g.W;
@@ -112,6 +113,7 @@ internal static class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>Pooled row <paramref name="pi"/>, channels ob..ob+2 (clamped), lanes start..start+W of the tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Block(ConvPoolGeometry g, int pi, int ob, int start, int stride, T[] even, T[] odd, T[] weight, T[] bias, T[] tile, int lanes)
     {
         int oc = g.OC, kw = g.KW, kh = g.KH;
@@ -223,6 +225,7 @@ internal static class ConvReluPool<TOps, TV, T>
     /// ∂K += Σ x-patch·∂y and ∂b += Σ ∂y over the conv outputs in row-major order, ∂y being ∂p at each window's recorded
     /// maximum. <paramref name="xPadded"/> and <paramref name="mask"/> come from <see cref="Forward"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     public static void Backward(ConvPoolGeometry g, T[] xPadded, byte[] mask, T[] outputGradient, T[] weightGradient, T[] biasGradient)
     {
         int w = TOps.Count;
@@ -239,6 +242,7 @@ internal static class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>Two slots: (channel <paramref name="ca"/>, kernel columns from <paramref name="offA"/>) and likewise b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Pass(ConvPoolGeometry g, int ca, int cb, int offA, int offB, T[] x, byte[] mask, T[] dp, T[] dk, T[] db)
     {
         int kh = g.KH, width = g.W, oc = g.OC;

@@ -24,6 +24,7 @@ internal static class SimdGemm<TOps, TV, T>
 {
     [ThreadStatic] private static T[]? t_pack;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     public static void Multiply(bool transA, bool transB, int m, int n, int k, T alpha, T[] a, T[] b, T beta, T[] c)
     {
         if (m == 0 || n == 0) return;
@@ -55,6 +56,7 @@ internal static class SimdGemm<TOps, TV, T>
     /// <summary>
     /// X (ra, rb) = Σ_p U[a·ua + p·up] · V[p·vRowStride + b·vColStride]; C[a·outRowStride + b·outColStride] = alpha·X + beta·C.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Run(int ra, int rb, int k, T[] u, int ua, int up, T[] v, bool contiguous, int vRowStride, int vColStride,
         T alpha, T beta, T[] c, int outRowStride, int outColStride)
     {
@@ -143,6 +145,7 @@ internal static class SimdGemm<TOps, TV, T>
     /// (X = C, alpha = 1, beta 0 or 1) store straight into C: with a short k (conv2's ∂P sums only 16 products) the
     /// write-out is as long as the block's arithmetic.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void RunSixteenRegisters(int ra, int k, ref T u0, int ua, int up, ref T v0, int ldv, Span<T> tile,
         T alpha, T beta, T[] c, int outRowStride, int outColStride, int rb)
     {
@@ -192,6 +195,7 @@ internal static class SimdGemm<TOps, TV, T>
     /// A 6 × 2-vector block of X. With <paramref name="ldc"/> &gt; 0 it goes straight to C (row r at c + r·ldc, plus C's
     /// old value when <paramref name="accumulate"/>: the same single rounding as the tile path's beta = 1); else to the tile.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Block6x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile, ref T c, int ldc, bool accumulate)
     {
         int w = TOps.Count;
@@ -256,6 +260,7 @@ internal static class SimdGemm<TOps, TV, T>
     // Each block accumulates over all of k in registers, then stores its accumulators to `tile` (row r, vector v at
     // (r·vectors + v)·W) before anything is written to C: no accumulator is live across a call, so none is spilled.
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Block4x4(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         int w = TOps.Count;
@@ -290,6 +295,7 @@ internal static class SimdGemm<TOps, TV, T>
     /// <summary>Offset of block row <paramref name="i"/>; rows past the last re-read it (their results are not written).</summary>
     private static nint Row(int i, int rows, int ua) => (nint)Math.Min(i, rows - 1) * ua;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Block8x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         int w = TOps.Count;
@@ -332,6 +338,7 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x7, ref Unsafe.Add(ref t, 14 * w)); TOps.Store(y7, ref Unsafe.Add(ref t, 15 * w));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Block8x1(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         int w = TOps.Count;
@@ -357,6 +364,7 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x4, ref Unsafe.Add(ref t, 4 * w)); TOps.Store(x5, ref Unsafe.Add(ref t, 5 * w)); TOps.Store(x6, ref Unsafe.Add(ref t, 6 * w)); TOps.Store(x7, ref Unsafe.Add(ref t, 7 * w));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Block4x1(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         int w = TOps.Count;
@@ -376,6 +384,7 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x0, ref t); TOps.Store(x1, ref Unsafe.Add(ref t, w)); TOps.Store(x2, ref Unsafe.Add(ref t, 2 * w)); TOps.Store(x3, ref Unsafe.Add(ref t, 3 * w));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Block1x1(ref T u, int r0, int up, ref T v, int ldv, int k, Span<T> tile)
     {
         // One accumulator: every element of X is the same chain of fused multiply-adds over p = 0, 1, …, k−1 in every
@@ -394,6 +403,7 @@ internal static class SimdGemm<TOps, TV, T>
     /// C[(a + r)·ors + (b + v·W + l)·ocs] ← alpha·tile + beta·C for rows r &lt; rows, vectors v &lt; vectors and columns
     /// below rb; beta = 0 never reads C (so NaN in C is not kept).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void WriteTile(Span<T> tile, int rows, int vectors, int a, int b, int rb, T alpha, T beta, T[] c, int ors, int ocs)
     {
         int w = TOps.Count;
@@ -447,6 +457,7 @@ internal static class SimdGemm<TOps, TV, T>
     /// C[(col + i)·rows + r] ← alpha·X + beta·C[…] for i &lt; vectors·W, r &lt; rows, where X[r, i] is lane i mod W of
     /// vector i / W of tile row r: a contiguous run of C.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void WriteTransposedRun(Span<T> tile, int rows, int vectors, int col, T alpha, T beta, T[] c)
     {
         int w = TOps.Count, width = vectors * w, length = width * rows;
@@ -478,6 +489,7 @@ internal static class SimdGemm<TOps, TV, T>
     }
 
     /// <summary>Copies V (k, rb), element (p, b) at p·rowStride + b·colStride, into a zero-padded (k, ldv) row-major scratch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static T[] Pack(T[] v, int k, int rb, int rowStride, int colStride, int ldv)
     {
         int size = k * ldv;
