@@ -74,6 +74,17 @@ internal sealed class Cli
         Description = "Write pictures (curves, confusion matrix, mistakes, filters, feature maps) and metrics.json into DIR", HelpName = "DIR",
     };
 
+    private readonly Argument<string[]> _files = new("FILE")
+    {
+        Description = "Pictures of one digit each: PNG, JPEG or BMP, any size, dark ink on light paper or light on dark",
+        Arity = ArgumentArity.OneOrMore,
+    };
+
+    private readonly Option<bool> _json = new("--json")
+    {
+        Description = "Print one JSON object per line: {\"file\", \"label\", \"probabilities\": [10 numbers]}",
+    };
+
     private readonly RootCommand _root;
     private readonly InvocationConfiguration _invocation;
 
@@ -106,6 +117,8 @@ internal sealed class Cli
         Verb("train", "Train, save the model, evaluate it on the 10,000 test images", training);
         Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _gemm, _report);
         Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
+        Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred)", _model, _json)
+            .Add(_files);
         Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _gemm);
 
         string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];
@@ -158,7 +171,8 @@ internal sealed class Cli
             Steps = Get(_steps, o.Steps), InferBatch = Get(_inferBatch, o.InferBatch), Threads = Get(_threads, o.Threads),
             GemmName = Get(_gemm, o.GemmName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
-            Report = Get(_report, o.Report),
+            Report = Get(_report, o.Report), Json = Get(_json, o.Json),
+            Files = r.CommandResult.Command.Arguments.Contains(_files) ? r.GetValue(_files) ?? [] : [],
             Given = r.CommandResult.Children.OfType<OptionResult>().Where(c => !c.Implicit).Select(c => c.Option.Name).ToHashSet(),
         };
     }

@@ -29,6 +29,8 @@ internal sealed record Options
     public string? Resume { get; init; }
     public string? To { get; init; }
     public string? Report { get; init; }
+    public string[] Files { get; init; } = [];
+    public bool Json { get; init; }
 
     /// <summary>The options given on the command line (by name, e.g. "--lr"), as opposed to defaults.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();

@@ -79,6 +79,8 @@ public static class Program
                 AtomicFile.EnsureWritable(options.To!);
                 Export(options, stdout);
                 return 0;
+            case "predict":
+                return PredictCommand.Run(LoadModel(options.Model), options.Files, options.Json, stdout, stderr);
             case "bench":
                 PrintDataset(options, stdout, Mnist.Recognise(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);

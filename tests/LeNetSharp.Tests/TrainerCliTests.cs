@@ -30,6 +30,7 @@ public class TrainerCliTests
     [InlineData("error: option '--to' is required (see export --help)", "export")]
     [InlineData("error: --gemm expects simd, simd512, simd256, simd128, mathnet, got 'blas' (see bench --help)", "bench", "--gemm", "blas")]
     [InlineData("error: unknown command 'tain'; did you mean 'train'? (see help --help)", "help", "tain")]
+    [InlineData("error: predict needs at least one FILE (see predict --help)", "predict", "--json")]
     public void Bad_arguments_give_one_line_and_exit_code_2(string message, params string[] args)
     {
         var (code, output, err) = Run(args);
@@ -74,7 +75,7 @@ public class TrainerCliTests
         var (code, output, err) = Run(flag);
         code.Should().Be(0);
         err.Should().BeEmpty();
-        foreach (var command in new[] { "fetch", "train", "eval", "export", "bench", "help" }) output.Should().MatchRegex($"(?m)^  {command} ");
+        foreach (var command in new[] { "fetch", "train", "eval", "export", "predict", "bench", "help" }) output.Should().MatchRegex($"(?m)^  {command} ");
         output.Should().Contain("--epochs <N>").And.Contain("[default: 2]");
     }
 
@@ -88,6 +89,7 @@ public class TrainerCliTests
     [InlineData("eval", "--data <DIR>|[default: data/mnist]", "--model <PATH>|[default: lenet.model]", "--infer-batch <N>|[default: 16]",
         "--threads <N>|[default: 1]", "--gemm <NAME>|", "--report <DIR>|")]
     [InlineData("export", "--model <PATH>|[default: lenet.model]", "--to <PATH>|(REQUIRED)")]
+    [InlineData("predict", "--model <PATH>|[default: lenet.model]", "--json|")]
     [InlineData("bench", "--data <DIR>|[default: data/mnist]", "--batch <N>|[default: 3]", "--seed <N>|[default: 1]", "--steps <N>|[default: 20000]",
         "--infer-batch <N>|[default: 16]", "--threads <N>|[default: 1]", "--gemm <NAME>|")]
     public void Each_commands_help_lists_only_its_own_options_with_defaults(string command, params string[] expected)
@@ -97,9 +99,9 @@ public class TrainerCliTests
             var (code, output, err) = Run(args);
             code.Should().Be(0);
             err.Should().BeEmpty();
-            output.Should().MatchRegex($@"Usage:\s+\S+ {command} \[options\]"); // the executable's name: testhost here
+            output.Should().MatchRegex($@"Usage:\s+\S+ {command} (<FILE>\.\.\. )?\[options\]"); // the executable's name: testhost here
             var listed = output.Split('\n').Select(line => line.Trim()).Where(line => line.StartsWith("--", StringComparison.Ordinal)).ToList();
-            listed.Select(line => line.Split(' ')[0]).Should().BeEquivalentTo(expected.Select(e => e.Split(' ')[0]));
+            listed.Select(line => line.Split(' ')[0]).Should().BeEquivalentTo(expected.Select(e => e.Split(' ', '|')[0]));
             foreach (var entry in expected)
             {
                 var (name, suffix) = (entry.Split('|')[0], entry.Split('|')[1]);

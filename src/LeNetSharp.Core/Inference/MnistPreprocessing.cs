@@ -20,7 +20,9 @@ public readonly record struct PixelBox(int X, int Y, int Width, int Height);
 /// <item><see cref="ScaleLongerSide"/>: scale the box so its longer side is 20 pixels, by area averaging.</item>
 /// <item><see cref="CentreByMass"/>: place it in 28×28 with its centre of mass at pixel (14, 14).</item>
 /// </list>
-/// On a 28×28 MNIST digit the whole chain is the identity (checked on the test set).
+/// On MNIST's own 28×28 digits the chain changes little (the ink threshold drops a faint outer pixel here and there,
+/// which enlarges the digit slightly); with threshold 0 it gives back the image itself, apart from the contrast
+/// stretch (tested on the first 1,000 test images).
 /// </summary>
 /// <remarks>Sizes are given as (width, height) here, the order image files use; the network's API uses (height, width).</remarks>
 public static class MnistPreprocessing
@@ -32,11 +34,13 @@ public static class MnistPreprocessing
     public const int DigitSize = 20;
 
     /// <summary>
-    /// The default ink threshold of <see cref="InkBounds"/>: 0, so any pixel brighter than the background counts
-    /// as ink, as in MNIST, where the longer side of the box of non-zero pixels is exactly 20 for every image.
-    /// After <see cref="ToWhiteOnBlack"/> the page is exactly 0, so only a noisy photo needs a higher value.
+    /// The default ink threshold of <see cref="InkBounds"/>: 80 (about a third of full ink). Any smoothing of the
+    /// picture (an image viewer's or camera's resampling, JPEG) leaves a faint halo around the strokes, and a photo
+    /// has paper noise; counting those as ink would grow the box and so shrink the digit when it is scaled to 20
+    /// pixels. Measured on 1,000 MNIST test digits drawn at 56×56, 100×140 and 300×300: thresholds 48–96 agree with
+    /// the raw images' predictions best (0, MNIST's own "any non-zero pixel", loses about 0.5 %).
     /// </summary>
-    public const byte InkThreshold = 0;
+    public const byte InkThreshold = 80;
 
     /// <summary>
     /// All the steps: a 28×28 white-on-black image (0 = background, 255 = ink) centred like MNIST's. A picture
@@ -47,10 +51,19 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>784 bytes, row-major 28×28, ready for <see cref="NetworkInference.Predict(Layers.Sequential{float}, ReadOnlySpan{byte}, int, int, int)"/>.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
-    public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height)
+    public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height) => Preprocess(grey, width, height, InkThreshold);
+
+    /// <summary>All the steps, with the ink threshold of <see cref="InkBounds"/> given.</summary>
+    /// <param name="grey">width·height grey values, row after row.</param>
+    /// <param name="width">Columns (≥ 1).</param>
+    /// <param name="height">Rows (≥ 1).</param>
+    /// <param name="inkThreshold">Pixels above this (after <see cref="ToWhiteOnBlack"/>) count as ink when cropping.</param>
+    /// <returns>784 bytes, row-major 28×28.</returns>
+    /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
+    public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height, byte inkThreshold)
     {
         var ink = ToWhiteOnBlack(grey, width, height);
-        if (InkBounds(ink, width, height) is not { } box) return new byte[ImageSize * ImageSize];
+        if (InkBounds(ink, width, height, inkThreshold) is not { } box) return new byte[ImageSize * ImageSize];
         var crop = Crop(ink, width, height, box);
         var (scaled, w, h) = ScaleLongerSide(crop, box.Width, box.Height);
         return CentreByMass(scaled, w, h);
@@ -150,7 +163,7 @@ public static class MnistPreprocessing
     /// <param name="ink">White-on-black pixels (see <see cref="ToWhiteOnBlack"/>), row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
-    /// <param name="threshold">Pixels above this are ink (default <see cref="InkThreshold"/>, 0: any non-zero pixel, as in MNIST).</param>
+    /// <param name="threshold">Pixels above this are ink (default <see cref="InkThreshold"/>; 0 counts any non-zero pixel, as MNIST did).</param>
     /// <returns>The box, or null when no pixel is ink.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
     public static PixelBox? InkBounds(ReadOnlySpan<byte> ink, int width, int height, byte threshold = InkThreshold)

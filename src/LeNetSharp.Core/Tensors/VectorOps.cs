@@ -164,4 +164,21 @@ internal static class VectorOps
 
         for (; i < src.Length; i++) Unsafe.Add(ref d, i) = T.CreateTruncating(Unsafe.Add(ref s, i)) * scale;
     }
+
+    /// <summary>x[i] += c for every element.</summary>
+    public static void AddConstant<T>(Span<T> x, T c) where T : unmanaged, INumber<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && x.Length >= Vector<T>.Count)
+        {
+            var vc = new Vector<T>(c);
+            for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var slice = x.Slice(i, Vector<T>.Count);
+                (new Vector<T>(slice) + vc).CopyTo(slice);
+            }
+        }
+
+        for (; i < x.Length; i++) x[i] += c;
+    }
 }

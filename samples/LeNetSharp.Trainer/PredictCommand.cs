@@ -1,0 +1,56 @@
+using System.Globalization;
+using System.Text.Json;
+using LeNetSharp.Inference;
+using LeNetSharp.Layers;
+
+namespace LeNetSharp.Trainer;
+
+/// <summary>
+/// The <c>predict FILE...</c> command: decodes each picture to grey, brings it to MNIST's form
+/// (<see cref="MnistPreprocessing.Preprocess(ReadOnlySpan{byte}, int, int)"/>) and prints the network's answer.
+/// A file that cannot be read or decoded gets one <c>error:</c> line naming it; the others are still predicted.
+/// </summary>
+internal static class PredictCommand
+{
+    /// <summary>Predicts every file; returns 0 when all were read, 1 when any failed.</summary>
+    /// <param name="network">The trained network.</param>
+    /// <param name="files">The pictures.</param>
+    /// <param name="json">One JSON object per line instead of a sentence.</param>
+    /// <param name="stdout">Where the answers go.</param>
+    /// <param name="stderr">Where the per-file errors go.</param>
+    /// <returns>The exit code.</returns>
+    public static int Run(Sequential<float> network, IReadOnlyList<string> files, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        int failed = 0;
+        foreach (string file in files)
+        {
+            Prediction prediction;
+            try
+            {
+                var (grey, width, height) = ImageDecoder.DecodeGrey(File.ReadAllBytes(file), file);
+                prediction = network.Predict(MnistPreprocessing.Preprocess(grey, width, height));
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException)
+            {
+                string message = e is FileNotFoundException or DirectoryNotFoundException ? $"{file}: file not found"
+                    : Directory.Exists(file) ? $"{file}: a folder, not a picture"
+                    : e.Message.Contains(file, StringComparison.Ordinal) ? e.Message : $"{file}: {e.Message}";
+                stderr.WriteLine($"error: {message.ReplaceLineEndings(" ")}");
+                failed++;
+                continue;
+            }
+
+            stdout.WriteLine(json ? Json(file, prediction) : Sentence(file, prediction));
+        }
+
+        return failed == 0 ? 0 : 1;
+    }
+
+    /// <summary>"digit.png: 7 (99.8%), runner-up 3 (0.1%)".</summary>
+    public static string Sentence(string file, Prediction p) => string.Create(CultureInfo.InvariantCulture,
+        $"{file}: {p.Label} ({100 * p.Confidence:F1}%), runner-up {p.RunnerUp} ({100 * p.Probabilities[p.RunnerUp]:F1}%)");
+
+    /// <summary>{"file":"digit.png","label":7,"probabilities":[…10 numbers…]} on one line.</summary>
+    public static string Json(string file, Prediction p) =>
+        JsonSerializer.Serialize(new { file, label = p.Label, probabilities = p.Probabilities });
+}

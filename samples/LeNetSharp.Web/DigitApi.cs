@@ -1,0 +1,164 @@
+using System.Text.Json;
+using LeNetSharp.Inference;
+
+namespace LeNetSharp.Web;
+
+/// <summary>What <c>POST /api/predict</c> returns.</summary>
+/// <param name="Label">The most likely digit.</param>
+/// <param name="Confidence">Its probability.</param>
+/// <param name="Probabilities">Ten probabilities, digit 0 first; they sum to 1.</param>
+/// <param name="Image">The 28×28 image the network saw, row by row, 0 = background, 255 = ink.</param>
+/// <param name="FeatureMaps">The first convolution's output, [map][y][x] (6×24×24 for LeNet).</param>
+internal sealed record PredictResponse(int Label, float Confidence, float[] Probabilities, int[] Image, float[][][] FeatureMaps);
+
+/// <summary>The routes: the page, <c>/healthz</c>, <c>/api/model</c> and <c>/api/predict</c>.</summary>
+internal static class DigitApi
+{
+    public const int MaxBodyBytes = Program.MaxBodyBytes;
+
+    private const int Pixels = DigitModel.Size * DigitModel.Size;
+
+    private static readonly Lazy<byte[]> Page = new(() =>
+    {
+        using var stream = typeof(DigitApi).Assembly.GetManifestResourceStream("LeNetSharp.Web.index.html")
+            ?? throw new InvalidOperationException("The page resource is missing from the assembly.");
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    });
+
+    public static void Map(WebApplication app)
+    {
+        app.MapGet("/", () => Results.Bytes(Page.Value, "text/html; charset=utf-8"));
+        app.MapGet("/healthz", (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
+        app.MapGet("/api/model", (DigitModel model) => Results.Json(model.Info));
+        app.MapPost("/api/predict", PredictAsync);
+    }
+
+    private static async Task<IResult> PredictAsync(HttpContext context, DigitModel model, ILogger<DigitModel> log)
+    {
+        string type = context.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant() ?? "";
+        bool json = type is "application/json";
+        if (!json && !type.StartsWith("image/", StringComparison.Ordinal))
+        {
+            return Error(log, StatusCodes.Status415UnsupportedMediaType,
+                $"send a PNG (Content-Type: image/png) or JSON {{\"pixels\": [{Pixels} numbers 0..255]}} (Content-Type: application/json), got Content-Type '{type}'");
+        }
+
+        byte[]? body;
+        try
+        {
+            body = await ReadBodyAsync(context.Request, context.RequestAborted);
+        }
+        catch (BadHttpRequestException e)
+        {
+            return Error(log, e.StatusCode, e.Message);
+        }
+
+        if (body is null) return Error(log, StatusCodes.Status413PayloadTooLarge, $"request body over the {MaxBodyBytes:N0}-byte limit");
+
+        byte[]? bytes;
+        float[]? scaled;
+        try
+        {
+            if (json)
+            {
+                (bytes, scaled) = ParsePixels(body);
+            }
+            else
+            {
+                var (grey, width, height) = ImageDecoder.DecodeGrey(body, "request body");
+                bytes = MnistPreprocessing.Preprocess(grey, width, height);
+                scaled = null;
+            }
+        }
+        catch (InvalidDataException e)
+        {
+            return Error(log, StatusCodes.Status400BadRequest, e.Message);
+        }
+
+        Prediction prediction;
+        if (bytes is not null)
+        {
+            prediction = model.Predictor.Predict(bytes);
+            scaled = Array.ConvertAll(bytes, b => b * (1f / 255)); // as the library scales bytes
+        }
+        else
+        {
+            prediction = model.Predictor.Predict(scaled);
+        }
+
+        int[] image = bytes is not null ? Array.ConvertAll(bytes, b => (int)b) : Array.ConvertAll(scaled!, v => (int)MathF.Round(255 * v));
+        return Results.Json(new PredictResponse(
+            prediction.Label, prediction.Probabilities[prediction.Label], prediction.Probabilities, image, model.FeatureMaps(scaled)));
+    }
+
+    /// <summary>The body, or null when it is over <see cref="MaxBodyBytes"/> (said by Content-Length or found by reading).</summary>
+    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > MaxBodyBytes) return null;
+        using var body = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (body.Length + read > MaxBodyBytes) return null;
+            body.Write(buffer, 0, read);
+        }
+
+        return body.ToArray();
+    }
+
+    /// <summary>
+    /// Reads <c>{"pixels": [784 numbers 0..255]}</c>: a 28×28 image already in MNIST form, fed to the network as is.
+    /// Whole numbers come back as bytes (the same path as an MNIST image); others as values scaled to [0, 1].
+    /// </summary>
+    private static (byte[]? Bytes, float[]? Scaled) ParsePixels(byte[] body)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"request body is not valid JSON: {e.Message}");
+        }
+
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("pixels", out var pixels)
+                || pixels.ValueKind != JsonValueKind.Array)
+            {
+                throw new InvalidDataException($"expected a JSON object {{\"pixels\": [{Pixels} numbers 0..255]}}");
+            }
+
+            int count = pixels.GetArrayLength();
+            if (count != Pixels) throw new InvalidDataException($"pixels must hold {Pixels} numbers (28×28), got {count}");
+            var values = new double[Pixels];
+            bool whole = true;
+            int i = 0;
+            foreach (var element in pixels.EnumerateArray())
+            {
+                if (element.ValueKind != JsonValueKind.Number || !element.TryGetDouble(out double v) || !double.IsFinite(v) || v < 0 || v > 255)
+                {
+                    throw new InvalidDataException($"pixels[{i}] must be a number from 0 to 255, got {Shorten(element.GetRawText())}");
+                }
+
+                whole &= v == Math.Floor(v);
+                values[i++] = v;
+            }
+
+            return whole ? (Array.ConvertAll(values, v => (byte)v), null) : (null, Array.ConvertAll(values, v => (float)(v / 255)));
+        }
+    }
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
+
+    private static IResult Error(ILogger log, int status, string message)
+    {
+        message = message.ReplaceLineEndings(" ");
+        log.LogWarning("Rejected a prediction request: {StatusCode} {Reason}", status, message);
+        return Results.Json(new { error = message }, statusCode: status);
+    }
+}

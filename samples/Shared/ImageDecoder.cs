@@ -1,0 +1,169 @@
+using SkiaSharp;
+
+namespace LeNetSharp;
+
+/// <summary>
+/// Decodes a picture file (PNG, JPEG, BMP; GIF and WebP too, as SkiaSharp reads them) of any size into 8-bit grey
+/// pixels, row after row, for <c>MnistPreprocessing.Preprocess</c>. Shared by the sample trainer and the web sample
+/// (linked into both). Anything that is not a whole, readable image of at most <see cref="MaxPixels"/> pixels is
+/// refused with an <see cref="InvalidDataException"/> whose message starts with the file's name.
+/// </summary>
+internal static class ImageDecoder
+{
+    /// <summary>
+    /// The largest image accepted: 50 megapixels (a 200 MB RGBA buffer while decoding). Checked from the header,
+    /// before any pixel is decoded, so a small file claiming a huge size costs nothing.
+    /// </summary>
+    public const long MaxPixels = 50_000_000;
+
+    /// <summary>The largest file accepted: 100 MB.</summary>
+    public const long MaxBytes = 100_000_000;
+
+    /// <summary>Reads and decodes the file at <paramref name="path"/> (see <see cref="DecodeGrey"/>).</summary>
+    /// <param name="path">The image file.</param>
+    /// <returns>Grey pixels (0 = black, 255 = white), their width and height.</returns>
+    /// <exception cref="InvalidDataException">Not a readable image, empty, too large; the message names the file.</exception>
+    /// <exception cref="IOException">The file cannot be read (missing, a folder, no permission).</exception>
+    public static (byte[] Grey, int Width, int Height) DecodeGreyFile(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.Exists && info.Length > MaxBytes)
+        {
+            throw new InvalidDataException($"{path}: the file has {info.Length:N0} bytes; images of at most {MaxBytes:N0} are accepted.");
+        }
+
+        return DecodeGrey(File.ReadAllBytes(path), path);
+    }
+
+    /// <summary>
+    /// Decodes an encoded image to grey: luma Y = (77·R + 150·G + 29·B) / 256 (ITU-R BT.601 weights); the JPEG EXIF
+    /// orientation of phone photos is applied (so the digit is upright). Transparent pixels are treated as paper:
+    /// when most of the image is transparent (a drawing of strokes on nothing), the paper is white under dark
+    /// strokes and black under light ones, so the strokes stay visible whatever their colour; when most is opaque,
+    /// transparent holes take the opaque pixels' median grey (the page's colour). Partly transparent pixels are blended
+    /// with that paper by their alpha.
+    /// </summary>
+    /// <param name="encoded">The file's bytes.</param>
+    /// <param name="name">The file's name or path, for error messages.</param>
+    /// <returns>width·height grey pixels (0 = black, 255 = white), row after row, and the upright width and height.</returns>
+    /// <exception cref="InvalidDataException">Empty, not an image, truncated or corrupt, or more than <see cref="MaxPixels"/> pixels.</exception>
+    public static (byte[] Grey, int Width, int Height) DecodeGrey(ReadOnlySpan<byte> encoded, string name)
+    {
+        if (encoded.IsEmpty) throw new InvalidDataException($"{name}: the file is empty, not an image.");
+        if (encoded.Length > MaxBytes) throw new InvalidDataException($"{name}: {encoded.Length:N0} bytes; images of at most {MaxBytes:N0} are accepted.");
+        using var stream = new SKMemoryStream(encoded.ToArray());
+        using var codec = SKCodec.Create(stream, out var created);
+        if (codec is null)
+        {
+            throw new InvalidDataException($"{name}: not a PNG, JPEG or BMP image that can be read ({Describe(created)}).");
+        }
+
+        int width = codec.Info.Width, height = codec.Info.Height;
+        if (width < 1 || height < 1) throw new InvalidDataException($"{name}: the image has no pixels ({width}×{height}).");
+        if ((long)width * height > MaxPixels)
+        {
+            throw new InvalidDataException(
+                $"{name}: {width}×{height} is {(double)width * height / 1e6:F0} megapixels; at most {MaxPixels / 1_000_000} megapixels are accepted.");
+        }
+
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result != SKCodecResult.Success)
+        {
+            throw new InvalidDataException($"{name}: the {codec.EncodedFormat} image cannot be decoded ({Describe(result)}).");
+        }
+
+        var grey = ToGrey(bitmap.GetPixelSpan(), width * height);
+        return Orient(grey, width, height, codec.EncodedOrigin);
+    }
+
+    /// <summary>Grey values from RGBA pixels, transparent ones blended with the paper (see <see cref="DecodeGrey"/>).</summary>
+    private static byte[] ToGrey(ReadOnlySpan<byte> rgba, int count)
+    {
+        var luma = new byte[count];
+        int transparent = 0;
+        long inkSum = 0, inkWeight = 0;
+        Span<int> opaqueHistogram = stackalloc int[256];
+        for (int i = 0; i < count; i++)
+        {
+            int r = rgba[4 * i], g = rgba[4 * i + 1], b = rgba[4 * i + 2], a = rgba[4 * i + 3];
+            int y = (77 * r + 150 * g + 29 * b + 128) >> 8;
+            luma[i] = (byte)y;
+            if (a < 255) transparent++;
+            if (a >= 128) opaqueHistogram[y]++;
+            inkSum += (long)y * a;
+            inkWeight += a;
+        }
+
+        if (transparent == 0) return luma;
+        int paper;
+        if (2 * transparent > count)
+        {
+            // Mostly transparent: the opaque pixels are the strokes; the paper must contrast with them.
+            paper = inkWeight > 0 && inkSum / inkWeight < 128 ? 255 : 0;
+        }
+        else
+        {
+            // Mostly opaque: the page is in the opaque pixels; transparent holes take its (median) colour.
+            int opaque = 0;
+            foreach (int c in opaqueHistogram) opaque += c;
+            paper = 255;
+            for (int v = 0, seen = 0; v < 256; v++)
+            {
+                seen += opaqueHistogram[v];
+                if (2 * seen > opaque)
+                {
+                    paper = v;
+                    break;
+                }
+            }
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            int a = rgba[4 * i + 3];
+            if (a < 255) luma[i] = (byte)((luma[i] * a + paper * (255 - a) + 127) / 255);
+        }
+
+        return luma;
+    }
+
+    /// <summary>Turns the stored pixels upright according to the EXIF orientation (phone cameras store them sideways).</summary>
+    private static (byte[] Grey, int Width, int Height) Orient(byte[] grey, int width, int height, SKEncodedOrigin origin)
+    {
+        if (origin is SKEncodedOrigin.TopLeft or 0) return (grey, width, height);
+        bool swap = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+        int w = swap ? height : width, h = swap ? width : height;
+        var upright = new byte[grey.Length];
+        for (int y = 0; y < h; y++)
+        {
+            for (int x = 0; x < w; x++)
+            {
+                // The stored pixel shown at (x, y).
+                (int sx, int sy) = origin switch
+                {
+                    SKEncodedOrigin.TopRight => (width - 1 - x, y),               // mirrored
+                    SKEncodedOrigin.BottomRight => (width - 1 - x, height - 1 - y), // rotated 180°
+                    SKEncodedOrigin.BottomLeft => (x, height - 1 - y),            // flipped
+                    SKEncodedOrigin.LeftTop => (y, x),                            // transposed
+                    SKEncodedOrigin.RightTop => (y, height - 1 - x),              // to be turned 90° clockwise
+                    SKEncodedOrigin.RightBottom => (width - 1 - y, height - 1 - x), // transverse
+                    SKEncodedOrigin.LeftBottom => (width - 1 - y, x),             // to be turned 90° anticlockwise
+                    _ => (x, y),
+                };
+                upright[y * w + x] = grey[sy * width + sx];
+            }
+        }
+
+        return (upright, w, h);
+    }
+
+    private static string Describe(SKCodecResult result) => result switch
+    {
+        SKCodecResult.IncompleteInput or SKCodecResult.ErrorInInput => "the file is truncated or corrupt",
+        SKCodecResult.Unimplemented => "this encoding is not supported",
+        SKCodecResult.InvalidInput => "unrecognised content",
+        _ => result.ToString(),
+    };
+}

@@ -1,0 +1,210 @@
+using LeNetSharp.Inference;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>Golden tests of each MNIST preprocessing step on small hand-made images, with hand-computed results.</summary>
+public class PreprocessingTests
+{
+    [Fact]
+    public void Border_median_is_the_page_colour_even_when_strokes_touch_the_edge()
+    {
+        byte[] page =
+        [
+            200, 200, 200,
+            200, 0, 10,
+            200, 10, 200,
+        ];
+        // Border: 200 ×6 and 10 ×2 (the centre is not border); sorted, the lower middle (rank 3 of 8) is 200.
+        MnistPreprocessing.BorderMedian(page, 3, 3).Should().Be(200);
+        MnistPreprocessing.IsDarkOnLight(page, 3, 3).Should().BeTrue();
+        // A single row is all border: 0, 0, 255, 255 → lower median 0: light ink on a dark page.
+        MnistPreprocessing.BorderMedian([0, 0, 255, 255], 4, 1).Should().Be(0);
+        MnistPreprocessing.IsDarkOnLight([0, 0, 255, 255], 4, 1).Should().BeFalse();
+        MnistPreprocessing.BorderMedian([7], 1, 1).Should().Be(7);
+    }
+
+    [Fact]
+    public void Dark_ink_on_a_light_page_is_inverted_and_stretched_to_a_black_page_and_full_ink()
+    {
+        byte[] grey =
+        [
+            200, 200, 200,
+            200, 20, 110,
+            200, 200, 200,
+        ];
+        // Border median 200 > 127: invert (page 55, ink 235, 110 → 145); background b = 55, max m = 235, range 180.
+        // 235 → (180·255 + 90) / 180 = 255;  145 → (90·255 + 90) / 180 = 128;  55 → 0.
+        MnistPreprocessing.ToWhiteOnBlack(grey, 3, 3).Should().Equal(0, 0, 0, 0, 255, 128, 0, 0, 0);
+    }
+
+    [Fact]
+    public void Light_ink_on_a_grey_page_keeps_its_polarity_and_is_stretched()
+    {
+        byte[] grey =
+        [
+            30, 30, 30,
+            30, 130, 80,
+            30, 30, 10,
+        ];
+        // Border median 30: no inversion; b = 30, m = 130, range 100: 130 → 255, 80 → (50·255 + 50) / 100 = 128, 10 → 0.
+        MnistPreprocessing.ToWhiteOnBlack(grey, 3, 3).Should().Equal(0, 0, 0, 0, 255, 128, 0, 0, 0);
+        byte[] mnistLike = [0, 0, 0, 0, 255, 7, 0, 0, 0];
+        MnistPreprocessing.ToWhiteOnBlack(mnistLike, 3, 3).Should().Equal(mnistLike, "pure white-on-black is left alone");
+    }
+
+    [Fact]
+    public void Uniform_images_have_no_ink()
+    {
+        MnistPreprocessing.ToWhiteOnBlack([255, 255, 255, 255], 2, 2).Should().Equal(0, 0, 0, 0);
+        MnistPreprocessing.ToWhiteOnBlack([0, 0, 0, 0], 2, 2).Should().Equal(0, 0, 0, 0);
+        MnistPreprocessing.ToWhiteOnBlack([90], 1, 1).Should().Equal(0);
+    }
+
+    [Fact]
+    public void Ink_bounds_are_the_smallest_box_around_pixels_above_the_threshold()
+    {
+        var ink = new byte[5 * 4];
+        ink[1 * 5 + 1] = 255; // (x 1, y 1)
+        ink[2 * 5 + 3] = 40;  // (x 3, y 2)
+        ink[3 * 5 + 4] = 10;  // faint: only above threshold 0
+        MnistPreprocessing.InkThreshold.Should().Be(80);
+        MnistPreprocessing.InkBounds(ink, 5, 4, threshold: 0).Should().Be(new PixelBox(1, 1, 4, 3));
+        MnistPreprocessing.InkBounds(ink, 5, 4, threshold: 10).Should().Be(new PixelBox(1, 1, 3, 2));
+        MnistPreprocessing.InkBounds(ink, 5, 4).Should().Be(new PixelBox(1, 1, 1, 1), "the default threshold, 80, leaves only the 255");
+        MnistPreprocessing.InkBounds(ink, 5, 4, threshold: 255).Should().BeNull();
+        MnistPreprocessing.InkBounds(new byte[6], 3, 2).Should().BeNull();
+    }
+
+    [Fact]
+    public void Crop_copies_the_box_row_by_row()
+    {
+        byte[] grey =
+        [
+            1, 2, 3, 4,
+            5, 6, 7, 8,
+            9, 10, 11, 12,
+        ];
+        MnistPreprocessing.Crop(grey, 4, 3, new PixelBox(1, 1, 2, 2)).Should().Equal(6, 7, 10, 11);
+        MnistPreprocessing.Crop(grey, 4, 3, new PixelBox(0, 0, 4, 3)).Should().Equal(grey);
+        FluentActions.Invoking(() => MnistPreprocessing.Crop(grey, 4, 3, new PixelBox(3, 0, 2, 1))).Should().Throw<ArgumentException>();
+    }
+
+    [Fact]
+    public void Shrinking_averages_the_area_each_output_pixel_covers()
+    {
+        byte[] grey =
+        [
+            0, 255, 255, 0,
+            255, 255, 0, 0,
+        ];
+        // ×1/2: each output pixel is a 2×2 block: (0 + 255·3) / 4 = 191.25 → 191, 255 / 4 = 63.75 → 64.
+        var (pixels, w, h) = MnistPreprocessing.ScaleLongerSide(grey, 4, 2, size: 2);
+        (w, h).Should().Be((2, 1));
+        pixels.Should().Equal(191, 64);
+    }
+
+    [Fact]
+    public void A_fractional_factor_weights_partly_covered_pixels_and_pads_the_short_side_with_background()
+    {
+        // 3×1 → longer side 2: factor 2/3, each output pixel covers 1.5×1.5 input pixels; the short side becomes
+        // ⌈1·2/3⌉ = 1 pixel, of which only 1 of 1.5 rows is inside the image.
+        // left:  (0·1 + 90·0.5)·1 / 2.25 = 20;   right: (90·0.5 + 255·1)·1 / 2.25 = 133.3 → 133.
+        var (pixels, w, h) = MnistPreprocessing.ScaleLongerSide([0, 90, 255], 3, 1, size: 2);
+        (w, h).Should().Be((2, 1));
+        pixels.Should().Equal(20, 133);
+    }
+
+    [Fact]
+    public void Enlarging_turns_pixels_into_blocks_and_keeps_the_aspect_ratio()
+    {
+        var (pixels, w, h) = MnistPreprocessing.ScaleLongerSide([255, 0], 2, 1, size: 4);
+        (w, h).Should().Be((4, 2));
+        pixels.Should().Equal(255, 255, 0, 0, 255, 255, 0, 0);
+
+        var (one, w1, h1) = MnistPreprocessing.ScaleLongerSide([255], 1, 1);
+        (w1, h1).Should().Be((20, 20));
+        one.Should().OnlyContain(v => v == 255);
+
+        var (wide, w2, h2) = MnistPreprocessing.ScaleLongerSide(Enumerable.Repeat((byte)255, 40 * 10).ToArray(), 40, 10);
+        (w2, h2).Should().Be((20, 5));
+        wide.Should().OnlyContain(v => v == 255);
+    }
+
+    [Fact]
+    public void The_centre_of_mass_lands_on_pixel_14_14()
+    {
+        MnistPreprocessing.CentreOfMass([255, 255], 2, 1).Should().Be((0.5, 0.0));
+        MnistPreprocessing.CentreOfMass([0, 0], 2, 1).Should().BeNull();
+
+        // Centre of mass (0.5, 0): shift by round(14 − 0.5) = 14 (halves round up) and 14: pixels at (14, 14) and (15, 14).
+        var two = MnistPreprocessing.CentreByMass([255, 255], 2, 1);
+        two.Should().HaveCount(784);
+        two.Select((v, i) => (v, i)).Where(p => p.v != 0).Select(p => p.i).Should().Equal(14 * 28 + 14, 14 * 28 + 15);
+
+        // One pixel at (2, 0) of a 3×3: shift (12, 14).
+        var one = new byte[9];
+        one[2] = 100;
+        MnistPreprocessing.CentreByMass(one, 3, 3).Select((v, i) => (v, i)).Where(p => p.v != 0).Should().Equal((100, 14 * 28 + 14));
+
+        // Mass (1·3 + 3·1) / 4 = 1.5 along x in a 4×1 row [0, 100, 0, 100]... heavier on the right: weights 0,100,0,100 → x̄ = 2.
+        MnistPreprocessing.CentreOfMass([0, 100, 0, 100], 4, 1).Should().Be((2.0, 0.0));
+    }
+
+    [Fact]
+    public void Blank_tiny_uniform_and_all_ink_images_give_an_empty_digit()
+    {
+        var empty = new byte[784];
+        MnistPreprocessing.Preprocess(Enumerable.Repeat((byte)255, 50 * 40).ToArray(), 50, 40).Should().Equal(empty);
+        MnistPreprocessing.Preprocess([0], 1, 1).Should().Equal(empty);
+        MnistPreprocessing.Preprocess([255], 1, 1).Should().Equal(empty);
+        MnistPreprocessing.Preprocess(new byte[30 * 30], 30, 30).Should().Equal(empty, "all black: no contrast, no digit");
+        FluentActions.Invoking(() => MnistPreprocessing.Preprocess(new byte[10], 3, 3)).Should().Throw<ArgumentException>().WithMessage("*3×3*9*10*");
+    }
+
+    [Fact]
+    public void A_single_ink_pixel_becomes_a_20x20_block_centred_at_14_14()
+    {
+        var grey = Enumerable.Repeat((byte)255, 4).ToArray();
+        grey[3] = 0; // black dot on white, bottom-right of a 2×2
+        var digit = MnistPreprocessing.Preprocess(grey, 2, 2);
+        // Box 1×1 → 20×20 of 255, centre of mass 9.5 → shift round(4.5) = 5 (halves up): columns and rows 5..24.
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++)
+                digit[y * 28 + x].Should().Be(x is >= 5 and < 25 && y is >= 5 and < 25 ? (byte)255 : (byte)0, "pixel ({0}, {1})", x, y);
+    }
+
+    [Fact]
+    public void A_huge_photo_like_page_is_reduced_to_a_centred_20_pixel_digit()
+    {
+        const int width = 4000, height = 3000;
+        var grey = new byte[width * height];
+        Array.Fill(grey, (byte)190); // grey paper
+        for (int y = 1000; y < 2600; y++)
+            for (int x = 2000; x < 2400; x++) grey[y * width + x] = 40; // a dark bar 400 wide, 1600 tall: a "1"
+
+        var digit = MnistPreprocessing.Preprocess(grey, width, height);
+        var box = MnistPreprocessing.InkBounds(digit, 28, 28)!.Value;
+        box.Height.Should().Be(20);
+        box.Width.Should().Be(5); // 400 · 20/1600
+        var (cx, cy) = MnistPreprocessing.CentreOfMass(digit, 28, 28)!.Value;
+        cx.Should().BeApproximately(14, 0.5);
+        cy.Should().BeApproximately(14, 0.5);
+        digit.Max().Should().Be(255);
+    }
+
+    [Fact]
+    public void On_mnist_digits_with_threshold_0_crop_scale_and_centre_give_the_image_back()
+    {
+        var test = TrainedMnist.Test;
+        int identical = 0;
+        for (int i = 0; i < 1000; i++)
+        {
+            var image = test.Pixels(i);
+            var result = MnistPreprocessing.Preprocess(image, 28, 28, inkThreshold: 0);
+            result.Should().Equal(MnistPreprocessing.ToWhiteOnBlack(image, 28, 28), "image {0} is already 20 pixels tall or wide and centred by mass", i);
+            if (result.AsSpan().SequenceEqual(image)) identical++;
+        }
+
+        identical.Should().Be(892, "only the 108 of the first 1,000 whose brightest pixel is below 255 are changed, by the contrast stretch");
+    }
+}

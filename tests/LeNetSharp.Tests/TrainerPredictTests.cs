@@ -1,0 +1,154 @@
+using System.Text.Json;
+using LeNetSharp.Inference;
+using LeNetSharp.Persistence;
+using SkiaSharp;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>The trainer's <c>predict FILE...</c>: pictures of any size, format and polarity; bad files reported one line each.</summary>
+public class TrainerPredictTests : TempDirectoryTest
+{
+    private readonly string _model;
+    private readonly (string File, int Label)[] _pictures;
+
+    public TrainerPredictTests()
+    {
+        var net = TrainedMnist.Network.Clone();
+        _model = Path.Combine(Dir, "digits.model");
+        ModelFile.Save(net, _model);
+
+        // Three test digits the network reads confidently, drawn as a user would hand them in.
+        var test = TrainedMnist.Test;
+        var chosen = Enumerable.Range(0, 200).Select(i => (Index: i, Raw: net.Predict(test.Pixels(i))))
+            .Where(c => c.Raw.Label == test.Label(c.Index) && c.Raw.Confidence > 0.99f).Take(3).ToArray();
+        chosen.Should().HaveCount(3);
+        _pictures =
+        [
+            (Write("light-on-dark.png", Encode(Render(test.Pixels(chosen[0].Index), 56, 56, darkOnLight: false), SKEncodedImageFormat.Png)), chosen[0].Raw.Label),
+            (Write("photo.jpg", Encode(Render(test.Pixels(chosen[1].Index), 300, 200, darkOnLight: true), SKEncodedImageFormat.Jpeg)), chosen[1].Raw.Label),
+            (Write("scan.bmp", Bmp(Render(test.Pixels(chosen[2].Index), 100, 140, darkOnLight: true))), chosen[2].Raw.Label),
+        ];
+    }
+
+    [Fact]
+    public void Each_picture_gets_its_digit_probability_and_runner_up()
+    {
+        var (code, output, err) = TrainerCliTests.Run(["predict", "--model", _model, .. _pictures.Select(p => p.File)]);
+        code.Should().Be(0, err);
+        err.Should().BeEmpty();
+        var lines = output.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        lines.Should().HaveCount(3);
+        for (int i = 0; i < 3; i++)
+        {
+            lines[i].Should().MatchRegex($@"^{System.Text.RegularExpressions.Regex.Escape(_pictures[i].File)}: {_pictures[i].Label} \(\d+\.\d%\), runner-up [0-9] \(\d+\.\d%\)$");
+        }
+    }
+
+    [Fact]
+    public void Json_prints_one_object_per_line_with_file_label_and_ten_probabilities()
+    {
+        var (code, output, err) = TrainerCliTests.Run(["predict", "--json", "--model", _model, .. _pictures.Select(p => p.File)]);
+        code.Should().Be(0, err);
+        var lines = output.TrimEnd().Split('\n');
+        lines.Should().HaveCount(3);
+        for (int i = 0; i < 3; i++)
+        {
+            using var doc = JsonDocument.Parse(lines[i]);
+            var root = doc.RootElement;
+            root.EnumerateObject().Select(p => p.Name).Should().Equal("file", "label", "probabilities");
+            root.GetProperty("file").GetString().Should().Be(_pictures[i].File);
+            root.GetProperty("label").GetInt32().Should().Be(_pictures[i].Label);
+            var probabilities = root.GetProperty("probabilities").EnumerateArray().Select(p => p.GetDouble()).ToArray();
+            probabilities.Should().HaveCount(10).And.OnlyContain(p => p >= 0 && p <= 1);
+            probabilities.Sum().Should().BeApproximately(1, 1e-5);
+            Array.IndexOf(probabilities, probabilities.Max()).Should().Be(_pictures[i].Label);
+        }
+    }
+
+    [Fact]
+    public void Bad_files_get_one_error_line_each_the_others_are_still_predicted_and_the_exit_code_is_1()
+    {
+        string garbage = Write("notes.png", "not an image at all"u8.ToArray());
+        string truncated = Write("cut.png", File.ReadAllBytes(_pictures[0].File)[..40]);
+        string missing = Path.Combine(Dir, "missing.png");
+        var (code, output, err) = TrainerCliTests.Run("predict", "--model", _model, garbage, _pictures[0].File, missing, truncated, _pictures[1].File);
+
+        code.Should().Be(1);
+        output.TrimEnd().Split('\n').Select(l => l.Split(':')[0]).Should().Equal(_pictures[0].File, _pictures[1].File);
+        var errors = err.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        errors.Should().HaveCount(3).And.OnlyContain(l => l.StartsWith("error: ", StringComparison.Ordinal));
+        errors[0].Should().StartWith($"error: {garbage}: ");
+        errors[1].Should().Be($"error: {missing}: file not found");
+        errors[2].Should().StartWith($"error: {truncated}: ");
+    }
+
+    [Fact]
+    public void A_missing_model_is_one_error_and_exit_code_1()
+    {
+        var (code, output, err) = TrainerCliTests.Run("predict", "--model", Path.Combine(Dir, "none.model"), _pictures[0].File);
+        code.Should().Be(1);
+        output.Should().BeEmpty();
+        err.TrimEnd().Should().StartWith("error: ").And.Contain("none.model").And.NotContain("\n");
+    }
+
+    private string Write(string name, byte[] bytes)
+    {
+        string path = Path.Combine(Dir, name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    /// <summary>An MNIST digit scaled to fill the shorter side of a width×height grey page, centred.</summary>
+    private static SKBitmap Render(ReadOnlySpan<byte> mnist, int width, int height, bool darkOnLight)
+    {
+        using var digit = new SKBitmap(new SKImageInfo(28, 28, SKColorType.Gray8, SKAlphaType.Opaque));
+        var pixels = digit.GetPixelSpan();
+        for (int y = 0; y < 28; y++) for (int x = 0; x < 28; x++) pixels[y * digit.RowBytes + x] = darkOnLight ? (byte)(255 - mnist[y * 28 + x]) : mnist[y * 28 + x];
+        var page = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
+        using var canvas = new SKCanvas(page);
+        canvas.Clear(darkOnLight ? SKColors.White : SKColors.Black);
+        int side = Math.Min(width, height);
+        using var image = SKImage.FromBitmap(digit);
+        canvas.DrawImage(image, SKRect.Create((width - side) / 2f, (height - side) / 2f, side, side), new SKSamplingOptions(SKCubicResampler.Mitchell));
+        return page;
+    }
+
+    private static byte[] Encode(SKBitmap bitmap, SKEncodedImageFormat format)
+    {
+        using (bitmap)
+        {
+            using var data = bitmap.Encode(format, 95);
+            return data.ToArray();
+        }
+    }
+
+    /// <summary>A 24-bit BMP (SkiaSharp reads BMP but does not write it).</summary>
+    private static byte[] Bmp(SKBitmap bitmap)
+    {
+        using (bitmap)
+        {
+            int w = bitmap.Width, h = bitmap.Height, stride = (3 * w + 3) & ~3;
+            var bytes = new byte[54 + stride * h];
+            var s = bytes.AsSpan();
+            "BM"u8.CopyTo(s);
+            BitConverter.TryWriteBytes(s[2..], bytes.Length);
+            BitConverter.TryWriteBytes(s[10..], 54);
+            BitConverter.TryWriteBytes(s[14..], 40);
+            BitConverter.TryWriteBytes(s[18..], w);
+            BitConverter.TryWriteBytes(s[22..], h);
+            BitConverter.TryWriteBytes(s[26..], (short)1);
+            BitConverter.TryWriteBytes(s[28..], (short)24);
+            for (int y = 0; y < h; y++)
+            {
+                for (int x = 0; x < w; x++)
+                {
+                    var c = bitmap.GetPixel(x, h - 1 - y); // bottom-up rows
+                    int o = 54 + y * stride + 3 * x;
+                    (bytes[o], bytes[o + 1], bytes[o + 2]) = (c.Blue, c.Green, c.Red);
+                }
+            }
+
+            return bytes;
+        }
+    }
+}
