@@ -64,7 +64,17 @@ public sealed class Program
             return 1;
         }
 
-        app.Run();
+        try
+        {
+            app.Run();
+        }
+        catch (IOException e)
+        {
+            // Kestrel reports a taken or unavailable address as an IOException ("Failed to bind to address …").
+            stderr.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+
         return 0;
     }
 
