@@ -170,19 +170,9 @@ public static class Program
     }
 
     /// <summary>A .npz path means the tutorial's weight file; .onnx an ONNX model; anything else, a LeNetSharp model file.</summary>
-    private static bool IsNpz(string path) => path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase);
+    private static Sequential<float> LoadModel(string path) => ModelFiles.Load(path);
 
-    private static bool IsOnnx(string path) => path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
-
-    private static Sequential<float> LoadModel(string path) =>
-        IsNpz(path) ? TutorialWeights.Import<float>(path) : IsOnnx(path) ? OnnxModel.Import(path) : ModelFile.Load<float>(path);
-
-    private static void SaveModel(Sequential<float> network, string path)
-    {
-        if (IsNpz(path)) TutorialWeights.Export(network, path);
-        else if (IsOnnx(path)) OnnxModel.Export(network, path);
-        else ModelFile.Save(network, path);
-    }
+    private static void SaveModel(Sequential<float> network, string path) => ModelFiles.Save(network, path);
 
     private static void Export(Options o, TextWriter stdout)
     {
