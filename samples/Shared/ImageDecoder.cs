@@ -70,7 +70,7 @@ internal static class ImageDecoder
         if ((long)width * height > maxPixels)
         {
             throw new InvalidDataException(
-                $"{name}: {width}×{height} is {(double)width * height / 1e6:F1} megapixels; at most {maxPixels / 1e6:0.##} megapixels are accepted.");
+                $"{name}: {width}×{height} is {(double)width * height / 1e6:F0} megapixels; at most {maxPixels / 1e6:0.##} megapixels are accepted.");
         }
 
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
