@@ -133,7 +133,7 @@ public static class Program
         network.GemmProvider = o.Gemm;
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
-            + $"{o.Epochs} epochs, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
+            + $"{o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
         // With --report, the curves are recorded and the test accuracy measured after every epoch.
         var history = o.Report is null ? null
             : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).Accuracy);
@@ -183,19 +183,9 @@ public static class Program
     }
 
     /// <summary>A .npz path means the tutorial's weight file; .onnx an ONNX model; anything else, a LeNetSharp model file.</summary>
-    private static bool IsNpz(string path) => path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase);
+    private static Sequential<float> LoadModel(string path) => ModelFiles.Load(path);
 
-    private static bool IsOnnx(string path) => path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
-
-    private static Sequential<float> LoadModel(string path) =>
-        IsNpz(path) ? TutorialWeights.Import<float>(path) : IsOnnx(path) ? OnnxModel.Import(path) : ModelFile.Load<float>(path);
-
-    private static void SaveModel(Sequential<float> network, string path)
-    {
-        if (IsNpz(path)) TutorialWeights.Export(network, path);
-        else if (IsOnnx(path)) OnnxModel.Export(network, path);
-        else ModelFile.Save(network, path);
-    }
+    private static void SaveModel(Sequential<float> network, string path) => ModelFiles.Save(network, path);
 
     private static void Export(Options o, TextWriter stdout)
     {

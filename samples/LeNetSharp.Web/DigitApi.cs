@@ -18,6 +18,8 @@ internal static class DigitApi
 
     private const int Pixels = DigitModel.Size * DigitModel.Size;
 
+    private static readonly string TooLarge = $"request body over the {MaxBodyBytes:N0}-byte limit";
+
     private static readonly Lazy<byte[]> Page = new(() =>
     {
         using var stream = typeof(DigitApi).Assembly.GetManifestResourceStream("LeNetSharp.Web.index.html")
@@ -33,6 +35,11 @@ internal static class DigitApi
         app.MapGet("/healthz", (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
         app.MapGet("/api/model", (DigitModel model) => Results.Json(model.Info));
         app.MapPost("/api/predict", PredictAsync);
+        app.MapMethods("/api/predict", ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"], (HttpContext context, ILogger<DigitModel> log) =>
+        {
+            context.Response.Headers.Allow = "POST";
+            return Error(log, StatusCodes.Status405MethodNotAllowed, $"use POST on /api/predict, not {context.Request.Method}");
+        });
     }
 
     private static async Task<IResult> PredictAsync(HttpContext context, DigitModel model, ILogger<DigitModel> log)
@@ -42,7 +49,7 @@ internal static class DigitApi
         if (!json && !type.StartsWith("image/", StringComparison.Ordinal))
         {
             return Error(log, StatusCodes.Status415UnsupportedMediaType,
-                $"send a PNG (Content-Type: image/png) or JSON {{\"pixels\": [{Pixels} numbers 0..255]}} (Content-Type: application/json), got Content-Type '{type}'");
+                $"send an image ({ImageDecoder.Formats}; Content-Type: image/...) or JSON {{\"pixels\": [{Pixels} numbers 0..255]}} (Content-Type: application/json), got Content-Type '{type}'");
         }
 
         byte[]? body;
@@ -52,10 +59,13 @@ internal static class DigitApi
         }
         catch (BadHttpRequestException e)
         {
-            return Error(log, e.StatusCode, e.Message);
+            // Kestrel's own limit catches a chunked body (no Content-Length) going over: answer in our words.
+            return e.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? Error(log, e.StatusCode, TooLarge)
+                : Error(log, e.StatusCode, e.Message);
         }
 
-        if (body is null) return Error(log, StatusCodes.Status413PayloadTooLarge, $"request body over the {MaxBodyBytes:N0}-byte limit");
+        if (body is null) return Error(log, StatusCodes.Status413PayloadTooLarge, TooLarge);
 
         byte[]? bytes;
         float[]? scaled;
@@ -67,8 +77,18 @@ internal static class DigitApi
             }
             else
             {
-                var (grey, width, height) = ImageDecoder.DecodeGrey(body, "request body");
-                bytes = MnistPreprocessing.Preprocess(grey, width, height);
+                // At most pool-size decodes at once, each under the pixel ceiling: memory stays bounded under load.
+                await model.DecodeGate.WaitAsync(context.RequestAborted);
+                try
+                {
+                    var (grey, width, height) = ImageDecoder.DecodeGrey(body, "request body", Program.MaxImagePixels);
+                    bytes = MnistPreprocessing.Preprocess(grey, width, height);
+                }
+                finally
+                {
+                    model.DecodeGate.Release();
+                }
+
                 scaled = null;
             }
         }

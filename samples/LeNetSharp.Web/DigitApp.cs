@@ -32,6 +32,8 @@ internal static class DigitApp
             o.TimestampFormat = "HH:mm:ss ";
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning); // our own line per request says enough
+        // A failed start (e.g. the port is taken) ends as one `error:` line from Program.Run, not a logged stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = DigitApi.MaxBodyBytes);
         builder.Services.AddSingleton(sp => DigitAppSettings.From(sp.GetRequiredService<IConfiguration>()));
         builder.Services.AddSingleton<DigitModel>();

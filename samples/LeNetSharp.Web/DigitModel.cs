@@ -35,9 +35,7 @@ internal sealed class DigitModel : IDisposable
 
     public DigitModel(DigitAppSettings settings, ILogger<DigitModel> log)
     {
-        var network = settings.ModelPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)
-            ? TutorialWeights.Import<float>(settings.ModelPath) // the tutorial's weight arrays, as the trainer reads them
-            : ModelFile.Load<float>(settings.ModelPath);
+        var network = ModelFiles.Load(settings.ModelPath); // by extension, as the trainer reads it
         var shapes = network.OutputShapes([1, Size, Size, 1]); // throws, naming both shapes, if the input does not fit
         if (shapes[^1] is not [1, LeNet.Classes])
         {
@@ -57,12 +55,17 @@ internal sealed class DigitModel : IDisposable
         var (accuracy, source) = MeasureAccuracy(network, settings.DataDirectory, log);
         Info = new ModelInfo(Path.GetFileName(settings.ModelPath), [Size, Size, 1], LeNet.Classes, network.ParameterCount, layers, accuracy, source);
         Predictor = new Predictor(network, Size, Size, 1, settings.PoolSize);
+        int decoders = settings.PoolSize > 0 ? settings.PoolSize : Environment.ProcessorCount;
+        DecodeGate = new SemaphoreSlim(decoders, decoders);
         log.LogInformation("Serving {Model}: {Parameters} parameters, {Accuracy}", settings.ModelPath, network.ParameterCount,
             accuracy is double a ? string.Create(CultureInfo.InvariantCulture, $"test accuracy {100 * a:F2}%") : source);
     }
 
     /// <summary>Thread-safe inference: a pool of network copies.</summary>
     public Predictor Predictor { get; }
+
+    /// <summary>Image decodes allowed at once (as many as network copies): bounds the decoders' memory under load.</summary>
+    public SemaphoreSlim DecodeGate { get; }
 
     public ModelInfo Info { get; }
 
@@ -92,7 +95,11 @@ internal sealed class DigitModel : IDisposable
         return maps;
     }
 
-    public void Dispose() => Predictor.Dispose();
+    public void Dispose()
+    {
+        Predictor.Dispose();
+        DecodeGate.Dispose();
+    }
 
     private static (double? Accuracy, string Source) MeasureAccuracy(Sequential<float> network, string dataDirectory, ILogger log)
     {

@@ -18,13 +18,27 @@ public sealed class Program
     /// <summary>Request bodies above this many bytes (1 MB) get 413.</summary>
     public const int MaxBodyBytes = 1 << 20;
 
-    private const string Usage = """
+    /// <summary>The largest uploaded picture decoded: 4 megapixels (a 280×280 drawing needs 0.08); checked from its header.</summary>
+    public const long MaxImagePixels = 4_000_000;
+
+    /// <summary>The largest <c>--pool</c>.</summary>
+    public const int MaxPool = 64;
+
+    private static readonly string[] Options = ["model", "urls", "data", "pool", "environment", "contentRoot", "applicationName"];
+
+    private static readonly string Usage = $"""
         usage: LeNetSharp.Web [--model PATH] [--urls URLS] [--data DIR] [--pool N]
 
-          --model PATH   model file made by the trainer (default lenet.model), or the tutorial's .npz weights
-          --urls URLS    where to listen (default http://127.0.0.1:5000: this machine only)
+          --model PATH   model file made by the trainer (default lenet.model), the tutorial's .npz weights or an .onnx
+                         LeNet, picked by extension as the trainer does
+          --urls URLS    where to listen (default {DefaultUrl}: this machine only); ASPNETCORE_URLS works too
           --data DIR     MNIST folder, to report the model's test accuracy (default data/mnist; skipped when absent)
-          --pool N       network copies serving requests at once (default: one per processor)
+          --pool N       network copies serving requests at once, 1..{MaxPool} (default: one per processor); as many
+                         uploaded pictures are decoded at once
+        Uploads: {ImageDecoder.Formats}, at most {MaxBodyBytes:N0} bytes and {MaxImagePixels / 1_000_000} megapixels.
+        ASP.NET Core's --environment, --contentRoot, --applicationName and --Logging:... settings pass through too.
+        Options may also be written --name=value (any ASP.NET Core setting that way); nothing else is accepted.
+        Exit codes: 0 after a clean shutdown, 1 when the model cannot be read or the address is taken, 2 on bad usage.
         """;
 
     /// <summary>Entry point: 0 after a clean shutdown, 1 when the model cannot be read, 2 on bad usage or a missing model.</summary>
@@ -43,6 +57,12 @@ public sealed class Program
         {
             stdout.WriteLine(Usage);
             return 0;
+        }
+
+        if (CheckUsage(args) is string problem)
+        {
+            stderr.WriteLine($"error: {problem} (--help for usage)");
+            return 2;
         }
 
         var app = Build(args);
@@ -64,8 +84,54 @@ public sealed class Program
             return 1;
         }
 
-        app.Run();
+        try
+        {
+            app.Run();
+        }
+        catch (IOException e)
+        {
+            // Kestrel reports a taken or unavailable address as an IOException ("Failed to bind to address …").
+            stderr.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        catch (FormatException e)
+        {
+            // A malformed --urls ("Invalid url: 'garbage'") is bad usage.
+            stderr.WriteLine($"error: --urls: {e.Message.ReplaceLineEndings(" ")}");
+            return 2;
+        }
+
         return 0;
+    }
+
+    /// <summary>Null when <paramref name="args"/> are only the documented options, each with a value; else what is wrong.</summary>
+    private static string? CheckUsage(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2) return $"unexpected argument '{arg}'";
+            int equals = arg.IndexOf('=', StringComparison.Ordinal);
+            string name = equals < 0 ? arg[2..] : arg[2..equals];
+            if (equals < 0 && !Options.Contains(name, StringComparer.OrdinalIgnoreCase) && !name.StartsWith("Logging:", StringComparison.OrdinalIgnoreCase))
+            {
+                return $"unknown option '--{name}'; expected {string.Join(", ", Options.Select(o => "--" + o))}";
+            }
+
+            string? value = equals >= 0 ? arg[(equals + 1)..] : i + 1 < args.Length ? args[++i] : null;
+            if (equals < 0 && (string.IsNullOrEmpty(value) || value.StartsWith("--", StringComparison.Ordinal)))
+            {
+                return $"--{name} needs a value, got {(value is null ? "nothing" : $"'{value}'")}";
+            }
+
+            if (name.Equals("pool", StringComparison.OrdinalIgnoreCase)
+                && !(int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pool) && pool is >= 1 and <= MaxPool))
+            {
+                return $"--pool must be a whole number from 1 to {MaxPool}, got '{value}'";
+            }
+        }
+
+        return null;
     }
 
     /// <summary>

@@ -16,6 +16,9 @@ internal static class ImageDecoder
     /// </summary>
     public const long MaxPixels = 50_000_000;
 
+    /// <summary>The encodings SkiaSharp decodes here, for messages.</summary>
+    public const string Formats = "PNG, JPEG, BMP, GIF or WebP";
+
     /// <summary>The largest file accepted: 100 MB.</summary>
     public const long MaxBytes = 100_000_000;
 
@@ -45,9 +48,13 @@ internal static class ImageDecoder
     /// </summary>
     /// <param name="encoded">The file's bytes.</param>
     /// <param name="name">The file's name or path, for error messages.</param>
+    /// <param name="maxPixels">
+    /// The caller's ceiling on width·height (default <see cref="MaxPixels"/>), checked from the header before any pixel
+    /// buffer is allocated: a server sets a much lower one so a small file declaring a huge image costs nothing.
+    /// </param>
     /// <returns>width·height grey pixels (0 = black, 255 = white), row after row, and the upright width and height.</returns>
-    /// <exception cref="InvalidDataException">Empty, not an image, truncated or corrupt, or more than <see cref="MaxPixels"/> pixels.</exception>
-    public static (byte[] Grey, int Width, int Height) DecodeGrey(ReadOnlySpan<byte> encoded, string name)
+    /// <exception cref="InvalidDataException">Empty, not an image, truncated or corrupt, or more than <paramref name="maxPixels"/> pixels.</exception>
+    public static (byte[] Grey, int Width, int Height) DecodeGrey(ReadOnlySpan<byte> encoded, string name, long maxPixels = MaxPixels)
     {
         if (encoded.IsEmpty) throw new InvalidDataException($"{name}: the file is empty, not an image.");
         if (encoded.Length > MaxBytes) throw new InvalidDataException($"{name}: {encoded.Length:N0} bytes; images of at most {MaxBytes:N0} are accepted.");
@@ -55,15 +62,15 @@ internal static class ImageDecoder
         using var codec = SKCodec.Create(stream, out var created);
         if (codec is null)
         {
-            throw new InvalidDataException($"{name}: not a PNG, JPEG or BMP image that can be read ({Describe(created)}).");
+            throw new InvalidDataException($"{name}: not a {Formats} image that can be read ({Describe(created)}).");
         }
 
         int width = codec.Info.Width, height = codec.Info.Height;
         if (width < 1 || height < 1) throw new InvalidDataException($"{name}: the image has no pixels ({width}×{height}).");
-        if ((long)width * height > MaxPixels)
+        if ((long)width * height > maxPixels)
         {
             throw new InvalidDataException(
-                $"{name}: {width}×{height} is {(double)width * height / 1e6:F0} megapixels; at most {MaxPixels / 1_000_000} megapixels are accepted.");
+                $"{name}: {width}×{height} is {(double)width * height / 1e6:F0} megapixels; at most {maxPixels / 1e6:0.##} megapixels are accepted.");
         }
 
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);

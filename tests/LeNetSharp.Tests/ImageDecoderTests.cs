@@ -108,7 +108,7 @@ public class ImageDecoderTests : TempDirectoryTest
     {
         FluentActions.Invoking(() => ImageDecoder.DecodeGrey([], "empty.png")).Should().Throw<InvalidDataException>().WithMessage("empty.png: *empty*");
         FluentActions.Invoking(() => ImageDecoder.DecodeGrey("hello, not an image"u8, "notes.txt")).Should().Throw<InvalidDataException>()
-            .WithMessage("notes.txt: not a PNG, JPEG or BMP image*");
+            .WithMessage("notes.txt: not a PNG, JPEG, BMP, GIF or WebP image*");
         var png = Pictures.Encode(Pictures.Rgba(Enumerable.Range(0, 64 * 64).Select(i => (byte)(i * 7)).ToArray()), 64, 64);
         FluentActions.Invoking(() => ImageDecoder.DecodeGrey(png.AsSpan(0, png.Length / 2), "cut.png")).Should().Throw<InvalidDataException>()
             .WithMessage("cut.png: *");
