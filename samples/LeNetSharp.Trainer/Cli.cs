@@ -24,7 +24,7 @@ internal sealed class Cli
 
     private readonly Option<string> _model = new("--model")
     {
-        Description = "Model file; a .npz path reads/writes the tutorial's weight arrays, a .onnx path an ONNX model (PyTorch's LeNet exports import too)", HelpName = "PATH",
+        Description = "Model file; a .npz path reads/writes the tutorial's weight arrays, a .onnx path an ONNX model (PyTorch's LeNet exports import too); when written, its folder must exist", HelpName = "PATH",
         DefaultValueFactory = _ => "lenet.model",
     };
 
@@ -65,13 +65,13 @@ internal sealed class Cli
 
     private readonly Option<string> _to = new("--to")
     {
-        Description = "Where to write the converted model (.npz: the tutorial's weight arrays; .onnx: ONNX, NHWC input; else a model file)", HelpName = "PATH",
+        Description = "Where to write the converted model (.npz: the tutorial's weight arrays; .onnx: ONNX, NHWC input; else a model file); its folder must exist", HelpName = "PATH",
         Required = true,
     };
 
     private readonly Option<string?> _report = new("--report")
     {
-        Description = "Write pictures (curves, confusion matrix, mistakes, filters, feature maps) and metrics.json into DIR", HelpName = "DIR",
+        Description = "Write pictures (curves, confusion matrix, mistakes, filters, feature maps) and metrics.json into DIR (created if missing)", HelpName = "DIR",
     };
 
     private readonly Argument<string[]> _files = new("FILE")
@@ -139,7 +139,8 @@ internal sealed class Cli
     public int Invoke(string[] args)
     {
         var result = _root.Parse(args);
-        if (result.Errors.Count > 0 && result.Action is not HelpAction)
+        // "--help" wins over other parse errors, except after an unknown command: "trian --help" is a typo to report.
+        if ((result.Errors.Count > 0 && result.Action is not HelpAction) || UnknownCommand(result) is not null)
         {
             _invocation.Error.WriteLine($"error: {Describe(result)}");
             return UsageError;
@@ -147,6 +148,10 @@ internal sealed class Cli
 
         return result.Invoke(_invocation);
     }
+
+    /// <summary>The first token when it is a word that names no command (the root takes no positional arguments), else null.</summary>
+    private static string? UnknownCommand(ParseResult result) =>
+        result.CommandResult.Command is RootCommand && result.Tokens is [{ Type: TokenType.Argument, Value: var token }, ..] && !token.StartsWith('-') ? token : null;
 
     /// <summary>An empty path ("") is a usage error, named as such (not a runtime "(Parameter 'path')" later).</summary>
     private static void NotEmpty(OptionResult r)
@@ -181,7 +186,8 @@ internal sealed class Cli
     private static string Describe(ParseResult result)
     {
         var command = result.CommandResult.Command;
-        string see = command is RootCommand ? "see --help" : $"see {command.Name} --help";
+        string see = command is RootCommand || command.Name == "help" ? "see --help" : $"see {command.Name} --help";
+        if (UnknownCommand(result) is { } unknown) return $"unknown command '{unknown}'{Suggest(unknown, command.Subcommands.Select(c => c.Name))} ({see})";
         if (result.UnmatchedTokens.Count > 0)
         {
             string token = result.UnmatchedTokens[0];
@@ -189,11 +195,6 @@ internal sealed class Cli
             {
                 var names = command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name));
                 return $"unknown option '{token}'{Suggest(token, names)} ({see})";
-            }
-
-            if (command is RootCommand && result.Tokens.Count > 0 && result.Tokens[0].Value == token)
-            {
-                return $"unknown command '{token}'{Suggest(token, command.Subcommands.Select(c => c.Name))} ({see})";
             }
 
             string takes = command is RootCommand ? "the trainer takes" : $"{command.Name} takes";

@@ -72,11 +72,11 @@ public static class Program
                 var files = Mnist.Recognise(options.Data, MnistSplit.Test);
                 var test = Mnist.Load(options.Data, MnistSplit.Test);
                 PrintDataset(options, stdout, files);
-                if (options.Report is { } report) AtomicFile.EnsureWritable(Path.Combine(report, "metrics.json"));
-                Evaluate(options, stdout, model, history: null, test);
+                if (options.Report is { } report) Report.EnsureWritable(report);
+                Evaluate(options, stdout, model, history: null, test, save: null);
                 return 0;
             case "export":
-                AtomicFile.EnsureWritable(options.To!);
+                EnsureWritableFile(options.To!);
                 Export(options, stdout);
                 return 0;
             case "predict":
@@ -114,9 +114,9 @@ public static class Program
         var test = Mnist.Load(o.Data, MnistSplit.Test);
         PrintDataset(o, stdout, files);
         string? checkpoints = o.Checkpoint ?? o.Resume;
-        AtomicFile.EnsureWritable(o.Model);
+        EnsureWritableFile(o.Model);
         if (checkpoints is not null) AtomicFile.EnsureWritable(Path.Combine(checkpoints, TrainingCheckpoint.FileName));
-        if (o.Report is { } reportDir) AtomicFile.EnsureWritable(Path.Combine(reportDir, "metrics.json"));
+        if (o.Report is { } reportDir) Report.EnsureWritable(reportDir);
         if (o.Given.Contains("--checkpoint-every") && checkpoints is null) stdout.WriteLine("note: --checkpoint-every is ignored without --checkpoint");
         if (o.Given.Contains("--lr") && o.Resume is not null) stdout.WriteLine("note: --lr is ignored when resuming: the learning rate comes from the checkpoint");
         if (o.Limit is int limit) train = train.Take(limit);
@@ -163,10 +163,23 @@ public static class Program
             }
         }
 
-        SaveModel(network, o.Model);
-        stdout.WriteLine($"saved {o.Model}");
-        Evaluate(o, stdout, network, history, test);
+        Evaluate(o, stdout, network, history, test, save: () =>
+        {
+            SaveModel(network, o.Model);
+            stdout.WriteLine($"saved {o.Model}");
+        });
         return 0;
+    }
+
+    /// <summary>
+    /// Checks an output file (--model, --to) before any work: its folder must exist (it is not created: a mistyped
+    /// folder is reported, not made), and <see cref="AtomicFile.EnsureWritable"/> must accept it.
+    /// </summary>
+    private static void EnsureWritableFile(string path)
+    {
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (folder is not null && !Directory.Exists(folder)) throw new IOException($"{path}: cannot be written: folder {folder} does not exist.");
+        AtomicFile.EnsureWritable(path);
     }
 
     /// <summary>A .npz path means the tutorial's weight file; .onnx an ONNX model; anything else, a LeNetSharp model file.</summary>
@@ -190,11 +203,16 @@ public static class Program
         stdout.WriteLine($"exported {o.Model} to {o.To}");
     }
 
-    /// <summary>Prints the test accuracy (last, after the report's files when --report is given).</summary>
-    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test)
+    /// <summary>
+    /// Renders the report in memory (when --report is given), then runs <paramref name="save"/> (the model, for train),
+    /// then writes the report's files and prints the test accuracy last: a report that fails to render leaves nothing written.
+    /// </summary>
+    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test, Action? save)
     {
         network.GemmProvider = o.Gemm;
-        if (o.Report is { } report) Report.Write(report, network, test, o.Model, history, o.InferBatch, stdout);
+        var rendered = o.Report is null ? null : Report.Render(network, test, o.Model, history, o.InferBatch);
+        save?.Invoke();
+        if (rendered is not null) Report.Write(o.Report!, rendered, stdout);
         stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
     }
 }

@@ -33,25 +33,53 @@ internal static class Report
     /// <param name="Height">Height in pixels.</param>
     public sealed record Figure(string File, string Title, int Width, int Height);
 
-    /// <summary>Writes the report of <paramref name="network"/> on <paramref name="test"/> into <paramref name="directory"/>.</summary>
-    /// <param name="directory">The report folder (created if missing).</param>
+    private const string LossFile = "loss.png", AccuracyFile = "accuracy.png", ConfusionFile = "confusion.png", MistakesFile = "mistakes.png",
+        FiltersFile = "conv1-filters.png", FeatureMapsFile = "feature-maps.png", MetricsFile = "metrics.json";
+
+    /// <summary>Every file a report may write (loss and accuracy curves only after training), in writing order.</summary>
+    public static readonly IReadOnlyList<string> Files = [LossFile, AccuracyFile, ConfusionFile, MistakesFile, FiltersFile, FeatureMapsFile, MetricsFile];
+
+    /// <summary>Checks, writing nothing, that every file of a report could be written into <paramref name="directory"/> (which may not exist yet).</summary>
+    /// <param name="directory">The report folder.</param>
+    /// <exception cref="IOException">One of them cannot be written; the message names it.</exception>
+    public static void EnsureWritable(string directory)
+    {
+        foreach (string file in Files) AtomicFile.EnsureWritable(Path.Combine(directory, file));
+    }
+
+    /// <summary>Writes rendered files (see <see cref="Render"/>) into <paramref name="directory"/>, created if missing, each atomically.</summary>
+    /// <param name="directory">The report folder.</param>
+    /// <param name="files">File names and contents.</param>
+    /// <param name="stdout">Where the written files are listed.</param>
+    public static void Write(string directory, IReadOnlyList<(string File, byte[] Content)> files, TextWriter stdout)
+    {
+        Directory.CreateDirectory(directory);
+        foreach (var (file, content) in files)
+        {
+            string path = Path.Combine(directory, file);
+            AtomicFile.Write(path, stream => stream.Write(content));
+            stdout.WriteLine($"report: {path}");
+        }
+    }
+
+    /// <summary>
+    /// Renders the report of <paramref name="network"/> on <paramref name="test"/> in memory: nothing is written, so a
+    /// failure here leaves no file behind (the caller writes them with <see cref="Write(string, IReadOnlyList{ValueTuple{string, byte[]}}, TextWriter)"/>).
+    /// </summary>
     /// <param name="network">The trained network.</param>
     /// <param name="test">The test images.</param>
     /// <param name="model">The model's path, for the titles.</param>
     /// <param name="history">The training curves (train), or null (eval).</param>
     /// <param name="inferBatch">Images per inference batch.</param>
-    /// <param name="stdout">Where the written files are listed.</param>
-    /// <returns>The test evaluation (the same counts as the confusion matrix).</returns>
-    public static void Write(string directory, Sequential<float> network, ImageDataset test, string model, TrainingHistory? history, int inferBatch, TextWriter stdout)
+    /// <returns>Each file's name (one of <see cref="Files"/>) and content, in <see cref="Files"/> order.</returns>
+    public static IReadOnlyList<(string File, byte[] Content)> Render(Sequential<float> network, ImageDataset test, string model, TrainingHistory? history, int inferBatch)
     {
-        Directory.CreateDirectory(directory);
+        var rendered = new List<(string File, byte[] Content)>();
         var figures = new List<Figure>();
         void Save(string file, string title, byte[] png)
         {
-            string path = Path.Combine(directory, file);
-            AtomicFile.Write(path, stream => stream.Write(png));
+            rendered.Add((file, png));
             figures.Add(new Figure(file, title, Width, Height));
-            stdout.WriteLine($"report: {path}");
         }
 
         var predictions = network.Predict(test, inferBatch);
@@ -66,8 +94,8 @@ internal static class Report
         object? training = null;
         if (history is { Epochs.Count: > 0 })
         {
-            Save("loss.png", LossTitle, LossCurve(history, name));
-            Save("accuracy.png", AccuracyTitle, AccuracyCurve(history, name));
+            Save(LossFile, LossTitle, LossCurve(history, name));
+            Save(AccuracyFile, AccuracyTitle, AccuracyCurve(history, name));
             training = new
             {
                 points = history.Points.Select(p => new { epoch = Math.Round(p.Epoch, 4), p.Batches, loss = Math.Round(p.Loss, 5), accuracy = Math.Round(p.Accuracy, 5) }),
@@ -80,21 +108,21 @@ internal static class Report
         }
 
         double accuracy = (double)correct / test.Count;
-        Save("confusion.png", ConfusionTitle, ConfusionMatrix(confusion, name, accuracy, correct, test.Count));
+        Save(ConfusionFile, ConfusionTitle, ConfusionMatrix(confusion, name, accuracy, correct, test.Count));
 
         var mistakes = Enumerable.Range(0, test.Count).Where(i => predicted[i] != test.Label(i))
             .OrderByDescending(i => probabilities[i][predicted[i]]).ThenBy(i => i).Take(MistakeCount)
             .Select(i => new Mistake(i, test.Label(i), predicted[i], probabilities[i][predicted[i]], probabilities[i][test.Label(i)])).ToList();
-        Save("mistakes.png", MistakesTitle, Mistakes(test, mistakes, name, test.Count - correct));
+        Save(MistakesFile, MistakesTitle, Mistakes(test, mistakes, name, test.Count - correct));
 
         var conv1 = network.Layers.OfType<Conv<float>>().First();
         var filters = Filters(conv1);
         var bias = conv1.Bias.Value.Data;
-        Save("conv1-filters.png", FiltersTitle, FilterGrid(filters, bias, name));
+        Save(FiltersFile, FiltersTitle, FilterGrid(filters, bias, name));
 
         const int Sample = 0;
         var maps = FeatureMaps(network, test, Sample);
-        Save("feature-maps.png", FeatureMapsTitle, FeatureMapGrid(test, Sample, predicted[Sample], maps, name));
+        Save(FeatureMapsFile, FeatureMapsTitle, FeatureMapGrid(test, Sample, predicted[Sample], maps, name));
 
         var metrics = new
         {
@@ -118,9 +146,8 @@ internal static class Report
             figures = figures.Select(f => new { file = f.File, title = f.Title, width = f.Width, height = f.Height }),
         };
         string json = JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
-        string metricsPath = Path.Combine(directory, "metrics.json");
-        AtomicFile.Write(metricsPath, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(json + "\n")));
-        stdout.WriteLine($"report: {metricsPath}");
+        rendered.Add((MetricsFile, System.Text.Encoding.UTF8.GetBytes(json + "\n")));
+        return rendered;
     }
 
     private const string LossTitle = "Training loss";

@@ -29,7 +29,9 @@ public class TrainerCliTests
     [InlineData("error: unexpected argument 'more': eval takes no positional arguments (see eval --help)", "eval", "--model", "a.model", "more")]
     [InlineData("error: option '--to' is required (see export --help)", "export")]
     [InlineData("error: --gemm expects simd, simd512, simd256, simd128, mathnet, got 'blas' (see bench --help)", "bench", "--gemm", "blas")]
-    [InlineData("error: unknown command 'tain'; did you mean 'train'? (see help --help)", "help", "tain")]
+    [InlineData("error: unknown command 'tain'; did you mean 'train'? (see --help)", "help", "tain")]
+    [InlineData("error: unknown command 'trian'; did you mean 'train'? (see --help)", "trian", "--help")]
+    [InlineData("error: unknown command 'fly' (see --help)", "fly", "-h")]
     [InlineData("error: predict needs at least one FILE (see predict --help)", "predict", "--json")]
     public void Bad_arguments_give_one_line_and_exit_code_2(string message, params string[] args)
     {
@@ -109,6 +111,14 @@ public class TrainerCliTests
                     $"{command} --help should list {name} showing '{suffix}'");
             }
         }
+    }
+
+    [Fact]
+    public void Help_says_which_output_folders_are_created()
+    {
+        static string Folded(params string[] args) => string.Join(" ", Run(args).Out.Split((char[])[' ', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries));
+        Folded("export", "--help").Should().Contain("else a model file); its folder must exist");
+        Folded("train", "--help").Should().Contain("when written, its folder must exist").And.Contain("metrics.json into DIR (created if missing)");
     }
 
     [Fact]

@@ -114,12 +114,44 @@ public sealed class TrainerErrorContractTests : TempDirectoryTest
         Fails(1, "error: /dev/null: is a character device, not a regular file; refusing to replace it.", "train", "--data", data, "--model", "/dev/null");
         SafeFile.KindOf("/dev/null").Should().Be(FileKind.CharacterDevice);
         Fails(1, "error: /: is a directory*", "train", "--data", data, "--model", "/");
-        Fails(1, "error: /proc/no-such-folder/x.model: cannot be written: no file can be created in /proc*", "train", "--data", data, "--model", "/proc/no-such-folder/x.model");
+        Fails(1, "error: /proc/no-such-folder/x.model: cannot be written: folder /proc/no-such-folder does not exist.", "train", "--data", data, "--model", "/proc/no-such-folder/x.model");
         string file = Path.Combine(Dir, "a-file");
         File.WriteAllText(file, "x");
         Fails(1, $"error: {file}/checkpoint.lnsc: cannot be written: {file} is a regular file, not a folder.",
             "train", "--data", data, "--model", Path.Combine(Dir, "m.model"), "--checkpoint", file);
         Fails(1, "error: /dev/full: is a character device*", "export", "--model", ExistingModel(), "--to", "/dev/full");
+    }
+
+    [Fact]
+    public void A_report_file_that_cannot_be_written_fails_before_training_and_writes_nothing()
+    {
+        string data = SyntheticData(train: 300);
+        string model = ExistingModel();
+        byte[] before = File.ReadAllBytes(model);
+        string report = Path.Combine(Dir, "rep3");
+        Directory.CreateDirectory(Path.Combine(report, "confusion.png"));
+
+        foreach (var command in new[] { "train", "eval" })
+        {
+            string[] args = command == "train"
+                ? ["train", "--data", data, "--epochs", "1", "--limit", "300", "--model", model, "--report", report]
+                : ["eval", "--data", data, "--model", model, "--report", report];
+            Fails(1, $"error: {report}/confusion.png: is a directory, not a regular file; refusing to replace it.", args)
+                .Should().NotContain("saved").And.NotContain("report:").And.NotContain("epoch");
+            File.ReadAllBytes(model).Should().Equal(before, $"{command} must not replace the model when the report cannot be written");
+            Directory.EnumerateFileSystemEntries(report).Should().Equal([Path.Combine(report, "confusion.png")], "no report file is left behind");
+        }
+    }
+
+    [Fact]
+    public void A_missing_folder_for_model_or_to_is_refused_not_created()
+    {
+        string data = SyntheticData();
+        string missing = Path.Combine(Dir, "no-such-folder");
+        Fails(1, $"error: {missing}/x.model: cannot be written: folder {missing} does not exist.", "train", "--data", data, "--model", Path.Combine(missing, "x.model"))
+            .Should().NotContain("epoch");
+        Fails(1, $"error: {missing}/x.onnx: cannot be written: folder {missing} does not exist.", "export", "--model", ExistingModel(), "--to", Path.Combine(missing, "x.onnx"));
+        Directory.Exists(missing).Should().BeFalse();
     }
 
     [Fact]
