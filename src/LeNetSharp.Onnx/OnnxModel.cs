@@ -75,7 +75,7 @@ public static class OnnxModel
     /// <param name="path">The .onnx file, at most <see cref="MaxFileBytes"/> bytes.</param>
     /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped).</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="OnnxFormatException">Damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
+    /// <exception cref="OnnxFormatException">Not a regular file (directory, FIFO, device, loop of symbolic links; refused before opening), damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
     public static Sequential<float> Import(string path) => Import(path, out _);
 
     /// <summary>Reads an ONNX model like <see cref="Import(string)"/> and also reports the input image shape it expects.</summary>
@@ -83,23 +83,25 @@ public static class OnnxModel
     /// <param name="inputShape">(H, W, C) of one input image, as the graph declares it.</param>
     /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped).</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="OnnxFormatException">Damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
+    /// <exception cref="OnnxFormatException">Not a regular file (directory, FIFO, device, loop of symbolic links; refused before opening), damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
     public static Sequential<float> Import(string path, out (int Height, int Width, int Channels) inputShape)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var file = new FileInfo(path);
-        if (!file.Exists) throw new FileNotFoundException($"{path}: model file not found.", path);
-        if (file.Length > MaxFileBytes)
+        // Checked before opening (a FIFO would block, a device or a link to one would be read without end), and the
+        // read itself stops one byte past the ceiling whatever the length says.
+        Exception Refuse(string problem) => new OnnxFormatException(path, problem);
+        byte[] bytes;
+        using (var file = Persistence.SafeFile.OpenRead(path, Refuse, $"{path}: model file not found."))
         {
-            throw new OnnxFormatException(path, $"file is {file.Length:N0} bytes, more than the {MaxFileBytes:N0} an ONNX import accepts.");
+            long length = file.Length;
+            if (length > MaxFileBytes) throw Refuse(TooLarge(length));
+            bytes = Persistence.SafeFile.ReadUpTo(file, MaxFileBytes + 1, initialCapacity: length + 1);
         }
 
-        byte[] bytes = File.ReadAllBytes(path);
-        if (bytes.Length > MaxFileBytes) // grew since the check
-        {
-            throw new OnnxFormatException(path, $"file is {bytes.Length:N0} bytes, more than the {MaxFileBytes:N0} an ONNX import accepts.");
-        }
+        if (bytes.Length > MaxFileBytes) throw Refuse(TooLarge(bytes.Length)); // grew since the check
 
         return OnnxImporter.Import(bytes, path, out inputShape);
     }
+
+    private static string TooLarge(long bytes) => $"file is {bytes:N0} bytes, more than the {MaxFileBytes:N0} an ONNX import accepts.";
 }

@@ -7,6 +7,7 @@ using System.Security.Cryptography;
 using System.Text;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
+using LeNetSharp.Onnx;
 using LeNetSharp.Persistence;
 using LeNetSharp.Training;
 
@@ -100,6 +101,38 @@ public sealed class HostileInputTests : TempDirectoryTest
         FluentActions.Invoking(() => ModelFile.Load<float>(a)).Should().Throw<ModelFormatException>()
             .WithMessage($"{a}: expected a regular file, found a loop of symbolic links; nothing was read.");
         FluentActions.Invoking(() => AtomicFile.Write(a, s => s.Write("x"u8))).Should().Throw<IOException>().WithMessage($"{a}: cannot follow the symbolic link*");
+    }
+
+    [Fact]
+    public void Non_regular_onnx_files_are_refused_before_opening()
+    {
+        string fifo = MakeFifo("ff.onnx");
+        WithoutHanging(() => OnnxModel.Import(fifo)).Should().BeOfType<OnnxFormatException>()
+            .Which.Message.Should().Be($"{fifo}: expected a regular file, found a FIFO (named pipe); nothing was read.");
+        string fifoLink = Path.Combine(Dir, "link-to-fifo.onnx");
+        File.CreateSymbolicLink(fifoLink, fifo);
+        WithoutHanging(() => OnnxModel.Import(fifoLink)).Should().BeOfType<OnnxFormatException>().Which.Message.Should().Contain("FIFO");
+
+        string zero = Path.Combine(Dir, "zl.onnx");
+        File.CreateSymbolicLink(zero, "/dev/zero");
+        var (error, allocated) = Measure(() => OnnxModel.Import(zero));
+        error.Should().BeOfType<OnnxFormatException>()
+            .Which.Message.Should().Be($"{zero}: expected a regular file, found a character device; nothing was read.");
+        allocated.Should().BeLessThan(1 << 20);
+
+        string dir = Path.Combine(Dir, "d.onnx");
+        Directory.CreateDirectory(dir);
+        FluentActions.Invoking(() => OnnxModel.Import(dir)).Should().Throw<OnnxFormatException>()
+            .WithMessage($"{dir}: expected a regular file, found a directory; nothing was read.");
+
+        string a = Path.Combine(Dir, "a.onnx"), b = Path.Combine(Dir, "b.onnx");
+        File.CreateSymbolicLink(a, b);
+        File.CreateSymbolicLink(b, a);
+        FluentActions.Invoking(() => OnnxModel.Import(a)).Should().Throw<OnnxFormatException>()
+            .WithMessage($"{a}: expected a regular file, found a loop of symbolic links; nothing was read.");
+
+        string missing = Path.Combine(Dir, "missing.onnx");
+        FluentActions.Invoking(() => OnnxModel.Import(missing)).Should().Throw<FileNotFoundException>().WithMessage($"{missing}: model file not found.");
     }
 
     // ----- no allocation driven by a declared size until the file is shown to hold it -----

@@ -175,7 +175,7 @@ public class OnnxExportTests(ITestOutputHelper output) : TempDirectoryTest
             return best;
         }).ToArray();
 
-    private static Tensor<float> RandomImages(int n, int h, int w, int c, int seed)
+    internal static Tensor<float> RandomImages(int n, int h, int w, int c, int seed)
     {
         var random = new Random(seed);
         var x = new Tensor<float>(n, h, w, c);
@@ -183,7 +183,7 @@ public class OnnxExportTests(ITestOutputHelper output) : TempDirectoryTest
         return x;
     }
 
-    private static void RandomiseBiases(Sequential<float> net, Random random)
+    internal static void RandomiseBiases(Sequential<float> net, Random random)
     {
         foreach (var p in net.Parameters.Where(p => p.Name == "bias"))
         {
@@ -316,6 +316,68 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
         Refusal(pool).Should().Contain("unsupported node '/features/features.2/MaxPool' (op MaxPool): only 2x2 pooling with stride 2");
         string group = Rewrite("lenet_trained.onnx", m => m.Graph.Node.First(n => n.OpType == "Conv").Attribute.First(a => a.Name == "group").I = 2);
         Refusal(group).Should().Contain("unsupported node '/features/features.0/Conv' (op Conv): group 2");
+    }
+
+    [Theory]
+    [InlineData("Conv", "dilations", new long[] { 2, 2 }, "dilations [2, 2] (only 1)")]
+    [InlineData("Conv", "pads", new long[] { 1, 1, 2, 2 }, "pads [1, 1, 2, 2]: only the same padding on every side is supported")]
+    [InlineData("Conv", "pads", new long[] { 0, 0, 1 }, "pads [0, 0, 1]: only the same padding on every side is supported")]
+    [InlineData("Conv", "strides", new long[] { 1, 2 }, "strides [1, 2]: only equal strides in both directions are supported")]
+    [InlineData("Conv", "strides", new long[] { 0, 0 }, "strides [0, 0]: only equal strides in both directions are supported")]
+    [InlineData("MaxPool", "strides", new long[] { 1, 1 }, "only 2x2 pooling with stride 2 is supported, found kernel [2, 2] strides [1, 1]")]
+    [InlineData("MaxPool", "pads", new long[] { 1, 1, 1, 1 }, "pads [1, 1, 1, 1] (only 0)")]
+    [InlineData("MaxPool", "dilations", new long[] { 2, 2 }, "dilations [2, 2] (only 1)")]
+    public void Conv_and_MaxPool_attributes_outside_the_layers_are_refused_naming_node_and_attribute(string op, string name, long[] values, string why)
+    {
+        string path = Rewrite("lenet_trained.onnx", m => SetAttribute(m.Graph.Node.First(n => n.OpType == op), name, values));
+        string node = op == "Conv" ? "/features/features.0/Conv" : "/features/features.2/MaxPool";
+        Refusal(path).Should().Be($"{path}: unsupported node '{node}' (op {op}): {why}.");
+    }
+
+    [Fact]
+    public void MaxPool_ceil_mode_is_refused_naming_node_and_attribute()
+    {
+        string path = Rewrite("lenet_trained.onnx", m => SetAttribute(m.Graph.Node.First(n => n.OpType == "MaxPool"), "ceil_mode", 1));
+        Refusal(path).Should().Be($"{path}: unsupported node '/features/features.2/MaxPool' (op MaxPool): ceil_mode 1 (the library floors).");
+    }
+
+    [Fact]
+    public void Symmetric_conv_pads_import_as_the_layers_padding_and_match_OnnxRuntime()
+    {
+        // The graph's pads attribute is the only place the importer can learn the padding from.
+        var random = new Random(21);
+        var net = new Sequential<float>(new Conv<float>(2, 3, 3, 3, random, padding: 2), new Relu<float>(),
+            new Flatten<float>(), new Linear<float>(7 * 9 * 3, 4, random)); // (5 + 4 − 3 + 1) × (7 + 4 − 3 + 1) × 3
+        OnnxExportTests.RandomiseBiases(net, random);
+        string path = Path.Combine(Dir, "pads.onnx");
+        OnnxModel.Export(net, path, height: 5, width: 7, channels: 2);
+        var conv = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)).Graph.Node.Single(n => n.OpType == "Conv");
+        conv.Attribute.Single(a => a.Name == "pads").Ints.Should().Equal(2, 2, 2, 2);
+
+        var imported = OnnxModel.Import(path);
+        ((Conv<float>)imported.Layers[0]).Padding.Should().Be(2);
+        var x = OnnxExportTests.RandomImages(3, 5, 7, 2, seed: 22);
+        var (ort, _) = OnnxExportTests.RunOnnxRuntime(path, x);
+        OnnxExportTests.AssertClose(imported.Forward(x).Data.ToArray(), ort, 4);
+    }
+
+    private static void SetAttribute(NodeProto node, string name, params long[] values)
+    {
+        var existing = node.Attribute.FirstOrDefault(a => a.Name == name);
+        if (existing is not null) node.Attribute.Remove(existing);
+        var attribute = new AttributeProto { Name = name };
+        if (name is "ceil_mode" or "group")
+        {
+            attribute.Type = AttributeProto.Types.AttributeType.Int;
+            attribute.I = values[0];
+        }
+        else
+        {
+            attribute.Type = AttributeProto.Types.AttributeType.Ints;
+            attribute.Ints.Add(values);
+        }
+
+        node.Attribute.Add(attribute);
     }
 
     [Fact]

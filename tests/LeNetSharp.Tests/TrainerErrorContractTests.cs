@@ -67,6 +67,17 @@ public sealed class TrainerErrorContractTests : TempDirectoryTest
     public void Usage_errors_exit_2_with_one_line(string pattern, params string[] args) => Fails(2, pattern, args);
 
     [Fact]
+    public void A_fifo_as_onnx_model_is_one_error_line_at_once()
+    {
+        string fifo = Path.Combine(Dir, "ff.onnx");
+        using (var p = Process.Start("mkfifo", [fifo])) p.WaitForExit();
+        string expected = $"error: {fifo}: expected a regular file, found a FIFO (named pipe); nothing was read.";
+        Fails(1, expected, "eval", "--model", fifo, "--data", SyntheticData());
+        Fails(1, expected, "export", "--model", fifo, "--to", Path.Combine(Dir, "out.model"));
+        File.Exists(Path.Combine(Dir, "out.model")).Should().BeFalse();
+    }
+
+    [Fact]
     public void Training_on_an_empty_split_fails_and_keeps_the_existing_model()
     {
         string data = SyntheticData(train: 0);
