@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -111,6 +112,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         RequireInput(input.Shape);
@@ -137,6 +139,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         var g = _geometry;
@@ -180,8 +183,10 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     /// </summary>
     private bool TransposedPatches => InChannels == 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void RequireInput(ReadOnlySpan<int> shape) =>
         RequireImage(shape, InChannels, Math.Max(1, KernelHeight - 2 * Padding), Math.Max(1, KernelWidth - 2 * Padding));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private ConvGeometry Geometry(ReadOnlySpan<int> s) => new(s[0], s[1], s[2], s[3], KernelHeight, KernelWidth, Stride, Padding);
 }

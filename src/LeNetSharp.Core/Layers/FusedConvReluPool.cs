@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using LeNetSharp.Tensors;
 
@@ -32,6 +33,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     /// Whether this forward can run fused: SIMD GEMM (its width picks the kernel's), no input gradient wanted, a
     /// shape the kernel handles. Otherwise the network runs the three layers.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public bool Applies(GemmProvider provider, ReadOnlySpan<int> inputShape)
     {
         if (provider is not SimdGemmProvider simd || Conv.ComputeInputGradient || inputShape.Length != 4 || inputShape[3] != 1) return false;
@@ -49,6 +51,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
         ConvReluPool<TOps, TV, T>.Supports(kh, kw, h, w);
 
     /// <summary>p = MaxPool2x2(Relu(Conv(x))), at the width <see cref="Applies"/> picked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Forward(Tensor<T> input)
     {
         var s = input.Shape;
@@ -65,6 +68,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
         return output;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void Forward<TOps, TV>(ConvPoolGeometry g, Tensor<T> input, Tensor<T> output) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
         Ensure(ref _xPadded, ConvReluPool<TOps, TV, T>.PaddedInputLength(g));
@@ -75,6 +79,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     }
 
     /// <summary>Adds the convolution's weight and bias gradients; returns zeros of the input's shape.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Backward(Tensor<T> outputGradient)
     {
         if (_output is null) throw new InvalidOperationException($"{Conv.Name}: Backward was called before Forward.");

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -74,6 +75,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         RequireInput(input.Shape);
@@ -86,6 +88,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         int n = _input!.Dim(0);
@@ -98,6 +101,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
         return inputGrad;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void RequireInput(ReadOnlySpan<int> shape)
     {
         if (shape.Length != 2 || shape[1] != InFeatures)
