@@ -17,7 +17,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private Tensor<T>? _output;     // p: (N, PH, PW, OC)
     private Tensor<T>? _inputGrad;  // zeros of the input's shape: nobody reads a first layer's input gradient
     private byte[] _mask = [];
-    private T[] _xPadded = [], _even = [], _odd = [], _tile = [];
+    private T[] _xPadded = [], _planes = [], _tile = [];
     private ConvPoolGeometry _geometry;
     private int _bits;
 
@@ -72,10 +72,9 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private void Forward<TOps, TV>(ConvPoolGeometry g, Tensor<T> input, Tensor<T> output) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
         Ensure(ref _xPadded, ConvReluPool<TOps, TV, T>.PaddedInputLength(g));
-        Ensure(ref _even, ConvReluPool<TOps, TV, T>.SplitLength(g));
-        Ensure(ref _odd, ConvReluPool<TOps, TV, T>.SplitLength(g));
+        Ensure(ref _planes, ConvReluPool<TOps, TV, T>.SplitLength(g));
         Ensure(ref _tile, ConvReluPool<TOps, TV, T>.TileLength(g));
-        ConvReluPool<TOps, TV, T>.Forward(g, input.Data, Conv.Weight.Value.Data, Conv.Bias.Value.Data, output.Data, _mask, _xPadded, _even, _odd, _tile);
+        ConvReluPool<TOps, TV, T>.Forward(g, input.Data, Conv.Weight.Value.Data, Conv.Bias.Value.Data, output.Data, _mask, _xPadded, _planes, _tile);
     }
 
     /// <summary>Adds the convolution's weight and bias gradients; returns zeros of the input's shape.</summary>
