@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -112,6 +113,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         RequireInput(input.Shape);
@@ -144,6 +146,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         var g = _geometry;
@@ -191,6 +194,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     /// GEMM (whose width it takes), stride 1, no padding, several input channels and at least a vector of outputs. The
     /// same bits as im2col + that GEMM. False when it does not apply.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output)
     {
         if (GemmProvider is not SimdGemmProvider simd || TransposedPatches || Stride != 1 || Padding != 0) return false;
@@ -217,8 +221,10 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     /// </summary>
     private bool TransposedPatches => InChannels == 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void RequireInput(ReadOnlySpan<int> shape) =>
         RequireImage(shape, InChannels, Math.Max(1, KernelHeight - 2 * Padding), Math.Max(1, KernelWidth - 2 * Padding));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private ConvGeometry Geometry(ReadOnlySpan<int> s) => new(s[0], s[1], s[2], s[3], KernelHeight, KernelWidth, Stride, Padding);
 }

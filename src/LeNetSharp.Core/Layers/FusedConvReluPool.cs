@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using LeNetSharp.Tensors;
 
@@ -33,6 +34,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     /// Whether this forward can run fused: SIMD GEMM (its width picks the kernel's), no input gradient wanted, a
     /// shape the kernel handles. Otherwise the network runs the three layers.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public bool Applies(GemmProvider provider, ReadOnlySpan<int> inputShape)
     {
         if (provider is not SimdGemmProvider simd || Conv.ComputeInputGradient || inputShape.Length != 4 || inputShape[3] != 1) return false;
@@ -54,6 +56,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     /// <paramref name="keepForBackward"/> (inference) the window positions and the input copy are not made, and
     /// <see cref="Backward"/> refuses to run.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Forward(Tensor<T> input, bool keepForBackward = true)
     {
         var s = input.Shape;
@@ -71,6 +74,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
         return output;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void Forward<TOps, TV>(ConvPoolGeometry g, Tensor<T> input, Tensor<T> output, bool keep) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
         if (keep) Ensure(ref _xPadded, ConvReluPool<TOps, TV, T>.PaddedInputLength(g));
@@ -80,6 +84,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     }
 
     /// <summary>Adds the convolution's weight and bias gradients; returns zeros of the input's shape.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Backward(Tensor<T> outputGradient)
     {
         if (_output is null || !_kept) throw new InvalidOperationException($"{Conv.Name}: Backward was called before Forward.");

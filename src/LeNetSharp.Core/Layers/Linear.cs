@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -74,6 +75,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         RequireInput(input.Shape);
@@ -87,6 +89,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         int n = _input!.Dim(0);
@@ -104,6 +107,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     /// (whose width it takes) and at least a vector of outputs, reading W in place (no padded copy per call). The same
     /// bits as that GEMM. False when it does not apply.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private bool DirectForward(int n, Tensor<T> input, Tensor<T> output)
     {
         if (GemmProvider is not SimdGemmProvider simd) return false;
@@ -125,6 +129,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void RequireInput(ReadOnlySpan<int> shape)
     {
         if (shape.Length != 2 || shape[1] != InFeatures)
