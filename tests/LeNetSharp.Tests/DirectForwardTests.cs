@@ -134,4 +134,27 @@ public class DirectForwardTests
     }
 
     public static TheoryData<int> Widths(int bits) => new() { bits };
+
+    [Theory]
+    [InlineData(2, 5, 9, 7)]   // channels not a whole vector, odd sizes (the last row and column are dropped)
+    [InlineData(3, 16, 10, 10)] // whole vectors of channels
+    [InlineData(1, 8, 4, 5)]
+    public void Inference_relu_and_pool_in_one_pass_equal_the_two_layers(int c, int oc, int h, int w)
+    {
+        var random = new Random(oc);
+        var net = new Sequential<float>(
+            new Conv<float>(c, oc, 3, 3, random), new Relu<float>(), new MaxPool2x2<float>(), new Flatten<float>(),
+            new Linear<float>((h - 2) / 2 * ((w - 2) / 2) * oc, 4, random));
+        var x = new Tensor<float>(3, h, w, c);
+        // Few distinct values, half of them negative: ties, whole windows below zero, and zeros of both signs.
+        for (int i = 0; i < x.Length; i++) x.Data[i] = random.Next(-2, 3) * 0.5f * (i % 7 == 0 ? -0f : 1f);
+        foreach (var provider in new[] { GemmProvider.SimdWithWidth(128), GemmProvider.Simd, GemmProvider.MathNet })
+        {
+            net.GemmProvider = provider;
+            var expected = net.Forward(x).Data.ToArray();
+            var pooled = ((MaxPool2x2<float>)net.Layers[2]).Forward(net.Layers[1].Forward(net.Layers[0].Forward(x))).Data.ToArray();
+            pooled.Should().Contain(0f, "some windows are all below zero");
+            net.Infer(x).Data.Should().Equal(expected, provider.Name);
+        }
+    }
 }

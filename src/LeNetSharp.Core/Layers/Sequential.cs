@@ -23,6 +23,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     private readonly ILayer<T>[] _layers;
     private readonly Parameter<T>[] _parameters;
     private readonly FusedConvReluPool<T>?[] _fused; // at i: Conv → Relu → MaxPool2x2 starting there, run as one pass
+    private readonly ReluMaxPool<T>?[] _reluPool;   // at i: Relu → MaxPool2x2 starting there, run as one pass by Infer
     private readonly int[] _steps;                   // the last forward's steps: layer i, or ~i for the fused block at i
     private int _stepCount;
     private int _owner; // managed id of the thread inside Forward/Backward (or holding the network for an evaluation), 0 when idle
@@ -43,6 +44,12 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         for (int i = 0; i < _layers.Length; i++)
         {
             if (FusedConvReluPool<T>.Matches(_layers, i)) _fused[i] = new FusedConvReluPool<T>((Conv<T>)_layers[i]);
+        }
+
+        _reluPool = new ReluMaxPool<T>?[_layers.Length];
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            if (ReluMaxPool<T>.Matches(_layers, i)) _reluPool[i] = new ReluMaxPool<T>();
         }
 
         _steps = new int[_layers.Length];
@@ -96,7 +103,8 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>
     /// <see cref="Forward"/> for inference only: fused passes skip what backward would need (pooling positions, an
-    /// input copy), and a <see cref="Backward"/> after it throws as if no forward had run.
+    /// input copy), every Relu → MaxPool2x2 runs as one pass, and a <see cref="Backward"/> after it throws as if no
+    /// forward had run. The same output bits as <see cref="Forward"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     internal Tensor<T> Infer(Tensor<T> input) => Run(input, inference: true);
@@ -116,6 +124,11 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
                     x = fused.Forward(x, keepForBackward: !inference);
                     _steps[_stepCount++] = ~i;
                     i += 3;
+                }
+                else if (inference && _reluPool[i] is { } reluPool && ReluMaxPool<T>.Applies(x.Shape))
+                {
+                    x = reluPool.Forward(x);
+                    i += 2;
                 }
                 else
                 {

@@ -1,0 +1,67 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Layers;
+
+/// <summary>
+/// Relu → MaxPool2x2 forward as one pass, for inference (<see cref="Sequential{T}.Infer"/>): the Relu output is never
+/// written, and neither layer keeps anything for backward.
+/// <code>
+/// input y : (N, H, W, C)   output p : (N, H/2, W/2, C), p[n,i,j,c] = max(max over the window y[n, 2i..2i+1, 2j..2j+1, c], 0)
+/// </code>
+/// The maximum is IEEE's (as <see cref="Vector.Max{T}"/> and <c>T.Max</c>): commutative and associative, so taking it
+/// over the window first and with 0 last gives the bits of Relu then MaxPool2x2.
+/// </summary>
+internal sealed class ReluMaxPool<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Tensor<T>? _output;
+
+    /// <summary>The pattern this pass replaces, at positions i, i + 1 of a layer list.</summary>
+    public static bool Matches(IReadOnlyList<ILayer<T>> layers, int i) => i + 1 < layers.Count && layers[i] is Relu<T> && layers[i + 1] is MaxPool2x2<T>;
+
+    /// <summary>Whether <paramref name="shape"/> is an image batch the pass takes (else the layers run, and report any error).</summary>
+    public static bool Applies(ReadOnlySpan<int> shape) => shape.Length == 4 && shape[1] >= 2 && shape[2] >= 2 && shape[3] >= 1;
+
+    /// <summary>p = MaxPool2x2(Relu(y)), in a buffer owned by this pass (overwritten by the next call).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
+    public Tensor<T> Forward(Tensor<T> input)
+    {
+        int n = input.Dim(0), h = input.Dim(1), w = input.Dim(2), c = input.Dim(3), ph = h / 2, pw = w / 2, row = w * c;
+        var output = Tensor<T>.Reuse(ref _output, n, ph, pw, c);
+        ref T x0 = ref MemoryMarshal.GetArrayDataReference(input.Data);
+        ref T p0 = ref MemoryMarshal.GetArrayDataReference(output.Data);
+        int vc = Vector.IsHardwareAccelerated && c % Vector<T>.Count == 0 ? c : 0; // channels done with vectors
+        int o = 0;
+        for (int b = 0; b < n; b++)
+        {
+            for (int i = 0; i < ph; i++)
+            {
+                int top = (b * h + 2 * i) * row;
+                for (int j = 0; j < pw; j++, top += 2 * c, o += c)
+                {
+                    ref T t = ref Unsafe.Add(ref x0, top);
+                    ref T d = ref Unsafe.Add(ref t, row);
+                    ref T p = ref Unsafe.Add(ref p0, o);
+                    int k = 0;
+                    for (; k < vc; k += Vector<T>.Count)
+                    {
+                        var max = Vector.Max(
+                            Vector.Max(Vector.LoadUnsafe(ref t, (nuint)k), Vector.LoadUnsafe(ref d, (nuint)k)),
+                            Vector.Max(Vector.LoadUnsafe(ref t, (nuint)(k + c)), Vector.LoadUnsafe(ref d, (nuint)(k + c))));
+                        Vector.Max(max, Vector<T>.Zero).StoreUnsafe(ref p, (nuint)k);
+                    }
+
+                    for (; k < c; k++)
+                    {
+                        T max = T.Max(T.Max(Unsafe.Add(ref t, k), Unsafe.Add(ref d, k)), T.Max(Unsafe.Add(ref t, k + c), Unsafe.Add(ref d, k + c)));
+                        Unsafe.Add(ref p, k) = T.Max(max, T.Zero);
+                    }
+                }
+            }
+        }
+
+        return output;
+    }
+}
