@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Data;
@@ -203,6 +204,7 @@ public sealed class ImageDataset
     /// <param name="labels">Destination of at least N labels.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <exception cref="ArgumentException">The batch tensor has the wrong shape.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public void FillBatch<T>(ReadOnlySpan<int> indices, Tensor<T> batch, Span<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(batch);

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -22,6 +23,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     private Tensor<T>? _output;       // y: (N, OH, OW, OC)
     private Tensor<T>? _patchGrad;    // ∂P, or ∂Pᵀ when TransposedPatches
     private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
+    private Tensor<T>? _input;        // x of the last forward when it ran without patches (the caller's tensor; not copied)
     private ConvGeometry _geometry;
 
     /// <summary>Creates a convolution with He-normal weights drawn from <paramref name="random"/> and zero bias.</summary>
@@ -111,12 +113,19 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         RequireInput(input.Shape);
         var g = _geometry = Geometry(input.Shape);
         int m = g.PatchRows, k = g.PatchColumns;
         var output = Tensor<T>.Reuse(ref _output, g.N, g.OH, g.OW, OutChannels);
+        _input = null;
+        if (DirectForward(g, input, output))
+        {
+            _input = input; // backward builds the patches from it
+            return output;
+        }
 
         // y = b broadcast over rows, then y += P·K.
         RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
@@ -137,11 +146,17 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         var g = _geometry;
         int m = g.PatchRows, k = g.PatchColumns;
         T[] dy = outputGradient.Data;
+        if (_input is { } x)
+        {
+            Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
+            _input = null;
+        }
 
         // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
         Gemm.Multiply(GemmProvider, !TransposedPatches, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
@@ -175,13 +190,41 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <summary>
+    /// y = conv(x) + b straight from the input (<see cref="DirectConv{TOps, TV, T}"/>), no patch matrix: with the SIMD
+    /// GEMM (whose width it takes), stride 1, no padding, several input channels and at least a vector of outputs. The
+    /// same bits as im2col + that GEMM. False when it does not apply.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output)
+    {
+        if (GemmProvider is not SimdGemmProvider simd || TransposedPatches || Stride != 1 || Padding != 0) return false;
+        T[] x = input.Data, k = Weight.Value.Data, b = Bias.Value.Data, y = output.Data;
+        switch (simd.VectorBits)
+        {
+            case 512 when DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Supports(OutChannels):
+                DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Forward(g, OutChannels, x, k, b, y);
+                return true;
+            case 256 when DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Supports(OutChannels):
+                DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Forward(g, OutChannels, x, k, b, y);
+                return true;
+            case 128 when DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Supports(OutChannels):
+                DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Forward(g, OutChannels, x, k, b, y);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>
     /// Single-channel inputs keep the patch matrix transposed, Pᵀ (K, M): built from contiguous runs, and multiplied
     /// along its long side. Other inputs keep P (M, K), whose rows are contiguous runs of KW·C elements.
     /// </summary>
     private bool TransposedPatches => InChannels == 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void RequireInput(ReadOnlySpan<int> shape) =>
         RequireImage(shape, InChannels, Math.Max(1, KernelHeight - 2 * Padding), Math.Max(1, KernelWidth - 2 * Padding));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private ConvGeometry Geometry(ReadOnlySpan<int> s) => new(s[0], s[1], s[2], s[3], KernelHeight, KernelWidth, Stride, Padding);
 }

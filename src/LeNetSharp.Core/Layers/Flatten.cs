@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -31,6 +32,7 @@ public sealed class Flatten<T> : Layer<T> where T : unmanaged, IFloatingPointIee
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         if (_output is null || !ReferenceEquals(_output.Data, input.Data) || !input.HasShape(_inputShape))
@@ -44,6 +46,7 @@ public sealed class Flatten<T> : Layer<T> where T : unmanaged, IFloatingPointIee
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         if (_inputGrad is null || !ReferenceEquals(_inputGrad.Data, outputGradient.Data) || !_inputGrad.HasShape(_inputShape))

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -23,6 +24,7 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
     public abstract int[] OutputShape(ReadOnlySpan<int> inputShape);
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Forward(Tensor<T> input)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -31,6 +33,7 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Backward(Tensor<T> outputGradient)
     {
         ArgumentNullException.ThrowIfNull(outputGradient);
@@ -68,6 +71,7 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
     /// <param name="minH">Smallest allowed height.</param>
     /// <param name="minW">Smallest allowed width.</param>
     /// <exception cref="ArgumentException">The shape does not fit; the message names expected and actual shapes.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected void RequireImage(ReadOnlySpan<int> shape, int channels, int minH = 1, int minW = 1)
     {
         if (shape.Length != 4 || shape[3] != channels || shape[1] < minH || shape[2] < minW)

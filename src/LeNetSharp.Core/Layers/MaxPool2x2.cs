@@ -34,6 +34,7 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
         var s = input.Shape;
@@ -61,6 +62,7 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
         // The argmax is found here, from the cached input: the first maximum of each window in row-major order takes

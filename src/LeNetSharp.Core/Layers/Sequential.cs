@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Text;
 using LeNetSharp.Tensors;
 
@@ -86,9 +87,23 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <param name="input">Input batch, the first layer's expected shape (for LeNet: (N, 28, 28, 1)).</param>
     /// <returns>The last layer's output (a buffer owned by that layer, overwritten by the next call: copy it to keep it).</returns>
     /// <exception cref="InvalidOperationException">Another thread is using this network at the same time.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Forward(Tensor<T> input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        return Run(input, inference: false);
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> for inference only: fused passes skip what backward would need (pooling positions, an
+    /// input copy), and a <see cref="Backward"/> after it throws as if no forward had run.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    internal Tensor<T> Infer(Tensor<T> input) => Run(input, inference: true);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private Tensor<T> Run(Tensor<T> input, bool inference)
+    {
         int previous = Enter();
         try
         {
@@ -98,7 +113,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             {
                 if (_fused[i] is { } fused && fused.Applies(GemmProvider, x.Shape))
                 {
-                    x = fused.Forward(x);
+                    x = fused.Forward(x, keepForBackward: !inference);
                     _steps[_stepCount++] = ~i;
                     i += 3;
                 }
@@ -109,6 +124,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
                 }
             }
 
+            if (inference) _stepCount = 0;
             return x;
         }
         finally
@@ -132,6 +148,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <param name="outputGradient">∂loss/∂output of the last forward.</param>
     /// <returns>∂loss/∂input.</returns>
     /// <exception cref="InvalidOperationException">Called before <see cref="Forward"/>, or another thread is using this network at the same time.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Backward(Tensor<T> outputGradient)
     {
         int previous = Enter();
@@ -284,6 +301,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// own id on a nested call) for <see cref="Exit"/>.
     /// </summary>
     /// <exception cref="InvalidOperationException">Another thread is inside.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     internal int Enter()
     {
         int me = Environment.CurrentManagedThreadId;
@@ -303,6 +321,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>Releases what <see cref="Enter"/> took.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     internal void Exit(int previous)
     {
         if (previous == 0) Volatile.Write(ref _owner, 0);

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -33,6 +34,7 @@ public sealed class SoftmaxCrossEntropy<T> where T : unmanaged, IFloatingPointIe
     /// <param name="labels">N class indices, each in [0, K).</param>
     /// <returns>The mean loss over the batch.</returns>
     /// <exception cref="ArgumentException">Shapes disagree or a label is out of range.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public T Forward(Tensor<T> logits, ReadOnlySpan<int> labels)
     {
         ArgumentNullException.ThrowIfNull(logits);
@@ -81,6 +83,7 @@ public sealed class SoftmaxCrossEntropy<T> where T : unmanaged, IFloatingPointIe
     /// <summary>The gradient of the last mean loss with respect to the logits: (p − onehot) / N, shape (N, K).</summary>
     /// <returns>A buffer owned by this instance.</returns>
     /// <exception cref="InvalidOperationException">Called before <see cref="Forward"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Backward()
     {
         var p = Probabilities;
@@ -98,6 +101,7 @@ public sealed class SoftmaxCrossEntropy<T> where T : unmanaged, IFloatingPointIe
     /// <param name="scores">Logits or probabilities, shape (N, K).</param>
     /// <param name="predictions">N destinations.</param>
     /// <returns>The number of rows.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static int ArgMaxRows(Tensor<T> scores, Span<int> predictions)
     {
         ArgumentNullException.ThrowIfNull(scores);

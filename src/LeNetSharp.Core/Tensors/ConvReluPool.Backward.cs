@@ -115,6 +115,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>∂K[kh, off + l, channel] += lanes[kh·W + l] for the kernel columns this slot covers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private static void AddToKernel(ConvPoolGeometry g, ReadOnlySpan<T> lanes, int channel, int off, T[] dk)
     {
         int w = TOps.Count, columns = Math.Min(w, g.KW - off);

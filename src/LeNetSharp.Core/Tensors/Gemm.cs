@@ -54,6 +54,7 @@ public static class Gemm
     /// <typeparam name="T"><see cref="float"/> or <see cref="double"/>.</typeparam>
     /// <exception cref="ArgumentException">An array's length does not match its dimensions.</exception>
     /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Multiply<T>(GemmProvider provider, bool transA, bool transB, int m, int n, int k, T alpha, T[] a, T[] b, T beta, T[] c)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -77,6 +78,7 @@ public static class Gemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private static void CheckLength<T>(T[] array, int rows, int columns, string name)
     {
         ArgumentNullException.ThrowIfNull(array, name);

@@ -33,6 +33,7 @@ public readonly record struct ConvGeometry(int N, int H, int W, int C, int KH, i
 
     /// <summary>Throws when a size is non-positive or the kernel does not fit the padded input.</summary>
     /// <exception cref="ArgumentException">The geometry is impossible; the message says which size.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public void Validate()
     {
         if (N < 1 || H < 1 || W < 1 || C < 1)
@@ -67,6 +68,7 @@ public static class Im2Col
     /// <param name="cols">Destination, N·OH·OW·KH·KW·C elements; fully overwritten.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <exception cref="ArgumentException">A span's length does not match <paramref name="g"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Forward<T>(ReadOnlySpan<T> x, in ConvGeometry g, Span<T> cols) where T : unmanaged, INumberBase<T>
     {
         CheckLengths(x.Length, cols.Length, g);
@@ -146,6 +148,7 @@ public static class Im2Col
     /// <param name="dx">Destination image gradient, N·H·W·C elements; fully overwritten.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <exception cref="ArgumentException">A span's length does not match <paramref name="g"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Backward<T>(ReadOnlySpan<T> cols, in ConvGeometry g, Span<T> dx) where T : unmanaged, INumberBase<T>
     {
         CheckLengths(dx.Length, cols.Length, g);
@@ -183,6 +186,7 @@ public static class Im2Col
     /// <param name="colsT">Destination, KH·KW·C·N·OH·OW elements; fully overwritten.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <exception cref="ArgumentException">A span's length does not match <paramref name="g"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void ForwardTransposed<T>(ReadOnlySpan<T> x, in ConvGeometry g, Span<T> colsT) where T : unmanaged, INumberBase<T>
     {
         CheckLengths(x.Length, colsT.Length, g);
@@ -246,6 +250,7 @@ public static class Im2Col
     /// <param name="dx">Destination image gradient, N·H·W·C elements; fully overwritten.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <exception cref="ArgumentException">A span's length does not match <paramref name="g"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void BackwardTransposed<T>(ReadOnlySpan<T> colsT, in ConvGeometry g, Span<T> dx) where T : unmanaged, INumberBase<T>
     {
         CheckLengths(dx.Length, colsT.Length, g);
@@ -288,6 +293,7 @@ public static class Im2Col
         return (first, Math.Max(first, last));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private static void CheckLengths(int imageLength, int colsLength, in ConvGeometry g)
     {
         g.Validate();

@@ -9,6 +9,7 @@ namespace LeNetSharp.Tensors;
 internal static class RowOps
 {
     /// <summary>Writes <paramref name="row"/> (columns) into every row of <paramref name="matrix"/> (rows, columns).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void BroadcastRows<T>(ReadOnlySpan<T> row, Span<T> matrix)
     {
         if (matrix.IsEmpty) return;
@@ -26,6 +27,7 @@ internal static class RowOps
     /// column, each partial adds its rows in order from zero, then sum = (((old + p0) + p1) + p2) + p3. Four partials
     /// keep the rounding error of conv1's 1,728-row sums small and the adds independent.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void AddColumnSums<T>(ReadOnlySpan<T> matrix, Span<T> sums) where T : unmanaged, INumberBase<T>
     {
         int cols = sums.Length, rows = matrix.Length / cols;

@@ -557,6 +557,7 @@ internal sealed class SimdGemmProvider : GemmProvider
 
     public override string Name => $"simd (Vector{_bits})";
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public override void Multiply(bool transA, bool transB, int m, int n, int k, float alpha, float[] a, float[] b, float beta, float[] c)
     {
         switch (_bits)

@@ -24,6 +24,7 @@ internal interface ISimdOps<TV, T> where TV : struct where T : unmanaged
     static abstract TV Max(TV a, TV b);                        // IEEE maximum, as T.Max: +0 above −0
     static abstract TV GreaterThan(TV a, TV b);                // all-ones lanes where a > b
     static abstract TV Select(TV mask, TV whereSet, TV whereClear);
+    static abstract void Deinterleave(TV a, TV b, out TV even, out TV odd); // lanes 0, 2, 4, … and 1, 3, 5, … of a then b
 }
 
 internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmanaged, INumberBase<T>
@@ -41,6 +42,37 @@ internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Select(Vector512<T> mask, Vector512<T> whereSet, Vector512<T> whereClear) => Vector512.ConditionalSelect(mask, whereSet, whereClear);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> SelectLow(Vector512<T> low, Vector512<T> high, int count) =>
         Vector512.ConditionalSelect(Vector512.LessThan(Vector512<T>.Indices, Vector512.Create(T.CreateTruncating(count))), low, high);
+
+    /// <summary>Even lanes of a then b, odd lanes of a then b: each input sorted by lane parity, then the halves combined.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Deinterleave(Vector512<T> a, Vector512<T> b, out Vector512<T> even, out Vector512<T> odd)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector512<int> order = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+            Vector512<float> sa = Vector512.Shuffle(a.AsSingle(), order), sb = Vector512.Shuffle(b.AsSingle(), order);
+            even = Vector512.Create(sa.GetLower(), sb.GetLower()).As<float, T>();
+            odd = Vector512.Create(sa.GetUpper(), sb.GetUpper()).As<float, T>();
+            return;
+        }
+
+        if (typeof(T) == typeof(double))
+        {
+            Vector512<long> order = Vector512.Create(0, 2, 4, 6, 1, 3, 5, 7L);
+            Vector512<double> sa = Vector512.Shuffle(a.AsDouble(), order), sb = Vector512.Shuffle(b.AsDouble(), order);
+            even = Vector512.Create(sa.GetLower(), sb.GetLower()).As<double, T>();
+            odd = Vector512.Create(sa.GetUpper(), sb.GetUpper()).As<double, T>();
+            return;
+        }
+
+        Span<T> lanes = stackalloc T[2 * Count];
+        a.CopyTo(lanes);
+        b.CopyTo(lanes[Count..]);
+        Span<T> sorted = stackalloc T[2 * Count];
+        for (int i = 0; i < Count; i++) (sorted[i], sorted[Count + i]) = (lanes[2 * i], lanes[2 * i + 1]);
+        even = Vector512.Create<T>(sorted[..Count]);
+        odd = Vector512.Create<T>(sorted[Count..]);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<T> MultiplyAdd(Vector512<T> a, Vector512<T> b, Vector512<T> c)
@@ -67,6 +99,37 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> SelectLow(Vector256<T> low, Vector256<T> high, int count) =>
         Vector256.ConditionalSelect(Vector256.LessThan(Vector256<T>.Indices, Vector256.Create(T.CreateTruncating(count))), low, high);
 
+    /// <summary>Even lanes of a then b, odd lanes of a then b: each input sorted by lane parity, then the halves combined.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Deinterleave(Vector256<T> a, Vector256<T> b, out Vector256<T> even, out Vector256<T> odd)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector256<int> order = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
+            Vector256<float> sa = Vector256.Shuffle(a.AsSingle(), order), sb = Vector256.Shuffle(b.AsSingle(), order);
+            even = Vector256.Create(sa.GetLower(), sb.GetLower()).As<float, T>();
+            odd = Vector256.Create(sa.GetUpper(), sb.GetUpper()).As<float, T>();
+            return;
+        }
+
+        if (typeof(T) == typeof(double))
+        {
+            Vector256<long> order = Vector256.Create(0, 2, 1, 3L);
+            Vector256<double> sa = Vector256.Shuffle(a.AsDouble(), order), sb = Vector256.Shuffle(b.AsDouble(), order);
+            even = Vector256.Create(sa.GetLower(), sb.GetLower()).As<double, T>();
+            odd = Vector256.Create(sa.GetUpper(), sb.GetUpper()).As<double, T>();
+            return;
+        }
+
+        Span<T> lanes = stackalloc T[2 * Count];
+        a.CopyTo(lanes);
+        b.CopyTo(lanes[Count..]);
+        Span<T> sorted = stackalloc T[2 * Count];
+        for (int i = 0; i < Count; i++) (sorted[i], sorted[Count + i]) = (lanes[2 * i], lanes[2 * i + 1]);
+        even = Vector256.Create<T>(sorted[..Count]);
+        odd = Vector256.Create<T>(sorted[Count..]);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<T> MultiplyAdd(Vector256<T> a, Vector256<T> b, Vector256<T> c)
     {
@@ -91,6 +154,37 @@ internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Select(Vector128<T> mask, Vector128<T> whereSet, Vector128<T> whereClear) => Vector128.ConditionalSelect(mask, whereSet, whereClear);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> SelectLow(Vector128<T> low, Vector128<T> high, int count) =>
         Vector128.ConditionalSelect(Vector128.LessThan(Vector128<T>.Indices, Vector128.Create(T.CreateTruncating(count))), low, high);
+
+    /// <summary>Even lanes of a then b, odd lanes of a then b: each input sorted by lane parity, then the halves combined.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Deinterleave(Vector128<T> a, Vector128<T> b, out Vector128<T> even, out Vector128<T> odd)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector128<int> order = Vector128.Create(0, 2, 1, 3);
+            Vector128<float> sa = Vector128.Shuffle(a.AsSingle(), order), sb = Vector128.Shuffle(b.AsSingle(), order);
+            even = Vector128.Create(sa.GetLower(), sb.GetLower()).As<float, T>();
+            odd = Vector128.Create(sa.GetUpper(), sb.GetUpper()).As<float, T>();
+            return;
+        }
+
+        if (typeof(T) == typeof(double))
+        {
+            Vector128<long> order = Vector128.Create(0, 1L);
+            Vector128<double> sa = Vector128.Shuffle(a.AsDouble(), order), sb = Vector128.Shuffle(b.AsDouble(), order);
+            even = Vector128.Create(sa.GetLower(), sb.GetLower()).As<double, T>();
+            odd = Vector128.Create(sa.GetUpper(), sb.GetUpper()).As<double, T>();
+            return;
+        }
+
+        Span<T> lanes = stackalloc T[2 * Count];
+        a.CopyTo(lanes);
+        b.CopyTo(lanes[Count..]);
+        Span<T> sorted = stackalloc T[2 * Count];
+        for (int i = 0; i < Count; i++) (sorted[i], sorted[Count + i]) = (lanes[2 * i], lanes[2 * i + 1]);
+        even = Vector128.Create<T>(sorted[..Count]);
+        odd = Vector128.Create<T>(sorted[Count..]);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<T> MultiplyAdd(Vector128<T> a, Vector128<T> b, Vector128<T> c)

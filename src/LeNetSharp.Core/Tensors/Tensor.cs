@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace LeNetSharp.Tensors;
 
@@ -97,6 +98,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// Returns <paramref name="buffer"/> when it already has the shape (d0, d1), else replaces it with a new zeroed
     /// tensor of that shape. Layers use this to allocate only when the batch size changes.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     internal static Tensor<T> Reuse(ref Tensor<T>? buffer, int d0, int d1)
     {
         if (buffer is null || buffer.Rank != 2 || buffer._shape[0] != d0 || buffer._shape[1] != d1)
@@ -108,6 +110,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>As <see cref="Reuse(ref Tensor{T}?, int, int)"/> for a rank-4 shape (d0, d1, d2, d3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     internal static Tensor<T> Reuse(ref Tensor<T>? buffer, int d0, int d1, int d2, int d3)
     {
         if (buffer is null || buffer.Rank != 4 || buffer._shape[0] != d0 || buffer._shape[1] != d1
@@ -120,6 +123,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>As <see cref="Reuse(ref Tensor{T}?, int, int)"/> for any shape (allocates the shape array; not for hot paths).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     internal static Tensor<T> Reuse(ref Tensor<T>? buffer, ReadOnlySpan<int> shape)
     {
         if (buffer is null || !buffer.HasShape(shape))

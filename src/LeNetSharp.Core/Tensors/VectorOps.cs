@@ -8,6 +8,7 @@ namespace LeNetSharp.Tensors;
 internal static class VectorOps
 {
     /// <summary>y = max(x, 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Relu<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, INumber<T>
     {
         ref T xs = ref MemoryMarshal.GetReference(x);
@@ -25,6 +26,7 @@ internal static class VectorOps
     }
 
     /// <summary>z = max(x, y) element-wise.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Max<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<T> z) where T : unmanaged, INumber<T>
     {
         ref T xs = ref MemoryMarshal.GetReference(x);
@@ -46,6 +48,7 @@ internal static class VectorOps
     /// For a row of pixels with <paramref name="channels"/> values each, y[j·C + c] = max(x[2j·C + c], x[(2j+1)·C + c]):
     /// the horizontal half of 2x2 max pooling. Vectorised when a pixel holds whole vectors.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void MaxOfNeighbourBlocks<T>(ReadOnlySpan<T> x, int channels, Span<T> y) where T : unmanaged, INumber<T>
     {
         ref T xs = ref MemoryMarshal.GetReference(x);
@@ -91,6 +94,7 @@ internal static class VectorOps
     }
 
     /// <summary>dx = dy where y &gt; 0, else 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void ReluBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) where T : unmanaged, INumber<T>
     {
         ref T ys = ref MemoryMarshal.GetReference(y);
@@ -110,6 +114,7 @@ internal static class VectorOps
     }
 
     /// <summary>w = w − scale·g (the SGD update).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void SubtractScaled<T>(Span<T> w, ReadOnlySpan<T> g, T scale) where T : unmanaged, INumber<T>
     {
         ref T ws = ref MemoryMarshal.GetReference(w);
@@ -139,6 +144,7 @@ internal static class VectorOps
         SubtractScaled(dst, src, -scale);
 
     /// <summary>dst = scale·src, converting bytes to <typeparamref name="T"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void ScaleBytes<T>(ReadOnlySpan<byte> src, Span<T> dst, T scale) where T : unmanaged, INumberBase<T>
     {
         ref byte s = ref MemoryMarshal.GetReference(src);

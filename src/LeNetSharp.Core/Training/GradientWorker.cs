@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
@@ -25,6 +26,7 @@ internal sealed class GradientWorker<T> where T : unmanaged, IFloatingPointIeee7
 
     public int Correct { get; private set; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public void Run(ImageDataset data, ReadOnlySpan<int> indices)
     {
         int n = indices.Length;

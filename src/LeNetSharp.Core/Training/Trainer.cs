@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
@@ -264,6 +265,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="indices">The batch's image indices.</param>
     /// <returns>The batch's mean loss and how many images were classified right before the update.</returns>
     /// <exception cref="ArgumentException">The network does not fit the dataset (checked once per dataset).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -329,6 +331,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <summary>Below this many images per thread a batch runs on one thread: the hand-off would cost more than it saves.</summary>
     private const int MinShardSize = 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void RequireFit(ImageDataset data)
     {
         if (ReferenceEquals(data, _checkedData)) return;
@@ -348,6 +351,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     private void RunShard(int worker) =>
         _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private TrainingProgress RunEpoch(ImageDataset data, int[] order, int epoch, IProgress<TrainingProgress>? progress, CancellationToken ct)
     {
         int batchSize = Options.BatchSize, batches = (order.Length + batchSize - 1) / batchSize;
