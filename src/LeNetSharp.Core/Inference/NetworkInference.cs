@@ -167,7 +167,7 @@ public static class NetworkInference
     internal static Prediction[] Run(Sequential<float> network, Tensor<float> batch)
     {
         ArgumentNullException.ThrowIfNull(network);
-        var logits = network.Forward(batch);
+        var logits = network.Infer(batch);
         if (logits.Rank != 2)
         {
             NetworkChecks.RequireFit(network, batch.Dim(1), batch.Dim(2), batch.Dim(3), null, "the input");

@@ -24,6 +24,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     private Tensor<T>? _output;       // y: (N, OH, OW, OC)
     private Tensor<T>? _patchGrad;    // ∂P, or ∂Pᵀ when TransposedPatches
     private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
+    private Tensor<T>? _input;        // x of the last forward when it ran without patches (the caller's tensor; not copied)
     private ConvGeometry _geometry;
     private SparseConvScratch<T>? _sparse;
 
@@ -121,6 +122,12 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         var g = _geometry = Geometry(input.Shape);
         int m = g.PatchRows, k = g.PatchColumns;
         var output = Tensor<T>.Reuse(ref _output, g.N, g.OH, g.OW, OutChannels);
+        _input = null;
+        if (DirectForward(g, input, output))
+        {
+            _input = input; // backward builds the patches from it
+            return output;
+        }
 
         // y = b broadcast over rows, then y += P·K.
         RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
@@ -147,6 +154,11 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         var g = _geometry;
         int m = g.PatchRows, k = g.PatchColumns;
         T[] dy = outputGradient.Data;
+        if (_input is { } x)
+        {
+            Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
+            _input = null;
+        }
 
         // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
         Gemm.Multiply(GemmProvider, !TransposedPatches, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
@@ -196,6 +208,32 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         if (!SparseConvInputGradient<TOps, TV, T>.Supports(g, OutChannels)) return false;
         SparseConvInputGradient<TOps, TV, T>.Run(g, OutChannels, dy, Weight.Value.Data, dx, _sparse ??= new());
         return true;
+    }
+
+    /// <summary>
+    /// y = conv(x) + b straight from the input (<see cref="DirectConv{TOps, TV, T}"/>), no patch matrix: with the SIMD
+    /// GEMM (whose width it takes), stride 1, no padding, several input channels and at least a vector of outputs. The
+    /// same bits as im2col + that GEMM. False when it does not apply.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output)
+    {
+        if (GemmProvider is not SimdGemmProvider simd || TransposedPatches || Stride != 1 || Padding != 0) return false;
+        T[] x = input.Data, k = Weight.Value.Data, b = Bias.Value.Data, y = output.Data;
+        switch (simd.VectorBits)
+        {
+            case 512 when DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Supports(OutChannels):
+                DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Forward(g, OutChannels, x, k, b, y);
+                return true;
+            case 256 when DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Supports(OutChannels):
+                DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Forward(g, OutChannels, x, k, b, y);
+                return true;
+            case 128 when DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Supports(OutChannels):
+                DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Forward(g, OutChannels, x, k, b, y);
+                return true;
+            default:
+                return false;
+        }
     }
 
     /// <summary>

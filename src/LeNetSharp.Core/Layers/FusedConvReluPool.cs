@@ -20,6 +20,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private T[] _xPadded = [], _planes = [], _tile = [];
     private ConvPoolGeometry _geometry;
     private int _bits;
+    private bool _kept; // the last forward kept what backward needs
 
     public FusedConvReluPool(Conv<T> conv) => Conv = conv;
 
@@ -50,38 +51,43 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private static bool Supports<TOps, TV>(int kh, int kw, int h, int w) where TOps : struct, ISimdOps<TV, T> where TV : struct =>
         ConvReluPool<TOps, TV, T>.Supports(kh, kw, h, w);
 
-    /// <summary>p = MaxPool2x2(Relu(Conv(x))), at the width <see cref="Applies"/> picked.</summary>
+    /// <summary>
+    /// p = MaxPool2x2(Relu(Conv(x))), at the width <see cref="Applies"/> picked. Without
+    /// <paramref name="keepForBackward"/> (inference) the window positions and the input copy are not made, and
+    /// <see cref="Backward"/> refuses to run.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public Tensor<T> Forward(Tensor<T> input)
+    public Tensor<T> Forward(Tensor<T> input, bool keepForBackward = true)
     {
         var s = input.Shape;
         var g = _geometry = new ConvPoolGeometry(s[0], s[1], s[2], Conv.OutChannels, Conv.KernelHeight, Conv.KernelWidth);
         var output = Tensor<T>.Reuse(ref _output, g.N, g.PH, g.PW, g.OC);
         if (_mask.Length != output.Length) _mask = new byte[output.Length];
+        _kept = keepForBackward;
         switch (_bits)
         {
-            case 512: Forward<Simd512<T>, Vector512<T>>(g, input, output); break;
-            case 256: Forward<Simd256<T>, Vector256<T>>(g, input, output); break;
-            default: Forward<Simd128<T>, Vector128<T>>(g, input, output); break;
+            case 512: Forward<Simd512<T>, Vector512<T>>(g, input, output, keepForBackward); break;
+            case 256: Forward<Simd256<T>, Vector256<T>>(g, input, output, keepForBackward); break;
+            default: Forward<Simd128<T>, Vector128<T>>(g, input, output, keepForBackward); break;
         }
 
         return output;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private void Forward<TOps, TV>(ConvPoolGeometry g, Tensor<T> input, Tensor<T> output) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    private void Forward<TOps, TV>(ConvPoolGeometry g, Tensor<T> input, Tensor<T> output, bool keep) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
-        Ensure(ref _xPadded, ConvReluPool<TOps, TV, T>.PaddedInputLength(g));
+        if (keep) Ensure(ref _xPadded, ConvReluPool<TOps, TV, T>.PaddedInputLength(g));
         Ensure(ref _planes, ConvReluPool<TOps, TV, T>.SplitLength(g));
         Ensure(ref _tile, ConvReluPool<TOps, TV, T>.TileLength(g));
-        ConvReluPool<TOps, TV, T>.Forward(g, input.Data, Conv.Weight.Value.Data, Conv.Bias.Value.Data, output.Data, _mask, _xPadded, _planes, _tile);
+        ConvReluPool<TOps, TV, T>.Forward(g, input.Data, Conv.Weight.Value.Data, Conv.Bias.Value.Data, output.Data, keep ? _mask : null, keep ? _xPadded : null, _planes, _tile);
     }
 
     /// <summary>Adds the convolution's weight and bias gradients; returns zeros of the input's shape.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public Tensor<T> Backward(Tensor<T> outputGradient)
     {
-        if (_output is null) throw new InvalidOperationException($"{Conv.Name}: Backward was called before Forward.");
+        if (_output is null || !_kept) throw new InvalidOperationException($"{Conv.Name}: Backward was called before Forward.");
         if (!outputGradient.HasShape(_output.Shape))
         {
             throw new ArgumentException(

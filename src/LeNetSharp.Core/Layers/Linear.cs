@@ -82,6 +82,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
         int n = input.Dim(0);
         _input = input;
         var output = Tensor<T>.Reuse(ref _output, n, OutFeatures);
+        if (DirectForward(n, input, output)) return output;
         RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
         Gemm.Multiply(GemmProvider, false, false, n, OutFeatures, InFeatures, T.One, input.Data, Weight.Value.Data, T.One, output.Data);
         return output;
@@ -99,6 +100,33 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, InFeatures);
         Gemm.Multiply(GemmProvider, false, true, n, InFeatures, OutFeatures, T.One, dy, Weight.Value.Data, T.Zero, inputGrad.Data);
         return inputGrad;
+    }
+
+    /// <summary>
+    /// y = x·W + b as a 1x1 convolution over (N, 1, 1, in) (<see cref="DirectConv{TOps, TV, T}"/>): with the SIMD GEMM
+    /// (whose width it takes) and at least a vector of outputs, reading W in place (no padded copy per call). The same
+    /// bits as that GEMM. False when it does not apply.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool DirectForward(int n, Tensor<T> input, Tensor<T> output)
+    {
+        if (GemmProvider is not SimdGemmProvider simd) return false;
+        var g = new ConvGeometry(n, 1, 1, InFeatures, 1, 1, 1, 0);
+        T[] x = input.Data, w = Weight.Value.Data, b = Bias.Value.Data, y = output.Data;
+        switch (simd.VectorBits)
+        {
+            case 512 when DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Supports(OutFeatures):
+                DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Forward(g, OutFeatures, x, w, b, y);
+                return true;
+            case 256 when DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Supports(OutFeatures):
+                DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Forward(g, OutFeatures, x, w, b, y);
+                return true;
+            case 128 when DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Supports(OutFeatures):
+                DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Forward(g, OutFeatures, x, w, b, y);
+                return true;
+            default:
+                return false;
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step

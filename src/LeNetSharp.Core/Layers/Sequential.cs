@@ -91,6 +91,19 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     public Tensor<T> Forward(Tensor<T> input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        return Run(input, inference: false);
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> for inference only: fused passes skip what backward would need (pooling positions, an
+    /// input copy), and a <see cref="Backward"/> after it throws as if no forward had run.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    internal Tensor<T> Infer(Tensor<T> input) => Run(input, inference: true);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private Tensor<T> Run(Tensor<T> input, bool inference)
+    {
         int previous = Enter();
         try
         {
@@ -100,7 +113,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             {
                 if (_fused[i] is { } fused && fused.Applies(GemmProvider, x.Shape))
                 {
-                    x = fused.Forward(x);
+                    x = fused.Forward(x, keepForBackward: !inference);
                     _steps[_stepCount++] = ~i;
                     i += 3;
                 }
@@ -111,6 +124,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
                 }
             }
 
+            if (inference) _stepCount = 0;
             return x;
         }
         finally

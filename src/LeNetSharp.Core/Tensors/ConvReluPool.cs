@@ -63,19 +63,20 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>
     /// p and mask from x. <paramref name="xPadded"/> receives a copy of x for backward; <paramref name="planes"/> and
-    /// <paramref name="tile"/> are scratch of the lengths above.
+    /// <paramref name="tile"/> are scratch of the lengths above. For inference only, pass null for
+    /// <paramref name="mask"/> and <paramref name="xPadded"/>: neither the window positions nor the copy are made.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    public static void Forward(ConvPoolGeometry g, T[] x, T[] weight, T[] bias, T[] output, byte[] mask, T[] xPadded, T[] planes, T[] tile)
+    public static void Forward(ConvPoolGeometry g, T[] x, T[] weight, T[] bias, T[] output, byte[]? mask, T[]? xPadded, T[] planes, T[] tile)
     {
         int w = TOps.Count, image = g.H * g.W, positions = g.PH * g.PW, planeSize = PlaneSize(g);
-        x.AsSpan(0, g.N * image).CopyTo(xPadded);
+        if (xPadded is not null) x.AsSpan(0, g.N * image).CopyTo(xPadded);
         for (int n = 0; n < g.N; n++)
         {
             Split(g, x, n * image, planes, planeSize);
             for (int l0 = 0; l0 < positions; l0 += w)
             {
-                for (int ob = 0; ob < g.OC; ob += 3) Block(g, l0, ob, planeSize, planes, weight, bias, tile);
+                for (int ob = 0; ob < g.OC; ob += 3) Block(g, l0, ob, planeSize, planes, weight, bias, tile, mask is not null);
                 WriteOut(g, tile, n * positions + l0, Math.Min(w, positions - l0), output, mask);
             }
         }
@@ -121,7 +122,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>Pooled positions l0..l0+W of one image, channels ob..ob+2 (clamped), into the tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] weight, T[] bias, T[] tile)
+    private static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] weight, T[] bias, T[] tile, bool positions)
     {
         int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count;
         int c0 = ob, c1 = Math.Min(ob + 1, oc - 1), c2 = Math.Min(ob + 2, oc - 1);
@@ -155,47 +156,53 @@ internal static partial class ConvReluPool<TOps, TV, T>
             }
         }
 
-        Finish(te0, to0, be0, bo0, bias[c0], ref tile[c0 * w], ref tile[(oc + c0) * w]);
-        if (ob + 1 < oc) Finish(te1, to1, be1, bo1, bias[c1], ref tile[c1 * w], ref tile[(oc + c1) * w]);
-        if (ob + 2 < oc) Finish(te2, to2, be2, bo2, bias[c2], ref tile[c2 * w], ref tile[(oc + c2) * w]);
+        Finish(te0, to0, be0, bo0, bias[c0], ref tile[c0 * w], ref tile[(oc + c0) * w], positions);
+        if (ob + 1 < oc) Finish(te1, to1, be1, bo1, bias[c1], ref tile[c1 * w], ref tile[(oc + c1) * w], positions);
+        if (ob + 2 < oc) Finish(te2, to2, be2, bo2, bias[c2], ref tile[c2 * w], ref tile[(oc + c2) * w], positions);
     }
 
-    /// <summary>The tile's (OC, W) values and positions → <paramref name="count"/> NHWC pooled positions from <paramref name="position"/>.</summary>
+    /// <summary>
+    /// The tile's (OC, W) values and positions → <paramref name="count"/> NHWC pooled positions from
+    /// <paramref name="position"/> (positions only when <paramref name="mask"/> is not null).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void WriteOut(ConvPoolGeometry g, T[] tile, int position, int count, T[] output, byte[] mask)
+    private static void WriteOut(ConvPoolGeometry g, T[] tile, int position, int count, T[] output, byte[]? mask)
     {
         int oc = g.OC, w = TOps.Count;
         ref T t0 = ref tile[0];
-        ref T at = ref Unsafe.Add(ref t0, oc * w);
         ref T o0 = ref output[position * oc];
+        for (int l = 0; l < count; l++)
+        {
+            for (int c = 0; c < oc; c++) Unsafe.Add(ref o0, l * oc + c) = Unsafe.Add(ref t0, c * w + l);
+        }
+
+        if (mask is null) return;
+        ref T at = ref Unsafe.Add(ref t0, oc * w);
         ref byte m0 = ref mask[position * oc];
         for (int l = 0; l < count; l++)
         {
-            for (int c = 0; c < oc; c++)
-            {
-                Unsafe.Add(ref o0, l * oc + c) = Unsafe.Add(ref t0, c * w + l);
-                Unsafe.Add(ref m0, l * oc + c) = Unsafe.As<T, byte>(ref Unsafe.Add(ref at, c * w + l)); // a bit pattern: see Finish
-            }
+            for (int c = 0; c < oc; c++) Unsafe.Add(ref m0, l * oc + c) = Unsafe.As<T, byte>(ref Unsafe.Add(ref at, c * w + l)); // a bit pattern: see Finish
         }
     }
 
     /// <summary>
     /// + bias, ReLU, max of the window and the position of its first maximum (4 when it is ≤ 0). Positions are stored as
     /// the bit patterns of <see cref="Position"/>: only selected and copied, never computed with, so their first byte is
-    /// the mask byte.
+    /// the mask byte. Without <paramref name="positions"/> only the value is stored.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish(TV te, TV to, TV be, TV bo, T bias, ref T value, ref T position)
+    private static void Finish(TV te, TV to, TV be, TV bo, T bias, ref T value, ref T position, bool positions)
     {
         TV b = TOps.Broadcast(bias);
         te = TOps.Add(te, b); to = TOps.Add(to, b); be = TOps.Add(be, b); bo = TOps.Add(bo, b);
         TV topMax = TOps.Max(te, to), bottomMax = TOps.Max(be, bo), max = TOps.Max(topMax, bottomMax);
+        TOps.Store(TOps.Max(max, TOps.Zero), ref value);
+        if (!positions) return;
         // Later positions win only when strictly greater: ties go to the first in row-major order, as MaxPool2x2.
         TV top = TOps.Select(TOps.GreaterThan(to, te), TOps.Broadcast(Position(1)), TOps.Zero);
         TV bottom = TOps.Select(TOps.GreaterThan(bo, be), TOps.Broadcast(Position(3)), TOps.Broadcast(Position(2)));
         TV at = TOps.Select(TOps.GreaterThan(bottomMax, topMax), bottom, top);
         at = TOps.Select(TOps.GreaterThan(max, TOps.Zero), at, TOps.Broadcast(Position(4)));
-        TOps.Store(TOps.Max(max, TOps.Zero), ref value);
         TOps.Store(at, ref position);
     }
 

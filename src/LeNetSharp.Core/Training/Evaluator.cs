@@ -178,7 +178,7 @@ public static class Evaluator
             int n = Math.Min(batchSize, end - start);
             for (int i = 0; i < batchSize; i++) indices[i] = start + Math.Min(i, n - 1);
             data.FillBatch(indices, batch, labels);
-            SoftmaxCrossEntropy<T>.ArgMaxRows(network.Forward(batch), predictions);
+            SoftmaxCrossEntropy<T>.ArgMaxRows(network.Infer(batch), predictions);
             for (int i = 0; i < n; i++) confusion[labels[i], predictions[i]]++;
         }
 

@@ -1,0 +1,137 @@
+using System.Numerics;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>
+/// Conv and Linear forward without a patch matrix or a padded weight copy (DirectConv), and the network's inference-only
+/// forward: the same bits as im2col + the SIMD GEMM at every width, gradients unchanged after a direct forward.
+/// </summary>
+public class DirectForwardTests
+{
+    // (batch, height, width, channels, out channels, kernel height, kernel width): LeNet's conv2; out channels that are
+    // not a whole number of vectors (overlapping last vector, or too few for one: the GEMM path); pixel counts that are
+    // not a multiple of the 6-pixel block; 1x1 kernels.
+    public static TheoryData<int, int, int, int, int, int, int, int> ConvShapes(int bits)
+    {
+        var data = new TheoryData<int, int, int, int, int, int, int, int>();
+        foreach (var (n, h, w, c, oc, kh, kw) in new[] { (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 8, 3, 2), (1, 6, 6, 2, 12, 1, 1), (5, 5, 5, 4, 20, 3, 3), (1, 4, 5, 2, 3, 2, 2) })
+            data.Add(bits, n, h, w, c, oc, kh, kw);
+        return data;
+    }
+
+    private static T[] Random<T>(Random random, int length) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Enumerable.Range(0, length).Select(_ => T.CreateTruncating(random.NextDouble() * 2 - 1)).ToArray();
+
+    private static void ConvSameBits<T>(int bits, int n, int h, int w, int c, int oc, int kh, int kw) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(5);
+        var conv = new Conv<T>(c, oc, kh, kw, random) { GemmProvider = SimdWidths.Provider(bits) };
+        Random<T>(random, oc).CopyTo(conv.Bias.Value.Data, 0);
+        var x = new Tensor<T>(n, h, w, c);
+        Random<T>(random, x.Length).CopyTo(x.Data, 0);
+
+        var g = new ConvGeometry(n, h, w, c, kh, kw, 1, 0);
+        var patches = new T[g.PatchRows * g.PatchColumns];
+        Im2Col.Forward<T>(x.Data, g, patches);
+        var expected = new T[g.PatchRows * oc];
+        RowOps.BroadcastRows<T>(conv.Bias.Value.Span, expected);
+        Gemm.Multiply(conv.GemmProvider, false, false, g.PatchRows, oc, g.PatchColumns, T.One, patches, conv.Weight.Value.Data, T.One, expected);
+
+        conv.Forward(x).Data.Should().Equal(expected);
+    }
+
+    [Theory]
+    [WidthData(nameof(ConvShapes), 128)]
+    [WidthData(nameof(ConvShapes), 256)]
+    [WidthData(nameof(ConvShapes), 512)]
+    public void Float_conv_forward_equals_im2col_and_gemm_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
+        ConvSameBits<float>(bits, n, h, w, c, oc, kh, kw);
+
+    [Theory]
+    [WidthData(nameof(ConvShapes), 128)]
+    [WidthData(nameof(ConvShapes), 256)]
+    [WidthData(nameof(ConvShapes), 512)]
+    public void Double_conv_forward_equals_im2col_and_gemm_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
+        ConvSameBits<double>(bits, n, h, w, c, oc, kh, kw);
+
+    [Theory]
+    [InlineData(128)]
+    [InlineData(256)]
+    public void Backward_after_a_direct_forward_gives_the_gemm_paths_gradients(int bits)
+    {
+        if (SimdWidths.SkipReason(bits) is not null) return;
+        // Padding 1 runs the same layer through im2col + GEMM; pad the input by hand for the direct one.
+        var random = new Random(9);
+        var direct = new Conv<double>(3, 8, 3, 3, random) { GemmProvider = SimdWidths.Provider(bits) };
+        var padded = new Conv<double>(3, 8, 3, 3, new Random(1), padding: 1) { GemmProvider = SimdWidths.Provider(bits) };
+        padded.Weight.Value.CopyFrom(direct.Weight.Value);
+        Random<double>(random, 8).CopyTo(direct.Bias.Value.Data, 0);
+        padded.Bias.Value.CopyFrom(direct.Bias.Value);
+        var x = new Tensor<double>(2, 5, 6, 3);
+        Random<double>(random, x.Length).CopyTo(x.Data, 0);
+        var xp = new Tensor<double>(2, 7, 8, 3);
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 5; i++)
+                x.Data.AsSpan((b * 5 + i) * 6 * 3, 6 * 3).CopyTo(xp.Data.AsSpan(((b * 7 + i + 1) * 8 + 1) * 3));
+
+        var y = direct.Forward(xp).Data.ToArray();
+        padded.Forward(x).Data.Should().Equal(y, "padding 1 computes the same sums in the same order");
+        var dy = GradientCheck.Random(random, 2, 5, 6, 8);
+        var dx = direct.Backward(dy);
+        var dxPadded = padded.Backward(dy);
+        direct.Weight.Gradient.Data.Should().Equal(padded.Weight.Gradient.Data);
+        direct.Bias.Gradient.Data.Should().Equal(padded.Bias.Gradient.Data);
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 5; i++)
+                for (int j = 0; j < 6 * 3; j++)
+                    dx.Data[((b * 7 + i + 1) * 8 + 1) * 3 + j].Should().Be(dxPadded.Data[(b * 5 + i) * 6 * 3 + j]);
+    }
+
+    public static TheoryData<int, int, int, int> LinearShapes(int bits)
+    {
+        var data = new TheoryData<int, int, int, int>();
+        foreach (var (n, i, o) in new[] { (16, 256, 10), (3, 256, 10), (7, 5, 16), (1, 9, 3), (13, 30, 21) }) data.Add(bits, n, i, o);
+        return data;
+    }
+
+    [Theory]
+    [WidthData(nameof(LinearShapes), 128)]
+    [WidthData(nameof(LinearShapes), 256)]
+    [WidthData(nameof(LinearShapes), 512)]
+    public void Linear_forward_equals_the_gemm_bit_for_bit(int bits, int n, int inFeatures, int outFeatures)
+    {
+        var random = new Random(3);
+        var linear = new Linear<float>(inFeatures, outFeatures, random) { GemmProvider = SimdWidths.Provider(bits) };
+        Random<float>(random, outFeatures).CopyTo(linear.Bias.Value.Data, 0);
+        var x = new Tensor<float>(n, inFeatures);
+        Random<float>(random, x.Length).CopyTo(x.Data, 0);
+        var expected = new float[n * outFeatures];
+        RowOps.BroadcastRows<float>(linear.Bias.Value.Span, expected);
+        Gemm.Multiply(linear.GemmProvider, false, false, n, outFeatures, inFeatures, 1f, x.Data, linear.Weight.Value.Data, 1f, expected);
+
+        linear.Forward(x).Data.Should().Equal(expected);
+    }
+
+    [Theory]
+    [WidthData(nameof(Widths), 128)]
+    [WidthData(nameof(Widths), 256)]
+    [WidthData(nameof(Widths), 512)]
+    public void Inference_forward_equals_forward_and_refuses_backward(int bits)
+    {
+        var net = LeNet.Create<float>(4);
+        net.GemmProvider = SimdWidths.Provider(bits);
+        var x = new Tensor<float>(5, 28, 28, 1);
+        Random<float>(new Random(6), x.Length).CopyTo(x.Data, 0);
+        var expected = net.Forward(x).Data.ToArray();
+
+        net.Infer(x).Data.Should().Equal(expected);
+        var act = () => net.Backward(new Tensor<float>(5, 10));
+        act.Should().Throw<InvalidOperationException>().WithMessage("*before Forward*");
+        net.Forward(x);
+        net.Backward(new Tensor<float>(5, 10)); // a training forward makes backward valid again
+    }
+
+    public static TheoryData<int> Widths(int bits) => new() { bits };
+}
