@@ -70,9 +70,9 @@ public class PredictFromPicturesTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"{width}x{height} {(darkOnLight ? "dark on light" : "light on dark")}: {agree}/{test.Count} agree; differ on {string.Join(", ", disagreements)}");
-        // The issue asks for 99 %. Measured with this network: 99.1–99.4 % on every drawing before the GEMM's summation
-        // order last changed, 98.8–99.2 % after (the images that flip are near-ties of the raw prediction, e.g. 9 at 55 %
-        // against 4 at 44 %). The bar is set just below, so a real regression (a preprocessing step broken) fails.
-        agree.Should().BeGreaterThanOrEqualTo(985, "differing on images {0}", string.Join(", ", disagreements));
+        // The issue asks for 99 %. Measured with this network: 99.4 % at 56×56, 99.1 % at 100×140, 99.3 % at 300×300, in
+        // both polarities (99.2–99.6 % on test images 1,000–2,999 too).
+        // The images that still flip are near-ties of the raw prediction (e.g. 9 at 55 % against 4 at 44 %).
+        agree.Should().BeGreaterThanOrEqualTo(990, "differing on images {0}", string.Join(", ", disagreements));
     }
 }

@@ -131,6 +131,51 @@ public class PreprocessingTests
     }
 
     [Fact]
+    public void A_shifted_grid_starts_a_fraction_of_a_pixel_before_the_image()
+    {
+        // Factor 1 (longer side 2 → 2). phaseX 4: the grid starts 4/8 = 0.5 pixel left of the image, so the row has
+        // ⌈2 + 0.5⌉ = 3 pixels covering [−0.5, 0.5), [0.5, 1.5), [1.5, 2.5): 255·0.5 = 127.5 → 128, 127.5 → 128, 0.
+        var (row, w, h) = MnistPreprocessing.ScaleLongerSide([255, 0], 2, 1, size: 2, phaseX: 4);
+        (w, h).Should().Be((3, 1));
+        row.Should().Equal(128, 128, 0);
+
+        // phaseY 2 as well: the grid starts 0.25 above, rows cover [−0.25, 0.75) and [0.75, 1.75) of the one input row:
+        // 127.5·0.75 = 95.625 → 96 and 127.5·0.25 = 31.875 → 32. The ink, 255, is kept: 96 + 96 + 32 + 32 = 256.
+        var (block, w2, h2) = MnistPreprocessing.ScaleLongerSide([255, 0], 2, 1, size: 2, phaseX: 4, phaseY: 2);
+        (w2, h2).Should().Be((3, 2));
+        block.Should().Equal(96, 96, 0, 32, 32, 0);
+
+        MnistPreprocessing.PhaseSteps.Should().Be(8);
+        FluentActions.Invoking(() => MnistPreprocessing.ScaleLongerSide([255, 0], 2, 1, 2, phaseX: 8)).Should().Throw<ArgumentException>();
+        FluentActions.Invoking(() => MnistPreprocessing.ScaleLongerSide([255, 0], 2, 1, 2, phaseY: -1)).Should().Throw<ArgumentException>();
+    }
+
+    [Fact]
+    public void The_sharpest_grid_placement_lines_up_with_the_blocks_of_an_enlarged_picture()
+    {
+        // A 4-pixel block at columns 2–5 of an 8×4 picture (every row alike), scaled to longer side 2: an output pixel
+        // covers 4×4 input pixels, a phase step 0.5 input pixel.
+        var grey = new byte[8 * 4];
+        for (int y = 0; y < 4; y++)
+            for (int x = 2; x < 6; x++) grey[y * 8 + x] = 255;
+
+        // Phase (0, 0): [0, 4) and [4, 8) each hold half the block: 127.5 → 128, 128; Σ v² = 2·128² = 32,768.
+        MnistPreprocessing.ScaleLongerSide(grey, 8, 4, size: 2).Pixels.Should().Equal(128, 128);
+        // Phase (2, 0), 1 pixel: [−1, 3) holds 1 column → 64, [3, 7) holds 3 → 191, [7, 11) none; Σ v² = 40,577.
+        MnistPreprocessing.ScaleLongerSide(grey, 8, 4, size: 2, phaseX: 2).Pixels.Should().Equal(64, 191, 0);
+        // Phase (4, 0), 2 pixels: [2, 6) is exactly the block → 0, 255, 0; Σ v² = 65,025, the largest. A vertical
+        // phase splits the 4 rows over two output rows, which only blurs.
+        var (pixels, w, h, phaseX, phaseY) = MnistPreprocessing.ScaleSharpest(grey, 8, 4, size: 2);
+        (phaseX, phaseY, w, h).Should().Be((4, 0, 3, 1));
+        pixels.Should().Equal(0, 255, 0);
+
+        // A picture with nothing to line up (one pixel enlarged) keeps phase (0, 0), which is ScaleLongerSide's result.
+        var (one, w1, h1, px, py) = MnistPreprocessing.ScaleSharpest([255], 1, 1);
+        (px, py, w1, h1).Should().Be((0, 0, 20, 20));
+        one.Should().OnlyContain(v => v == 255);
+    }
+
+    [Fact]
     public void The_centre_of_mass_lands_on_pixel_14_14()
     {
         MnistPreprocessing.CentreOfMass([255, 255], 2, 1).Should().Be((0.5, 0.0));
