@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -25,6 +26,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
     private Tensor<T>? _input;        // x of the last forward when it ran without patches (the caller's tensor; not copied)
     private ConvGeometry _geometry;
+    private SparseConvScratch<T>? _sparse;
 
     /// <summary>Creates a convolution with He-normal weights drawn from <paramref name="random"/> and zero bias.</summary>
     /// <param name="inChannels">C, input channels (≥ 1).</param>
@@ -178,7 +180,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
             Gemm.Multiply(GemmProvider, false, true, k, m, OutChannels, T.One, Weight.Value.Data, dy, T.Zero, patchGradT.Data);
             Im2Col.BackwardTransposed<T>(patchGradT.Data, g, inputGrad.Data);
         }
-        else
+        else if (!SparseInputGradient(dy, g, inputGrad.Data))
         {
             // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
             var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
@@ -187,6 +189,25 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         }
 
         return inputGrad;
+    }
+
+    /// <summary>
+    /// With the SIMD GEMM: ∂x = col2im(∂y·Kᵀ) skipping ∂y's zeros and without storing ∂P, bit for bit the GEMM path's
+    /// result (<see cref="SparseConvInputGradient{TOps, TV, T}"/>). False when the GEMM or the shape is not one it takes.
+    /// </summary>
+    private bool SparseInputGradient(T[] dy, in ConvGeometry g, T[] dx) => (GemmProvider as SimdGemmProvider)?.VectorBits switch
+    {
+        512 => SparseInputGradient<Simd512<T>, Vector512<T>>(dy, g, dx),
+        256 => SparseInputGradient<Simd256<T>, Vector256<T>>(dy, g, dx),
+        128 => SparseInputGradient<Simd128<T>, Vector128<T>>(dy, g, dx),
+        _ => false,
+    };
+
+    private bool SparseInputGradient<TOps, TV>(T[] dy, in ConvGeometry g, T[] dx) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    {
+        if (!SparseConvInputGradient<TOps, TV, T>.Supports(g, OutChannels)) return false;
+        SparseConvInputGradient<TOps, TV, T>.Run(g, OutChannels, dy, Weight.Value.Data, dx, _sparse ??= new());
+        return true;
     }
 
     /// <summary>

@@ -24,6 +24,7 @@ internal interface ISimdOps<TV, T> where TV : struct where T : unmanaged
     static abstract TV Max(TV a, TV b);                        // IEEE maximum, as T.Max: +0 above −0
     static abstract TV GreaterThan(TV a, TV b);                // all-ones lanes where a > b
     static abstract TV Select(TV mask, TV whereSet, TV whereClear);
+    static abstract TV And(TV a, TV b);                        // bitwise: an all-ones/zero lane mask keeps/clears the other
     static abstract void Deinterleave(TV a, TV b, out TV even, out TV odd); // lanes 0, 2, 4, … and 1, 3, 5, … of a then b
 }
 
@@ -39,6 +40,7 @@ internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Max(Vector512<T> a, Vector512<T> b) => Vector512.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> GreaterThan(Vector512<T> a, Vector512<T> b) => Vector512.GreaterThan(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> And(Vector512<T> a, Vector512<T> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Select(Vector512<T> mask, Vector512<T> whereSet, Vector512<T> whereClear) => Vector512.ConditionalSelect(mask, whereSet, whereClear);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> SelectLow(Vector512<T> low, Vector512<T> high, int count) =>
         Vector512.ConditionalSelect(Vector512.LessThan(Vector512<T>.Indices, Vector512.Create(T.CreateTruncating(count))), low, high);
@@ -95,6 +97,7 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Max(Vector256<T> a, Vector256<T> b) => Vector256.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> GreaterThan(Vector256<T> a, Vector256<T> b) => Vector256.GreaterThan(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> And(Vector256<T> a, Vector256<T> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Select(Vector256<T> mask, Vector256<T> whereSet, Vector256<T> whereClear) => Vector256.ConditionalSelect(mask, whereSet, whereClear);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> SelectLow(Vector256<T> low, Vector256<T> high, int count) =>
         Vector256.ConditionalSelect(Vector256.LessThan(Vector256<T>.Indices, Vector256.Create(T.CreateTruncating(count))), low, high);
@@ -151,6 +154,7 @@ internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Add(Vector128<T> a, Vector128<T> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Max(Vector128<T> a, Vector128<T> b) => Vector128.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> GreaterThan(Vector128<T> a, Vector128<T> b) => Vector128.GreaterThan(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> And(Vector128<T> a, Vector128<T> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Select(Vector128<T> mask, Vector128<T> whereSet, Vector128<T> whereClear) => Vector128.ConditionalSelect(mask, whereSet, whereClear);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> SelectLow(Vector128<T> low, Vector128<T> high, int count) =>
         Vector128.ConditionalSelect(Vector128.LessThan(Vector128<T>.Indices, Vector128.Create(T.CreateTruncating(count))), low, high);

@@ -1,0 +1,66 @@
+using System.Numerics;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>
+/// A convolution's input gradient with the SIMD GEMM skips ∂y's zeros and never stores ∂P: it must equal ∂P = ∂y·Kᵀ
+/// through the GEMM followed by col2im bit for bit, at every width, whatever the shape and however sparse ∂y is.
+/// </summary>
+public class SparseConvInputGradientTests
+{
+    // (batch, height, width, in channels, out channels, kernel height, kernel width): LeNet's conv2, odd sizes, runs
+    // shorter than a vector, a 1x1 kernel, more channels than a vector.
+    public static TheoryData<int, int, int, int, int, int, int, int> Shapes(int bits)
+    {
+        var data = new TheoryData<int, int, int, int, int, int, int, int>();
+        foreach (var (n, h, w, c, oc, kh, kw) in new[] { (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 5, 3, 2), (1, 5, 6, 2, 1, 1, 1), (2, 10, 8, 7, 19, 4, 3), (1, 6, 7, 20, 3, 2, 2) })
+            data.Add(bits, n, h, w, c, oc, kh, kw);
+        return data;
+    }
+
+    private static void SameBits<T>(int bits, int n, int h, int w, int c, int oc, int kh, int kw) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var provider = SimdWidths.Provider(bits);
+        foreach (double zeros in new[] { 0.0, 0.75, 0.97, 1.0 })
+        {
+            var random = new Random(kh * 31 + oc);
+            var conv = new Conv<T>(c, oc, kh, kw, random) { GemmProvider = provider };
+            var x = GradientCheck.Random(random, n, h, w, c).Data.Select(T.CreateTruncating).ToArray();
+            var input = new Tensor<T>(n, h, w, c);
+            x.CopyTo(input.Data, 0);
+            var y = conv.Forward(input);
+            var dy = new Tensor<T>(y.Shape.ToArray());
+            for (int i = 0; i < dy.Length; i++)
+            {
+                double u = random.NextDouble();
+                dy.Data[i] = u < zeros ? (random.Next(2) == 0 ? T.Zero : T.NegativeZero) : T.CreateTruncating(random.NextDouble() * 2 - 1);
+            }
+
+            var g = new ConvGeometry(n, h, w, c, kh, kw, 1, 0);
+            var patchGrad = new T[g.PatchRows * g.PatchColumns];
+            Gemm.Multiply(provider, false, true, g.PatchRows, g.PatchColumns, oc, T.One, dy.Data, conv.Weight.Value.Data, T.Zero, patchGrad);
+            var expected = new T[n * h * w * c];
+            Im2Col.Backward<T>(patchGrad, g, expected);
+
+            var dx = conv.Backward(dy).Data;
+            dx.Should().Equal(expected, "zeros {0}", zeros);
+            if (zeros < 1) expected.Any(v => v != T.Zero).Should().BeTrue("the check must not pass on an all-zero gradient");
+        }
+    }
+
+    [Theory]
+    [WidthData(nameof(Shapes), 128)]
+    [WidthData(nameof(Shapes), 256)]
+    [WidthData(nameof(Shapes), 512)]
+    public void Float_input_gradient_equals_gemm_and_col2im_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
+        SameBits<float>(bits, n, h, w, c, oc, kh, kw);
+
+    [Theory]
+    [WidthData(nameof(Shapes), 128)]
+    [WidthData(nameof(Shapes), 256)]
+    [WidthData(nameof(Shapes), 512)]
+    public void Double_input_gradient_equals_gemm_and_col2im_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
+        SameBits<double>(bits, n, h, w, c, oc, kh, kw);
+}
