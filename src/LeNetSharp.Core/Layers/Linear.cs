@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -94,7 +95,10 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     {
         int n = _input!.Dim(0);
         T[] dy = outputGradient.Data;
-        Gemm.Multiply(GemmProvider, true, false, InFeatures, OutFeatures, n, T.One, _input.Data, dy, T.One, Weight.Gradient.Data);
+        if (!AddWeightGradient(_input.Data, dy, n))
+        {
+            Gemm.Multiply(GemmProvider, true, false, InFeatures, OutFeatures, n, T.One, _input.Data, dy, T.One, Weight.Gradient.Data);
+        }
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
 
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, InFeatures);
@@ -127,6 +131,61 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
             default:
                 return false;
         }
+    }
+
+    /// <summary>
+    /// ∂W += xᵀ·∂y for a few rows (up to 8) with the SIMD GEMM's arithmetic — per element one chain of fused
+    /// multiply-adds from zero over the rows in order, then old + chain — without its packing and tiling, which cost more
+    /// than the arithmetic here: the same bits. False (the GEMM runs) for other GEMMs, batches or widths of W.
+    /// </summary>
+    private bool AddWeightGradient(T[] x, T[] dy, int n) => n <= 8 ? (GemmProvider as SimdGemmProvider)?.VectorBits switch
+    {
+        512 => AddWeightGradient<Simd512<T>, Vector512<T>>(x, dy, n),
+        256 => AddWeightGradient<Simd256<T>, Vector256<T>>(x, dy, n),
+        128 => AddWeightGradient<Simd128<T>, Vector128<T>>(x, dy, n),
+        _ => false,
+    } : false;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool AddWeightGradient<TOps, TV>(T[] x, T[] dy, int n) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    {
+        int inF = InFeatures, outF = OutFeatures, w = TOps.Count;
+        bool twoShifted = outF > w && outF <= 2 * w && outF % w != 0; // vectors at 0 and out − W, overlapping
+        if (outF % w != 0 && !twoShifted) return false;
+        ref T x0 = ref x[0];
+        ref T dy0 = ref dy[0];
+        ref T dw0 = ref Weight.Gradient.Data[0];
+        int last = outF - w;
+        for (int i = 0; i < inF; i++)
+        {
+            ref T row = ref Unsafe.Add(ref dw0, i * outF);
+            if (twoShifted)
+            {
+                // Both old values are read before either store: the overlapping lanes get the same value twice.
+                TV old0 = TOps.Load(ref row), old1 = TOps.Load(ref Unsafe.Add(ref row, last));
+                TV sum0 = Chain<TOps, TV>(ref x0, ref dy0, n, inF, outF, i, 0), sum1 = Chain<TOps, TV>(ref x0, ref dy0, n, inF, outF, i, last);
+                TOps.Store(TOps.Add(old1, sum1), ref Unsafe.Add(ref row, last));
+                TOps.Store(TOps.Add(old0, sum0), ref row);
+                continue;
+            }
+
+            for (int j = 0; j < outF; j += w)
+            {
+                ref T at = ref Unsafe.Add(ref row, j);
+                TOps.Store(TOps.Add(TOps.Load(ref at), Chain<TOps, TV>(ref x0, ref dy0, n, inF, outF, i, j)), ref at);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Σ_b x[b, i]·∂y[b, j … j + W − 1], fused multiply-adds from zero over b in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Chain<TOps, TV>(ref T x0, ref T dy0, int n, int inF, int outF, int i, int j) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    {
+        TV sum = TOps.Zero;
+        for (int b = 0; b < n; b++) sum = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref x0, b * inF + i)), TOps.Load(ref Unsafe.Add(ref dy0, b * outF + j)), sum);
+        return sum;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
