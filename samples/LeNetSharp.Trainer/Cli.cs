@@ -76,7 +76,7 @@ internal sealed class Cli
 
     private readonly Argument<string[]> _files = new("FILE")
     {
-        Description = "Pictures of one digit each: PNG, JPEG or BMP, any size, dark ink on light paper or light on dark",
+        Description = "Pictures of one digit each: PNG, JPEG, BMP, GIF or WebP, any size, dark ink on light paper or light on dark",
         Arity = ArgumentArity.OneOrMore,
     };
 
