@@ -76,7 +76,7 @@ internal sealed class Cli
 
     private readonly Argument<string[]> _files = new("FILE")
     {
-        Description = "Pictures of one digit each: PNG, JPEG or BMP, any size, dark ink on light paper or light on dark",
+        Description = "Pictures of one digit each: PNG, JPEG, BMP, GIF or WebP, any size, dark ink on light paper or light on dark",
         Arity = ArgumentArity.OneOrMore,
     };
 
@@ -100,6 +100,10 @@ internal sealed class Cli
             + "save the model, evaluate it on the 10,000 test images.");
         _gemm.CompletionSources.Add(GemmNames);
         foreach (Option path in new Option[] { _data, _model, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
+        _files.Validators.Add(r =>
+        {
+            if (r.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value))) r.AddError("FILE expects a path, got an empty string");
+        });
         Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report];
         Add(_root, training);
         _root.SetAction(r => run(Bind(r, "main")));

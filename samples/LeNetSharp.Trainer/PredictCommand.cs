@@ -27,7 +27,7 @@ internal static class PredictCommand
             Prediction prediction;
             try
             {
-                var (grey, width, height) = ImageDecoder.DecodeGrey(File.ReadAllBytes(file), file);
+                var (grey, width, height) = ImageDecoder.DecodeGreyFile(file);
                 prediction = network.Predict(MnistPreprocessing.Preprocess(grey, width, height));
             }
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException)

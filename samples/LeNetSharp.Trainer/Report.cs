@@ -259,8 +259,8 @@ internal static class Report
         var bar = plot.Add.ColorBar(heatmap);
         bar.Label = "images (log scale)";
         bar.LabelStyle.FontSize = 20;
-        double[] logTicks = [0, 1, 2, 3];
-        bar.Axis.SetTicks(logTicks.Select(v => v).ToArray(), ["0", "9", "99", "999"]);
+        int[] tickCounts = [0, 1, 10, 100, 1000]; // round counts, placed where their colour is
+        bar.Axis.SetTicks(tickCounts.Select(c => Math.Log10(1 + c)).ToArray(), tickCounts.Select(c => c.ToString("N0", CultureInfo.InvariantCulture)).ToArray());
         bar.Axis.TickLabelStyle.FontSize = 18;
 
         double max = intensities.Cast<double>().Max();

@@ -92,7 +92,7 @@ internal static class DigitApi
                 scaled = null;
             }
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or NoInkException)
         {
             return Error(log, StatusCodes.Status400BadRequest, e.Message);
         }
@@ -167,6 +167,13 @@ internal static class DigitApi
 
                 whole &= v == Math.Floor(v);
                 values[i++] = v;
+            }
+
+            // Already MNIST's form (0 = background): ink is a value of at least MinInkContrast, as for pictures.
+            if (values.Max() < MnistPreprocessing.MinInkContrast)
+            {
+                throw new NoInkException(
+                    $"no ink found (every pixel is below {MnistPreprocessing.MinInkContrast}; 0 is the background, 255 full ink)");
             }
 
             return whole ? (Array.ConvertAll(values, v => (byte)v), null) : (null, Array.ConvertAll(values, v => (float)(v / 255)));

@@ -1,3 +1,4 @@
+using LeNetSharp.Persistence;
 using SkiaSharp;
 
 namespace LeNetSharp;
@@ -22,20 +23,28 @@ internal static class ImageDecoder
     /// <summary>The largest file accepted: 100 MB.</summary>
     public const long MaxBytes = 100_000_000;
 
-    /// <summary>Reads and decodes the file at <paramref name="path"/> (see <see cref="DecodeGrey"/>).</summary>
+    /// <summary>
+    /// Reads and decodes the file at <paramref name="path"/> (see <see cref="DecodeGrey"/>). Only a regular file is
+    /// opened: its kind is checked first (stat, following symbolic links), so a FIFO never blocks, a device such as
+    /// /dev/zero is never read, and a socket or a loop of links is refused by name; a file over <see cref="MaxBytes"/>
+    /// is refused from its length, before anything is read.
+    /// </summary>
     /// <param name="path">The image file.</param>
     /// <returns>Grey pixels (0 = black, 255 = white), their width and height.</returns>
-    /// <exception cref="InvalidDataException">Not a readable image, empty, too large; the message names the file.</exception>
-    /// <exception cref="IOException">The file cannot be read (missing, a folder, no permission).</exception>
+    /// <exception cref="InvalidDataException">
+    /// Not a regular file, not a readable image, empty, too large; the message starts with the file's name.
+    /// </exception>
+    /// <exception cref="FileNotFoundException">Nothing at <paramref name="path"/>.</exception>
+    /// <exception cref="IOException">The file cannot be read (no permission, a read error).</exception>
     public static (byte[] Grey, int Width, int Height) DecodeGreyFile(string path)
     {
-        var info = new FileInfo(path);
-        if (info.Exists && info.Length > MaxBytes)
+        byte[] bytes;
+        using (var file = SafeFile.OpenRead(path, problem => new InvalidDataException($"{path}: {problem}")))
         {
-            throw new InvalidDataException($"{path}: the file has {info.Length:N0} bytes; images of at most {MaxBytes:N0} are accepted.");
+            bytes = SafeFile.ReadRest(file, MaxBytes, problem => new InvalidDataException($"{path}: the file {problem}"));
         }
 
-        return DecodeGrey(File.ReadAllBytes(path), path);
+        return DecodeGrey(bytes, path);
     }
 
     /// <summary>

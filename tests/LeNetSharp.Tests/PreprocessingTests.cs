@@ -196,14 +196,39 @@ public class PreprocessingTests
     }
 
     [Fact]
-    public void Blank_tiny_uniform_and_all_ink_images_give_an_empty_digit()
+    public void Blank_tiny_uniform_and_all_ink_images_have_no_ink()
     {
-        var empty = new byte[784];
-        MnistPreprocessing.Preprocess(Enumerable.Repeat((byte)255, 50 * 40).ToArray(), 50, 40).Should().Equal(empty);
-        MnistPreprocessing.Preprocess([0], 1, 1).Should().Equal(empty);
-        MnistPreprocessing.Preprocess([255], 1, 1).Should().Equal(empty);
-        MnistPreprocessing.Preprocess(new byte[30 * 30], 30, 30).Should().Equal(empty, "all black: no contrast, no digit");
+        void NoInk(byte[] grey, int w, int h, string reason) =>
+            FluentActions.Invoking(() => MnistPreprocessing.Preprocess(grey, w, h)).Should().Throw<NoInkException>().WithMessage($"no ink found (*{reason}*)");
+
+        NoInk(Enumerable.Repeat((byte)255, 50 * 40).ToArray(), 50, 40, "differs from the page's grey level by 0 of 255");
+        NoInk([0], 1, 1, "by 0 of 255");
+        NoInk([255], 1, 1, "by 0 of 255");
+        NoInk(new byte[30 * 30], 30, 30, "by 0 of 255");
+        NoInk(Enumerable.Repeat((byte)128, 30 * 30).ToArray(), 30, 30, "by 0 of 255");
+        var faint = Enumerable.Repeat((byte)200, 30 * 30).ToArray();
+        for (int i = 300; i < 600; i++) faint[i] = 170; // 30 levels darker: paper grain, not ink
+        NoInk(faint, 30, 30, "by 30 of 255; ink must differ by at least 32");
+        faint[450] = 168; // 32 levels: ink
+        MnistPreprocessing.Preprocess(faint, 30, 30).Max().Should().BeGreaterThan(200);
         FluentActions.Invoking(() => MnistPreprocessing.Preprocess(new byte[10], 3, 3)).Should().Throw<ArgumentException>().WithMessage("*3×3*9*10*");
+    }
+
+    [Fact]
+    public void A_speck_under_1_25th_of_the_picture_is_no_ink_but_a_small_real_digit_is_read()
+    {
+        var page = Enumerable.Repeat((byte)255, 300 * 300).ToArray();
+        page[150 * 300 + 150] = 0;
+        FluentActions.Invoking(() => MnistPreprocessing.Preprocess(page, 300, 300)).Should().Throw<NoInkException>()
+            .WithMessage("no ink found (the only ink is a 1×1 speck in a 300×300 picture*1/25*)");
+        for (int y = 100; y < 111; y++) page[y * 300 + 150] = 0; // a line 12 pixels tall: 12·25 = 300, enough
+        MnistPreprocessing.Preprocess(page, 300, 300).Max().Should().BeGreaterThan(0);
+
+        // An MNIST digit at its own size (about 20 pixels) on a 500×500 page is still a digit.
+        var digit = TrainedMnist.Test.Pixels(0);
+        var big = Enumerable.Repeat((byte)255, 500 * 500).ToArray();
+        for (int y = 0; y < 28; y++) for (int x = 0; x < 28; x++) big[(200 + y) * 500 + 300 + x] = (byte)(255 - digit[y * 28 + x]);
+        MnistPreprocessing.Preprocess(big, 500, 500).Should().Equal(MnistPreprocessing.Preprocess(digit, 28, 28));
     }
 
     [Fact]

@@ -83,6 +83,72 @@ public class TrainerPredictTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Fifos_devices_sockets_and_link_loops_are_refused_by_name_without_reading_and_the_rest_is_predicted()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        string fifo = Path.Combine(Dir, "f");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", fifo)) mkfifo.WaitForExit();
+        string loop = Path.Combine(Dir, "loop.png");
+        File.CreateSymbolicLink(loop, loop);
+        string socketPath = Path.Combine(Dir, "s.png");
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath));
+        string big = Path.Combine(Dir, "big.png");
+        using (var sparse = File.Create(big)) sparse.SetLength(150_000_000); // sparse: costs no disk
+
+        string[] bad = [fifo, "/dev/zero", loop, socketPath, big, "/proc/self/mem"];
+        var (code, output, err) = TrainerCliTests.Run(["predict", "--model", _model, .. bad, _pictures[0].File]);
+
+        code.Should().Be(1);
+        output.TrimEnd().Split('\n').Select(l => l.Split(':')[0]).Should().Equal(_pictures[0].File);
+        var errors = err.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        errors.Should().HaveCount(bad.Length);
+        for (int i = 0; i < bad.Length; i++) errors[i].Should().StartWith($"error: {bad[i]}: ");
+        errors[0].Should().Contain("FIFO");
+        errors[1].Should().Contain("character device");
+        errors[2].Should().Contain("loop of symbolic links");
+        errors[3].Should().Contain("socket");
+        errors[4].Should().Contain("150,000,000 bytes").And.Contain("100,000,000");
+    }
+
+    [Fact]
+    public void An_empty_file_name_is_a_usage_error()
+    {
+        var (code, output, err) = TrainerCliTests.Run("predict", "--model", _model, "");
+        code.Should().Be(2);
+        output.Should().BeEmpty();
+        err.TrimEnd().Should().StartWith("error: ").And.Contain("empty").And.NotContain("\n");
+    }
+
+    [Fact]
+    public void Pictures_without_ink_get_no_ink_found_and_the_rest_is_predicted()
+    {
+        byte[] Page(int w, int h, byte grey, Action<byte[]>? draw = null)
+        {
+            var pixels = Enumerable.Repeat(grey, w * h).ToArray();
+            draw?.Invoke(pixels);
+            return Pictures.Encode(Pictures.Rgba(pixels), w, h);
+        }
+
+        string[] blank =
+        [
+            Write("white.png", Page(40, 30, 255)),
+            Write("black.png", Page(40, 30, 0)),
+            Write("grey.png", Page(40, 30, 128)),
+            Write("one.png", Page(1, 1, 0)),
+            Write("dot.png", Page(300, 300, 255, p => p[150 * 300 + 150] = 0)),
+        ];
+        var (code, output, err) = TrainerCliTests.Run(["predict", "--model", _model, .. blank, _pictures[2].File]);
+
+        code.Should().Be(1);
+        output.TrimEnd().Split('\n').Select(l => l.Split(':')[0]).Should().Equal(_pictures[2].File);
+        var errors = err.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        errors.Should().HaveCount(blank.Length);
+        for (int i = 0; i < blank.Length; i++) errors[i].Should().StartWith($"error: {blank[i]}: no ink found (");
+        errors[4].Should().Contain("1×1 speck in a 300×300 picture");
+    }
+
+    [Fact]
     public void A_missing_model_is_one_error_and_exit_code_1()
     {
         var (code, output, err) = TrainerCliTests.Run("predict", "--model", Path.Combine(Dir, "none.model"), _pictures[0].File);

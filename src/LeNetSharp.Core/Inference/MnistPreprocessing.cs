@@ -54,13 +54,34 @@ public static class MnistPreprocessing
     public const byte InkThreshold = 80;
 
     /// <summary>
-    /// All the steps: a 28×28 white-on-black image (0 = background, 255 = ink) centred like MNIST's. A picture
-    /// without ink (blank, or a single uniform colour, which includes a 1×1 image) gives all zeros.
+    /// Ink must stand out from the page by at least this many grey levels (of 255): 32. Measured after polarity
+    /// detection and before the contrast stretch of <see cref="ToWhiteOnBlack"/>, as the strongest pixel's distance
+    /// from the page's level (<see cref="BorderMedian"/>). A picture with less — blank, uniform (which includes any
+    /// 1×1 picture), or only paper grain and JPEG noise — has no ink: <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>
+    /// throws <see cref="NoInkException"/> instead of stretching noise into a digit. Pencil on paper is 60 or more.
+    /// </summary>
+    public const int MinInkContrast = 32;
+
+    /// <summary>
+    /// The ink's bounding box (see <see cref="InkBounds"/>) must have a longer side of at least 1/25 of the picture's
+    /// longer side: a speck smaller than that (a single dark pixel on a page, a dust mark) is not a digit, and
+    /// scaling it to 20 pixels would make a square "digit" out of it. A digit 28 pixels tall passes on a picture up
+    /// to 700 pixels across, a 160-pixel one on a 4000-pixel photo; a single pixel passes only on a picture of at most
+    /// 25×25.
+    /// </summary>
+    public const int MinInkExtentFraction = 25;
+
+    /// <summary>
+    /// All the steps: a 28×28 white-on-black image (0 = background, 255 = ink) centred like MNIST's.
     /// </summary>
     /// <param name="grey">width·height grey values, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>784 bytes, row-major 28×28, ready for <see cref="NetworkInference.Predict(Layers.Sequential{float}, ReadOnlySpan{byte}, int, int, int)"/>.</returns>
+    /// <exception cref="NoInkException">
+    /// The picture has no ink: less than <see cref="MinInkContrast"/> between page and strongest ink (blank, uniform,
+    /// 1×1), or ink whose box is smaller than 1/<see cref="MinInkExtentFraction"/> of the picture (a speck).
+    /// </exception>
     /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
     public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height) => Preprocess(grey, width, height, InkThreshold);
 
@@ -73,12 +94,31 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="inkThreshold">Pixels above this (after <see cref="ToWhiteOnBlack"/>) count as ink when cropping (the floor when the picture is noisy).</param>
     /// <returns>784 bytes, row-major 28×28.</returns>
+    /// <exception cref="NoInkException">The picture has no ink (see <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>).</exception>
     /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
     public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height, byte inkThreshold)
     {
+        Check(grey, width, height);
+        var (_, background, max) = Levels(grey, width, height);
+        if (max - background < MinInkContrast)
+        {
+            throw new NoInkException(
+                $"no ink found (the strongest pixel differs from the page's grey level by {max - background} of 255; ink must differ by at least {MinInkContrast})");
+        }
+
         var ink = Flatten(grey, width, height, out int contrast, out double noise);
         byte threshold = NoiseThreshold(noise, contrast, inkThreshold);
-        if (InkBounds(ink, width, height, threshold) is not { } box) return new byte[ImageSize * ImageSize];
+        if (InkBounds(ink, width, height, threshold) is not { } box)
+        {
+            throw new NoInkException($"no ink found (no pixel is above the ink threshold {threshold} after the contrast stretch)");
+        }
+
+        if ((long)Math.Max(box.Width, box.Height) * MinInkExtentFraction < Math.Max(width, height))
+        {
+            throw new NoInkException(
+                $"no ink found (the only ink is a {box.Width}×{box.Height} speck in a {width}×{height} picture; a digit must span at least 1/{MinInkExtentFraction} of the longer side)");
+        }
+
         var crop = Crop(ink, width, height, box);
         var (scaled, w, h, _, _) = ScaleSharpest(crop, box.Width, box.Height);
         return CentreByMass(scaled, w, h);
@@ -375,6 +415,17 @@ public static class MnistPreprocessing
         }
 
         return oriented;
+    }
+
+    /// <summary>Polarity, the page's level b and the strongest ink m, both after inverting (see <see cref="ToWhiteOnBlack"/>).</summary>
+    private static (bool Invert, int Background, int Max) Levels(ReadOnlySpan<byte> grey, int width, int height)
+    {
+        int median = BorderMedian(grey, width, height);
+        bool invert = median > 127;
+        int background = invert ? 255 - median : median;
+        int max = 0;
+        foreach (byte p in grey) max = Math.Max(max, invert ? 255 - p : p);
+        return (invert, background, max);
     }
 
     /// <summary>

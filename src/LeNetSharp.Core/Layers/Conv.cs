@@ -216,25 +216,9 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     /// same bits as im2col + that GEMM. False when it does not apply.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output)
-    {
-        if (GemmProvider is not SimdGemmProvider simd || TransposedPatches || Stride != 1 || Padding != 0) return false;
-        T[] x = input.Data, k = Weight.Value.Data, b = Bias.Value.Data, y = output.Data;
-        switch (simd.VectorBits)
-        {
-            case 512 when DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Supports(OutChannels):
-                DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Forward(g, OutChannels, x, k, b, y);
-                return true;
-            case 256 when DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Supports(OutChannels):
-                DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Forward(g, OutChannels, x, k, b, y);
-                return true;
-            case 128 when DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Supports(OutChannels):
-                DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Forward(g, OutChannels, x, k, b, y);
-                return true;
-            default:
-                return false;
-        }
-    }
+    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output) =>
+        !TransposedPatches && Stride == 1 && Padding == 0
+        && DirectConv.TryForward(GemmProvider, g, OutChannels, input.Data, Weight.Value.Data, Bias.Value.Data, output.Data);
 
     /// <summary>
     /// Single-channel inputs keep the patch matrix transposed, Pᵀ (K, M): built from contiguous runs, and multiplied

@@ -112,26 +112,8 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     /// bits as that GEMM. False when it does not apply.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private bool DirectForward(int n, Tensor<T> input, Tensor<T> output)
-    {
-        if (GemmProvider is not SimdGemmProvider simd) return false;
-        var g = new ConvGeometry(n, 1, 1, InFeatures, 1, 1, 1, 0);
-        T[] x = input.Data, w = Weight.Value.Data, b = Bias.Value.Data, y = output.Data;
-        switch (simd.VectorBits)
-        {
-            case 512 when DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Supports(OutFeatures):
-                DirectConv<Simd512<T>, System.Runtime.Intrinsics.Vector512<T>, T>.Forward(g, OutFeatures, x, w, b, y);
-                return true;
-            case 256 when DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Supports(OutFeatures):
-                DirectConv<Simd256<T>, System.Runtime.Intrinsics.Vector256<T>, T>.Forward(g, OutFeatures, x, w, b, y);
-                return true;
-            case 128 when DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Supports(OutFeatures):
-                DirectConv<Simd128<T>, System.Runtime.Intrinsics.Vector128<T>, T>.Forward(g, OutFeatures, x, w, b, y);
-                return true;
-            default:
-                return false;
-        }
-    }
+    private bool DirectForward(int n, Tensor<T> input, Tensor<T> output) =>
+        DirectConv.TryForward(GemmProvider, new ConvGeometry(n, 1, 1, InFeatures, 1, 1, 1, 0), OutFeatures, input.Data, Weight.Value.Data, Bias.Value.Data, output.Data);
 
     /// <summary>
     /// ∂W += xᵀ·∂y for a few rows (up to 8) with the SIMD GEMM's arithmetic — per element one chain of fused

@@ -1,7 +1,36 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace LeNetSharp.Tensors;
+
+/// <summary>Runs <see cref="DirectConv{TOps, TV, T}"/> at the width of a SIMD GEMM provider.</summary>
+internal static class DirectConv
+{
+    /// <summary>
+    /// y ← conv(x, K) + b (stride 1, no padding) when <paramref name="provider"/> is the SIMD GEMM and
+    /// <paramref name="outChannels"/> fills a vector of its width; false (nothing written) otherwise.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    public static bool TryForward<T>(GemmProvider provider, in ConvGeometry g, int outChannels, T[] x, T[] weight, T[] bias, T[] y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        switch ((provider as SimdGemmProvider)?.VectorBits)
+        {
+            case 512 when DirectConv<Simd512<T>, Vector512<T>, T>.Supports(outChannels):
+                DirectConv<Simd512<T>, Vector512<T>, T>.Forward(g, outChannels, x, weight, bias, y);
+                return true;
+            case 256 when DirectConv<Simd256<T>, Vector256<T>, T>.Supports(outChannels):
+                DirectConv<Simd256<T>, Vector256<T>, T>.Forward(g, outChannels, x, weight, bias, y);
+                return true;
+            case 128 when DirectConv<Simd128<T>, Vector128<T>, T>.Supports(outChannels):
+                DirectConv<Simd128<T>, Vector128<T>, T>.Forward(g, outChannels, x, weight, bias, y);
+                return true;
+            default:
+                return false;
+        }
+    }
+}
 
 /// <summary>
 /// A convolution (stride 1, no padding) computed straight from the NHWC input, without a patch matrix:

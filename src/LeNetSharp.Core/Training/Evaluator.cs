@@ -160,6 +160,7 @@ public static class Evaluator
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> ReplicaCache = new();
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // a few calls per run: never in tier-0 code
     private static int[,] EvaluateRange<T>(Sequential<T> network, ImageDataset data, int begin, int end, int batchSize, CancellationToken ct)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

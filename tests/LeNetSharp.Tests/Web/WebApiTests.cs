@@ -202,6 +202,21 @@ public class WebApiTests(WebFixture web)
     }
 
     [Fact]
+    public async Task Pictures_and_pixels_without_ink_get_400_no_ink_found()
+    {
+        var (status, body) = await SendAsync(Pixels(new double[784]));
+        status.Should().Be(HttpStatusCode.BadRequest, body);
+        ShouldBeOneLineError(body, "no ink found (every pixel is below 32");
+
+        foreach (var (grey, side) in new[] { ((byte)255, 40), ((byte)0, 40), ((byte)128, 40), ((byte)0, 1) })
+        {
+            (status, body) = await SendAsync(Png(Pictures.Encode(Pictures.Rgba(Enumerable.Repeat(grey, side * side).ToArray()), side, side)));
+            status.Should().Be(HttpStatusCode.BadRequest, body);
+            ShouldBeOneLineError(body, "no ink found (");
+        }
+    }
+
+    [Fact]
     public async Task Another_content_type_gets_415_and_the_server_keeps_serving()
     {
         var (status, body) = await SendAsync(new StringContent("7", Encoding.UTF8, "text/plain"));
