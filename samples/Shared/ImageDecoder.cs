@@ -71,6 +71,11 @@ internal static class ImageDecoder
         using var codec = SKCodec.Create(stream, out var created);
         if (codec is null)
         {
+            if (PngSides(encoded) is var (w, h) && Math.Max(w, h) > MaxSide)
+            {
+                throw new InvalidDataException($"{name}: the PNG is {w}×{h}; a side of more than {MaxSide:N0} pixels exceeds the decoder's limit.");
+            }
+
             throw new InvalidDataException($"{name}: not a {Formats} image that can be read ({Describe(created)}).");
         }
 
@@ -79,7 +84,7 @@ internal static class ImageDecoder
         if ((long)width * height > maxPixels)
         {
             throw new InvalidDataException(
-                $"{name}: {width}×{height} is {(double)width * height / 1e6:F0} megapixels; at most {maxPixels / 1e6:0.##} megapixels are accepted.");
+                $"{name}: {width}×{height} is {(long)width * height:N0} pixels; at most {maxPixels:N0} pixels ({maxPixels / 1e6:0.##} megapixels) are accepted.");
         }
 
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
@@ -93,6 +98,15 @@ internal static class ImageDecoder
         var grey = ToGrey(bitmap.GetPixelSpan(), width * height);
         return Orient(grey, width, height, codec.EncodedOrigin);
     }
+
+    /// <summary>The longest side the PNG decoder accepts: 1,000,000 pixels (libpng's limit, as SkiaSharp sets it).</summary>
+    public const int MaxSide = 1_000_000;
+
+    /// <summary>The width and height in a PNG's header (IHDR), or null when the bytes do not start like a PNG.</summary>
+    private static (long Width, long Height)? PngSides(ReadOnlySpan<byte> encoded) =>
+        encoded.Length >= 24 && encoded[..8].SequenceEqual((ReadOnlySpan<byte>)[137, 80, 78, 71, 13, 10, 26, 10]) && encoded[12..16].SequenceEqual("IHDR"u8)
+            ? (System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(encoded[16..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(encoded[20..]))
+            : null;
 
     /// <summary>Grey values from RGBA pixels, transparent ones blended with the paper (see <see cref="DecodeGrey"/>).</summary>
     private static byte[] ToGrey(ReadOnlySpan<byte> rgba, int count)

@@ -120,7 +120,16 @@ public class ImageDecoderTests : TempDirectoryTest
         // A 100-byte PNG whose header claims 10,000×10,000 pixels (100 megapixels): its one data chunk holds a few bytes.
         var header = PngHeader(10_000, 10_000);
         FluentActions.Invoking(() => ImageDecoder.DecodeGrey(header, "huge.png")).Should().Throw<InvalidDataException>()
-            .WithMessage("huge.png: 10000×10000 is 100 megapixels; at most 50 megapixels are accepted.");
+            .WithMessage("huge.png: 10000×10000 is 100,000,000 pixels; at most 50,000,000 pixels (50 megapixels) are accepted.");
+        FluentActions.Invoking(() => ImageDecoder.DecodeGrey(PngHeader(2001, 2000), "big.png", 4_000_000)).Should().Throw<InvalidDataException>()
+            .WithMessage("big.png: 2001×2000 is 4,002,000 pixels; at most 4,000,000 pixels (4 megapixels) are accepted.");
+    }
+
+    [Fact]
+    public void A_png_with_a_side_over_a_million_pixels_is_refused_for_the_decoder_limit_not_as_corrupt()
+    {
+        FluentActions.Invoking(() => ImageDecoder.DecodeGrey(PngHeader(1_000_001, 1), "thin.png")).Should().Throw<InvalidDataException>()
+            .WithMessage("thin.png: the PNG is 1000001×1; a side of more than 1,000,000 pixels exceeds the decoder's limit.");
     }
 
     [Fact]

@@ -215,6 +215,14 @@ public class PreprocessingTests
     }
 
     [Fact]
+    public void A_crop_box_whose_right_edge_overflows_int_is_refused()
+    {
+        FluentActions.Invoking(() => MnistPreprocessing.Crop(new byte[4], 2, 2, new PixelBox(1, 0, int.MaxValue, 1))).Should().Throw<ArgumentException>()
+            .WithMessage("*not inside the 2×2 image*");
+        FluentActions.Invoking(() => MnistPreprocessing.Crop(new byte[4], 2, 2, new PixelBox(0, 1, 1, int.MaxValue))).Should().Throw<ArgumentException>();
+    }
+
+    [Fact]
     public void A_speck_under_1_25th_of_the_picture_is_no_ink_but_a_small_real_digit_is_read()
     {
         var page = Enumerable.Repeat((byte)255, 300 * 300).ToArray();

@@ -475,7 +475,7 @@ public static class MnistPreprocessing
     public static byte[] Crop(ReadOnlySpan<byte> grey, int width, int height, PixelBox box)
     {
         Check(grey, width, height);
-        if (box.X < 0 || box.Y < 0 || box.Width < 1 || box.Height < 1 || box.X + box.Width > width || box.Y + box.Height > height)
+        if (box.X < 0 || box.Y < 0 || box.Width < 1 || box.Height < 1 || (long)box.X + box.Width > width || (long)box.Y + box.Height > height)
         {
             throw new ArgumentException($"The box {box} is not inside the {width}×{height} image.", nameof(box));
         }
