@@ -222,7 +222,11 @@ public sealed class TrainerErrorContractTests : TempDirectoryTest
         string model = ExistingModel();
         byte[] before = File.ReadAllBytes(model);
         string ckpt = Path.Combine(Dir, "ckpt");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        // A shell that starts this test run in the background ignores SIGINT, and an ignored signal stays ignored across
+        // exec: GNU env's --default-signal gives the child the default disposition, so the trainer's handler is installed.
+        var start = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("--default-signal=INT,TERM");
+        start.ArgumentList.Add("dotnet");
         start.ArgumentList.Add(typeof(Program).Assembly.Location);
         foreach (string a in new[] { "train", "--data", data, "--model", model, "--epochs", "1000", "--checkpoint", ckpt }) start.ArgumentList.Add(a);
         using var child = Process.Start(start)!;
