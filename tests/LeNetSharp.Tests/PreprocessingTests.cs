@@ -151,6 +151,78 @@ public class PreprocessingTests
     }
 
     [Fact]
+    public void Scaling_equals_the_area_average_formula_at_every_phase_for_wide_tall_and_square_pictures()
+    {
+        // The definition, pixel by pixel: Σ v·overlapX·overlapY over every input pixel, in units of 1/(size·L·P) of an
+        // input pixel, divided by (L·P)², rounded half up. The implementation runs its two passes in either order and
+        // weights only the two end pixels of a span; this must not change a bit.
+        const int P = MnistPreprocessing.PhaseSteps;
+        var random = new Random(12);
+        foreach (var (w, h, size) in new[] { (1, 1, 20), (3, 47, 20), (47, 3, 20), (31, 31, 20), (5, 9, 29), (60, 13, 7), (1, 90, 20), (90, 1, 3) })
+        {
+            var grey = new byte[w * h];
+            random.NextBytes(grey);
+            long longer = Math.Max(w, h), unitIn = (long)size * P, unitOut = longer * P, area = unitOut * unitOut;
+            long Overlap(int i, int j, int phase, int n)
+            {
+                long lo = Math.Max(j * unitOut - phase * longer, 0), hi = Math.Min((j + 1) * unitOut - phase * longer, n * unitIn);
+                return Math.Max(0, Math.Min(hi, (i + 1) * unitIn) - Math.Max(lo, i * unitIn));
+            }
+
+            var sharpest = MnistPreprocessing.ScaleSharpest(grey, w, h, size);
+            long bestEnergy = -1;
+            (int, int) bestPhase = default;
+            for (int px = 0; px < P; px++)
+            {
+                for (int py = 0; py < P; py++)
+                {
+                    var (got, ow, oh) = MnistPreprocessing.ScaleLongerSide(grey, w, h, size, px, py);
+                    ow.Should().Be((int)((w * unitIn + px * longer + unitOut - 1) / unitOut));
+                    oh.Should().Be((int)((h * unitIn + py * longer + unitOut - 1) / unitOut));
+                    var expected = new byte[ow * oh];
+                    for (int j = 0; j < oh; j++)
+                    {
+                        for (int x = 0; x < ow; x++)
+                        {
+                            long sum = 0;
+                            for (int y = 0; y < h; y++)
+                            {
+                                for (int i = 0; i < w; i++) sum += grey[y * w + i] * Overlap(i, x, px, w) * Overlap(y, j, py, h);
+                            }
+
+                            expected[j * ow + x] = (byte)((sum + area / 2) / area);
+                        }
+                    }
+
+                    got.Should().Equal(expected, $"{w}×{h} to {size} at phase ({px}, {py})");
+                    long energy = expected.Sum(v => (long)v * v);
+                    if (energy > bestEnergy) (bestEnergy, bestPhase) = (energy, (px, py));
+                }
+            }
+
+            (sharpest.PhaseX, sharpest.PhaseY).Should().Be(bestPhase, "ties keep the first placement in (phaseX, phaseY) order");
+        }
+    }
+
+    [Fact]
+    public void Scaling_a_tall_thin_picture_allocates_in_proportion_to_the_output_not_the_rows()
+    {
+        // 1×2,000,000: per-row tables or per-row sums would take ≥ 16 MB per phase; the output is 1×20.
+        var grey = new byte[2_000_000];
+        new Random(3).NextBytes(grey);
+        MnistPreprocessing.ScaleSharpest(grey.AsSpan(0, 20_000), 1, 20_000); // JIT and warm up
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var (pixels, w, h, _, _) = MnistPreprocessing.ScaleSharpest(grey, 1, grey.Length);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        (w, h).Should().Be((1, 20));
+        pixels.Should().Equal(MnistPreprocessing.ScaleLongerSide(grey, 1, grey.Length).Pixels); // phase (0, 0), all 0: a 1/100,000-pixel-wide line
+        allocated.Should().BeLessThan(1_000_000);
+        long wideBefore = GC.GetAllocatedBytesForCurrentThread();
+        MnistPreprocessing.ScaleSharpest(grey, grey.Length, 1);
+        (GC.GetAllocatedBytesForCurrentThread() - wideBefore).Should().BeLessThan(1_000_000);
+    }
+
+    [Fact]
     public void The_sharpest_grid_placement_lines_up_with_the_blocks_of_an_enlarged_picture()
     {
         // A 4-pixel block at columns 2–5 of an 8×4 picture (every row alike), scaled to longer side 2: an output pixel

@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace LeNetSharp.Inference;
 
 /// <summary>A rectangle of pixels: left column, top row, width and height (all in pixels, 0-based).</summary>
@@ -39,7 +41,7 @@ public static class MnistPreprocessing
     /// <summary>
     /// <see cref="ScaleSharpest"/> tries the 20-pixel grid at this many placements per axis, 1/8 of an output pixel
     /// apart: 8, so the best one is within 1/16 of a pixel of any grid the picture was enlarged from (64 placements:
-    /// the scaling's horizontal pass runs 8 times, the cheap vertical one 64 times).
+    /// the scaling's first pass, along the longer side, runs 8 times, the cheap second one 64 times).
     /// </summary>
     public const int PhaseSteps = 8;
 
@@ -525,8 +527,7 @@ public static class MnistPreprocessing
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(phaseX, PhaseSteps);
         ArgumentOutOfRangeException.ThrowIfNegative(phaseY);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(phaseY, PhaseSteps);
-        var rows = scaling.Horizontal(grey, phaseX, out int outW);
-        var pixels = scaling.Vertical(rows, outW, phaseY, out int outH);
+        var (pixels, outW, outH) = scaling.Second(scaling.First(grey, phaseX, phaseY), phaseX, phaseY);
         return (pixels, outW, outH);
     }
 
@@ -552,15 +553,23 @@ public static class MnistPreprocessing
         var scaling = new Scaling(grey, width, height, size);
         (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) best = default;
         long bestEnergy = -1;
-        for (int phaseX = 0; phaseX < PhaseSteps; phaseX++)
+
+        // The first pass (along the longer axis, the one that shrinks the data most) depends on that axis's phase only.
+        for (int a = 0; a < PhaseSteps; a++)
         {
-            var rows = scaling.Horizontal(grey, phaseX, out int outW);
-            for (int phaseY = 0; phaseY < PhaseSteps; phaseY++)
+            var sums = scaling.First(grey, a, a);
+            for (int b = 0; b < PhaseSteps; b++)
             {
-                var pixels = scaling.Vertical(rows, outW, phaseY, out int outH);
+                var (phaseX, phaseY) = scaling.VerticalFirst ? (b, a) : (a, b);
+                var (pixels, outW, outH) = scaling.Second(sums, phaseX, phaseY);
                 long energy = 0;
                 foreach (byte v in pixels) energy += v * v;
-                if (energy > bestEnergy) (bestEnergy, best) = (energy, (pixels, outW, outH, phaseX, phaseY));
+
+                // Ties keep the first placement in (phaseX, phaseY) order, whichever pass runs first.
+                if (energy > bestEnergy || (energy == bestEnergy && (phaseX, phaseY).CompareTo((best.PhaseX, best.PhaseY)) < 0))
+                {
+                    (bestEnergy, best) = (energy, (pixels, outW, outH, phaseX, phaseY));
+                }
             }
         }
 
@@ -632,12 +641,17 @@ public static class MnistPreprocessing
     /// <summary>
     /// Area averaging in exact integers. Along an axis, in units of 1/(size·L·PhaseSteps) of an input pixel (L the
     /// longer side): input pixel i spans [i·size·P, (i+1)·size·P), output pixel j spans [j·L·P − phase·L, (j+1)·L·P −
-    /// phase·L), P = PhaseSteps. A sum Σ v·overlapX·overlapY divided by (L·P)², rounded half up, is the mean.
+    /// phase·L), P = PhaseSteps. A sum Σ v·overlapX·overlapY divided by (L·P)², rounded half up, is the mean. The sums
+    /// are exact, so the order of the two passes does not change a bit: the first runs along the longer side (which it
+    /// shrinks to at most size + 1), so the intermediate sums stay small for any shape, and each axis's overlaps are
+    /// computed once per phase, O(output) each: an output pixel fully covers every input pixel between its first and
+    /// last, so only those two have partial weights.
     /// </summary>
-    private readonly struct Scaling
+    private sealed class Scaling
     {
         private readonly int _width, _height;
         private readonly long _unitIn, _unitOut, _longer;
+        private readonly Axis?[] _x = new Axis?[PhaseSteps], _y = new Axis?[PhaseSteps];
 
         public Scaling(ReadOnlySpan<byte> grey, int width, int height, int size)
         {
@@ -647,72 +661,130 @@ public static class MnistPreprocessing
             (_width, _height, _longer) = (width, height, Math.Max(width, height));
             _unitIn = (long)size * PhaseSteps;
             _unitOut = _longer * PhaseSteps;
+            VerticalFirst = height >= width;
         }
 
-        /// <summary>The horizontal pass: per input row, Σ v·overlap for each output column (≤ 255·L·P each).</summary>
-        public long[] Horizontal(ReadOnlySpan<byte> grey, int phase, out int outW)
+        /// <summary>Whether the first pass runs down the columns (the picture is at least as tall as wide).</summary>
+        public bool VerticalFirst { get; }
+
+        /// <summary>
+        /// The first pass, along the longer axis at that axis's phase (the other phase is ignored): Σ v·overlap per
+        /// output position along it and input position across (≤ 255·L·P each).
+        /// </summary>
+        public long[] First(ReadOnlySpan<byte> grey, int phaseX, int phaseY)
         {
-            var (start, count, weights) = Overlaps(_width, phase, out outW);
-            var rows = new long[_height * outW];
-            for (int y = 0; y < _height; y++)
+            if (VerticalFirst)
             {
-                var src = grey.Slice(y * _width, _width);
-                for (int j = 0, w = 0; j < outW; j++)
-                {
-                    long sum = 0;
-                    for (int k = 0; k < count[j]; k++, w++) sum += src[start[j] + k] * weights[w];
-                    rows[y * outW + j] = sum;
-                }
+                var a = AxisOf(_y, _height, phaseY);
+                var sums = new long[a.M * _width];
+                Pass(grey, 1, _height, _width, a, sums);
+                return sums;
+            }
+            else
+            {
+                var a = AxisOf(_x, _width, phaseX);
+                var sums = new long[_height * a.M];
+                Pass(grey, _height, _width, 1, a, sums);
+                return sums;
+            }
+        }
+
+        /// <summary>The second pass over <see cref="First"/>'s sums, divided by the output pixel's area, rounded half up.</summary>
+        public (byte[] Pixels, int Width, int Height) Second(long[] sums, int phaseX, int phaseY)
+        {
+            long[] totals;
+            int outW, outH;
+            if (VerticalFirst)
+            {
+                var a = AxisOf(_x, _width, phaseX);
+                (outW, outH) = (a.M, sums.Length / _width);
+                totals = new long[outH * outW];
+                Pass<long>(sums, outH, _width, 1, a, totals);
+            }
+            else
+            {
+                var a = AxisOf(_y, _height, phaseY);
+                (outW, outH) = (sums.Length / _height, a.M);
+                totals = new long[outH * outW];
+                Pass<long>(sums, 1, _height, outW, a, totals);
             }
 
-            return rows;
-        }
-
-        /// <summary>The vertical pass over <see cref="Horizontal"/>'s sums, divided by the output pixel's area.</summary>
-        public byte[] Vertical(long[] rows, int outW, int phase, out int outH)
-        {
-            var (start, count, weights) = Overlaps(_height, phase, out outH);
-            var result = new byte[outW * outH];
+            var result = new byte[totals.Length];
             long area = _unitOut * _unitOut;
-            for (int j = 0, w = 0; j < outH; j++)
-            {
-                int first = w;
-                for (int x = 0; x < outW; x++)
-                {
-                    long sum = 0;
-                    w = first;
-                    for (int k = 0; k < count[j]; k++, w++) sum += rows[(start[j] + k) * outW + x] * weights[w];
-                    result[j * outW + x] = (byte)((sum + area / 2) / area);
-                }
-
-                w = first + count[j];
-            }
-
-            return result;
+            for (int i = 0; i < totals.Length; i++) result[i] = (byte)((totals[i] + area / 2) / area);
+            return (result, outW, outH);
         }
 
         /// <summary>
-        /// For n input pixels and a grid shifted by phase/P of an output pixel: the output count m, each output
-        /// pixel's first input pixel, how many it overlaps, and the overlaps in units, one output pixel after the other.
+        /// One pass along an axis of n inputs: src is (outer, n, inner) row-major, dst (outer, m, inner); dst[o, j, k] =
+        /// Σ_i overlap(j, i)·src[o, i, k] = first's weight·src[first] + last's weight·src[last] + unit·Σ src[between].
         /// </summary>
-        private (int[] Start, int[] Count, long[] Weights) Overlaps(int n, int phase, out int m)
+        private void Pass<T>(ReadOnlySpan<T> src, int outer, int n, int inner, Axis a, Span<long> dst)
+            where T : unmanaged, IBinaryInteger<T>
+        {
+            long unit = _unitIn;
+            for (int o = 0; o < outer; o++)
+            {
+                var block = src.Slice(o * n * inner, n * inner);
+                for (int j = 0; j < a.M; j++)
+                {
+                    var d = dst.Slice((o * a.M + j) * inner, inner);
+                    int first = a.First[j], last = a.Last[j];
+                    long wf = a.FirstWeight[j], wl = a.LastWeight[j];
+                    var f = block.Slice(first * inner, inner);
+                    if (first == last)
+                    {
+                        for (int k = 0; k < inner; k++) d[k] = wf * long.CreateTruncating(f[k]);
+                        continue;
+                    }
+
+                    var l = block.Slice(last * inner, inner);
+                    if (inner == 1)
+                    {
+                        long between = 0;
+                        foreach (T v in block.Slice(first + 1, last - first - 1)) between += long.CreateTruncating(v);
+                        d[0] = wf * long.CreateTruncating(f[0]) + wl * long.CreateTruncating(l[0]) + unit * between;
+                        continue;
+                    }
+
+                    d.Clear();
+                    for (int i = first + 1; i < last; i++)
+                    {
+                        var row = block.Slice(i * inner, inner);
+                        for (int k = 0; k < inner; k++) d[k] += long.CreateTruncating(row[k]);
+                    }
+
+                    for (int k = 0; k < inner; k++) d[k] = wf * long.CreateTruncating(f[k]) + wl * long.CreateTruncating(l[k]) + unit * d[k];
+                }
+            }
+        }
+
+        private Axis AxisOf(Axis?[] cache, int n, int phase) => cache[phase] ??= Overlaps(n, phase);
+
+        /// <summary>
+        /// For n input pixels and a grid shifted by phase/P of an output pixel: the output count m and, per output
+        /// pixel, the first and last input pixels it overlaps and those two overlaps in units (when first = last, the
+        /// one overlap is the first's and the last's is unused).
+        /// </summary>
+        private Axis Overlaps(int n, int phase)
         {
             long origin = phase * _longer, end = n * _unitIn;
-            m = (int)((end + origin + _unitOut - 1) / _unitOut);
-            var start = new int[m];
-            var count = new int[m];
-            var weights = new List<long>(n + 2 * m);
+            int m = (int)((end + origin + _unitOut - 1) / _unitOut);
+            var a = new Axis(m, new int[m], new int[m], new long[m], new long[m]);
             for (int j = 0; j < m; j++)
             {
                 long lo = Math.Max(j * _unitOut - origin, 0), hi = Math.Min((j + 1) * _unitOut - origin, end);
                 int first = (int)(lo / _unitIn), last = (int)((hi - 1) / _unitIn);
-                start[j] = first;
-                count[j] = last - first + 1;
-                for (int i = first; i <= last; i++) weights.Add(Math.Min(hi, (i + 1) * _unitIn) - Math.Max(lo, i * _unitIn));
+                a.First[j] = first;
+                a.Last[j] = last;
+                a.FirstWeight[j] = Math.Min(hi, (first + 1) * _unitIn) - lo;
+                a.LastWeight[j] = hi - last * _unitIn;
             }
 
-            return (start, count, weights.ToArray());
+            return a;
         }
+
+        private sealed record Axis(int M, int[] First, int[] Last, long[] FirstWeight, long[] LastWeight);
     }
 
     private static void Check(ReadOnlySpan<byte> grey, int width, int height)
