@@ -285,4 +285,57 @@ public class PreprocessingTests
 
         identical.Should().Be(892, "only the 108 of the first 1,000 whose brightest pixel is below 255 are changed, by the contrast stretch");
     }
+
+    [Fact]
+    public void Page_levels_follow_uneven_lighting_block_by_block()
+    {
+        // 32×32 → blocks of 16: a 2×2 grid. Left half 10, right half 50: block levels 10 | 50, centres at x = 7.5 and
+        // 23.5; u = (x + 0.5)/16 − 0.5 from the left centre, level 10 + 40·u (extrapolated beyond the centres).
+        var grey = new byte[32 * 32];
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 32; x++) grey[y * 32 + x] = x < 16 ? (byte)10 : (byte)50;
+        grey[20 * 32 + 20] = 250; // a speck of ink: contrast 240, so levels up to 10 + 120 are paper; it moves no percentile
+        var page = MnistPreprocessing.PageLevels(grey, 32, 32);
+        page[5 * 32 + 0].Should().Be(0);   // u = −0.46875: −8.75, clamped
+        page[5 * 32 + 15].Should().Be(29); // u = 0.46875: 28.75
+        page[5 * 32 + 23].Should().Be(49); // u = 0.96875: 48.75
+        page[20 * 32 + 31].Should().Be(69); // u = 1.46875: 68.75, the same on every row
+    }
+
+    [Fact]
+    public void An_even_page_has_one_level_and_a_block_of_solid_ink_is_not_taken_for_paper()
+    {
+        var flat = Enumerable.Repeat((byte)7, 32 * 32).ToArray();
+        flat[40] = 12; // within PageFlatness: one level, the border median
+        MnistPreprocessing.PageLevels(flat, 32, 32).Should().OnlyContain(v => v == 7);
+
+        // The top-left block is all ink (255): its level, 255, is more than half the contrast (255 − 0) above the
+        // border median 0, so it is ink and replaced by 0; all blocks are then 0: one level, nothing hollowed.
+        var bold = new byte[32 * 32];
+        for (int y = 0; y < 16; y++)
+            for (int x = 0; x < 16; x++) bold[y * 32 + x] = 255;
+        MnistPreprocessing.PageLevels(bold, 32, 32).Should().OnlyContain(v => v == 0);
+        MnistPreprocessing.PageLevels([9, 200, 9, 9], 2, 2).Should().Equal(9, 9, 9, 9); // one block: the border median
+    }
+
+    [Fact]
+    public void Noise_is_the_median_neighbour_difference_and_raises_the_ink_threshold()
+    {
+        // Every horizontal neighbour differs by 2: σ = 2 / (0.6745·√2) = 2.0967.
+        var stripes = new byte[10 * 3];
+        for (int i = 0; i < stripes.Length; i++) stripes[i] = (byte)(100 + 2 * (i % 2));
+        MnistPreprocessing.NoiseLevel(stripes, 10, 3).Should().BeApproximately(2.0967, 1e-4);
+        // A clean page with one stroke: most differences are 0.
+        var clean = new byte[10 * 3];
+        clean[4] = clean[14] = clean[24] = 255;
+        MnistPreprocessing.NoiseLevel(clean, 10, 3).Should().Be(0);
+        MnistPreprocessing.NoiseLevel([1, 2, 3], 1, 3).Should().Be(0);
+
+        MnistPreprocessing.NoiseThreshold(0, 200).Should().Be(80, "a clean picture keeps the floor");
+        MnistPreprocessing.NoiseThreshold(2, 200).Should().Be(80, "6·2·255/200 = 15.3 is below the floor");
+        MnistPreprocessing.NoiseThreshold(9, 150).Should().Be(92, "6·9·255/150 = 91.8, rounded up");
+        MnistPreprocessing.NoiseThreshold(9, 150, floor: 100).Should().Be(100);
+        MnistPreprocessing.NoiseThreshold(50, 10).Should().Be(254);
+        MnistPreprocessing.NoiseThreshold(9, 0).Should().Be(80, "no contrast: nothing to scale");
+    }
 }
