@@ -197,6 +197,52 @@ public class ConcurrencyTests
         for (int i = 0; i < got.Length; i++) got[i].Probabilities.Should().Equal(expected[i].Probabilities);
     }
 
+    [Theory]
+    [InlineData(float.NaN, 0)]
+    [InlineData(float.PositiveInfinity, 100)]
+    [InlineData(float.NegativeInfinity, 783)]
+    [InlineData(float.NaN, 781)]
+    public void Non_finite_pixels_are_refused_naming_the_first_index(float bad, int index)
+    {
+        var net = TrainedMnist.Network.Clone();
+        var pixels = new float[784];
+        pixels[index] = bad;
+        if (index < 783) pixels[783] = float.NaN; // a later one is not the one named
+        string message = $"*Pixel {index} is {bad}*finite*";
+        FluentActions.Invoking(() => net.Predict(pixels.AsSpan())).Should().Throw<ArgumentException>().WithMessage(message);
+        FluentActions.Invoking(() => net.PredictProbabilities(pixels.AsSpan())).Should().Throw<ArgumentException>().WithMessage(message);
+        using var predictor = new Predictor(net, poolSize: 1);
+        FluentActions.Invoking(() => predictor.Predict(pixels.AsSpan())).Should().Throw<ArgumentException>().WithMessage(message);
+        pixels[index] = 0;
+        pixels[783] = 0;
+        predictor.Predict(pixels.AsSpan()).Probabilities.Should().OnlyContain(p => float.IsFinite(p));
+    }
+
+    [Fact]
+    public void A_huge_image_shape_is_reported_with_its_real_feature_count()
+    {
+        FluentActions.Invoking(() => new Predictor(LeNet.Create<float>(1), 100000, 100000, poolSize: 1)).Should().Throw<ArgumentException>()
+            .Where(e => !e.Message.Contains('-') && !e.Message.Contains("1407665552") && e.Message.Contains("(100000, 100000, 1)"))
+            .WithMessage("*(1, 24997, 24997, 16)*9,997,600,144*");
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(Predictor.MaxPoolSize + 1)]
+    [InlineData(100000)]
+    public void A_pool_size_outside_0_to_MaxPoolSize_is_refused(int poolSize)
+    {
+        FluentActions.Invoking(() => new Predictor(LeNet.Create<float>(1), poolSize: poolSize)).Should().Throw<ArgumentOutOfRangeException>()
+            .Which.ParamName.Should().Be("poolSize");
+    }
+
+    [Fact]
+    public void The_default_pool_is_the_processor_count_within_MaxPoolSize()
+    {
+        using var predictor = new Predictor(LeNet.Create<float>(1));
+        predictor.PoolSize.Should().Be(Math.Min(Environment.ProcessorCount, Predictor.MaxPoolSize));
+    }
+
     [Fact]
     public void A_disposed_predictor_refuses_work()
     {

@@ -214,6 +214,33 @@ public class PreprocessingTests
         FluentActions.Invoking(() => MnistPreprocessing.Preprocess(new byte[10], 3, 3)).Should().Throw<ArgumentException>().WithMessage("*3×3*9*10*");
     }
 
+    [Theory]
+    [InlineData(MnistPreprocessing.MaxSize + 1)]
+    [InlineData(30000)]
+    [InlineData(46341)]
+    [InlineData(65536)]
+    [InlineData(int.MaxValue)]
+    public void An_output_side_above_MaxSize_is_refused_before_any_work(int size)
+    {
+        byte[] one = [255];
+        FluentActions.Invoking(() => MnistPreprocessing.ScaleLongerSide(one, 1, 1, size)).Should().Throw<ArgumentOutOfRangeException>()
+            .Which.ParamName.Should().Be("size");
+        FluentActions.Invoking(() => MnistPreprocessing.ScaleSharpest(one, 1, 1, size)).Should().Throw<ArgumentOutOfRangeException>()
+            .Which.ParamName.Should().Be("size");
+        FluentActions.Invoking(() => MnistPreprocessing.CentreByMass(one, 1, 1, size)).Should().Throw<ArgumentOutOfRangeException>()
+            .Which.ParamName.Should().Be("size");
+    }
+
+    [Fact]
+    public void MaxSize_itself_is_accepted()
+    {
+        byte[] one = [255];
+        MnistPreprocessing.ScaleLongerSide(one, 1, 1, MnistPreprocessing.MaxSize).Width.Should().Be(MnistPreprocessing.MaxSize);
+        var centred = MnistPreprocessing.CentreByMass(one, 1, 1, MnistPreprocessing.MaxSize);
+        centred.Length.Should().Be(MnistPreprocessing.MaxSize * MnistPreprocessing.MaxSize);
+        centred[MnistPreprocessing.MaxSize / 2 * MnistPreprocessing.MaxSize + MnistPreprocessing.MaxSize / 2].Should().Be(255);
+    }
+
     [Fact]
     public void A_crop_box_whose_right_edge_overflows_int_is_refused()
     {

@@ -44,6 +44,14 @@ public static class MnistPreprocessing
     public const int PhaseSteps = 8;
 
     /// <summary>
+    /// The largest output side <see cref="ScaleLongerSide"/>, <see cref="ScaleSharpest"/> and <see cref="CentreByMass"/>
+    /// accept: 4096. Their cost grows with the output's pixel count as well as the input's (a size×size result is
+    /// allocated), so an unbounded size would let a one-pixel input cost gigabytes; this package only ever needs 20
+    /// and 28. Larger sizes throw <see cref="ArgumentOutOfRangeException"/>.
+    /// </summary>
+    public const int MaxSize = 4096;
+
+    /// <summary>
     /// The default ink threshold of <see cref="InkBounds"/>: 80 (about a third of full ink). Any smoothing of the
     /// picture (an image viewer's or camera's resampling, JPEG) leaves a faint halo around the strokes, and a photo
     /// has paper noise; counting those as ink would grow the box and so shrink the digit when it is scaled to 20
@@ -509,7 +517,7 @@ public static class MnistPreprocessing
     /// <param name="phaseX">Horizontal shift of the grid in 1/<see cref="PhaseSteps"/> of an output pixel, 0 to PhaseSteps − 1.</param>
     /// <param name="phaseY">Vertical shift of the grid, likewise.</param>
     /// <returns>The scaled pixels and their width and height.</returns>
-    /// <exception cref="ArgumentException">The array length is not width·height, size is below 1, or a phase is outside 0 to PhaseSteps − 1.</exception>
+    /// <exception cref="ArgumentException">The array length is not width·height, size is below 1 or above <see cref="MaxSize"/>, or a phase is outside 0 to PhaseSteps − 1.</exception>
     public static (byte[] Pixels, int Width, int Height) ScaleLongerSide(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize, int phaseX = 0, int phaseY = 0)
     {
         var scaling = new Scaling(grey, width, height, size);
@@ -538,7 +546,7 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="size">The longer side of the image in output pixels (default <see cref="DigitSize"/>, 20).</param>
     /// <returns>The scaled pixels, their width and height, and the phases chosen.</returns>
-    /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1.</exception>
+    /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1 or above <see cref="MaxSize"/>.</exception>
     public static (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) ScaleSharpest(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize)
     {
         var scaling = new Scaling(grey, width, height, size);
@@ -599,10 +607,11 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="size">The side of the result (default <see cref="ImageSize"/>, 28).</param>
     /// <returns>size·size pixels, row after row; all zeros when the input is.</returns>
-    /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1.</exception>
+    /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1 or above <see cref="MaxSize"/>.</exception>
     public static byte[] CentreByMass(ReadOnlySpan<byte> grey, int width, int height, int size = ImageSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxSize);
         var result = new byte[size * size];
         if (CentreOfMass(grey, width, height) is not var (cx, cy)) return result;
         int dx = (int)Math.Floor(size / 2 - cx + 0.5), dy = (int)Math.Floor(size / 2 - cy + 0.5);
@@ -634,6 +643,7 @@ public static class MnistPreprocessing
         {
             Check(grey, width, height);
             ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxSize);
             (_width, _height, _longer) = (width, height, Math.Max(width, height));
             _unitIn = (long)size * PhaseSteps;
             _unitOut = _longer * PhaseSteps;

@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
@@ -40,7 +42,7 @@ public static class NetworkInference
     /// <param name="width">Image width (default 28).</param>
     /// <param name="channels">Channels per pixel (default 1).</param>
     /// <returns>The label and K class probabilities.</returns>
-    /// <exception cref="ArgumentException">The pixel count or shape does not fit the network.</exception>
+    /// <exception cref="ArgumentException">The pixel count or shape does not fit the network, or a value is NaN or infinite (the message names the first one's index).</exception>
     public static Prediction Predict(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 28, int width = 28, int channels = 1) =>
         Run(network, Input(pixels, height, width, channels))[0];
 
@@ -151,9 +153,37 @@ public static class NetworkInference
     /// <summary>A new (1, H, W, C) tensor holding a copy of <paramref name="pixels"/>.</summary>
     internal static Tensor<float> Input(ReadOnlySpan<float> pixels, int height, int width, int channels)
     {
+        RequireFinite(pixels);
         var input = new Tensor<float>(CheckImage(pixels.Length, height, width, channels));
         pixels.CopyTo(input.Span);
         return input;
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the index of the first NaN or infinite value.</summary>
+    internal static void RequireFinite(ReadOnlySpan<float> pixels)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && pixels.Length >= Vector<float>.Count)
+        {
+            // v − v is 0 for every finite v and NaN for NaN and ±∞; scan whole vectors until one has a non-zero lane.
+            var values = MemoryMarshal.Cast<float, Vector<float>>(pixels);
+            for (; i < values.Length; i++)
+            {
+                var v = values[i];
+                if (!Vector.EqualsAll(v - v, Vector<float>.Zero)) break;
+            }
+
+            i *= Vector<float>.Count;
+        }
+
+        for (; i < pixels.Length; i++)
+        {
+            if (!float.IsFinite(pixels[i]))
+            {
+                throw new ArgumentException(
+                    $"Pixel {i} is {pixels[i]}; every pixel must be a finite number (scaled to [0, 1] as in training).", nameof(pixels));
+            }
+        }
     }
 
     /// <summary>Writes <paramref name="pixels"/>/255 into <paramref name="input"/> (same length).</summary>

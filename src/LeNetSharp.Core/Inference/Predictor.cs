@@ -16,6 +16,12 @@ namespace LeNetSharp.Inference;
 /// </remarks>
 public sealed class Predictor : IDisposable
 {
+    /// <summary>
+    /// The largest pool accepted: 64 copies (each holds its own weights and one image's buffers, about 0.1 MB for
+    /// LeNet); more than the machine has cores only makes callers wait in a longer queue.
+    /// </summary>
+    public const int MaxPoolSize = 64;
+
     private readonly ConcurrentBag<Slot> _idle = new();
     private readonly SemaphoreSlim _free;
     private volatile bool _disposed;
@@ -25,19 +31,20 @@ public sealed class Predictor : IDisposable
     /// <param name="height">Image height (default 28).</param>
     /// <param name="width">Image width (default 28).</param>
     /// <param name="channels">Channels per pixel (default 1).</param>
-    /// <param name="poolSize">How many copies, i.e. how many predictions can run at once (default 0: <see cref="Environment.ProcessorCount"/>).</param>
+    /// <param name="poolSize">How many copies, i.e. how many predictions can run at once, 1 to <see cref="MaxPoolSize"/> (default 0: <see cref="Environment.ProcessorCount"/>, at most <see cref="MaxPoolSize"/>).</param>
     /// <exception cref="ArgumentException">The network does not take (N, height, width, channels) images or does not return (N, K) logits.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="poolSize"/> is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="poolSize"/> is negative or above <see cref="MaxPoolSize"/>.</exception>
     public Predictor(Sequential<float> network, int height = 28, int width = 28, int channels = 1, int poolSize = 0)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentOutOfRangeException.ThrowIfNegative(poolSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(poolSize, MaxPoolSize);
         Classes = NetworkChecks.RequireFit(network, height, width, channels, null, "the predictor");
         Network = network;
         Height = height;
         Width = width;
         Channels = channels;
-        PoolSize = poolSize == 0 ? Environment.ProcessorCount : poolSize;
+        PoolSize = poolSize == 0 ? Math.Min(Environment.ProcessorCount, MaxPoolSize) : poolSize;
         for (int i = 0; i < PoolSize; i++) _idle.Add(new Slot(network.Clone(), new Tensor<float>(1, height, width, channels)));
         _free = new SemaphoreSlim(PoolSize, PoolSize);
     }
@@ -82,10 +89,11 @@ public sealed class Predictor : IDisposable
     /// <summary>Classifies one image given as floats (already scaled). Safe from any thread.</summary>
     /// <param name="pixels">Height·Width·Channels values, (H, W, C) order.</param>
     /// <returns>The label and K class probabilities, owned by the caller.</returns>
-    /// <exception cref="ArgumentException">Wrong pixel count.</exception>
+    /// <exception cref="ArgumentException">Wrong pixel count, or a value is NaN or infinite (the message names the first one's index).</exception>
     /// <exception cref="ObjectDisposedException">The predictor was disposed.</exception>
     public Prediction Predict(ReadOnlySpan<float> pixels)
     {
+        NetworkInference.RequireFinite(pixels);
         var slot = Rent();
         try
         {

@@ -26,9 +26,15 @@ public sealed class Flatten<T> : Layer<T> where T : unmanaged, IFloatingPointIee
             throw new ArgumentException($"Flatten: expected (N, d1, …) with at least 2 dimensions, got {Tensor<T>.ShapeToString(inputShape)}.");
         }
 
-        int features = 1;
-        foreach (int d in inputShape[1..]) features *= d;
-        return [inputShape[0], features];
+        long features = 1;
+        foreach (int d in inputShape[1..]) features *= d; // ≤ 3 dimensions of int each: no long overflow in practice
+        if (features > Array.MaxLength)
+        {
+            throw new ArgumentException(
+                $"Flatten: {Tensor<T>.ShapeToString(inputShape)} has {features:N0} features per image, more than the largest array ({Array.MaxLength:N0}).");
+        }
+
+        return [inputShape[0], (int)features];
     }
 
     /// <inheritdoc />
