@@ -36,7 +36,7 @@ internal sealed class Cli
     private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
     private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
     private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
-    private readonly Option<int> _threads = IntOption("--threads", "Threads (training: data-parallel, pays off at batch ≥ 32; evaluation and bench: parts of the test set)", 1, 1, MaxThreads);
+    private readonly Option<int> _threads = IntOption("--threads", "Threads (training: data-parallel, pays off at batch ≥ 32; evaluation and bench: batches of the test set shared out)", 1, 1, MaxThreads);
 
     /// <summary>The most threads --threads accepts (each holds a copy of the network and its buffers).</summary>
     private const int MaxThreads = 64;

@@ -56,9 +56,10 @@ public static class Evaluator
     /// <param name="data">The images.</param>
     /// <param name="batchSize">Images per forward pass (default 16: small batches keep the im2col buffers in cache).</param>
     /// <param name="threads">
-    /// Threads (default 1). With more than one, the dataset is cut into that many contiguous parts, each run by an
-    /// independent copy of the network (see <see cref="Sequential{T}.Clone"/>; the copies are kept with the network
-    /// and get its current weights at every call); the result is the same whatever the count.
+    /// Threads (default 1). With more than one, each thread runs an independent copy of the network (see
+    /// <see cref="Sequential{T}.Clone"/>; the copies are kept with the network and get its current weights at every
+    /// call) and takes the next batch of <paramref name="batchSize"/> images until none is left, so a thread on a
+    /// slower core does less; the result is the same whatever the count.
     /// </param>
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <typeparam name="T">Element type.</typeparam>
@@ -96,12 +97,15 @@ public static class Evaluator
             // created), the caller running the first part itself. The first failure stops the other parts.
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var failures = new Exception?[threads];
+            // Batches are handed out one at a time from a shared cursor, not as fixed halves: when one core is slower
+            // (another process, a noisy neighbour) the other takes more batches instead of waiting at the end. The
+            // counts do not depend on which thread saw which image.
+            var cursor = new BatchCursor();
             void RunPart(int t)
             {
                 try
                 {
-                    int start = (int)((long)data.Count * t / threads), end = (int)((long)data.Count * (t + 1) / threads);
-                    confusions[t] = EvaluateRange(networks[t], data, start, end, batchSize, stop.Token);
+                    confusions[t] = EvaluateBatches(networks[t], data, cursor, batchSize, stop.Token);
                 }
                 catch (Exception e)
                 {
@@ -160,24 +164,32 @@ public static class Evaluator
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> ReplicaCache = new();
 
+    /// <summary>The next batch to evaluate, shared by the threads of one <see cref="Evaluate{T}"/> call.</summary>
+    private sealed class BatchCursor
+    {
+        public int Next;
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // a few calls per run: never in tier-0 code
-    private static int[,] EvaluateRange<T>(Sequential<T> network, ImageDataset data, int begin, int end, int batchSize, CancellationToken ct)
+    private static int[,] EvaluateBatches<T>(Sequential<T> network, ImageDataset data, BatchCursor cursor, int batchSize, CancellationToken ct)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var confusion = new int[data.Classes, data.Classes];
-        batchSize = Math.Min(batchSize, end - begin);
+        batchSize = Math.Min(batchSize, data.Count);
         if (batchSize < 1) return confusion;
         var indices = new int[batchSize];
         var labels = new int[batchSize];
         var predictions = new int[batchSize];
         var batch = new Tensor<T>(batchSize, data.Height, data.Width, data.Channels);
-        for (int start = begin; start < end; start += batchSize)
+        while (true)
         {
+            long start = (long)(Interlocked.Increment(ref cursor.Next) - 1) * batchSize;
+            if (start >= data.Count) break;
             ct.ThrowIfCancellationRequested();
             // A short last batch is padded by repeating its last image, so every forward pass has the same shape
             // and the layers keep their buffers; only the first n answers count.
-            int n = Math.Min(batchSize, end - start);
-            for (int i = 0; i < batchSize; i++) indices[i] = start + Math.Min(i, n - 1);
+            int n = (int)Math.Min(batchSize, data.Count - start);
+            for (int i = 0; i < batchSize; i++) indices[i] = (int)start + Math.Min(i, n - 1);
             data.FillBatch(indices, batch, labels);
             SoftmaxCrossEntropy<T>.ArgMaxRows(network.Infer(batch), predictions);
             for (int i = 0; i < n; i++) confusion[labels[i], predictions[i]]++;
