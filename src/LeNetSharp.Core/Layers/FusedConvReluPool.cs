@@ -17,7 +17,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private Tensor<T>? _output;     // p: (N, PH, PW, OC)
     private Tensor<T>? _inputGrad;  // zeros of the input's shape: nobody reads a first layer's input gradient
     private byte[] _mask = [];
-    private T[] _xPadded = [], _planes = [], _tile = [];
+    private T[] _xPadded = [], _planes = [], _tile = [], _backwardScratch = [];
     private ConvPoolGeometry _geometry;
     private int _bits;
     private bool _kept; // the last forward kept what backward needs
@@ -99,14 +99,21 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
         T[] dk = Conv.Weight.Gradient.Data, db = Conv.Bias.Gradient.Data;
         switch (_bits)
         {
-            case 512: ConvReluPool<Simd512<T>, Vector512<T>, T>.Backward(g, _xPadded, _mask, outputGradient.Data, dk, db); break;
-            case 256: ConvReluPool<Simd256<T>, Vector256<T>, T>.Backward(g, _xPadded, _mask, outputGradient.Data, dk, db); break;
-            default: ConvReluPool<Simd128<T>, Vector128<T>, T>.Backward(g, _xPadded, _mask, outputGradient.Data, dk, db); break;
+            case 512: Backward<Simd512<T>, Vector512<T>>(g, outputGradient, dk, db); break;
+            case 256: Backward<Simd256<T>, Vector256<T>>(g, outputGradient, dk, db); break;
+            default: Backward<Simd128<T>, Vector128<T>>(g, outputGradient, dk, db); break;
         }
 
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, 1);
         inputGrad.Clear();
         return inputGrad;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private void Backward<TOps, TV>(ConvPoolGeometry g, Tensor<T> outputGradient, T[] dk, T[] db) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    {
+        Ensure(ref _backwardScratch, ConvReluPool<TOps, TV, T>.BackwardScratchLength(g));
+        ConvReluPool<TOps, TV, T>.Backward(g, _xPadded, _mask, outputGradient.Data, dk, db, _backwardScratch);
     }
 
     private static void Ensure(ref T[] buffer, int length)
