@@ -154,10 +154,12 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         var g = _geometry;
         int m = g.PatchRows, k = g.PatchColumns;
         T[] dy = outputGradient.Data;
+        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
         if (_input is { } x)
         {
-            Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
             _input = null;
+            if (SparseBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
+            Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
         }
 
         // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
@@ -166,7 +168,6 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         // ∂b += column sums of ∂y
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
 
-        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
         if (!ComputeInputGradient)
         {
             inputGrad.Clear();
@@ -180,7 +181,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
             Gemm.Multiply(GemmProvider, false, true, k, m, OutChannels, T.One, Weight.Value.Data, dy, T.Zero, patchGradT.Data);
             Im2Col.BackwardTransposed<T>(patchGradT.Data, g, inputGrad.Data);
         }
-        else if (!SparseInputGradient(dy, g, inputGrad.Data))
+        else if (!SparseBackward(dy, g, null, inputGrad.Data))
         {
             // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
             var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
@@ -192,21 +193,33 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <summary>
-    /// With the SIMD GEMM: ∂x = col2im(∂y·Kᵀ) skipping ∂y's zeros and without storing ∂P, bit for bit the GEMM path's
-    /// result (<see cref="SparseConvInputGradient{TOps, TV, T}"/>). False when the GEMM or the shape is not one it takes.
+    /// With the SIMD GEMM: ∂K, ∂b and ∂x (when wanted) from ∂y's nonzeros without the patch matrix or ∂P, bit for bit
+    /// the im2col + GEMM path's result (<see cref="SparseConvBackward{TOps, TV, T}"/>); with <paramref name="x"/> null
+    /// ∂x only (the caller has added ∂K and ∂b). False when the GEMM or the shape is not one it takes (nothing is
+    /// written then).
     /// </summary>
-    private bool SparseInputGradient(T[] dy, in ConvGeometry g, T[] dx) => (GemmProvider as SimdGemmProvider)?.VectorBits switch
+    private bool SparseBackward(T[] dy, in ConvGeometry g, T[]? x, T[] dx) => (GemmProvider as SimdGemmProvider)?.VectorBits switch
     {
-        512 => SparseInputGradient<Simd512<T>, Vector512<T>>(dy, g, dx),
-        256 => SparseInputGradient<Simd256<T>, Vector256<T>>(dy, g, dx),
-        128 => SparseInputGradient<Simd128<T>, Vector128<T>>(dy, g, dx),
+        512 => SparseBackward<Simd512<T>, Vector512<T>>(dy, g, x, dx),
+        256 => SparseBackward<Simd256<T>, Vector256<T>>(dy, g, x, dx),
+        128 => SparseBackward<Simd128<T>, Vector128<T>>(dy, g, x, dx),
         _ => false,
     };
 
-    private bool SparseInputGradient<TOps, TV>(T[] dy, in ConvGeometry g, T[] dx) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool SparseBackward<TOps, TV>(T[] dy, in ConvGeometry g, T[]? x, T[] dx) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
-        if (!SparseConvInputGradient<TOps, TV, T>.Supports(g, OutChannels)) return false;
-        SparseConvInputGradient<TOps, TV, T>.Run(g, OutChannels, dy, Weight.Value.Data, dx, _sparse ??= new());
+        if (!SparseConvBackward<TOps, TV, T>.Supports(g, OutChannels)) return false;
+        var scratch = _sparse ??= new();
+        SparseConvBackward<TOps, TV, T>.Gather(g, OutChannels, dy, scratch);
+        if (x is not null)
+        {
+            SparseConvBackward<TOps, TV, T>.WeightGradient(g, OutChannels, x, Weight.Gradient.Data, scratch);
+            RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
+        }
+
+        if (x is null || ComputeInputGradient) SparseConvBackward<TOps, TV, T>.InputGradient(g, OutChannels, Weight.Value.Data, dx, scratch);
+        else Array.Clear(dx);
         return true;
     }
 

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 namespace LeNetSharp.Tensors;
 
 /// <summary>
-/// Reusable buffers of <see cref="SparseConvInputGradient{TOps, TV, T}"/> for one convolution (allocated when the shape
+/// Reusable buffers of <see cref="SparseConvBackward{TOps, TV, T}"/> for one convolution (allocated when the shape
 /// grows, then reused: a training step allocates nothing).
 /// </summary>
 internal sealed class SparseConvScratch<T>
@@ -15,7 +15,13 @@ internal sealed class SparseConvScratch<T>
     public byte[] Channels = []; // … and their channels
     public int[] Counts = [];  // per row m: how many
     public T[] Masks = [];     // per grid position relative to a tap run: all-ones lanes inside the run
+    public int MaskRun = -1;   // the run Masks was made for
     public T[] ImageGradient = []; // ∂x, with room after it (the grid's last vectors may pass the end)
+    public T[] Input = [];     // x, with a vector of room after it (whole-vector loads past a run's end)
+    public T[] KernelGradientT = []; // ∂Kᵀ of this step: row oc, kernel row kh at kh·(run rounded up to vectors)
+    public int[] ChannelPatches = []; // per channel: where the patch of each of its nonzero rows starts in x, rows in order
+    public T[] ChannelValues = [];    // … and the ∂y values
+    public int[] ChannelCounts = [];  // per channel: how many
 
     public static void Ensure<TE>(ref TE[] buffer, int length)
     {
@@ -24,17 +30,18 @@ internal sealed class SparseConvScratch<T>
 }
 
 /// <summary>
-/// A convolution's input gradient ∂x = col2im(∂P), ∂P = ∂y·Kᵀ, without multiplying by the zeros of ∂y (M, OC) — below a
-/// 2x2 max pool and a ReLU three of every four are exactly 0 — and without storing ∂P (M, KH·KW·C).
+/// A convolution's weight and input gradients from the nonzeros of ∂y (M, OC) only — below a 2x2 max pool and a ReLU
+/// three of every four are exactly 0 — without the patch matrix P or ∂P (M, KH·KW·C).
 /// <code>
-/// ∂P[m, k] = Σ_oc ∂y[m, oc]·K[k, oc]   over the channels where ∂y[m, oc] ≠ 0, in order
-/// ∂x[pixel] = Σ_m ∂P[m, tap of pixel]   over the rows m in order (col2im)
+/// ∂K[k, oc] += Σ_m P[m, k]·∂y[m, oc]   over the rows m in order where ∂y[m, oc] ≠ 0 (P[m, k]: a pixel of x)
+/// ∂P[m, k]   = Σ_oc ∂y[m, oc]·K[k, oc] over the channels where ∂y[m, oc] ≠ 0, in order
+/// ∂x[pixel]  = Σ_m ∂P[m, tap of pixel] over the rows m in order (col2im)
 /// </code>
-/// Each ∂P element is the GEMM path's chain of fused multiply-adds (from zero, over oc in order) with its exact-zero
-/// terms left out, and each ∂x element adds the same values in the same order as col2im: the results are the GEMM
-/// path's bit for bit.
+/// Each sum is the GEMM path's chain of fused multiply-adds (from zero, in the GEMM's order; ∂K's then added to the old
+/// ∂K) with its exact-zero terms left out, and each ∂x element adds the same values in the same order as col2im: the
+/// results are the im2col + GEMM path's bit for bit. Call <see cref="Gather"/> first, then either or both gradients.
 /// </summary>
-internal static class SparseConvInputGradient<TOps, TV, T>
+internal static class SparseConvBackward<TOps, TV, T>
     where TOps : struct, ISimdOps<TV, T>
     where TV : struct
     where T : unmanaged, IFloatingPointIeee754<T>
@@ -42,22 +49,14 @@ internal static class SparseConvInputGradient<TOps, TV, T>
     /// <summary>True for stride 1, no padding and at most 255 output channels.</summary>
     public static bool Supports(in ConvGeometry g, int outChannels) => g.Padding == 0 && g.Stride == 1 && outChannels <= 255;
 
-    /// <summary>∂x (N, H, W, C) = col2im(∂y·Kᵀ), overwritten; ∂y (M, OC), the kernel (K, OC).</summary>
+    /// <summary>Keeps the nonzero entries of each row of ∂y (M, OC), channels in order, for the gradients below.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(in ConvGeometry g, int oc, T[] dy, T[] kernel, T[] dx, SparseConvScratch<T> s)
+    public static void Gather(in ConvGeometry g, int oc, T[] dy, SparseConvScratch<T> s)
     {
         int m = g.PatchRows;
         SparseConvScratch<T>.Ensure(ref s.Values, m * oc);
         SparseConvScratch<T>.Ensure(ref s.Channels, m * oc);
         SparseConvScratch<T>.Ensure(ref s.Counts, m);
-        Gather(m, oc, dy, s);
-        Scatter(g, oc, kernel, dx, s);
-    }
-
-    /// <summary>The nonzero ∂y entries of each row, channels in order.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Gather(int m, int oc, T[] dy, SparseConvScratch<T> s)
-    {
         ref T y = ref dy[0];
         ref T values = ref s.Values[0];
         ref byte channels = ref s.Channels[0];
@@ -100,33 +99,50 @@ internal static class SparseConvInputGradient<TOps, TV, T>
     /// ∂x then finds the previous store of that vector whole.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Scatter(in ConvGeometry g, int oc, T[] kernel, T[] dx, SparseConvScratch<T> s)
+    public static void InputGradient(in ConvGeometry g, int oc, T[] kernel, T[] dx, SparseConvScratch<T> s)
     {
         int w = TOps.Count, k = g.PatchColumns, run = g.KW * g.C, pad = 6 * w, stride = k + 2 * pad;
         SparseConvScratch<T>.Ensure(ref s.KernelT, oc * stride);
-        SparseConvScratch<T>.Ensure(ref s.Masks, (run + 6 * w) * w);
+        if (s.Masks.Length < (run + 6 * w) * w)
+        {
+            s.Masks = new T[(run + 6 * w) * w];
+            s.MaskRun = -1;
+        }
+
         SparseConvScratch<T>.Ensure(ref s.ImageGradient, dx.Length + 6 * w);
 
         // Kᵀ: row c = the kernel's column c, with zeros on both sides (grid loads reach up to 6 vectors past a run).
-        T[] kt = s.KernelT;
-        for (int i = 0; i < k; i++)
-            for (int c = 0; c < oc; c++) kt[c * stride + pad + i] = kernel[i * oc + c];
-
-        // masks[(i + W − 1)·W …]: all-ones lanes l with 0 ≤ i + l < run, i = a grid vector's start relative to the run.
-        TV ones = TOps.GreaterThan(TOps.Broadcast(T.One), TOps.Zero);
-        ref T masks = ref s.Masks[0];
-        for (int i = 1 - w; i < run + 5 * w; i++)
+        ref T kernel0 = ref kernel[0];
+        ref T kt0 = ref s.KernelT[pad];
+        for (int c = 0; c < oc; c++)
         {
-            TV lanes = TOps.SelectLow(TOps.Zero, ones, Math.Max(0, -i));          // lanes before the run: off
-            lanes = TOps.SelectLow(lanes, TOps.Zero, Math.Clamp(run - i, 0, w)); // lanes from the run's end on: off
-            TOps.Store(lanes, ref Unsafe.Add(ref masks, (i + w - 1) * w));
+            ref T row = ref Unsafe.Add(ref kt0, c * stride);
+            ref T column = ref Unsafe.Add(ref kernel0, c);
+            for (int i = 0; i < k; i++) Unsafe.Add(ref row, i) = Unsafe.Add(ref column, i * oc);
         }
 
+        // masks[(i + W − 1)·W …]: all-ones lanes l with 0 ≤ i + l < run, i = a grid vector's start relative to the run.
+        // They depend on the run and the width only: made when the run changes.
+        if (s.MaskRun != run)
+        {
+            TV ones = TOps.GreaterThan(TOps.Broadcast(T.One), TOps.Zero);
+            ref T m0 = ref s.Masks[0];
+            for (int i = 1 - w; i < run + 5 * w; i++)
+            {
+                TV lanes = TOps.SelectLow(TOps.Zero, ones, Math.Max(0, -i));          // lanes before the run: off
+                lanes = TOps.SelectLow(lanes, TOps.Zero, Math.Clamp(run - i, 0, w)); // lanes from the run's end on: off
+                TOps.Store(lanes, ref Unsafe.Add(ref m0, (i + w - 1) * w));
+            }
+
+            s.MaskRun = run;
+        }
+
+        ref T masks = ref s.Masks[0];
         T[] image = s.ImageGradient;
         Array.Clear(image);
         int c1 = g.C, rowLength = g.W * c1, oc1 = oc;
         ref T line0 = ref image[0];
-        ref T k0 = ref kt[pad];
+        ref T k0 = ref kt0;
         ref T values = ref s.Values[0];
         ref byte channels = ref s.Channels[0];
         int[] counts = s.Counts;
@@ -182,6 +198,115 @@ internal static class SparseConvInputGradient<TOps, TV, T>
         }
 
         image.AsSpan(0, dx.Length).CopyTo(dx);
+    }
+
+    /// <summary>
+    /// ∂K (KH·KW·C, OC) += Pᵀ·∂y over the gathered nonzeros of ∂y, x (N, H, W, C) being the forward's input. The nonzeros
+    /// are sorted by channel (rows in order); for each channel, blocks of two kernel rows × four vectors of their runs of
+    /// KW·C input pixels are summed in registers over that channel's nonzeros, stored to ∂Kᵀ, and ∂Kᵀ is added to ∂K.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void WeightGradient(in ConvGeometry g, int oc, T[] x, T[] dk, SparseConvScratch<T> s)
+    {
+        int w = TOps.Count, run = g.KW * g.C, vectors = (run + w - 1) / w, runStride = vectors * w, rowStride = g.KH * runStride;
+        int rows = g.PatchRows, rowLength = g.W * g.C, length = g.N * g.H * g.W * g.C;
+        // x with room after it: a block's loads run up to four vectors along a run and one image row below the kernel.
+        SparseConvScratch<T>.Ensure(ref s.Input, length + rowLength + 4 * w);
+        x.AsSpan(0, length).CopyTo(s.Input);
+        SparseConvScratch<T>.Ensure(ref s.ChannelPatches, oc * rows);
+        SparseConvScratch<T>.Ensure(ref s.ChannelValues, oc * rows);
+        SparseConvScratch<T>.Ensure(ref s.ChannelCounts, oc);
+        SparseConvScratch<T>.Ensure(ref s.KernelGradientT, oc * rowStride);
+
+        // Each channel's nonzeros in row order: where the row's patch starts in x, and the value.
+        int[] channelCounts = s.ChannelCounts, patches = s.ChannelPatches;
+        T[] channelValues = s.ChannelValues;
+        Array.Clear(channelCounts, 0, oc);
+        ref T values = ref s.Values[0];
+        ref byte channels = ref s.Channels[0];
+        int[] counts = s.Counts;
+        for (int r = 0, n = 0; n < g.N; n++)
+        {
+            for (int y = 0; y < g.OH; y++)
+            {
+                for (int xo = 0, patch = (n * g.H + y) * rowLength; xo < g.OW; xo++, r++, patch += g.C)
+                {
+                    for (int t = 0, count = counts[r]; t < count; t++)
+                    {
+                        int c = Unsafe.Add(ref channels, r * oc + t), at = c * rows + channelCounts[c]++;
+                        patches[at] = patch;
+                        channelValues[at] = Unsafe.Add(ref values, r * oc + t);
+                    }
+                }
+            }
+        }
+
+        ref T accT = ref s.KernelGradientT[0];
+        for (int c = 0; c < oc; c++)
+        {
+            for (int kh = 0; kh < g.KH; kh += 2)
+            {
+                for (int j = 0; j < vectors; j += 4)
+                {
+                    Block(ref s.Input[kh * rowLength + j * w], rowLength, ref patches[c * rows], ref channelValues[c * rows], channelCounts[c],
+                        kh + 1 < g.KH, Math.Min(4, vectors - j), ref Unsafe.Add(ref accT, c * rowStride + kh * runStride + j * w), runStride);
+                }
+            }
+        }
+
+        // ∂K[kh·run + j, c] += ∂Kᵀ[c, kh·runStride + j]: one rounding, as the GEMM's beta = 1.
+        ref T k0 = ref dk[0];
+        for (int c = 0; c < oc; c++)
+        {
+            for (int kh = 0; kh < g.KH; kh++)
+            {
+                ref T src = ref Unsafe.Add(ref accT, c * rowStride + kh * runStride);
+                ref T dst = ref Unsafe.Add(ref k0, kh * run * oc + c);
+                for (int j = 0; j < run; j++) Unsafe.Add(ref dst, j * oc) += Unsafe.Add(ref src, j);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Σ over one channel's nonzeros, in order, of value × four vectors at the patch (row a) and one image row below
+    /// (row b, when <paramref name="second"/>), from zero; the first <paramref name="columns"/> vectors of each row stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block(ref T x0, int rowLength, ref int patches, ref T values, int count, bool second, int columns, ref T destination, int rowStride)
+    {
+        nint w = TOps.Count, row = rowLength;
+        TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
+        TV b0 = TOps.Zero, b1 = TOps.Zero, b2 = TOps.Zero, b3 = TOps.Zero;
+        for (int i = 0; i < count; i++)
+        {
+            ref T p = ref Unsafe.Add(ref x0, Unsafe.Add(ref patches, i));
+            TV v = TOps.Broadcast(Unsafe.Add(ref values, i));
+            a0 = TOps.MultiplyAdd(TOps.Load(ref p), v, a0);
+            a1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w)), v, a1);
+            a2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 2 * w)), v, a2);
+            a3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 3 * w)), v, a3);
+            if (second)
+            {
+                ref T q = ref Unsafe.Add(ref p, row);
+                b0 = TOps.MultiplyAdd(TOps.Load(ref q), v, b0);
+                b1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), v, b1);
+                b2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 2 * w)), v, b2);
+                b3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 3 * w)), v, b3);
+            }
+        }
+
+        StoreColumns(ref destination, columns, a0, a1, a2, a3);
+        if (second) StoreColumns(ref Unsafe.Add(ref destination, rowStride), columns, b0, b1, b2, b3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreColumns(ref T destination, int columns, TV v0, TV v1, TV v2, TV v3)
+    {
+        int w = TOps.Count;
+        TOps.Store(v0, ref destination);
+        if (columns > 1) TOps.Store(v1, ref Unsafe.Add(ref destination, w));
+        if (columns > 2) TOps.Store(v2, ref Unsafe.Add(ref destination, 2 * w));
+        if (columns > 3) TOps.Store(v3, ref Unsafe.Add(ref destination, 3 * w));
     }
 
     /// <summary>line[j·W …] += p_j masked by the mask W·W lanes on, j = 0 … 4 (masked lanes add an exact +0).</summary>

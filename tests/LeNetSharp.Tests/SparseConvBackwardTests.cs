@@ -5,10 +5,11 @@ using LeNetSharp.Tensors;
 namespace LeNetSharp.Tests;
 
 /// <summary>
-/// A convolution's input gradient with the SIMD GEMM skips ∂y's zeros and never stores ∂P: it must equal ∂P = ∂y·Kᵀ
-/// through the GEMM followed by col2im bit for bit, at every width, whatever the shape and however sparse ∂y is.
+/// A convolution's backward with the SIMD GEMM skips ∂y's zeros and stores neither P nor ∂P: its input gradient must
+/// equal ∂P = ∂y·Kᵀ through the GEMM followed by col2im, and its weight and bias gradients Pᵀ·∂y through the GEMM and
+/// the column sums added to the old gradients, bit for bit, at every width, whatever the shape and however sparse ∂y is.
 /// </summary>
-public class SparseConvInputGradientTests
+public class SparseConvBackwardTests
 {
     // (batch, height, width, in channels, out channels, kernel height, kernel width): LeNet's conv2, odd sizes, runs
     // shorter than a vector, a 1x1 kernel, more channels than a vector.
@@ -38,7 +39,17 @@ public class SparseConvInputGradientTests
                 dy.Data[i] = u < zeros ? (random.Next(2) == 0 ? T.Zero : T.NegativeZero) : T.CreateTruncating(random.NextDouble() * 2 - 1);
             }
 
+            // Gradients already hold values (accumulation over batches): the new sums are added to them.
+            for (int i = 0; i < conv.Weight.Gradient.Length; i++) conv.Weight.Gradient.Data[i] = T.CreateTruncating(random.NextDouble() - 0.5);
+            for (int i = 0; i < oc; i++) conv.Bias.Gradient.Data[i] = T.CreateTruncating(random.NextDouble() - 0.5);
+            var expectedWeightGrad = conv.Weight.Gradient.Data.ToArray();
+            var expectedBiasGrad = conv.Bias.Gradient.Data.ToArray();
+
             var g = new ConvGeometry(n, h, w, c, kh, kw, 1, 0);
+            var patches = new T[g.PatchRows * g.PatchColumns];
+            Im2Col.Forward<T>(x, g, patches);
+            Gemm.Multiply(provider, true, false, g.PatchColumns, oc, g.PatchRows, T.One, patches, dy.Data, T.One, expectedWeightGrad);
+            RowOps.AddColumnSums<T>(dy.Data, expectedBiasGrad);
             var patchGrad = new T[g.PatchRows * g.PatchColumns];
             Gemm.Multiply(provider, false, true, g.PatchRows, g.PatchColumns, oc, T.One, dy.Data, conv.Weight.Value.Data, T.Zero, patchGrad);
             var expected = new T[n * h * w * c];
@@ -46,6 +57,8 @@ public class SparseConvInputGradientTests
 
             var dx = conv.Backward(dy).Data;
             dx.Should().Equal(expected, "zeros {0}", zeros);
+            conv.Weight.Gradient.Data.Should().Equal(expectedWeightGrad, "∂K, zeros {0}", zeros);
+            conv.Bias.Gradient.Data.Should().Equal(expectedBiasGrad, "∂b, zeros {0}", zeros);
             if (zeros < 1) expected.Any(v => v != T.Zero).Should().BeTrue("the check must not pass on an all-zero gradient");
         }
     }
@@ -54,13 +67,13 @@ public class SparseConvInputGradientTests
     [WidthData(nameof(Shapes), 128)]
     [WidthData(nameof(Shapes), 256)]
     [WidthData(nameof(Shapes), 512)]
-    public void Float_input_gradient_equals_gemm_and_col2im_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
+    public void Float_gradients_equal_im2col_and_gemm_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
         SameBits<float>(bits, n, h, w, c, oc, kh, kw);
 
     [Theory]
     [WidthData(nameof(Shapes), 128)]
     [WidthData(nameof(Shapes), 256)]
     [WidthData(nameof(Shapes), 512)]
-    public void Double_input_gradient_equals_gemm_and_col2im_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
+    public void Double_gradients_equal_im2col_and_gemm_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int kh, int kw) =>
         SameBits<double>(bits, n, h, w, c, oc, kh, kw);
 }
