@@ -35,11 +35,21 @@ internal static class DigitApi
         app.MapGet("/healthz", (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
         app.MapGet("/api/model", (DigitModel model) => Results.Json(model.Info));
         app.MapPost("/api/predict", PredictAsync);
-        app.MapMethods("/api/predict", ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"], (HttpContext context, ILogger<DigitModel> log) =>
-        {
-            context.Response.Headers.Allow = "POST";
-            return Error(log, StatusCodes.Status405MethodNotAllowed, $"use POST on /api/predict, not {context.Request.Method}");
-        });
+    }
+
+    /// <summary>
+    /// Middleware: routing answers a known path with the wrong method (TRACE, POST /, GET /api/predict, …) by a bare
+    /// 405 whose <c>Allow</c> header lists the methods the path's routes take; give it the JSON error body every other
+    /// error has, naming those methods.
+    /// </summary>
+    public static async Task MethodNotAllowedAsJson(HttpContext context, RequestDelegate next)
+    {
+        await next(context);
+        if (context.Response.StatusCode != StatusCodes.Status405MethodNotAllowed || context.Response.HasStarted) return;
+        string allow = context.Response.Headers.Allow.ToString();
+        var log = context.RequestServices.GetRequiredService<ILogger<DigitModel>>();
+        string message = $"use {(allow.Length > 0 ? allow : "another method")} on {context.Request.Path.Value}, not {context.Request.Method}";
+        await Error(log, StatusCodes.Status405MethodNotAllowed, message).ExecuteAsync(context);
     }
 
     private static async Task<IResult> PredictAsync(HttpContext context, DigitModel model, ILogger<DigitModel> log)
@@ -138,7 +148,10 @@ internal static class DigitApi
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body);
+            // JSON text may start with a UTF-8 byte order mark (RFC 8259 §8.1 lets a parser ignore it; Notepad writes one).
+            var text = body.AsMemory();
+            if (text.Span.StartsWith("\uFEFF"u8)) text = text[3..];
+            document = JsonDocument.Parse(text);
         }
         catch (JsonException e)
         {

@@ -40,13 +40,15 @@ internal static class DigitApp
 
         var app = builder.Build();
         app.Use(LogRequests);
+        app.Use(DigitApi.MethodNotAllowedAsJson);
         DigitApi.Map(app);
         return app;
     }
 
     /// <summary>
-    /// One structured log entry per request (method, path, status, body size, time taken); an unexpected failure
-    /// becomes a one-line JSON 500 and the server goes on serving.
+    /// One structured log entry per request (method, path, status, body size, time taken), also for a request the
+    /// client gave up on (logged as aborted, at the time it was noticed); an unexpected failure becomes a one-line JSON
+    /// 500 and the server goes on serving.
     /// </summary>
     private static async Task LogRequests(HttpContext context, RequestDelegate next)
     {
@@ -62,6 +64,17 @@ internal static class DigitApp
             context.Response.Clear();
             context.Response.StatusCode = StatusCodes.Status500InternalServerError;
             await context.Response.WriteAsJsonAsync(new { error = "internal error; the server log has the details" });
+        }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client is gone: nobody reads an answer, but the request still gets its log line.
+        }
+
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            log.LogInformation("{Method} {Path} aborted by the client {RequestBytes} B {ElapsedMs:F1} ms",
+                context.Request.Method, context.Request.Path.Value, context.Request.ContentLength ?? 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            return;
         }
 
         log.LogInformation("{Method} {Path} {StatusCode} {RequestBytes} B {ElapsedMs:F1} ms",

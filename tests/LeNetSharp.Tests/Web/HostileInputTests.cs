@@ -5,6 +5,8 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using LeNetSharp.Web;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
 using SkiaSharp;
 
 namespace LeNetSharp.Tests.Web;
@@ -112,6 +114,112 @@ public class HostileInputTests(WebFixture web)
 
         response.StatusCode.Should().Be(HttpStatusCode.MethodNotAllowed);
         OneLineError(await response.Content.ReadAsStringAsync()).Should().Contain("POST");
+    }
+
+    [Theory]
+    [InlineData("TRACE", "/api/predict", "POST")]
+    [InlineData("OPTIONS", "/api/predict", "POST")]
+    [InlineData("DELETE", "/api/predict", "POST")]
+    [InlineData("POST", "/api/model", "GET")]
+    [InlineData("POST", "/", "GET")]
+    [InlineData("PUT", "/healthz", "GET")]
+    public async Task A_wrong_method_gets_405_with_a_json_error_and_a_truthful_allow(string method, string path, string allow)
+    {
+        using var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+
+        response.StatusCode.Should().Be(HttpStatusCode.MethodNotAllowed);
+        response.Content.Headers.Allow.Should().Equal(allow);
+        OneLineError(await response.Content.ReadAsStringAsync()).Should().Be($"use {allow} on {path}, not {method}");
+    }
+
+    [Fact]
+    public async Task Json_starting_with_a_utf8_byte_order_mark_is_accepted()
+    {
+        var image = web.Test.Pixels(web.FirstIndexOf(7)).ToArray();
+        byte[] json = [0xEF, 0xBB, 0xBF, .. JsonSerializer.SerializeToUtf8Bytes(new { pixels = image.Select(b => (int)b) })];
+
+        var (status, body) = await PostAsync(json, "application/json");
+
+        status.Should().Be(HttpStatusCode.OK, body);
+        JsonDocument.Parse(body).RootElement.GetProperty("label").GetInt32().Should().Be(7);
+    }
+
+    [Fact(Skip = "unfinished: hangs under the test server; the abort does not reach the app as written")]
+    public async Task A_request_the_client_aborts_still_gets_its_log_line()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var factory = web.Factory.WithWebHostBuilder(b => b
+            .UseSetting("Logging:LogLevel:Default", "Information")
+            .ConfigureLogging(l => l.AddProvider(logs)));
+        using var client = factory.CreateClient();
+        using var cancel = new CancellationTokenSource();
+        var body = new StallingStream();
+        using var content = new StreamContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+
+        var sending = client.PostAsync("/api/predict", content, cancel.Token);
+        await body.FirstRead.WaitAsync(TimeSpan.FromSeconds(30));
+        cancel.Cancel();
+        await FluentActions.Awaiting(() => sending).Should().ThrowAsync<OperationCanceledException>();
+
+        for (int i = 0; i < 200 && !logs.Lines.Any(l => l.Contains("aborted")); i++) await Task.Delay(50);
+        logs.Lines.Should().Contain(l => l.StartsWith("POST /api/predict aborted by the client"));
+    }
+
+    /// <summary>A request body that gives a few bytes, then waits until the request is cancelled.</summary>
+    private sealed class StallingStream : Stream
+    {
+        private readonly TaskCompletionSource _firstRead = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private bool _sent;
+
+        public Task FirstRead => _firstRead.Task;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (!_sent)
+            {
+                _sent = true;
+                buffer.Span[0] = 0x89;
+                return 1;
+            }
+
+            _firstRead.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return 0;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    }
+
+    /// <summary>Keeps every formatted log message.</summary>
+    private sealed class CapturingLoggerProvider : ILoggerProvider
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IEnumerable<string> Lines => _lines;
+
+        public ILogger CreateLogger(string categoryName) => new Logger(_lines);
+
+        public void Dispose() { }
+
+        private sealed class Logger(System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(LogLevel logLevel) => true;
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                lines.Enqueue(formatter(state, exception));
+        }
     }
 
     [Fact]
