@@ -67,13 +67,7 @@ internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmana
             return;
         }
 
-        Span<T> lanes = stackalloc T[2 * Count];
-        a.CopyTo(lanes);
-        b.CopyTo(lanes[Count..]);
-        Span<T> sorted = stackalloc T[2 * Count];
-        for (int i = 0; i < Count; i++) (sorted[i], sorted[Count + i]) = (lanes[2 * i], lanes[2 * i + 1]);
-        even = Vector512.Create<T>(sorted[..Count]);
-        odd = Vector512.Create<T>(sorted[Count..]);
+        throw SimdOps.DeinterleaveUnsupported<T>(); // the fused conv kernel, its only caller, runs on float and double only
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -124,13 +118,7 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
             return;
         }
 
-        Span<T> lanes = stackalloc T[2 * Count];
-        a.CopyTo(lanes);
-        b.CopyTo(lanes[Count..]);
-        Span<T> sorted = stackalloc T[2 * Count];
-        for (int i = 0; i < Count; i++) (sorted[i], sorted[Count + i]) = (lanes[2 * i], lanes[2 * i + 1]);
-        even = Vector256.Create<T>(sorted[..Count]);
-        odd = Vector256.Create<T>(sorted[Count..]);
+        throw SimdOps.DeinterleaveUnsupported<T>(); // the fused conv kernel, its only caller, runs on float and double only
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -181,13 +169,7 @@ internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmana
             return;
         }
 
-        Span<T> lanes = stackalloc T[2 * Count];
-        a.CopyTo(lanes);
-        b.CopyTo(lanes[Count..]);
-        Span<T> sorted = stackalloc T[2 * Count];
-        for (int i = 0; i < Count; i++) (sorted[i], sorted[Count + i]) = (lanes[2 * i], lanes[2 * i + 1]);
-        even = Vector128.Create<T>(sorted[..Count]);
-        odd = Vector128.Create<T>(sorted[Count..]);
+        throw SimdOps.DeinterleaveUnsupported<T>(); // the fused conv kernel, its only caller, runs on float and double only
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -197,4 +179,12 @@ internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmana
         if (typeof(T) == typeof(double)) return Vector128.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
         return a * b + c;
     }
+}
+
+/// <summary>What the SIMD operation structs share.</summary>
+internal static class SimdOps
+{
+    /// <summary>The error for Deinterleave on an element type other than float or double.</summary>
+    public static NotSupportedException DeinterleaveUnsupported<T>() =>
+        new($"Deinterleave supports float and double, not {typeof(T).Name}.");
 }
