@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Connections;
 using LeNetSharp.Inference;
 
 namespace LeNetSharp.Web;
@@ -17,6 +18,9 @@ internal static class DigitApi
     public const int MaxBodyBytes = Program.MaxBodyBytes;
 
     private const int Pixels = DigitModel.Size * DigitModel.Size;
+
+    /// <summary>How long a failed body read waits for the server to report that the client has gone.</summary>
+    private static readonly TimeSpan ClientGoneGrace = TimeSpan.FromSeconds(2);
 
     private static readonly string TooLarge = $"request body over the {MaxBodyBytes:N0}-byte limit";
 
@@ -67,12 +71,20 @@ internal static class DigitApi
         {
             body = await ReadBodyAsync(context.Request, context.RequestAborted);
         }
-        catch (BadHttpRequestException e)
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             // Kestrel's own limit catches a chunked body (no Content-Length) going over: answer in our words.
-            return e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? Error(log, e.StatusCode, TooLarge)
-                : Error(log, e.StatusCode, e.Message);
+            return Error(log, e.StatusCode, TooLarge);
+        }
+        catch (Exception e) when (e is BadHttpRequestException or ConnectionResetException)
+        {
+            // The body ended early or the connection was reset (the client has gone), or the chunked framing is broken.
+            // Kestrel cancels RequestAborted for a gone client only a moment after this read fails (it is queued on the
+            // thread pool), so wait for it: the delay then throws and the request is logged as aborted by the client.
+            // A client still there, having sent broken framing, gets its 400 after the wait.
+            await Task.Delay(ClientGoneGrace, context.RequestAborted);
+            if (e is BadHttpRequestException bad) return Error(log, bad.StatusCode, bad.Message);
+            throw;
         }
 
         if (body is null) return Error(log, StatusCodes.Status413PayloadTooLarge, TooLarge);
@@ -198,7 +210,7 @@ internal static class DigitApi
     private static IResult Error(ILogger log, int status, string message)
     {
         message = message.ReplaceLineEndings(" ");
-        log.LogWarning("Rejected a prediction request: {StatusCode} {Reason}", status, message);
+        log.LogWarning("Rejected a request: {StatusCode} {Reason}", status, message);
         return Results.Json(new { error = message }, statusCode: status);
     }
 }

@@ -70,15 +70,16 @@ internal static class DigitApp
             // The client is gone: nobody reads an answer, but the request still gets its log line.
         }
 
+        string method = context.Request.Method, path = context.Request.Path.Value ?? "";
+        long bytes = context.Request.ContentLength ?? 0;
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         if (context.RequestAborted.IsCancellationRequested)
         {
-            log.LogInformation("{Method} {Path} aborted by the client {RequestBytes} B {ElapsedMs:F1} ms",
-                context.Request.Method, context.Request.Path.Value, context.Request.ContentLength ?? 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            return;
+            log.LogInformation("{Method} {Path} aborted by the client {RequestBytes} B {ElapsedMs:F1} ms", method, path, bytes, ms);
         }
-
-        log.LogInformation("{Method} {Path} {StatusCode} {RequestBytes} B {ElapsedMs:F1} ms",
-            context.Request.Method, context.Request.Path.Value, context.Response.StatusCode,
-            context.Request.ContentLength ?? 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        else
+        {
+            log.LogInformation("{Method} {Path} {StatusCode} {RequestBytes} B {ElapsedMs:F1} ms", method, path, context.Response.StatusCode, bytes, ms);
+        }
     }
 }
