@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Connections;
 using LeNetSharp.Inference;
 
 namespace LeNetSharp.Web;
@@ -18,6 +19,9 @@ internal static class DigitApi
 
     private const int Pixels = DigitModel.Size * DigitModel.Size;
 
+    /// <summary>How long a failed body read waits for the server to report that the client has gone.</summary>
+    private static readonly TimeSpan ClientGoneGrace = TimeSpan.FromSeconds(2);
+
     private static readonly string TooLarge = $"request body over the {MaxBodyBytes:N0}-byte limit";
 
     private static readonly Lazy<byte[]> Page = new(() =>
@@ -35,11 +39,21 @@ internal static class DigitApi
         app.MapGet("/healthz", (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
         app.MapGet("/api/model", (DigitModel model) => Results.Json(model.Info));
         app.MapPost("/api/predict", PredictAsync);
-        app.MapMethods("/api/predict", ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"], (HttpContext context, ILogger<DigitModel> log) =>
-        {
-            context.Response.Headers.Allow = "POST";
-            return Error(log, StatusCodes.Status405MethodNotAllowed, $"use POST on /api/predict, not {context.Request.Method}");
-        });
+    }
+
+    /// <summary>
+    /// Middleware: routing answers a known path with the wrong method (TRACE, POST /, GET /api/predict, …) by a bare
+    /// 405 whose <c>Allow</c> header lists the methods the path's routes take; give it the JSON error body every other
+    /// error has, naming those methods.
+    /// </summary>
+    public static async Task MethodNotAllowedAsJson(HttpContext context, RequestDelegate next)
+    {
+        await next(context);
+        if (context.Response.StatusCode != StatusCodes.Status405MethodNotAllowed || context.Response.HasStarted) return;
+        string allow = context.Response.Headers.Allow.ToString();
+        var log = context.RequestServices.GetRequiredService<ILogger<DigitModel>>();
+        string message = $"use {(allow.Length > 0 ? allow : "another method")} on {context.Request.Path.Value}, not {context.Request.Method}";
+        await Error(log, StatusCodes.Status405MethodNotAllowed, message).ExecuteAsync(context);
     }
 
     private static async Task<IResult> PredictAsync(HttpContext context, DigitModel model, ILogger<DigitModel> log)
@@ -57,12 +71,20 @@ internal static class DigitApi
         {
             body = await ReadBodyAsync(context.Request, context.RequestAborted);
         }
-        catch (BadHttpRequestException e)
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             // Kestrel's own limit catches a chunked body (no Content-Length) going over: answer in our words.
-            return e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? Error(log, e.StatusCode, TooLarge)
-                : Error(log, e.StatusCode, e.Message);
+            return Error(log, e.StatusCode, TooLarge);
+        }
+        catch (Exception e) when (e is BadHttpRequestException or ConnectionResetException)
+        {
+            // The body ended early or the connection was reset (the client has gone), or the chunked framing is broken.
+            // Kestrel cancels RequestAborted for a gone client only a moment after this read fails (it is queued on the
+            // thread pool), so wait for it: the delay then throws and the request is logged as aborted by the client.
+            // A client still there, having sent broken framing, gets its 400 after the wait.
+            await Task.Delay(ClientGoneGrace, context.RequestAborted);
+            if (e is BadHttpRequestException bad) return Error(log, bad.StatusCode, bad.Message);
+            throw;
         }
 
         if (body is null) return Error(log, StatusCodes.Status413PayloadTooLarge, TooLarge);
@@ -138,7 +160,10 @@ internal static class DigitApi
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body);
+            // JSON text may start with a UTF-8 byte order mark (RFC 8259 §8.1 lets a parser ignore it; Notepad writes one).
+            var text = body.AsMemory();
+            if (text.Span.StartsWith("\uFEFF"u8)) text = text[3..];
+            document = JsonDocument.Parse(text);
         }
         catch (JsonException e)
         {
@@ -185,7 +210,7 @@ internal static class DigitApi
     private static IResult Error(ILogger log, int status, string message)
     {
         message = message.ReplaceLineEndings(" ");
-        log.LogWarning("Rejected a prediction request: {StatusCode} {Reason}", status, message);
+        log.LogWarning("Rejected a request: {StatusCode} {Reason}", status, message);
         return Results.Json(new { error = message }, statusCode: status);
     }
 }

@@ -40,13 +40,15 @@ internal static class DigitApp
 
         var app = builder.Build();
         app.Use(LogRequests);
+        app.Use(DigitApi.MethodNotAllowedAsJson);
         DigitApi.Map(app);
         return app;
     }
 
     /// <summary>
-    /// One structured log entry per request (method, path, status, body size, time taken); an unexpected failure
-    /// becomes a one-line JSON 500 and the server goes on serving.
+    /// One structured log entry per request (method, path, status, body size, time taken), also for a request the
+    /// client gave up on (logged as aborted, at the time it was noticed); an unexpected failure becomes a one-line JSON
+    /// 500 and the server goes on serving.
     /// </summary>
     private static async Task LogRequests(HttpContext context, RequestDelegate next)
     {
@@ -63,9 +65,21 @@ internal static class DigitApp
             context.Response.StatusCode = StatusCodes.Status500InternalServerError;
             await context.Response.WriteAsJsonAsync(new { error = "internal error; the server log has the details" });
         }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client is gone: nobody reads an answer, but the request still gets its log line.
+        }
 
-        log.LogInformation("{Method} {Path} {StatusCode} {RequestBytes} B {ElapsedMs:F1} ms",
-            context.Request.Method, context.Request.Path.Value, context.Response.StatusCode,
-            context.Request.ContentLength ?? 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        string method = context.Request.Method, path = context.Request.Path.Value ?? "";
+        long bytes = context.Request.ContentLength ?? 0;
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            log.LogInformation("{Method} {Path} aborted by the client {RequestBytes} B {ElapsedMs:F1} ms", method, path, bytes, ms);
+        }
+        else
+        {
+            log.LogInformation("{Method} {Path} {StatusCode} {RequestBytes} B {ElapsedMs:F1} ms", method, path, context.Response.StatusCode, bytes, ms);
+        }
     }
 }

@@ -2,9 +2,13 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using LeNetSharp.Web;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using SkiaSharp;
 
 namespace LeNetSharp.Tests.Web;
@@ -104,14 +108,128 @@ public class HostileInputTests(WebFixture web)
     }
 
     [Theory]
-    [InlineData("GET")]
-    [InlineData("PUT")]
-    public async Task Other_methods_on_predict_get_405_with_a_json_error(string method)
+    [InlineData("GET", "/api/predict", "POST")]
+    [InlineData("PUT", "/api/predict", "POST")]
+    [InlineData("TRACE", "/api/predict", "POST")]
+    [InlineData("OPTIONS", "/api/predict", "POST")]
+    [InlineData("DELETE", "/api/predict", "POST")]
+    [InlineData("POST", "/api/model", "GET")]
+    [InlineData("POST", "/", "GET")]
+    [InlineData("PUT", "/healthz", "GET")]
+    public async Task A_wrong_method_gets_405_with_a_json_error_and_a_truthful_allow(string method, string path, string allow)
     {
-        using var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), "/api/predict"));
+        using var response = await _client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
 
         response.StatusCode.Should().Be(HttpStatusCode.MethodNotAllowed);
-        OneLineError(await response.Content.ReadAsStringAsync()).Should().Contain("POST");
+        response.Content.Headers.Allow.Should().Equal(allow);
+        OneLineError(await response.Content.ReadAsStringAsync()).Should().Be($"use {allow} on {path}, not {method}");
+    }
+
+    [Fact]
+    public async Task Json_starting_with_a_utf8_byte_order_mark_is_accepted()
+    {
+        var image = web.Test.Pixels(web.FirstIndexOf(7)).ToArray();
+        byte[] json = [0xEF, 0xBB, 0xBF, .. JsonSerializer.SerializeToUtf8Bytes(new { pixels = image.Select(b => (int)b) })];
+
+        var (status, body) = await PostAsync(json, "application/json");
+
+        status.Should().Be(HttpStatusCode.OK, body);
+        JsonDocument.Parse(body).RootElement.GetProperty("label").GetInt32().Should().Be(7);
+    }
+
+    [Theory]
+    [InlineData(false)] // the client closes its side (FIN) before the body is complete
+    [InlineData(true)]  // the client resets the connection (RST)
+    public async Task A_request_the_client_abandons_mid_body_gets_an_aborted_log_line(bool reset)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var logs = new CapturingLoggerProvider();
+        await using var app = await StartLoggedAsync(logs, timeout.Token);
+        using var socket = await ConnectAsync(app, timeout.Token);
+
+        // With Expect: 100-continue the server says "100 Continue" when the app first reads the body: from then on
+        // the app is waiting for the rest of it.
+        await socket.SendAsync(Encoding.ASCII.GetBytes(
+            "POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"),
+            timeout.Token);
+        var answer = new byte[256];
+        int read = await socket.ReceiveAsync(answer, timeout.Token);
+        Encoding.ASCII.GetString(answer, 0, read).Should().StartWith("HTTP/1.1 100 Continue");
+        await socket.SendAsync(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, timeout.Token);
+        if (reset) socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+
+        (await RequestLogLineAsync(logs, timeout.Token)).Should().StartWith("POST /api/predict aborted by the client 1000 B ");
+    }
+
+    [Fact]
+    public async Task A_malformed_chunked_body_from_a_client_still_there_gets_its_400()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var logs = new CapturingLoggerProvider();
+        await using var app = await StartLoggedAsync(logs, timeout.Token);
+        using var socket = await ConnectAsync(app, timeout.Token);
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes(
+            "POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\nnot-a-size\r\n"),
+            timeout.Token);
+        using var answer = new MemoryStream();
+        var buffer = new byte[4096];
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer, timeout.Token)) > 0) answer.Write(buffer, 0, read); // the server closes after a bad request
+
+        Encoding.ASCII.GetString(answer.ToArray()).Should().StartWith("HTTP/1.1 400 ").And.Contain("{\"error\":\"");
+        (await RequestLogLineAsync(logs, timeout.Token)).Should().StartWith("POST /api/predict 400 ");
+    }
+
+    /// <summary>The real app on a free loopback port, its log (from Information up) kept in <paramref name="logs"/>.</summary>
+    private async Task<WebApplication> StartLoggedAsync(CapturingLoggerProvider logs, CancellationToken cancellationToken)
+    {
+        var app = Program.Build([
+            "--model", web.ModelPath, "--data", "/nonexistent", "--urls", "http://127.0.0.1:0",
+            "--Logging:LogLevel:Default", "Information", "--Logging:Console:LogLevel:Default", "None"]);
+        app.Services.GetRequiredService<ILoggerFactory>().AddProvider(logs);
+        await app.StartAsync(cancellationToken);
+        return app;
+    }
+
+    private static async Task<Socket> ConnectAsync(WebApplication app, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, new Uri(app.Urls.Single()).Port, cancellationToken);
+        return socket;
+    }
+
+    /// <summary>The one line the app logs for a POST /api/predict, waiting for it until <paramref name="cancellationToken"/>.</summary>
+    private static async Task<string> RequestLogLineAsync(CapturingLoggerProvider logs, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            string? line = logs.Lines.FirstOrDefault(l => l.StartsWith("POST /api/predict ", StringComparison.Ordinal));
+            if (line is not null) return line;
+            cancellationToken.IsCancellationRequested.Should().BeFalse("the request should have been logged; the log has: {0}", string.Join(" | ", logs.Lines));
+            await Task.Delay(20, CancellationToken.None);
+        }
+    }
+
+    /// <summary>Keeps every formatted log message.</summary>
+    private sealed class CapturingLoggerProvider : ILoggerProvider
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IEnumerable<string> Lines => _lines;
+
+        public ILogger CreateLogger(string categoryName) => new Logger(_lines);
+
+        public void Dispose() { }
+
+        private sealed class Logger(System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(LogLevel logLevel) => true;
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                lines.Enqueue(formatter(state, exception));
+        }
     }
 
     [Fact]
