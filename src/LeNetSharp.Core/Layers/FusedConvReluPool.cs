@@ -17,7 +17,8 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private Tensor<T>? _output;     // p: (N, PH, PW, OC)
     private Tensor<T>? _inputGrad;  // zeros of the input's shape: nobody reads a first layer's input gradient
     private byte[] _mask = [];
-    private T[] _xPadded = [], _planes = [], _tile = [], _backwardScratch = [];
+    private T[] _xPadded = [], _planes = [], _tile = [], _values = [], _lanes = []; // _values, _lanes, _patches: backward's lists
+    private int[] _patches = [];
     private ConvPoolGeometry _geometry;
     private int _bits;
     private bool _kept; // the last forward kept what backward needs
@@ -112,8 +113,11 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void Backward<TOps, TV>(ConvPoolGeometry g, Tensor<T> outputGradient, T[] dk, T[] db) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
-        Ensure(ref _backwardScratch, ConvReluPool<TOps, TV, T>.BackwardScratchLength(g));
-        ConvReluPool<TOps, TV, T>.Backward(g, _xPadded, _mask, outputGradient.Data, dk, db, _backwardScratch);
+        int length = ConvReluPool<TOps, TV, T>.BackwardListLength(g);
+        if (_patches.Length < length) _patches = new int[length];
+        Ensure(ref _values, length);
+        Ensure(ref _lanes, ConvReluPool<TOps, TV, T>.LanesLength);
+        ConvReluPool<TOps, TV, T>.Backward(g, _xPadded, _mask, outputGradient.Data, dk, db, _patches, _values, _lanes);
     }
 
     private static void Ensure(ref T[] buffer, int length)

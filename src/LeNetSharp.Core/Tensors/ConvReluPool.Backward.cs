@@ -10,120 +10,138 @@ internal static partial class ConvReluPool<TOps, TV, T>
     where TV : struct
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>
-    /// Length of the scratch <see cref="Backward"/> takes: a copy of ∂p with a zero after it, 8 partial sums of ∂b, then
-    /// 10 vectors.
-    /// </summary>
-    public static int BackwardScratchLength(ConvPoolGeometry g) => g.N * g.PH * g.PW * g.OC + 9 + 10 * TOps.Count;
+    /// <summary>Elements of the lists <see cref="Backward"/> takes (<c>int[]</c> and <c>T[]</c>, each).</summary>
+    public static int BackwardListLength(ConvPoolGeometry g) => g.N * g.PH * g.PW + g.PW + 2;
+
+    /// <summary>Elements of the <c>lanes</c> scratch of <see cref="Backward"/>: 5 kernel-row vectors and 2 of partial sums.</summary>
+    public static int LanesLength => 7 * TOps.Count;
 
     /// <summary>
     /// ∂K += Σ x-patch·∂y and ∂b += Σ ∂y over the conv outputs in row-major order, ∂y being ∂p at each window's recorded
     /// maximum. <paramref name="xPadded"/> and <paramref name="mask"/> come from <see cref="Forward"/>;
-    /// <paramref name="scratch"/> has <see cref="BackwardScratchLength"/> elements.
+    /// <paramref name="patches"/> and <paramref name="values"/> are scratch of <see cref="BackwardListLength"/>, and
+    /// <paramref name="lanes"/> of <see cref="LanesLength"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    public static void Backward(ConvPoolGeometry g, T[] xPadded, byte[] mask, T[] outputGradient, T[] weightGradient, T[] biasGradient, T[] scratch)
+    public static void Backward(ConvPoolGeometry g, T[] xPadded, byte[] mask, T[] outputGradient, T[] weightGradient, T[] biasGradient,
+        int[] patches, T[] values, T[] lanes)
     {
-        // ∂p, then a zero that every window whose maximum is not in the conv row at hand reads instead: no branch on the mask.
-        int cells = g.N * g.PH * g.PW * g.OC;
-        outputGradient.AsSpan(0, cells).CopyTo(scratch);
-        scratch[cells] = T.Zero;
-        int w = TOps.Count;
-        if (g.KW <= w)
+        for (int c = 0; c < g.OC; c++)
         {
-            // Two channels per pass, one vector per kernel row each.
-            for (int c = 0; c < g.OC; c += 2) Pass(g, c, Math.Min(c + 1, g.OC - 1), 0, 0, xPadded, mask, scratch, weightGradient, biasGradient);
-        }
-        else
-        {
-            // One channel per pass, two vectors per kernel row.
-            for (int c = 0; c < g.OC; c++) Pass(g, c, c, 0, w, xPadded, mask, scratch, weightGradient, biasGradient);
+            int count = List(g, c, mask, outputGradient, patches, values);
+            // A vector spans a kernel row; a kernel wider than a vector takes a second pass over its other columns.
+            for (int off = 0; off < g.KW; off += TOps.Count)
+            {
+                Sum(g, off, count, xPadded, patches, values, lanes, withBias: off == 0);
+                AddToKernel(g, lanes, c, off, weightGradient);
+            }
+
+            // ∂b from the partial sums by conv output mod 4, as RowOps.AddColumnSums.
+            int b = 5 * TOps.Count;
+            biasGradient[c] = (((biasGradient[c] + lanes[b]) + lanes[b + 1]) + lanes[b + 2]) + lanes[b + 3];
         }
     }
 
-    /// <summary>Two slots: (channel <paramref name="ca"/>, kernel columns from <paramref name="offA"/>) and likewise b.</summary>
+    /// <summary>
+    /// Channel <paramref name="c"/>'s windows that pass a gradient, in the row-major order of their maxima over the whole
+    /// batch: per pooled row, those whose maximum lies in the upper conv row, then the lower. Each entry: where the
+    /// maximum's patch starts in x, times 4, plus its conv output index mod 4; and ∂p. Branch-free: every window is written
+    /// to both lists and counted in the one it belongs to. Returns the count.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Pass(ConvPoolGeometry g, int ca, int cb, int offA, int offB, T[] x, byte[] mask, T[] scratch, T[] dk, T[] db)
+    private static int List(ConvPoolGeometry g, int c, byte[] mask, T[] dp, int[] patches, T[] values)
     {
-        int kh = g.KH, width = g.W, oc = g.OC, zero = g.N * g.PH * g.PW * oc;
-        TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero, a4 = TOps.Zero;
-        TV b0 = TOps.Zero, b1 = TOps.Zero, b2 = TOps.Zero, b3 = TOps.Zero, b4 = TOps.Zero;
-        ref T x0 = ref x[0];
+        int oc = g.OC, pw = g.PW, count = 0, lower = g.N * g.PH * pw + 1; // the lower rows' entries wait at the end
+        // Per window position k (0–3, 4 = none): the maximum's offset in x and in the conv output from the window's
+        // top-left corner, and which list it joins.
+        // Table row k: offset in x, offset in the conv output, joins the upper list, joins the lower list.
+        Span<int> table = [0, 0, 1, 0, 1, 1, 1, 0, g.W, g.OW, 0, 1, g.W + 1, g.OW + 1, 0, 1, 0, 0, 0, 0];
+        ref int t0 = ref table[0];
         ref byte m0 = ref mask[0];
-        ref T g0 = ref scratch[0];
-        // Slot a's partial sums 0–3 of ∂b, then slot b's: conv output m goes to m mod 4, as RowOps.AddColumnSums.
-        ref T bias = ref Unsafe.Add(ref g0, zero + 1);
-        for (int i = 0; i < 8; i++) Unsafe.Add(ref bias, i) = T.Zero;
-        nint w1 = width, w2 = 2 * width, w3 = 3 * width, w4 = 4 * width;
+        ref T g0 = ref dp[0];
+        ref int p0 = ref patches[0];
+        ref T v0 = ref values[0];
         for (int n = 0; n < g.N; n++)
         {
             for (int pi = 0; pi < g.PH; pi++)
             {
-                for (int d = 0; d < 2; d++)
+                int cell = (n * g.PH + pi) * pw * oc + c, lowerCount = 0;
+                int x = (n * g.H + 2 * pi) * g.W, output = (n * g.OH + 2 * pi) * g.OW; // the windows' top-left corners
+                for (int q = 0; q < pw; q++, cell += oc, x += 2, output += 2)
                 {
-                    // Conv row 2·pi + d, left to right: the windows' maxima that lie in it, in order.
-                    int cell = (n * g.PH + pi) * g.PW * oc;
-                    int rowStart = (n * g.H + 2 * pi + d) * width;
-                    int outputRow = (n * g.OH + 2 * pi + d) * g.OW; // index m of the row's first conv output
-                    for (int q = 0; q < g.PW; q++, cell += oc)
-                    {
-                        int ma = Unsafe.Add(ref m0, cell + ca), mb = Unsafe.Add(ref m0, cell + cb);
-                        // The window's gradient when its maximum lies in this row, else the zero (4, no maximum, never matches).
-                        int keepA = (((ma >> 1) ^ d) - 1) >> 31, keepB = (((mb >> 1) ^ d) - 1) >> 31;
-                        T ga = Unsafe.Add(ref g0, zero + ((cell + ca - zero) & keepA));
-                        T gb = Unsafe.Add(ref g0, zero + ((cell + cb - zero) & keepB));
-                        int columnA = 2 * q + (ma & 1), columnB = 2 * q + (mb & 1);
-                        Unsafe.Add(ref bias, (outputRow + columnA) & 3) += ga;
-                        Unsafe.Add(ref bias, 4 + ((outputRow + columnB) & 3)) += gb;
-                        ref T pa = ref Unsafe.Add(ref x0, rowStart + columnA + offA);
-                        ref T pb = ref Unsafe.Add(ref x0, rowStart + columnB + offB);
-                        TV sa = TOps.Broadcast(ga), sb = TOps.Broadcast(gb);
-                        a0 = TOps.MultiplyAdd(TOps.Load(ref pa), sa, a0);
-                        b0 = TOps.MultiplyAdd(TOps.Load(ref pb), sb, b0);
-                        if (kh > 1)
-                        {
-                            a1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pa, w1)), sa, a1);
-                            b1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pb, w1)), sb, b1);
-                        }
-
-                        if (kh > 2)
-                        {
-                            a2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pa, w2)), sa, a2);
-                            b2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pb, w2)), sb, b2);
-                        }
-
-                        if (kh > 3)
-                        {
-                            a3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pa, w3)), sa, a3);
-                            b3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pb, w3)), sb, b3);
-                        }
-
-                        if (kh > 4)
-                        {
-                            a4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pa, w4)), sa, a4);
-                            b4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref pb, w4)), sb, b4);
-                        }
-                    }
+                    ref int row = ref Unsafe.Add(ref t0, 4 * Math.Min((int)Unsafe.Add(ref m0, cell), 4));
+                    int entry = ((x + row) << 2) | ((output + Unsafe.Add(ref row, 1)) & 3);
+                    T value = Unsafe.Add(ref g0, cell);
+                    Unsafe.Add(ref p0, count) = entry;
+                    Unsafe.Add(ref v0, count) = value;
+                    Unsafe.Add(ref p0, lower + lowerCount) = entry;
+                    Unsafe.Add(ref v0, lower + lowerCount) = value;
+                    count += Unsafe.Add(ref row, 2);
+                    lowerCount += Unsafe.Add(ref row, 3);
                 }
+
+                for (int i = 0; i < lowerCount; i++)
+                {
+                    Unsafe.Add(ref p0, count + i) = Unsafe.Add(ref p0, lower + i);
+                    Unsafe.Add(ref v0, count + i) = Unsafe.Add(ref v0, lower + i);
+                }
+
+                count += lowerCount;
             }
         }
 
-        // The accumulators go to the scratch past ∂p and its zero, then into ∂K; nothing else is live across the loop.
-        ref T lanes = ref Unsafe.Add(ref bias, 8);
-        StoreRows(ref lanes, a0, a1, a2, a3, a4);
-        StoreRows(ref Unsafe.Add(ref lanes, 5 * TOps.Count), b0, b1, b2, b3, b4);
-        Finish(g, scratch, zero + 1, ca, offA, cb, offB, dk, db);
+        return count;
     }
 
-    /// <summary>∂K and ∂b of both slots from the partial sums and accumulators stored at <paramref name="bias"/>.</summary>
-    private static void Finish(ConvPoolGeometry g, T[] scratch, int bias, int ca, int offA, int cb, int offB, T[] dk, T[] db)
+    /// <summary>
+    /// Over the listed maxima in order, from zero: one vector per kernel row of ∂p·x from kernel column
+    /// <paramref name="off"/> on, and (<paramref name="withBias"/>) ∂p added to lane (conv output mod 4) of a partial-sum
+    /// vector — a fused multiply-add by a unit vector, exactly the scalar sum. Stored to <paramref name="lanes"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
+    private static void Sum(ConvPoolGeometry g, int off, int count, T[] x, int[] patches, T[] values, T[] lanes, bool withBias)
     {
-        var stored = scratch.AsSpan(bias + 8, 10 * TOps.Count);
-        AddToKernel(g, stored, ca, offA, dk);
-        db[ca] = (((db[ca] + scratch[bias]) + scratch[bias + 1]) + scratch[bias + 2]) + scratch[bias + 3];
-        if (ca == cb && offA == offB) return; // the clamped second slot repeats the first: written once
-        AddToKernel(g, stored[(5 * TOps.Count)..], cb, offB, dk);
-        if (ca != cb) db[cb] = (((db[cb] + scratch[bias + 4]) + scratch[bias + 5]) + scratch[bias + 6]) + scratch[bias + 7];
+        int kh = g.KH, w = TOps.Count, unitRow = Math.Max(4, w);
+        nint w1 = g.W, w2 = 2 * g.W, w3 = 3 * g.W, w4 = 4 * g.W;
+        TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero, a4 = TOps.Zero, b0 = TOps.Zero, b1 = TOps.Zero;
+        ref T x0 = ref Unsafe.Add(ref x[0], off);
+        ref int p0 = ref patches[0];
+        ref T v0 = ref values[0];
+        ref T units = ref Units[0];
+        for (int i = 0; i < count; i++)
+        {
+            int entry = Unsafe.Add(ref p0, i);
+            ref T p = ref Unsafe.Add(ref x0, entry >> 2);
+            TV s = TOps.Broadcast(Unsafe.Add(ref v0, i));
+            a0 = TOps.MultiplyAdd(TOps.Load(ref p), s, a0);
+            if (kh > 1) a1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w1)), s, a1);
+            if (kh > 2) a2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w2)), s, a2);
+            if (kh > 3) a3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w3)), s, a3);
+            if (kh > 4) a4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w4)), s, a4);
+            if (withBias)
+            {
+                ref T unit = ref Unsafe.Add(ref units, (entry & 3) * unitRow);
+                b0 = TOps.MultiplyAdd(TOps.Load(ref unit), s, b0);
+                if (TOps.Count < 4) b1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref unit, w)), s, b1); // two lanes a vector
+            }
+        }
+
+        ref T l = ref lanes[0];
+        StoreRows(ref l, a0, a1, a2, a3, a4);
+        if (!withBias) return;
+        TOps.Store(b0, ref Unsafe.Add(ref l, 5 * w));
+        if (TOps.Count < 4) TOps.Store(b1, ref Unsafe.Add(ref l, 6 * w));
+    }
+
+    /// <summary>Row s (s = 0–3, rows of max(4, W) elements): 1 in column s, 0 elsewhere.</summary>
+    private static readonly T[] Units = MakeUnits();
+
+    private static T[] MakeUnits()
+    {
+        int row = Math.Max(4, TOps.Count);
+        var units = new T[4 * row + TOps.Count];
+        for (int s = 0; s < 4; s++) units[s * row + s] = T.One;
+        return units;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -139,7 +157,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>∂K[kh, off + l, channel] += lanes[kh·W + l] for the kernel columns this slot covers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private static void AddToKernel(ConvPoolGeometry g, ReadOnlySpan<T> lanes, int channel, int off, T[] dk)
+    private static void AddToKernel(ConvPoolGeometry g, T[] lanes, int channel, int off, T[] dk)
     {
         int w = TOps.Count, columns = Math.Min(w, g.KW - off);
         for (int r = 0; r < g.KH; r++)

@@ -33,9 +33,10 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// </para>
 /// <para>
 /// Backward: ∂K[kh, kw, oc] += Σ over conv outputs m in row-major order of x[m + (kh, kw)]·∂y[m, oc], where ∂y is ∂p at
-/// the window's maximum and 0 elsewhere (the zeros change nothing), accumulated from zero as the GEMM does; vectors
-/// span a kernel row, two (channel or half-row) slots × up to 5 kernel rows = 10 accumulators. ∂b adds ∂y down each
-/// channel in the same order as <see cref="RowOps.AddColumnSums{T}"/>.
+/// the window's maximum and 0 elsewhere (the zeros change nothing), accumulated from zero as the GEMM does. Per
+/// channel, the windows that pass a gradient are listed in the order of their maxima (per pooled row, those in the
+/// upper conv row, then the lower; branch-free), then summed with one vector per kernel row (up to 5 accumulators) and
+/// ∂b's four partial sums (conv output mod 4, as <see cref="RowOps.AddColumnSums{T}"/>) in the lanes of a sixth.
 /// </para>
 /// </summary>
 internal static partial class ConvReluPool<TOps, TV, T>
