@@ -205,6 +205,41 @@ public class ReferenceTests
         }
     }
 
+    [Theory]
+    [InlineData(3, 24, 24, 6)]   // fewer channels than a vector
+    [InlineData(2, 8, 8, 16)]    // whole vectors of channels
+    [InlineData(1, 7, 5, 3)]     // odd sizes: the dropped row and column get 0
+    public void MaxPool_backward_matches_naive_loops_with_ties(int n, int h, int w, int c)
+    {
+        var random = new Random(13);
+        var x = new Tensor<float>(n, h, w, c);
+        for (int i = 0; i < x.Length; i++) x.Data[i] = random.Next(-1, 3) * 0.5f; // few values: many ties
+        var pool = new MaxPool2x2<float>();
+        var y = pool.Forward(x);
+        var dy = new Tensor<float>(y.Shape.ToArray());
+        for (int i = 0; i < dy.Length; i++) dy.Data[i] = random.NextSingle() + 0.5f;
+        pool.Backward(dy); // a first call leaves values in the buffer: the second must overwrite every element
+        for (int i = 0; i < dy.Length; i++) dy.Data[i] = random.NextSingle() + 0.5f;
+
+        var dx = pool.Backward(dy).Data;
+
+        var expected = new float[x.Length];
+        int oh = h / 2, ow = w / 2;
+        for (int b = 0; b < n; b++)
+        for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++)
+        for (int ch = 0; ch < c; ch++)
+        {
+            int Index(int r, int q) => ((b * h + r) * w + q) * c + ch;
+            int best = Index(2 * i, 2 * j); // the first maximum in row-major order
+            foreach (int at in new[] { Index(2 * i, 2 * j + 1), Index(2 * i + 1, 2 * j), Index(2 * i + 1, 2 * j + 1) })
+                if (x.Data[at] > x.Data[best]) best = at;
+            expected[best] = dy.Data[((b * oh + i) * ow + j) * c + ch];
+        }
+
+        dx.Should().Equal(expected);
+    }
+
     [Fact]
     public void MaxPool_keeps_channels_apart()
     {

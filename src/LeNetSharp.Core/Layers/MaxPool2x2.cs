@@ -70,10 +70,11 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
         var x = _input!;
         int n = x.Dim(0), h = x.Dim(1), w = x.Dim(2), c = x.Dim(3), oh = h / 2, ow = w / 2, rowStride = w * c;
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, h, w, c);
-        inputGrad.Clear();
+        if (h % 2 != 0 || w % 2 != 0) inputGrad.Clear(); // else every element is written below
         ref T xs = ref MemoryMarshal.GetArrayDataReference(x.Data);
         ref T dx = ref MemoryMarshal.GetArrayDataReference(inputGrad.Data);
         ref T dy = ref MemoryMarshal.GetArrayDataReference(outputGradient.Data);
+        int vc = Vector.IsHardwareAccelerated && c % Vector<T>.Count == 0 ? c : 0; // channels done with vectors
         int o = 0;
         for (int b = 0; b < n; b++)
         {
@@ -82,7 +83,27 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
                 int topLeft = (b * h + 2 * i) * rowStride;
                 for (int j = 0; j < ow; j++, topLeft += 2 * c)
                 {
-                    for (int ch = 0; ch < c; ch++, o++)
+                    for (int ch = 0; ch < vc; ch += Vector<T>.Count, o += Vector<T>.Count)
+                    {
+                        // The same comparisons as below, lane by lane; every position of the window is written (∂y or +0).
+                        nuint i00 = (nuint)(topLeft + ch), i01 = i00 + (nuint)c, i10 = i00 + (nuint)rowStride, i11 = i10 + (nuint)c;
+                        var v00 = Vector.LoadUnsafe(ref xs, i00);
+                        var v01 = Vector.LoadUnsafe(ref xs, i01);
+                        var v10 = Vector.LoadUnsafe(ref xs, i10);
+                        var v11 = Vector.LoadUnsafe(ref xs, i11);
+                        var g = Vector.LoadUnsafe(ref dy, (nuint)o);
+                        var right = Vector.GreaterThan(v01, v00);
+                        var bottomRight = Vector.GreaterThan(v11, v10);
+                        var down = Vector.GreaterThan(Vector.Max(v10, v11), Vector.Max(v00, v01));
+                        var top = Vector.AndNot(g, down); // ∂y where the maximum is in the top row
+                        var bottom = g & down;
+                        Vector.AndNot(top, right).StoreUnsafe(ref dx, i00);
+                        (top & right).StoreUnsafe(ref dx, i01);
+                        Vector.AndNot(bottom, bottomRight).StoreUnsafe(ref dx, i10);
+                        (bottom & bottomRight).StoreUnsafe(ref dx, i11);
+                    }
+
+                    for (int ch = vc; ch < c; ch++, o++)
                     {
                         int i00 = topLeft + ch, i10 = i00 + rowStride;
                         T v00 = Unsafe.Add(ref xs, i00), v01 = Unsafe.Add(ref xs, i00 + c);
@@ -91,7 +112,11 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
                         int right = v01 > v00 ? 1 : 0, bottomRight = v11 > v10 ? 1 : 0;
                         int down = T.Max(v10, v11) > T.Max(v00, v01) ? 1 : 0;
                         int at = i00 + down * rowStride + (right + down * (bottomRight - right)) * c;
-                        Unsafe.Add(ref dx, at) = Unsafe.Add(ref dy, o); // windows do not overlap
+                        Unsafe.Add(ref dx, i00) = T.Zero; // windows do not overlap: each is written whole
+                        Unsafe.Add(ref dx, i00 + c) = T.Zero;
+                        Unsafe.Add(ref dx, i10) = T.Zero;
+                        Unsafe.Add(ref dx, i10 + c) = T.Zero;
+                        Unsafe.Add(ref dx, at) = Unsafe.Add(ref dy, o);
                     }
                 }
             }
