@@ -151,4 +151,38 @@ public class ParallelEvaluationCancellationTests
         var act = () => Evaluator.Evaluate(TestData.SmallNet<float>(1), TestData.RandomImages(100, 1), batchSize: 10, threads: 2, cts.Token);
         act.Should().Throw<OperationCanceledException>();
     }
+
+    [Fact]
+    public void Worker_pool_runs_every_index_once_a_round_also_after_its_threads_park()
+    {
+        using var pool = new WorkerPool(3);
+        var runs = new int[3];
+        var threads = new int[3];
+        for (int round = 1; round <= 6; round++)
+        {
+            pool.Run(i =>
+            {
+                Interlocked.Increment(ref runs[i]);
+                threads[i] = Environment.CurrentManagedThreadId;
+            });
+            runs.Should().AllBeEquivalentTo(round, "round {0}", round);
+            threads.Distinct().Should().HaveCount(3, "each index has a thread of its own");
+            if (round % 2 == 0) Thread.Sleep(50); // long enough for the waiting threads to stop spinning and park
+        }
+    }
+
+    [Fact]
+    public void Worker_pool_hands_a_worker_exception_to_the_caller_and_goes_on()
+    {
+        using var pool = new WorkerPool(2);
+        var act = () => pool.Run(i =>
+        {
+            if (i == 1) throw new InvalidDataException("worker 1 failed");
+        });
+        act.Should().Throw<InvalidDataException>().WithMessage("worker 1 failed");
+
+        int sum = 0;
+        pool.Run(i => Interlocked.Add(ref sum, i + 1));
+        sum.Should().Be(3, "the pool still runs both workers after a failure");
+    }
 }
