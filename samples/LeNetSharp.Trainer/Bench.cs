@@ -87,8 +87,73 @@ internal static class Bench
         // the cores (no in-process cause can be read from such a run); at --threads with poor scaling, the cause is inside.
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"cores in use (CPU time / wall time): training {trainCores:F2}, inference {inferCores:F2} (threads {o.Threads})"));
+        if (o.Threads > 1) PrintScaling(network, train, test, order, o, stdout);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {trainRate:F0} images/s ({train.Count / trainRate:F2} s/epoch), infer: {inferRate:F0} images/s"));
+    }
+
+    /// <summary>
+    /// N threads against 1 in this process, in alternating chunks, so that both see the same machine (other processes,
+    /// speed phases of a shared host): the median of the per-pair ratios, for training at this batch and for inference.
+    /// Beside them the machine's own ceiling at that moment: N independent one-thread trainers stepping at once (no
+    /// work shared, nothing to wait for) against one.
+    /// </summary>
+    private static void PrintScaling(Sequential<float> network, ImageDataset train, ImageDataset test, int[] order, Options o, TextWriter stdout)
+    {
+        const int Pairs = 15, EvalImages = 10_000;
+        int batch = o.Batch, Steps = Math.Max(50, 3_200 / batch); // chunks of some thousands of images: tens of milliseconds
+        using var one = new Trainer<float>(network.Clone(), new TrainingOptions { BatchSize = batch, Seed = o.Seed, Threads = 1 });
+        using var many = new Trainer<float>(network.Clone(), new TrainingOptions { BatchSize = batch, Seed = o.Seed, Threads = o.Threads });
+        var alone = Enumerable.Range(0, o.Threads).Select(_ => new Trainer<float>(network.Clone(), new TrainingOptions { BatchSize = batch, Seed = o.Seed })).ToArray();
+        int position = 0;
+        double TrainRate(Trainer<float> trainer)
+        {
+            long start = Stopwatch.GetTimestamp();
+            for (int s = 0; s < Steps; s++, position = (position + batch) % (train.Count - batch)) trainer.Step(train, order.AsSpan(position, batch));
+            return Steps * batch / Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        double IndependentRate()
+        {
+            long start = Stopwatch.GetTimestamp();
+            var threads = alone.Skip(1).Select(trainer => new Thread(() =>
+            {
+                for (int s = 0; s < Steps; s++) trainer.Step(train, order.AsSpan(s * batch % (train.Count - batch), batch));
+            })).ToArray();
+            foreach (var t in threads) t.Start();
+            TrainRate(alone[0]);
+            foreach (var t in threads) t.Join();
+            return Steps * batch * alone.Length / Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        var subset = test.Take(EvalImages);
+        double InferRate(int threads)
+        {
+            long start = Stopwatch.GetTimestamp();
+            Evaluator.Evaluate(network, subset, o.InferBatch, threads);
+            return subset.Count / Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        for (int i = 0; i < 3; i++) _ = TrainRate(one) + TrainRate(many) + IndependentRate() + InferRate(1) + InferRate(o.Threads); // warm-up
+        var trainRatios = new List<double>();
+        var ceilingRatios = new List<double>();
+        var inferRatios = new List<double>();
+        for (int i = 0; i < Pairs; i++)
+        {
+            double single = TrainRate(one);
+            trainRatios.Add(TrainRate(many) / single);
+            ceilingRatios.Add(IndependentRate() / single);
+            single = InferRate(1);
+            inferRatios.Add(InferRate(o.Threads) / single);
+        }
+
+        foreach (var trainer in alone) trainer.Dispose();
+
+        string Spread(List<double> r) => string.Create(CultureInfo.InvariantCulture, $"{Median(r):F2}x ({r.Min():F2}–{r.Max():F2})");
+        stdout.WriteLine($"scaling, {o.Threads} threads against 1, alternating in this process (median of {Pairs} pairs, and their range):");
+        stdout.WriteLine($"  training at batch {batch}: {Spread(trainRatios)}" + (batch >= 8 * o.Threads ? "" : $" (below 8 images a thread the trainer runs a batch on one thread)"));
+        stdout.WriteLine($"  inference at batch {o.InferBatch}: {Spread(inferRatios)}");
+        stdout.WriteLine($"  the machine's ceiling now, {o.Threads} independent one-thread trainers at once: {Spread(ceilingRatios)}");
     }
 
     /// <summary>Median time of each layer's forward and backward over repeated single steps, with GFLOP/s for the GEMM layers.</summary>
