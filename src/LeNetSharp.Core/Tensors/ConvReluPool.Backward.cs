@@ -52,9 +52,8 @@ internal static partial class ConvReluPool<TOps, TV, T>
     private static int List(ConvPoolGeometry g, int c, byte[] mask, T[] dp, int[] patches, T[] values)
     {
         int oc = g.OC, pw = g.PW, count = 0, lower = g.N * g.PH * pw + 1; // the lower rows' entries wait at the end
-        // Per window position k (0–3, 4 = none): the maximum's offset in x and in the conv output from the window's
-        // top-left corner, and which list it joins.
-        // Table row k: offset in x, offset in the conv output, joins the upper list, joins the lower list.
+        // Row k of the table, for window position k (0–3; 4: no maximum): the maximum's offset in x and in the conv
+        // output from the window's top-left corner, whether it joins the upper list, whether the lower.
         Span<int> table = [0, 0, 1, 0, 1, 1, 1, 0, g.W, g.OW, 0, 1, g.W + 1, g.OW + 1, 0, 1, 0, 0, 0, 0];
         ref int t0 = ref table[0];
         ref byte m0 = ref mask[0];
