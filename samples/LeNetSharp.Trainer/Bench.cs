@@ -87,7 +87,15 @@ internal static class Bench
         // the cores (no in-process cause can be read from such a run); at --threads with poor scaling, the cause is inside.
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"cores in use (CPU time / wall time): training {trainCores:F2}, inference {inferCores:F2} (threads {o.Threads})"));
-        if (o.Threads > 1) PrintScaling(network, train, test, order, o, stdout);
+        if (o.Threads > Environment.ProcessorCount)
+        {
+            stdout.WriteLine($"scaling: not measured, {o.Threads} threads on {Environment.ProcessorCount} cores would only share them");
+        }
+        else if (o.Threads > 1)
+        {
+            PrintScaling(network, train, test, order, o, stdout);
+        }
+
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {trainRate:F0} images/s ({train.Count / trainRate:F2} s/epoch), infer: {inferRate:F0} images/s"));
     }

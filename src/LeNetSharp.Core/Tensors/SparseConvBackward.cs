@@ -15,7 +15,8 @@ internal sealed class SparseConvScratch<T>
     public byte[] Channels = []; // … and their channels
     public int[] Counts = [];  // per row m: how many
     public T[] Masks = [];     // per grid position relative to a tap run: all-ones lanes inside the run
-    public int MaskRun = -1;   // the run Masks was made for
+    public int MaskRun = -1;   // the run Masks was made for …
+    public int MaskWidth;      // … and the vector width
     public T[] ImageGradient = []; // ∂x, with room after it (the grid's last vectors may pass the end)
     public T[] Input = [];     // x, with a vector of room after it (whole-vector loads past a run's end)
     public T[] KernelGradientT = []; // ∂Kᵀ of this step: row oc, kernel row kh at kh·(run rounded up to vectors)
@@ -39,7 +40,8 @@ internal sealed class SparseConvScratch<T>
 /// </code>
 /// Each sum is the GEMM path's chain of fused multiply-adds (from zero, in the GEMM's order; ∂K's then added to the old
 /// ∂K) with its exact-zero terms left out, and each ∂x element adds the same values in the same order as col2im: the
-/// results are the im2col + GEMM path's bit for bit. Call <see cref="Gather"/> first, then either or both gradients.
+/// results are the im2col + GEMM path's bit for bit when x and K are finite (the GEMM path turns ∞·0 into NaN where a
+/// skipped term would have been; this path leaves it out). Call <see cref="Gather"/> first, then either or both gradients.
 /// </summary>
 internal static class SparseConvBackward<TOps, TV, T>
     where TOps : struct, ISimdOps<TV, T>
@@ -122,8 +124,8 @@ internal static class SparseConvBackward<TOps, TV, T>
         }
 
         // masks[(i + W − 1)·W …]: all-ones lanes l with 0 ≤ i + l < run, i = a grid vector's start relative to the run.
-        // They depend on the run and the width only: made when the run changes.
-        if (s.MaskRun != run)
+        // They depend on the run and the width only: made when either changes.
+        if (s.MaskRun != run || s.MaskWidth != w)
         {
             TV ones = TOps.GreaterThan(TOps.Broadcast(T.One), TOps.Zero);
             ref T m0 = ref s.Masks[0];
@@ -135,6 +137,7 @@ internal static class SparseConvBackward<TOps, TV, T>
             }
 
             s.MaskRun = run;
+            s.MaskWidth = w;
         }
 
         ref T masks = ref s.Masks[0];

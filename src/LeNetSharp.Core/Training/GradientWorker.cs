@@ -87,8 +87,10 @@ internal sealed class WorkerPool : IDisposable
     public int Workers { get; }
 
     /// <summary>Runs <paramref name="work"/>(i) for every worker i, index 0 on the calling thread; returns when all are done.</summary>
+    /// <exception cref="ObjectDisposedException">The pool was disposed (its threads have stopped).</exception>
     public void Run(Action<int> work)
     {
+        ObjectDisposedException.ThrowIf(_stopping, this);
         _work = work;
         _failure = null;
         Volatile.Write(ref _running, Workers - 1);
@@ -110,6 +112,7 @@ internal sealed class WorkerPool : IDisposable
 
     public void Dispose()
     {
+        if (_stopping) return;
         _stopping = true;
         StartRound();
         foreach (var t in _threads) t.Join();

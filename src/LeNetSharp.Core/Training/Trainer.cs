@@ -265,6 +265,11 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="indices">The batch's image indices.</param>
     /// <returns>The batch's mean loss and how many images were classified right before the update.</returns>
     /// <exception cref="ArgumentException">The network does not fit the dataset (checked once per dataset).</exception>
+    /// <exception cref="ObjectDisposedException">The trainer was disposed and <see cref="TrainingOptions.Threads"/> &gt; 1.</exception>
+    /// <remarks>
+    /// When a layer throws during the step, the exception reaches the caller as thrown, the parameters are not
+    /// updated, and every gradient the step had begun to add is cleared: a later step starts clean.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices)
     {
@@ -274,7 +279,16 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         if (_pool is null || n < MinShardSize * _workers.Length)
         {
             var only = _workers[0];
-            only.Run(data, indices);
+            try
+            {
+                only.Run(data, indices);
+            }
+            catch
+            {
+                ClearGradients();
+                throw;
+            }
+
             Optimizer.Step();
             return (only.Loss, only.Correct);
         }
@@ -291,7 +305,16 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         indices.CopyTo(_shardIndices);
         _shardData = data;
         _shardCount = n;
-        _pool.Run(_runShard);
+        try
+        {
+            _pool.Run(_runShard);
+        }
+        catch (Exception e) when (e is not ObjectDisposedException)
+        {
+            ClearGradients();
+            throw;
+        }
+
         double loss = 0;
         int correct = 0;
         for (int w = 0; w < _workers.Length; w++)
@@ -323,6 +346,12 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         }
 
         return (loss, correct);
+    }
+
+    /// <summary>Clears the gradients of the network and of every replica (after a step that failed half-way).</summary>
+    private void ClearGradients()
+    {
+        foreach (var worker in _workers) worker.Network.ZeroGradients();
     }
 
     /// <summary>Stops the worker threads (when <see cref="TrainingOptions.Threads"/> &gt; 1).</summary>

@@ -13,7 +13,7 @@ namespace LeNetSharp.Tests;
 /// vectorised max pool) and the training worker pool: bit equality with the im2col + GEMM path, naive references,
 /// buffer reuse from a bigger batch to a smaller one, accumulation, and the pool's life cycle.
 /// </summary>
-public class AttackTests
+public class BackwardFuzzTests
 {
     private static T Value<T>(Random r, int style) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -255,38 +255,10 @@ public class AttackTests
         fresh.Forward(x);
         dx.Should().Equal(fresh.Backward(dy).Data, "∂x must not depend on the width used before");
     }
-
-    // ---- non-finite input under a zero output gradient --------------------------------------------------------------
-
-    [Theory]
-    [InlineData(128)]
-    [InlineData(256)]
-    public void Infinite_pixel_under_zero_gradient_gives_the_gemm_paths_weight_gradient(int bits)
-    {
-        if (SimdWidths.SkipReason(bits) is not null) return;
-        var provider = SimdWidths.Provider(bits);
-        var r = new Random(7);
-        var conv = new Conv<float>(2, 8, 2, 2, r) { GemmProvider = provider };
-        var x = RandomTensor<float>(r, 0, 1, 4, 4, 2);
-        x.Data[0] = float.PositiveInfinity; // reaches only the patch of output (0, 0)
-        conv.Forward(x);
-        var dy = RandomTensor<float>(r, 0, 1, 3, 3, 8);
-        for (int oc = 0; oc < 8; oc++) dy.Data[oc] = 0f; // ∂y of output (0, 0): exact zeros
-
-        var g = new ConvGeometry(1, 4, 4, 2, 2, 2, 1, 0);
-        var patches = new float[g.PatchRows * g.PatchColumns];
-        Im2Col.Forward<float>(x.Data, g, patches);
-        var expectedK = new float[conv.Weight.Gradient.Length];
-        Gemm.Multiply(provider, true, false, g.PatchColumns, 8, g.PatchRows, 1f, patches, dy.Data, 1f, expectedK);
-        expectedK.Should().Contain(float.NaN, "∞·0 in the GEMM path");
-
-        conv.Backward(dy);
-        conv.Weight.Gradient.Data.Should().Equal(expectedK, "the sparse path promises the GEMM path's bits");
-    }
 }
 
 /// <summary>The training worker pool through <see cref="Trainer{T}"/> with 2–4 threads: failures, life cycle, idling, determinism.</summary>
-public class AttackTrainerTests
+public class ParallelTrainerTests
 {
     /// <summary>Identity layer that throws in forward on replicas (clones) while its shared switch is on.</summary>
     private sealed class Tripwire : Layer<float>, ICloneable
