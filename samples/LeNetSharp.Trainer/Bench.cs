@@ -71,7 +71,7 @@ internal static class Bench
 
         PrintLayerBreakdown(network, train, order, batch, peak, stdout);
         GemmBench.Run(stdout, batch, network.GemmProvider == GemmProvider.MathNet ? [GemmProvider.MathNet] : [network.GemmProvider, GemmProvider.MathNet]);
-        stdout.WriteLine($"({result})");
+        stdout.WriteLine($"(the benchmarked network on the test set after its training steps: {result})");
         var shape = new[] { 1, train.Height, train.Width, train.Channels };
         double trainFlops = TrainingFlops(network, shape), inferFlops = InferenceFlops(network, shape);
         string Of(double imagesPerSecond, double flops, int threads) => string.Create(CultureInfo.InvariantCulture,
