@@ -77,7 +77,7 @@ internal static class Bench
         string Of(double imagesPerSecond, double flops, int threads) => string.Create(CultureInfo.InvariantCulture,
             $"{imagesPerSecond * flops / 1e9:F1} GFLOP/s = {100 * imagesPerSecond * flops / 1e9 / (peak * threads):F1}% of {(threads == 1 ? "the core's" : $"{threads} cores'")} peak");
         int cores = Math.Min(o.Threads, Environment.ProcessorCount);
-        int trainThreads = o.Batch >= 8 * o.Threads ? cores : 1; // the trainer keeps batches under 8 images per thread on one thread
+        int trainThreads = o.Batch >= TrainingOptions.MinImagesPerThread * o.Threads ? cores : 1; // smaller batches run on one thread
         double trainMedian = Median(chunkRates.Count > 0 ? chunkRates : [trainRate]), inferMedian = Median(passRates);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, trainThreads)}; median of {Chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, trainThreads)}"));
@@ -109,7 +109,7 @@ internal static class Bench
     private static void PrintScaling(Sequential<float> network, ImageDataset train, ImageDataset test, int[] order, Options o, TextWriter stdout)
     {
         const int Pairs = 15, EvalImages = 10_000;
-        int batch = o.Batch, Steps = Math.Max(50, 3_200 / batch); // chunks of some thousands of images: tens of milliseconds
+        int batch = o.Batch, steps = Math.Max(50, 3_200 / batch); // chunks of some thousands of images: tens of milliseconds
         using var one = new Trainer<float>(network.Clone(), new TrainingOptions { BatchSize = batch, Seed = o.Seed, Threads = 1 });
         using var many = new Trainer<float>(network.Clone(), new TrainingOptions { BatchSize = batch, Seed = o.Seed, Threads = o.Threads });
         var alone = Enumerable.Range(0, o.Threads).Select(_ => new Trainer<float>(network.Clone(), new TrainingOptions { BatchSize = batch, Seed = o.Seed })).ToArray();
@@ -117,8 +117,8 @@ internal static class Bench
         double TrainRate(Trainer<float> trainer)
         {
             long start = Stopwatch.GetTimestamp();
-            for (int s = 0; s < Steps; s++, position = (position + batch) % (train.Count - batch)) trainer.Step(train, order.AsSpan(position, batch));
-            return Steps * batch / Stopwatch.GetElapsedTime(start).TotalSeconds;
+            for (int s = 0; s < steps; s++, position = (position + batch) % (train.Count - batch)) trainer.Step(train, order.AsSpan(position, batch));
+            return steps * batch / Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
         double IndependentRate()
@@ -126,12 +126,12 @@ internal static class Bench
             long start = Stopwatch.GetTimestamp();
             var threads = alone.Skip(1).Select(trainer => new Thread(() =>
             {
-                for (int s = 0; s < Steps; s++) trainer.Step(train, order.AsSpan(s * batch % (train.Count - batch), batch));
+                for (int s = 0; s < steps; s++) trainer.Step(train, order.AsSpan(s * batch % (train.Count - batch), batch));
             })).ToArray();
             foreach (var t in threads) t.Start();
             TrainRate(alone[0]);
             foreach (var t in threads) t.Join();
-            return Steps * batch * alone.Length / Stopwatch.GetElapsedTime(start).TotalSeconds;
+            return steps * batch * alone.Length / Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
         var subset = test.Take(EvalImages);
@@ -159,7 +159,8 @@ internal static class Bench
 
         string Spread(List<double> r) => string.Create(CultureInfo.InvariantCulture, $"{Median(r):F2}x ({r.Min():F2}–{r.Max():F2})");
         stdout.WriteLine($"scaling, {o.Threads} threads against 1, alternating in this process (median of {Pairs} pairs, and their range):");
-        stdout.WriteLine($"  training at batch {batch}: {Spread(trainRatios)}" + (batch >= 8 * o.Threads ? "" : $" (below 8 images a thread the trainer runs a batch on one thread)"));
+        stdout.WriteLine($"  training at batch {batch}: {Spread(trainRatios)}"
+            + (batch >= TrainingOptions.MinImagesPerThread * o.Threads ? "" : $" (below {TrainingOptions.MinImagesPerThread} images a thread the trainer runs a batch on one thread)"));
         stdout.WriteLine($"  inference at batch {o.InferBatch}: {Spread(inferRatios)}");
         stdout.WriteLine($"  the machine's ceiling now, {o.Threads} independent one-thread trainers at once: {Spread(ceilingRatios)}");
     }

@@ -119,9 +119,10 @@ public static class Program
         if (o.Report is { } reportDir) Report.EnsureWritable(reportDir);
         if (o.Given.Contains("--checkpoint-every") && checkpoints is null) stdout.WriteLine("note: --checkpoint-every is ignored without --checkpoint");
         if (o.Given.Contains("--lr") && o.Resume is not null) stdout.WriteLine("note: --lr is ignored when resuming: the learning rate comes from the checkpoint");
-        if (o.Threads > 1 && o.Batch < 8 * o.Threads)
+        int fewest = TrainingOptions.MinImagesPerThread;
+        if (o.Threads > 1 && o.Batch < fewest * o.Threads)
         {
-            stdout.WriteLine($"note: --threads {o.Threads} has no effect at batch {o.Batch}: a batch runs on one thread below 8 images a thread (try --batch {8 * o.Threads} or more)");
+            stdout.WriteLine($"note: --threads {o.Threads} has no effect at batch {o.Batch}: a batch runs on one thread below {fewest} images a thread (try --batch {fewest * o.Threads} or more)");
         }
 
         if (o.Limit is int limit) train = train.Take(limit);

@@ -78,9 +78,9 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void Forward<TOps, TV>(ConvPoolGeometry g, Tensor<T> input, Tensor<T> output, bool keep) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
-        if (keep) Ensure(ref _xPadded, ConvReluPool<TOps, TV, T>.PaddedInputLength(g));
-        Ensure(ref _planes, ConvReluPool<TOps, TV, T>.SplitLength(g));
-        Ensure(ref _tile, ConvReluPool<TOps, TV, T>.TileLength(g));
+        if (keep) Scratch.Ensure(ref _xPadded, ConvReluPool<TOps, TV, T>.PaddedInputLength(g));
+        Scratch.Ensure(ref _planes, ConvReluPool<TOps, TV, T>.SplitLength(g));
+        Scratch.Ensure(ref _tile, ConvReluPool<TOps, TV, T>.TileLength(g));
         ConvReluPool<TOps, TV, T>.Forward(g, input.Data, Conv.Weight.Value.Data, Conv.Bias.Value.Data, output.Data, keep ? _mask : null, keep ? _xPadded : null, _planes, _tile);
     }
 
@@ -114,14 +114,9 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private void Backward<TOps, TV>(ConvPoolGeometry g, Tensor<T> outputGradient, T[] dk, T[] db) where TOps : struct, ISimdOps<TV, T> where TV : struct
     {
         int length = ConvReluPool<TOps, TV, T>.BackwardListLength(g);
-        if (_patches.Length < length) _patches = new int[length];
-        Ensure(ref _values, length);
-        Ensure(ref _lanes, ConvReluPool<TOps, TV, T>.LanesLength);
+        Scratch.Ensure(ref _patches, length);
+        Scratch.Ensure(ref _values, length);
+        Scratch.Ensure(ref _lanes, ConvReluPool<TOps, TV, T>.LanesLength);
         ConvReluPool<TOps, TV, T>.Backward(g, _xPadded, _mask, outputGradient.Data, dk, db, _patches, _values, _lanes);
-    }
-
-    private static void Ensure(ref T[] buffer, int length)
-    {
-        if (buffer.Length < length) buffer = new T[length];
     }
 }

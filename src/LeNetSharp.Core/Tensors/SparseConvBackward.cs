@@ -23,11 +23,6 @@ internal sealed class SparseConvScratch<T>
     public int[] ChannelPatches = []; // per channel: where the patch of each of its nonzero rows starts in x, rows in order
     public T[] ChannelValues = [];    // … and the ∂y values
     public int[] ChannelCounts = [];  // per channel: how many
-
-    public static void Ensure<TE>(ref TE[] buffer, int length)
-    {
-        if (buffer.Length < length) buffer = new TE[length];
-    }
 }
 
 /// <summary>
@@ -56,9 +51,9 @@ internal static class SparseConvBackward<TOps, TV, T>
     public static void Gather(in ConvGeometry g, int oc, T[] dy, SparseConvScratch<T> s)
     {
         int m = g.PatchRows;
-        SparseConvScratch<T>.Ensure(ref s.Values, m * oc);
-        SparseConvScratch<T>.Ensure(ref s.Channels, m * oc);
-        SparseConvScratch<T>.Ensure(ref s.Counts, m);
+        Scratch.Ensure(ref s.Values, m * oc);
+        Scratch.Ensure(ref s.Channels, m * oc);
+        Scratch.Ensure(ref s.Counts, m);
         ref T y = ref dy[0];
         ref T values = ref s.Values[0];
         ref byte channels = ref s.Channels[0];
@@ -104,14 +99,14 @@ internal static class SparseConvBackward<TOps, TV, T>
     public static void InputGradient(in ConvGeometry g, int oc, T[] kernel, T[] dx, SparseConvScratch<T> s)
     {
         int w = TOps.Count, k = g.PatchColumns, run = g.KW * g.C, pad = 6 * w, stride = k + 2 * pad;
-        SparseConvScratch<T>.Ensure(ref s.KernelT, oc * stride);
+        Scratch.Ensure(ref s.KernelT, oc * stride);
         if (s.Masks.Length < (run + 6 * w) * w)
         {
             s.Masks = new T[(run + 6 * w) * w];
             s.MaskRun = -1;
         }
 
-        SparseConvScratch<T>.Ensure(ref s.ImageGradient, dx.Length + 6 * w);
+        Scratch.Ensure(ref s.ImageGradient, dx.Length + 6 * w);
 
         // Kᵀ: row c = the kernel's column c, with zeros on both sides (grid loads reach up to 6 vectors past a run).
         ref T kernel0 = ref kernel[0];
@@ -214,12 +209,12 @@ internal static class SparseConvBackward<TOps, TV, T>
         int w = TOps.Count, run = g.KW * g.C, vectors = (run + w - 1) / w, runStride = vectors * w, rowStride = g.KH * runStride;
         int rows = g.PatchRows, rowLength = g.W * g.C, length = g.N * g.H * g.W * g.C;
         // x with room after it: a block's loads run up to four vectors along a run and one image row below the kernel.
-        SparseConvScratch<T>.Ensure(ref s.Input, length + rowLength + 4 * w);
+        Scratch.Ensure(ref s.Input, length + rowLength + 4 * w);
         x.AsSpan(0, length).CopyTo(s.Input);
-        SparseConvScratch<T>.Ensure(ref s.ChannelPatches, oc * rows);
-        SparseConvScratch<T>.Ensure(ref s.ChannelValues, oc * rows);
-        SparseConvScratch<T>.Ensure(ref s.ChannelCounts, oc);
-        SparseConvScratch<T>.Ensure(ref s.KernelGradientT, oc * rowStride);
+        Scratch.Ensure(ref s.ChannelPatches, oc * rows);
+        Scratch.Ensure(ref s.ChannelValues, oc * rows);
+        Scratch.Ensure(ref s.ChannelCounts, oc);
+        Scratch.Ensure(ref s.KernelGradientT, oc * rowStride);
 
         // Each channel's nonzeros in row order: where the row's patch starts in x, and the value.
         int[] channelCounts = s.ChannelCounts, patches = s.ChannelPatches;

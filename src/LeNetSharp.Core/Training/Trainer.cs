@@ -40,9 +40,16 @@ public sealed record TrainingOptions
     /// <summary>
     /// Threads for data-parallel training (default 1): each batch is split into this many contiguous shards whose
     /// gradients are summed in a fixed order, so a run is deterministic for a given thread count. Batches of fewer
-    /// than 8 images per thread (the tutorial's batch of 3, say) run on one thread, which is faster for them.
+    /// than <see cref="MinImagesPerThread"/> images per thread (the tutorial's batch of 3, say) run on one thread,
+    /// which is faster for them.
     /// </summary>
     public int Threads { get; init; } = 1;
+
+    /// <summary>
+    /// The fewest images a thread takes when <see cref="Threads"/> &gt; 1 splits a batch (8): below that many per
+    /// thread the hand-off would cost more than it saves, and the batch runs on one thread.
+    /// </summary>
+    public const int MinImagesPerThread = 8;
 
     /// <summary>
     /// Folder for checkpoints (default none). When set, <see cref="Trainer{T}.Train"/> writes
@@ -276,43 +283,22 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         ArgumentNullException.ThrowIfNull(data);
         RequireFit(data);
         int n = indices.Length;
-        if (_pool is null || n < MinShardSize * _workers.Length)
-        {
-            var only = _workers[0];
-            try
-            {
-                only.Run(data, indices);
-            }
-            catch
-            {
-                ClearGradients();
-                throw;
-            }
-
-            Optimizer.Step();
-            return (only.Loss, only.Correct);
-        }
-
-        // Replicas follow the network's GEMM, even when it was changed after the trainer was made.
-        for (int w = 1; w < _workers.Length; w++)
-        {
-            if (_workers[w].Network.GemmProvider != _network.GemmProvider) _workers[w].Network.GemmProvider = _network.GemmProvider;
-        }
-
-        // Data-parallel: worker i takes the i-th contiguous shard; the gradient of the batch mean is
-        // Σ_i (n_i / n)·∇(shard i's mean), summed in worker order.
-        if (_shardIndices.Length < n) _shardIndices = new int[n];
-        indices.CopyTo(_shardIndices);
-        _shardData = data;
-        _shardCount = n;
+        bool parallel = _pool is not null && n >= TrainingOptions.MinImagesPerThread * _workers.Length;
         try
         {
-            _pool.Run(_runShard);
+            if (parallel) RunShards(data, indices);
+            else _workers[0].Run(data, indices);
         }
-        catch (Exception e) when (e is not ObjectDisposedException)
+        catch
         {
             ClearGradients();
             throw;
+        }
+
+        if (!parallel)
+        {
+            Optimizer.Step();
+            return (_workers[0].Loss, _workers[0].Correct);
         }
 
         double loss = 0;
@@ -348,6 +334,25 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         return (loss, correct);
     }
 
+    /// <summary>
+    /// Data-parallel: worker i takes the i-th contiguous shard; the gradient of the batch mean is
+    /// Σ_i (n_i / n)·∇(shard i's mean), summed in worker order by <see cref="Step"/>.
+    /// </summary>
+    private void RunShards(ImageDataset data, ReadOnlySpan<int> indices)
+    {
+        // Replicas follow the network's GEMM, even when it was changed after the trainer was made.
+        for (int w = 1; w < _workers.Length; w++)
+        {
+            if (_workers[w].Network.GemmProvider != _network.GemmProvider) _workers[w].Network.GemmProvider = _network.GemmProvider;
+        }
+
+        Scratch.Ensure(ref _shardIndices, indices.Length);
+        indices.CopyTo(_shardIndices);
+        _shardData = data;
+        _shardCount = indices.Length;
+        _pool!.Run(_runShard);
+    }
+
     /// <summary>Clears the gradients of the network and of every replica (after a step that failed half-way).</summary>
     private void ClearGradients()
     {
@@ -356,9 +361,6 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 
     /// <summary>Stops the worker threads (when <see cref="TrainingOptions.Threads"/> &gt; 1).</summary>
     public void Dispose() => _pool?.Dispose();
-
-    /// <summary>Below this many images per thread a batch runs on one thread: the hand-off would cost more than it saves.</summary>
-    private const int MinShardSize = 8;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private void RequireFit(ImageDataset data)
