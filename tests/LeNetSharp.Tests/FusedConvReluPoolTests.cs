@@ -11,11 +11,13 @@ namespace LeNetSharp.Tests;
 public class FusedConvReluPoolTests
 {
     // (batch, height, width, out channels, kernel height, kernel width): LeNet's conv1, odd channel counts (clamped
-    // register blocks), odd conv output sizes (the last row/column is not pooled), pooled rows narrower than a vector.
+    // register blocks), odd conv output sizes (the last row/column is not pooled), pooled rows narrower than a vector,
+    // 8 channels (the write-out's transpose whole) and 10 (more than it takes: element by element).
     public static TheoryData<int, int, int, int, int, int, int> Shapes(int bits)
     {
         var data = new TheoryData<int, int, int, int, int, int, int>();
-        foreach (var (n, h, w, oc, kh, kw) in new[] { (3, 28, 28, 6, 5, 5), (2, 12, 13, 5, 5, 5), (1, 9, 10, 4, 3, 3), (2, 7, 40, 7, 4, 2), (1, 6, 6, 1, 5, 5), (2, 30, 20, 3, 1, 1) })
+        foreach (var (n, h, w, oc, kh, kw) in new[] { (3, 28, 28, 6, 5, 5), (2, 12, 13, 5, 5, 5), (1, 9, 10, 4, 3, 3), (2, 7, 40, 7, 4, 2), (1, 6, 6, 1, 5, 5), (2, 30, 20, 3, 1, 1),
+            (2, 20, 21, 8, 5, 5), (1, 10, 12, 10, 3, 3) })
             data.Add(bits, n, h, w, oc, kh, kw);
         return data;
     }

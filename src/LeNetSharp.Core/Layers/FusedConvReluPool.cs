@@ -16,7 +16,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
 {
     private Tensor<T>? _output;     // p: (N, PH, PW, OC)
     private Tensor<T>? _inputGrad;  // zeros of the input's shape: nobody reads a first layer's input gradient
-    private byte[] _mask = [];
+    private T[] _mask = [];
     private T[] _xPadded = [], _planes = [], _tile = [], _values = [], _lanes = []; // _values, _lanes, _patches: backward's lists
     private int[] _patches = [];
     private ConvPoolGeometry _geometry;
@@ -63,7 +63,7 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
         var s = input.Shape;
         var g = _geometry = new ConvPoolGeometry(s[0], s[1], s[2], Conv.OutChannels, Conv.KernelHeight, Conv.KernelWidth);
         var output = Tensor<T>.Reuse(ref _output, g.N, g.PH, g.PW, g.OC);
-        if (_mask.Length != output.Length) _mask = new byte[output.Length];
+        if (_mask.Length != output.Length) _mask = new T[output.Length];
         _kept = keepForBackward;
         switch (_bits)
         {

@@ -23,7 +23,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// <paramref name="lanes"/> of <see cref="LanesLength"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    public static void Backward(ConvPoolGeometry g, T[] xPadded, byte[] mask, T[] outputGradient, T[] weightGradient, T[] biasGradient,
+    public static void Backward(ConvPoolGeometry g, T[] xPadded, T[] mask, T[] outputGradient, T[] weightGradient, T[] biasGradient,
         int[] patches, T[] values, T[] lanes)
     {
         for (int c = 0; c < g.OC; c++)
@@ -49,14 +49,14 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// to both lists and counted in the one it belongs to. Returns the count.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static int List(ConvPoolGeometry g, int c, byte[] mask, T[] dp, int[] patches, T[] values)
+    private static int List(ConvPoolGeometry g, int c, T[] mask, T[] dp, int[] patches, T[] values)
     {
         int oc = g.OC, pw = g.PW, count = 0, lower = g.N * g.PH * pw + 1; // the lower rows' entries wait at the end
         // Row k of the table, for window position k (0–3; 4: no maximum): the maximum's offset in x and in the conv
         // output from the window's top-left corner, whether it joins the upper list, whether the lower.
         Span<int> table = [0, 0, 1, 0, 1, 1, 1, 0, g.W, g.OW, 0, 1, g.W + 1, g.OW + 1, 0, 1, 0, 0, 0, 0];
         ref int t0 = ref table[0];
-        ref byte m0 = ref mask[0];
+        ref T m0 = ref mask[0];
         ref T g0 = ref dp[0];
         ref int p0 = ref patches[0];
         ref T v0 = ref values[0];
@@ -68,7 +68,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
                 int x = (n * g.H + 2 * pi) * g.W, output = (n * g.OH + 2 * pi) * g.OW; // the windows' top-left corners
                 for (int q = 0; q < pw; q++, cell += oc, x += 2, output += 2)
                 {
-                    ref int row = ref Unsafe.Add(ref t0, 4 * Math.Min((int)Unsafe.Add(ref m0, cell), 4));
+                    ref int row = ref Unsafe.Add(ref t0, 4 * Math.Min((int)Unsafe.As<T, byte>(ref Unsafe.Add(ref m0, cell)), 4)); // see Position
                     int entry = ((x + row) << 2) | ((output + Unsafe.Add(ref row, 1)) & 3);
                     T value = Unsafe.Add(ref g0, cell);
                     Unsafe.Add(ref p0, count) = entry;

@@ -1,6 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LeNetSharp.Tensors;
 
@@ -8,8 +10,8 @@ namespace LeNetSharp.Tensors;
 /// Sizes of a fused single-channel convolution (stride 1, no padding) → ReLU → 2x2 max pool.
 /// <code>
 /// input x : (N, H, W, 1)   kernel K : (KH, KW, 1, OC)   conv y : (N, OH, OW, OC), OH = H − KH + 1, OW = W − KW + 1
-/// output p : (N, PH, PW, OC), PH = OH / 2, PW = OW / 2   mask : one byte per output, the window position 0–3 of the
-/// first maximum in row-major order, 4 where the maximum is ≤ 0 (ReLU passes no gradient)
+/// output p : (N, PH, PW, OC), PH = OH / 2, PW = OW / 2   mask : (N, PH, PW, OC) of T, each one's first byte the window
+/// position 0–3 of the first maximum in row-major order, 4 where the maximum is ≤ 0 (ReLU passes no gradient)
 /// </code>
 /// </summary>
 internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, int KH, int KW)
@@ -51,13 +53,16 @@ internal static partial class ConvReluPool<TOps, TV, T>
     private static int PlaneRows(ConvPoolGeometry g) => g.PH + g.KH / 2;
 
     /// <summary>Elements per plane: its rows, then a vector of slack (the last vector of an image runs past PH·PW).</summary>
-    private static int PlaneSize(ConvPoolGeometry g) => PlaneRows(g) * g.PW + TOps.Count;
+    internal static int PlaneSize(ConvPoolGeometry g) => PlaneRows(g) * g.PW + TOps.Count;
 
     /// <summary>Length of the plane buffer: 2·(KW + 1) planes of one image.</summary>
     public static int SplitLength(ConvPoolGeometry g) => 2 * (g.KW + 1) * PlaneSize(g);
 
-    /// <summary>Length of the tile buffer: values and window positions of every channel for one vector of pooled positions.</summary>
-    public static int TileLength(ConvPoolGeometry g) => 2 * g.OC * TOps.Count;
+    /// <summary>
+    /// Length of the tile buffer: values and window positions of every channel for one vector of pooled positions, then
+    /// the 4 corners' sums of one block of 3 channels.
+    /// </summary>
+    public static int TileLength(ConvPoolGeometry g) => (2 * g.OC + 12) * TOps.Count;
 
     /// <summary>Length of the padded input copy backward reads (whole-vector loads past a row's end stay inside).</summary>
     public static int PaddedInputLength(ConvPoolGeometry g) => g.N * g.H * g.W + 2 * TOps.Count + g.KW;
@@ -67,9 +72,11 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// <paramref name="tile"/> are scratch of the lengths above. For inference only, pass null for
     /// <paramref name="mask"/> and <paramref name="xPadded"/>: neither the window positions nor the copy are made.
     /// </summary>
-    // Not AggressiveOptimization: this loop only calls the kernels, which are; compiled so, it made the pass about 60 %
-    // slower (measured side by side, AMD EPYC AVX2), while tier-0 code here costs nothing that shows.
-    public static void Forward(ConvPoolGeometry g, T[] x, T[] weight, T[] bias, T[] output, byte[]? mask, T[]? xPadded, T[] planes, T[] tile)
+    // The kernels it calls are never inlined into it: once the JIT did (at tier 1, guided by profile data, or at once under
+    // AggressiveOptimization), Block's 12 accumulators, 3 weights and the input vector no longer had the 16 ymm registers
+    // of an AVX2 CPU to themselves, were spilled to the stack on every tap, and the pass ran 40-80 % slower.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    public static void Forward(ConvPoolGeometry g, T[] x, T[] weight, T[] bias, T[] output, T[]? mask, T[]? xPadded, T[] planes, T[] tile)
     {
         int w = TOps.Count, image = g.H * g.W, positions = g.PH * g.PW, planeSize = PlaneSize(g);
         if (xPadded is not null) x.AsSpan(0, g.N * image).CopyTo(xPadded);
@@ -85,8 +92,8 @@ internal static partial class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>Plane (b, rp) row i ← x[2i + rp, 2q + b] for q &lt; PW, of the image at <paramref name="offset"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Split(ConvPoolGeometry g, T[] x, int offset, T[] planes, int planeSize)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
+    internal static void Split(ConvPoolGeometry g, T[] x, int offset, T[] planes, int planeSize)
     {
         int rows = PlaneRows(g), pw = g.PW, w = TOps.Count;
         ref T p0 = ref planes[0];
@@ -123,8 +130,8 @@ internal static partial class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>Pooled positions l0..l0+W of one image, channels ob..ob+2 (clamped), into the tile.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] weight, T[] bias, T[] tile, bool positions)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
+    internal static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] weight, T[] bias, T[] tile, bool positions)
     {
         int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count;
         int c0 = ob, c1 = Math.Min(ob + 1, oc - 1), c2 = Math.Min(ob + 2, oc - 1);
@@ -158,54 +165,206 @@ internal static partial class ConvReluPool<TOps, TV, T>
             }
         }
 
-        Finish(te0, to0, be0, bo0, bias[c0], ref tile[c0 * w], ref tile[(oc + c0) * w], positions);
-        if (ob + 1 < oc) Finish(te1, to1, be1, bo1, bias[c1], ref tile[c1 * w], ref tile[(oc + c1) * w], positions);
-        if (ob + 2 < oc) Finish(te2, to2, be2, bo2, bias[c2], ref tile[c2 * w], ref tile[(oc + c2) * w], positions);
+        // The sums leave registers here, and are finished by another method: with the finishing code after the loop in
+        // this one, the JIT kept fewer accumulators in registers through the loop (spilling them on every tap).
+        ref T sums = ref tile[2 * oc * w];
+        TOps.Store(te0, ref sums); TOps.Store(to0, ref Unsafe.Add(ref sums, w)); TOps.Store(be0, ref Unsafe.Add(ref sums, 2 * w)); TOps.Store(bo0, ref Unsafe.Add(ref sums, 3 * w));
+        TOps.Store(te1, ref Unsafe.Add(ref sums, 4 * w)); TOps.Store(to1, ref Unsafe.Add(ref sums, 5 * w)); TOps.Store(be1, ref Unsafe.Add(ref sums, 6 * w)); TOps.Store(bo1, ref Unsafe.Add(ref sums, 7 * w));
+        TOps.Store(te2, ref Unsafe.Add(ref sums, 8 * w)); TOps.Store(to2, ref Unsafe.Add(ref sums, 9 * w)); TOps.Store(be2, ref Unsafe.Add(ref sums, 10 * w)); TOps.Store(bo2, ref Unsafe.Add(ref sums, 11 * w));
+        FinishBlock(oc, ob, bias, tile, positions);
+    }
+
+    /// <summary>Finishes the sums <see cref="Block"/> left in the tile (4 corners a channel) for channels ob … ob + 2 (those below OC).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
+    internal static void FinishBlock(int oc, int ob, T[] bias, T[] tile, bool positions)
+    {
+        int w = TOps.Count, end = Math.Min(ob + 3, oc);
+        ref T sums = ref tile[2 * oc * w];
+        ref T values = ref tile[0];
+        ref T at = ref tile[oc * w];
+        // Two loops rather than one testing positions: the JIT keeps the values the positions need in registers only then.
+        if (!positions)
+        {
+            for (int c = ob; c < end; c++, sums = ref Unsafe.Add(ref sums, 4 * w))
+            {
+                TOps.Store(Value(Corners(ref sums, bias[c], out _, out _)), ref Unsafe.Add(ref values, c * w));
+            }
+
+            return;
+        }
+
+        for (int c = ob; c < end; c++, sums = ref Unsafe.Add(ref sums, 4 * w))
+        {
+            var corners = Corners(ref sums, bias[c], out TV topMax, out TV bottomMax);
+            TOps.Store(Value(corners), ref Unsafe.Add(ref values, c * w));
+            TOps.Store(Position(corners, topMax, bottomMax), ref Unsafe.Add(ref at, c * w));
+        }
     }
 
     /// <summary>
     /// The tile's (OC, W) values and positions → <paramref name="count"/> NHWC pooled positions from
-    /// <paramref name="position"/> (positions only when <paramref name="mask"/> is not null).
+    /// <paramref name="position"/> (positions only when <paramref name="mask"/> is not null): a transpose, moving bits only.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void WriteOut(ConvPoolGeometry g, T[] tile, int position, int count, T[] output, byte[]? mask)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
+    internal static void WriteOut(ConvPoolGeometry g, T[] tile, int position, int count, T[] output, T[]? mask)
     {
         int oc = g.OC, w = TOps.Count;
-        ref T t0 = ref tile[0];
-        ref T o0 = ref output[position * oc];
-        for (int l = 0; l < count; l++)
+        Transpose(ref tile[0], oc, w, count, ref output[position * oc]);
+        if (mask is not null) Transpose(ref tile[oc * w], oc, w, count, ref mask[position * oc]);
+    }
+
+    /// <summary>
+    /// rows (OC, W) → columns[l·OC + c] = rows[c·W + l] for l &lt; count. Whole vectors of 4-byte lanes when the CPU
+    /// has AVX (W = 8, 4 ≤ OC ≤ 8) or SSE (W = 4, OC ≤ 8), else element by element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose(ref T rows, int oc, int w, int count, ref T columns)
+    {
+        if (Unsafe.SizeOf<T>() == 4 && count == w && oc <= 8)
         {
-            for (int c = 0; c < oc; c++) Unsafe.Add(ref o0, l * oc + c) = Unsafe.Add(ref t0, c * w + l);
+            if (w == 8 && oc >= 4 && Avx.IsSupported)
+            {
+                Transpose8(ref Unsafe.As<T, float>(ref rows), oc, ref Unsafe.As<T, float>(ref columns));
+                return;
+            }
+
+            if (w == 4 && Sse.IsSupported)
+            {
+                Transpose4(ref Unsafe.As<T, float>(ref rows), oc, ref Unsafe.As<T, float>(ref columns));
+                return;
+            }
         }
 
-        if (mask is null) return;
-        ref T at = ref Unsafe.Add(ref t0, oc * w);
-        ref byte m0 = ref mask[position * oc];
         for (int l = 0; l < count; l++)
         {
-            for (int c = 0; c < oc; c++) Unsafe.Add(ref m0, l * oc + c) = Unsafe.As<T, byte>(ref Unsafe.Add(ref at, c * w + l)); // a bit pattern: see Finish
+            for (int c = 0; c < oc; c++) Unsafe.Add(ref columns, l * oc + c) = Unsafe.Add(ref rows, c * w + l);
         }
     }
 
     /// <summary>
-    /// + bias, ReLU, max of the window and the position of its first maximum (4 when it is ≤ 0). Positions are stored as
-    /// the bit patterns of <see cref="Position"/>: only selected and copied, never computed with, so their first byte is
-    /// the mask byte. Without <paramref name="positions"/> only the value is stored.
+    /// The 8 × 8 transpose of AVX (rows past OC read as 0), then column l stored at l·OC: whole vectors, each one's lanes
+    /// past OC (8 − OC ≤ OC of them) overwritten by the next; the last column's OC lanes alone, nothing past the end.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish(TV te, TV to, TV be, TV bo, T bias, ref T value, ref T position, bool positions)
+    private static void Transpose8(ref float rows, int oc, ref float columns)
     {
+        Vector256<float> Row(ref float r, int c) => c < oc ? Vector256.LoadUnsafe(ref r, (nuint)(c * 8)) : Vector256<float>.Zero;
+        Vector256<float> r0 = Row(ref rows, 0), r1 = Row(ref rows, 1), r2 = Row(ref rows, 2), r3 = Row(ref rows, 3);
+        Vector256<float> r4 = Row(ref rows, 4), r5 = Row(ref rows, 5), r6 = Row(ref rows, 6), r7 = Row(ref rows, 7);
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE), s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE), s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+        nuint step = (nuint)oc;
+        Avx.Permute2x128(s0, s4, 0x20).StoreUnsafe(ref columns);
+        Avx.Permute2x128(s1, s5, 0x20).StoreUnsafe(ref columns, step);
+        Avx.Permute2x128(s2, s6, 0x20).StoreUnsafe(ref columns, 2 * step);
+        Avx.Permute2x128(s3, s7, 0x20).StoreUnsafe(ref columns, 3 * step);
+        Avx.Permute2x128(s0, s4, 0x31).StoreUnsafe(ref columns, 4 * step);
+        Avx.Permute2x128(s1, s5, 0x31).StoreUnsafe(ref columns, 5 * step);
+        Avx.Permute2x128(s2, s6, 0x31).StoreUnsafe(ref columns, 6 * step);
+        StoreLanes(Avx.Permute2x128(s3, s7, 0x31), oc, ref Unsafe.Add(ref columns, 7 * step));
+    }
+
+    /// <summary>The 4 × 4 transposes of SSE for channels 0–3 and 4–7 (rows past OC read as 0); columns stored as in <see cref="Transpose8"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose4(ref float rows, int oc, ref float columns)
+    {
+        Vector128<float> Row(ref float r, int c) => c < oc ? Vector128.LoadUnsafe(ref r, (nuint)(c * 4)) : Vector128<float>.Zero;
+        nuint step = (nuint)oc;
+        for (int c0 = 0; c0 < oc; c0 += 4)
+        {
+            Vector128<float> r0 = Row(ref rows, c0), r1 = Row(ref rows, c0 + 1), r2 = Row(ref rows, c0 + 2), r3 = Row(ref rows, c0 + 3);
+            Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackHigh(r0, r1), t2 = Sse.UnpackLow(r2, r3), t3 = Sse.UnpackHigh(r2, r3);
+            ref float at = ref Unsafe.Add(ref columns, c0);
+            int lanes = Math.Min(4, oc - c0);
+            if (c0 + 4 < oc)
+            {
+                // Channels c0 + 4 … follow: whole vectors, the next pass writes over their lanes.
+                Sse.MoveLowToHigh(t0, t2).StoreUnsafe(ref at);
+                Sse.MoveHighToLow(t2, t0).StoreUnsafe(ref at, step);
+                Sse.MoveLowToHigh(t1, t3).StoreUnsafe(ref at, 2 * step);
+                Sse.MoveHighToLow(t3, t1).StoreUnsafe(ref at, 3 * step);
+                continue;
+            }
+
+            StoreLanes(Sse.MoveLowToHigh(t0, t2), lanes, ref at);
+            StoreLanes(Sse.MoveHighToLow(t2, t0), lanes, ref Unsafe.Add(ref at, step));
+            StoreLanes(Sse.MoveLowToHigh(t1, t3), lanes, ref Unsafe.Add(ref at, 2 * step));
+            StoreLanes(Sse.MoveHighToLow(t3, t1), lanes, ref Unsafe.Add(ref at, 3 * step));
+        }
+    }
+
+    /// <summary>The first <paramref name="lanes"/> (≤ 8) lanes of v to destination, and nothing after them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreLanes(Vector256<float> v, int lanes, ref float destination)
+    {
+        if (lanes == 8)
+        {
+            v.StoreUnsafe(ref destination);
+            return;
+        }
+
+        var low = v.GetLower();
+        if (lanes >= 4)
+        {
+            low.StoreUnsafe(ref destination);
+            StoreLanes(v.GetUpper(), lanes - 4, ref Unsafe.Add(ref destination, 4));
+            return;
+        }
+
+        StoreLanes(low, lanes, ref destination);
+    }
+
+    /// <summary>The first <paramref name="lanes"/> (≤ 4) lanes of v to destination, and nothing after them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreLanes(Vector128<float> v, int lanes, ref float destination)
+    {
+        if (lanes == 4)
+        {
+            v.StoreUnsafe(ref destination);
+            return;
+        }
+
+        if (lanes >= 2)
+        {
+            Unsafe.WriteUnaligned(ref Unsafe.As<float, byte>(ref destination), v.AsDouble().ToScalar()); // lanes 0 and 1 as one 8-byte store
+            if (lanes == 3) Unsafe.Add(ref destination, 2) = v.GetElement(2);
+            return;
+        }
+
+        if (lanes == 1) destination = v.ToScalar();
+    }
+
+    /// <summary>The four corners' sums at <paramref name="sums"/> + bias, their maximum, and the top and bottom rows' maxima.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (TV Te, TV To, TV Be, TV Bo, TV Max) Corners(ref T sums, T bias, out TV topMax, out TV bottomMax)
+    {
+        int w = TOps.Count;
         TV b = TOps.Broadcast(bias);
-        te = TOps.Add(te, b); to = TOps.Add(to, b); be = TOps.Add(be, b); bo = TOps.Add(bo, b);
-        TV topMax = TOps.Max(te, to), bottomMax = TOps.Max(be, bo), max = TOps.Max(topMax, bottomMax);
-        TOps.Store(TOps.Max(max, TOps.Zero), ref value);
-        if (!positions) return;
+        TV te = TOps.Add(TOps.Load(ref sums), b), to = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, w)), b);
+        TV be = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, 2 * w)), b), bo = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, 3 * w)), b);
+        topMax = TOps.Max(te, to);
+        bottomMax = TOps.Max(be, bo);
+        return (te, to, be, bo, TOps.Max(topMax, bottomMax));
+    }
+
+    /// <summary>ReLU of the window's maximum: the pooled value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Value((TV Te, TV To, TV Be, TV Bo, TV Max) c) => TOps.Max(c.Max, TOps.Zero);
+
+    /// <summary>
+    /// The position of the window's first maximum (4 when it is ≤ 0), as the bit pattern of <see cref="Position(int)"/>:
+    /// only selected and copied, never computed with, so its first byte is the mask byte.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Position((TV Te, TV To, TV Be, TV Bo, TV Max) c, TV topMax, TV bottomMax)
+    {
         // Later positions win only when strictly greater: ties go to the first in row-major order, as MaxPool2x2.
-        TV top = TOps.Select(TOps.GreaterThan(to, te), TOps.Broadcast(Position1), TOps.Zero);
-        TV bottom = TOps.Select(TOps.GreaterThan(bo, be), TOps.Broadcast(Position3), TOps.Broadcast(Position2));
+        TV top = TOps.Select(TOps.GreaterThan(c.To, c.Te), TOps.Broadcast(Position1), TOps.Zero);
+        TV bottom = TOps.Select(TOps.GreaterThan(c.Bo, c.Be), TOps.Broadcast(Position3), TOps.Broadcast(Position2));
         TV at = TOps.Select(TOps.GreaterThan(bottomMax, topMax), bottom, top);
-        at = TOps.Select(TOps.GreaterThan(max, TOps.Zero), at, TOps.Broadcast(Position4));
-        TOps.Store(at, ref position);
+        return TOps.Select(TOps.GreaterThan(c.Max, TOps.Zero), at, TOps.Broadcast(Position4));
     }
 
     // Made once: building one writes a byte into a T in memory and reads the T back, a stall in a kernel.
