@@ -121,15 +121,22 @@ internal static class Bench
             return steps * batch / Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
+        // Each independent trainer's own time too: the slowest against the fastest shows how unequal the cores are
+        // now, which a data-parallel step (every thread's share the same size) waits for.
+        var seconds = new double[alone.Length];
         double IndependentRate()
         {
             long start = Stopwatch.GetTimestamp();
-            var threads = alone.Skip(1).Select(trainer => new Thread(() =>
+            var threads = alone.Skip(1).Select((trainer, i) => new Thread(() =>
             {
+                long own = Stopwatch.GetTimestamp();
                 for (int s = 0; s < steps; s++) trainer.Step(train, order.AsSpan(s * batch % (train.Count - batch), batch));
+                seconds[i + 1] = Stopwatch.GetElapsedTime(own).TotalSeconds;
             })).ToArray();
             foreach (var t in threads) t.Start();
+            long first = Stopwatch.GetTimestamp();
             TrainRate(alone[0]);
+            seconds[0] = Stopwatch.GetElapsedTime(first).TotalSeconds;
             foreach (var t in threads) t.Join();
             return steps * batch * alone.Length / Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
@@ -145,12 +152,14 @@ internal static class Bench
         for (int i = 0; i < 3; i++) _ = TrainRate(one) + TrainRate(many) + IndependentRate() + InferRate(1) + InferRate(o.Threads); // warm-up
         var trainRatios = new List<double>();
         var ceilingRatios = new List<double>();
+        var unevenness = new List<double>();
         var inferRatios = new List<double>();
         for (int i = 0; i < Pairs; i++)
         {
             double single = TrainRate(one);
             trainRatios.Add(TrainRate(many) / single);
             ceilingRatios.Add(IndependentRate() / single);
+            unevenness.Add(seconds.Min() / seconds.Max());
             single = InferRate(1);
             inferRatios.Add(InferRate(o.Threads) / single);
         }
@@ -163,6 +172,10 @@ internal static class Bench
             + (batch >= TrainingOptions.MinImagesPerThread * o.Threads ? "" : $" (below {TrainingOptions.MinImagesPerThread} images a thread the trainer runs a batch on one thread)"));
         stdout.WriteLine($"  inference at batch {o.InferBatch}: {Spread(inferRatios)}");
         stdout.WriteLine($"  the machine's ceiling now, {o.Threads} independent one-thread trainers at once: {Spread(ceilingRatios)}");
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  those trainers' speeds, slowest / fastest: {Median(unevenness):F2} (median; {unevenness.Min():F2}–{unevenness.Max():F2}): an even split waits for the slowest core"));
+        var ofCeiling = trainRatios.Zip(ceilingRatios, (t, c) => t / c).ToList();
+        stdout.WriteLine($"  training against that ceiling, pair by pair: {Spread(ofCeiling)} (what is left is the step's own cost: waiting, summing)");
     }
 
     /// <summary>Median time of each layer's forward and backward over repeated single steps, with GFLOP/s for the GEMM layers.</summary>
