@@ -53,7 +53,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
     private static int PlaneRows(ConvPoolGeometry g) => g.PH + g.KH / 2;
 
     /// <summary>Elements per plane: its rows, then a vector of slack (the last vector of an image runs past PH·PW).</summary>
-    internal static int PlaneSize(ConvPoolGeometry g) => PlaneRows(g) * g.PW + TOps.Count;
+    private static int PlaneSize(ConvPoolGeometry g) => PlaneRows(g) * g.PW + TOps.Count;
 
     /// <summary>Length of the plane buffer: 2·(KW + 1) planes of one image.</summary>
     public static int SplitLength(ConvPoolGeometry g) => 2 * (g.KW + 1) * PlaneSize(g);
@@ -93,7 +93,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>Plane (b, rp) row i ← x[2i + rp, 2q + b] for q &lt; PW, of the image at <paramref name="offset"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    internal static void Split(ConvPoolGeometry g, T[] x, int offset, T[] planes, int planeSize)
+    private static void Split(ConvPoolGeometry g, T[] x, int offset, T[] planes, int planeSize)
     {
         int rows = PlaneRows(g), pw = g.PW, w = TOps.Count;
         ref T p0 = ref planes[0];
@@ -131,7 +131,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>Pooled positions l0..l0+W of one image, channels ob..ob+2 (clamped), into the tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    internal static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] weight, T[] bias, T[] tile, bool positions)
+    private static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] weight, T[] bias, T[] tile, bool positions)
     {
         int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count;
         int c0 = ob, c1 = Math.Min(ob + 1, oc - 1), c2 = Math.Min(ob + 2, oc - 1);
@@ -176,7 +176,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>Finishes the sums <see cref="Block"/> left in the tile (4 corners a channel) for channels ob … ob + 2 (those below OC).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    internal static void FinishBlock(int oc, int ob, T[] bias, T[] tile, bool positions)
+    private static void FinishBlock(int oc, int ob, T[] bias, T[] tile, bool positions)
     {
         int w = TOps.Count, end = Math.Min(ob + 3, oc);
         ref T sums = ref tile[2 * oc * w];
@@ -206,7 +206,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// <paramref name="position"/> (positions only when <paramref name="mask"/> is not null): a transpose, moving bits only.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    internal static void WriteOut(ConvPoolGeometry g, T[] tile, int position, int count, T[] output, T[]? mask)
+    private static void WriteOut(ConvPoolGeometry g, T[] tile, int position, int count, T[] output, T[]? mask)
     {
         int oc = g.OC, w = TOps.Count;
         Transpose(ref tile[0], oc, w, count, ref output[position * oc]);
