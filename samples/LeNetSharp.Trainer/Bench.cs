@@ -186,8 +186,11 @@ internal static class Bench
         stdout.WriteLine($"  the machine's ceiling now, {o.Threads} independent one-thread trainers at once: {Spread(ceilingRatios)}");
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  those trainers' speeds, slowest / fastest: {Median(unevenness):F2} (median; {unevenness.Min():F2}–{unevenness.Max():F2}): an even split waits for the slowest core"));
-        var ofCeiling = trainRatios.Zip(ceilingRatios, (t, c) => t / c).ToList();
-        stdout.WriteLine($"  training against that ceiling, pair by pair: {Spread(ofCeiling)} (what is left is the step's own cost: waiting, summing)");
+        if (batch >= TrainingOptions.MinImagesPerThread * o.Threads)
+        {
+            var ofCeiling = trainRatios.Zip(ceilingRatios, (t, c) => t / c).ToList();
+            stdout.WriteLine($"  training against that ceiling, pair by pair: {Spread(ofCeiling)} (what is left is the step's own cost: waiting, summing)");
+        }
     }
 
     /// <summary>Median time of each layer's forward and backward over repeated single steps, with GFLOP/s for the GEMM layers.</summary>
@@ -264,8 +267,9 @@ internal static class Bench
         double nf = Median(netForward), nb = Median(netBackward);
         var input = new[] { batch, data.Height, data.Width, data.Channels };
         double ff = InferenceFlops(network, input), bf = TrainingFlops(network, input) - ff;
+        string label = network.FusedPassesInLastForward > 0 ? "network as it runs (fused)" : "network as it runs (layer by layer)";
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  {"network as it runs (fused)",-34} {nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
+            $"  {label,-34} {nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
     }
 
     /// <summary>Multiply-add FLOPs of a forward pass (2 per multiply-add) for an input of <paramref name="shape"/>.</summary>

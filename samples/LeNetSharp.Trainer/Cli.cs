@@ -36,7 +36,16 @@ internal sealed class Cli
     private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
     private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
     private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
-    private readonly Option<int> _threads = IntOption("--threads", "Threads (training: data-parallel, pays off at batch ≥ 32; evaluation and bench: batches of the test set shared out)", 1, 1, MaxThreads);
+    private readonly Option<int> _threads = IntOption("--threads", "Threads (training: data-parallel, pays off at batch ≥ 32; evaluation: batches of the test set shared out; bench: both, then N threads timed against 1)", 1, 1, MaxThreads);
+
+    /// <summary>Whether this CPU runs the GEMM <paramref name="name"/> (a SIMD width it has, or one that is not a width).</summary>
+    private static bool Accelerated(string name) => name switch
+    {
+        "simd512" => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
+        "simd256" => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated,
+        "simd128" => System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated,
+        _ => true,
+    };
 
     /// <summary>The most threads --threads accepts (each holds a copy of the network and its buffers).</summary>
     private const int MaxThreads = 64;
@@ -46,9 +55,14 @@ internal sealed class Cli
         CustomParser = r =>
         {
             if (r.Tokens.Count == 0) return null;
-            string value = r.Tokens[^1].Value;
-            if (!GemmNames.Contains(value)) r.AddError($"--gemm expects {string.Join(", ", GemmNames)}, got '{value}'");
-            return value;
+            string value = r.Tokens[^1].Value, name = value.ToLowerInvariant();
+            if (!GemmNames.Contains(name)) r.AddError($"--gemm expects {string.Join(", ", GemmNames)}, got '{value}'");
+            else if (!Accelerated(name))
+            {
+                r.AddError($"--gemm {name}: this CPU has no hardware-accelerated {name[4..]}-bit vectors; it takes {string.Join(", ", GemmNames.Where(Accelerated))}");
+            }
+
+            return name;
         },
     };
 

@@ -29,6 +29,7 @@ public class TrainerCliTests
     [InlineData("error: unexpected argument 'more': eval takes no positional arguments (see eval --help)", "eval", "--model", "a.model", "more")]
     [InlineData("error: option '--to' is required (see export --help)", "export")]
     [InlineData("error: --gemm expects simd, simd512, simd256, simd128, mathnet, got 'blas' (see bench --help)", "bench", "--gemm", "blas")]
+    [InlineData("error: --gemm expects simd, simd512, simd256, simd128, mathnet, got 'SIMD1024' (see bench --help)", "bench", "--gemm", "SIMD1024")]
     [InlineData("error: unknown command 'tain'; did you mean 'train'? (see --help)", "help", "tain")]
     [InlineData("error: unknown command 'trian'; did you mean 'train'? (see --help)", "trian", "--help")]
     [InlineData("error: unknown command 'fly' (see --help)", "fly", "-h")]
@@ -119,6 +120,20 @@ public class TrainerCliTests
         static string Folded(params string[] args) => string.Join(" ", Run(args).Out.Split((char[])[' ', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries));
         Folded("export", "--help").Should().Contain("else a model file); its folder must exist");
         Folded("train", "--help").Should().Contain("when written, its folder must exist").And.Contain("metrics.json into DIR (created if missing)");
+    }
+
+    [Fact]
+    public void Gemm_names_ignore_case_and_a_width_this_cpu_lacks_is_a_usage_error()
+    {
+        Run("bench", "--gemm", "SIMD128", "--help").Code.Should().Be(0);
+        string? lacking = !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "simd512"
+            : !System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "simd256" : null;
+        if (lacking is null) return; // every width runs here: none to refuse
+        var (code, output, err) = Run("bench", "--gemm", lacking.ToUpperInvariant());
+        code.Should().Be(2);
+        output.Should().BeEmpty();
+        err.TrimEnd().Should().StartWith($"error: --gemm {lacking}: this CPU has no hardware-accelerated {lacking[4..]}-bit vectors; it takes simd, ")
+            .And.EndWith(", mathnet (see bench --help)").And.NotContain(lacking + ",").And.NotContain("\n");
     }
 
     [Fact]
