@@ -190,4 +190,40 @@ public class FusedConvReluPoolTests
         net.Forward(x);
         net.FusedPassesInLastForward.Should().Be(0);
     }
+
+    [Theory]
+    [InlineData(128, double.PositiveInfinity)]
+    [InlineData(256, double.PositiveInfinity)]
+    [InlineData(256, double.NegativeInfinity)]
+    public void An_infinite_upstream_gradient_gives_the_three_layers_bias_gradient(int bits, double infinity)
+    {
+        // One 2x2 window [1, 0; 0, 0] of a 1x1 convolution (weight 1, bias 0): its maximum is the first pixel, and ∂p = ±∞
+        // reaches ∂b as ±∞. (The bias partial sums once took ∂p by a multiply with a unit vector: 0·∞ made them NaN.)
+        var sums = new double[2][];
+        foreach (bool fused in new[] { true, false })
+        {
+            var net = new Sequential<float>(new Conv<float>(1, 1, 1, 1, new Random(1)) { ComputeInputGradient = false }, new Relu<float>(), new MaxPool2x2<float>());
+            var conv = (Conv<float>)net.Layers[0];
+            conv.Weight.Value.Data[0] = 1;
+            conv.Bias.Value.Data[0] = 0;
+            net.GemmProvider = GemmProvider.SimdWithWidth(bits);
+            var x = new Tensor<float>([1f, 0f, 0f, 0f], 1, 2, 2, 1);
+            var upstream = new Tensor<float>([(float)infinity], 1, 1, 1, 1);
+            var (_, gradients) = fused ? RunFused(net, x, upstream) : RunLayerByLayer(net, x, upstream);
+            sums[fused ? 0 : 1] = [gradients[0][0], gradients[1][0]];
+        }
+
+        sums[1].Should().Equal(infinity, infinity);
+        sums[0].Should().Equal(sums[1], "∂K and ∂b, fused against the three layers");
+    }
+
+    [Fact]
+    public void A_batch_of_more_pixels_than_the_fused_backward_can_index_runs_the_three_layers()
+    {
+        var fused = new FusedConvReluPool<float>(new Conv<float>(1, 6, 5, 5, new Random(1)) { ComputeInputGradient = false });
+        fused.Applies(GemmProvider.SimdWithWidth(128), [3, 28, 28, 1]).Should().BeTrue();
+        fused.Applies(GemmProvider.SimdWithWidth(128), [FusedConvReluPool<float>.MaxPixels / 784, 28, 28, 1]).Should().BeTrue();
+        fused.Applies(GemmProvider.SimdWithWidth(128), [FusedConvReluPool<float>.MaxPixels / 784 + 1, 28, 28, 1]).Should().BeFalse();
+        fused.Applies(GemmProvider.SimdWithWidth(128), [684_785, 28, 28, 1]).Should().BeFalse("2^29 pixels and more overflowed the int offsets");
+    }
 }

@@ -9,8 +9,9 @@ namespace LeNetSharp.Layers;
 /// Conv (one input channel, stride 1, no padding, no input gradient) → Relu → MaxPool2x2 as one pass
 /// (<see cref="ConvReluPool{TOps, TV, T}"/>): the (N, OH, OW, OC) activation never goes to memory, pooling keeps the
 /// window position of each maximum for backward. <see cref="Sequential{T}"/> runs it in place of the three layers
-/// when the network's GEMM is the SIMD one; the results are the three layers' bit for bit. It uses the
-/// convolution's own parameters, so training, saving and loading see no difference.
+/// when the network's GEMM is the SIMD one and the batch holds fewer than <see cref="MaxPixels"/> pixels; the results
+/// are the three layers' bit for bit for finite inputs, weights and gradients (see the kernel for non-finite ones). It
+/// uses the convolution's own parameters, so training, saving and loading see no difference.
 /// </summary>
 internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -32,13 +33,20 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
         i + 2 < layers.Count && layers[i] is Conv<T> { InChannels: 1, Stride: 1, Padding: 0 } && layers[i + 1] is Relu<T> && layers[i + 2] is MaxPool2x2<T>;
 
     /// <summary>
+    /// Pixels (N·H·W) a fused batch stays below: backward lists each window's x offset times 4 in an int (2²⁹), less
+    /// the padding after x. Larger batches run the three layers.
+    /// </summary>
+    public const int MaxPixels = (1 << 29) - 4096;
+
+    /// <summary>
     /// Whether this forward can run fused: SIMD GEMM (its width picks the kernel's), no input gradient wanted, a
-    /// shape the kernel handles. Otherwise the network runs the three layers.
+    /// shape the kernel handles, fewer than <see cref="MaxPixels"/> pixels. Otherwise the network runs the three layers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public bool Applies(GemmProvider provider, ReadOnlySpan<int> inputShape)
     {
         if (provider is not SimdGemmProvider simd || Conv.ComputeInputGradient || inputShape.Length != 4 || inputShape[3] != 1) return false;
+        if ((long)inputShape[0] * inputShape[1] * inputShape[2] >= MaxPixels) return false;
         int kh = Conv.KernelHeight, kw = Conv.KernelWidth, h = inputShape[1], w = inputShape[2];
         _bits = simd.VectorBits;
         return _bits switch

@@ -95,18 +95,19 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// <summary>
     /// Over the listed maxima in order, from zero: one vector per kernel row of ∂p·x from kernel column
     /// <paramref name="off"/> on, and (<paramref name="withBias"/>) ∂p added to lane (conv output mod 4) of a partial-sum
-    /// vector — a fused multiply-add by a unit vector, exactly the scalar sum. Stored to <paramref name="lanes"/>.
+    /// vector, the other lanes kept as they are (selected, not multiplied by 0: an infinite ∂p leaves them finite):
+    /// exactly the scalar sums. Stored to <paramref name="lanes"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     private static void Sum(ConvPoolGeometry g, int off, int count, T[] x, int[] patches, T[] values, T[] lanes, bool withBias)
     {
-        int kh = g.KH, w = TOps.Count, unitRow = Math.Max(4, w);
+        int kh = g.KH, w = TOps.Count, maskRow = Math.Max(4, w);
         nint w1 = g.W, w2 = 2 * g.W, w3 = 3 * g.W, w4 = 4 * g.W;
         TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero, a4 = TOps.Zero, b0 = TOps.Zero, b1 = TOps.Zero;
         ref T x0 = ref Unsafe.Add(ref x[0], off);
         ref int p0 = ref patches[0];
         ref T v0 = ref values[0];
-        ref T units = ref Units[0];
+        ref T lanesOn = ref LaneMasks[0];
         for (int i = 0; i < count; i++)
         {
             int entry = Unsafe.Add(ref p0, i);
@@ -119,9 +120,9 @@ internal static partial class ConvReluPool<TOps, TV, T>
             if (kh > 4) a4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w4)), s, a4);
             if (withBias)
             {
-                ref T unit = ref Unsafe.Add(ref units, (entry & 3) * unitRow);
-                b0 = TOps.MultiplyAdd(TOps.Load(ref unit), s, b0);
-                if (TOps.Count < 4) b1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref unit, w)), s, b1); // two lanes a vector
+                ref T on = ref Unsafe.Add(ref lanesOn, (entry & 3) * maskRow);
+                b0 = TOps.Select(TOps.Load(ref on), TOps.Add(b0, s), b0);
+                if (TOps.Count < 4) b1 = TOps.Select(TOps.Load(ref Unsafe.Add(ref on, w)), TOps.Add(b1, s), b1); // two lanes a vector
             }
         }
 
@@ -132,15 +133,15 @@ internal static partial class ConvReluPool<TOps, TV, T>
         if (TOps.Count < 4) TOps.Store(b1, ref Unsafe.Add(ref l, 6 * w));
     }
 
-    /// <summary>Row s (s = 0–3, rows of max(4, W) elements): 1 in column s, 0 elsewhere.</summary>
-    private static readonly T[] Units = MakeUnits();
+    /// <summary>Row s (s = 0–3, rows of max(4, W) elements): all bits set in column s (a lane mask, never a number), 0 elsewhere.</summary>
+    private static readonly T[] LaneMasks = MakeLaneMasks();
 
-    private static T[] MakeUnits()
+    private static T[] MakeLaneMasks()
     {
         int row = Math.Max(4, TOps.Count);
-        var units = new T[4 * row + TOps.Count];
-        for (int s = 0; s < 4; s++) units[s * row + s] = T.One;
-        return units;
+        var masks = new T[4 * row + TOps.Count];
+        for (int s = 0; s < 4; s++) MemoryMarshal.AsBytes(masks.AsSpan(s * row + s, 1)).Fill(0xFF);
+        return masks;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -31,7 +31,10 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// (kh, kw) is one contiguous load: plane (kw + dc, (kh + dr) mod 2) at L + ((kh + dr) / 2)·PW. Register block: 3
 /// output channels × the 4 window corners = 12 accumulators, 3 broadcast weights and 1 loaded vector (16 ymm
 /// registers). Each conv output is the same chain as the GEMM path computes: fused multiply-adds over the taps in
-/// (kh, kw) order from zero, then + bias, so results equal Conv → Relu → MaxPool2x2 bit for bit, at every vector width.
+/// (kh, kw) order from zero, then + bias, so results equal Conv → Relu → MaxPool2x2 bit for bit, at every vector width,
+/// when x, K, b and ∂p are finite. With a NaN or ±∞ among them both give non-finite results, not always the same
+/// ones: the layers' GEMM turns ∞·0 and NaN·0 into NaN where this pass leaves the zero-gradient term out, and a window
+/// whose maximum is NaN passes its gradient on to no position here.
 /// </para>
 /// <para>
 /// Backward: ∂K[kh, kw, oc] += Σ over conv outputs m in row-major order of x[m + (kh, kw)]·∂y[m, oc], where ∂y is ∂p at
