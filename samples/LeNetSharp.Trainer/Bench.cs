@@ -89,7 +89,7 @@ internal static class Bench
         }
 
         int cores = Math.Min(o.Threads, Environment.ProcessorCount);
-        int trainThreads = o.Batch >= TrainingOptions.MinImagesPerThread * o.Threads ? cores : 1; // smaller batches run on one thread
+        int trainThreads = trainer.Options.SplitsBatch(o.Batch) ? cores : 1; // smaller batches run on one thread
         double trainMedian = Median(chunkRates.Count > 0 ? chunkRates : [trainRate]), inferMedian = Median(passRates);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, trainThreads)}; median of {Chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, trainThreads)}"));
@@ -180,13 +180,14 @@ internal static class Bench
 
         string Spread(List<double> r) => string.Create(CultureInfo.InvariantCulture, $"{Median(r):F2}x ({r.Min():F2}–{r.Max():F2})");
         stdout.WriteLine($"scaling, {o.Threads} threads against 1, alternating in this process (median of {Pairs} pairs, and their range):");
+        bool split = many.Options.SplitsBatch(batch);
         stdout.WriteLine($"  training at batch {batch}: {Spread(trainRatios)}"
-            + (batch >= TrainingOptions.MinImagesPerThread * o.Threads ? "" : $" (below {TrainingOptions.MinImagesPerThread} images a thread the trainer runs a batch on one thread)"));
+            + (split ? "" : $" (below {TrainingOptions.MinImagesPerThread} images a thread the trainer runs a batch on one thread)"));
         stdout.WriteLine($"  inference at batch {o.InferBatch}: {Spread(inferRatios)}");
         stdout.WriteLine($"  the machine's ceiling now, {o.Threads} independent one-thread trainers at once: {Spread(ceilingRatios)}");
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  those trainers' speeds, slowest / fastest: {Median(unevenness):F2} (median; {unevenness.Min():F2}–{unevenness.Max():F2}): an even split waits for the slowest core"));
-        if (batch >= TrainingOptions.MinImagesPerThread * o.Threads)
+        if (split)
         {
             var ofCeiling = trainRatios.Zip(ceilingRatios, (t, c) => t / c).ToList();
             stdout.WriteLine($"  training against that ceiling, pair by pair: {Spread(ofCeiling)} (what is left is the step's own cost: waiting, summing)");

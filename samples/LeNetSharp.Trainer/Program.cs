@@ -119,12 +119,6 @@ public static class Program
         if (o.Report is { } reportDir) Report.EnsureWritable(reportDir);
         if (o.Given.Contains("--checkpoint-every") && checkpoints is null) stdout.WriteLine("note: --checkpoint-every is ignored without --checkpoint");
         if (o.Given.Contains("--lr") && o.Resume is not null) stdout.WriteLine("note: --lr is ignored when resuming: the learning rate comes from the checkpoint");
-        int fewest = TrainingOptions.MinImagesPerThread;
-        if (o.Threads > 1 && o.Batch < fewest * o.Threads)
-        {
-            stdout.WriteLine($"note: --threads {o.Threads} has no effect at batch {o.Batch}: a batch runs on one thread below {fewest} images a thread (try --batch {fewest * o.Threads} or more)");
-        }
-
         if (o.Limit is int limit) train = train.Take(limit);
         var trainingOptions = new TrainingOptions
         {
@@ -132,6 +126,12 @@ public static class Program
             CheckpointDirectory = o.Checkpoint ?? o.Resume, CheckpointEvery = o.CheckpointEvery,
             ReportEvery = TrainingDisplay.ReportEvery((train.Count + o.Batch - 1) / o.Batch),
         };
+        if (o.Threads > 1 && !trainingOptions.SplitsBatch(o.Batch))
+        {
+            int fewest = TrainingOptions.MinImagesPerThread;
+            stdout.WriteLine($"note: --threads {o.Threads} has no effect at batch {o.Batch}: a batch runs on one thread below {fewest} images a thread (try --batch {fewest * o.Threads} or more)");
+        }
+
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
             : new Trainer<float>(LeNet.Create<float>(o.Seed), trainingOptions);

@@ -190,7 +190,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
         {
             for (int c = ob; c < end; c++, sums = ref Unsafe.Add(ref sums, 4 * w))
             {
-                TOps.Store(Value(Corners(ref sums, bias[c], out _, out _)), ref Unsafe.Add(ref values, c * w));
+                TOps.Store(Value(Corners(ref sums, bias[c])), ref Unsafe.Add(ref values, c * w));
             }
 
             return;
@@ -198,9 +198,9 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
         for (int c = ob; c < end; c++, sums = ref Unsafe.Add(ref sums, 4 * w))
         {
-            var corners = Corners(ref sums, bias[c], out TV topMax, out TV bottomMax);
+            var corners = Corners(ref sums, bias[c]);
             TOps.Store(Value(corners), ref Unsafe.Add(ref values, c * w));
-            TOps.Store(Position(corners, topMax, bottomMax), ref Unsafe.Add(ref at, c * w));
+            TOps.Store(Position(corners), ref Unsafe.Add(ref at, c * w));
         }
     }
 
@@ -339,34 +339,36 @@ internal static partial class ConvReluPool<TOps, TV, T>
         if (lanes == 1) destination = v.ToScalar();
     }
 
-    /// <summary>The four corners' sums at <paramref name="sums"/> + bias, their maximum, and the top and bottom rows' maxima.</summary>
+    /// <summary>The four corners' sums at <paramref name="sums"/> + bias, the top and bottom rows' maxima, and the window's.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (TV Te, TV To, TV Be, TV Bo, TV Max) Corners(ref T sums, T bias, out TV topMax, out TV bottomMax)
+    private static Window Corners(ref T sums, T bias)
     {
         int w = TOps.Count;
         TV b = TOps.Broadcast(bias);
         TV te = TOps.Add(TOps.Load(ref sums), b), to = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, w)), b);
         TV be = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, 2 * w)), b), bo = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, 3 * w)), b);
-        topMax = TOps.Max(te, to);
-        bottomMax = TOps.Max(be, bo);
-        return (te, to, be, bo, TOps.Max(topMax, bottomMax));
+        TV topMax = TOps.Max(te, to), bottomMax = TOps.Max(be, bo);
+        return new Window(te, to, be, bo, topMax, bottomMax, TOps.Max(topMax, bottomMax));
     }
+
+    /// <summary>A vector of pooling windows: the corners (top even/odd, bottom even/odd), the rows' maxima, the window's.</summary>
+    private readonly record struct Window(TV Te, TV To, TV Be, TV Bo, TV TopMax, TV BottomMax, TV Max);
 
     /// <summary>ReLU of the window's maximum: the pooled value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Value((TV Te, TV To, TV Be, TV Bo, TV Max) c) => TOps.Max(c.Max, TOps.Zero);
+    private static TV Value(Window c) => TOps.Max(c.Max, TOps.Zero);
 
     /// <summary>
     /// The position of the window's first maximum (4 when it is ≤ 0), as the bit pattern of <see cref="Position(int)"/>:
     /// only selected and copied, never computed with, so its first byte is the mask byte.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Position((TV Te, TV To, TV Be, TV Bo, TV Max) c, TV topMax, TV bottomMax)
+    private static TV Position(Window c)
     {
         // Later positions win only when strictly greater: ties go to the first in row-major order, as MaxPool2x2.
         TV top = TOps.Select(TOps.GreaterThan(c.To, c.Te), TOps.Broadcast(Position1), TOps.Zero);
         TV bottom = TOps.Select(TOps.GreaterThan(c.Bo, c.Be), TOps.Broadcast(Position3), TOps.Broadcast(Position2));
-        TV at = TOps.Select(TOps.GreaterThan(bottomMax, topMax), bottom, top);
+        TV at = TOps.Select(TOps.GreaterThan(c.BottomMax, c.TopMax), bottom, top);
         return TOps.Select(TOps.GreaterThan(c.Max, TOps.Zero), at, TOps.Broadcast(Position4));
     }
 

@@ -51,6 +51,11 @@ public sealed record TrainingOptions
     /// </summary>
     public const int MinImagesPerThread = 8;
 
+    /// <summary>Whether a batch of <paramref name="batchSize"/> images is split across <see cref="Threads"/> threads (more than one, each getting at least <see cref="MinImagesPerThread"/>).</summary>
+    /// <param name="batchSize">Images in the batch.</param>
+    /// <returns>True when the batch runs data-parallel; false when it runs on one thread.</returns>
+    public bool SplitsBatch(int batchSize) => Threads > 1 && batchSize >= MinImagesPerThread * Threads;
+
     /// <summary>
     /// Folder for checkpoints (default none). When set, <see cref="Trainer{T}.Train"/> writes
     /// <see cref="TrainingCheckpoint.FileName"/> there atomically at the end of every epoch and every
@@ -283,7 +288,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         ArgumentNullException.ThrowIfNull(data);
         RequireFit(data);
         int n = indices.Length;
-        bool parallel = _pool is not null && n >= TrainingOptions.MinImagesPerThread * _workers.Length;
+        bool parallel = Options.SplitsBatch(n);
         try
         {
             if (parallel) RunShards(data, indices);
