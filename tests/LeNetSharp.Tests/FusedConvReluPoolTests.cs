@@ -217,6 +217,68 @@ public class FusedConvReluPoolTests
         sums[0].Should().Equal(sums[1], "∂K and ∂b, fused against the three layers");
     }
 
+    /// <summary>
+    /// A 1x1 convolution (weight −1e-30, bias −0) of pixels 1e-20, −1e-20, 0 and −1: the products underflow to −0 or +0,
+    /// so conv outputs are zeros of both signs (plus some 1e-30), and with <paramref name="nan"/> a few pixels are NaN.
+    /// </summary>
+    private static (Sequential<float> Net, Tensor<float> X) SignedZeroNet(int bits, bool nan)
+    {
+        var net = new Sequential<float>(new Conv<float>(1, 3, 1, 1, new Random(1)) { ComputeInputGradient = false }, new Relu<float>(), new MaxPool2x2<float>());
+        var conv = (Conv<float>)net.Layers[0];
+        conv.Weight.Value.Data.AsSpan().Fill(-1e-30f);
+        conv.Bias.Value.Data.AsSpan().Fill(-0f);
+        net.GemmProvider = GemmProvider.SimdWithWidth(bits);
+        var random = new Random(2);
+        var x = new Tensor<float>(2, 10, 12, 1);
+        float[] values = [1e-20f, -1e-20f, 0f, 1e-20f, -1f];
+        for (int i = 0; i < x.Length; i++) x.Data[i] = nan && i % 37 == 5 ? float.NaN : values[random.Next(values.Length)];
+        return (net, x);
+    }
+
+    private static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
+
+    [Theory]
+    [WidthData(nameof(ConvWidths), 128)]
+    [WidthData(nameof(ConvWidths), 256)]
+    [WidthData(nameof(ConvWidths), 512)]
+    public void Zeros_of_both_signs_pool_to_the_three_layers_plus_zero(int bits)
+    {
+        // The pass takes the CPU's own maximum, which may return −0 over +0; ReLU must still give +0 as the layers'
+        // IEEE maxima do (Equal on floats would not see the sign, so bits are compared).
+        var (net, x) = SignedZeroNet(bits, nan: false);
+        var conv = net.Layers[0].Forward(x).Data;
+        conv.Should().Contain(v => v == 0 && float.IsNegative(v)).And.Contain(v => v == 0 && !float.IsNegative(v));
+        var upstream = new Tensor<float>(2, 5, 6, 3);
+        upstream.Data.AsSpan().Fill(1f);
+
+        var fused = RunFused(net, x, upstream);
+        var plain = RunLayerByLayer(net, x, upstream);
+
+        Bits(fused.Output).Should().Equal(Bits(plain.Output));
+        Bits(plain.Output).Should().Contain(0).And.NotContain(BitConverter.SingleToInt32Bits(-0f));
+        for (int p = 0; p < plain.Gradients.Length; p++) Bits(fused.Gradients[p]).Should().Equal(Bits(plain.Gradients[p]), "parameter {0}", p);
+    }
+
+    [Theory]
+    [WidthData(nameof(ConvWidths), 128)]
+    [WidthData(nameof(ConvWidths), 256)]
+    [WidthData(nameof(ConvWidths), 512)]
+    public void A_NaN_anywhere_in_a_window_makes_its_pooled_value_NaN_as_in_the_three_layers(int bits)
+    {
+        var (net, x) = SignedZeroNet(bits, nan: true);
+        var plain = x;
+        foreach (var layer in net.Layers) plain = layer.Forward(plain);
+        float[] expected = plain.Data.ToArray();
+        float[] fused = net.Forward(x).Data.ToArray();
+        net.FusedPassesInLastForward.Should().Be(1);
+
+        expected.Should().Contain(float.NaN).And.Contain(v => !float.IsNaN(v));
+        fused.Select(float.IsNaN).Should().Equal(expected.Select(float.IsNaN), "NaN in the same windows");
+        Bits(fused.Where(v => !float.IsNaN(v)).ToArray()).Should().Equal(Bits(expected.Where(v => !float.IsNaN(v)).ToArray()));
+    }
+
+    public static TheoryData<int> ConvWidths(int bits) => new() { bits };
+
     [Fact]
     public void A_batch_of_more_pixels_than_the_fused_backward_can_index_runs_the_three_layers()
     {

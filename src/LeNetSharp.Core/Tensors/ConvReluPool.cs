@@ -30,7 +30,9 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// (LeNet: 144 = 18 vectors of 8, no idle lane), and the input a conv output at window corner (dr, dc) needs for tap
 /// (kh, kw) is one contiguous load: plane (kw + dc, (kh + dr) mod 2) at L + ((kh + dr) / 2)·PW. Register block: 3
 /// output channels × the 4 window corners = 12 accumulators, 3 broadcast weights and 1 loaded vector (16 ymm
-/// registers). Each conv output is the same chain as the GEMM path computes: fused multiply-adds over the taps in
+/// registers); the weights are first copied so that a block's 3 of each tap sit together, and the tap loop is 3
+/// broadcasts, 4 loads and 12 FMAs with 4 instructions of overhead (a CPU that shares its core's front end with a
+/// second hardware thread runs it at the speed of its instruction count, not of its FMAs). Each conv output is the same chain as the GEMM path computes: fused multiply-adds over the taps in
 /// (kh, kw) order from zero, then + bias, so results equal Conv → Relu → MaxPool2x2 bit for bit, at every vector width,
 /// when x, K, b and ∂p are finite. With a NaN or ±∞ among them both give non-finite results, not always the same
 /// ones: the layers' GEMM turns ∞·0 and NaN·0 into NaN where this pass leaves the zero-gradient term out, and a window
@@ -62,10 +64,29 @@ internal static partial class ConvReluPool<TOps, TV, T>
     public static int SplitLength(ConvPoolGeometry g) => 2 * (g.KW + 1) * PlaneSize(g);
 
     /// <summary>
-    /// Length of the tile buffer: values and window positions of every channel for one vector of pooled positions, then
-    /// the 4 corners' sums of one block of 3 channels.
+    /// Length of the tile buffer: values and window positions of every channel for one vector of pooled positions, the
+    /// 4 corners' sums of one block of 3 channels, then the weights as the blocks read them (see <see cref="PackWeights"/>).
     /// </summary>
-    public static int TileLength(ConvPoolGeometry g) => (2 * g.OC + 12) * TOps.Count;
+    public static int TileLength(ConvPoolGeometry g) => WeightsAt(g) + (g.OC + 2) / 3 * 3 * g.KH * g.KW;
+
+    /// <summary>Where the packed weights start in the tile.</summary>
+    private static int WeightsAt(ConvPoolGeometry g) => (2 * g.OC + 12) * TOps.Count;
+
+    /// <summary>
+    /// The weights (KH, KW, 1, OC) as blocks of 3 channels, each (KH, KW, 3) with channels past OC repeating the last:
+    /// a block's taps are consecutive, its 3 weights at fixed offsets.
+    /// </summary>
+    private static void PackWeights(ConvPoolGeometry g, T[] weight, T[] tile)
+    {
+        int oc = g.OC, taps = g.KH * g.KW, at = WeightsAt(g);
+        for (int ob = 0; ob < oc; ob += 3)
+        {
+            for (int tap = 0; tap < taps; tap++)
+            {
+                for (int j = 0; j < 3; j++) tile[at++] = weight[tap * oc + Math.Min(ob + j, oc - 1)];
+            }
+        }
+    }
 
     /// <summary>Length of the padded input copy backward reads (whole-vector loads past a row's end stay inside).</summary>
     public static int PaddedInputLength(ConvPoolGeometry g) => g.N * g.H * g.W + 2 * TOps.Count + g.KW;
@@ -83,12 +104,13 @@ internal static partial class ConvReluPool<TOps, TV, T>
     {
         int w = TOps.Count, image = g.H * g.W, positions = g.PH * g.PW, planeSize = PlaneSize(g);
         if (xPadded is not null) x.AsSpan(0, g.N * image).CopyTo(xPadded);
+        PackWeights(g, weight, tile);
         for (int n = 0; n < g.N; n++)
         {
             Split(g, x, n * image, planes, planeSize);
             for (int l0 = 0; l0 < positions; l0 += w)
             {
-                for (int ob = 0; ob < g.OC; ob += 3) Block(g, l0, ob, planeSize, planes, weight, bias, tile, mask is not null);
+                for (int ob = 0; ob < g.OC; ob += 3) Block(g, l0, ob, planeSize, planes, tile, bias, mask is not null);
                 WriteOut(g, tile, n * positions + l0, Math.Min(w, positions - l0), output, mask);
             }
         }
@@ -134,37 +156,35 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>Pooled positions l0..l0+W of one image, channels ob..ob+2 (clamped), into the tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    private static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] weight, T[] bias, T[] tile, bool positions)
+    private static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] tile, T[] bias, bool positions)
     {
-        int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count;
-        int c0 = ob, c1 = Math.Min(ob + 1, oc - 1), c2 = Math.Min(ob + 2, oc - 1);
+        int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count, pw = g.PW;
         // Window corners: te/to top conv row, even/odd column; be/bo bottom row.
         TV te0 = TOps.Zero, to0 = TOps.Zero, be0 = TOps.Zero, bo0 = TOps.Zero;
         TV te1 = TOps.Zero, to1 = TOps.Zero, be1 = TOps.Zero, bo1 = TOps.Zero;
         TV te2 = TOps.Zero, to2 = TOps.Zero, be2 = TOps.Zero, bo2 = TOps.Zero;
         ref T p0 = ref Unsafe.Add(ref planes[0], l0);
-        ref T k0 = ref weight[0];
+        ref T k = ref tile[WeightsAt(g) + ob * kh * kw]; // this block's 3 weights a tap, taps in (kh, kw) order
         nint next = 2 * planeSize; // plane of column offset b + 1, same row parity
         for (int r = 0; r < kh; r++)
         {
-            // Input row 2i + r (top corners) and 2i + r + 1 (bottom corners), column offset kw = 0.
-            ref T top = ref Unsafe.Add(ref p0, (r & 1) * planeSize + (r >> 1) * g.PW);
-            ref T bottom = ref Unsafe.Add(ref p0, ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * g.PW);
-            ref T k = ref Unsafe.Add(ref k0, r * kw * oc);
-            for (int t = 0; t < kw; t++)
+            // Input row 2i + r (top corners) at column offset kw = 0, and row 2i + r + 1 (bottom corners) `down` after it.
+            int topAt = (r & 1) * planeSize + (r >> 1) * pw;
+            nint down = ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * pw - topAt, downNext = down + next;
+            ref T top = ref Unsafe.Add(ref p0, topAt);
+            ref T rowEnd = ref Unsafe.Add(ref k, 3 * kw);
+            // Indices computed once and one pointer compare a tap: the loop is 3 broadcasts, 4 loads, 12 FMAs and 4 more.
+            for (; Unsafe.IsAddressLessThan(ref k, ref rowEnd); k = ref Unsafe.Add(ref k, 3), top = ref Unsafe.Add(ref top, next))
             {
-                TV s0 = TOps.Broadcast(Unsafe.Add(ref k, c0)), s1 = TOps.Broadcast(Unsafe.Add(ref k, c1)), s2 = TOps.Broadcast(Unsafe.Add(ref k, c2));
+                TV s0 = TOps.Broadcast(k), s1 = TOps.Broadcast(Unsafe.Add(ref k, 1)), s2 = TOps.Broadcast(Unsafe.Add(ref k, 2));
                 TV v = TOps.Load(ref top);
                 te0 = TOps.MultiplyAdd(s0, v, te0); te1 = TOps.MultiplyAdd(s1, v, te1); te2 = TOps.MultiplyAdd(s2, v, te2);
                 v = TOps.Load(ref Unsafe.Add(ref top, next));
                 to0 = TOps.MultiplyAdd(s0, v, to0); to1 = TOps.MultiplyAdd(s1, v, to1); to2 = TOps.MultiplyAdd(s2, v, to2);
-                v = TOps.Load(ref bottom);
+                v = TOps.Load(ref Unsafe.Add(ref top, down));
                 be0 = TOps.MultiplyAdd(s0, v, be0); be1 = TOps.MultiplyAdd(s1, v, be1); be2 = TOps.MultiplyAdd(s2, v, be2);
-                v = TOps.Load(ref Unsafe.Add(ref bottom, next));
+                v = TOps.Load(ref Unsafe.Add(ref top, downNext));
                 bo0 = TOps.MultiplyAdd(s0, v, bo0); bo1 = TOps.MultiplyAdd(s1, v, bo1); bo2 = TOps.MultiplyAdd(s2, v, bo2);
-                top = ref Unsafe.Add(ref top, next);
-                bottom = ref Unsafe.Add(ref bottom, next);
-                k = ref Unsafe.Add(ref k, oc);
             }
         }
 
@@ -190,7 +210,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
         {
             for (int c = ob; c < end; c++, sums = ref Unsafe.Add(ref sums, 4 * w))
             {
-                TOps.Store(Value(Corners(ref sums, bias[c])), ref Unsafe.Add(ref values, c * w));
+                TOps.Store(Corners(ref sums, bias[c]).Value, ref Unsafe.Add(ref values, c * w));
             }
 
             return;
@@ -199,7 +219,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
         for (int c = ob; c < end; c++, sums = ref Unsafe.Add(ref sums, 4 * w))
         {
             var corners = Corners(ref sums, bias[c]);
-            TOps.Store(Value(corners), ref Unsafe.Add(ref values, c * w));
+            TOps.Store(corners.Value, ref Unsafe.Add(ref values, c * w));
             TOps.Store(Position(corners), ref Unsafe.Add(ref at, c * w));
         }
     }
@@ -339,7 +359,12 @@ internal static partial class ConvReluPool<TOps, TV, T>
         if (lanes == 1) destination = v.ToScalar();
     }
 
-    /// <summary>The four corners' sums at <paramref name="sums"/> + bias, the top and bottom rows' maxima, and the window's.</summary>
+    /// <summary>
+    /// The four corners' sums at <paramref name="sums"/> + bias, the top and bottom rows' maxima, and the window's pooled
+    /// value. The maxima are the CPU's own (one instruction; which zero or which NaN they return is left open), so the
+    /// value is made exact separately: ReLU as a mask (x &gt; 0 keeps x, else +0: −0 and NaN give +0), then NaN where
+    /// any corner is NaN — what IEEE maxima (Relu then MaxPool2x2) give, in a third of the instructions.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Window Corners(ref T sums, T bias)
     {
@@ -347,19 +372,19 @@ internal static partial class ConvReluPool<TOps, TV, T>
         TV b = TOps.Broadcast(bias);
         TV te = TOps.Add(TOps.Load(ref sums), b), to = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, w)), b);
         TV be = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, 2 * w)), b), bo = TOps.Add(TOps.Load(ref Unsafe.Add(ref sums, 3 * w)), b);
-        TV topMax = TOps.Max(te, to), bottomMax = TOps.Max(be, bo);
-        return new Window(te, to, be, bo, topMax, bottomMax, TOps.Max(topMax, bottomMax));
+        TV topMax = TOps.MaxNative(te, to), bottomMax = TOps.MaxNative(be, bo), max = TOps.MaxNative(topMax, bottomMax);
+        TV value = TOps.Or(TOps.And(max, TOps.GreaterThan(max, TOps.Zero)), TOps.Or(TOps.AnyNaN(te, to), TOps.AnyNaN(be, bo)));
+        return new Window(te, to, be, bo, topMax, bottomMax, value);
     }
 
-    /// <summary>A vector of pooling windows: the corners (top even/odd, bottom even/odd), the rows' maxima, the window's.</summary>
-    private readonly record struct Window(TV Te, TV To, TV Be, TV Bo, TV TopMax, TV BottomMax, TV Max);
-
-    /// <summary>ReLU of the window's maximum: the pooled value.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Value(Window c) => TOps.Max(c.Max, TOps.Zero);
+    /// <summary>
+    /// A vector of pooling windows: the corners (top even/odd, bottom even/odd), the rows' maxima, and the pooled value
+    /// ReLU(max of the window), NaN when a corner is.
+    /// </summary>
+    private readonly record struct Window(TV Te, TV To, TV Be, TV Bo, TV TopMax, TV BottomMax, TV Value);
 
     /// <summary>
-    /// The position of the window's first maximum (4 when it is ≤ 0), as the bit pattern of <see cref="Position(int)"/>:
+    /// The position of the window's first maximum (4 when it is ≤ 0 or NaN), as the bit pattern of <see cref="Position(int)"/>:
     /// only selected and copied, never computed with, so its first byte is the mask byte.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -369,7 +394,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
         TV top = TOps.Select(TOps.GreaterThan(c.To, c.Te), TOps.Broadcast(Position1), TOps.Zero);
         TV bottom = TOps.Select(TOps.GreaterThan(c.Bo, c.Be), TOps.Broadcast(Position3), TOps.Broadcast(Position2));
         TV at = TOps.Select(TOps.GreaterThan(c.BottomMax, c.TopMax), bottom, top);
-        return TOps.Select(TOps.GreaterThan(c.Max, TOps.Zero), at, TOps.Broadcast(Position4));
+        return TOps.Select(TOps.GreaterThan(c.Value, TOps.Zero), at, TOps.Broadcast(Position4));
     }
 
     // Made once: building one writes a byte into a T in memory and reads the T back, a stall in a kernel.

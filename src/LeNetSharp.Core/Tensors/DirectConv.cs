@@ -90,13 +90,12 @@ internal static class DirectConv<TOps, TV, T>
         ref T p0 = ref Unsafe.Add(ref x0, bases[0]), p1 = ref Unsafe.Add(ref x0, bases[1]), p2 = ref Unsafe.Add(ref x0, bases[2]);
         ref T p3 = ref Unsafe.Add(ref x0, bases[3]), p4 = ref Unsafe.Add(ref x0, bases[4]), p5 = ref Unsafe.Add(ref x0, bases[5]);
         ref T k = ref weight[v];
-        nint kStep = oc;
+        nint kStep = oc, k1At = second; // native-sized outside the loop: no sign extension a tap
         for (int kh = 0; kh < g.KH; kh++)
         {
-            nint off = (nint)kh * rowStep;
-            for (nint t = 0; t < run; t++, off++)
+            for (nint off = (nint)kh * rowStep, end = off + run; off < end; off++)
             {
-                TV k0 = TOps.Load(ref k), k1 = TOps.Load(ref Unsafe.Add(ref k, second));
+                TV k0 = TOps.Load(ref k), k1 = TOps.Load(ref Unsafe.Add(ref k, k1At));
                 TV s = TOps.Broadcast(Unsafe.Add(ref p0, off));
                 a0 = TOps.MultiplyAdd(s, k0, a0); b0 = TOps.MultiplyAdd(s, k1, b0);
                 s = TOps.Broadcast(Unsafe.Add(ref p1, off));

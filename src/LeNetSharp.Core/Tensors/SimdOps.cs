@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LeNetSharp.Tensors;
 
@@ -21,7 +22,9 @@ internal interface ISimdOps<TV, T> where TV : struct where T : unmanaged
     static abstract TV Multiply(TV a, TV b);
     static abstract TV Add(TV a, TV b);
     static abstract TV SelectLow(TV low, TV high, int count); // lanes below count from low, the rest from high
-    static abstract TV Max(TV a, TV b);                        // IEEE maximum, as T.Max: +0 above −0
+    static abstract TV MaxNative(TV a, TV b);                  // the CPU's maximum: one of a, b, the larger when neither is NaN and they differ
+    static abstract TV AnyNaN(TV a, TV b);                     // all-ones lanes where a or b is NaN
+    static abstract TV Or(TV a, TV b);
     static abstract TV GreaterThan(TV a, TV b);                // all-ones lanes where a > b
     static abstract TV Select(TV mask, TV whereSet, TV whereClear);
     static abstract TV And(TV a, TV b);                        // bitwise: an all-ones/zero lane mask keeps/clears the other
@@ -38,7 +41,18 @@ internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Broadcast(T value) => Vector512.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Multiply(Vector512<T> a, Vector512<T> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Max(Vector512<T> a, Vector512<T> b) => Vector512.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> MaxNative(Vector512<T> a, Vector512<T> b) => Vector512.MaxNative(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Or(Vector512<T> a, Vector512<T> b) => a | b;
+
+    /// <summary>One unordered compare where the CPU has it, else two self-compares.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<T> AnyNaN(Vector512<T> a, Vector512<T> b)
+    {
+        if (typeof(T) == typeof(float) && Avx512F.IsSupported) return Avx512F.CompareUnordered(a.AsSingle(), b.AsSingle()).As<float, T>();
+        if (typeof(T) == typeof(double) && Avx512F.IsSupported) return Avx512F.CompareUnordered(a.AsDouble(), b.AsDouble()).As<double, T>();
+        return ~(Vector512.Equals(a, a) & Vector512.Equals(b, b));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> GreaterThan(Vector512<T> a, Vector512<T> b) => Vector512.GreaterThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> And(Vector512<T> a, Vector512<T> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Select(Vector512<T> mask, Vector512<T> whereSet, Vector512<T> whereClear) => Vector512.ConditionalSelect(mask, whereSet, whereClear);
@@ -89,7 +103,18 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Broadcast(T value) => Vector256.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Multiply(Vector256<T> a, Vector256<T> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Max(Vector256<T> a, Vector256<T> b) => Vector256.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> MaxNative(Vector256<T> a, Vector256<T> b) => Vector256.MaxNative(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Or(Vector256<T> a, Vector256<T> b) => a | b;
+
+    /// <summary>One unordered compare where the CPU has it, else two self-compares.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<T> AnyNaN(Vector256<T> a, Vector256<T> b)
+    {
+        if (typeof(T) == typeof(float) && Avx.IsSupported) return Avx.CompareUnordered(a.AsSingle(), b.AsSingle()).As<float, T>();
+        if (typeof(T) == typeof(double) && Avx.IsSupported) return Avx.CompareUnordered(a.AsDouble(), b.AsDouble()).As<double, T>();
+        return ~(Vector256.Equals(a, a) & Vector256.Equals(b, b));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> GreaterThan(Vector256<T> a, Vector256<T> b) => Vector256.GreaterThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> And(Vector256<T> a, Vector256<T> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Select(Vector256<T> mask, Vector256<T> whereSet, Vector256<T> whereClear) => Vector256.ConditionalSelect(mask, whereSet, whereClear);
@@ -140,7 +165,18 @@ internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Broadcast(T value) => Vector128.Create(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Multiply(Vector128<T> a, Vector128<T> b) => a * b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Add(Vector128<T> a, Vector128<T> b) => a + b;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Max(Vector128<T> a, Vector128<T> b) => Vector128.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> MaxNative(Vector128<T> a, Vector128<T> b) => Vector128.MaxNative(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Or(Vector128<T> a, Vector128<T> b) => a | b;
+
+    /// <summary>One unordered compare where the CPU has it, else two self-compares.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<T> AnyNaN(Vector128<T> a, Vector128<T> b)
+    {
+        if (typeof(T) == typeof(float) && Sse.IsSupported) return Sse.CompareUnordered(a.AsSingle(), b.AsSingle()).As<float, T>();
+        if (typeof(T) == typeof(double) && Sse2.IsSupported) return Sse2.CompareUnordered(a.AsDouble(), b.AsDouble()).As<double, T>();
+        return ~(Vector128.Equals(a, a) & Vector128.Equals(b, b));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> GreaterThan(Vector128<T> a, Vector128<T> b) => Vector128.GreaterThan(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> And(Vector128<T> a, Vector128<T> b) => a & b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Select(Vector128<T> mask, Vector128<T> whereSet, Vector128<T> whereClear) => Vector128.ConditionalSelect(mask, whereSet, whereClear);
