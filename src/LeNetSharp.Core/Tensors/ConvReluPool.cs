@@ -64,13 +64,20 @@ internal static partial class ConvReluPool<TOps, TV, T>
     public static int SplitLength(ConvPoolGeometry g) => 2 * (g.KW + 1) * PlaneSize(g);
 
     /// <summary>
-    /// Length of the tile buffer: values and window positions of every channel for one vector of pooled positions, the
-    /// 4 corners' sums of one block of 3 channels, then the weights as the blocks read them (see <see cref="PackWeights"/>).
+    /// Length of the tile buffer: the 4 corners' sums of one block of 3 channels for one vector of pooled positions, the
+    /// weights as the blocks read them (see <see cref="PackWeights"/>), then the values and window positions of every
+    /// channel for every vector of pooled positions of one image.
     /// </summary>
-    public static int TileLength(ConvPoolGeometry g) => WeightsAt(g) + (g.OC + 2) / 3 * 3 * g.KH * g.KW;
+    public static int TileLength(ConvPoolGeometry g) => VectorsAt(g) + Vectors(g) * 2 * g.OC * TOps.Count;
 
     /// <summary>Where the packed weights start in the tile.</summary>
-    private static int WeightsAt(ConvPoolGeometry g) => (2 * g.OC + 12) * TOps.Count;
+    private static int WeightsAt(ConvPoolGeometry g) => 12 * TOps.Count;
+
+    /// <summary>Where vector v's (OC, W) values start in the tile; its positions follow them.</summary>
+    private static int VectorsAt(ConvPoolGeometry g) => WeightsAt(g) + (g.OC + 2) / 3 * 3 * g.KH * g.KW;
+
+    /// <summary>Vectors of pooled positions in one image (the last may be partly outside it).</summary>
+    private static int Vectors(ConvPoolGeometry g) => (g.PH * g.PW + TOps.Count - 1) / TOps.Count;
 
     /// <summary>
     /// The weights (KH, KW, 1, OC) as blocks of 3 channels, each (KH, KW, 3) with channels past OC repeating the last:
@@ -108,11 +115,8 @@ internal static partial class ConvReluPool<TOps, TV, T>
         for (int n = 0; n < g.N; n++)
         {
             Split(g, x, n * image, planes, planeSize);
-            for (int l0 = 0; l0 < positions; l0 += w)
-            {
-                for (int ob = 0; ob < g.OC; ob += 3) Block(g, l0, ob, planeSize, planes, tile, bias, mask is not null);
-                WriteOut(g, tile, n * positions + l0, Math.Min(w, positions - l0), output, mask);
-            }
+            for (int ob = 0; ob < g.OC; ob += 3) Block(g, ob, planeSize, planes, tile, bias, mask is not null);
+            WriteOut(g, tile, n * positions, output, mask);
         }
     }
 
@@ -154,57 +158,71 @@ internal static partial class ConvReluPool<TOps, TV, T>
         }
     }
 
-    /// <summary>Pooled positions l0..l0+W of one image, channels ob..ob+2 (clamped), into the tile.</summary>
+    /// <summary>Every vector of pooled positions of one image, channels ob..ob+2 (clamped), into the tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    private static void Block(ConvPoolGeometry g, int l0, int ob, int planeSize, T[] planes, T[] tile, T[] bias, bool positions)
+    private static void Block(ConvPoolGeometry g, int ob, int planeSize, T[] planes, T[] tile, T[] bias, bool positions)
     {
-        int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count, pw = g.PW;
-        // Window corners: te/to top conv row, even/odd column; be/bo bottom row.
-        TV te0 = TOps.Zero, to0 = TOps.Zero, be0 = TOps.Zero, bo0 = TOps.Zero;
-        TV te1 = TOps.Zero, to1 = TOps.Zero, be1 = TOps.Zero, bo1 = TOps.Zero;
-        TV te2 = TOps.Zero, to2 = TOps.Zero, be2 = TOps.Zero, bo2 = TOps.Zero;
-        ref T p0 = ref Unsafe.Add(ref planes[0], l0);
-        ref T k = ref tile[WeightsAt(g) + ob * kh * kw]; // this block's 3 weights a tap, taps in (kh, kw) order
-        nint next = 2 * planeSize; // plane of column offset b + 1, same row parity
+        int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count, pw = g.PW, count = g.PH * g.PW;
+        // Per kernel row r: input row 2i + r (top corners) at column offset kw = 0, and how far row 2i + r + 1 (bottom
+        // corners) lies after it. The same for every vector: worked out once.
+        Span<nint> rows = stackalloc nint[10]; // KH ≤ 5
         for (int r = 0; r < kh; r++)
         {
-            // Input row 2i + r (top corners) at column offset kw = 0, and row 2i + r + 1 (bottom corners) `down` after it.
             int topAt = (r & 1) * planeSize + (r >> 1) * pw;
-            nint down = ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * pw - topAt, downNext = down + next;
-            ref T top = ref Unsafe.Add(ref p0, topAt);
-            ref T rowEnd = ref Unsafe.Add(ref k, 3 * kw);
-            // Indices computed once and one pointer compare a tap: the loop is 3 broadcasts, 4 loads, 12 FMAs and 4 more.
-            for (; Unsafe.IsAddressLessThan(ref k, ref rowEnd); k = ref Unsafe.Add(ref k, 3), top = ref Unsafe.Add(ref top, next))
-            {
-                TV s0 = TOps.Broadcast(k), s1 = TOps.Broadcast(Unsafe.Add(ref k, 1)), s2 = TOps.Broadcast(Unsafe.Add(ref k, 2));
-                TV v = TOps.Load(ref top);
-                te0 = TOps.MultiplyAdd(s0, v, te0); te1 = TOps.MultiplyAdd(s1, v, te1); te2 = TOps.MultiplyAdd(s2, v, te2);
-                v = TOps.Load(ref Unsafe.Add(ref top, next));
-                to0 = TOps.MultiplyAdd(s0, v, to0); to1 = TOps.MultiplyAdd(s1, v, to1); to2 = TOps.MultiplyAdd(s2, v, to2);
-                v = TOps.Load(ref Unsafe.Add(ref top, down));
-                be0 = TOps.MultiplyAdd(s0, v, be0); be1 = TOps.MultiplyAdd(s1, v, be1); be2 = TOps.MultiplyAdd(s2, v, be2);
-                v = TOps.Load(ref Unsafe.Add(ref top, downNext));
-                bo0 = TOps.MultiplyAdd(s0, v, bo0); bo1 = TOps.MultiplyAdd(s1, v, bo1); bo2 = TOps.MultiplyAdd(s2, v, bo2);
-            }
+            rows[2 * r] = topAt;
+            rows[2 * r + 1] = ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * pw - topAt;
         }
 
-        // The sums leave registers here, and are finished by another method: with the finishing code after the loop in
-        // this one, the JIT kept fewer accumulators in registers through the loop (spilling them on every tap).
-        ref T sums = ref tile[2 * oc * w];
-        TOps.Store(te0, ref sums); TOps.Store(to0, ref Unsafe.Add(ref sums, w)); TOps.Store(be0, ref Unsafe.Add(ref sums, 2 * w)); TOps.Store(bo0, ref Unsafe.Add(ref sums, 3 * w));
-        TOps.Store(te1, ref Unsafe.Add(ref sums, 4 * w)); TOps.Store(to1, ref Unsafe.Add(ref sums, 5 * w)); TOps.Store(be1, ref Unsafe.Add(ref sums, 6 * w)); TOps.Store(bo1, ref Unsafe.Add(ref sums, 7 * w));
-        TOps.Store(te2, ref Unsafe.Add(ref sums, 8 * w)); TOps.Store(to2, ref Unsafe.Add(ref sums, 9 * w)); TOps.Store(be2, ref Unsafe.Add(ref sums, 10 * w)); TOps.Store(bo2, ref Unsafe.Add(ref sums, 11 * w));
-        FinishBlock(oc, ob, bias, tile, positions);
+        ref T weights = ref tile[WeightsAt(g) + ob * kh * kw]; // this block's 3 weights a tap, taps in (kh, kw) order
+        ref T sums = ref tile[0];
+        for (int l0 = 0, vector = 0; l0 < count; l0 += w, vector++)
+        {
+            // Window corners: te/to top conv row, even/odd column; be/bo bottom row.
+            TV te0 = TOps.Zero, to0 = TOps.Zero, be0 = TOps.Zero, bo0 = TOps.Zero;
+            TV te1 = TOps.Zero, to1 = TOps.Zero, be1 = TOps.Zero, bo1 = TOps.Zero;
+            TV te2 = TOps.Zero, to2 = TOps.Zero, be2 = TOps.Zero, bo2 = TOps.Zero;
+            ref T p0 = ref Unsafe.Add(ref planes[0], l0);
+            ref T k = ref weights;
+            for (int r = 0; r < kh; r++)
+            {
+                ref T top = ref Unsafe.Add(ref p0, rows[2 * r]);
+                nint next = 2 * planeSize, down = rows[2 * r + 1], downNext = down + next; // next: plane of column offset b + 1, same row parity
+                ref T rowEnd = ref Unsafe.Add(ref k, 3 * kw);
+                // One pointer compare a tap: the loop is 3 broadcasts, 4 loads, 12 FMAs and 4 more instructions.
+                for (; Unsafe.IsAddressLessThan(ref k, ref rowEnd); k = ref Unsafe.Add(ref k, 3), top = ref Unsafe.Add(ref top, next))
+                {
+                    TV s0 = TOps.Broadcast(k), s1 = TOps.Broadcast(Unsafe.Add(ref k, 1)), s2 = TOps.Broadcast(Unsafe.Add(ref k, 2));
+                    TV v = TOps.Load(ref top);
+                    te0 = TOps.MultiplyAdd(s0, v, te0); te1 = TOps.MultiplyAdd(s1, v, te1); te2 = TOps.MultiplyAdd(s2, v, te2);
+                    v = TOps.Load(ref Unsafe.Add(ref top, next));
+                    to0 = TOps.MultiplyAdd(s0, v, to0); to1 = TOps.MultiplyAdd(s1, v, to1); to2 = TOps.MultiplyAdd(s2, v, to2);
+                    v = TOps.Load(ref Unsafe.Add(ref top, down));
+                    be0 = TOps.MultiplyAdd(s0, v, be0); be1 = TOps.MultiplyAdd(s1, v, be1); be2 = TOps.MultiplyAdd(s2, v, be2);
+                    v = TOps.Load(ref Unsafe.Add(ref top, downNext));
+                    bo0 = TOps.MultiplyAdd(s0, v, bo0); bo1 = TOps.MultiplyAdd(s1, v, bo1); bo2 = TOps.MultiplyAdd(s2, v, bo2);
+                }
+            }
+
+            // The sums leave registers here, and are finished by another method: with the finishing code after the loop
+            // in this one, the JIT kept fewer accumulators in registers through the loop (spilling them on every tap).
+            TOps.Store(te0, ref sums); TOps.Store(to0, ref Unsafe.Add(ref sums, w)); TOps.Store(be0, ref Unsafe.Add(ref sums, 2 * w)); TOps.Store(bo0, ref Unsafe.Add(ref sums, 3 * w));
+            TOps.Store(te1, ref Unsafe.Add(ref sums, 4 * w)); TOps.Store(to1, ref Unsafe.Add(ref sums, 5 * w)); TOps.Store(be1, ref Unsafe.Add(ref sums, 6 * w)); TOps.Store(bo1, ref Unsafe.Add(ref sums, 7 * w));
+            TOps.Store(te2, ref Unsafe.Add(ref sums, 8 * w)); TOps.Store(to2, ref Unsafe.Add(ref sums, 9 * w)); TOps.Store(be2, ref Unsafe.Add(ref sums, 10 * w)); TOps.Store(bo2, ref Unsafe.Add(ref sums, 11 * w));
+            FinishBlock(oc, ob, bias, tile, VectorsAt(g) + vector * 2 * oc * w, positions);
+        }
     }
 
-    /// <summary>Finishes the sums <see cref="Block"/> left in the tile (4 corners a channel) for channels ob … ob + 2 (those below OC).</summary>
+    /// <summary>
+    /// Finishes the sums <see cref="Block"/> left in the tile (4 corners a channel) for channels ob … ob + 2 (those below
+    /// OC): values to the vector's (OC, W) rows at <paramref name="vectorAt"/>, positions to the (OC, W) after them.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    private static void FinishBlock(int oc, int ob, T[] bias, T[] tile, bool positions)
+    private static void FinishBlock(int oc, int ob, T[] bias, T[] tile, int vectorAt, bool positions)
     {
         int w = TOps.Count, end = Math.Min(ob + 3, oc);
-        ref T sums = ref tile[2 * oc * w];
-        ref T values = ref tile[0];
-        ref T at = ref tile[oc * w];
+        ref T sums = ref tile[0];
+        ref T values = ref tile[vectorAt];
+        ref T at = ref Unsafe.Add(ref values, oc * w);
         // Two loops rather than one testing positions: the JIT keeps the values the positions need in registers only then.
         if (!positions)
         {
@@ -225,15 +243,20 @@ internal static partial class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>
-    /// The tile's (OC, W) values and positions → <paramref name="count"/> NHWC pooled positions from
-    /// <paramref name="position"/> (positions only when <paramref name="mask"/> is not null): a transpose, moving bits only.
+    /// The tile's (OC, W) values and positions of every vector → the image's NHWC pooled positions from
+    /// <paramref name="position"/> (positions only when <paramref name="mask"/> is not null): transposes, moving bits only.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    private static void WriteOut(ConvPoolGeometry g, T[] tile, int position, int count, T[] output, T[]? mask)
+    private static void WriteOut(ConvPoolGeometry g, T[] tile, int position, T[] output, T[]? mask)
     {
-        int oc = g.OC, w = TOps.Count;
-        Transpose(ref tile[0], oc, w, count, ref output[position * oc]);
-        if (mask is not null) Transpose(ref tile[oc * w], oc, w, count, ref mask[position * oc]);
+        int oc = g.OC, w = TOps.Count, count = g.PH * g.PW;
+        ref T vector = ref tile[VectorsAt(g)];
+        for (int l0 = 0; l0 < count; l0 += w, position += w, vector = ref Unsafe.Add(ref vector, 2 * oc * w))
+        {
+            int lanes = Math.Min(w, count - l0);
+            Transpose(ref vector, oc, w, lanes, ref output[position * oc]);
+            if (mask is not null) Transpose(ref Unsafe.Add(ref vector, oc * w), oc, w, lanes, ref mask[position * oc]);
+        }
     }
 
     /// <summary>
