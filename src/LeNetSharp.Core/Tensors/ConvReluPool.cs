@@ -139,16 +139,10 @@ internal static partial class ConvReluPool<TOps, TV, T>
                 if (pw >= w && b < g.KW && b + 2 * (pw - w) + 2 * w <= g.W)
                 {
                     // Columns b + 2q and b + 1 + 2q for q = q0..q0+W from two loads; the last block ends at PW.
-                    for (int q0 = 0; ; q0 += w)
-                    {
-                        int q = Math.Min(q0, pw - w);
-                        ref T s = ref Unsafe.Add(ref src, b + 2 * q);
-                        TOps.Deinterleave(TOps.Load(ref s), TOps.Load(ref Unsafe.Add(ref s, w)), out TV e, out TV o);
-                        TOps.Store(e, ref Unsafe.Add(ref even, q));
-                        TOps.Store(o, ref Unsafe.Add(ref odd, q));
-                        if (q + w >= pw) break;
-                    }
-
+                    ref T s = ref Unsafe.Add(ref src, b);
+                    nint last = pw - w;
+                    for (nint q = 0; q < last; q += w) SplitVector(ref s, ref even, ref odd, q);
+                    SplitVector(ref s, ref even, ref odd, last);
                     continue;
                 }
 
@@ -156,6 +150,16 @@ internal static partial class ConvReluPool<TOps, TV, T>
                 if (b < g.KW) for (int q = 0; q < pw; q++) Unsafe.Add(ref odd, q) = Unsafe.Add(ref src, b + 1 + 2 * q);
             }
         }
+    }
+
+    /// <summary>even[q..q+W] ← s[2q], s[2q + 2], …; odd[q..q+W] ← s[2q + 1], s[2q + 3], ….</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SplitVector(ref T s, ref T even, ref T odd, nint q)
+    {
+        ref T at = ref Unsafe.Add(ref s, 2 * q);
+        TOps.Deinterleave(TOps.Load(ref at), TOps.Load(ref Unsafe.Add(ref at, TOps.Count)), out TV e, out TV o);
+        TOps.Store(e, ref Unsafe.Add(ref even, q));
+        TOps.Store(o, ref Unsafe.Add(ref odd, q));
     }
 
     /// <summary>Every vector of pooled positions of one image, channels ob..ob+2 (clamped), into the tile.</summary>

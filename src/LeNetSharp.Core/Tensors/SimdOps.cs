@@ -125,6 +125,15 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Deinterleave(Vector256<T> a, Vector256<T> b, out Vector256<T> even, out Vector256<T> odd)
     {
+        if (typeof(T) == typeof(float) && Avx2.IsSupported)
+        {
+            // In-lane shuffles give (a0 a2 b0 b2 | a4 a6 b4 b6), then one cross-lane permute of 64-bit pairs: 4 shuffles in all.
+            Vector256<float> fa = a.AsSingle(), fb = b.AsSingle();
+            even = Avx2.Permute4x64(Avx.Shuffle(fa, fb, 0x88).AsDouble(), 0xD8).As<double, T>();
+            odd = Avx2.Permute4x64(Avx.Shuffle(fa, fb, 0xDD).AsDouble(), 0xD8).As<double, T>();
+            return;
+        }
+
         if (typeof(T) == typeof(float))
         {
             Vector256<int> order = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
