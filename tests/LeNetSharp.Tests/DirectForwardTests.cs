@@ -183,4 +183,34 @@ public class DirectForwardTests
             net.Infer(x).Data.Should().Equal(expected, provider.Name);
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Inference_relu_and_pool_give_plus_zero_for_both_zeros_and_NaN_where_a_window_has_one(bool nan)
+    {
+        // A 1x1 convolution (weights −1e-30, bias −0) of pixels ±1e-20, 0 and −1: products underflow to zeros of both
+        // signs. The pass takes the CPU's own maximum, which may return −0 or drop a NaN; its output must still be the
+        // layers' bits (compared as bits: Equal on floats does not see a zero's sign).
+        var random = new Random(3);
+        var conv = new Conv<float>(2, 8, 1, 1, random);
+        conv.Weight.Value.Data.AsSpan().Fill(-1e-30f);
+        conv.Bias.Value.Data.AsSpan().Fill(-0f);
+        var net = new Sequential<float>(conv, new Relu<float>(), new MaxPool2x2<float>());
+        var x = new Tensor<float>(2, 6, 8, 2);
+        float[] values = [1e-20f, -1e-20f, 0f, -1f];
+        for (int i = 0; i < x.Length; i++) x.Data[i] = nan && i % 29 == 3 ? float.NaN : values[random.Next(values.Length)];
+        foreach (var provider in new[] { GemmProvider.SimdWithWidth(128), GemmProvider.Simd, GemmProvider.MathNet })
+        {
+            net.GemmProvider = provider;
+            float[] expected = net.Forward(x).Data.ToArray();
+            float[] got = net.Infer(x).Data.ToArray();
+            net.FusedPassesInLastForward.Should().Be(0, "two input channels: Relu → MaxPool2x2 is the inference pass under test");
+            if (provider != GemmProvider.MathNet) conv.Forward(x).Data.Should().Contain(v => v == 0 && float.IsNegative(v), "the test needs −0 conv outputs");
+            got.Select(float.IsNaN).Should().Equal(expected.Select(float.IsNaN), provider.Name);
+            got.Where(v => !float.IsNaN(v)).Select(BitConverter.SingleToInt32Bits).Should()
+                .Equal(expected.Where(v => !float.IsNaN(v)).Select(BitConverter.SingleToInt32Bits), provider.Name);
+            expected.Should().Contain(v => float.IsNaN(v) == nan);
+        }
+    }
 }
