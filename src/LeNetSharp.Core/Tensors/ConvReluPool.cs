@@ -31,10 +31,10 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// (kh, kw) is one contiguous load: plane (kw + dc, (kh + dr) mod 2) at L + ((kh + dr) / 2)·PW. Register block: 3
 /// output channels × the 4 window corners = 12 accumulators, 3 broadcast weights and 1 loaded vector (16 ymm
 /// registers); the weights are first copied so that a block's 3 of each tap sit together, and the tap loop is 3
-/// broadcasts, 4 loads and 12 FMAs with 4 instructions of overhead (a CPU that shares its core's front end with a
-/// second hardware thread runs it at the speed of its instruction count, not of its FMAs). Each conv output is the same chain as the GEMM path computes: fused multiply-adds over the taps in
-/// (kh, kw) order from zero, then + bias, so results equal Conv → Relu → MaxPool2x2 bit for bit, at every vector width,
-/// when x, K, b and ∂p are finite. With a NaN or ±∞ among them both give non-finite results, not always the same
+/// broadcasts, 4 loads and 12 FMAs with 4 instructions of overhead (on a core that is at times shared with another
+/// hardware thread, every instruction besides the FMAs costs time). Each conv output is the same chain as the GEMM path
+/// computes: fused multiply-adds over the taps in (kh, kw) order from zero, then + bias, so results equal
+/// Conv → Relu → MaxPool2x2 bit for bit, at every vector width, when x, K, b and ∂p are finite. With a NaN or ±∞ among them both give non-finite results, not always the same
 /// ones: the layers' GEMM turns ∞·0 and NaN·0 into NaN where this pass leaves the zero-gradient term out, and a window
 /// whose maximum is NaN passes its gradient on to no position here.
 /// </para>
@@ -71,10 +71,10 @@ internal static partial class ConvReluPool<TOps, TV, T>
     public static int TileLength(ConvPoolGeometry g) => VectorsAt(g) + Vectors(g) * 2 * g.OC * TOps.Count;
 
     /// <summary>Where the packed weights start in the tile.</summary>
-    private static int WeightsAt(ConvPoolGeometry g) => 12 * TOps.Count;
+    private static int WeightsAt => 12 * TOps.Count;
 
     /// <summary>Where vector v's (OC, W) values start in the tile; its positions follow them.</summary>
-    private static int VectorsAt(ConvPoolGeometry g) => WeightsAt(g) + (g.OC + 2) / 3 * 3 * g.KH * g.KW;
+    private static int VectorsAt(ConvPoolGeometry g) => WeightsAt + (g.OC + 2) / 3 * 3 * g.KH * g.KW;
 
     /// <summary>Vectors of pooled positions in one image (the last may be partly outside it).</summary>
     private static int Vectors(ConvPoolGeometry g) => (g.PH * g.PW + TOps.Count - 1) / TOps.Count;
@@ -85,7 +85,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// </summary>
     private static void PackWeights(ConvPoolGeometry g, T[] weight, T[] tile)
     {
-        int oc = g.OC, taps = g.KH * g.KW, at = WeightsAt(g);
+        int oc = g.OC, taps = g.KH * g.KW, at = WeightsAt;
         for (int ob = 0; ob < oc; ob += 3)
         {
             for (int tap = 0; tap < taps; tap++)
@@ -109,7 +109,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Forward(ConvPoolGeometry g, T[] x, T[] weight, T[] bias, T[] output, T[]? mask, T[]? xPadded, T[] planes, T[] tile)
     {
-        int w = TOps.Count, image = g.H * g.W, positions = g.PH * g.PW, planeSize = PlaneSize(g);
+        int image = g.H * g.W, positions = g.PH * g.PW, planeSize = PlaneSize(g);
         if (xPadded is not null) x.AsSpan(0, g.N * image).CopyTo(xPadded);
         PackWeights(g, weight, tile);
         for (int n = 0; n < g.N; n++)
@@ -177,7 +177,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
             rows[2 * r + 1] = ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * pw - topAt;
         }
 
-        ref T weights = ref tile[WeightsAt(g) + ob * kh * kw]; // this block's 3 weights a tap, taps in (kh, kw) order
+        ref T weights = ref tile[WeightsAt + ob * kh * kw]; // this block's 3 weights a tap, taps in (kh, kw) order
         ref T sums = ref tile[0];
         for (int l0 = 0, vector = 0; l0 < count; l0 += w, vector++)
         {
