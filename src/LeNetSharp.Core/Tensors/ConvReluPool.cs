@@ -34,9 +34,10 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// broadcasts, 4 loads and 12 FMAs with 4 instructions of overhead (on a core that is at times shared with another
 /// hardware thread, every instruction besides the FMAs costs time). Each conv output is the same chain as the GEMM path
 /// computes: fused multiply-adds over the taps in (kh, kw) order from zero, then + bias, so results equal
-/// Conv → Relu → MaxPool2x2 bit for bit, at every vector width, when x, K, b and ∂p are finite. With a NaN or ±∞ among them both give non-finite results, not always the same
-/// ones: the layers' GEMM turns ∞·0 and NaN·0 into NaN where this pass leaves the zero-gradient term out, and a window
-/// whose maximum is NaN passes its gradient on to no position here.
+/// Conv → Relu → MaxPool2x2 bit for bit, at every vector width, when x, K, b and ∂p are finite. With a NaN or ±∞
+/// among them both give non-finite results, not always the same ones: the layers' GEMM turns ∞·0 and NaN·0 into NaN
+/// where this pass leaves the zero-gradient term out, and a window whose maximum is NaN passes its gradient on to no
+/// position here.
 /// </para>
 /// <para>
 /// Backward: ∂K[kh, kw, oc] += Σ over conv outputs m in row-major order of x[m + (kh, kw)]·∂y[m, oc], where ∂y is ∂p at
