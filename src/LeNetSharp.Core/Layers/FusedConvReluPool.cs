@@ -10,8 +10,9 @@ namespace LeNetSharp.Layers;
 /// (<see cref="ConvReluPool{TOps, TV, T}"/>): the (N, OH, OW, OC) activation never goes to memory, pooling keeps the
 /// window position of each maximum for backward. <see cref="Sequential{T}"/> runs it in place of the three layers
 /// when the network's GEMM is the SIMD one and the batch holds fewer than <see cref="MaxPixels"/> pixels; the results
-/// are the three layers' bit for bit for finite inputs, weights and gradients (see the kernel for non-finite ones). It
-/// uses the convolution's own parameters, so training, saving and loading see no difference.
+/// are the three layers' bit for bit for finite inputs, weights and gradients (see the kernel for non-finite ones, and
+/// for a −0 the caller left in a gradient buffer). It uses the convolution's own parameters, so training, saving and
+/// loading see no difference.
 /// </summary>
 internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIeee754<T>
 {

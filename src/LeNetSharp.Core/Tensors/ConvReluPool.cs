@@ -41,7 +41,9 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// </para>
 /// <para>
 /// Backward: ∂K[kh, kw, oc] += Σ over conv outputs m in row-major order of x[m + (kh, kw)]·∂y[m, oc], where ∂y is ∂p at
-/// the window's maximum and 0 elsewhere (the zeros change nothing), accumulated from zero as the GEMM does. Per
+/// the window's maximum and 0 elsewhere (the zeros change no value, only, at most, the sign of a zero sum: that the
+/// GEMM's x·0 terms turn an underflowed −0 into +0 shows only when the gradient it is added to already held −0, which
+/// the layers' zeroing never leaves there), accumulated from zero as the GEMM does. Per
 /// channel, the windows that pass a gradient are listed in the order of their maxima (per pooled row, those in the
 /// upper conv row, then the lower; branch-free), then summed with one vector per kernel row (up to 5 accumulators) and
 /// ∂b's four partial sums (conv output mod 4, as <see cref="RowOps.AddColumnSums{T}"/>) in the lanes of a sixth.
