@@ -36,16 +36,21 @@ internal sealed class Cli
     private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
     private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
     private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
-    private readonly Option<int> _threads = IntOption("--threads", "Threads (training: data-parallel, a batch split only at 8 images a thread or more, pays off from batch 32; evaluation: batches of the test set shared out; bench: both, then N threads timed against 1)", 1, 1, MaxThreads);
+    private readonly Option<int> _threads = IntOption("--threads", $"Threads (training: data-parallel, a batch split only at {LeNetSharp.Training.TrainingOptions.MinImagesPerThread} images a thread or more, pays off from batch 32; evaluation: batches of the test set shared out; bench: both, then N threads timed against 1)", 1, 1, MaxThreads);
 
-    /// <summary>Whether this CPU runs the GEMM <paramref name="name"/> (a SIMD width it has, or one that is not a width).</summary>
-    private static bool Accelerated(string name) => name switch
+    /// <summary>Whether the library runs the GEMM <paramref name="name"/> on this CPU (it refuses a SIMD width the CPU lacks).</summary>
+    private static bool Accelerated(string name)
     {
-        "simd512" => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
-        "simd256" => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated,
-        "simd128" => System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated,
-        _ => true,
-    };
+        try
+        {
+            LeNetSharp.Tensors.GemmProvider.FromName(name);
+            return true;
+        }
+        catch (PlatformNotSupportedException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>The most threads --threads accepts (each holds a copy of the network and its buffers).</summary>
     private const int MaxThreads = 64;
