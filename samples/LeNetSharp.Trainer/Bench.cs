@@ -19,14 +19,14 @@ internal static class Bench
         var test = Mnist.Load(o.Data, MnistSplit.Test);
         if (o.Batch >= train.Count) throw new ArgumentException($"bench --batch {o.Batch} needs more training images than that; {o.Data} has {train.Count}.");
         var network = LeNet.Create<float>(o.Seed);
-        network.GemmProvider = o.Gemm;
+        network.Backend = o.Backend;
         var trainer = new Trainer<float>(network, new TrainingOptions { BatchSize = o.Batch, Seed = o.Seed, Threads = o.Threads });
         int batch = o.Batch, steps = o.Steps;
         var order = Enumerable.Range(0, train.Count).ToArray();
         new Random(o.Seed).Shuffle(order);
         int Offset(int step) => (int)((long)step * batch % (train.Count - batch));
 
-        stdout.WriteLine($"bench: gemm {network.GemmProvider.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}");
+        stdout.WriteLine($"bench: backend {network.Backend.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}");
         var peaks = Peak.Measure(TimeSpan.FromSeconds(0.5));
         double peak = peaks.Max(p => p.GFlops);
         stdout.WriteLine("peak (this core, FP32 FMA loop, best of 0.5 s): " + string.Join(", ", peaks.Select(p =>
@@ -70,13 +70,14 @@ internal static class Bench
         double inferCores = (Cpu() - inferCpu).TotalSeconds / clock.Elapsed.TotalSeconds;
 
         PrintLayerBreakdown(network, train, order, batch, peak, stdout);
-        GemmBench.Run(stdout, batch, network.GemmProvider == GemmProvider.MathNet ? [GemmProvider.MathNet] : [network.GemmProvider, GemmProvider.MathNet]);
+        PrintPlans(network, stdout);
+        int bits = network.Runner.LastPlan?.Bits ?? 0; // the width the plans run at (0: the reference backend)
+        GemmBench.Run(stdout, batch, bits == 0 ? [GemmProvider.MathNet] : [GemmProvider.SimdWithWidth(bits), GemmProvider.MathNet]);
         stdout.WriteLine($"(the benchmarked network on the test set after its training steps: {result})");
         var shape = new[] { 1, train.Height, train.Width, train.Channels };
         double trainFlops = TrainingFlops(network, shape), inferFlops = InferenceFlops(network, shape);
-        // A run at a narrower width than the core's widest (--gemm simd128 on an AVX2 core: what a 128-bit CPU such as
+        // A run at a narrower width than the core's widest (--backend simd128 on an AVX2 core: what a 128-bit CPU such as
         // ARM64 runs) is also given against that width's own peak.
-        int bits = (network.GemmProvider as SimdGemmProvider)?.VectorBits ?? 0;
         double widthPeak = peaks.FirstOrDefault(p => p.Bits == bits).GFlops;
         string Of(double imagesPerSecond, double flops, int threads)
         {
@@ -195,6 +196,17 @@ internal static class Bench
     }
 
     /// <summary>Median time of each layer's forward and backward over repeated single steps, with GFLOP/s for the GEMM layers.</summary>
+    /// <summary>The plan the last forward ran, and each vector-width measurement the SIMD backend made in this process.</summary>
+    private static void PrintPlans(Sequential<float> network, TextWriter stdout)
+    {
+        if (network.Runner.LastPlan is { } plan) stdout.WriteLine($"plan: {plan}");
+        foreach (var c in LeNetSharp.Compute.WidthCalibration.All.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            string times = string.Join(", ", c.Medians.Select(m => string.Create(CultureInfo.InvariantCulture, $"Vector{m.Bits} {m.Microseconds:F1} µs")));
+            stdout.WriteLine($"width measured: Vector{c.Bits} for {c.Key[..c.Key.IndexOf(':')]} ({times}, medians a run)");
+        }
+    }
+
     private static void PrintLayerBreakdown(Sequential<float> network, ImageDataset data, int[] order, int batch, double peak, TextWriter stdout)
     {
         const int Repeats = 2000;
@@ -268,7 +280,7 @@ internal static class Bench
         double nf = Median(netForward), nb = Median(netBackward);
         var input = new[] { batch, data.Height, data.Width, data.Channels };
         double ff = InferenceFlops(network, input), bf = TrainingFlops(network, input) - ff;
-        string label = network.FusedPassesInLastForward > 0 ? "network as it runs (fused)" : "network as it runs (layer by layer)";
+        string label = network.Runner.LastPlan is { FusedSteps: > 0 } ? "network as it runs (fused)" : "network as it runs (layer by layer)";
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  {label,-34} {nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
     }

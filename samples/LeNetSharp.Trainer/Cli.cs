@@ -15,7 +15,7 @@ internal sealed class Cli
     /// <summary>The exit code of a usage error.</summary>
     public const int UsageError = 2;
 
-    private static readonly string[] GemmNames = ["simd", "simd512", "simd256", "simd128", "mathnet"];
+    private static readonly string[] BackendNames = ["simd", "simd512", "simd256", "simd128", "reference"];
 
     private readonly Option<string> _data = new("--data")
     {
@@ -38,12 +38,12 @@ internal sealed class Cli
     private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
     private readonly Option<int> _threads = IntOption("--threads", $"Threads (training: data-parallel, a batch split only at {LeNetSharp.Training.TrainingOptions.MinImagesPerThread} images a thread or more, pays off from batch 32; evaluation: batches of the test set shared out; bench: both, then N threads timed against 1)", 1, 1, MaxThreads);
 
-    /// <summary>Whether the library runs the GEMM <paramref name="name"/> on this CPU (it refuses a SIMD width the CPU lacks).</summary>
+    /// <summary>Whether the library runs the backend <paramref name="name"/> on this CPU (it refuses a SIMD width the CPU lacks).</summary>
     private static bool Accelerated(string name)
     {
         try
         {
-            LeNetSharp.Tensors.GemmProvider.FromName(name);
+            LeNetSharp.Compute.ComputeBackend.FromName(name);
             return true;
         }
         catch (PlatformNotSupportedException)
@@ -54,17 +54,18 @@ internal sealed class Cli
 
     /// <summary>The most threads --threads accepts (each holds a copy of the network and its buffers).</summary>
     private const int MaxThreads = 64;
-    private readonly Option<string?> _gemm = new("--gemm")
+    private readonly Option<string?> _backend = new("--backend", "--gemm")
     {
-        Description = "Matrix multiply: " + string.Join(", ", GemmNames) + " (default: the fastest here)", HelpName = "NAME",
+        Description = "Where the arithmetic runs: simd (vector width measured on the first batch), simd512, simd256, simd128 (one width), reference (the layers' own code, MathNet's GEMM); default simd", HelpName = "NAME",
         CustomParser = r =>
         {
             if (r.Tokens.Count == 0) return null;
             string value = r.Tokens[^1].Value, name = value.ToLowerInvariant();
-            if (!GemmNames.Contains(name)) r.AddError($"--gemm expects {string.Join(", ", GemmNames)}, got '{value}'");
+            if (name == "mathnet") name = "reference"; // the name this option had as --gemm
+            if (!BackendNames.Contains(name)) r.AddError($"--backend expects {string.Join(", ", BackendNames)}, got '{value}'");
             else if (!Accelerated(name))
             {
-                r.AddError($"--gemm {name}: this CPU has no hardware-accelerated {name[4..]}-bit vectors; it takes {string.Join(", ", GemmNames.Where(Accelerated))}");
+                r.AddError($"--backend {name}: this CPU has no hardware-accelerated {name[4..]}-bit vectors; it takes {string.Join(", ", BackendNames.Where(Accelerated))}");
             }
 
             return name;
@@ -117,13 +118,13 @@ internal sealed class Cli
         _root = new RootCommand(
             "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
             + "save the model, evaluate it on the 10,000 test images.");
-        _gemm.CompletionSources.Add(GemmNames);
+        _backend.CompletionSources.Add(BackendNames);
         foreach (Option path in new Option[] { _data, _model, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
         _files.Validators.Add(r =>
         {
             if (r.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value))) r.AddError("FILE expects a path, got an empty string");
         });
-        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _gemm, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report];
+        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _backend, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report];
         Add(_root, training);
         _root.SetAction(r => run(Bind(r, "main")));
 
@@ -138,11 +139,11 @@ internal sealed class Cli
 
         Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
         Verb("train", "Train, save the model, evaluate it on the 10,000 test images", training);
-        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _gemm, _report);
+        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _backend, _report);
         Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
         Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred)", _model, _json)
             .Add(_files);
-        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _gemm);
+        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _backend);
 
         string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];
         var topic = new Argument<string?>("command") { Description = "The command to describe", HelpName = "COMMAND", Arity = ArgumentArity.ZeroOrOne };
@@ -197,7 +198,7 @@ internal sealed class Cli
             Data = Get(_data, o.Data), Model = Get(_model, o.Model), Epochs = Get(_epochs, o.Epochs), Batch = Get(_batch, o.Batch),
             LearningRate = Get(_lr, o.LearningRate), Decay = Get(_decay, o.Decay), Seed = Get(_seed, o.Seed), Limit = Get(_limit, o.Limit),
             Steps = Get(_steps, o.Steps), InferBatch = Get(_inferBatch, o.InferBatch), Threads = Get(_threads, o.Threads),
-            GemmName = Get(_gemm, o.GemmName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
+            BackendName = Get(_backend, o.BackendName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
             Report = Get(_report, o.Report), Json = Get(_json, o.Json),
             Files = r.CommandResult.Command.Arguments.Contains(_files) ? r.GetValue(_files) ?? [] : [],

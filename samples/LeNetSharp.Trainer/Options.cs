@@ -18,11 +18,11 @@ internal sealed record Options
     public int Steps { get; init; } = 20_000;
     public int InferBatch { get; init; } = 16;
     public int Threads { get; init; } = 1;
-    public string? GemmName { get; init; }
+    public string? BackendName { get; init; }
 
-    /// <summary>The GEMM named by --gemm (the library's default without it); throws where that width is not accelerated.</summary>
-    public LeNetSharp.Tensors.GemmProvider Gemm =>
-        GemmName is null ? LeNetSharp.Tensors.GemmProvider.Default : LeNetSharp.Tensors.GemmProvider.FromName(GemmName);
+    /// <summary>The backend named by --backend (the library's default without it); throws where that width is not accelerated.</summary>
+    public LeNetSharp.Compute.ComputeBackend Backend =>
+        BackendName is null ? LeNetSharp.Compute.ComputeBackend.Default : LeNetSharp.Compute.ComputeBackend.FromName(BackendName);
 
     public string? Checkpoint { get; init; }
     public int CheckpointEvery { get; init; }

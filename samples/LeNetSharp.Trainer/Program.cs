@@ -59,7 +59,7 @@ public static class Program
 
     private static int Execute(Options options, TextWriter stdout, TextWriter stderr)
     {
-        _ = options.Gemm; // a width this CPU lacks fails here, before any work
+        _ = options.Backend; // a width this CPU lacks fails here, before any work
         switch (options.Command)
         {
             case "fetch":
@@ -136,10 +136,10 @@ public static class Program
             ? Trainer<float>.Resume(resume, trainingOptions)
             : new Trainer<float>(LeNet.Create<float>(o.Seed), trainingOptions);
         var network = trainer.Network;
-        network.GemmProvider = o.Gemm;
+        network.Backend = o.Backend;
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
-            + $"{o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, gemm {network.GemmProvider.Name}{from}");
+            + $"{o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, backend {network.Backend.Name}{from}");
         // With --report, the curves are recorded and the test accuracy measured after every epoch.
         var history = o.Report is null ? null
             : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).Accuracy);
@@ -205,7 +205,7 @@ public static class Program
     /// </summary>
     private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test, Action? save)
     {
-        network.GemmProvider = o.Gemm;
+        network.Backend = o.Backend;
         var rendered = o.Report is null ? null : Report.Render(network, test, o.Model, history, o.InferBatch);
         save?.Invoke();
         if (rendered is not null) Report.Write(o.Report!, rendered, stdout);

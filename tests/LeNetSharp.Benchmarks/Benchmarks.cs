@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
+using LeNetSharp.Compute;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
@@ -82,7 +83,7 @@ public class LayerBenchmarks
     public void Setup()
     {
         _net = LeNet.Create<float>(1);
-        _net.GemmProvider = GemmProvider.Simd;
+        _net.Backend = ComputeBackend.Simd;
         var x = new Tensor<float>(3, 28, 28, 1);
         var random = new Random(2);
         for (int i = 0; i < x.Length; i++) x.Data[i] = random.NextSingle();
@@ -122,7 +123,7 @@ public class StepBenchmarks
     {
         _data = Synthetic.Images(1000);
         _net = LeNet.Create<float>(1);
-        _net.GemmProvider = GemmProvider.Simd;
+        _net.Backend = ComputeBackend.Simd;
         _trainer = new Trainer<float>(_net, new TrainingOptions { BatchSize = Batch });
         _indices = Enumerable.Range(0, Batch).ToArray();
     }
@@ -152,7 +153,7 @@ public class InferenceBenchmarks
     {
         _data = Synthetic.Images(10_000);
         _net = LeNet.Create<float>(1);
-        _net.GemmProvider = GemmProvider.Simd;
+        _net.Backend = ComputeBackend.Simd;
     }
 
     [Benchmark]

@@ -51,6 +51,7 @@ public class BackwardFuzzTests
             var provider = SimdWidths.Provider(bits);
             int c = r.Next(1, 21), oc = r.Next(1, 41), kh = r.Next(1, 7), kw = r.Next(1, 7);
             var conv = new Conv<T>(c, oc, kh, kw, r) { GemmProvider = provider };
+            var kernel = SimdWidths.Kernel(conv, bits);
             for (int i = 0; i < conv.Weight.Value.Length; i++) conv.Weight.Value.Data[i] = Value<T>(r, r.Next(3));
             for (int i = 0; i < oc; i++) conv.Bias.Value.Data[i] = Value<T>(r, r.Next(3));
             // Same conv, batches of several sizes (bigger first, then smaller: buffers reused), gradients accumulating.
@@ -59,7 +60,7 @@ public class BackwardFuzzTests
                 int h = r.Next(kh, 31), w = r.Next(kw, 31), style = r.Next(4);
                 var x = RandomTensor<T>(r, style, n, h, w, c);
                 var g = new ConvGeometry(n, h, w, c, kh, kw, 1, 0);
-                var y = conv.Forward(x).Data.ToArray();
+                var y = kernel.Forward(x).Data.ToArray();
                 var patches = new T[g.PatchRows * g.PatchColumns];
                 Im2Col.Forward<T>(x.Data, g, patches);
                 var expectedY = new T[g.PatchRows * oc];
@@ -76,7 +77,7 @@ public class BackwardFuzzTests
                 var expectedX = new T[x.Length];
                 if (c == 1)
                 {
-                    // One input channel: the layer's own plain path keeps the patches transposed (not the sparse kernel).
+                    // One input channel: the kernel keeps the patches transposed (not the sparse kernel).
                     Gemm.Multiply(provider, false, true, g.PatchColumns, g.PatchRows, oc, T.One, conv.Weight.Value.Data, dy.Data, T.Zero, patchGrad);
                     Im2Col.BackwardTransposed<T>(patchGrad, g, expectedX);
                 }
@@ -86,7 +87,7 @@ public class BackwardFuzzTests
                     Im2Col.Backward<T>(patchGrad, g, expectedX);
                 }
 
-                var dx = conv.Backward(dy).Data.ToArray();
+                var dx = kernel.Backward(dy).Data.ToArray();
                 string what = $"seed {seed}, {bits} bits, shape n{n} h{h} w{w} c{c} oc{oc} k{kh}x{kw}, style {style}";
                 conv.Weight.Gradient.Data.Should().Equal(expectedK, "∂K, " + what);
                 conv.Bias.Gradient.Data.Should().Equal(expectedB, "∂b, " + what);
@@ -114,7 +115,7 @@ public class BackwardFuzzTests
         {
             int oc = r.Next(1, 41), kh = r.Next(1, 6), kw = r.Next(1, 7);
             var net = new Sequential<T>(new Conv<T>(1, oc, kh, kw, r) { ComputeInputGradient = false }, new Relu<T>(), new MaxPool2x2<T>());
-            net.GemmProvider = SimdWidths.Provider(bits);
+            net.Backend = ComputeBackend.SimdWithWidth(bits);
             var conv = (Conv<T>)net.Layers[0];
             for (int i = 0; i < conv.Weight.Value.Length; i++) conv.Weight.Value.Data[i] = Value<T>(r, r.Next(3));
             for (int i = 0; i < oc; i++) conv.Bias.Value.Data[i] = Value<T>(r, r.Next(3));
@@ -130,7 +131,7 @@ public class BackwardFuzzTests
                 var k0 = conv.Weight.Gradient.Data.ToArray();
                 var b0 = conv.Bias.Gradient.Data.ToArray();
                 var fusedY = net.Forward(x).Data.ToArray();
-                bool fused = net.FusedPassesInLastForward == 1;
+                bool fused = net.FusedPassesInLastForward() == 1;
                 var dp = RandomTensor<T>(r, r.Next(4), n, (h - kh + 1) / 2, (w - kw + 1) / 2, oc);
                 net.Backward(dp);
                 var fusedK = conv.Weight.Gradient.Data.ToArray();
@@ -212,10 +213,11 @@ public class BackwardFuzzTests
         var x = RandomTensor<float>(r, 0, 3, 12, 12, 6);
         var dy1 = RandomTensor<float>(r, 1, 3, 8, 8, 16);
         var dy2 = RandomTensor<float>(r, 1, 3, 8, 8, 16);
-        simd.Forward(x);
-        simd.Backward(dy1);
-        simd.Forward(x);
-        simd.Backward(dy2);
+        var kernel = SimdWidths.Kernel(simd, bits);
+        kernel.Forward(x);
+        kernel.Backward(dy1);
+        kernel.Forward(x);
+        kernel.Backward(dy2);
 
         var g = new ConvGeometry(3, 12, 12, 6, 5, 5, 1, 0);
         var patches = new float[g.PatchRows * g.PatchColumns];
@@ -246,14 +248,16 @@ public class BackwardFuzzTests
         conv.Weight.Value.Data.CopyTo(fresh.Weight.Value.Data, 0);
         var x = RandomTensor<float>(r, 0, 2, 9, 9, 3);
         var dy = RandomTensor<float>(r, 0, 2, 7, 7, 5);
-        conv.Forward(x);
-        conv.Backward(dy);
+        var kernel = SimdWidths.Kernel(conv, first);
+        kernel.Forward(x);
+        kernel.Backward(dy);
 
-        conv.GemmProvider = SimdWidths.Provider(second);
-        conv.Forward(x);
-        var dx = conv.Backward(dy).Data.ToArray();
-        fresh.Forward(x);
-        dx.Should().Equal(fresh.Backward(dy).Data, "∂x must not depend on the width used before");
+        kernel.Backend = ComputeBackend.SimdWithWidth(second);
+        kernel.Forward(x);
+        var dx = kernel.Backward(dy).Data.ToArray();
+        var freshKernel = SimdWidths.Kernel(fresh, second);
+        freshKernel.Forward(x);
+        dx.Should().Equal(freshKernel.Backward(dy).Data, "∂x must not depend on the width used before");
     }
 }
 
@@ -261,7 +265,7 @@ public class BackwardFuzzTests
 public class ParallelTrainerTests
 {
     /// <summary>Identity layer that throws in forward on replicas (clones) while its shared switch is on.</summary>
-    private sealed class Tripwire : Layer<float>, ICloneable
+    private sealed class Tripwire : Layer<float>
     {
         private readonly bool _clone;
         private readonly StrongBox<bool> _armed;
@@ -272,7 +276,9 @@ public class ParallelTrainerTests
 
         public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
 
-        public object Clone() => new Tripwire(_armed, clone: true);
+        public override LayerDescription Describe() => new("Tripwire");
+
+        public override ILayer<float> Clone() => new Tripwire(_armed, clone: true);
 
         protected override Tensor<float> ForwardCore(Tensor<float> input) =>
             _clone && _armed.Value ? throw new InvalidDataException("replica failed") : input;

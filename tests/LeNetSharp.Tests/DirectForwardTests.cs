@@ -39,7 +39,7 @@ public class DirectForwardTests
         RowOps.BroadcastRows<T>(conv.Bias.Value.Span, expected);
         Gemm.Multiply(conv.GemmProvider, false, false, g.PatchRows, oc, g.PatchColumns, T.One, patches, conv.Weight.Value.Data, T.One, expected);
 
-        conv.Forward(x).Data.Should().Equal(expected);
+        SimdWidths.Kernel(conv, bits).Forward(x).Data.Should().Equal(expected);
     }
 
     [Theory]
@@ -76,10 +76,11 @@ public class DirectForwardTests
             for (int i = 0; i < 5; i++)
                 x.Data.AsSpan((b * 5 + i) * 6 * 3, 6 * 3).CopyTo(xp.Data.AsSpan(((b * 7 + i + 1) * 8 + 1) * 3));
 
-        var y = direct.Forward(xp).Data.ToArray();
+        var kernel = SimdWidths.Kernel(direct, bits);
+        var y = kernel.Forward(xp).Data.ToArray();
         padded.Forward(x).Data.Should().Equal(y, "padding 1 computes the same sums in the same order");
         var dy = GradientCheck.Random(random, 2, 5, 6, 8);
-        var dx = direct.Backward(dy);
+        var dx = kernel.Backward(dy);
         var dxPadded = padded.Backward(dy);
         direct.Weight.Gradient.Data.Should().Equal(padded.Weight.Gradient.Data);
         direct.Bias.Gradient.Data.Should().Equal(padded.Bias.Gradient.Data);
@@ -111,7 +112,7 @@ public class DirectForwardTests
         RowOps.BroadcastRows<float>(linear.Bias.Value.Span, expected);
         Gemm.Multiply(linear.GemmProvider, false, false, n, outFeatures, inFeatures, 1f, x.Data, linear.Weight.Value.Data, 1f, expected);
 
-        linear.Forward(x).Data.Should().Equal(expected);
+        SimdWidths.Kernel(linear, bits).Forward(x).Data.Should().Equal(expected);
     }
 
     [Theory]
@@ -133,8 +134,9 @@ public class DirectForwardTests
         var expectedInputGrad = new float[n * inFeatures];
         Gemm.Multiply(linear.GemmProvider, false, true, n, inFeatures, outFeatures, 1f, dy.Data, linear.Weight.Value.Data, 0f, expectedInputGrad);
 
-        linear.Forward(x);
-        var dx = linear.Backward(dy).Data;
+        var kernel = SimdWidths.Kernel(linear, bits);
+        kernel.Forward(x);
+        var dx = kernel.Backward(dy).Data;
 
         dx.Should().Equal(expectedInputGrad);
         linear.Weight.Gradient.Data.Should().Equal(expectedWeightGrad);
@@ -147,7 +149,7 @@ public class DirectForwardTests
     public void Inference_forward_equals_forward_and_refuses_backward(int bits)
     {
         var net = LeNet.Create<float>(4);
-        net.GemmProvider = SimdWidths.Provider(bits);
+        net.Backend = ComputeBackend.SimdWithWidth(bits);
         var x = new Tensor<float>(5, 28, 28, 1);
         Random<float>(new Random(6), x.Length).CopyTo(x.Data, 0);
         var expected = net.Forward(x).Data.ToArray();
@@ -174,13 +176,13 @@ public class DirectForwardTests
         var x = new Tensor<float>(3, h, w, c);
         // Few distinct values, half of them negative: ties, whole windows below zero, and zeros of both signs.
         for (int i = 0; i < x.Length; i++) x.Data[i] = random.Next(-2, 3) * 0.5f * (i % 7 == 0 ? -0f : 1f);
-        foreach (var provider in new[] { GemmProvider.SimdWithWidth(128), GemmProvider.Simd, GemmProvider.MathNet })
+        foreach (var backend in new[] { ComputeBackend.SimdWithWidth(128), ComputeBackend.Simd, ComputeBackend.Reference })
         {
-            net.GemmProvider = provider;
+            net.Backend = backend;
             var expected = net.Forward(x).Data.ToArray();
             var pooled = ((MaxPool2x2<float>)net.Layers[2]).Forward(net.Layers[1].Forward(net.Layers[0].Forward(x))).Data.ToArray();
             pooled.Should().Contain(0f, "some windows are all below zero");
-            net.Infer(x).Data.Should().Equal(expected, provider.Name);
+            net.Infer(x).Data.Should().Equal(expected, backend.Name);
         }
     }
 
@@ -200,16 +202,20 @@ public class DirectForwardTests
         var x = new Tensor<float>(2, 6, 8, 2);
         float[] values = [1e-20f, -1e-20f, 0f, -1f];
         for (int i = 0; i < x.Length; i++) x.Data[i] = nan && i % 29 == 3 ? float.NaN : values[random.Next(values.Length)];
-        foreach (var provider in new[] { GemmProvider.SimdWithWidth(128), GemmProvider.Simd, GemmProvider.MathNet })
+        foreach (var backend in new[] { ComputeBackend.SimdWithWidth(128), ComputeBackend.Simd, ComputeBackend.Reference })
         {
-            net.GemmProvider = provider;
+            net.Backend = backend;
             float[] expected = net.Forward(x).Data.ToArray();
             float[] got = net.Infer(x).Data.ToArray();
-            net.FusedPassesInLastForward.Should().Be(0, "two input channels: Relu → MaxPool2x2 is the inference pass under test");
-            if (provider != GemmProvider.MathNet) conv.Forward(x).Data.Should().Contain(v => v == 0 && float.IsNegative(v), "the test needs −0 conv outputs");
-            got.Select(float.IsNaN).Should().Equal(expected.Select(float.IsNaN), provider.Name);
+            if (backend != ComputeBackend.Reference)
+            {
+                net.Runner.LastPlan!.Steps.Should().ContainSingle(s => s is ReluMaxPoolStep<float>, "Relu → MaxPool2x2 is the inference pass under test");
+            }
+
+            if (backend != ComputeBackend.Reference) conv.Forward(x).Data.Should().Contain(v => v == 0 && float.IsNegative(v), "the test needs −0 conv outputs");
+            got.Select(float.IsNaN).Should().Equal(expected.Select(float.IsNaN), backend.Name);
             got.Where(v => !float.IsNaN(v)).Select(BitConverter.SingleToInt32Bits).Should()
-                .Equal(expected.Where(v => !float.IsNaN(v)).Select(BitConverter.SingleToInt32Bits), provider.Name);
+                .Equal(expected.Where(v => !float.IsNaN(v)).Select(BitConverter.SingleToInt32Bits), backend.Name);
             expected.Should().Contain(v => float.IsNaN(v) == nan);
         }
     }

@@ -54,12 +54,14 @@ public class FailFastTests
         FluentActions.Invoking(() => net.Predict(data)).Should().Throw<ArgumentException>();
     }
 
-    /// <summary>A pass-through layer that throws on a chosen image value, copied by Clone through ICloneable.</summary>
-    private sealed class FaultyLayer : Layer<float>, ICloneable
+    /// <summary>A pass-through layer that throws on a chosen image value, copied by its own Clone.</summary>
+    private sealed class FaultyLayer : Layer<float>
     {
         public override string Name => "faulty";
 
-        public object Clone() => new FaultyLayer();
+        public override LayerDescription Describe() => new("faulty");
+
+        public override ILayer<float> Clone() => new FaultyLayer();
 
         public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
 

@@ -31,7 +31,7 @@ public class FusedConvReluPoolTests
             new Flatten<T>(), new Linear<T>(ph * pw * oc, 3, random));
         var conv = (Conv<T>)net.Layers[0];
         for (int i = 0; i < oc; i++) conv.Bias.Value.Data[i] = T.CreateTruncating(random.NextDouble() - 0.5);
-        net.GemmProvider = GemmProvider.SimdWithWidth(bits);
+        net.Backend = ComputeBackend.SimdWithWidth(bits);
         return net;
     }
 
@@ -48,7 +48,7 @@ public class FusedConvReluPoolTests
     {
         net.ZeroGradients();
         var y = net.Forward(x).Data.ToArray();
-        net.FusedPassesInLastForward.Should().Be(1, "the SIMD network fuses Conv → Relu → MaxPool2x2");
+        net.FusedPassesInLastForward().Should().Be(1, "the SIMD network fuses Conv → Relu → MaxPool2x2");
         net.Backward(upstream);
         return (y, net.Parameters.Select(p => p.Gradient.Data.ToArray()).ToArray());
     }
@@ -140,9 +140,9 @@ public class FusedConvReluPoolTests
         }
 
         net.ZeroGradients();
-        var fused = new FusedConvReluPool<double>(conv);
-        fused.Applies(net.GemmProvider, x.Shape).Should().BeTrue();
-        var output = fused.Forward(x);
+        FusedConvReluPoolStep<double>.Applies(net.Layers, 0, x.Shape, bits).Should().BeTrue();
+        var fused = new FusedConvReluPoolStep<double>(conv, bits);
+        var output = fused.Forward(x, keepForBackward: true);
         fused.Backward(dp).Data.Should().OnlyContain(v => v == 0, "a first layer's input gradient is not computed");
 
         for (int i = 0; i < expected.Length; i++) output.Data[i].Should().BeApproximately(expected[i], 1e-12, "output {0}", i);
@@ -168,7 +168,7 @@ public class FusedConvReluPoolTests
 
         net.ZeroGradients();
         net.Forward(x);
-        net.FusedPassesInLastForward.Should().Be(1);
+        net.FusedPassesInLastForward().Should().Be(1);
         net.Backward(upstream);
         foreach (var p in net.Parameters)
         {
@@ -182,13 +182,13 @@ public class FusedConvReluPoolTests
     {
         var net = Net<float>(128, 12, 12, 2, 5, 5, seed: 1);
         var x = Input<float>(1, 12, 12, seed: 2, ties: false);
-        net.GemmProvider = GemmProvider.MathNet;
+        net.Backend = ComputeBackend.Reference;
         net.Forward(x);
-        net.FusedPassesInLastForward.Should().Be(0);
-        net.GemmProvider = GemmProvider.SimdWithWidth(128);
+        net.FusedPassesInLastForward().Should().Be(0);
+        net.Backend = ComputeBackend.SimdWithWidth(128);
         ((Conv<float>)net.Layers[0]).ComputeInputGradient = true;
         net.Forward(x);
-        net.FusedPassesInLastForward.Should().Be(0);
+        net.FusedPassesInLastForward().Should().Be(0);
     }
 
     [Theory]
@@ -206,7 +206,7 @@ public class FusedConvReluPoolTests
             var conv = (Conv<float>)net.Layers[0];
             conv.Weight.Value.Data[0] = 1;
             conv.Bias.Value.Data[0] = 0;
-            net.GemmProvider = GemmProvider.SimdWithWidth(bits);
+            net.Backend = ComputeBackend.SimdWithWidth(bits);
             var x = new Tensor<float>([1f, 0f, 0f, 0f], 1, 2, 2, 1);
             var upstream = new Tensor<float>([(float)infinity], 1, 1, 1, 1);
             var (_, gradients) = fused ? RunFused(net, x, upstream) : RunLayerByLayer(net, x, upstream);
@@ -227,7 +227,7 @@ public class FusedConvReluPoolTests
         var conv = (Conv<float>)net.Layers[0];
         conv.Weight.Value.Data.AsSpan().Fill(-1e-30f);
         conv.Bias.Value.Data.AsSpan().Fill(-0f);
-        net.GemmProvider = GemmProvider.SimdWithWidth(bits);
+        net.Backend = ComputeBackend.SimdWithWidth(bits);
         var random = new Random(2);
         var x = new Tensor<float>(2, 10, 12, 1);
         float[] values = [1e-20f, -1e-20f, 0f, 1e-20f, -1f];
@@ -270,7 +270,7 @@ public class FusedConvReluPoolTests
         foreach (var layer in net.Layers) plain = layer.Forward(plain);
         float[] expected = plain.Data.ToArray();
         float[] fused = net.Forward(x).Data.ToArray();
-        net.FusedPassesInLastForward.Should().Be(1);
+        net.FusedPassesInLastForward().Should().Be(1);
 
         expected.Should().Contain(float.NaN).And.Contain(v => !float.IsNaN(v));
         fused.Select(float.IsNaN).Should().Equal(expected.Select(float.IsNaN), "NaN in the same windows");
@@ -282,10 +282,10 @@ public class FusedConvReluPoolTests
     [Fact]
     public void A_batch_of_more_pixels_than_the_fused_backward_can_index_runs_the_three_layers()
     {
-        var fused = new FusedConvReluPool<float>(new Conv<float>(1, 6, 5, 5, new Random(1)) { ComputeInputGradient = false });
-        fused.Applies(GemmProvider.SimdWithWidth(128), [3, 28, 28, 1]).Should().BeTrue();
-        fused.Applies(GemmProvider.SimdWithWidth(128), [FusedConvReluPool<float>.MaxPixels / 784, 28, 28, 1]).Should().BeTrue();
-        fused.Applies(GemmProvider.SimdWithWidth(128), [FusedConvReluPool<float>.MaxPixels / 784 + 1, 28, 28, 1]).Should().BeFalse();
-        fused.Applies(GemmProvider.SimdWithWidth(128), [684_785, 28, 28, 1]).Should().BeFalse("2^29 pixels and more overflowed the int offsets");
+        ILayer<float>[] layers = [new Conv<float>(1, 6, 5, 5, new Random(1)) { ComputeInputGradient = false }, new Relu<float>(), new MaxPool2x2<float>()];
+        FusedConvReluPoolStep<float>.Applies(layers, 0, [3, 28, 28, 1], 128).Should().BeTrue();
+        FusedConvReluPoolStep<float>.Applies(layers, 0, [FusedConvReluPoolStep<float>.MaxPixels / 784, 28, 28, 1], 128).Should().BeTrue();
+        FusedConvReluPoolStep<float>.Applies(layers, 0, [FusedConvReluPoolStep<float>.MaxPixels / 784 + 1, 28, 28, 1], 128).Should().BeFalse();
+        FusedConvReluPoolStep<float>.Applies(layers, 0, [684_785, 28, 28, 1], 128).Should().BeFalse("2^29 pixels and more overflowed the int offsets");
     }
 }

@@ -104,6 +104,8 @@ public class CloneTests
     {
         public override string Name => "opaque";
 
+        public override LayerDescription Describe() => new("Opaque"); // never registered
+
         public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
 
         protected override Tensor<float> ForwardCore(Tensor<float> input) => input;
@@ -124,6 +126,8 @@ public class ConcurrencyTests
         public bool Armed { get; set; }
 
         public override string Name => "gate";
+
+        public override LayerDescription Describe() => new("Gate");
 
         public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
 

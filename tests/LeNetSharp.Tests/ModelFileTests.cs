@@ -65,7 +65,7 @@ public sealed class ModelFileTests : TempDirectoryTest
         bytes[4] = 9;
         File.WriteAllBytes(path, bytes);
         FluentActions.Invoking(() => ModelFile.Load<float>(path))
-            .Should().Throw<ModelFormatException>().WithMessage($"{path}: expected format version 1, found 9.");
+            .Should().Throw<ModelFormatException>().WithMessage($"{path}: expected format version 1 to 2, found 9.");
 
         bytes[0] = (byte)'X';
         File.WriteAllBytes(path, bytes);
@@ -105,6 +105,8 @@ public sealed class ModelFileTests : TempDirectoryTest
         public int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
         public Tensor<float> Forward(Tensor<float> input) => input;
         public Tensor<float> Backward(Tensor<float> outputGradient) => outputGradient;
+        public LayerDescription Describe() => new("Unknown"); // never registered
+        public ILayer<float> Clone() => throw new NotSupportedException("Unknown cannot be copied.");
     }
 }
 

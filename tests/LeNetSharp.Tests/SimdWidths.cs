@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Runtime.Intrinsics;
+using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
 using Xunit.Sdk;
 
@@ -20,6 +21,13 @@ internal static class SimdWidths
     };
 
     public static GemmProvider Provider(int bits) => GemmProvider.SimdWithWidth(bits);
+
+    /// <summary>
+    /// <paramref name="layer"/> alone in a network on the SIMD backend at <paramref name="bits"/>: its forward and backward
+    /// run the backend's kernel for that layer (the code under test), where the layer itself runs the reference maths.
+    /// </summary>
+    public static Sequential<T> Kernel<T>(ILayer<T> layer, int bits) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
+        new(layer) { Backend = ComputeBackend.SimdWithWidth(bits) };
 
     private static string CpuModel()
     {

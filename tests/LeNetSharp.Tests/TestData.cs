@@ -52,3 +52,11 @@ internal static class TestData
         throw new InvalidOperationException($"No LeNetSharp.sln above {AppContext.BaseDirectory}.");
     }
 }
+
+/// <summary>What the execution plan of a network's last forward ran.</summary>
+internal static class PlanInspection
+{
+    /// <summary>How many backend kernels standing in for several layers (fused passes) the last forward ran.</summary>
+    public static int FusedPassesInLastForward<T>(this Sequential<T> network) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
+        network.Runner.LastPlan?.FusedSteps ?? 0;
+}

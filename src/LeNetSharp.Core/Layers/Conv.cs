@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -20,13 +19,11 @@ namespace LeNetSharp.Layers;
 public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Parameter<T>[] _parameters;
-    private Tensor<T>? _patches;      // P (N·OH·OW, KH·KW·C) of the last forward, or Pᵀ when TransposedPatches
+    private Tensor<T>? _patches;      // P (N·OH·OW, KH·KW·C) of the last forward
     private Tensor<T>? _output;       // y: (N, OH, OW, OC)
-    private Tensor<T>? _patchGrad;    // ∂P, or ∂Pᵀ when TransposedPatches
+    private Tensor<T>? _patchGrad;    // ∂P (N·OH·OW, KH·KW·C)
     private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
-    private Tensor<T>? _input;        // x of the last forward when it ran without patches (the caller's tensor; not copied)
     private ConvGeometry _geometry;
-    private SparseConvScratch<T>? _sparse;
 
     /// <summary>Creates a convolution with He-normal weights drawn from <paramref name="random"/> and zero bias.</summary>
     /// <param name="inChannels">C, input channels (≥ 1).</param>
@@ -89,16 +86,14 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     /// </summary>
     public bool ComputeInputGradient { get; set; } = true;
 
-    /// <summary>
-    /// The matrix multiply this layer runs (default <see cref="Tensors.GemmProvider.Default"/>). A
-    /// <see cref="Sequential{T}"/> sets it on every layer from its own <see cref="Sequential{T}.GemmProvider"/>.
-    /// </summary>
-    /// <exception cref="ArgumentNullException">The value is null.</exception>
-    public GemmProvider GemmProvider
+    /// <summary>The matrix multiply this layer runs; the network's execution plan sets it from its backend.</summary>
+    internal GemmProvider GemmProvider
     {
         get;
         set => field = value ?? throw new ArgumentNullException(nameof(value));
     } = GemmProvider.Default;
+
+    GemmProvider IUsesGemm.GemmProvider { get => GemmProvider; set => GemmProvider = value; }
 
     /// <inheritdoc />
     public override string Name => $"Conv {KernelHeight}x{KernelWidth} {InChannels}→{OutChannels} stride {Stride} pad {Padding}";
@@ -115,6 +110,23 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     }
 
     /// <inheritdoc />
+    public override LayerDescription Describe() => new("Conv",
+        ("in", InChannels), ("out", OutChannels), ("kh", KernelHeight), ("kw", KernelWidth), ("stride", Stride), ("padding", Padding));
+
+    /// <summary>A copy that also keeps <see cref="ComputeInputGradient"/>.</summary>
+    /// <returns>The copy.</returns>
+    public override ILayer<T> Clone()
+    {
+        var copy = (Conv<T>)base.Clone();
+        copy.ComputeInputGradient = ComputeInputGradient;
+        return copy;
+    }
+
+    /// <summary>The layer a <see cref="Describe"/> result stands for (zero weights; loading overwrites them).</summary>
+    internal static Conv<T> FromDescription(LayerDescription d) => new(
+        d.GetInt("in", 1), d.GetInt("out", 1), d.GetInt("kh", 1), d.GetInt("kw", 1), NoInitialisation, d.GetInt("stride", 1), d.GetInt("padding", 0));
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
@@ -122,28 +134,14 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         var g = _geometry = Geometry(input.Shape);
         int m = g.PatchRows, k = g.PatchColumns;
         var output = Tensor<T>.Reuse(ref _output, g.N, g.OH, g.OW, OutChannels);
-        _input = null;
-        if (DirectForward(g, input, output))
-        {
-            _input = input; // backward builds the patches from it
-            return output;
-        }
 
-        // y = b broadcast over rows, then y += P·K.
+        // P = im2col(x): row r holds the KH·KW·C inputs under output pixel r's window.
+        var patches = Tensor<T>.Reuse(ref _patches, m, k);
+        Im2Col.Forward<T>(input.Data, g, patches.Data);
+
+        // y = b broadcast over rows, then y += P (M, K) · K (K, OC).
         RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
-        if (TransposedPatches)
-        {
-            var patchesT = Tensor<T>.Reuse(ref _patches, k, m);
-            Im2Col.ForwardTransposed<T>(input.Data, g, patchesT.Data);
-            Gemm.Multiply(GemmProvider, true, false, m, OutChannels, k, T.One, patchesT.Data, Weight.Value.Data, T.One, output.Data);
-        }
-        else
-        {
-            var patches = Tensor<T>.Reuse(ref _patches, m, k);
-            Im2Col.Forward<T>(input.Data, g, patches.Data);
-            Gemm.Multiply(GemmProvider, false, false, m, OutChannels, k, T.One, patches.Data, Weight.Value.Data, T.One, output.Data);
-        }
-
+        Gemm.Multiply(GemmProvider, false, false, m, OutChannels, k, T.One, patches.Data, Weight.Value.Data, T.One, output.Data);
         return output;
     }
 
@@ -155,17 +153,11 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         int m = g.PatchRows, k = g.PatchColumns;
         T[] dy = outputGradient.Data;
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
-        if (_input is { } x)
-        {
-            _input = null;
-            if (SparseBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
-            Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
-        }
 
-        // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
-        Gemm.Multiply(GemmProvider, !TransposedPatches, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
+        // ∂K (K, OC) += Pᵀ (K, M) · ∂y (M, OC): every window's inputs times its outputs' gradients.
+        Gemm.Multiply(GemmProvider, true, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, Weight.Gradient.Data);
 
-        // ∂b += column sums of ∂y
+        // ∂b += column sums of ∂y: each bias feeds every output pixel of its channel.
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
 
         if (!ComputeInputGradient)
@@ -174,75 +166,22 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
             return inputGrad;
         }
 
-        if (TransposedPatches)
-        {
-            // ∂Pᵀ (K, M) = K (K, OC) · ∂yᵀ (OC, M), then scatter back onto the image.
-            var patchGradT = Tensor<T>.Reuse(ref _patchGrad, k, m);
-            Gemm.Multiply(GemmProvider, false, true, k, m, OutChannels, T.One, Weight.Value.Data, dy, T.Zero, patchGradT.Data);
-            Im2Col.BackwardTransposed<T>(patchGradT.Data, g, inputGrad.Data);
-        }
-        else if (!SparseBackward(dy, g, null, inputGrad.Data))
-        {
-            // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
-            var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
-            Gemm.Multiply(GemmProvider, false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
-            Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
-        }
-
+        // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then col2im adds each window's share back onto the pixels it read:
+        // the adjoint of im2col, right for any stride and padding.
+        var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
+        Gemm.Multiply(GemmProvider, false, true, m, k, OutChannels, T.One, dy, Weight.Value.Data, T.Zero, patchGrad.Data);
+        Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
         return inputGrad;
     }
 
-    /// <summary>
-    /// With the SIMD GEMM: ∂K, ∂b and ∂x (when wanted) from ∂y's nonzeros without the patch matrix or ∂P, bit for bit
-    /// the im2col + GEMM path's result (<see cref="SparseConvBackward{TOps, TV, T}"/>); with <paramref name="x"/> null
-    /// ∂x only (the caller has added ∂K and ∂b). False when the GEMM or the shape is not one it takes (nothing is
-    /// written then).
-    /// </summary>
-    private bool SparseBackward(T[] dy, in ConvGeometry g, T[]? x, T[] dx) => (GemmProvider as SimdGemmProvider)?.VectorBits switch
-    {
-        512 => SparseBackward<Simd512<T>, Vector512<T>>(dy, g, x, dx),
-        256 => SparseBackward<Simd256<T>, Vector256<T>>(dy, g, x, dx),
-        128 => SparseBackward<Simd128<T>, Vector128<T>>(dy, g, x, dx),
-        _ => false,
-    };
+    /// <summary>The geometry of the last forward (for the backend's kernels).</summary>
+    internal ConvGeometry Geometry(ReadOnlySpan<int> s) => new(s[0], s[1], s[2], s[3], KernelHeight, KernelWidth, Stride, Padding);
 
+    /// <summary>Throws unless <paramref name="shape"/> is (N, H, W, C) with room for one window.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private bool SparseBackward<TOps, TV>(T[] dy, in ConvGeometry g, T[]? x, T[] dx) where TOps : struct, ISimdOps<TV, T> where TV : struct
-    {
-        if (!SparseConvBackward<TOps, TV, T>.Supports(g, OutChannels)) return false;
-        var scratch = _sparse ??= new();
-        SparseConvBackward<TOps, TV, T>.Gather(g, OutChannels, dy, scratch);
-        if (x is not null)
-        {
-            SparseConvBackward<TOps, TV, T>.WeightGradient(g, OutChannels, x, Weight.Gradient.Data, scratch);
-            RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
-        }
-
-        if (x is null || ComputeInputGradient) SparseConvBackward<TOps, TV, T>.InputGradient(g, OutChannels, Weight.Value.Data, dx, scratch);
-        else Array.Clear(dx);
-        return true;
-    }
-
-    /// <summary>
-    /// y = conv(x) + b straight from the input (<see cref="DirectConv{TOps, TV, T}"/>), no patch matrix: with the SIMD
-    /// GEMM (whose width it takes), stride 1, no padding, several input channels and at least a vector of outputs. The
-    /// same bits as im2col + that GEMM. False when it does not apply.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output) =>
-        !TransposedPatches && Stride == 1 && Padding == 0
-        && DirectConv.TryForward(GemmProvider, g, OutChannels, input.Data, Weight.Value.Data, Bias.Value.Data, output.Data);
-
-    /// <summary>
-    /// Single-channel inputs keep the patch matrix transposed, Pᵀ (K, M): built from contiguous runs, and multiplied
-    /// along its long side. Other inputs keep P (M, K), whose rows are contiguous runs of KW·C elements.
-    /// </summary>
-    private bool TransposedPatches => InChannels == 1;
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private void RequireInput(ReadOnlySpan<int> shape) =>
+    internal void RequireInput(ReadOnlySpan<int> shape) =>
         RequireImage(shape, InChannels, Math.Max(1, KernelHeight - 2 * Padding), Math.Max(1, KernelWidth - 2 * Padding));
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private ConvGeometry Geometry(ReadOnlySpan<int> s) => new(s[0], s[1], s[2], s[3], KernelHeight, KernelWidth, Stride, Padding);
+    /// <summary>A generator for layers whose weights are about to be overwritten (loading, cloning).</summary>
+    private static Random NoInitialisation => new(0);
 }

@@ -38,6 +38,9 @@ public sealed class Flatten<T> : Layer<T> where T : unmanaged, IFloatingPointIee
     }
 
     /// <inheritdoc />
+    public override LayerDescription Describe() => new("Flatten");
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {

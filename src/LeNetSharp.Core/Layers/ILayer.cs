@@ -9,6 +9,8 @@ namespace LeNetSharp.Layers;
 /// <see cref="Parameter{T}.Gradient"/>; it never changes parameter values.
 /// </summary>
 /// <remarks>
+/// A layer is reference maths: plain loops and GEMMs, the same on every CPU. The network's
+/// <see cref="Compute.ComputeBackend"/> may run a faster kernel in its place, which must give the same bits.
 /// The tensors a layer returns are buffers it owns and reuses on the next call with the same batch size: copy
 /// them if you need them later. A layer instance is not thread-safe.
 /// </remarks>
@@ -39,4 +41,19 @@ public interface ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <exception cref="InvalidOperationException">Called before <see cref="Forward"/>.</exception>
     /// <exception cref="ArgumentException">The gradient's shape differs from the last output's.</exception>
     Tensor<T> Backward(Tensor<T> outputGradient);
+
+    /// <summary>
+    /// The layer's type name and the settings that rebuild it (not its weights): what a model file stores, and what
+    /// <see cref="LayerRegistry.Create{T}"/> turns back into a layer.
+    /// </summary>
+    /// <returns>The description.</returns>
+    LayerDescription Describe();
+
+    /// <summary>
+    /// A deep, independent copy: the same kind and settings, copies of every parameter's value and gradient, buffers of
+    /// its own. The copy and the original can run on two threads at once.
+    /// </summary>
+    /// <returns>The copy.</returns>
+    /// <exception cref="NotSupportedException">The layer cannot be copied (e.g. its type is not registered).</exception>
+    ILayer<T> Clone();
 }

@@ -4,7 +4,12 @@ using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
 
-/// <summary>Shared checks and helpers for the built-in layers.</summary>
+/// <summary>
+/// The base of every built-in layer, and the easiest base for a layer of your own: it checks arguments, refuses a
+/// backward before a forward or with a gradient of the wrong shape, and copies the layer through
+/// <see cref="LayerRegistry"/>. Implement <see cref="ForwardCore"/>, <see cref="BackwardCore"/>,
+/// <see cref="OutputShape"/>, <see cref="Name"/> and <see cref="Describe"/>; register the type to save, load and clone it.
+/// </summary>
 /// <typeparam name="T">Element type.</typeparam>
 public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -53,6 +58,39 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
     }
 
     /// <inheritdoc />
+    public abstract LayerDescription Describe();
+
+    /// <summary>
+    /// A deep copy built by <see cref="LayerRegistry.Create{T}"/> from <see cref="Describe"/>, with this layer's parameter
+    /// values and gradients copied in. Override it to carry state the description does not hold.
+    /// </summary>
+    /// <returns>The copy.</returns>
+    /// <exception cref="NotSupportedException">The type is not registered, or the copy's parameters differ from this layer's.</exception>
+    public virtual ILayer<T> Clone()
+    {
+        var copy = LayerRegistry.Create<T>(Describe());
+        var from = Parameters;
+        var to = copy.Parameters;
+        if (ReferenceEquals(copy, this) || to.Count != from.Count)
+        {
+            throw new NotSupportedException($"{Name}: the layer built from {Describe()} has {to.Count} parameters, this one {from.Count}.");
+        }
+
+        for (int p = 0; p < from.Count; p++)
+        {
+            if (!to[p].Value.HasShape(from[p].Value.Shape))
+            {
+                throw new NotSupportedException($"{Name}: parameter '{from[p].Name}' is {from[p].Value.ShapeString}, the copy's {to[p].Value.ShapeString}.");
+            }
+
+            to[p].Value.CopyFrom(from[p].Value);
+            to[p].Gradient.CopyFrom(from[p].Gradient);
+        }
+
+        return copy;
+    }
+
+    /// <inheritdoc />
     public override string ToString() => Name;
 
     /// <summary>Forward after the null check: validate <paramref name="input"/>, compute and cache.</summary>
@@ -72,7 +110,7 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
     /// <param name="minW">Smallest allowed width.</param>
     /// <exception cref="ArgumentException">The shape does not fit; the message names expected and actual shapes.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    protected void RequireImage(ReadOnlySpan<int> shape, int channels, int minH = 1, int minW = 1)
+    private protected void RequireImage(ReadOnlySpan<int> shape, int channels, int minH = 1, int minW = 1)
     {
         if (shape.Length != 4 || shape[3] != channels || shape[1] < minH || shape[2] < minW)
         {

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -51,16 +50,14 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     /// <summary>The bias, shape (out).</summary>
     public Parameter<T> Bias { get; }
 
-    /// <summary>
-    /// The matrix multiply this layer runs (default <see cref="Tensors.GemmProvider.Default"/>). A
-    /// <see cref="Sequential{T}"/> sets it on every layer from its own <see cref="Sequential{T}.GemmProvider"/>.
-    /// </summary>
-    /// <exception cref="ArgumentNullException">The value is null.</exception>
-    public GemmProvider GemmProvider
+    /// <summary>The matrix multiply this layer runs; the network's execution plan sets it from its backend.</summary>
+    internal GemmProvider GemmProvider
     {
         get;
         set => field = value ?? throw new ArgumentNullException(nameof(value));
     } = GemmProvider.Default;
+
+    GemmProvider IUsesGemm.GemmProvider { get => GemmProvider; set => GemmProvider = value; }
 
     /// <inheritdoc />
     public override string Name => $"Linear {InFeatures}→{OutFeatures}";
@@ -76,6 +73,12 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     }
 
     /// <inheritdoc />
+    public override LayerDescription Describe() => new("Linear", ("in", InFeatures), ("out", OutFeatures));
+
+    /// <summary>The layer a <see cref="Describe"/> result stands for (zero weights; loading overwrites them).</summary>
+    internal static Linear<T> FromDescription(LayerDescription d) => new(d.GetInt("in", 1), d.GetInt("out", 1), new Random(0));
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
@@ -83,7 +86,8 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
         int n = input.Dim(0);
         _input = input;
         var output = Tensor<T>.Reuse(ref _output, n, OutFeatures);
-        if (DirectForward(n, input, output)) return output;
+
+        // y = b broadcast over rows, then y += x (N, in) · W (in, out).
         RowOps.BroadcastRows<T>(Bias.Value.Span, output.Span);
         Gemm.Multiply(GemmProvider, false, false, n, OutFeatures, InFeatures, T.One, input.Data, Weight.Value.Data, T.One, output.Data);
         return output;
@@ -95,83 +99,19 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     {
         int n = _input!.Dim(0);
         T[] dy = outputGradient.Data;
-        if (!AddWeightGradient(_input.Data, dy, n))
-        {
-            Gemm.Multiply(GemmProvider, true, false, InFeatures, OutFeatures, n, T.One, _input.Data, dy, T.One, Weight.Gradient.Data);
-        }
+
+        // ∂W (in, out) += xᵀ (in, N) · ∂y (N, out);  ∂b += column sums of ∂y.
+        Gemm.Multiply(GemmProvider, true, false, InFeatures, OutFeatures, n, T.One, _input.Data, dy, T.One, Weight.Gradient.Data);
         RowOps.AddColumnSums<T>(dy, Bias.Gradient.Span);
 
+        // ∂x (N, in) = ∂y (N, out) · Wᵀ (out, in).
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, InFeatures);
         Gemm.Multiply(GemmProvider, false, true, n, InFeatures, OutFeatures, T.One, dy, Weight.Value.Data, T.Zero, inputGrad.Data);
         return inputGrad;
     }
 
-    /// <summary>
-    /// y = x·W + b as a 1x1 convolution over (N, 1, 1, in) (<see cref="DirectConv{TOps, TV, T}"/>): with the SIMD GEMM
-    /// (whose width it takes) and at least a vector of outputs, reading W in place (no padded copy per call). The same
-    /// bits as that GEMM. False when it does not apply.
-    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private bool DirectForward(int n, Tensor<T> input, Tensor<T> output) =>
-        DirectConv.TryForward(GemmProvider, new ConvGeometry(n, 1, 1, InFeatures, 1, 1, 1, 0), OutFeatures, input.Data, Weight.Value.Data, Bias.Value.Data, output.Data);
-
-    /// <summary>
-    /// ∂W += xᵀ·∂y for a few rows (up to 8) with the SIMD GEMM's arithmetic — per element one chain of fused
-    /// multiply-adds from zero over the rows in order, then old + chain — without its packing and tiling, which cost more
-    /// than the arithmetic here: the same bits. False (the GEMM runs) for other GEMMs, batches or widths of W.
-    /// </summary>
-    private bool AddWeightGradient(T[] x, T[] dy, int n) => n <= 8 ? (GemmProvider as SimdGemmProvider)?.VectorBits switch
-    {
-        512 => AddWeightGradient<Simd512<T>, Vector512<T>>(x, dy, n),
-        256 => AddWeightGradient<Simd256<T>, Vector256<T>>(x, dy, n),
-        128 => AddWeightGradient<Simd128<T>, Vector128<T>>(x, dy, n),
-        _ => false,
-    } : false;
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private bool AddWeightGradient<TOps, TV>(T[] x, T[] dy, int n) where TOps : struct, ISimdOps<TV, T> where TV : struct
-    {
-        int inF = InFeatures, outF = OutFeatures, w = TOps.Count;
-        bool twoShifted = outF > w && outF <= 2 * w && outF % w != 0; // vectors at 0 and out − W, overlapping
-        if (outF % w != 0 && !twoShifted) return false;
-        ref T x0 = ref x[0];
-        ref T dy0 = ref dy[0];
-        ref T dw0 = ref Weight.Gradient.Data[0];
-        int last = outF - w;
-        for (int i = 0; i < inF; i++)
-        {
-            ref T row = ref Unsafe.Add(ref dw0, i * outF);
-            if (twoShifted)
-            {
-                // Both old values are read before either store: the overlapping lanes get the same value twice.
-                TV old0 = TOps.Load(ref row), old1 = TOps.Load(ref Unsafe.Add(ref row, last));
-                TV sum0 = Chain<TOps, TV>(ref x0, ref dy0, n, inF, outF, i, 0), sum1 = Chain<TOps, TV>(ref x0, ref dy0, n, inF, outF, i, last);
-                TOps.Store(TOps.Add(old1, sum1), ref Unsafe.Add(ref row, last));
-                TOps.Store(TOps.Add(old0, sum0), ref row);
-                continue;
-            }
-
-            for (int j = 0; j < outF; j += w)
-            {
-                ref T at = ref Unsafe.Add(ref row, j);
-                TOps.Store(TOps.Add(TOps.Load(ref at), Chain<TOps, TV>(ref x0, ref dy0, n, inF, outF, i, j)), ref at);
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>Σ_b x[b, i]·∂y[b, j … j + W − 1], fused multiply-adds from zero over b in order.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Chain<TOps, TV>(ref T x0, ref T dy0, int n, int inF, int outF, int i, int j) where TOps : struct, ISimdOps<TV, T> where TV : struct
-    {
-        TV sum = TOps.Zero;
-        for (int b = 0; b < n; b++) sum = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref x0, b * inF + i)), TOps.Load(ref Unsafe.Add(ref dy0, b * outF + j)), sum);
-        return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private void RequireInput(ReadOnlySpan<int> shape)
+    internal void RequireInput(ReadOnlySpan<int> shape)
     {
         if (shape.Length != 2 || shape[1] != InFeatures)
         {

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -10,7 +9,7 @@ namespace LeNetSharp.Layers;
 /// PyTorch's default.
 /// <code>
 /// input  x : (N, H, W, C)          output y : (N, H/2, W/2, C)
-/// forward  : y[n,i,j,c] = max over the window x[n, 2i..2i+1, 2j..2j+1, c]
+/// forward  : y[n,i,j,c] = max over the window x[n, 2i..2i+1, 2j..2j+1, c]   (IEEE maximum: a NaN in the window wins)
 /// backward : ∂x[argmax] = ∂y, 0 elsewhere; the argmax is the first maximum in row-major window order
 ///            (so ties go to the first), found from the cached input
 /// </code>
@@ -21,7 +20,6 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
     private Tensor<T>? _input;    // x of the last forward (the caller's tensor; not copied)
-    private T[] _rowMax = [];     // vertical maxima of one pair of image rows
 
     /// <inheritdoc />
     public override string Name => "MaxPool2x2";
@@ -29,34 +27,31 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     /// <inheritdoc />
     public override int[] OutputShape(ReadOnlySpan<int> inputShape)
     {
-        RequireImage(inputShape, inputShape.Length == 4 ? inputShape[3] : 1, 2, 2);
+        RequireInput(inputShape);
         return [inputShape[0], inputShape[1] / 2, inputShape[2] / 2, inputShape[3]];
     }
+
+    /// <inheritdoc />
+    public override LayerDescription Describe() => new("MaxPool2x2");
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
-        var s = input.Shape;
-        RequireImage(s, s.Length == 4 ? s[3] : 1, 2, 2);
-        int n = s[0], h = s[1], w = s[2], c = s[3];
-        int oh = h / 2, ow = w / 2, rowStride = w * c, pairs = 2 * ow * c;
+        RequireInput(input.Shape);
+        int n = input.Dim(0), h = input.Dim(1), w = input.Dim(2), c = input.Dim(3), oh = h / 2, ow = w / 2;
         _input = input;
         var output = Tensor<T>.Reuse(ref _output, n, oh, ow, c);
-        if (_rowMax.Length != pairs) _rowMax = new T[pairs];
-
-        // Vertical max of each pair of image rows (vectorised), then horizontal max of neighbouring pixels.
-        Span<T> y = output.Span;
+        Span<T> x = input.Span, y = output.Span;
         int o = 0;
         for (int b = 0; b < n; b++)
-        {
-            for (int i = 0; i < oh; i++, o += ow * c)
-            {
-                int top = (b * h + 2 * i) * rowStride;
-                VectorOps.Max<T>(input.Span.Slice(top, pairs), input.Span.Slice(top + rowStride, pairs), _rowMax);
-                VectorOps.MaxOfNeighbourBlocks<T>(_rowMax, c, y.Slice(o, ow * c));
-            }
-        }
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                    for (int ch = 0; ch < c; ch++, o++)
+                    {
+                        int topLeft = ((b * h + 2 * i) * w + 2 * j) * c + ch, bottomLeft = topLeft + w * c;
+                        y[o] = T.Max(T.Max(x[topLeft], x[topLeft + c]), T.Max(x[bottomLeft], x[bottomLeft + c]));
+                    }
 
         return output;
     }
@@ -65,63 +60,35 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
-        // The argmax is found here, from the cached input: the first maximum of each window in row-major order takes
-        // the gradient. Forward stays a pure (vectorised) max, so inference never pays for the search.
-        var x = _input!;
-        int n = x.Dim(0), h = x.Dim(1), w = x.Dim(2), c = x.Dim(3), oh = h / 2, ow = w / 2, rowStride = w * c;
+        // The argmax is found here, from the cached input, so a forward used for inference never pays for it.
+        var input = _input!;
+        int n = input.Dim(0), h = input.Dim(1), w = input.Dim(2), c = input.Dim(3), oh = h / 2, ow = w / 2;
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, n, h, w, c);
-        if (h % 2 != 0 || w % 2 != 0) inputGrad.Clear(); // else every element is written below
-        ref T xs = ref MemoryMarshal.GetArrayDataReference(x.Data);
-        ref T dx = ref MemoryMarshal.GetArrayDataReference(inputGrad.Data);
-        ref T dy = ref MemoryMarshal.GetArrayDataReference(outputGradient.Data);
-        int vc = Vector.IsHardwareAccelerated && c % Vector<T>.Count == 0 ? c : 0; // channels done with vectors
+        inputGrad.Clear(); // every position but the argmax of its window (and a dropped odd row or column) gets 0
+        Span<T> x = input.Span, dy = outputGradient.Span, dx = inputGrad.Span;
         int o = 0;
         for (int b = 0; b < n; b++)
-        {
             for (int i = 0; i < oh; i++)
-            {
-                int topLeft = (b * h + 2 * i) * rowStride;
-                for (int j = 0; j < ow; j++, topLeft += 2 * c)
-                {
-                    for (int ch = 0; ch < vc; ch += Vector<T>.Count, o += Vector<T>.Count)
+                for (int j = 0; j < ow; j++)
+                    for (int ch = 0; ch < c; ch++, o++)
                     {
-                        // The same comparisons as below, lane by lane; every position of the window is written (∂y or +0).
-                        nuint i00 = (nuint)(topLeft + ch), i01 = i00 + (nuint)c, i10 = i00 + (nuint)rowStride, i11 = i10 + (nuint)c;
-                        var v00 = Vector.LoadUnsafe(ref xs, i00);
-                        var v01 = Vector.LoadUnsafe(ref xs, i01);
-                        var v10 = Vector.LoadUnsafe(ref xs, i10);
-                        var v11 = Vector.LoadUnsafe(ref xs, i11);
-                        var g = Vector.LoadUnsafe(ref dy, (nuint)o);
-                        var right = Vector.GreaterThan(v01, v00);
-                        var bottomRight = Vector.GreaterThan(v11, v10);
-                        var down = Vector.GreaterThan(Vector.Max(v10, v11), Vector.Max(v00, v01));
-                        var top = Vector.AndNot(g, down); // ∂y where the maximum is in the top row
-                        var bottom = g & down;
-                        Vector.AndNot(top, right).StoreUnsafe(ref dx, i00);
-                        (top & right).StoreUnsafe(ref dx, i01);
-                        Vector.AndNot(bottom, bottomRight).StoreUnsafe(ref dx, i10);
-                        (bottom & bottomRight).StoreUnsafe(ref dx, i11);
+                        int topLeft = ((b * h + 2 * i) * w + 2 * j) * c + ch, bottomLeft = topLeft + w * c;
+                        dx[FirstMaximum(x, topLeft, bottomLeft, c)] = dy[o];
                     }
-
-                    for (int ch = vc; ch < c; ch++, o++)
-                    {
-                        int i00 = topLeft + ch, i10 = i00 + rowStride;
-                        T v00 = Unsafe.Add(ref xs, i00), v01 = Unsafe.Add(ref xs, i00 + c);
-                        T v10 = Unsafe.Add(ref xs, i10), v11 = Unsafe.Add(ref xs, i10 + c);
-                        // Branch-free; a later element wins only when strictly greater, so ties go to the first.
-                        int right = v01 > v00 ? 1 : 0, bottomRight = v11 > v10 ? 1 : 0;
-                        int down = T.Max(v10, v11) > T.Max(v00, v01) ? 1 : 0;
-                        int at = i00 + down * rowStride + (right + down * (bottomRight - right)) * c;
-                        Unsafe.Add(ref dx, i00) = T.Zero; // windows do not overlap: each is written whole
-                        Unsafe.Add(ref dx, i00 + c) = T.Zero;
-                        Unsafe.Add(ref dx, i10) = T.Zero;
-                        Unsafe.Add(ref dx, i10 + c) = T.Zero;
-                        Unsafe.Add(ref dx, at) = Unsafe.Add(ref dy, o);
-                    }
-                }
-            }
-        }
 
         return inputGrad;
     }
+
+    /// <summary>
+    /// The index of the window's first maximum in row-major order (top-left, top-right, bottom-left, bottom-right): a
+    /// later element wins only when strictly greater, so ties go to the first. A comparison with NaN is false.
+    /// </summary>
+    internal static int FirstMaximum(ReadOnlySpan<T> x, int topLeft, int bottomLeft, int c)
+    {
+        T v00 = x[topLeft], v01 = x[topLeft + c], v10 = x[bottomLeft], v11 = x[bottomLeft + c];
+        bool down = T.Max(v10, v11) > T.Max(v00, v01);
+        return down ? (v11 > v10 ? bottomLeft + c : bottomLeft) : (v01 > v00 ? topLeft + c : topLeft);
+    }
+
+    internal void RequireInput(ReadOnlySpan<int> shape) => RequireImage(shape, shape.Length == 4 ? shape[3] : 1, 2, 2);
 }

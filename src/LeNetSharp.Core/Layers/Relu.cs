@@ -7,9 +7,10 @@ namespace LeNetSharp.Layers;
 /// <summary>
 /// Rectified linear unit, element-wise, any shape.
 /// <code>
-/// forward  : y = max(x, 0)
+/// forward  : y = max(x, 0)          (IEEE maximum: NaN stays NaN, −0 becomes +0)
 /// backward : ∂x = ∂y where y &gt; 0, else 0   (the derivative at exactly 0 is taken as 0)
 /// </code>
+/// The mask "y &gt; 0" is all backward needs, so the layer keeps its output, not its input.
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
 public sealed class Relu<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -24,11 +25,15 @@ public sealed class Relu<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
 
     /// <inheritdoc />
+    public override LayerDescription Describe() => new("Relu");
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {
-        var output = ReuseLike(ref _output, input);
-        VectorOps.Relu<T>(input.Span, output.Span);
+        var output = Tensor<T>.ReuseLike(ref _output, input);
+        Span<T> x = input.Span, y = output.Span;
+        for (int i = 0; i < x.Length; i++) y[i] = T.Max(x[i], T.Zero);
         return output;
     }
 
@@ -36,15 +41,9 @@ public sealed class Relu<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
-        var inputGrad = ReuseLike(ref _inputGrad, outputGradient);
-        VectorOps.ReluBackward<T>(_output!.Span, outputGradient.Span, inputGrad.Span);
+        var inputGrad = Tensor<T>.ReuseLike(ref _inputGrad, outputGradient);
+        Span<T> y = _output!.Span, dy = outputGradient.Span, dx = inputGrad.Span;
+        for (int i = 0; i < y.Length; i++) dx[i] = y[i] > T.Zero ? dy[i] : T.Zero;
         return inputGrad;
     }
-
-    private static Tensor<T> ReuseLike(ref Tensor<T>? buffer, Tensor<T> like) => like.Rank switch
-    {
-        2 => Tensor<T>.Reuse(ref buffer, like.Dim(0), like.Dim(1)),
-        4 => Tensor<T>.Reuse(ref buffer, like.Dim(0), like.Dim(1), like.Dim(2), like.Dim(3)),
-        _ => Tensor<T>.Reuse(ref buffer, like.Shape),
-    };
 }

@@ -2,31 +2,28 @@ using System.Globalization;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text;
+using LeNetSharp.Compute;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
 
 /// <summary>
 /// A network that runs its layers in order: forward from first to last, backward from last to first.
-/// It owns the layers and lists all their parameters.
+/// It owns the layers and lists all their parameters; how they run (which kernels, fused or not) is its
+/// <see cref="Backend"/>'s business, planned once per input shape.
 /// </summary>
 /// <remarks>
 /// A network holds the buffers of its last forward pass, so one instance must be used by one thread at a time.
-/// <see cref="Forward"/> and <see cref="Backward"/> check this (one interlocked compare-exchange per call, no
-/// allocation) and throw <see cref="InvalidOperationException"/> when a second thread enters while the first is still
-/// inside, rather than letting the two overwrite each other's buffers. For concurrent inference give each thread
-/// its own <see cref="Clone"/>, or use <see cref="Inference.Predictor"/>.
+/// <see cref="Forward"/> and <see cref="Backward"/> check this (no allocation) and throw
+/// <see cref="InvalidOperationException"/> when a second thread enters while the first is still inside, rather than
+/// letting the two overwrite each other's buffers. For concurrent inference give each thread its own
+/// <see cref="Clone"/>, or use <see cref="Inference.Predictor"/>.
 /// </remarks>
 /// <typeparam name="T">Element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
 public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ILayer<T>[] _layers;
     private readonly Parameter<T>[] _parameters;
-    private readonly FusedConvReluPool<T>?[] _fused; // at i: Conv → Relu → MaxPool2x2 starting there, run as one pass
-    private readonly ReluMaxPool<T>?[] _reluPool;   // at i: Relu → MaxPool2x2 starting there, run as one pass by Infer
-    private readonly int[] _steps;                   // the last forward's steps: layer i, or ~i for the fused block at i
-    private int _stepCount;
-    private int _owner; // managed id of the thread inside Forward/Backward (or holding the network for an evaluation), 0 when idle
 
     /// <summary>Creates a network from layers applied in the given order.</summary>
     /// <param name="layers">At least one layer.</param>
@@ -40,40 +37,20 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (layers.Any(l => l is null)) throw new ArgumentException("A layer is null.", nameof(layers));
         _layers = (ILayer<T>[])layers.Clone();
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
-        _fused = new FusedConvReluPool<T>?[_layers.Length];
-        for (int i = 0; i < _layers.Length; i++)
-        {
-            if (FusedConvReluPool<T>.Matches(_layers, i)) _fused[i] = new FusedConvReluPool<T>((Conv<T>)_layers[i]);
-        }
-
-        _reluPool = new ReluMaxPool<T>?[_layers.Length];
-        for (int i = 0; i < _layers.Length; i++)
-        {
-            if (ReluMaxPool<T>.Matches(_layers, i)) _reluPool[i] = new ReluMaxPool<T>();
-        }
-
-        _steps = new int[_layers.Length];
-        GemmProvider = GemmProvider.Default;
+        Runner = new NetworkRunner<T>(this, ComputeBackend.Default);
     }
 
     /// <summary>
-    /// The matrix multiply of this network: setting it sets it on every layer that multiplies matrices (Conv, Linear).
-    /// It belongs to this network alone (copies made for threads, replicas and clones carry it), so two networks in one
-    /// process never change each other's arithmetic. Default <see cref="GemmProvider.Default"/>.
+    /// Where the arithmetic runs (default <see cref="ComputeBackend.Default"/>): <see cref="ComputeBackend.Reference"/>,
+    /// <see cref="ComputeBackend.Simd"/> or one fixed width. It belongs to this network alone (copies made for threads,
+    /// replicas and clones carry it), so two networks in one process never change each other's arithmetic.
     /// </summary>
     /// <exception cref="ArgumentNullException">The value is null.</exception>
-    public GemmProvider GemmProvider
+    /// <exception cref="InvalidOperationException">Another thread is using the network.</exception>
+    public ComputeBackend Backend
     {
-        get;
-        set
-        {
-            ArgumentNullException.ThrowIfNull(value);
-            field = value;
-            foreach (var layer in _layers)
-            {
-                if (layer is IUsesGemm user) user.GemmProvider = value;
-            }
-        }
+        get => Runner.Backend;
+        set => Runner.Backend = value ?? throw new ArgumentNullException(nameof(value));
     }
 
     /// <summary>The layers, first to last.</summary>
@@ -85,103 +62,34 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>The total number of trainable scalars.</summary>
     public int ParameterCount => _parameters.Sum(p => p.Value.Length);
 
+    /// <summary>Plans, runs and guards this network.</summary>
+    internal NetworkRunner<T> Runner { get; }
+
     /// <summary>
-    /// Runs every layer forward. With a SIMD <see cref="GemmProvider"/>, a single-channel Conv (stride 1, no padding,
-    /// no input gradient) followed by Relu and MaxPool2x2 runs as one fused pass that never writes the convolution's
-    /// output: the same results bit for bit, but those three layers' own Forward/Backward state is not updated (call
-    /// the layers one by one to inspect intermediate outputs).
+    /// Runs every layer forward. The backend may run a kernel in place of some layers (e.g. Conv → Relu → MaxPool2x2 as
+    /// one pass): the same results bit for bit, but those layers' own Forward/Backward state is not updated (call the
+    /// layers one by one to inspect intermediate outputs).
     /// </summary>
     /// <param name="input">Input batch, the first layer's expected shape (for LeNet: (N, 28, 28, 1)).</param>
-    /// <returns>The last layer's output (a buffer owned by that layer, overwritten by the next call: copy it to keep it).</returns>
+    /// <returns>The last step's output (a buffer the network owns, overwritten by the next call: copy it to keep it).</returns>
+    /// <exception cref="ArgumentException">The input's shape does not fit the first layer; the message names both shapes.</exception>
     /// <exception cref="InvalidOperationException">Another thread is using this network at the same time.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public Tensor<T> Forward(Tensor<T> input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        return Run(input, inference: false);
-    }
+    public Tensor<T> Forward(Tensor<T> input) => Runner.Forward(input, PlanMode.Training);
 
     /// <summary>
-    /// <see cref="Forward"/> for inference only: fused passes skip what backward would need (pooling positions, an
-    /// input copy), every Relu → MaxPool2x2 runs as one pass, and a <see cref="Backward"/> after it throws as if no
-    /// forward had run. The same output bits as <see cref="Forward"/>.
+    /// <see cref="Forward"/> for inference only: kernels skip what backward would need and may fuse more, and a
+    /// <see cref="Backward"/> after it throws as if no forward had run. The same output bits as <see cref="Forward"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    internal Tensor<T> Infer(Tensor<T> input) => Run(input, inference: true);
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private Tensor<T> Run(Tensor<T> input, bool inference)
-    {
-        int previous = Enter();
-        try
-        {
-            var x = input;
-            _stepCount = 0;
-            for (int i = 0; i < _layers.Length;)
-            {
-                if (_fused[i] is { } fused && fused.Applies(GemmProvider, x.Shape))
-                {
-                    x = fused.Forward(x, keepForBackward: !inference);
-                    _steps[_stepCount++] = ~i;
-                    i += 3;
-                }
-                else if (inference && _reluPool[i] is { } reluPool && ReluMaxPool<T>.Applies(x.Shape))
-                {
-                    x = reluPool.Forward(x);
-                    i += 2;
-                }
-                else
-                {
-                    x = _layers[i].Forward(x);
-                    _steps[_stepCount++] = i++;
-                }
-            }
-
-            if (inference) _stepCount = 0;
-            return x;
-        }
-        finally
-        {
-            Exit(previous);
-        }
-    }
-
-    /// <summary>How many fused Conv → Relu → MaxPool2x2 passes the last forward ran (for tests and benchmarks).</summary>
-    internal int FusedPassesInLastForward
-    {
-        get
-        {
-            int count = 0;
-            for (int s = 0; s < _stepCount; s++) if (_steps[s] < 0) count++;
-            return count;
-        }
-    }
+    internal Tensor<T> Infer(Tensor<T> input) => Runner.Forward(input, PlanMode.Inference);
 
     /// <summary>Back-propagates from the output gradient through every layer, adding into parameter gradients.</summary>
     /// <param name="outputGradient">∂loss/∂output of the last forward.</param>
     /// <returns>∂loss/∂input.</returns>
     /// <exception cref="InvalidOperationException">Called before <see cref="Forward"/>, or another thread is using this network at the same time.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public Tensor<T> Backward(Tensor<T> outputGradient)
-    {
-        int previous = Enter();
-        try
-        {
-            if (_stepCount == 0) throw new InvalidOperationException("Sequential: Backward was called before Forward.");
-            var g = outputGradient;
-            for (int s = _stepCount - 1; s >= 0; s--)
-            {
-                int step = _steps[s];
-                g = step >= 0 ? _layers[step].Backward(g) : _fused[~step]!.Backward(g);
-            }
-
-            return g;
-        }
-        finally
-        {
-            Exit(previous);
-        }
-    }
+    public Tensor<T> Backward(Tensor<T> outputGradient) => Runner.Backward(outputGradient);
 
     /// <summary>Sets every parameter gradient to zero.</summary>
     public void ZeroGradients()
@@ -190,29 +98,36 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>
-    /// A deep, independent copy: new layers of the same kinds and sizes, with copies of every parameter's value and
-    /// gradient, the same <see cref="GemmProvider"/>, and their own buffers. Training or running the copy never affects this network, and the two can be
-    /// used from two threads at once.
+    /// A deep, independent copy: every layer's <see cref="ILayer{T}.Clone"/> (the same kinds and settings, copies of every
+    /// parameter's value and gradient, buffers of their own) and the same <see cref="Backend"/>. Training or running the
+    /// copy never affects this network, and the two can be used from two threads at once.
     /// </summary>
     /// <returns>The copy.</returns>
-    /// <exception cref="NotSupportedException">
-    /// A layer is not one of the built-in kinds (Conv, Relu, MaxPool2x2, Flatten, Linear) and does not implement
-    /// <see cref="ICloneable"/> returning an <see cref="ILayer{T}"/>.
-    /// </exception>
+    /// <exception cref="NotSupportedException">A layer cannot be copied (a layer type of your own that is not registered with <see cref="LayerRegistry"/> and does not override Clone).</exception>
     public Sequential<T> Clone()
     {
         var layers = new ILayer<T>[_layers.Length];
-        for (int i = 0; i < layers.Length; i++) layers[i] = CloneLayer(_layers[i]);
-        var copy = new Sequential<T>(layers) { GemmProvider = GemmProvider };
+        for (int i = 0; i < layers.Length; i++)
+        {
+            try
+            {
+                layers[i] = _layers[i].Clone();
+            }
+            catch (NotSupportedException e)
+            {
+                throw new NotSupportedException($"Cannot copy layer '{_layers[i].Name}' ({_layers[i].GetType().Name}): {e.Message}", e);
+            }
+
+            if (layers[i] is null || ReferenceEquals(layers[i], _layers[i]))
+            {
+                throw new NotSupportedException($"Layer '{_layers[i].Name}' ({_layers[i].GetType().Name}): Clone returned {(layers[i] is null ? "null" : "the layer itself")}, not a copy.");
+            }
+        }
+
+        var copy = new Sequential<T>(layers) { Backend = Backend };
         if (copy._parameters.Length != _parameters.Length)
         {
             throw new NotSupportedException("A cloned layer has a different number of parameters than its original.");
-        }
-
-        for (int p = 0; p < _parameters.Length; p++)
-        {
-            copy._parameters[p].Value.CopyFrom(_parameters[p].Value);
-            copy._parameters[p].Gradient.CopyFrom(_parameters[p].Gradient);
         }
 
         return copy;
@@ -286,83 +201,13 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     public override string ToString() =>
         $"Sequential<{typeof(T).Name}>: {_layers.Length} layers, {Count(ParameterCount)} parameters: {string.Join(" → ", _layers.Select(l => l.Name))}";
 
-    /// <summary>Runs forward, handing <paramref name="observe"/> each layer's output (a layer-owned buffer) as it is made.</summary>
-    internal Tensor<T> ForwardObserved(Tensor<T> input, Action<int, Tensor<T>> observe)
-    {
-        int previous = Enter();
-        try
-        {
-            var x = input;
-            _stepCount = 0;
-            for (int i = 0; i < _layers.Length; i++)
-            {
-                x = _layers[i].Forward(x);
-                _steps[_stepCount++] = i; // layer by layer: every output is observed, nothing fused
-                observe(i, x);
-            }
-
-            return x;
-        }
-        finally
-        {
-            Exit(previous);
-        }
-    }
-
-    /// <summary>
-    /// Marks the network as used by the calling thread; returns the previous owner (0 when it was idle, the caller's
-    /// own id on a nested call) for <see cref="Exit"/>.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">Another thread is inside.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    internal int Enter()
-    {
-        int me = Environment.CurrentManagedThreadId;
-        int previous = Interlocked.CompareExchange(ref _owner, me, 0);
-        if (previous != 0 && previous != me) ThrowConcurrentUse();
-        return previous;
-    }
-
-    /// <summary>Takes the network for the calling thread unless another thread has it; pair a true result with <see cref="Exit"/>(0).</summary>
-    /// <param name="previous">What <see cref="Exit"/> must be given.</param>
-    /// <returns>False when another thread is using the network.</returns>
-    internal bool TryEnter(out int previous)
-    {
-        int me = Environment.CurrentManagedThreadId;
-        previous = Interlocked.CompareExchange(ref _owner, me, 0);
-        return previous == 0 || previous == me;
-    }
-
-    /// <summary>Releases what <see cref="Enter"/> took.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    internal void Exit(int previous)
-    {
-        if (previous == 0) Volatile.Write(ref _owner, 0);
-    }
-
-    private static void ThrowConcurrentUse() => throw new InvalidOperationException(
-        "This network is used from two threads at once (its layers hold the buffers of one forward/backward pass at a time); "
-        + "give each thread its own network.Clone(), or use LeNetSharp.Inference.Predictor.");
+    /// <summary>Runs forward layer by layer, handing <paramref name="observe"/> each layer's output (a layer-owned buffer) as it is made.</summary>
+    internal Tensor<T> ForwardObserved(Tensor<T> input, Action<int, Tensor<T>> observe) => Runner.Forward(input, PlanMode.LayerByLayer, observe);
 
     private static string Count(int n) => n.ToString("N0", CultureInfo.InvariantCulture);
-
-    private static ILayer<T> CloneLayer(ILayer<T> layer) => layer switch
-    {
-        Conv<T> c => new Conv<T>(c.InChannels, c.OutChannels, c.KernelHeight, c.KernelWidth, new Random(0), c.Stride, c.Padding)
-        {
-            ComputeInputGradient = c.ComputeInputGradient,
-        },
-        Relu<T> => new Relu<T>(),
-        MaxPool2x2<T> => new MaxPool2x2<T>(),
-        Flatten<T> => new Flatten<T>(),
-        Linear<T> l => new Linear<T>(l.InFeatures, l.OutFeatures, new Random(0)),
-        ICloneable c when c.Clone() is ILayer<T> copy && !ReferenceEquals(copy, layer) => copy,
-        _ => throw new NotSupportedException(
-            $"Cannot clone layer '{layer.Name}' ({layer.GetType().Name}): only the built-in layers, or layers implementing ICloneable, can be copied."),
-    };
 }
 
-/// <summary>A layer that multiplies matrices through a <see cref="Tensors.GemmProvider"/> of its own.</summary>
+/// <summary>A layer that multiplies matrices through a <see cref="GemmProvider"/> the execution plan sets.</summary>
 internal interface IUsesGemm
 {
     GemmProvider GemmProvider { get; set; }

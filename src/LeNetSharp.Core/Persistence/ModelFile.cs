@@ -28,24 +28,31 @@ public sealed class ModelFormatException : IOException
 }
 
 /// <summary>
-/// Saves and loads a <see cref="Sequential{T}"/> of built-in layers: architecture and weights in one
-/// little-endian file, checked by SHA-256, written atomically.
+/// Saves and loads a <see cref="Sequential{T}"/>: architecture and weights in one little-endian file, checked by
+/// SHA-256, written atomically.
 /// <code>
 /// "LNSM"                      4 bytes magic
-/// version                     uint16 (1)
+/// version                     uint16 (1: built-in layers only; 2: any registered layers)
 /// element size                uint8 (4: float32, 8: float64)
 /// layer count                 int32
-/// per layer: kind             uint8 (1 Conv, 2 Relu, 3 MaxPool2x2, 4 Flatten, 5 Linear)
+/// per layer, version 1:
+///            kind             uint8 (1 Conv, 2 Relu, 3 MaxPool2x2, 4 Flatten, 5 Linear)
 ///            hyper-parameters int32s: Conv (in, out, kh, kw, stride, padding); Linear (in, out); others none
+/// per layer, version 2:
+///            type             uint8 length + UTF-8 (the name <see cref="ILayer{T}.Describe"/> gives)
+///            settings         uint8 count, then per setting: name (uint8 length + UTF-8), value (float64)
+/// per layer, both:
 ///            tensor count     uint8, then per tensor: name (uint8 length + UTF-8), rank (uint8), dims (int32 each),
 ///                             elements (row-major)
 /// SHA-256                     32 bytes over everything before it
 /// </code>
+/// A network of built-in layers only is written as version 1 (which every reader takes); any other as version 2.
+/// Layers of your own are stored by their <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
 /// </summary>
 public static class ModelFile
 {
-    /// <summary>The current format version.</summary>
-    public const int Version = 1;
+    /// <summary>The newest format version this library reads and writes.</summary>
+    public const int Version = 2;
 
     private static readonly byte[] Magic = "LNSM"u8.ToArray();
     private const int HashSize = 32;
@@ -53,10 +60,10 @@ public static class ModelFile
     private enum Kind : byte { Conv = 1, Relu = 2, MaxPool2x2 = 3, Flatten = 4, Linear = 5 }
 
     /// <summary>Writes <paramref name="network"/> to <paramref name="path"/> atomically: a crash mid-save leaves the previous file intact.</summary>
-    /// <param name="network">A network made of Conv, Relu, MaxPool2x2, Flatten and Linear layers.</param>
+    /// <param name="network">A network of built-in layers, or of layers registered with <see cref="LayerRegistry"/>.</param>
     /// <param name="path">Destination file.</param>
     /// <typeparam name="T">Element type; stored as is.</typeparam>
-    /// <exception cref="NotSupportedException">The network has a layer type this format does not know.</exception>
+    /// <exception cref="NotSupportedException">A layer's type is not registered, so the file could not be loaded back (nothing is written).</exception>
     public static void Save<T>(Sequential<T> network, string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -121,12 +128,20 @@ public static class ModelFile
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
+            bool builtIn = network.Layers.All(l => l is Conv<T> or Relu<T> or MaxPool2x2<T> or Flatten<T> or Linear<T>);
             w.Write(Magic);
-            w.Write((ushort)Version);
+            w.Write((ushort)(builtIn ? 1 : 2));
             w.Write((byte)ElementSize<T>());
             w.Write(network.Layers.Count);
             foreach (var layer in network.Layers)
             {
+                if (!builtIn)
+                {
+                    WriteDescription(w, layer);
+                    WriteTensors(w, layer);
+                    continue;
+                }
+
                 switch (layer)
                 {
                     case Conv<T> c:
@@ -145,25 +160,56 @@ public static class ModelFile
                         throw new NotSupportedException($"The model format cannot store layer '{layer.Name}' ({layer.GetType().Name}).");
                 }
 
-                w.Write((byte)layer.Parameters.Count);
-                foreach (var p in layer.Parameters)
-                {
-                    byte[] name = Encoding.UTF8.GetBytes(p.Name);
-                    w.Write((byte)name.Length);
-                    w.Write(name);
-                    w.Write((byte)p.Value.Rank);
-                    foreach (int d in p.Value.Shape) w.Write(d);
-                    foreach (T v in p.Value.Span)
-                    {
-                        if (typeof(T) == typeof(float)) w.Write(float.CreateTruncating(v));
-                        else w.Write(double.CreateTruncating(v));
-                    }
-                }
+                WriteTensors(w, layer);
             }
         }
 
         ms.Write(SHA256.HashData(ms.GetBuffer().AsSpan(0, (int)ms.Length)));
         return ms.ToArray();
+    }
+
+    /// <summary>Version 2's type name and settings; refuses a type no registry entry could load back.</summary>
+    private static void WriteDescription<T>(BinaryWriter w, ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var d = layer.Describe() ?? throw new NotSupportedException($"The model format cannot store layer '{layer.Name}': its Describe returned null.");
+        if (!LayerRegistry.IsRegistered<T>(d.Type))
+        {
+            throw new NotSupportedException(
+                $"The model format cannot store layer '{layer.Name}' ({layer.GetType().Name}): its type '{d.Type}' is not registered, so the file could not be loaded back. Call LayerRegistry.Register first.");
+        }
+
+        WriteName(w, d.Type);
+        w.Write((byte)d.Settings.Count);
+        foreach (var (name, value) in d.Settings)
+        {
+            WriteName(w, name);
+            w.Write(value);
+        }
+    }
+
+    private static void WriteName(BinaryWriter w, string name)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(name);
+        if (bytes.Length > byte.MaxValue) throw new NotSupportedException($"The model format stores names of up to 255 UTF-8 bytes; '{name}' has {bytes.Length}.");
+        w.Write((byte)bytes.Length);
+        w.Write(bytes);
+    }
+
+    private static void WriteTensors<T>(BinaryWriter w, ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (layer.Parameters.Count > byte.MaxValue) throw new NotSupportedException($"The model format stores up to 255 tensors a layer; '{layer.Name}' has {layer.Parameters.Count}.");
+        w.Write((byte)layer.Parameters.Count);
+        foreach (var p in layer.Parameters)
+        {
+            WriteName(w, p.Name);
+            w.Write((byte)p.Value.Rank);
+            foreach (int d in p.Value.Shape) w.Write(d);
+            foreach (T v in p.Value.Span)
+            {
+                if (typeof(T) == typeof(float)) w.Write(float.CreateTruncating(v));
+                else w.Write(double.CreateTruncating(v));
+            }
+        }
     }
 
     internal static Sequential<T> Deserialize<T>(byte[] bytes, string path) where T : unmanaged, IFloatingPointIeee754<T>
@@ -195,7 +241,7 @@ public static class ModelFile
         }
 
         int version = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(Magic.Length));
-        if (version != Version) throw new ModelFormatException(path, $"expected format version {Version}, found {version}.");
+        if (version is < 1 or > Version) throw new ModelFormatException(path, $"expected format version 1 to {Version}, found {version}.");
         var payload = bytes.AsSpan(0, bytes.Length - HashSize);
         string expected = Convert.ToHexStringLower(bytes.AsSpan(bytes.Length - HashSize));
         string actual = Convert.ToHexStringLower(SHA256.HashData(payload));
@@ -213,16 +259,24 @@ public static class ModelFile
         var layers = new ILayer<T>[layerCount];
         for (int i = 0; i < layerCount; i++)
         {
-            var kind = (Kind)r.ReadByte();
-            layers[i] = kind switch
+            if (version >= 2)
             {
-                Kind.Conv => ReadConv(r, dummy, elementSize, path, i),
-                Kind.Relu => new Relu<T>(),
-                Kind.MaxPool2x2 => new MaxPool2x2<T>(),
-                Kind.Flatten => new Flatten<T>(),
-                Kind.Linear => ReadLinear(r, dummy, elementSize, path, i),
-                _ => throw new ModelFormatException(path, $"layer {i}: unknown layer kind {(byte)kind}."),
-            };
+                layers[i] = ReadDescribed<T>(r, elementSize, path, i);
+            }
+            else
+            {
+                var kind = (Kind)r.ReadByte();
+                layers[i] = kind switch
+                {
+                    Kind.Conv => ReadConv(r, dummy, elementSize, path, i),
+                    Kind.Relu => new Relu<T>(),
+                    Kind.MaxPool2x2 => new MaxPool2x2<T>(),
+                    Kind.Flatten => new Flatten<T>(),
+                    Kind.Linear => ReadLinear(r, dummy, elementSize, path, i),
+                    _ => throw new ModelFormatException(path, $"layer {i}: unknown layer kind {(byte)kind}."),
+                };
+            }
+
             int tensors = r.ReadByte();
             if (tensors != layers[i].Parameters.Count)
             {
@@ -258,6 +312,51 @@ public static class ModelFile
             return new Linear<T>(inF, outF, dummy);
         }
     }
+
+    /// <summary>
+    /// A version-2 layer: its description, the built-in layers' range and size checks (before anything is allocated),
+    /// then the registered factory.
+    /// </summary>
+    private static ILayer<T> ReadDescribed<T>(BinaryReader r, int elementSize, string path, int layer)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        string type = ReadName(r);
+        int count = r.ReadByte();
+        if (count > LayerDescription.MaxSettings)
+        {
+            throw new ModelFormatException(path, $"layer {layer} ('{type}'): {count} settings, at most {LayerDescription.MaxSettings}.");
+        }
+
+        var settings = new (string, double)[count];
+        for (int s = 0; s < count; s++) settings[s] = (ReadName(r), r.ReadDouble());
+        var description = new LayerDescription(type, settings);
+        string what = $"layer {layer} ({description})";
+        switch (type)
+        {
+            case "Conv":
+                int inC = description.GetInt("in"), outC = description.GetInt("out"), kh = description.GetInt("kh"), kw = description.GetInt("kw");
+                CheckRange(path, what, ("in channels", inC, 1), ("out channels", outC, 1), ("kernel height", kh, 1), ("kernel width", kw, 1),
+                    ("stride", description.GetInt("stride"), 1), ("padding", description.GetInt("padding"), 0));
+                EnsureHolds(r, path, what, (Int128)outC * inC * kh * kw + outC, elementSize);
+                break;
+            case "Linear":
+                int inF = description.GetInt("in"), outF = description.GetInt("out");
+                CheckRange(path, what, ("in features", inF, 1), ("out features", outF, 1));
+                EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
+                break;
+        }
+
+        try
+        {
+            return LayerRegistry.Create<T>(description);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new ModelFormatException(path, $"{what}: {e.Message}");
+        }
+    }
+
+    private static string ReadName(BinaryReader r) => Encoding.UTF8.GetString(r.ReadBytes(r.ReadByte()));
 
     private static void CheckRange(string path, string what, params (string Name, int Value, int Min)[] values)
     {

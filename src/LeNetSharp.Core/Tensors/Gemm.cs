@@ -1,15 +1,16 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using LeNetSharp.Kernels;
 using MathNet.Numerics.Providers.LinearAlgebra;
 
 namespace LeNetSharp.Tensors;
 
 /// <summary>
 /// The one matrix-multiply entry point of LeNetSharp: every layer multiplies matrices through
-/// <see cref="Multiply{T}(GemmProvider, bool, bool, int, int, int, T, T[], T[], T, T[])"/> with the provider of its
-/// network (<see cref="Layers.Sequential{T}.GemmProvider"/>); there is no process-wide setting, so two networks (a test
-/// and a server, say) never change each other's arithmetic.
+/// <see cref="Multiply{T}(GemmProvider, bool, bool, int, int, int, T, T[], T[], T, T[])"/> with the provider its
+/// network's execution plan chose from the network's <see cref="Compute.ComputeBackend"/>; there is no process-wide
+/// setting, so two networks (a test and a server, say) never change each other's arithmetic.
 /// </summary>
 /// <remarks>
 /// All matrices here are row-major (C order), as tensors are. Providers that think column-major (MathNet)
@@ -40,7 +41,7 @@ public static class Gemm
     /// <summary>
     /// C ← alpha·op(A)·op(B) + beta·C, all row-major. op(A) is (m, k), op(B) is (k, n), C is (m, n).
     /// </summary>
-    /// <param name="provider">The implementation to run, e.g. the network's <see cref="Layers.Sequential{T}.GemmProvider"/>.</param>
+    /// <param name="provider">The implementation to run, e.g. <see cref="GemmProvider.MathNet"/>.</param>
     /// <param name="transA">When true A is stored as (k, m) and op(A) = Aᵀ; else A is stored as (m, k).</param>
     /// <param name="transB">When true B is stored as (n, k) and op(B) = Bᵀ; else B is stored as (k, n).</param>
     /// <param name="m">Rows of C and of op(A).</param>

@@ -134,6 +134,15 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return buffer;
     }
 
+    /// <summary>As <see cref="Reuse(ref Tensor{T}?, int, int)"/> for the shape of <paramref name="like"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    internal static Tensor<T> ReuseLike(ref Tensor<T>? buffer, Tensor<T> like) => like.Rank switch
+    {
+        2 => Reuse(ref buffer, like._shape[0], like._shape[1]),
+        4 => Reuse(ref buffer, like._shape[0], like._shape[1], like._shape[2], like._shape[3]),
+        _ => Reuse(ref buffer, like.Shape),
+    };
+
     private static int CheckedLength(int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);

@@ -86,7 +86,7 @@ public static class Evaluator
         var confusions = new int[threads][,];
         // Part 0 runs on the network itself when no other thread is using it (no copy, no extra buffers); the other
         // parts, and part 0 when the network is busy, on copies rented from the pool kept with the network.
-        bool own = network.TryEnter(out int previous);
+        bool own = network.Runner.TryEnter(out int previous);
         var pool = ReplicaPool(network);
         var networks = new Sequential<T>[threads];
         try
@@ -133,7 +133,7 @@ public static class Evaluator
         }
         finally
         {
-            if (own) network.Exit(previous);
+            if (own) network.Runner.Exit(previous);
             for (int t = 0; t < threads; t++)
             {
                 if (networks[t] is { } n && !ReferenceEquals(n, network)) pool.Add(n);
@@ -157,7 +157,7 @@ public static class Evaluator
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!pool.TryTake(out var copy)) return network.Clone();
-        copy.GemmProvider = network.GemmProvider;
+        copy.Backend = network.Backend;
         for (int p = 0; p < network.Parameters.Count; p++) copy.Parameters[p].Value.CopyFrom(network.Parameters[p].Value);
         return copy;
     }

@@ -345,10 +345,10 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// </summary>
     private void RunShards(ImageDataset data, ReadOnlySpan<int> indices)
     {
-        // Replicas follow the network's GEMM, even when it was changed after the trainer was made.
+        // Replicas follow the network's backend, even when it was changed after the trainer was made.
         for (int w = 1; w < _workers.Length; w++)
         {
-            if (_workers[w].Network.GemmProvider != _network.GemmProvider) _workers[w].Network.GemmProvider = _network.GemmProvider;
+            if (_workers[w].Network.Backend != _network.Backend) _workers[w].Network.Backend = _network.Backend;
         }
 
         Scratch.Ensure(ref _shardIndices, indices.Length);

@@ -2,8 +2,9 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Tensors;
+namespace LeNetSharp.Kernels;
 
 /// <summary>
 /// The few vector operations the SIMD GEMM needs, for one vector type <typeparamref name="TV"/> holding

@@ -2,8 +2,9 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Tensors;
+namespace LeNetSharp.Kernels;
 
 /// <summary>
 /// A managed SIMD GEMM for the skinny shapes of small convnets (one side long, the other 6–256 wide).

@@ -3,8 +3,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Tensors;
+namespace LeNetSharp.Kernels;
 
 /// <summary>
 /// Sizes of a fused single-channel convolution (stride 1, no padding) → ReLU → 2x2 max pool.

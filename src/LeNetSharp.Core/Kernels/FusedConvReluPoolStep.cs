@@ -1,20 +1,22 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using LeNetSharp.Compute;
+using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Layers;
+namespace LeNetSharp.Kernels;
 
 /// <summary>
 /// Conv (one input channel, stride 1, no padding, no input gradient) → Relu → MaxPool2x2 as one pass
 /// (<see cref="ConvReluPool{TOps, TV, T}"/>): the (N, OH, OW, OC) activation never goes to memory, pooling keeps the
-/// window position of each maximum for backward. <see cref="Sequential{T}"/> runs it in place of the three layers
-/// when the network's GEMM is the SIMD one and the batch holds fewer than <see cref="MaxPixels"/> pixels; the results
+/// window position of each maximum for backward. The execution plan runs it in place of the three layers
+/// under the SIMD backend when the batch holds fewer than <see cref="MaxPixels"/> pixels; the results
 /// are the three layers' bit for bit for finite inputs, weights and gradients (see the kernel for non-finite ones, and
 /// for a −0 the caller left in a gradient buffer). It uses the convolution's own parameters, so training, saving and
 /// loading see no difference.
 /// </summary>
-internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIeee754<T>
+internal sealed class FusedConvReluPoolStep<T> : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _output;     // p: (N, PH, PW, OC)
     private Tensor<T>? _inputGrad;  // zeros of the input's shape: nobody reads a first layer's input gradient
@@ -22,12 +24,19 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     private T[] _xPadded = [], _planes = [], _tile = [], _values = [], _lanes = []; // _values, _lanes, _patches: backward's lists
     private int[] _patches = [];
     private ConvPoolGeometry _geometry;
-    private int _bits;
-    private bool _kept; // the last forward kept what backward needs
+    private readonly int _bits;
 
-    public FusedConvReluPool(Conv<T> conv) => Conv = conv;
+    public FusedConvReluPoolStep(Conv<T> conv, int bits)
+    {
+        Conv = conv;
+        _bits = bits;
+    }
 
     public Conv<T> Conv { get; }
+
+    public override string Name => $"{Conv.Name} → Relu → MaxPool2x2 (fused, Vector{_bits})";
+
+    public override int LayerCount => 3;
 
     /// <summary>The pattern this block replaces, at positions i, i + 1, i + 2 of a layer list.</summary>
     public static bool Matches(IReadOnlyList<ILayer<T>> layers, int i) =>
@@ -40,17 +49,16 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
     public const int MaxPixels = (1 << 29) - 4096;
 
     /// <summary>
-    /// Whether this forward can run fused: SIMD GEMM (its width picks the kernel's), no input gradient wanted, a
-    /// shape the kernel handles, fewer than <see cref="MaxPixels"/> pixels. Otherwise the network runs the three layers.
+    /// Whether the three layers at <paramref name="i"/> can run fused at <paramref name="bits"/>-bit vectors for
+    /// <paramref name="inputShape"/>: the pattern, no input gradient wanted, a shape the kernel handles, fewer than
+    /// <see cref="MaxPixels"/> pixels. Otherwise the plan runs the three layers.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public bool Applies(GemmProvider provider, ReadOnlySpan<int> inputShape)
+    public static bool Applies(IReadOnlyList<ILayer<T>> layers, int i, ReadOnlySpan<int> inputShape, int bits)
     {
-        if (provider is not SimdGemmProvider simd || Conv.ComputeInputGradient || inputShape.Length != 4 || inputShape[3] != 1) return false;
+        if (!Matches(layers, i) || layers[i] is not Conv<T> conv || conv.ComputeInputGradient || inputShape.Length != 4 || inputShape[3] != 1) return false;
         if ((long)inputShape[0] * inputShape[1] * inputShape[2] >= MaxPixels) return false;
-        int kh = Conv.KernelHeight, kw = Conv.KernelWidth, h = inputShape[1], w = inputShape[2];
-        _bits = simd.VectorBits;
-        return _bits switch
+        int kh = conv.KernelHeight, kw = conv.KernelWidth, h = inputShape[1], w = inputShape[2];
+        return bits switch
         {
             512 => Supports<Simd512<T>, Vector512<T>>(kh, kw, h, w),
             256 => Supports<Simd256<T>, Vector256<T>>(kh, kw, h, w),
@@ -62,18 +70,16 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
         ConvReluPool<TOps, TV, T>.Supports(kh, kw, h, w);
 
     /// <summary>
-    /// p = MaxPool2x2(Relu(Conv(x))), at the width <see cref="Applies"/> picked. Without
-    /// <paramref name="keepForBackward"/> (inference) the window positions and the input copy are not made, and
-    /// <see cref="Backward"/> refuses to run.
+    /// p = MaxPool2x2(Relu(Conv(x))). Without <paramref name="keepForBackward"/> (inference) the window positions and
+    /// the input copy are not made, and a backward refuses to run.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public Tensor<T> Forward(Tensor<T> input, bool keepForBackward = true)
+    protected override Tensor<T> ForwardCore(Tensor<T> input, bool keepForBackward)
     {
         var s = input.Shape;
         var g = _geometry = new ConvPoolGeometry(s[0], s[1], s[2], Conv.OutChannels, Conv.KernelHeight, Conv.KernelWidth);
         var output = Tensor<T>.Reuse(ref _output, g.N, g.PH, g.PW, g.OC);
         if (_mask.Length != output.Length) _mask = new T[output.Length];
-        _kept = keepForBackward;
         switch (_bits)
         {
             case 512: Forward<Simd512<T>, Vector512<T>>(g, input, output, keepForBackward); break;
@@ -95,16 +101,8 @@ internal sealed class FusedConvReluPool<T> where T : unmanaged, IFloatingPointIe
 
     /// <summary>Adds the convolution's weight and bias gradients; returns zeros of the input's shape.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public Tensor<T> Backward(Tensor<T> outputGradient)
+    protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
     {
-        if (_output is null || !_kept) throw new InvalidOperationException($"{Conv.Name}: Backward was called before Forward.");
-        if (!outputGradient.HasShape(_output.Shape))
-        {
-            throw new ArgumentException(
-                $"{Conv.Name} → Relu → MaxPool2x2: output gradient has shape {outputGradient.ShapeString}, expected {_output.ShapeString}.",
-                nameof(outputGradient));
-        }
-
         var g = _geometry;
         T[] dk = Conv.Weight.Gradient.Data, db = Conv.Bias.Gradient.Data;
         switch (_bits)

@@ -1,8 +1,9 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Tensors;
+namespace LeNetSharp.Kernels;
 
 /// <summary>
 /// Reusable buffers of <see cref="SparseConvBackward{TOps, TV, T}"/> for one convolution (allocated when the shape

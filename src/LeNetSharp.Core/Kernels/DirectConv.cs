@@ -1,21 +1,22 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Tensors;
+namespace LeNetSharp.Kernels;
 
-/// <summary>Runs <see cref="DirectConv{TOps, TV, T}"/> at the width of a SIMD GEMM provider.</summary>
+/// <summary>Runs <see cref="DirectConv{TOps, TV, T}"/> at a given vector width.</summary>
 internal static class DirectConv
 {
     /// <summary>
-    /// y ← conv(x, K) + b (stride 1, no padding) when <paramref name="provider"/> is the SIMD GEMM and
-    /// <paramref name="outChannels"/> fills a vector of its width; false (nothing written) otherwise.
+    /// y ← conv(x, K) + b (stride 1, no padding) at <paramref name="bits"/>-bit vectors when <paramref name="outChannels"/>
+    /// fills a vector of that width; false (nothing written) otherwise.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public static bool TryForward<T>(GemmProvider provider, in ConvGeometry g, int outChannels, T[] x, T[] weight, T[] bias, T[] y)
+    public static bool TryForward<T>(int bits, in ConvGeometry g, int outChannels, T[] x, T[] weight, T[] bias, T[] y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        switch ((provider as SimdGemmProvider)?.VectorBits)
+        switch (bits)
         {
             case 512 when DirectConv<Simd512<T>, Vector512<T>, T>.Supports(outChannels):
                 DirectConv<Simd512<T>, Vector512<T>, T>.Forward(g, outChannels, x, weight, bias, y);

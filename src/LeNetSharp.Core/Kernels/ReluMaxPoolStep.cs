@@ -1,22 +1,28 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using LeNetSharp.Compute;
+using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Layers;
+namespace LeNetSharp.Kernels;
 
 /// <summary>
-/// Relu → MaxPool2x2 forward as one pass, for inference (<see cref="Sequential{T}.Infer"/>): the Relu output is never
-/// written, and neither layer keeps anything for backward.
+/// Relu → MaxPool2x2 forward as one pass, for inference plans only: the Relu output is never written, and neither layer
+/// keeps anything for backward.
 /// <code>
 /// input y : (N, H, W, C)   output p : (N, H/2, W/2, C), p[n,i,j,c] = max(max over the window y[n, 2i..2i+1, 2j..2j+1, c], 0)
 /// </code>
 /// The maximum is IEEE's (as <see cref="Vector.Max{T}"/> and <c>T.Max</c>): commutative and associative, so taking it
 /// over the window first and with 0 last gives the bits of Relu then MaxPool2x2.
 /// </summary>
-internal sealed class ReluMaxPool<T> where T : unmanaged, IFloatingPointIeee754<T>
+internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _output;
+
+    public override string Name => "Relu → MaxPool2x2 (fused, Vector<T>)";
+
+    public override int LayerCount => 2;
 
     /// <summary>The pattern this pass replaces, at positions i, i + 1 of a layer list.</summary>
     public static bool Matches(IReadOnlyList<ILayer<T>> layers, int i) => i + 1 < layers.Count && layers[i] is Relu<T> && layers[i + 1] is MaxPool2x2<T>;
@@ -26,8 +32,9 @@ internal sealed class ReluMaxPool<T> where T : unmanaged, IFloatingPointIeee754<
 
     /// <summary>p = MaxPool2x2(Relu(y)), in a buffer owned by this pass (overwritten by the next call).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    public Tensor<T> Forward(Tensor<T> input)
+    protected override Tensor<T> ForwardCore(Tensor<T> input, bool keepForBackward)
     {
+        if (keepForBackward) throw new InvalidOperationException("Relu → MaxPool2x2 as one pass is for inference only.");
         int n = input.Dim(0), h = input.Dim(1), w = input.Dim(2), c = input.Dim(3), ph = h / 2, pw = w / 2, row = w * c;
         var output = Tensor<T>.Reuse(ref _output, n, ph, pw, c);
         ref T x0 = ref MemoryMarshal.GetArrayDataReference(input.Data);
@@ -64,4 +71,7 @@ internal sealed class ReluMaxPool<T> where T : unmanaged, IFloatingPointIeee754<
 
         return output;
     }
+
+    protected override Tensor<T> BackwardCore(Tensor<T> outputGradient) =>
+        throw new InvalidOperationException("Relu → MaxPool2x2 as one pass is for inference only.");
 }

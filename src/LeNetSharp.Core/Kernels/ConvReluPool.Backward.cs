@@ -1,8 +1,9 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using LeNetSharp.Tensors;
 
-namespace LeNetSharp.Tensors;
+namespace LeNetSharp.Kernels;
 
 /// <summary>Backward of the fused single-channel conv → ReLU → 2x2 max pool: the weight and bias gradients.</summary>
 internal static partial class ConvReluPool<TOps, TV, T>

@@ -1,0 +1,138 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using LeNetSharp.Kernels;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Compute;
+
+/// <summary>
+/// Where a network's arithmetic runs. The layers hold the reference maths (plain loops, im2col + GEMM); a backend decides,
+/// once per network and input shape, which of them run as they are and which a faster kernel replaces (one layer, or
+/// several fused into one pass). Every kernel gives the layers' results bit for bit, at every vector width.
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item><see cref="Reference"/>: the layers' own code with MathNet's GEMM, nothing replaced.</item>
+/// <item><see cref="Simd"/>: LeNetSharp's SIMD kernels; the vector width (128, 256 or 512 bits) is chosen per network,
+/// shape and mode by timing each candidate once on the first batch (a few milliseconds, remembered for the process),
+/// since the fastest width differs by CPU and by network and all give the same bits.</item>
+/// <item><see cref="SimdWithWidth"/>: the SIMD kernels at one width, no timing.</item>
+/// </list>
+/// A backend is immutable and can be shared by any number of networks and threads.
+/// </remarks>
+public abstract class ComputeBackend
+{
+    private static readonly SimdBackend?[] FixedWidths = new SimdBackend?[3];
+
+    private protected ComputeBackend()
+    {
+    }
+
+    /// <summary>The layers' own code with MathNet's GEMM (<see cref="GemmProvider.MathNet"/>): the reference every kernel is checked against.</summary>
+    public static ComputeBackend Reference { get; } = new ReferenceBackend();
+
+    /// <summary>The SIMD kernels at the width measured fastest for each network, input shape and mode.</summary>
+    public static ComputeBackend Simd { get; } = new SimdBackend(null);
+
+    /// <summary>
+    /// What a network starts with: <see cref="Reference"/> when MathNet runs a native provider (MKL, OpenBLAS), otherwise
+    /// <see cref="Simd"/> (MathNet's managed provider is a scalar loop, 10–40x slower on these shapes).
+    /// </summary>
+    public static ComputeBackend Default => MathNetGemmProvider.IsNative ? Reference : Simd;
+
+    /// <summary>The vector widths, in bits, that this CPU accelerates (128 always counts: it has a software fallback).</summary>
+    public static IReadOnlyList<int> AcceleratedWidths { get; } =
+        new[] { 128, 256, 512 }.Where(b => b == 128 || (b == 256 ? Vector256.IsHardwareAccelerated : Vector512.IsHardwareAccelerated)).ToArray();
+
+    /// <summary>The SIMD kernels at one vector width, without timing.</summary>
+    /// <param name="bits">128, 256 or 512.</param>
+    /// <returns>The backend.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="bits"/> is not 128, 256 or 512.</exception>
+    /// <exception cref="PlatformNotSupportedException">The width is not hardware-accelerated here.</exception>
+    public static ComputeBackend SimdWithWidth(int bits)
+    {
+        int slot = bits switch
+        {
+            128 => 0,
+            256 => 1,
+            512 => 2,
+            _ => throw new ArgumentOutOfRangeException(nameof(bits), bits, "Vector width must be 128, 256 or 512 bits."),
+        };
+        if (!AcceleratedWidths.Contains(bits)) throw new PlatformNotSupportedException($"{bits}-bit vectors are not hardware-accelerated on this machine.");
+        return FixedWidths[slot] ??= new SimdBackend(bits);
+    }
+
+    /// <summary>Looks a backend up by name: "reference" (or "mathnet"), "simd" (width measured), "simd512", "simd256" or "simd128".</summary>
+    /// <param name="name">The name, case-insensitive.</param>
+    /// <returns>The backend.</returns>
+    /// <exception cref="ArgumentException">The name is unknown.</exception>
+    /// <exception cref="PlatformNotSupportedException">A width this CPU does not accelerate.</exception>
+    public static ComputeBackend FromName(string name) => name?.ToLowerInvariant() switch
+    {
+        "reference" or "mathnet" => Reference,
+        "simd" => Simd,
+        "simd512" => SimdWithWidth(512),
+        "simd256" => SimdWithWidth(256),
+        "simd128" => SimdWithWidth(128),
+        _ => throw new ArgumentException($"Unknown backend '{name}'; expected reference, simd, simd512, simd256 or simd128.", nameof(name)),
+    };
+
+    /// <summary>A short name, e.g. "simd (width measured)" or "simd (Vector256)".</summary>
+    public abstract string Name { get; }
+
+    /// <inheritdoc />
+    public override string ToString() => Name;
+
+    /// <summary>The plan for <paramref name="network"/> on an input like <paramref name="input"/>; validates the shape first.</summary>
+    internal abstract ExecutionPlan<T> BuildPlan<T>(Sequential<T> network, Tensor<T> input, PlanMode mode) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Throws the layers' own message when the network cannot take <paramref name="shape"/>.</summary>
+    private protected static void RequireShape<T>(Sequential<T> network, ReadOnlySpan<int> shape) where T : unmanaged, IFloatingPointIeee754<T> =>
+        network.OutputShapes(shape);
+
+    /// <summary>Every layer by its own code.</summary>
+    private protected static PlanStep<T>[] LayerSteps<T>(Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T> =>
+        network.Layers.Select(l => (PlanStep<T>)new LayerStep<T>(l)).ToArray();
+}
+
+/// <summary>The layers' own code, MathNet's GEMM.</summary>
+internal sealed class ReferenceBackend : ComputeBackend
+{
+    public override string Name => "reference (MathNet GEMM)";
+
+    internal override ExecutionPlan<T> BuildPlan<T>(Sequential<T> network, Tensor<T> input, PlanMode mode)
+    {
+        RequireShape(network, input.Shape);
+        return new ExecutionPlan<T>(input.Shape, mode, LayerSteps(network), GemmProvider.MathNet, Name);
+    }
+}
+
+/// <summary>
+/// The SIMD kernels (<see cref="KernelRules"/>) at a fixed width, or at the width <see cref="WidthCalibration"/> measured
+/// fastest for the network, shape and mode.
+/// </summary>
+internal sealed class SimdBackend(int? bits) : ComputeBackend
+{
+    public int? Bits { get; } = bits;
+
+    public override string Name => Bits is int b ? $"simd (Vector{b})" : "simd (width measured)";
+
+    internal override ExecutionPlan<T> BuildPlan<T>(Sequential<T> network, Tensor<T> input, PlanMode mode)
+    {
+        RequireShape(network, input.Shape);
+        int width = Bits ?? WidthCalibration.Choose(network, input, mode);
+        return Build(network, input.Shape, mode, width);
+    }
+
+    /// <summary>The plan at <paramref name="bits"/>-bit vectors.</summary>
+    internal static ExecutionPlan<T> Build<T>(Sequential<T> network, ReadOnlySpan<int> inputShape, PlanMode mode, int bits)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var gemm = GemmProvider.SimdWithWidth(bits);
+        string name = $"simd (Vector{bits})";
+        if (mode == PlanMode.LayerByLayer) return new ExecutionPlan<T>(inputShape, mode, LayerSteps(network), gemm, name, bits);
+        var steps = KernelRules.Steps(network.Layers, inputShape, mode, bits);
+        return new ExecutionPlan<T>(inputShape, mode, steps, gemm, name, bits);
+    }
+}

@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Numerics;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Compute;
+
+/// <summary>
+/// Chooses the vector width of <see cref="ComputeBackend.Simd"/> the way FFTW's planner chooses an algorithm: by
+/// timing each candidate once, on this machine, for this network, input shape and mode, and remembering the fastest for
+/// the life of the process. Every width gives the same bits, so the choice changes speed only.
+/// </summary>
+/// <remarks>
+/// The timing runs on a copy of the network (its gradients and buffers are not the caller's) with the caller's own
+/// first batch: forward (and backward with a dense upstream gradient, in training) at each width in turn, in
+/// interleaved rounds so that a slow phase of the machine falls on every candidate alike; the median of each width's
+/// rounds decides. It costs about 3 × 7 rounds of ≥ 0.3 ms each for a small network (20–40 ms) and is shared by every
+/// network of the same layers and shape, on every thread.
+/// </remarks>
+internal static class WidthCalibration
+{
+    private const int Rounds = 7;
+    private static readonly TimeSpan MinRound = TimeSpan.FromMilliseconds(0.3);
+    private static readonly TimeSpan Budget = TimeSpan.FromMilliseconds(400); // a large network: fewer rounds, not endless timing
+
+    private static readonly ConcurrentDictionary<string, Lazy<Calibration>> Choices = new();
+
+    /// <summary>What was measured for one network, shape and mode: the width chosen and each width's median time per run.</summary>
+    internal sealed record Calibration(string Key, int Bits, IReadOnlyList<(int Bits, double Microseconds)> Medians);
+
+    /// <summary>Every calibration made in this process (for benchmarks and tests).</summary>
+    internal static IEnumerable<Calibration> All => Choices.Values.Where(l => l.IsValueCreated).Select(l => l.Value);
+
+    /// <summary>The width for <paramref name="network"/> running <paramref name="input"/>'s shape in <paramref name="mode"/>.</summary>
+    public static int Choose<T>(Sequential<T> network, Tensor<T> input, PlanMode mode) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var widths = ComputeBackend.AcceleratedWidths;
+        if (widths.Count == 1) return widths[0];
+        string key = Key(network, input.Shape, mode);
+        if (Choices.TryGetValue(key, out var known) && known.IsValueCreated) return known.Value.Bits;
+        Sequential<T> copy;
+        try
+        {
+            copy = network.Clone();
+        }
+        catch (NotSupportedException)
+        {
+            return Unmeasured(widths); // a layer of the caller's that cannot be copied: nothing to time on
+        }
+
+        var lazy = Choices.GetOrAdd(key, k => new Lazy<Calibration>(() => Measure(k, copy, input, mode, widths)));
+        try
+        {
+            return lazy.Value.Bits;
+        }
+        catch
+        {
+            Choices.TryRemove(new(key, lazy)); // a layer that failed on this input fails the caller's own forward too; time it again next time
+            throw;
+        }
+    }
+
+    /// <summary>The width used when the network cannot be timed: 256 bits where accelerated (the fastest on the CPUs measured), else 128.</summary>
+    private static int Unmeasured(IReadOnlyList<int> widths) => widths.Contains(256) ? 256 : 128;
+
+    /// <summary>The network's layers (kinds and settings), element type, shape and mode.</summary>
+    internal static string Key<T>(Sequential<T> network, ReadOnlySpan<int> shape, PlanMode mode) where T : unmanaged, IFloatingPointIeee754<T> =>
+        $"{typeof(T).Name} {mode} {Tensor<T>.ShapeToString(shape)}: "
+        + string.Join(" | ", network.Layers.Select(l => $"{l.GetType().FullName} {l.Name}{(l is Conv<T> { ComputeInputGradient: false } ? " (no ∂x)" : "")}"));
+
+    private static Calibration Measure<T>(string key, Sequential<T> copy, Tensor<T> input, PlanMode mode, IReadOnlyList<int> widths)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var plans = widths.Select(b => SimdBackend.Build(copy, input.Shape, mode, b)).ToArray();
+        Tensor<T>? upstream = null;
+        void Run(ExecutionPlan<T> plan)
+        {
+            var y = plan.Forward(input);
+            if (mode != PlanMode.Training) return;
+            if (upstream is null)
+            {
+                upstream = new Tensor<T>(y.Shape.ToArray());
+                upstream.Span.Fill(T.One / T.CreateChecked(y.Dim(0)));
+            }
+
+            plan.Backward(upstream);
+        }
+
+        // Warm up (first calls allocate the buffers), and find how many runs make a round long enough to time.
+        var clock = Stopwatch.StartNew();
+        foreach (var plan in plans) Run(plan);
+        clock.Restart();
+        foreach (var plan in plans) Run(plan);
+        double perRun = Math.Max(clock.Elapsed.TotalMilliseconds / plans.Length, 1e-4);
+        int reps = (int)Math.Clamp(Math.Ceiling(MinRound.TotalMilliseconds / perRun), 1, 10_000);
+        int rounds = perRun * reps * plans.Length * Rounds <= Budget.TotalMilliseconds ? Rounds : 3;
+
+        var times = new double[plans.Length][];
+        for (int p = 0; p < plans.Length; p++) times[p] = new double[rounds];
+        for (int r = 0; r < rounds; r++)
+        {
+            for (int j = 0; j < plans.Length; j++)
+            {
+                int p = (r + j) % plans.Length; // each width takes every place in the order in turn
+                copy.ZeroGradients();
+                clock.Restart();
+                for (int k = 0; k < reps; k++) Run(plans[p]);
+                times[p][r] = clock.Elapsed.TotalMicroseconds / reps;
+            }
+        }
+
+        var medians = widths.Select((b, p) => (b, Median(times[p]))).ToArray();
+        int best = medians.MinBy(m => m.Item2).b;
+        return new Calibration(key, best, medians);
+    }
+
+    private static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
+    }
+}

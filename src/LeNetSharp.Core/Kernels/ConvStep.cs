@@ -1,0 +1,164 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using LeNetSharp.Compute;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Kernels;
+
+/// <summary>
+/// <see cref="Conv{T}"/> at one SIMD width, the same bits as the layer's im2col + GEMM with that width's GEMM:
+/// <list type="bullet">
+/// <item>forward straight from the input (<see cref="DirectConv{TOps, TV, T}"/>) for stride 1, no padding, several input
+/// channels and at least a vector of outputs;</item>
+/// <item>single-channel inputs keep the patch matrix transposed, Pᵀ (K, M): built from contiguous runs and multiplied
+/// along its long side;</item>
+/// <item>backward from ∂y's nonzeros (<see cref="SparseConvBackward{TOps, TV, T}"/>) for stride 1 and no padding, without
+/// the patch matrix or ∂P.</item>
+/// </list>
+/// It uses the layer's own parameters and settings, so training, saving and loading see no difference.
+/// </summary>
+internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Conv<T> _conv;
+    private readonly int _bits;
+    private readonly GemmProvider _gemm;
+    private Tensor<T>? _patches;      // P (M, K) of the last forward, or Pᵀ when TransposedPatches
+    private Tensor<T>? _output;       // y: (N, OH, OW, OC)
+    private Tensor<T>? _patchGrad;    // ∂P, or ∂Pᵀ when TransposedPatches
+    private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
+    private Tensor<T>? _input;        // x of the last forward when it ran without patches (the caller's tensor; not copied)
+    private ConvGeometry _geometry;
+    private SparseConvScratch<T>? _sparse;
+
+    public ConvStep(Conv<T> conv, int bits)
+    {
+        _conv = conv;
+        _bits = bits;
+        _gemm = GemmProvider.SimdWithWidth(bits);
+    }
+
+    /// <summary>Whether the step has anything faster than the layer for <paramref name="conv"/>.</summary>
+    public static bool Applies(Conv<T> conv) => conv.InChannels == 1 || (conv.Stride == 1 && conv.Padding == 0);
+
+    public override string Name => $"{_conv.Name} (Vector{_bits})";
+
+    public override int LayerCount => 1;
+
+    private int OutChannels => _conv.OutChannels;
+
+    /// <summary>Single-channel inputs keep Pᵀ (K, M); others keep P (M, K), whose rows are runs of KW·C elements.</summary>
+    private bool TransposedPatches => _conv.InChannels == 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    protected override Tensor<T> ForwardCore(Tensor<T> input, bool keepForBackward)
+    {
+        _conv.RequireInput(input.Shape);
+        var g = _geometry = _conv.Geometry(input.Shape);
+        int m = g.PatchRows, k = g.PatchColumns;
+        var output = Tensor<T>.Reuse(ref _output, g.N, g.OH, g.OW, OutChannels);
+        _input = null;
+        if (DirectForward(g, input, output))
+        {
+            _input = input; // backward builds the patches from it
+            return output;
+        }
+
+        // y = b broadcast over rows, then y += P·K.
+        RowOps.BroadcastRows<T>(_conv.Bias.Value.Span, output.Span);
+        if (TransposedPatches)
+        {
+            var patchesT = Tensor<T>.Reuse(ref _patches, k, m);
+            Im2Col.ForwardTransposed<T>(input.Data, g, patchesT.Data);
+            Gemm.Multiply(_gemm, true, false, m, OutChannels, k, T.One, patchesT.Data, _conv.Weight.Value.Data, T.One, output.Data);
+        }
+        else
+        {
+            var patches = Tensor<T>.Reuse(ref _patches, m, k);
+            Im2Col.Forward<T>(input.Data, g, patches.Data);
+            Gemm.Multiply(_gemm, false, false, m, OutChannels, k, T.One, patches.Data, _conv.Weight.Value.Data, T.One, output.Data);
+        }
+
+        return output;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
+    {
+        var g = _geometry;
+        int m = g.PatchRows, k = g.PatchColumns;
+        T[] dy = outputGradient.Data;
+        var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
+        if (_input is { } x)
+        {
+            _input = null;
+            if (SparseBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
+            Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
+        }
+
+        // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
+        Gemm.Multiply(_gemm, !TransposedPatches, false, k, OutChannels, m, T.One, _patches!.Data, dy, T.One, _conv.Weight.Gradient.Data);
+
+        // ∂b += column sums of ∂y
+        RowOps.AddColumnSums<T>(dy, _conv.Bias.Gradient.Span);
+
+        if (!_conv.ComputeInputGradient)
+        {
+            inputGrad.Clear();
+            return inputGrad;
+        }
+
+        if (TransposedPatches)
+        {
+            // ∂Pᵀ (K, M) = K (K, OC) · ∂yᵀ (OC, M), then scatter back onto the image.
+            var patchGradT = Tensor<T>.Reuse(ref _patchGrad, k, m);
+            Gemm.Multiply(_gemm, false, true, k, m, OutChannels, T.One, _conv.Weight.Value.Data, dy, T.Zero, patchGradT.Data);
+            Im2Col.BackwardTransposed<T>(patchGradT.Data, g, inputGrad.Data);
+        }
+        else if (!SparseBackward(dy, g, null, inputGrad.Data))
+        {
+            // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
+            var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
+            Gemm.Multiply(_gemm, false, true, m, k, OutChannels, T.One, dy, _conv.Weight.Value.Data, T.Zero, patchGrad.Data);
+            Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
+        }
+
+        return inputGrad;
+    }
+
+    /// <summary>
+    /// ∂K, ∂b and ∂x (when wanted) from ∂y's nonzeros without the patch matrix or ∂P, bit for bit the im2col + GEMM
+    /// path's result (<see cref="SparseConvBackward{TOps, TV, T}"/>); with <paramref name="x"/> null ∂x only (the caller
+    /// has added ∂K and ∂b). False when the shape is not one it takes (nothing is written then).
+    /// </summary>
+    private bool SparseBackward(T[] dy, in ConvGeometry g, T[]? x, T[] dx) => _bits switch
+    {
+        512 => SparseBackward<Simd512<T>, Vector512<T>>(dy, g, x, dx),
+        256 => SparseBackward<Simd256<T>, Vector256<T>>(dy, g, x, dx),
+        _ => SparseBackward<Simd128<T>, Vector128<T>>(dy, g, x, dx),
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool SparseBackward<TOps, TV>(T[] dy, in ConvGeometry g, T[]? x, T[] dx) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    {
+        if (!SparseConvBackward<TOps, TV, T>.Supports(g, OutChannels)) return false;
+        var scratch = _sparse ??= new();
+        SparseConvBackward<TOps, TV, T>.Gather(g, OutChannels, dy, scratch);
+        if (x is not null)
+        {
+            SparseConvBackward<TOps, TV, T>.WeightGradient(g, OutChannels, x, _conv.Weight.Gradient.Data, scratch);
+            RowOps.AddColumnSums<T>(dy, _conv.Bias.Gradient.Span);
+        }
+
+        if (x is null || _conv.ComputeInputGradient) SparseConvBackward<TOps, TV, T>.InputGradient(g, OutChannels, _conv.Weight.Value.Data, dx, scratch);
+        else Array.Clear(dx);
+        return true;
+    }
+
+    /// <summary>y = conv(x) + b straight from the input: stride 1, no padding, several input channels. False when it does not apply.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output) =>
+        !TransposedPatches && _conv.Stride == 1 && _conv.Padding == 0
+        && DirectConv.TryForward(_bits, g, OutChannels, input.Data, _conv.Weight.Value.Data, _conv.Bias.Value.Data, output.Data);
+}

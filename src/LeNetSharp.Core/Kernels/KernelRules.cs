@@ -1,0 +1,58 @@
+using System.Numerics;
+using LeNetSharp.Compute;
+using LeNetSharp.Layers;
+
+namespace LeNetSharp.Kernels;
+
+/// <summary>
+/// The SIMD backend's rules: at each position of the layer list, the first rule that matches the layers there and the
+/// shape reaching them supplies a kernel step for one or more layers; where none does, the layer runs its own code
+/// (with the SIMD GEMM). Every kernel equals the layers it replaces bit for bit.
+/// </summary>
+internal static class KernelRules
+{
+    /// <summary>A rule: the step it supplies for the layers at i given their input shape, or null.</summary>
+    private delegate PlanStep<T>? Rule<T>(IReadOnlyList<ILayer<T>> layers, int i, ReadOnlySpan<int> shape, PlanMode mode, int bits)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    private static class For<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        /// <summary>The rules in the order they are tried: fusions first, then single-layer kernels.</summary>
+        public static readonly Rule<T>[] All =
+        [
+            // Conv (one input channel, no input gradient) → Relu → MaxPool2x2 in one pass: the activation never goes to memory.
+            (layers, i, shape, mode, bits) => FusedConvReluPoolStep<T>.Applies(layers, i, shape, bits)
+                ? new FusedConvReluPoolStep<T>((Conv<T>)layers[i], bits) : null,
+            // Relu → MaxPool2x2 in one pass, for inference (nothing kept for backward).
+            (layers, i, shape, mode, bits) => mode == PlanMode.Inference && ReluMaxPoolStep<T>.Matches(layers, i) && ReluMaxPoolStep<T>.Applies(shape)
+                ? new ReluMaxPoolStep<T>() : null,
+            (layers, i, shape, mode, bits) => layers[i] is Conv<T> conv && ConvStep<T>.Applies(conv) ? new ConvStep<T>(conv, bits) : null,
+            (layers, i, shape, mode, bits) => layers[i] is Linear<T> linear ? new LinearStep<T>(linear, bits) : null,
+            (layers, i, shape, mode, bits) => layers[i] is Relu<T> relu ? new ReluStep<T>(relu) : null,
+            (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool ? new MaxPool2x2Step<T>(pool) : null,
+        ];
+    }
+
+    /// <summary>The steps for <paramref name="layers"/> on inputs of <paramref name="inputShape"/> at <paramref name="bits"/>-bit vectors.</summary>
+    public static PlanStep<T>[] Steps<T>(IReadOnlyList<ILayer<T>> layers, ReadOnlySpan<int> inputShape, PlanMode mode, int bits)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var steps = new List<PlanStep<T>>(layers.Count);
+        int[] shape = inputShape.ToArray();
+        for (int i = 0; i < layers.Count;)
+        {
+            PlanStep<T>? step = null;
+            foreach (var rule in For<T>.All)
+            {
+                if ((step = rule(layers, i, shape, mode, bits)) is not null) break;
+            }
+
+            step ??= new LayerStep<T>(layers[i]);
+            for (int l = 0; l < step.LayerCount; l++) shape = layers[i + l].OutputShape(shape);
+            steps.Add(step);
+            i += step.LayerCount;
+        }
+
+        return steps.ToArray();
+    }
+}

@@ -1,0 +1,71 @@
+using System.Collections.Concurrent;
+using System.Numerics;
+
+namespace LeNetSharp.Layers;
+
+/// <summary>
+/// Turns a <see cref="LayerDescription"/> back into a layer: how <see cref="Persistence.ModelFile"/> loads a network and
+/// how <see cref="Layer{T}.Clone"/> copies one. The built-in layers are registered already; register a layer of your
+/// own once per element type, before loading or cloning a network that holds it.
+/// </summary>
+/// <example>
+/// <code>
+/// LayerRegistry.Register&lt;float&gt;("Scale", d =&gt; new Scale&lt;float&gt;(d.Get("factor")));
+/// </code>
+/// </example>
+/// <remarks>Thread-safe.</remarks>
+public static class LayerRegistry
+{
+    /// <summary>The type names of the built-in layers, which cannot be registered again.</summary>
+    public static IReadOnlyList<string> BuiltInTypes { get; } = ["Conv", "Relu", "MaxPool2x2", "Flatten", "Linear"];
+
+    /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
+    /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives.</param>
+    /// <param name="create">Builds a layer from its description; its parameters are overwritten afterwards when loading or cloning.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <exception cref="ArgumentException"><paramref name="type"/> is empty or names a built-in layer.</exception>
+    public static void Register<T>(string type, Func<LayerDescription, ILayer<T>> create) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(type);
+        ArgumentNullException.ThrowIfNull(create);
+        if (BuiltInTypes.Contains(type)) throw new ArgumentException($"'{type}' is a built-in layer type and cannot be registered again.", nameof(type));
+        Factories<T>.All[type] = create;
+    }
+
+    /// <summary>Whether layers of type <paramref name="type"/> can be built for element type <typeparamref name="T"/>.</summary>
+    /// <param name="type">A type name.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>True for the built-in layers and registered ones.</returns>
+    public static bool IsRegistered<T>(string type) where T : unmanaged, IFloatingPointIeee754<T> =>
+        type is not null && Factories<T>.All.ContainsKey(type);
+
+    /// <summary>Builds a layer from its description, with freshly initialised parameters.</summary>
+    /// <param name="description">The layer's type name and settings.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>The new layer.</returns>
+    /// <exception cref="NotSupportedException">No factory is registered for the type.</exception>
+    /// <exception cref="ArgumentException">A setting is missing or out of range (the factory's message).</exception>
+    public static ILayer<T> Create<T>(LayerDescription description) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(description);
+        if (!Factories<T>.All.TryGetValue(description.Type, out var create))
+        {
+            throw new NotSupportedException(
+                $"No layer type '{description.Type}' is registered for {typeof(T).Name}: call LayerRegistry.Register<{typeof(T).Name}>(\"{description.Type}\", …) first.");
+        }
+
+        return create(description) ?? throw new InvalidOperationException($"The factory of layer type '{description.Type}' returned null.");
+    }
+
+    private static class Factories<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public static readonly ConcurrentDictionary<string, Func<LayerDescription, ILayer<T>>> All = new(StringComparer.Ordinal)
+        {
+            ["Conv"] = Conv<T>.FromDescription,
+            ["Relu"] = _ => new Relu<T>(),
+            ["MaxPool2x2"] = _ => new MaxPool2x2<T>(),
+            ["Flatten"] = _ => new Flatten<T>(),
+            ["Linear"] = Linear<T>.FromDescription,
+        };
+    }
+}
