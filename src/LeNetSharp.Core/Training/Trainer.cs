@@ -40,8 +40,7 @@ public sealed record TrainingOptions
     /// <summary>
     /// Threads for data-parallel training (default 1): each batch is split into this many contiguous shards whose
     /// gradients are summed in a fixed order, so a run is deterministic for a given thread count. Batches of fewer
-    /// than <see cref="MinImagesPerThread"/> images per thread (the tutorial's batch of 3, say) run on one thread,
-    /// which is faster for them.
+    /// than 8 images per thread (the tutorial's batch of 3, say) run on one thread, which is faster for them.
     /// </summary>
     public int Threads { get; init; } = 1;
 
@@ -49,12 +48,12 @@ public sealed record TrainingOptions
     /// The fewest images a thread takes when <see cref="Threads"/> &gt; 1 splits a batch (8): below that many per
     /// thread the hand-off would cost more than it saves, and the batch runs on one thread.
     /// </summary>
-    public const int MinImagesPerThread = 8;
+    internal const int MinImagesPerThread = 8;
 
     /// <summary>Whether a batch of <paramref name="batchSize"/> images is split across <see cref="Threads"/> threads (more than one, each getting at least <see cref="MinImagesPerThread"/>).</summary>
     /// <param name="batchSize">Images in the batch.</param>
     /// <returns>True when the batch runs data-parallel; false when it runs on one thread.</returns>
-    public bool SplitsBatch(int batchSize) => Threads > 1 && batchSize >= MinImagesPerThread * Threads;
+    internal bool SplitsBatch(int batchSize) => Threads > 1 && batchSize >= MinImagesPerThread * Threads;
 
     /// <summary>
     /// Folder for checkpoints (default none). When set, <see cref="Trainer{T}.Train"/> writes
@@ -259,7 +258,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="options">Seed and shuffle switch.</param>
     /// <param name="epoch">0-based epoch.</param>
     /// <param name="order">Filled with a permutation of 0 .. order.Length − 1.</param>
-    public static void ShuffledOrder(TrainingOptions options, int epoch, Span<int> order)
+    internal static void ShuffledOrder(TrainingOptions options, int epoch, Span<int> order)
     {
         ArgumentNullException.ThrowIfNull(options);
         for (int i = 0; i < order.Length; i++) order[i] = i;
