@@ -110,6 +110,31 @@ public class ParallelTrainingTests
     }
 
     [Fact]
+    public void A_split_batch_after_a_one_thread_batch_sees_the_current_weights()
+    {
+        // A batch of 8 runs on one thread, 32 are split across two: the replicas must then start from the weights the
+        // 8-image step left, as those of a trainer made after it do.
+        var data = TestData.RandomImages(40, 9);
+        var options = new TrainingOptions { Threads = 2 };
+        int[] small = [.. Enumerable.Range(0, 8)], large = [.. Enumerable.Range(8, 32)];
+
+        var net = TestData.SmallNet<float>(3);
+        using (var trainer = new Trainer<float>(net, options))
+        {
+            trainer.Step(data, small);
+            trainer.Step(data, large);
+        }
+
+        var reference = TestData.SmallNet<float>(3);
+        using (var first = new Trainer<float>(reference, options)) first.Step(data, small);
+        using (var second = new Trainer<float>(reference, options)) second.Step(data, large);
+
+        Weights(net).Should().Equal(Weights(reference));
+    }
+
+    private static float[] Weights(Sequential<float> net) => net.Parameters.SelectMany(p => p.Value.Data).ToArray();
+
+    [Fact]
     public void Two_threads_are_deterministic()
     {
         Train(2).Should().Equal(Train(2));

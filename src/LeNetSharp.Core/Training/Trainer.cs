@@ -288,6 +288,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         RequireFit(data);
         int n = indices.Length;
         bool parallel = Options.SplitsBatch(n);
+        if (parallel) CopyWeightsToReplicas(); // a one-thread step, or the caller, may have changed them since the last split
         try
         {
             if (parallel) RunShards(data, indices);
@@ -329,13 +330,18 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         }
 
         Optimizer.Step();
+        return (loss, correct);
+    }
+
+    /// <summary>Gives every replica the network's current weights (before a batch is split across them).</summary>
+    private void CopyWeightsToReplicas()
+    {
+        var master = _network.Parameters;
         for (int w = 1; w < _workers.Length; w++)
         {
             var replica = _workers[w].Network.Parameters;
             for (int p = 0; p < master.Count; p++) replica[p].Value.CopyFrom(master[p].Value);
         }
-
-        return (loss, correct);
     }
 
     /// <summary>
