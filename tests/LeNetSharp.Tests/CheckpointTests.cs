@@ -38,6 +38,56 @@ public sealed class CheckpointTests : TempDirectoryTest
         resumed.Optimizer.LearningRate.Should().Be(0.05 * Math.Pow(0.95, 1 + 2 + 3));
     }
 
+    [Theory]
+    [InlineData(1, 7, 2)]   // interrupted in the first call (epoch 2 of 2)
+    [InlineData(2, 7, 2)]   // the same with batches split across two threads
+    [InlineData(2, 5, 0)]   // resumed at the start of epoch 2, whose first batch is split after a one-thread batch
+    [InlineData(1, 13, 2)]  // interrupted in the second call (epoch 3 of 4): resumed with the epoch count that call was to reach
+    [InlineData(2, 13, 2)]
+    public void A_resumed_trainer_trains_on_as_the_uninterrupted_one_does(int threads, int stopAfterBatches, int resumedAtBatch)
+    {
+        var data = TestData.RandomImages(70, 2); // 5 batches of 16 an epoch, the last of 6 (on one thread)
+        var options = Options(Dir, momentum: 0.9) with { Epochs = 2, BatchSize = 16, CheckpointEvery = 2, Threads = threads };
+        using var straight = new Trainer<float>(TestData.SmallNet<float>(7), options with { CheckpointDirectory = null });
+        straight.Train(data);
+        straight.Train(data);
+
+        // The "killed" program trains twice; only what it checkpointed survives.
+        using var cts = new CancellationTokenSource();
+        int batches = 0;
+        var token = new InlineProgress<TrainingProgress>(_ => { if (++batches == stopAfterBatches) cts.Cancel(); });
+        using (var interrupted = new Trainer<float>(TestData.SmallNet<float>(7), options with { ReportEvery = 1 }))
+        {
+            var act = () =>
+            {
+                interrupted.Train(data, token, cts.Token);
+                interrupted.Train(data, token, cts.Token);
+            };
+            act.Should().Throw<OperationCanceledException>();
+        }
+
+        bool inFirstCall = stopAfterBatches <= 10;
+        using var resumed = Trainer<float>.Resume(Dir, options with { Epochs = inFirstCall ? 2 : 4 });
+        resumed.Position.Batch.Should().Be(resumedAtBatch);
+        resumed.Train(data).Select(s => s.Epochs).Should().AllBeEquivalentTo(inFirstCall ? 2 : 4);
+        if (inFirstCall) resumed.Train(data).Select(s => (s.Epoch, s.Epochs)).Should().Equal((3, 4), (4, 4)); // a second call trains Epochs more
+
+        Weights(resumed.Network).Should().Equal(Weights(straight.Network));
+        resumed.Optimizer.LearningRate.Should().Be(straight.Optimizer.LearningRate);
+        resumed.Position.Should().Be(straight.Position);
+    }
+
+    [Fact]
+    public void A_trainer_resumed_from_a_finished_run_trains_nothing_until_called_again()
+    {
+        var data = TestData.RandomImages(8, 1);
+        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), Options(Dir) with { Epochs = 1 })) t.Train(data);
+
+        using var resumed = Trainer<float>.Resume(Dir, Options(Dir) with { Epochs = 1 });
+        resumed.Train(data).Should().BeEmpty("the checkpoint's call had ended its one epoch");
+        resumed.Train(data).Select(s => (s.Epoch, s.Epochs)).Should().Equal((2, 2));
+    }
+
     [Fact]
     public void Resume_with_other_options_names_what_differs()
     {

@@ -10,7 +10,11 @@ namespace LeNetSharp.Training;
 /// <summary>Hyper-parameters of a training run. The defaults are the tutorial's.</summary>
 public sealed record TrainingOptions
 {
-    /// <summary>Passes over the training set (default 2).</summary>
+    /// <summary>
+    /// Passes over the training set that one <see cref="Trainer{T}.Train(ImageDataset, IProgress{TrainingProgress}, CancellationToken)"/>
+    /// call makes (default 2). A second call trains this many more, going on from the first; for
+    /// <see cref="Trainer{T}.Resume"/>, the epoch count the interrupted call was to reach.
+    /// </summary>
     public int Epochs { get; init; } = 2;
 
     /// <summary>Images per SGD step (default 3).</summary>
@@ -40,8 +44,7 @@ public sealed record TrainingOptions
     /// <summary>
     /// Threads for data-parallel training (default 1): each batch is split into this many contiguous shards whose
     /// gradients are summed in a fixed order, so a run is deterministic for a given thread count. Batches of fewer
-    /// than <see cref="MinImagesPerThread"/> images per thread (the tutorial's batch of 3, say) run on one thread,
-    /// which is faster for them.
+    /// than 8 images per thread (the tutorial's batch of 3, say) run on one thread, which is faster for them.
     /// </summary>
     public int Threads { get; init; } = 1;
 
@@ -49,15 +52,15 @@ public sealed record TrainingOptions
     /// The fewest images a thread takes when <see cref="Threads"/> &gt; 1 splits a batch (8): below that many per
     /// thread the hand-off would cost more than it saves, and the batch runs on one thread.
     /// </summary>
-    public const int MinImagesPerThread = 8;
+    internal const int MinImagesPerThread = 8;
 
     /// <summary>Whether a batch of <paramref name="batchSize"/> images is split across <see cref="Threads"/> threads (more than one, each getting at least <see cref="MinImagesPerThread"/>).</summary>
     /// <param name="batchSize">Images in the batch.</param>
     /// <returns>True when the batch runs data-parallel; false when it runs on one thread.</returns>
-    public bool SplitsBatch(int batchSize) => Threads > 1 && batchSize >= MinImagesPerThread * Threads;
+    internal bool SplitsBatch(int batchSize) => Threads > 1 && batchSize >= MinImagesPerThread * Threads;
 
     /// <summary>
-    /// Folder for checkpoints (default none). When set, <see cref="Trainer{T}.Train"/> writes
+    /// Folder for checkpoints (default none). When set, <see cref="Trainer{T}.Train(ImageDataset, IProgress{TrainingProgress}, CancellationToken)"/> writes
     /// <see cref="TrainingCheckpoint.FileName"/> there atomically at the end of every epoch and every
     /// <see cref="CheckpointEvery"/> batches; <see cref="Trainer{T}.Resume"/> continues from it.
     /// </summary>
@@ -91,8 +94,11 @@ public sealed record TrainingOptions
 }
 
 /// <summary>A progress report, sent every <see cref="TrainingOptions.ReportEvery"/> batches and at the end of each epoch.</summary>
-/// <param name="Epoch">1-based epoch.</param>
-/// <param name="Epochs">Total epochs.</param>
+/// <param name="Epoch">1-based epoch, counted from the start of training: a trainer's second Train call goes on from its first's (3, 4 after 1, 2).</param>
+/// <param name="Epochs">
+/// The epoch the current Train call ends with (1-based): 2 throughout a first call with <see cref="TrainingOptions.Epochs"/> = 2,
+/// 4 throughout the second.
+/// </param>
 /// <param name="Batch">Batches done in this epoch.</param>
 /// <param name="Batches">Batches per epoch.</param>
 /// <param name="Loss">Mean loss over this epoch's batches so far.</param>
@@ -116,8 +122,10 @@ public readonly record struct TrainingProgress(
 
 /// <summary>
 /// Trains a classifier with mini-batch SGD and the tutorial's per-epoch decay: shuffle, then for each batch
-/// forward → softmax cross-entropy → backward → <see cref="Sgd{T}.Step"/>. Nothing is written to the console:
-/// progress goes to an <see cref="IProgress{T}"/>. After the first batch of each size, a step allocates nothing.
+/// forward → softmax cross-entropy → backward → <see cref="Sgd{T}.Step"/>. Each Train call goes on from the previous
+/// one (epoch count, schedule, shuffling order), so training in several calls ends with the weights of one call.
+/// Nothing is written to the console: progress goes to an <see cref="IProgress{T}"/>. After the first batch of each
+/// size, a step allocates nothing.
 /// </summary>
 /// <typeparam name="T">Element type (float for speed).</typeparam>
 public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
@@ -158,26 +166,40 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <summary>The network being trained.</summary>
     public Sequential<T> Network => _network;
 
-    /// <summary>Where training stands: the next batch to run and the running sums of the epoch in progress.</summary>
+    /// <summary>
+    /// Where training stands: epochs ended, the next batch to run and the running sums of the epoch in progress. When a
+    /// Train call returns or throws, it matches the weights exactly (the batches stepped), so the next call, or a
+    /// checkpoint saved then, goes on from there.
+    /// </summary>
     public TrainingPosition Position { get; private set; }
 
-    /// <summary>The dataset this run trains on (recorded in checkpoints); none until <see cref="Train"/> is called.</summary>
+    /// <summary>The dataset this run trains on (recorded in checkpoints); none until Train is called.</summary>
     internal DatasetIdentity TrainedOn { get; private set; } = DatasetIdentity.None;
 
     /// <summary>The checkpoint this trainer was resumed from, if any.</summary>
     private string? _resumedFrom;
 
     /// <summary>
+    /// The epoch count at which a Train call that did not return ends (it was cancelled or failed; or, after
+    /// <see cref="Resume"/>, the call the checkpoint was written in); null when every call has returned.
+    /// </summary>
+    private int? _unfinishedEnd;
+
+    /// <summary>
     /// Continues training from the checkpoint in <paramref name="checkpointDirectory"/>: network, optimizer state,
-    /// learning rate, epoch, batch and shuffling order. Single-threaded, the finished run ends with exactly the
-    /// weights an uninterrupted run would have.
+    /// learning rate, epoch, batch and shuffling order. The resumed trainer's first
+    /// <see cref="Train(ImageDataset, IProgress{TrainingProgress}, CancellationToken)"/> call finishes the interrupted
+    /// one, up to <see cref="TrainingOptions.Epochs"/> epochs in all, and its later calls train on as any trainer's do:
+    /// with any thread count the weights end exactly as the uninterrupted trainer's would.
     /// </summary>
     /// <param name="checkpointDirectory">A folder written by a run with <see cref="TrainingOptions.CheckpointDirectory"/>.</param>
     /// <param name="options">
-    /// The run's options. Batch size, seed, shuffling, decay, momentum and weight decay must equal the checkpoint's;
-    /// Epochs may differ (to train longer). The learning rate comes from the checkpoint.
+    /// The run's options. Batch size, seed, shuffling, decay, momentum and weight decay must equal the checkpoint's.
+    /// Epochs is the epoch count the interrupted Train call was to reach (its reports'
+    /// <see cref="TrainingProgress.Epochs"/>): for a run of one call, the Epochs it began with; more trains longer;
+    /// when the checkpoint is already there, the first call trains nothing. The learning rate comes from the checkpoint.
     /// </param>
-    /// <returns>A trainer whose <see cref="Train"/> carries on where the checkpoint stopped.</returns>
+    /// <returns>A trainer whose Train carries on where the checkpoint stopped.</returns>
     /// <exception cref="FileNotFoundException">There is no checkpoint in the folder.</exception>
     /// <exception cref="Persistence.ModelFormatException">The checkpoint is corrupt or was written with other options.</exception>
     public static Trainer<T> Resume(string checkpointDirectory, TrainingOptions options)
@@ -191,17 +213,30 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         trainer.Position = checkpoint.Position;
         trainer.TrainedOn = checkpoint.TrainedOn;
         trainer._resumedFrom = checkpoint.Path;
+        trainer._unfinishedEnd = options.Epochs;
         return trainer;
     }
 
-    /// <summary>Runs <see cref="TrainingOptions.Epochs"/> epochs over <paramref name="data"/>.</summary>
+    // Both Train overloads take the optional progress and token; the epoch count has no default, so no call is
+    // ambiguous: Train(data) trains the options' epochs, Train(data, 1) one.
+#pragma warning disable RS0026
+    /// <summary>
+    /// Trains <see cref="TrainingOptions.Epochs"/> more epochs over <paramref name="data"/>, going on where the trainer
+    /// stands, as Keras's <c>fit</c> does when called again: the epoch count, the learning-rate schedule and the
+    /// shuffling order continue from the previous call, so two calls of E epochs end with the weights of one call of
+    /// 2·E, bit for bit. After a call that did not return (cancelled, or failed in a layer) or on a trainer from
+    /// <see cref="Resume"/>, this call finishes that one instead: the rest of its epochs, from the batch it stopped at.
+    /// </summary>
     /// <param name="data">Training images; their shape must fit the network's input.</param>
     /// <param name="progress">Receives reports; may be null.</param>
     /// <param name="cancellationToken">Checked between batches.</param>
-    /// <returns>One summary per epoch.</returns>
+    /// <returns>
+    /// One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>);
+    /// empty when there was nothing left to train (a resumed checkpoint that had reached its epoch count).
+    /// </returns>
     /// <exception cref="OperationCanceledException">
     /// Cancelled (checked before every batch); the weights hold the last completed step and <see cref="Position"/> says
-    /// which, so <see cref="TrainingCheckpoint.Save{T}"/> can record the run to resume it.
+    /// which, so the next Train call goes on from it, and <see cref="TrainingCheckpoint.Save{T}"/> can record the run to resume it.
     /// </exception>
     /// <exception cref="ArgumentException">
     /// Before any work: the dataset has no images or fewer than one batch, the network does not take the dataset's
@@ -219,6 +254,71 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     public IReadOnlyList<TrainingProgress> Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
+        return TrainUntil(data, _unfinishedEnd ?? EpochsAhead(Options.Epochs), progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Trains over <paramref name="data"/> until <paramref name="epochs"/> more epochs have ended, going on where the
+    /// trainer stands like <see cref="Train(ImageDataset, IProgress{TrainingProgress}, CancellationToken)"/>: after epoch
+    /// e (0-based) the learning rate is multiplied by <see cref="TrainingOptions.Decay"/>^(e + 1), and epoch e's order is
+    /// drawn from (<see cref="TrainingOptions.Seed"/>, e) alone, so calls of 1, 2 and 3 epochs end with the weights of one
+    /// call of 6, bit for bit. An epoch left part-done (by a cancelled call or a mid-epoch checkpoint) is finished
+    /// first and counts as the first of them; a call that did not return is not finished beyond that.
+    /// </summary>
+    /// <example>
+    /// Evaluating after every epoch, with the weights one call of 10 epochs would pass through:
+    /// <code>
+    /// for (int e = 0; e &lt; 10; e++)
+    /// {
+    ///     trainer.Train(train, epochs: 1);
+    ///     Console.WriteLine($"epoch {trainer.Position.Epoch}: {Evaluator.Evaluate(trainer.Network, test)}");
+    /// }
+    /// </code>
+    /// </example>
+    /// <param name="data">Training images; their shape must fit the network's input.</param>
+    /// <param name="epochs">
+    /// How many epochs are to end (≥ 1); <see cref="TrainingOptions.Epochs"/> is ignored. Its reports'
+    /// <see cref="TrainingProgress.Epochs"/> is <see cref="Position"/>.Epoch + epochs.
+    /// </param>
+    /// <param name="progress">Receives reports; may be null.</param>
+    /// <param name="cancellationToken">Checked between batches.</param>
+    /// <returns>One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>).</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="epochs"/> is less than 1, or would take the epoch count past <see cref="int.MaxValue"/>.</exception>
+    /// <exception cref="OperationCanceledException">
+    /// Cancelled (checked before every batch); the weights hold the last completed step and <see cref="Position"/> says
+    /// which, so a later Train call goes on from it, and <see cref="TrainingCheckpoint.Save{T}"/> can record the run to resume it.
+    /// </exception>
+    /// <exception cref="ArgumentException">
+    /// Before any work: the dataset has no images or fewer than one batch, the network does not take the dataset's
+    /// images, or its output count differs from the dataset's class count (the message names both).
+    /// </exception>
+    /// <exception cref="Persistence.ModelFormatException">
+    /// Before any step: the trainer was resumed from a checkpoint made on another dataset (another image count or
+    /// content); the message names the checkpoint and both datasets.
+    /// </exception>
+    /// <exception cref="NonFiniteLossException">
+    /// A batch's loss was NaN or infinite (the run diverged): training stops at once, saving nothing more; the
+    /// exception names the epoch and batch. The network's weights are then unusable; checkpoints written before hold
+    /// the last finite state.
+    /// </exception>
+    public IReadOnlyList<TrainingProgress> Train(ImageDataset data, int epochs, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentOutOfRangeException.ThrowIfLessThan(epochs, 1);
+        return TrainUntil(data, EpochsAhead(epochs), progress, cancellationToken);
+    }
+#pragma warning restore RS0026
+
+    /// <summary>The epoch count reached when <paramref name="epochs"/> more epochs have ended.</summary>
+    private int EpochsAhead(int epochs)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(epochs, int.MaxValue - Position.Epoch);
+        return Position.Epoch + epochs;
+    }
+
+    /// <summary>Trains from <see cref="Position"/> until <paramref name="end"/> epochs have ended (none when it is already there).</summary>
+    private List<TrainingProgress> TrainUntil(ImageDataset data, int end, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
         RequireFit(data);
         if (data.Count == 0) throw new ArgumentException("The training set has no images; there is nothing to train on.");
         if (Options.BatchSize > data.Count)
@@ -238,17 +338,21 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             TrainedOn = identity;
         }
 
+        _unfinishedEnd = end; // cleared when this call returns: a call after an exception finishes this one
         var order = new int[data.Count];
-        var summaries = new List<TrainingProgress>(Options.Epochs);
-        for (int epoch = Position.Epoch; epoch < Options.Epochs; epoch++)
+        var summaries = new List<TrainingProgress>();
+        for (int epoch = Position.Epoch; epoch < end; epoch++)
         {
             ShuffledOrder(Options, epoch, order);
-            summaries.Add(RunEpoch(data, order, epoch, progress, cancellationToken));
+            var summary = RunEpoch(data, order, epoch, end, progress, cancellationToken);
             Optimizer.LearningRate = TutorialSchedule.Next(Optimizer.LearningRate, epoch, Options.Decay);
             Position = new TrainingPosition(epoch + 1, 0, 0, 0, 0);
             SaveCheckpoint();
+            summaries.Add(summary);
+            progress?.Report(summary); // after the epoch is closed: a report handler that throws leaves nothing half-done
         }
 
+        _unfinishedEnd = null;
         return summaries;
     }
 
@@ -259,7 +363,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="options">Seed and shuffle switch.</param>
     /// <param name="epoch">0-based epoch.</param>
     /// <param name="order">Filled with a permutation of 0 .. order.Length − 1.</param>
-    public static void ShuffledOrder(TrainingOptions options, int epoch, Span<int> order)
+    internal static void ShuffledOrder(TrainingOptions options, int epoch, Span<int> order)
     {
         ArgumentNullException.ThrowIfNull(options);
         for (int i = 0; i < order.Length; i++) order[i] = i;
@@ -289,6 +393,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         RequireFit(data);
         int n = indices.Length;
         bool parallel = Options.SplitsBatch(n);
+        if (parallel) CopyWeightsToReplicas(); // a one-thread step, or the caller, may have changed them since the last split
         try
         {
             if (parallel) RunShards(data, indices);
@@ -330,13 +435,18 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         }
 
         Optimizer.Step();
+        return (loss, correct);
+    }
+
+    /// <summary>Gives every replica the network's current weights (before a batch is split across them).</summary>
+    private void CopyWeightsToReplicas()
+    {
+        var master = _network.Parameters;
         for (int w = 1; w < _workers.Length; w++)
         {
             var replica = _workers[w].Network.Parameters;
             for (int p = 0; p < master.Count; p++) replica[p].Value.CopyFrom(master[p].Value);
         }
-
-        return (loss, correct);
     }
 
     /// <summary>
@@ -387,46 +497,55 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     private void RunShard(int worker) =>
         _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)));
 
+    /// <summary>
+    /// Runs epoch <paramref name="epoch"/> (0-based) from <see cref="Position"/>'s batch when it is that epoch's, else
+    /// from its start, sending the reports within it; returns the epoch's summary, not yet sent. When a batch, a
+    /// checkpoint or a report throws, <see cref="Position"/> is set to the batches stepped before the exception goes on.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private TrainingProgress RunEpoch(ImageDataset data, int[] order, int epoch, IProgress<TrainingProgress>? progress, CancellationToken ct)
+    private TrainingProgress RunEpoch(ImageDataset data, int[] order, int epoch, int end, IProgress<TrainingProgress>? progress, CancellationToken ct)
     {
         int batchSize = Options.BatchSize, batches = (order.Length + batchSize - 1) / batchSize;
         var position = Position.Epoch == epoch ? Position : new TrainingPosition(epoch, 0, 0, 0, 0);
         double lossSum = position.LossSum;
         long correct = position.Correct, seen = position.Seen, seenHere = 0;
+        int done = position.Batch;
         var clock = Stopwatch.StartNew();
-        TrainingProgress Report(int batch, bool end) => new(
-            epoch + 1, Options.Epochs, batch, batches, lossSum / Math.Max(1, batch), (double)correct / Math.Max(1, seen),
-            Optimizer.LearningRate, clock.Elapsed, seenHere / Math.Max(1e-9, clock.Elapsed.TotalSeconds), end);
+        TrainingProgress Report(int batch, bool isEnd) => new(
+            epoch + 1, end, batch, batches, lossSum / Math.Max(1, batch), (double)correct / Math.Max(1, seen),
+            Optimizer.LearningRate, clock.Elapsed, seenHere / Math.Max(1e-9, clock.Elapsed.TotalSeconds), isEnd);
 
-        for (int b = position.Batch; b < batches; b++)
+        try
         {
-            if (ct.IsCancellationRequested)
+            for (int b = position.Batch; b < batches; b++)
             {
-                // Position then matches the weights exactly (b batches done): a checkpoint saved now resumes from here.
-                Position = new TrainingPosition(epoch, b, lossSum, correct, seen);
                 ct.ThrowIfCancellationRequested();
-            }
+                int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
+                var (loss, right) = Step(data, order.AsSpan(start, n));
+                done = b + 1;
+                lossSum += loss;
+                correct += right;
+                seen += n;
+                seenHere += n;
+                if (!double.IsFinite(loss)) throw new NonFiniteLossException(epoch + 1, b + 1, batches, loss, Optimizer.LearningRate);
+                if (Options.CheckpointEvery > 0 && done % Options.CheckpointEvery == 0 && done < batches)
+                {
+                    Position = new TrainingPosition(epoch, done, lossSum, correct, seen);
+                    SaveCheckpoint();
+                }
 
-            int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
-            var (loss, right) = Step(data, order.AsSpan(start, n));
-            if (!double.IsFinite(loss)) throw new NonFiniteLossException(epoch + 1, b + 1, batches, loss, Optimizer.LearningRate);
-            lossSum += loss;
-            correct += right;
-            seen += n;
-            seenHere += n;
-            if (Options.CheckpointEvery > 0 && (b + 1) % Options.CheckpointEvery == 0 && b + 1 < batches)
-            {
-                Position = new TrainingPosition(epoch, b + 1, lossSum, correct, seen);
-                SaveCheckpoint();
+                if (done % Options.ReportEvery == 0 && done < batches) progress?.Report(Report(done, false));
             }
-
-            if ((b + 1) % Options.ReportEvery == 0 && b + 1 < batches) progress?.Report(Report(b + 1, false));
+        }
+        catch
+        {
+            // Position then matches the weights exactly (done batches stepped): the next Train call, or a checkpoint
+            // saved now, goes on from here. (A step that throws changes no weight; a non-finite loss's step counts.)
+            Position = new TrainingPosition(epoch, done, lossSum, correct, seen);
+            throw;
         }
 
-        var summary = Report(batches, true);
-        progress?.Report(summary);
-        return summary;
+        return Report(batches, true);
     }
 
     private void SaveCheckpoint()
@@ -436,7 +555,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 }
 
 /// <summary>Where a training run stands.</summary>
-/// <param name="Epoch">0-based epoch in progress (or next to start).</param>
+/// <param name="Epoch">0-based epoch in progress (or next to start): the number of epochs ended.</param>
 /// <param name="Batch">Batches of that epoch already done.</param>
 /// <param name="LossSum">Sum of those batches' mean losses.</param>
 /// <param name="Correct">Images of that epoch classified right so far.</param>

@@ -9,7 +9,8 @@ namespace LeNetSharp.Training;
 /// <summary>
 /// Everything needed to continue a training run exactly: the network, the optimizer's momentum buffers, the
 /// learning rate, the position (epoch, batch, running sums) and the options that fix the shuffling order. One
-/// file, written atomically, so model and state can never disagree.
+/// file, written atomically, so model and state can never disagree. The epoch count to train to is not recorded:
+/// <see cref="Trainer{T}.Resume"/> takes it from its options.
 /// <code>
 /// "LNSC"                   4 bytes magic
 /// version                  uint16 (2)
