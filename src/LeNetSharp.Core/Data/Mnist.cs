@@ -132,7 +132,7 @@ public static class Mnist
     /// The files mix datasets: some match a known dataset and others do not (a half-replaced MNIST, say), or they
     /// match two different known datasets. The message names the odd file.
     /// </exception>
-    public static DatasetRecognition Recognise(string directory, params MnistSplit[] splits)
+    public static DatasetRecognition Recognize(string directory, params MnistSplit[] splits)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(splits);
@@ -495,7 +495,7 @@ public static class Mnist
     }
 }
 
-/// <summary>Which known dataset a folder's IDX files are (see <see cref="Mnist.Recognise"/>).</summary>
+/// <summary>Which known dataset a folder's IDX files are (see <see cref="Mnist.Recognize"/>).</summary>
 /// <param name="Dataset">"MNIST", "Fashion-MNIST", or null for files that match no known dataset.</param>
 /// <param name="Files">The files examined.</param>
 public sealed record DatasetRecognition(string? Dataset, IReadOnlyList<string> Files)
