@@ -7,43 +7,41 @@ namespace LeNetSharp.Inference;
 /// <param name="Y">Top row.</param>
 /// <param name="Width">Columns (≥ 1).</param>
 /// <param name="Height">Rows (≥ 1).</param>
-public readonly record struct PixelBox(int X, int Y, int Width, int Height);
+internal readonly record struct PixelBox(int X, int Y, int Width, int Height);
 
 /// <summary>
 /// Turns an arbitrary grey picture of one digit (a scan, a photo, a drawing of any size, dark on light or light on
-/// dark) into a 28×28 image that looks like MNIST's, so a network trained on MNIST sees what it was trained on.
-/// MNIST's digits were made like this (LeCun et al.): the ink's bounding box scaled, keeping its aspect ratio, to
-/// fit 20×20 with anti-aliasing, then placed in 28×28 so that its centre of mass is at the centre. The steps, each a
-/// pure function on row-major byte arrays (one byte per pixel, 0 = black, 255 = white), are:
+/// dark) into a 28×28 image that looks like MNIST's, so a network trained on MNIST sees what it was trained on:
+/// <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>. MNIST's digits were made like this (LeCun et al.): the
+/// ink's bounding box scaled, keeping its aspect ratio, to fit 20×20 with anti-aliasing, then placed in 28×28 so
+/// that its centre of mass is at the centre. The steps, on row-major bytes (one per pixel, 0 = black, 255 = white):
 /// <list type="number">
-/// <item><see cref="ToWhiteOnBlack"/>: MNIST is white ink (255) on black (0); a page is light, so invert it, then
-/// subtract the page's grey level — measured locally (<see cref="PageLevels"/>) when a photo's lighting is uneven —
-/// and stretch the strokes to full strength.</item>
-/// <item><see cref="InkBounds"/> and <see cref="Crop"/>: keep only the ink's bounding box, the ink threshold raised
-/// above a photo's pixel noise (<see cref="NoiseLevel"/>, <see cref="NoiseThreshold"/>).</item>
-/// <item><see cref="ScaleSharpest"/>: scale the box so its longer side is 20 pixels, by area averaging, placing the
-/// pixel grid where the result is sharpest (as MNIST's strokes are).</item>
-/// <item><see cref="CentreByMass"/>: place it in 28×28 with its centre of mass at pixel (14, 14).</item>
+/// <item>MNIST is white ink (255) on black (0); a page is light, so invert it, then subtract the page's grey level —
+/// measured locally when a photo's lighting is uneven — and stretch the strokes to full strength.</item>
+/// <item>Keep only the ink's bounding box, the ink threshold raised above a photo's pixel noise.</item>
+/// <item>Scale the box so its longer side is 20 pixels, by area averaging, placing the pixel grid where the result is
+/// sharpest (as MNIST's strokes are).</item>
+/// <item>Place it in 28×28 with its centre of mass at pixel (14, 14).</item>
 /// </list>
 /// On MNIST's own 28×28 digits the chain changes little (the ink threshold drops a faint outer pixel here and there,
-/// which enlarges the digit slightly); with threshold 0 it gives back the image itself, apart from the contrast
-/// stretch (tested on the first 1,000 test images).
+/// which enlarges the digit slightly); with the threshold at 0 it gives back the image itself, apart from the
+/// contrast stretch (tested on the first 1,000 test images).
 /// </summary>
 /// <remarks>Sizes are given as (width, height) here, the order image files use; the network's API uses (height, width).</remarks>
 public static class MnistPreprocessing
 {
     /// <summary>Side of the result: 28.</summary>
-    public const int ImageSize = 28;
+    internal const int ImageSize = 28;
 
     /// <summary>Side of the box the digit is scaled into: 20 (MNIST leaves a margin of 4 on each side).</summary>
-    public const int DigitSize = 20;
+    internal const int DigitSize = 20;
 
     /// <summary>
     /// <see cref="ScaleSharpest"/> tries the 20-pixel grid at this many placements per axis, 1/8 of an output pixel
     /// apart: 8, so the best one is within 1/16 of a pixel of any grid the picture was enlarged from (64 placements:
     /// the scaling's first pass, along the longer side, runs 8 times, the cheap second one 64 times).
     /// </summary>
-    public const int PhaseSteps = 8;
+    internal const int PhaseSteps = 8;
 
     /// <summary>
     /// The largest output side <see cref="ScaleLongerSide"/>, <see cref="ScaleSharpest"/> and <see cref="CentreByMass"/>
@@ -51,7 +49,7 @@ public static class MnistPreprocessing
     /// allocated), so an unbounded size would let a one-pixel input cost gigabytes; this package only ever needs 20
     /// and 28. Larger sizes throw <see cref="ArgumentOutOfRangeException"/>.
     /// </summary>
-    public const int MaxSize = 4096;
+    internal const int MaxSize = 4096;
 
     /// <summary>
     /// The default ink threshold of <see cref="InkBounds"/>: 80 (about a third of full ink). Any smoothing of the
@@ -61,7 +59,7 @@ public static class MnistPreprocessing
     /// the raw images' predictions best (0, MNIST's own "any non-zero pixel", loses about 0.5 %; with
     /// <see cref="ScaleSharpest"/>, 72 and 80 are within 0.1 % of each other).
     /// </summary>
-    public const byte InkThreshold = 80;
+    internal const byte InkThreshold = 80;
 
     /// <summary>
     /// Ink must stand out from the page by at least this many grey levels (of 255): 32. Measured after polarity
@@ -70,7 +68,7 @@ public static class MnistPreprocessing
     /// 1×1 picture), or only paper grain and JPEG noise — has no ink: <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>
     /// throws <see cref="NoInkException"/> instead of stretching noise into a digit. Pencil on paper is 60 or more.
     /// </summary>
-    public const int MinInkContrast = 32;
+    internal const int MinInkContrast = 32;
 
     /// <summary>
     /// The ink's bounding box (see <see cref="InkBounds"/>) must have a longer side of at least 1/25 of the picture's
@@ -79,7 +77,7 @@ public static class MnistPreprocessing
     /// to 700 pixels across, a 160-pixel one on a 4000-pixel photo; a single pixel passes only on a picture of at most
     /// 25×25.
     /// </summary>
-    public const int MinInkExtentFraction = 25;
+    internal const int MinInkExtentFraction = 25;
 
     /// <summary>
     /// All the steps: a 28×28 white-on-black image (0 = background, 255 = ink) centred like MNIST's.
@@ -89,8 +87,9 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>784 bytes, row-major 28×28, ready for <see cref="NetworkInference.Predict(Layers.Sequential{float}, ReadOnlySpan{byte}, int, int, int)"/>.</returns>
     /// <exception cref="NoInkException">
-    /// The picture has no ink: less than <see cref="MinInkContrast"/> between page and strongest ink (blank, uniform,
-    /// 1×1), or ink whose box is smaller than 1/<see cref="MinInkExtentFraction"/> of the picture (a speck).
+    /// The picture has no ink: the strongest ink differs from the page by less than 32 grey levels of 255 (blank,
+    /// uniform, 1×1; pencil on paper is 60 or more), or the ink's bounding box has a longer side under 1/25 of the
+    /// picture's (a speck).
     /// </exception>
     /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
     public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height) => Preprocess(grey, width, height, InkThreshold);
@@ -106,7 +105,7 @@ public static class MnistPreprocessing
     /// <returns>784 bytes, row-major 28×28.</returns>
     /// <exception cref="NoInkException">The picture has no ink (see <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>).</exception>
     /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
-    public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height, byte inkThreshold)
+    internal static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height, byte inkThreshold)
     {
         Check(grey, width, height);
         var (_, background, max) = Levels(grey, width, height);
@@ -145,7 +144,7 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>The page's grey level.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static byte BorderMedian(ReadOnlySpan<byte> grey, int width, int height)
+    internal static byte BorderMedian(ReadOnlySpan<byte> grey, int width, int height)
     {
         Check(grey, width, height);
         Span<int> histogram = stackalloc int[256];
@@ -188,7 +187,7 @@ public static class MnistPreprocessing
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>Whether <see cref="ToWhiteOnBlack"/> inverts this image.</returns>
-    public static bool IsDarkOnLight(ReadOnlySpan<byte> grey, int width, int height) => BorderMedian(grey, width, height) > 127;
+    internal static bool IsDarkOnLight(ReadOnlySpan<byte> grey, int width, int height) => BorderMedian(grey, width, height) > 127;
 
     /// <summary>
     /// Makes the ink white on a black page, as in MNIST: inverts when <see cref="IsDarkOnLight"/> (v → 255 − v), then
@@ -208,7 +207,7 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>A new width·height array: 0 = page, 255 = the strongest ink.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static byte[] ToWhiteOnBlack(ReadOnlySpan<byte> grey, int width, int height) => Flatten(grey, width, height, out _, out _);
+    internal static byte[] ToWhiteOnBlack(ReadOnlySpan<byte> grey, int width, int height) => Flatten(grey, width, height, out _, out _);
 
     /// <summary>
     /// Side of the blocks <see cref="PageLevels"/> measures the page in: at least 16 pixels, and at least 1/12 of the
@@ -216,14 +215,14 @@ public static class MnistPreprocessing
     /// while the grid is fine enough to follow a page darkening towards its corners (with a quarter of the side, the
     /// shaded photos of <c>ShadedPhotoTests</c> were read no better than with a single level).
     /// </summary>
-    public const int PageBlock = 16;
+    internal const int PageBlock = 16;
 
     /// <summary>
     /// <see cref="PageLevels"/> keeps one uniform level (the <see cref="BorderMedian"/>) when its blocks' levels span
     /// at most this many grey levels: 4. A page lit evenly (every clean scan or drawing) is then treated exactly as a
     /// single colour, whatever noise or ink there is in a block.
     /// </summary>
-    public const int PageFlatness = 4;
+    internal const int PageFlatness = 4;
 
     /// <summary>
     /// The page's grey level at every pixel of a white-on-black-oriented image (ink brighter than the page), for
@@ -246,7 +245,7 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>A new width·height array: the page's level under each pixel.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static byte[] PageLevels(ReadOnlySpan<byte> ink, int width, int height)
+    internal static byte[] PageLevels(ReadOnlySpan<byte> ink, int width, int height)
     {
         Check(ink, width, height);
         var result = new byte[ink.Length];
@@ -348,7 +347,7 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>σ in grey levels; 0 for a one-column image.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static double NoiseLevel(ReadOnlySpan<byte> grey, int width, int height)
+    internal static double NoiseLevel(ReadOnlySpan<byte> grey, int width, int height)
     {
         Check(grey, width, height);
         if (width < 2) return 0;
@@ -375,7 +374,7 @@ public static class MnistPreprocessing
     /// 0.84 σ above 0 after subtraction, and Gaussian noise passes 5.2 σ beyond that on about 1 pixel in 10 million,
     /// so a 2-megapixel photo keeps no speck that would grow the crop box.
     /// </summary>
-    public const double NoiseSigmas = 6;
+    internal const double NoiseSigmas = 6;
 
     /// <summary>
     /// The ink threshold for <see cref="InkBounds"/> on an image with pixel noise: the larger of
@@ -388,7 +387,7 @@ public static class MnistPreprocessing
     /// <param name="contrast">The strongest ink above the page before stretching (1 to 255; below 1 gives <paramref name="floor"/>).</param>
     /// <param name="floor">The threshold without noise (default <see cref="InkThreshold"/>).</param>
     /// <returns>The threshold for <see cref="InkBounds"/>.</returns>
-    public static byte NoiseThreshold(double noise, int contrast, byte floor = InkThreshold)
+    internal static byte NoiseThreshold(double noise, int contrast, byte floor = InkThreshold)
     {
         if (contrast < 1 || !(noise > 0)) return floor;
         double stretched = Math.Ceiling(NoiseSigmas * noise * 255 / contrast);
@@ -448,7 +447,7 @@ public static class MnistPreprocessing
     /// <param name="threshold">Pixels above this are ink (default <see cref="InkThreshold"/>; 0 counts any non-zero pixel, as MNIST did).</param>
     /// <returns>The box, or null when no pixel is ink.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static PixelBox? InkBounds(ReadOnlySpan<byte> ink, int width, int height, byte threshold = InkThreshold)
+    internal static PixelBox? InkBounds(ReadOnlySpan<byte> ink, int width, int height, byte threshold = InkThreshold)
     {
         Check(ink, width, height);
         int left = width, right = -1, top = -1, bottom = -1;
@@ -482,7 +481,7 @@ public static class MnistPreprocessing
     /// <param name="box">A rectangle inside the image.</param>
     /// <returns>box.Width·box.Height pixels, row after row.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, or the box is not inside the image.</exception>
-    public static byte[] Crop(ReadOnlySpan<byte> grey, int width, int height, PixelBox box)
+    internal static byte[] Crop(ReadOnlySpan<byte> grey, int width, int height, PixelBox box)
     {
         Check(grey, width, height);
         if (box.X < 0 || box.Y < 0 || box.Width < 1 || box.Height < 1 || (long)box.X + box.Width > width || (long)box.Y + box.Height > height)
@@ -520,7 +519,7 @@ public static class MnistPreprocessing
     /// <param name="phaseY">Vertical shift of the grid, likewise.</param>
     /// <returns>The scaled pixels and their width and height.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, size is below 1 or above <see cref="MaxSize"/>, or a phase is outside 0 to PhaseSteps − 1.</exception>
-    public static (byte[] Pixels, int Width, int Height) ScaleLongerSide(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize, int phaseX = 0, int phaseY = 0)
+    internal static (byte[] Pixels, int Width, int Height) ScaleLongerSide(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize, int phaseX = 0, int phaseY = 0)
     {
         var scaling = new Scaling(grey, width, height, size);
         ArgumentOutOfRangeException.ThrowIfNegative(phaseX);
@@ -548,7 +547,7 @@ public static class MnistPreprocessing
     /// <param name="size">The longer side of the image in output pixels (default <see cref="DigitSize"/>, 20).</param>
     /// <returns>The scaled pixels, their width and height, and the phases chosen.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1 or above <see cref="MaxSize"/>.</exception>
-    public static (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) ScaleSharpest(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize)
+    internal static (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) ScaleSharpest(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize)
     {
         var scaling = new Scaling(grey, width, height, size);
         (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) best = default;
@@ -585,7 +584,7 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>The centre of mass, or null when every pixel is 0.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static (double X, double Y)? CentreOfMass(ReadOnlySpan<byte> grey, int width, int height)
+    internal static (double X, double Y)? CentreOfMass(ReadOnlySpan<byte> grey, int width, int height)
     {
         Check(grey, width, height);
         long total = 0, sx = 0, sy = 0;
@@ -617,7 +616,7 @@ public static class MnistPreprocessing
     /// <param name="size">The side of the result (default <see cref="ImageSize"/>, 28).</param>
     /// <returns>size·size pixels, row after row; all zeros when the input is.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1 or above <see cref="MaxSize"/>.</exception>
-    public static byte[] CentreByMass(ReadOnlySpan<byte> grey, int width, int height, int size = ImageSize)
+    internal static byte[] CentreByMass(ReadOnlySpan<byte> grey, int width, int height, int size = ImageSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxSize);
