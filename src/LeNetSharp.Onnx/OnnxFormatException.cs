@@ -10,8 +10,8 @@ public sealed class OnnxFormatException : IOException
     /// <summary>Creates the exception.</summary>
     /// <param name="path">The offending file.</param>
     /// <param name="problem">What was wrong, with the expected and the found values.</param>
-    /// <param name="inner">The underlying parser error, if any.</param>
-    public OnnxFormatException(string path, string problem, Exception? inner = null) : base($"{path}: {problem}", inner)
+    /// <param name="innerException">The underlying parser error, if any.</param>
+    public OnnxFormatException(string path, string problem, Exception? innerException = null) : base($"{path}: {problem}", innerException)
     {
         FilePath = path;
     }
