@@ -69,7 +69,7 @@ public static class Program
                 return Train(options, stdout, stderr);
             case "eval":
                 var model = LoadModel(options.Model);
-                var files = Mnist.Recognise(options.Data, MnistSplit.Test);
+                var files = Mnist.Recognize(options.Data, MnistSplit.Test);
                 var test = Mnist.Load(options.Data, MnistSplit.Test);
                 PrintDataset(options, stdout, files);
                 if (options.Report is { } report) Report.EnsureWritable(report);
@@ -82,7 +82,7 @@ public static class Program
             case "predict":
                 return PredictCommand.Run(LoadModel(options.Model), options.Files, options.Json, stdout, stderr);
             case "bench":
-                PrintDataset(options, stdout, Mnist.Recognise(options.Data, MnistSplit.Train, MnistSplit.Test));
+                PrintDataset(options, stdout, Mnist.Recognize(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);
                 return 0;
             default: // the main job
@@ -93,7 +93,7 @@ public static class Program
 
     /// <summary>
     /// "data: MNIST (4 files, SHA-256 verified) in DIR" or "data: unrecognised IDX dataset in DIR", the first line of
-    /// train, eval and bench (<see cref="Mnist.Recognise"/> has already refused a mix of known and unknown files).
+    /// train, eval and bench (<see cref="Mnist.Recognize"/> has already refused a mix of known and unknown files).
     /// </summary>
     private static void PrintDataset(Options o, TextWriter stdout, DatasetRecognition recognition)
     {
@@ -109,7 +109,7 @@ public static class Program
     private static int Train(Options o, TextWriter stdout, TextWriter stderr)
     {
         // Everything that can fail is checked before training: the data (both splits), the outputs, the options.
-        var files = Mnist.Recognise(o.Data, MnistSplit.Train, MnistSplit.Test);
+        var files = Mnist.Recognize(o.Data, MnistSplit.Train, MnistSplit.Test);
         var train = Mnist.Load(o.Data, MnistSplit.Train);
         var test = Mnist.Load(o.Data, MnistSplit.Test);
         PrintDataset(o, stdout, files);

@@ -5,8 +5,8 @@ namespace LeNetSharp.Web;
 /// <summary>Settings read from the command line / configuration: <c>--model</c>, <c>--data</c>, <c>--pool</c>.</summary>
 /// <param name="ModelPath">The model file (default lenet.model).</param>
 /// <param name="DataDirectory">The MNIST folder used to measure the model's test accuracy at startup.</param>
-/// <param name="PoolSize">Network copies serving requests at once (0 = one per processor).</param>
-internal sealed record DigitAppSettings(string ModelPath, string DataDirectory, int PoolSize)
+/// <param name="Concurrency">Requests served at once, one network copy each (0 = one per processor).</param>
+internal sealed record DigitAppSettings(string ModelPath, string DataDirectory, int Concurrency)
 {
     public static DigitAppSettings From(IConfiguration configuration) => new(
         configuration["model"] is { Length: > 0 } model ? model : "lenet.model",

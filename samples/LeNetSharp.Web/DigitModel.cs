@@ -54,8 +54,8 @@ internal sealed class DigitModel : IDisposable
         var layers = network.Layers.Select((layer, i) => new LayerInfo(layer.Name, shapes[i][1..], layer.Parameters.Sum(p => p.Value.Length))).ToArray();
         var (accuracy, source) = MeasureAccuracy(network, settings.DataDirectory, log);
         Info = new ModelInfo(Path.GetFileName(settings.ModelPath), [Size, Size, 1], LeNet.Classes, network.ParameterCount, layers, accuracy, source);
-        Predictor = new Predictor(network, Size, Size, 1, settings.PoolSize);
-        int decoders = settings.PoolSize > 0 ? settings.PoolSize : Environment.ProcessorCount;
+        Predictor = new Predictor(network, Size, Size, 1, settings.Concurrency);
+        int decoders = Predictor.Concurrency;
         DecodeGate = new SemaphoreSlim(decoders, decoders);
         log.LogInformation("Serving {Model}: {Parameters} parameters, {Accuracy}", settings.ModelPath, network.ParameterCount,
             accuracy is double a ? string.Create(CultureInfo.InvariantCulture, $"test accuracy {100 * a:F2}%") : source);

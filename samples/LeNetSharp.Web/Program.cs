@@ -1,3 +1,4 @@
+using LeNetSharp.Inference;
 using LeNetSharp.Persistence;
 
 namespace LeNetSharp.Web;
@@ -21,8 +22,8 @@ public sealed class Program
     /// <summary>The largest uploaded picture decoded: 4 megapixels (a 280×280 drawing needs 0.08); checked from its header.</summary>
     public const long MaxImagePixels = 4_000_000;
 
-    /// <summary>The largest <c>--pool</c>.</summary>
-    public const int MaxPool = 64;
+    /// <summary>The largest <c>--pool</c>: the library's <see cref="Predictor.MaxConcurrency"/>.</summary>
+    public const int MaxPool = Predictor.MaxConcurrency;
 
     private static readonly string[] Options = ["model", "urls", "data", "pool", "environment", "contentRoot", "applicationName"];
 

@@ -1,8 +1,8 @@
 namespace LeNetSharp.Onnx;
 
 /// <summary>
-/// An ONNX file that cannot be imported: unreadable or damaged protobuf, larger than
-/// <see cref="OnnxModel.MaxFileBytes"/>, inconsistent tensors, or a graph outside the supported LeNet family
+/// An ONNX file that cannot be imported: unreadable or damaged protobuf, larger than 16 MiB, inconsistent tensors
+/// (over 4 M elements, or data that disagrees with the dimensions), or a graph outside the supported LeNet family
 /// (the message then names the first unsupported node and its op type). The message starts with the file's path.
 /// </summary>
 public sealed class OnnxFormatException : IOException
@@ -10,8 +10,8 @@ public sealed class OnnxFormatException : IOException
     /// <summary>Creates the exception.</summary>
     /// <param name="path">The offending file.</param>
     /// <param name="problem">What was wrong, with the expected and the found values.</param>
-    /// <param name="inner">The underlying parser error, if any.</param>
-    public OnnxFormatException(string path, string problem, Exception? inner = null) : base($"{path}: {problem}", inner)
+    /// <param name="innerException">The underlying parser error, if any.</param>
+    public OnnxFormatException(string path, string problem, Exception? innerException = null) : base($"{path}: {problem}", innerException)
     {
         FilePath = path;
     }

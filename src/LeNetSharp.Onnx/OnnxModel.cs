@@ -46,10 +46,10 @@ public static class OnnxModel
     /// any parsing. Parsing allocates only for data the file really holds: at worst about 8× the file size (packed
     /// one-byte varints become 8-byte integers), so about 128 MiB.
     /// </summary>
-    public const long MaxFileBytes = 16L << 20;
+    internal const long MaxFileBytes = 16L << 20;
 
     /// <summary>The most elements <see cref="Import(string)"/> accepts in one tensor (4 M, i.e. 16 MiB of float32).</summary>
-    public const long MaxTensorElements = 1L << 22;
+    internal const long MaxTensorElements = 1L << 22;
 
     /// <summary>
     /// Writes <paramref name="network"/> as an ONNX model (see the class remarks for the graph), atomically: a crash
@@ -72,14 +72,14 @@ public static class OnnxModel
     }
 
     /// <summary>Reads an ONNX model of the LeNet family (see the class remarks) as the equivalent NHWC network.</summary>
-    /// <param name="path">The .onnx file, at most <see cref="MaxFileBytes"/> bytes.</param>
+    /// <param name="path">The .onnx file, at most 16 MiB.</param>
     /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped).</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="OnnxFormatException">Not a regular file (directory, FIFO, device, loop of symbolic links; refused before opening), damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
     public static Sequential<float> Import(string path) => Import(path, out _);
 
     /// <summary>Reads an ONNX model like <see cref="Import(string)"/> and also reports the input image shape it expects.</summary>
-    /// <param name="path">The .onnx file, at most <see cref="MaxFileBytes"/> bytes.</param>
+    /// <param name="path">The .onnx file, at most 16 MiB.</param>
     /// <param name="inputShape">(H, W, C) of one input image, as the graph declares it.</param>
     /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped).</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>

@@ -582,18 +582,18 @@ public sealed class HostileInputTests : TempDirectoryTest
         string mnist = TestData.MnistDirectory();
         if (!File.Exists(Path.Combine(mnist, "t10k-labels-idx1-ubyte")) && !File.Exists(Path.Combine(mnist, "t10k-labels-idx1-ubyte.gz"))) return;
 
-        Mnist.Recognise(mnist, MnistSplit.Test).ToString().Should().Be("MNIST (2 files, SHA-256 verified)");
+        Mnist.Recognize(mnist, MnistSplit.Test).ToString().Should().Be("MNIST (2 files, SHA-256 verified)");
 
         // Synthetic files: any IDX dataset is allowed.
         IdxFile.Write(Path.Combine(Dir, "t10k-images-idx3-ubyte"), [1, 28, 28], new byte[784]);
         IdxFile.Write(Path.Combine(Dir, "t10k-labels-idx1-ubyte"), [1], [3]);
-        Mnist.Recognise(Dir, MnistSplit.Test).ToString().Should().Be("unrecognised IDX dataset");
+        Mnist.Recognize(Dir, MnistSplit.Test).ToString().Should().Be("unrecognised IDX dataset");
 
         // MNIST's test labels beside other images: refused, naming the odd file.
         string labels = File.Exists(Path.Combine(mnist, "t10k-labels-idx1-ubyte")) ? "t10k-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte.gz";
         File.Delete(Path.Combine(Dir, "t10k-labels-idx1-ubyte"));
         File.Copy(Path.Combine(mnist, labels), Path.Combine(Dir, labels));
-        FluentActions.Invoking(() => Mnist.Recognise(Dir, MnistSplit.Test)).Should().Throw<IdxFormatException>()
+        FluentActions.Invoking(() => Mnist.Recognize(Dir, MnistSplit.Test)).Should().Throw<IdxFormatException>()
             .WithMessage($"{Path.Combine(Dir, "t10k-images-idx3-ubyte")}: matches no known dataset while *{labels} is MNIST's: a half-replaced dataset?*");
     }
 }

@@ -192,7 +192,7 @@ public class ConcurrencyTests
         var net = TrainedMnist.Network;
         var test = TrainedMnist.Test.Take(400);
         var expected = net.Clone().Predict(test);
-        using var predictor = new Predictor(net, poolSize: 2);
+        using var predictor = new Predictor(net, concurrency: 2);
 
         var got = new Prediction[test.Count];
         Parallel.For(0, test.Count, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => got[i] = predictor.Predict(test.Pixels(i)));
@@ -215,7 +215,7 @@ public class ConcurrencyTests
         string message = $"*Pixel {index} is {bad}*finite*";
         FluentActions.Invoking(() => net.Predict(pixels.AsSpan())).Should().Throw<ArgumentException>().WithMessage(message);
         FluentActions.Invoking(() => net.PredictProbabilities(pixels.AsSpan())).Should().Throw<ArgumentException>().WithMessage(message);
-        using var predictor = new Predictor(net, poolSize: 1);
+        using var predictor = new Predictor(net, concurrency: 1);
         FluentActions.Invoking(() => predictor.Predict(pixels.AsSpan())).Should().Throw<ArgumentException>().WithMessage(message);
         pixels[index] = 0;
         pixels[783] = 0;
@@ -225,32 +225,32 @@ public class ConcurrencyTests
     [Fact]
     public void A_huge_image_shape_is_reported_with_its_real_feature_count()
     {
-        FluentActions.Invoking(() => new Predictor(LeNet.Create<float>(1), 100000, 100000, poolSize: 1)).Should().Throw<ArgumentException>()
+        FluentActions.Invoking(() => new Predictor(LeNet.Create<float>(1), 100000, 100000, concurrency: 1)).Should().Throw<ArgumentException>()
             .Where(e => !e.Message.Contains('-') && !e.Message.Contains("1407665552") && e.Message.Contains("(100000, 100000, 1)"))
             .WithMessage("*(1, 24997, 24997, 16)*9,997,600,144*");
     }
 
     [Theory]
     [InlineData(-1)]
-    [InlineData(Predictor.MaxPoolSize + 1)]
+    [InlineData(Predictor.MaxConcurrency + 1)]
     [InlineData(100000)]
-    public void A_pool_size_outside_0_to_MaxPoolSize_is_refused(int poolSize)
+    public void A_concurrency_outside_0_to_MaxConcurrency_is_refused(int concurrency)
     {
-        FluentActions.Invoking(() => new Predictor(LeNet.Create<float>(1), poolSize: poolSize)).Should().Throw<ArgumentOutOfRangeException>()
-            .Which.ParamName.Should().Be("poolSize");
+        FluentActions.Invoking(() => new Predictor(LeNet.Create<float>(1), concurrency: concurrency)).Should().Throw<ArgumentOutOfRangeException>()
+            .Which.ParamName.Should().Be("concurrency");
     }
 
     [Fact]
-    public void The_default_pool_is_the_processor_count_within_MaxPoolSize()
+    public void The_default_concurrency_is_the_processor_count_within_MaxConcurrency()
     {
         using var predictor = new Predictor(LeNet.Create<float>(1));
-        predictor.PoolSize.Should().Be(Math.Min(Environment.ProcessorCount, Predictor.MaxPoolSize));
+        predictor.Concurrency.Should().Be(Math.Min(Environment.ProcessorCount, Predictor.MaxConcurrency));
     }
 
     [Fact]
     public void A_disposed_predictor_refuses_work()
     {
-        var predictor = new Predictor(LeNet.Create<float>(1), poolSize: 1);
+        var predictor = new Predictor(LeNet.Create<float>(1), concurrency: 1);
         predictor.Dispose();
         FluentActions.Invoking(() => predictor.Predict(new byte[784])).Should().Throw<ObjectDisposedException>();
     }

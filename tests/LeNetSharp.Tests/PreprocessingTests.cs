@@ -250,21 +250,21 @@ public class PreprocessingTests
     [Fact]
     public void The_centre_of_mass_lands_on_pixel_14_14()
     {
-        MnistPreprocessing.CentreOfMass([255, 255], 2, 1).Should().Be((0.5, 0.0));
-        MnistPreprocessing.CentreOfMass([0, 0], 2, 1).Should().BeNull();
+        MnistPreprocessing.CenterOfMass([255, 255], 2, 1).Should().Be((0.5, 0.0));
+        MnistPreprocessing.CenterOfMass([0, 0], 2, 1).Should().BeNull();
 
         // Centre of mass (0.5, 0): shift by round(14 − 0.5) = 14 (halves round up) and 14: pixels at (14, 14) and (15, 14).
-        var two = MnistPreprocessing.CentreByMass([255, 255], 2, 1);
+        var two = MnistPreprocessing.CenterByMass([255, 255], 2, 1);
         two.Should().HaveCount(784);
         two.Select((v, i) => (v, i)).Where(p => p.v != 0).Select(p => p.i).Should().Equal(14 * 28 + 14, 14 * 28 + 15);
 
         // One pixel at (2, 0) of a 3×3: shift (12, 14).
         var one = new byte[9];
         one[2] = 100;
-        MnistPreprocessing.CentreByMass(one, 3, 3).Select((v, i) => (v, i)).Where(p => p.v != 0).Should().Equal((100, 14 * 28 + 14));
+        MnistPreprocessing.CenterByMass(one, 3, 3).Select((v, i) => (v, i)).Where(p => p.v != 0).Should().Equal((100, 14 * 28 + 14));
 
         // Mass (1·3 + 3·1) / 4 = 1.5 along x in a 4×1 row [0, 100, 0, 100]... heavier on the right: weights 0,100,0,100 → x̄ = 2.
-        MnistPreprocessing.CentreOfMass([0, 100, 0, 100], 4, 1).Should().Be((2.0, 0.0));
+        MnistPreprocessing.CenterOfMass([0, 100, 0, 100], 4, 1).Should().Be((2.0, 0.0));
     }
 
     [Fact]
@@ -299,7 +299,7 @@ public class PreprocessingTests
             .Which.ParamName.Should().Be("size");
         FluentActions.Invoking(() => MnistPreprocessing.ScaleSharpest(one, 1, 1, size)).Should().Throw<ArgumentOutOfRangeException>()
             .Which.ParamName.Should().Be("size");
-        FluentActions.Invoking(() => MnistPreprocessing.CentreByMass(one, 1, 1, size)).Should().Throw<ArgumentOutOfRangeException>()
+        FluentActions.Invoking(() => MnistPreprocessing.CenterByMass(one, 1, 1, size)).Should().Throw<ArgumentOutOfRangeException>()
             .Which.ParamName.Should().Be("size");
     }
 
@@ -308,7 +308,7 @@ public class PreprocessingTests
     {
         byte[] one = [255];
         MnistPreprocessing.ScaleLongerSide(one, 1, 1, MnistPreprocessing.MaxSize).Width.Should().Be(MnistPreprocessing.MaxSize);
-        var centred = MnistPreprocessing.CentreByMass(one, 1, 1, MnistPreprocessing.MaxSize);
+        var centred = MnistPreprocessing.CenterByMass(one, 1, 1, MnistPreprocessing.MaxSize);
         centred.Length.Should().Be(MnistPreprocessing.MaxSize * MnistPreprocessing.MaxSize);
         centred[MnistPreprocessing.MaxSize / 2 * MnistPreprocessing.MaxSize + MnistPreprocessing.MaxSize / 2].Should().Be(255);
     }
@@ -363,7 +363,7 @@ public class PreprocessingTests
         var box = MnistPreprocessing.InkBounds(digit, 28, 28)!.Value;
         box.Height.Should().Be(20);
         box.Width.Should().Be(5); // 400 · 20/1600
-        var (cx, cy) = MnistPreprocessing.CentreOfMass(digit, 28, 28)!.Value;
+        var (cx, cy) = MnistPreprocessing.CenterOfMass(digit, 28, 28)!.Value;
         cx.Should().BeApproximately(14, 0.5);
         cy.Should().BeApproximately(14, 0.5);
         digit.Max().Should().Be(255);

@@ -155,13 +155,13 @@ public class ParallelTrainingTests
         var data = TestData.RandomImages(333, 4);
         var one = Evaluator.Evaluate(net, data, batchSize: 10);
         var two = Evaluator.Evaluate(net, data, batchSize: 10, threads: 2);
-        two.Confusion.Should().BeEquivalentTo(one.Confusion);
+        two.ConfusionMatrix.Should().BeEquivalentTo(one.ConfusionMatrix);
         two.Total.Should().Be(333);
         // Threads take batches from a shared cursor: every image counted once, the short last batch included.
         foreach (int threads in new[] { 3, 8 })
         {
             var many = Evaluator.Evaluate(net, data, batchSize: 7, threads: threads);
-            many.Confusion.Should().BeEquivalentTo(one.Confusion, "{0} threads", threads);
+            many.ConfusionMatrix.Should().BeEquivalentTo(one.ConfusionMatrix, "{0} threads", threads);
         }
     }
 }

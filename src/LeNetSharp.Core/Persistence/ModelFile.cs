@@ -52,7 +52,7 @@ public sealed class ModelFormatException : IOException
 public static class ModelFile
 {
     /// <summary>The newest format version this library reads and writes.</summary>
-    public const int Version = 2;
+    internal const int Version = 2;
 
     private static readonly byte[] Magic = "LNSM"u8.ToArray();
     private const int HashSize = 32;
@@ -77,10 +77,11 @@ public static class ModelFile
     /// <returns>The network, ready for inference or further training.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="ModelFormatException">
-    /// Not a regular file (a directory, FIFO or device is refused without being read), larger than
-    /// <see cref="MaxFileBytes"/>, wrong magic (checked on the first bytes, before the rest is read) or version,
-    /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range, or inconsistent shapes. A layer is
-    /// built only once the file is shown to hold its weights.
+    /// Not a regular file (a directory, FIFO or device is refused without being read), larger than 1 GiB (checked
+    /// before anything is allocated), wrong magic (checked on the first bytes, before the rest is read) or version,
+    /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, kernel
+    /// sizes, stride or padding above 65,536), or inconsistent shapes. A layer is built only once the file is shown to
+    /// hold its weights.
     /// </exception>
     /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static Sequential<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
@@ -110,13 +111,13 @@ public static class ModelFile
     }
 
     /// <summary>The largest model file <see cref="Load{T}"/> reads (1 GiB): a size check made before anything is allocated.</summary>
-    public const long MaxFileBytes = 1L << 30;
+    internal const long MaxFileBytes = 1L << 30;
 
     /// <summary>
     /// The largest hyper-parameter a model file may declare: channels, features, kernel sizes, stride and padding
     /// (65,536). Anything above is refused as corrupt before a layer is built.
     /// </summary>
-    public const int MaxDimension = 1 << 16;
+    internal const int MaxDimension = 1 << 16;
 
     private static string Printable(ReadOnlySpan<byte> bytes) =>
         bytes.Length == 0 ? "an empty file"

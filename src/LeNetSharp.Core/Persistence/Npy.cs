@@ -84,16 +84,16 @@ public static class Npy
     private static readonly Regex ShapePattern = new(@"['""]shape['""]\s*:\s*\(([^)]*)\)", RegexOptions.Compiled);
 
     /// <summary>The largest .npy header accepted (64 KiB; NumPy itself refuses headers above 10,000 bytes by default).</summary>
-    public const int MaxHeaderLength = 1 << 16;
+    internal const int MaxHeaderLength = 1 << 16;
 
     /// <summary>
     /// The largest compression ratio a deflated .npz entry may declare (1,032:1, deflate's own limit): an entry whose
     /// declared size exceeds its compressed size times this is refused before it is inflated.
     /// </summary>
-    public const int MaxCompressionRatio = 1032;
+    internal const int MaxCompressionRatio = 1032;
 
     /// <summary>The largest inflated size of one .npz entry (256 MiB), checked before and while inflating.</summary>
-    public const long MaxEntryBytes = 256L << 20;
+    internal const long MaxEntryBytes = 256L << 20;
 
     /// <summary>Reads a .npy file.</summary>
     /// <param name="path">The file.</param>
@@ -101,7 +101,8 @@ public static class Npy
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="ModelFormatException">
     /// Not a regular file (a directory, FIFO or device is refused unread), not a .npy file, an unsupported version or
-    /// dtype, Fortran order, a header or data size the file cannot hold (refused before allocating), or trailing bytes.
+    /// dtype, Fortran order, a header over 64 KiB, a header or data size the file cannot hold (refused before
+    /// allocating), or trailing bytes.
     /// </exception>
     /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static NpyArray Read(string path)
@@ -266,8 +267,8 @@ public static class Npy
     /// <exception cref="ModelFormatException">
     /// Not a regular file, not a zip archive, an entry that is not a supported .npy array, an entry whose CRC-32 does not
     /// match its content (as NumPy's "Bad CRC-32"), an entry that inflates to another size than it declares, or one
-    /// above <see cref="MaxEntryBytes"/> or <see cref="MaxCompressionRatio"/> (refused before inflating; bytes are
-    /// counted while inflating), or two entries of the same name.
+    /// that would inflate to more than 256 MiB or by more than 1,032:1 (deflate's own limit; refused before inflating,
+    /// and bytes are counted while inflating), or two entries of the same name.
     /// </exception>
     /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static IReadOnlyDictionary<string, NpyArray> ReadNpz(string path)

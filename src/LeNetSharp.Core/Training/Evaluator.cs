@@ -10,7 +10,7 @@ public sealed class EvaluationResult
 {
     internal EvaluationResult(int[,] confusion)
     {
-        Confusion = confusion;
+        ConfusionMatrix = confusion;
         for (int i = 0; i < confusion.GetLength(0); i++)
         {
             for (int j = 0; j < confusion.GetLength(1); j++)
@@ -21,8 +21,8 @@ public sealed class EvaluationResult
         }
     }
 
-    /// <summary>Counts, shape (classes, classes): [true class, predicted class].</summary>
-    public int[,] Confusion { get; }
+    /// <summary>The confusion matrix: counts of shape (classes, classes), indexed [true class, predicted class].</summary>
+    public int[,] ConfusionMatrix { get; }
 
     /// <summary>Images classified right.</summary>
     public int Correct { get; }

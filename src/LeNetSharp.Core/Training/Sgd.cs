@@ -96,7 +96,7 @@ public sealed class Sgd<T> where T : unmanaged, IFloatingPointIeee754<T>
 /// The tutorial's learning-rate schedule: after epoch e (0-based) the rate is multiplied by decay^(e+1),
 /// so with 0.01 and 0.95 epoch 0 trains at 0.01, epoch 1 at 0.0095, epoch 2 at 0.0095·0.9025, …
 /// </summary>
-public static class TutorialSchedule
+internal static class TutorialSchedule
 {
     /// <summary>The learning rate to use after <paramref name="completedEpoch"/> ends.</summary>
     /// <param name="learningRate">The rate used during that epoch.</param>
