@@ -1,5 +1,5 @@
 // Uses LeNetSharp.Core and LeNetSharp.Onnx as a package user would; .ci/run packs the library, restores it here and runs this.
-// README.md's "Use LeNetSharp in your project" mirrors this code.
+// README.md's "Use it in your project" shows the first part of this code: keep the two the same.
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Onnx;

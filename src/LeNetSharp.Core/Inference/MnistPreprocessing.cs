@@ -198,8 +198,8 @@ public static class MnistPreprocessing
     /// <see cref="BorderMedian"/> (after inverting) for a clean picture; for a noisy one (a photo: <see cref="NoiseLevel"/>
     /// at least 1) it is measured locally, b(x, y) = <see cref="PageLevels"/>, because a photo's paper is lit unevenly
     /// and its noise on the darker paper would otherwise count as ink. A clean picture keeps the single level: its
-    /// page has no noise to pass the ink threshold, so one level suffices (the shaded pages without noise were
-    /// read at 100 %), and local levels only risk blocks inside thick strokes or their halos (on MNIST digits drawn at
+    /// page has no noise to pass the ink threshold, so one level suffices (shaded pages without noise are read at
+    /// 100 % with it), and local levels only risk blocks inside thick strokes or their halos (on MNIST digits drawn at
     /// 300×300 they cost 1.6 % of the picture agreement).
     /// </summary>
     /// <param name="gray">width·height grey values, row after row.</param>
@@ -213,7 +213,7 @@ public static class MnistPreprocessing
     /// Side of the blocks <see cref="PageLevels"/> measures the page in: at least 16 pixels, and at least 1/12 of the
     /// longer side (133 pixels on a 1200×1600 photo), so a block is wider than a pen stroke and most of it is paper,
     /// while the grid is fine enough to follow a page darkening towards its corners (with a quarter of the side, the
-    /// shaded photos of <c>ShadedPhotoTests</c> were read no better than with a single level).
+    /// shaded photos of <c>ShadedPhotoTests</c> are read no better than with a single level).
     /// </summary>
     internal const int PageBlock = 16;
 
