@@ -162,42 +162,10 @@ internal static class SafeFile
         return buffer;
     }
 
-    /// <summary>Flushes a directory's entries to disk (after a rename into it); a no-op where unsupported.</summary>
-    public static void FlushDirectory(string directory)
-    {
-        if (OperatingSystem.IsWindows() || _nativeUnavailable) return;
-        try
-        {
-            nint fd = Native.Open(directory, 0x0010 /* PAL O_RDONLY | O_CLOEXEC */, 0);
-            if (fd < 0) return;
-            try
-            {
-                Native.FSync(fd);
-            }
-            finally
-            {
-                Native.Close(fd);
-            }
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            _nativeUnavailable = true;
-        }
-    }
-
     /// <summary>The runtime's own POSIX shim (libSystem.Native, part of every .NET runtime on Unix).</summary>
     private static class Native
     {
         [DllImport("libSystem.Native", EntryPoint = "SystemNative_Stat", SetLastError = true)]
         public static extern int Stat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, [Out] byte[] status);
-
-        [DllImport("libSystem.Native", EntryPoint = "SystemNative_Open", SetLastError = true)]
-        public static extern nint Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
-
-        [DllImport("libSystem.Native", EntryPoint = "SystemNative_FSync", SetLastError = true)]
-        public static extern int FSync(nint fd);
-
-        [DllImport("libSystem.Native", EntryPoint = "SystemNative_Close", SetLastError = true)]
-        public static extern int Close(nint fd);
     }
 }
