@@ -6,7 +6,7 @@ namespace LeNetSharp.Persistence;
 /// <summary>
 /// Writes files so that readers see either the old complete file or the new complete file, never a torn one:
 /// the content goes to a temporary file in the same folder, is flushed to disk, then renamed over the target and
-/// the folder is flushed too.
+/// flushed again so the rename is on disk too.
 /// </summary>
 /// <remarks>
 /// A symbolic link is written through: its final target is replaced and the link stays. Only regular files are
@@ -47,12 +47,31 @@ public static class AtomicFile
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
                 write(stream);
-                stream.Flush(flushToDisk: true);
+                if (mode is { } keep && !OperatingSystem.IsWindows()) File.SetUnixFileMode(stream.SafeFileHandle, keep);
+                stream.Flush(flushToDisk: true); // content and mode on disk before the name points at them
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.Move(temp, target, overwrite: true);
+
+                    // POSIX makes a rename durable by an fsync(2) of the folder, and .NET has no public API for that
+                    // (File.OpenHandle and FileStream refuse to open a directory). The best public substitute: flush
+                    // the renamed file again through the handle still open. ext4 and XFS journal the rename with the
+                    // file's inode (its ctime changed), so this commits the rename there; elsewhere it is at least not
+                    // torn: readers see the old complete file until the file system commits the rename. Best effort,
+                    // as the folder's flush was: the new file is complete and in place, so a failure here is not
+                    // reported as a failed save.
+                    try
+                    {
+                        stream.Flush(flushToDisk: true);
+                    }
+                    catch (IOException)
+                    {
+                    }
+                }
             }
 
-            if (mode is { } keep && !OperatingSystem.IsWindows()) File.SetUnixFileMode(temp, keep);
-            File.Move(temp, target, overwrite: true);
-            SafeFile.FlushDirectory(directory);
+            // Windows cannot rename a file that is open without sharing; there the rename follows the close.
+            if (OperatingSystem.IsWindows()) File.Move(temp, target, overwrite: true);
         }
         catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException && e.Message.Contains(temp, StringComparison.Ordinal)))
         {

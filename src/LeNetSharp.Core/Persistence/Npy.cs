@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Compression;
+using System.IO.Hashing;
 using System.Numerics;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -324,9 +325,11 @@ public static class Npy
     /// </summary>
     private sealed class CheckedEntryStream(Stream inner, long limit) : Stream
     {
+        private readonly Crc32 _crc = new(); // zip's CRC-32 (IEEE 802.3, as gzip and PNG)
+
         public long Count { get; private set; }
 
-        public uint Crc { get; private set; }
+        public uint Crc => _crc.GetCurrentHashAsUInt32();
 
         public bool Overflowed { get; private set; }
 
@@ -353,7 +356,7 @@ public static class Npy
             }
 
             int read = inner.Read(buffer[..(int)Math.Min(buffer.Length, limit - Count)]);
-            Crc = Crc32.Append(Crc, buffer[..read]);
+            _crc.Append(buffer[..read]);
             Count += read;
             return read;
         }

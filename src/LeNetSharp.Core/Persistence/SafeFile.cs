@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using System.Formats.Tar;
 
 namespace LeNetSharp.Persistence;
 
@@ -22,58 +22,140 @@ internal enum FileKind
 /// before it is opened, so a FIFO never blocks and a device is never read), and reads bounded by the file's length.
 /// </summary>
 /// <remarks>
-/// .NET's public file API cannot tell an empty regular file from a FIFO or a device (both report length 0 and
-/// <see cref="FileAttributes.Normal"/>), so on Unix the kind comes from stat(2) through the runtime's own native
-/// shim (libSystem.Native, shipped with every .NET runtime; no extra dependency). Where that is unavailable the
-/// public API's answer (directory, file or missing) is used.
+/// <para>
+/// Only public .NET APIs are used. Symbolic links are followed with <see cref="File.ResolveLinkTarget"/>, and
+/// <see cref="File.GetAttributes(string)"/> tells a directory, a missing path and a denied one apart. It cannot tell a
+/// regular file from a FIFO, a device or a socket (all are <see cref="FileAttributes.Normal"/>), and .NET has no
+/// public API for the file type (st_mode's S_IFMT). Those special files all have a length of 0, so a non-empty file
+/// is regular. For an empty one the type comes from <see cref="TarWriter.WriteEntry(string, string?)"/>: to archive
+/// a path it lstat(2)s it and writes a header whose type flag is the file's type (FIFO, character or block device,
+/// directory, regular file), and it refuses a socket. It opens and reads only a regular file (which never blocks),
+/// so a FIFO or a device is never opened.
+/// </para>
+/// <para>On Windows the public API's answer (directory, file or missing) is used.</para>
 /// </remarks>
 internal static class SafeFile
 {
-    private const int SIfmt = 0xF000, SIfifo = 0x1000, SIfchr = 0x2000, SIfdir = 0x4000, SIfblk = 0x6000, SIfreg = 0x8000, SIfsock = 0xC000;
-    private const int ENOENT = 2, EACCES = 13, ENOTDIR = 20, ELOOP = 40;
-    private static bool _nativeUnavailable;
+    /// <summary>The HResult of an <see cref="IOException"/> made from a message alone (COR_E_IO); one from errno carries the errno.</summary>
+    private const int PlainIOExceptionHResult = unchecked((int)0x80131620);
 
     /// <summary>The kind of file at <paramref name="path"/>, following symbolic links.</summary>
     public static FileKind KindOf(string path)
     {
-        if (!OperatingSystem.IsWindows() && !_nativeUnavailable)
-        {
-            try
-            {
-                var status = new byte[256]; // the shim's FileStatus is about 100 bytes; Mode is the int32 at offset 4
-                if (Native.Stat(path, status) == 0)
-                {
-                    return (BitConverter.ToInt32(status, 4) & SIfmt) switch
-                    {
-                        SIfreg => FileKind.Regular,
-                        SIfdir => FileKind.Directory,
-                        SIfifo => FileKind.Fifo,
-                        SIfchr => FileKind.CharacterDevice,
-                        SIfblk => FileKind.BlockDevice,
-                        SIfsock => FileKind.Socket,
-                        _ => FileKind.Other,
-                    };
-                }
+        if (OperatingSystem.IsWindows()) return Directory.Exists(path) ? FileKind.Directory : File.Exists(path) ? FileKind.Regular : FileKind.Missing;
 
-                int errno = Marshal.GetLastPInvokeError(); // stat's errno, as the platform numbers it
-                return errno switch
-                {
-                    EACCES => FileKind.Inaccessible,
-                    ENOENT or ENOTDIR => FileKind.Missing,
-                    ELOOP when OperatingSystem.IsLinux() => FileKind.LinkLoop,
-                    _ => Fallback(path),
-                };
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-            {
-                _nativeUnavailable = true;
-            }
+        string target;
+        FileAttributes attributes;
+        try
+        {
+            // The final target of a chain of links (null when path is no link); a dangling link gives a missing target.
+            target = File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path;
+            attributes = File.GetAttributes(target);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or PathTooLongException)
+        {
+            return FileKind.Missing; // ENOENT, ENOTDIR (a file where a folder should be), ENAMETOOLONG
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return FileKind.Inaccessible; // EACCES: a folder on the way may not be searched
+        }
+        catch (IOException)
+        {
+            // What is left in practice is ELOOP, "Too many levels of symbolic links": a loop of links, in the name or in
+            // a folder on the way, or more links in a row than the system follows.
+            return FileKind.LinkLoop;
         }
 
-        return Fallback(path);
+        if ((attributes & FileAttributes.Directory) != 0) return FileKind.Directory;
+        try
+        {
+            if (new FileInfo(target).Length > 0) return FileKind.Regular;
+            return KindOfEmpty(target);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return FileKind.Missing; // removed meanwhile
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return FileKind.Inaccessible;
+        }
+    }
 
-        static FileKind Fallback(string path) =>
-            Directory.Exists(path) ? FileKind.Directory : File.Exists(path) ? FileKind.Regular : FileKind.Missing;
+    /// <summary>The kind of an empty non-directory that is not a link, from the type flag of its tar header.</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static FileKind KindOfEmpty(string path)
+    {
+        var header = new FirstHeader();
+        try
+        {
+            // Only a regular file is opened, and its content (none, or what a /proc file holds) is read and discarded.
+            using var tar = new TarWriter(header, TarEntryFormat.Ustar, leaveOpen: true);
+            tar.WriteEntry(path, "entry");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // Its lstat worked a moment ago (File.GetAttributes), so this is the open that only a regular file gets.
+            return FileKind.Regular;
+        }
+        catch (IOException e) when (e is not (FileNotFoundException or DirectoryNotFoundException))
+        {
+            // With a header written, the content could not be read (/proc/self/mem): the reader reports that. Without
+            // one: TarWriter gives every file type but one an entry, and refuses the other, a socket, before opening
+            // anything ("not supported for tar archiving", a plain IOException); any other failure names no type.
+            if (header.EntryType is null) return e.HResult == PlainIOExceptionHResult ? FileKind.Socket : FileKind.Other;
+        }
+
+        return header.EntryType switch
+        {
+            TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile => FileKind.Regular,
+            TarEntryType.Directory => FileKind.Directory,
+            TarEntryType.Fifo => FileKind.Fifo,
+            TarEntryType.CharacterDevice => FileKind.CharacterDevice,
+            TarEntryType.BlockDevice => FileKind.BlockDevice,
+            _ => FileKind.Other, // a link that appeared since it was resolved, or no header
+        };
+    }
+
+    /// <summary>The archive stream <see cref="KindOfEmpty"/> gives <see cref="TarWriter"/>: it keeps the first header and discards the rest.</summary>
+    private sealed class FirstHeader : Stream
+    {
+        private const int HeaderSize = 512, TypeFlagOffset = 156; // POSIX ustar: a 512-byte header, the type flag at 156
+        private readonly byte[] _header = new byte[HeaderSize];
+        private int _filled;
+
+        /// <summary>The header's type flag (the <see cref="TarEntryType"/> values are the flag characters); null before a whole header.</summary>
+        public TarEntryType? EntryType => _filled == HeaderSize ? (TarEntryType)_header[TypeFlagOffset] : null;
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            int take = Math.Min(buffer.Length, HeaderSize - _filled);
+            buffer[..take].CopyTo(_header.AsSpan(_filled));
+            _filled += take;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     /// <summary>"a directory", "a FIFO (named pipe)", … for messages.</summary>
@@ -160,44 +242,5 @@ internal static class SafeFile
 
         if (filled < buffer.Length) Array.Resize(ref buffer, (int)filled);
         return buffer;
-    }
-
-    /// <summary>Flushes a directory's entries to disk (after a rename into it); a no-op where unsupported.</summary>
-    public static void FlushDirectory(string directory)
-    {
-        if (OperatingSystem.IsWindows() || _nativeUnavailable) return;
-        try
-        {
-            nint fd = Native.Open(directory, 0x0010 /* PAL O_RDONLY | O_CLOEXEC */, 0);
-            if (fd < 0) return;
-            try
-            {
-                Native.FSync(fd);
-            }
-            finally
-            {
-                Native.Close(fd);
-            }
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            _nativeUnavailable = true;
-        }
-    }
-
-    /// <summary>The runtime's own POSIX shim (libSystem.Native, part of every .NET runtime on Unix).</summary>
-    private static class Native
-    {
-        [DllImport("libSystem.Native", EntryPoint = "SystemNative_Stat", SetLastError = true)]
-        public static extern int Stat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, [Out] byte[] status);
-
-        [DllImport("libSystem.Native", EntryPoint = "SystemNative_Open", SetLastError = true)]
-        public static extern nint Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
-
-        [DllImport("libSystem.Native", EntryPoint = "SystemNative_FSync", SetLastError = true)]
-        public static extern int FSync(nint fd);
-
-        [DllImport("libSystem.Native", EntryPoint = "SystemNative_Close", SetLastError = true)]
-        public static extern int Close(nint fd);
     }
 }
