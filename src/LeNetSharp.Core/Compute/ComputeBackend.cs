@@ -121,7 +121,8 @@ internal sealed class SimdBackend(int? bits) : ComputeBackend
     internal override ExecutionPlan<T> BuildPlan<T>(Sequential<T> network, Tensor<T> input, PlanMode mode)
     {
         RequireShape(network, input.Shape);
-        int width = Bits ?? WidthCalibration.Choose(network, input, mode);
+        // Layer by layer runs no kernel but the GEMM: the width measured for inference serves it.
+        int width = Bits ?? WidthCalibration.Choose(network, input, mode == PlanMode.LayerByLayer ? PlanMode.Inference : mode);
         return Build(network, input.Shape, mode, width);
     }
 

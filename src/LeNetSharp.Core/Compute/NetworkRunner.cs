@@ -37,6 +37,7 @@ internal sealed class NetworkRunner<T> where T : unmanaged, IFloatingPointIeee75
         get => _backend;
         set
         {
+            if (ReferenceEquals(value, _backend)) return; // plans stay valid
             int previous = Enter();
             try
             {

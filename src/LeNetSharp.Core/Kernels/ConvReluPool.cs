@@ -107,9 +107,9 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// <paramref name="tile"/> are scratch of the lengths above. For inference only, pass null for
     /// <paramref name="mask"/> and <paramref name="xPadded"/>: neither the window positions nor the copy are made.
     /// </summary>
-    // The kernels it calls are never inlined into it: once the JIT did (at tier 1, guided by profile data, or at once under
-    // AggressiveOptimization), Block's 12 accumulators, 3 weights and the input vector no longer had the 16 ymm registers
-    // of an AVX2 CPU to themselves, were spilled to the stack on every tap, and the pass ran 40-80 % slower.
+    // The kernels it calls are never inlined into it: inlined (at tier 1, guided by profile data, or at once under
+    // AggressiveOptimization), Block's 12 accumulators, 3 weights and the input vector do not have the 16 ymm registers
+    // of an AVX2 CPU to themselves, spill to the stack on every tap, and the pass runs 40-80 % slower.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Forward(ConvPoolGeometry g, T[] x, T[] weight, T[] bias, T[] output, T[]? mask, T[]? xPadded, T[] planes, T[] tile)
     {
@@ -212,7 +212,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
             }
 
             // The sums leave registers here, and are finished by another method: with the finishing code after the loop
-            // in this one, the JIT kept fewer accumulators in registers through the loop (spilling them on every tap).
+            // in this one, the JIT keeps fewer accumulators in registers through the loop (spilling them on every tap).
             TOps.Store(te0, ref sums); TOps.Store(to0, ref Unsafe.Add(ref sums, w)); TOps.Store(be0, ref Unsafe.Add(ref sums, 2 * w)); TOps.Store(bo0, ref Unsafe.Add(ref sums, 3 * w));
             TOps.Store(te1, ref Unsafe.Add(ref sums, 4 * w)); TOps.Store(to1, ref Unsafe.Add(ref sums, 5 * w)); TOps.Store(be1, ref Unsafe.Add(ref sums, 6 * w)); TOps.Store(bo1, ref Unsafe.Add(ref sums, 7 * w));
             TOps.Store(te2, ref Unsafe.Add(ref sums, 8 * w)); TOps.Store(to2, ref Unsafe.Add(ref sums, 9 * w)); TOps.Store(be2, ref Unsafe.Add(ref sums, 10 * w)); TOps.Store(bo2, ref Unsafe.Add(ref sums, 11 * w));
