@@ -14,20 +14,21 @@ namespace LeNetSharp.Compute;
 /// <remarks>
 /// The timing runs on a copy of the network (its gradients and buffers are not the caller's) with the caller's own
 /// first batch: forward (and backward with a dense upstream gradient, in training) at each width in turn, in
-/// interleaved rounds so that a slow phase of the machine falls on every candidate alike; the median of each width's
-/// rounds decides. It costs about 3 × 7 rounds of ≥ 0.3 ms each for a small network (20–40 ms) and is shared by every
-/// network of the same layers and shape, on every thread.
+/// interleaved rounds so that a slow phase of the machine falls on every candidate alike. Each width's fastest round
+/// decides (another process or a slow phase only ever makes a round slower, so the fastest is the least disturbed).
+/// It costs 3 widths × 9 rounds of ≥ 1 ms for a small network (about 30 ms), 3 rounds for a large one (at most about
+/// half a second), and is shared by every network of the same layers and shape, on every thread.
 /// </remarks>
 internal static class WidthCalibration
 {
-    private const int Rounds = 7;
-    private static readonly TimeSpan MinRound = TimeSpan.FromMilliseconds(0.3);
+    private const int Rounds = 9;
+    private static readonly TimeSpan MinRound = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan Budget = TimeSpan.FromMilliseconds(400); // a large network: fewer rounds, not endless timing
 
     private static readonly ConcurrentDictionary<string, Lazy<Calibration>> Choices = new();
 
-    /// <summary>What was measured for one network, shape and mode: the width chosen and each width's median time per run.</summary>
-    internal sealed record Calibration(string Key, int Bits, IReadOnlyList<(int Bits, double Microseconds)> Medians);
+    /// <summary>What was measured for one network, shape and mode: the width chosen and each width's fastest time per run.</summary>
+    internal sealed record Calibration(string Key, int Bits, IReadOnlyList<(int Bits, double Microseconds)> Times);
 
     /// <summary>Every calibration made in this process (for benchmarks and tests).</summary>
     internal static IEnumerable<Calibration> All => Choices.Values.Where(l => l.IsValueCreated).Select(l => l.Value);
@@ -110,14 +111,7 @@ internal static class WidthCalibration
             }
         }
 
-        var medians = widths.Select((b, p) => (b, Median(times[p]))).ToArray();
-        int best = medians.MinBy(m => m.Item2).b;
-        return new Calibration(key, best, medians);
-    }
-
-    private static double Median(double[] values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted[sorted.Length / 2];
+        var fastest = widths.Select((b, p) => (b, times[p].Min())).ToArray();
+        return new Calibration(key, fastest.MinBy(m => m.Item2).b, fastest);
     }
 }

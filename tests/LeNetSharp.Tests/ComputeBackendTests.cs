@@ -1,0 +1,83 @@
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>The backends by name, the plans they build, and the SIMD backend's measured choice of width.</summary>
+public class ComputeBackendTests
+{
+    [Fact]
+    public void Backends_are_found_by_name_in_any_case_and_each_width_is_one_instance()
+    {
+        ComputeBackend.FromName("Reference").Should().BeSameAs(ComputeBackend.Reference);
+        ComputeBackend.FromName("mathnet").Should().BeSameAs(ComputeBackend.Reference);
+        ComputeBackend.FromName("SIMD").Should().BeSameAs(ComputeBackend.Simd);
+        ComputeBackend.FromName("simd128").Should().BeSameAs(ComputeBackend.SimdWithWidth(128));
+        ComputeBackend.FromName("simd128").Name.Should().Be("simd (Vector128)");
+        FluentActions.Invoking(() => ComputeBackend.FromName("blas")).Should().Throw<ArgumentException>().WithMessage("Unknown backend 'blas'*");
+        FluentActions.Invoking(() => ComputeBackend.SimdWithWidth(64)).Should().Throw<ArgumentOutOfRangeException>();
+        ComputeBackend.AcceleratedWidths.Should().Contain(128);
+        foreach (int bits in new[] { 256, 512 }.Except(ComputeBackend.AcceleratedWidths))
+        {
+            FluentActions.Invoking(() => ComputeBackend.SimdWithWidth(bits)).Should().Throw<PlatformNotSupportedException>();
+        }
+    }
+
+    [Fact]
+    public void The_reference_backend_runs_every_layer_by_its_own_code()
+    {
+        var net = LeNet.Create<float>(1);
+        net.Backend = ComputeBackend.Reference;
+        net.Forward(new Tensor<float>(3, 28, 28, 1));
+        var plan = net.Runner.LastPlan!;
+        plan.Steps.Should().HaveCount(8).And.OnlyContain(s => !s.IsKernel);
+        plan.Bits.Should().Be(0);
+    }
+
+    [Fact]
+    public void The_simd_backend_plans_the_tutorial_network_with_its_kernels_and_one_fused_pass()
+    {
+        var net = LeNet.Create<float>(1);
+        net.Backend = ComputeBackend.SimdWithWidth(128);
+        var x = new Tensor<float>(3, 28, 28, 1);
+        net.Forward(x);
+        var training = net.Runner.LastPlan!;
+        training.Steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
+            "FusedConvReluPoolStep", "ConvStep", "ReluStep", "MaxPool2x2Step", "LayerStep", "LinearStep");
+        net.Infer(x);
+        net.Runner.LastPlan!.Steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
+            "FusedConvReluPoolStep", "ConvStep", "ReluMaxPoolStep", "LayerStep", "LinearStep");
+        net.Forward(x);
+        net.Runner.LastPlan.Should().BeSameAs(training, "a plan is built once per shape and mode, then replayed");
+    }
+
+    [Fact]
+    public void The_measured_width_is_one_this_cpu_runs_remembered_and_shared_by_networks_of_the_same_layers()
+    {
+        var first = LeNet.Create<float>(7);
+        var x = new Tensor<float>(5, 28, 28, 1);
+        first.Forward(x);
+        int bits = first.Runner.LastPlan!.Bits;
+        ComputeBackend.AcceleratedWidths.Should().Contain(bits);
+        string key = WidthCalibration.Key(first, x.Shape, PlanMode.Training);
+        var calibration = WidthCalibration.All.Single(c => c.Key == key);
+        calibration.Bits.Should().Be(bits);
+        calibration.Times.Select(t => t.Bits).Should().Equal(ComputeBackend.AcceleratedWidths);
+        calibration.Times.Should().OnlyContain(t => t.Microseconds > 0);
+
+        var second = LeNet.Create<float>(8);
+        second.Forward(x);
+        second.Runner.LastPlan!.Bits.Should().Be(bits);
+        WidthCalibration.All.Count(c => c.Key == key).Should().Be(1, "a second network of the same layers and shape is not timed again");
+    }
+
+    [Fact]
+    public void A_backward_after_an_inference_forward_is_refused()
+    {
+        var net = LeNet.Create<float>(1);
+        var x = new Tensor<float>(2, 28, 28, 1);
+        net.Forward(x);
+        net.Infer(x);
+        FluentActions.Invoking(() => net.Backward(new Tensor<float>(2, 10))).Should().Throw<InvalidOperationException>().WithMessage("*before Forward*");
+    }
+}
