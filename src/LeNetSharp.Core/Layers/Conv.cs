@@ -80,9 +80,9 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
     public Parameter<T> Bias { get; }
 
     /// <summary>
-    /// When false, <see cref="ILayer{T}.Backward"/> still fills the weight and bias gradients but skips ∂x (a GEMM and a
-    /// col2im) and returns zeros of the input's shape. Use it for a network's first layer, whose input gradient
-    /// nobody reads. Default true.
+    /// When false, <see cref="ILayer{T}.Backward"/> still adds into the weight and bias gradients but skips ∂x (a
+    /// GEMM and a col2im) and returns zeros of the input's shape. Use it for a network's first layer, whose input
+    /// gradient nobody reads. Default true.
     /// </summary>
     public bool ComputeInputGradient { get; set; } = true;
 
@@ -122,7 +122,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         return copy;
     }
 
-    /// <summary>The layer a <see cref="Describe"/> result stands for (zero weights; loading overwrites them).</summary>
+    /// <summary>The layer a <see cref="Describe"/> result stands for (weights from a fixed seed; loading or cloning overwrites them).</summary>
     internal static Conv<T> FromDescription(LayerDescription d) => new(
         d.GetInt("in", 1), d.GetInt("out", 1), d.GetInt("kh", 1), d.GetInt("kw", 1), NoInitialisation, d.GetInt("stride", 1), d.GetInt("padding", 0));
 
@@ -174,7 +174,7 @@ public sealed class Conv<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloating
         return inputGrad;
     }
 
-    /// <summary>The geometry of the last forward (for the backend's kernels).</summary>
+    /// <summary>The convolution's sizes for an input of shape <c>s</c> = (N, H, W, C); the backend's kernels use it too.</summary>
     internal ConvGeometry Geometry(ReadOnlySpan<int> s) => new(s[0], s[1], s[2], s[3], KernelHeight, KernelWidth, Stride, Padding);
 
     /// <summary>Throws unless <paramref name="shape"/> is (N, H, W, C) with room for one window.</summary>

@@ -75,7 +75,7 @@ public sealed class Linear<T> : Layer<T>, IUsesGemm where T : unmanaged, IFloati
     /// <inheritdoc />
     public override LayerDescription Describe() => new("Linear", ("in", InFeatures), ("out", OutFeatures));
 
-    /// <summary>The layer a <see cref="Describe"/> result stands for (zero weights; loading overwrites them).</summary>
+    /// <summary>The layer a <see cref="Describe"/> result stands for (weights from a fixed seed; loading or cloning overwrites them).</summary>
     internal static Linear<T> FromDescription(LayerDescription d) => new(d.GetInt("in", 1), d.GetInt("out", 1), new Random(0));
 
     /// <inheritdoc />

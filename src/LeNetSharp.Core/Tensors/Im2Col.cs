@@ -57,8 +57,8 @@ public readonly record struct ConvGeometry(int N, int H, int W, int C, int KH, i
 /// <summary>
 /// im2col for NHWC images and its adjoint col2im. Row r = (n, oh, ow) of the patch matrix (N·OH·OW, KH·KW·C)
 /// holds the input window under output pixel (n, oh, ow), taps ordered (kh, kw, c) to match a (KH, KW, C, OC)
-/// kernel; taps that fall into the zero padding are 0. This is the only place that does convolution index
-/// arithmetic.
+/// kernel; taps that fall into the zero padding are 0. All of the reference layers' convolution index arithmetic is
+/// here; the backend's kernels index on their own and are tested against it.
 /// </summary>
 public static class Im2Col
 {
