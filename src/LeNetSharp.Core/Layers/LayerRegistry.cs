@@ -20,13 +20,18 @@ public static class LayerRegistry
     public static IReadOnlyList<string> BuiltInTypes { get; } = ["Conv", "Relu", "MaxPool2x2", "Flatten", "Linear"];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
-    /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives.</param>
-    /// <param name="create">Builds a layer from its description; its parameters are overwritten afterwards when loading or cloning.</param>
+    /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives (a name <see cref="LayerDescription"/> takes).</param>
+    /// <param name="create">
+    /// Builds a layer from its description; its parameters are overwritten afterwards when loading or cloning. <see cref="Persistence.ModelFile.Load{T}"/> calls it
+    /// with the settings a file holds, before the file is shown to hold the layer's weights: check them (ranges, sizes)
+    /// before allocating, as the built-in layers are checked.
+    /// </param>
     /// <typeparam name="T">Element type.</typeparam>
-    /// <exception cref="ArgumentException"><paramref name="type"/> is empty or names a built-in layer.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="type"/> or <paramref name="create"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="type"/> names a built-in layer, or is a name no description could hold (blank, longer than 255 UTF-8 bytes, with a control character, line break or lone surrogate).</exception>
     public static void Register<T>(string type, Func<LayerDescription, ILayer<T>> create) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(type);
+        LayerDescription.CheckName(type, "layer type name", nameof(type));
         ArgumentNullException.ThrowIfNull(create);
         if (BuiltInTypes.Contains(type)) throw new ArgumentException($"'{type}' is a built-in layer type and cannot be registered again.", nameof(type));
         Factories<T>.All[type] = create;
