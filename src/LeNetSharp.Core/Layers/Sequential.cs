@@ -59,6 +59,10 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <see cref="ComputeBackend.Simd"/> or one fixed width. It belongs to this network alone (copies made for threads,
     /// replicas and clones carry it), so two networks in one process never change each other's arithmetic.
     /// </summary>
+    /// <remarks>
+    /// It may be switched between a <see cref="Forward"/> and its <see cref="Backward"/>: the backward follows the forward
+    /// that ran, and the next forward runs on the new backend.
+    /// </remarks>
     /// <exception cref="ArgumentNullException">The value is null.</exception>
     /// <exception cref="InvalidOperationException">Another thread is using the network.</exception>
     public ComputeBackend Backend
