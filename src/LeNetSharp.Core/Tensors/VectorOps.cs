@@ -72,8 +72,8 @@ internal static class VectorOps
 
     /// <summary>
     /// For a row of pixels with <paramref name="channels"/> values each, y[j·C + c] = max(x[2j·C + c], x[(2j+1)·C + c]):
-    /// the horizontal half of 2x2 max pooling, NaNs passed on with their bits (the left one first). Vectorised when a pixel
-    /// holds whole vectors or less than one.
+    /// the horizontal half of 2x2 max pooling, NaNs passed on with their bits (the left one first). Vectorised for any
+    /// channel count (y must not overlap x).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void MaxOfNeighbourBlocks<T>(ReadOnlySpan<T> x, int channels, Span<T> y) where T : unmanaged, INumber<T>
@@ -81,15 +81,20 @@ internal static class VectorOps
         ref T xs = ref MemoryMarshal.GetReference(x);
         ref T ys = ref MemoryMarshal.GetReference(y);
         int pixels = y.Length / channels;
-        if (Vector.IsHardwareAccelerated && channels % Vector<T>.Count == 0)
+        if (Vector.IsHardwareAccelerated && channels >= Vector<T>.Count)
         {
+            // Whole vectors of each pixel's channels; when they do not divide evenly, a last vector ending at the
+            // pixel's last channel recomputes a few lanes (the same values: y does not overlap x).
+            int last = channels - Vector<T>.Count;
             for (int j = 0; j < pixels; j++)
             {
-                for (int ch = 0; ch < channels; ch += Vector<T>.Count)
+                for (int ch = 0; ; ch += Vector<T>.Count)
                 {
+                    if (ch > last) ch = last;
                     int left = 2 * j * channels + ch;
                     MaxKeepingNaN(Vector.LoadUnsafe(ref xs, (nuint)left), Vector.LoadUnsafe(ref xs, (nuint)(left + channels)))
                         .StoreUnsafe(ref ys, (nuint)(j * channels + ch));
+                    if (ch == last) break;
                 }
             }
 
