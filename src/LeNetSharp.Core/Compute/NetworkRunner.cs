@@ -41,9 +41,10 @@ internal sealed class NetworkRunner<T> where T : unmanaged, IFloatingPointIeee75
             int previous = Enter();
             try
             {
+                // A pending backward keeps its plan: the forward it follows ran, whatever runs the next one.
                 _backend = value;
                 _plans.Clear();
-                _last = _backwardPlan = null;
+                _last = null;
             }
             finally
             {

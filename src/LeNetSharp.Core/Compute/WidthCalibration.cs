@@ -45,20 +45,40 @@ internal static class WidthCalibration
         {
             copy = network.Clone();
         }
-        catch (NotSupportedException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return Unmeasured(widths); // a layer of the caller's that cannot be copied: nothing to time on
+            // A layer of the caller's that cannot be copied (NotSupportedException, or a Clone that throws anything
+            // else): nothing to time on, and no reason to stop a network that runs.
+            return Unmeasured(widths);
         }
 
-        var lazy = Choices.GetOrAdd(key, k => new Lazy<Calibration>(() => Measure(k, copy, input, mode, widths)));
+        var lazy = Choices.GetOrAdd(key, k => new Lazy<Calibration>(() => MeasureOrFallBack(k, copy, input, mode, widths)));
         try
         {
             return lazy.Value.Bits;
         }
         catch
         {
-            Choices.TryRemove(new(key, lazy)); // a layer that failed on this input fails the caller's own forward too; time it again next time
+            Choices.TryRemove(new(key, lazy)); // out of memory: time it again next time
             throw;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Measure"/>, or the unmeasured width when the copy fails: a layer's copy may not run where the layer
+    /// does (a Clone that misses some state), and when the input is at fault the caller's own forward reports it.
+    /// Remembered like a measurement, so a copy that always fails is not cloned and run again on every batch.
+    /// </summary>
+    private static Calibration MeasureOrFallBack<T>(string key, Sequential<T> copy, Tensor<T> input, PlanMode mode, IReadOnlyList<int> widths)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        try
+        {
+            return Measure(key, copy, input, mode, widths);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return new Calibration(key, Unmeasured(widths), []);
         }
     }
 

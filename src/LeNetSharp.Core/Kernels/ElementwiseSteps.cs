@@ -37,9 +37,9 @@ internal sealed class ReluStep<T>(Relu<T> layer) : KernelStep<T> where T : unman
 }
 
 /// <summary>
-/// <see cref="MaxPool2x2{T}"/> with <see cref="Vector{T}"/>: the vertical maximum of each pair of rows, then of
-/// neighbouring pixels (IEEE's maximum is commutative and associative, so the order gives the same bits); backward makes
-/// the layer's three comparisons lane by lane. The same bits as the layer.
+/// <see cref="MaxPool2x2{T}"/> with <see cref="Vector{T}"/>: the maximum of neighbouring pixels in the top and in the
+/// bottom row of each window, then of the two, the layer's order (which decides which NaN a window of several passes
+/// on); backward makes the layer's three comparisons lane by lane. The same bits as the layer.
 /// </summary>
 internal sealed class MaxPool2x2Step<T>(MaxPool2x2<T> layer) : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -47,7 +47,7 @@ internal sealed class MaxPool2x2Step<T>(MaxPool2x2<T> layer) : KernelStep<T> whe
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
     private Tensor<T>? _input;    // x of the last forward (the caller's tensor; not copied)
-    private T[] _rowMax = [];     // vertical maxima of one pair of image rows
+    private T[] _rowMax = [];     // the bottom rows' maxima of one row of windows
 
     public override string Name => $"{_layer.Name} (Vector<T>)";
 
@@ -62,9 +62,9 @@ internal sealed class MaxPool2x2Step<T>(MaxPool2x2<T> layer) : KernelStep<T> whe
         int oh = h / 2, ow = w / 2, rowStride = w * c, pairs = 2 * ow * c;
         _input = input;
         var output = Tensor<T>.Reuse(ref _output, n, oh, ow, c);
-        if (_rowMax.Length != pairs) _rowMax = new T[pairs];
+        if (_rowMax.Length != ow * c) _rowMax = new T[ow * c];
 
-        // Vertical max of each pair of image rows (vectorised), then horizontal max of neighbouring pixels.
+        // As the layer: max(max(top left, top right), max(bottom left, bottom right)), one row of windows at a time.
         Span<T> y = output.Span;
         int o = 0;
         for (int b = 0; b < n; b++)
@@ -72,8 +72,10 @@ internal sealed class MaxPool2x2Step<T>(MaxPool2x2<T> layer) : KernelStep<T> whe
             for (int i = 0; i < oh; i++, o += ow * c)
             {
                 int top = (b * h + 2 * i) * rowStride;
-                VectorOps.Max<T>(input.Span.Slice(top, pairs), input.Span.Slice(top + rowStride, pairs), _rowMax);
-                VectorOps.MaxOfNeighbourBlocks<T>(_rowMax, c, y.Slice(o, ow * c));
+                var row = y.Slice(o, ow * c);
+                VectorOps.MaxOfNeighbourBlocks<T>(input.Span.Slice(top, pairs), c, row);
+                VectorOps.MaxOfNeighbourBlocks<T>(input.Span.Slice(top + rowStride, pairs), c, _rowMax);
+                VectorOps.Max<T>(row, _rowMax, row);
             }
         }
 

@@ -13,8 +13,9 @@ namespace LeNetSharp.Kernels;
 /// <code>
 /// input y : (N, H, W, C)   output p : (N, H/2, W/2, C), p[n,i,j,c] = max(max over the window y[n, 2i..2i+1, 2j..2j+1, c], 0)
 /// </code>
-/// The maximum is IEEE's (as <see cref="Vector.Max{T}"/> and <c>T.Max</c>): commutative and associative, so taking it
-/// over the window first and with 0 last gives the bits of Relu then MaxPool2x2.
+/// The maximum is the layers' (IEEE's, NaNs passed on with their bits, <see cref="VectorOps.MaxKeepingNaN{T}(T, T)"/>) in
+/// their order: Relu leaves a NaN as it is and is monotone, so the window's maximum first and Relu last gives the bits of
+/// Relu then MaxPool2x2.
 /// </summary>
 internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -54,16 +55,18 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
                     int k = 0;
                     for (; k < vc; k += Vector<T>.Count)
                     {
-                        var max = Vector.Max(
-                            Vector.Max(Vector.LoadUnsafe(ref t, (nuint)k), Vector.LoadUnsafe(ref d, (nuint)k)),
-                            Vector.Max(Vector.LoadUnsafe(ref t, (nuint)(k + c)), Vector.LoadUnsafe(ref d, (nuint)(k + c))));
-                        Vector.Max(max, Vector<T>.Zero).StoreUnsafe(ref p, (nuint)k);
+                        var max = VectorOps.MaxKeepingNaN(
+                            VectorOps.MaxKeepingNaN(Vector.LoadUnsafe(ref t, (nuint)k), Vector.LoadUnsafe(ref t, (nuint)(k + c))),
+                            VectorOps.MaxKeepingNaN(Vector.LoadUnsafe(ref d, (nuint)k), Vector.LoadUnsafe(ref d, (nuint)(k + c))));
+                        VectorOps.Relu(max).StoreUnsafe(ref p, (nuint)k);
                     }
 
                     for (; k < c; k++)
                     {
-                        T max = T.Max(T.Max(Unsafe.Add(ref t, k), Unsafe.Add(ref d, k)), T.Max(Unsafe.Add(ref t, k + c), Unsafe.Add(ref d, k + c)));
-                        Unsafe.Add(ref p, k) = T.Max(max, T.Zero);
+                        T max = VectorOps.MaxKeepingNaN(
+                            VectorOps.MaxKeepingNaN(Unsafe.Add(ref t, k), Unsafe.Add(ref t, k + c)),
+                            VectorOps.MaxKeepingNaN(Unsafe.Add(ref d, k), Unsafe.Add(ref d, k + c)));
+                        Unsafe.Add(ref p, k) = VectorOps.Relu(max);
                     }
                 }
             }

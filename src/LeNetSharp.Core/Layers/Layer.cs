@@ -65,15 +65,34 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
     /// values and gradients copied in. Override it to carry state the description does not hold.
     /// </summary>
     /// <returns>The copy.</returns>
-    /// <exception cref="NotSupportedException">The type is not registered, or the copy's parameters differ from this layer's.</exception>
+    /// <exception cref="NotSupportedException">
+    /// The type is not registered, its factory returned null, this layer or another kind of layer, or the copy's
+    /// parameters differ from this layer's.
+    /// </exception>
     public virtual ILayer<T> Clone()
     {
-        var copy = LayerRegistry.Create<T>(Describe());
+        var description = Describe();
+        ILayer<T> copy;
+        try
+        {
+            copy = LayerRegistry.Create<T>(description);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new NotSupportedException($"{Name}: {e.Message}", e);
+        }
+
+        if (ReferenceEquals(copy, this) || copy.GetType() != GetType())
+        {
+            throw new NotSupportedException(
+                $"{Name}: the factory of '{description.Type}' returned {(ReferenceEquals(copy, this) ? "this layer" : $"a {LayerRegistry.TypeName(copy.GetType())}")}, not a new {LayerRegistry.TypeName(GetType())}.");
+        }
+
         var from = Parameters;
         var to = copy.Parameters;
-        if (ReferenceEquals(copy, this) || to.Count != from.Count)
+        if (to.Count != from.Count)
         {
-            throw new NotSupportedException($"{Name}: the layer built from {Describe()} has {to.Count} parameters, this one {from.Count}.");
+            throw new NotSupportedException($"{Name}: the layer built from {description} has {to.Count} parameters, this one {from.Count}.");
         }
 
         for (int p = 0; p < from.Count; p++)

@@ -10,14 +10,19 @@ namespace LeNetSharp.Layers;
 public sealed class LayerDescription
 {
     private readonly KeyValuePair<string, double>[] _settings;
+    private readonly IReadOnlyList<KeyValuePair<string, double>> _view; // read-only: a cast cannot reach the array
 
     /// <summary>Creates a description.</summary>
-    /// <param name="type">The registered type name (1 to 255 UTF-8 bytes, no control characters).</param>
-    /// <param name="settings">Named finite numbers, names unique (1 to 255 UTF-8 bytes each); at most <see cref="MaxSettings"/>.</param>
-    /// <exception cref="ArgumentException">A name is empty, too long or repeated, a value is not finite, or there are too many settings.</exception>
+    /// <param name="type">
+    /// The registered type name: 1 to 255 UTF-8 bytes, not blank, without control characters, line or paragraph
+    /// separators or lone surrogates (what a model file could not store or a one-line message could not show).
+    /// </param>
+    /// <param name="settings">Named finite numbers, names unique and as <paramref name="type"/>; at most <see cref="MaxSettings"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="type"/>, <paramref name="settings"/> or a setting's name is null.</exception>
+    /// <exception cref="ArgumentException">A name is blank, too long, holds such a character or is repeated, a value is not finite, or there are too many settings.</exception>
     public LayerDescription(string type, params (string Name, double Value)[] settings)
     {
-        CheckName(type, nameof(type));
+        CheckName(type, "layer type name", nameof(type));
         ArgumentNullException.ThrowIfNull(settings);
         if (settings.Length > MaxSettings)
         {
@@ -28,7 +33,7 @@ public sealed class LayerDescription
         for (int i = 0; i < settings.Length; i++)
         {
             var (name, value) = settings[i];
-            CheckName(name, nameof(settings));
+            CheckName(name, $"setting name of layer '{type}'", nameof(settings));
             if (!double.IsFinite(value))
             {
                 throw new ArgumentException($"Layer '{type}': setting '{name}' is {value}, expected a finite number.", nameof(settings));
@@ -43,6 +48,7 @@ public sealed class LayerDescription
         }
 
         Type = type;
+        _view = Array.AsReadOnly(_settings);
     }
 
     /// <summary>The most settings a description holds (64).</summary>
@@ -52,14 +58,16 @@ public sealed class LayerDescription
     public string Type { get; }
 
     /// <summary>The settings in the order given.</summary>
-    public IReadOnlyList<KeyValuePair<string, double>> Settings => _settings;
+    public IReadOnlyList<KeyValuePair<string, double>> Settings => _view;
 
     /// <summary>The setting called <paramref name="name"/>.</summary>
     /// <param name="name">The setting's name.</param>
     /// <returns>Its value.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     /// <exception cref="ArgumentException">There is no such setting (the message names the layer type and the settings it has).</exception>
     public double Get(string name)
     {
+        ArgumentNullException.ThrowIfNull(name);
         foreach (var (key, value) in _settings)
         {
             if (key == name) return value;
@@ -90,12 +98,53 @@ public sealed class LayerDescription
     public override string ToString() =>
         Type + "(" + string.Join(", ", _settings.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key}={s.Value}"))) + ")";
 
-    private static void CheckName(string name, string parameter)
+    /// <summary>
+    /// Throws unless <paramref name="name"/> can be stored (1 to 255 UTF-8 bytes, which a lone surrogate has no form in)
+    /// and shown on one line (no control characters, line or paragraph separators), and is not blank.
+    /// </summary>
+    /// <param name="name">The name.</param>
+    /// <param name="what">What it names, for the message (e.g. "layer type name").</param>
+    /// <param name="parameter">The argument it came from.</param>
+    internal static void CheckName(string name, string what, string parameter)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(name, parameter);
-        if (System.Text.Encoding.UTF8.GetByteCount(name) > 255 || name.Any(char.IsControl))
+        ArgumentNullException.ThrowIfNull(name, parameter);
+        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException($"The {what} is empty or blank; expected 1 to 255 UTF-8 bytes.", parameter);
+        for (int i = 0; i < name.Length; i++)
         {
-            throw new ArgumentException($"The name '{Persistence.ModelFormatException.EscapeControl(name)}' is longer than 255 UTF-8 bytes or holds a control character.", parameter);
+            char c = name[i];
+            if (char.IsControl(c) || c is '\u2028' or '\u2029')
+            {
+                throw new ArgumentException($"The {what} '{Shown(name)}' holds U+{(int)c:X4}, a control character or line break, which a one-line message could not show.", parameter);
+            }
+
+            if (char.IsSurrogate(c))
+            {
+                if (char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]))
+                {
+                    i++; // a pair: one character beyond the basic plane
+                    continue;
+                }
+
+                throw new ArgumentException($"The {what} '{Shown(name)}' holds a lone surrogate U+{(int)c:X4}, which has no UTF-8 form.", parameter);
+            }
         }
+
+        int bytes = System.Text.Encoding.UTF8.GetByteCount(name);
+        if (bytes > 255) throw new ArgumentException($"The {what} '{Shown(name)}' has {bytes:N0} UTF-8 bytes, at most 255.", parameter);
+    }
+
+    /// <summary>A name as a message shows it: control characters, separators and surrogates as \uXXXX, cut after 40 characters.</summary>
+    internal static string Shown(string name)
+    {
+        const int Keep = 40;
+        var sb = new System.Text.StringBuilder();
+        foreach (char c in name.Length > Keep ? name[..Keep] : name)
+        {
+            if (char.IsControl(c) || char.IsSurrogate(c) || c is '\u2028' or '\u2029') sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            else sb.Append(c);
+        }
+
+        if (name.Length > Keep) sb.Append(CultureInfo.InvariantCulture, $"… ({name.Length:N0} characters)");
+        return sb.ToString();
     }
 }

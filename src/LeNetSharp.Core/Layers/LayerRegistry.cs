@@ -20,13 +20,19 @@ public static class LayerRegistry
     public static IReadOnlyList<string> BuiltInTypes { get; } = ["Conv", "Relu", "MaxPool2x2", "Flatten", "Linear"];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
-    /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives.</param>
-    /// <param name="create">Builds a layer from its description; its parameters are overwritten afterwards when loading or cloning.</param>
+    /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives (a name <see cref="LayerDescription"/> takes).</param>
+    /// <param name="create">
+    /// Builds a layer from its description: a new layer each call, which describes itself with the same type name; its
+    /// parameters are overwritten afterwards when loading or cloning. <see cref="Persistence.ModelFile.Load{T}"/> calls it
+    /// with the settings a file holds, before the file is shown to hold the layer's weights: check them (ranges, sizes)
+    /// before allocating, as the built-in layers are checked.
+    /// </param>
     /// <typeparam name="T">Element type.</typeparam>
-    /// <exception cref="ArgumentException"><paramref name="type"/> is empty or names a built-in layer.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="type"/> or <paramref name="create"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="type"/> names a built-in layer, or is a name no description could hold (blank, longer than 255 UTF-8 bytes, with a control character, line break or lone surrogate).</exception>
     public static void Register<T>(string type, Func<LayerDescription, ILayer<T>> create) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(type);
+        LayerDescription.CheckName(type, "layer type name", nameof(type));
         ArgumentNullException.ThrowIfNull(create);
         if (BuiltInTypes.Contains(type)) throw new ArgumentException($"'{type}' is a built-in layer type and cannot be registered again.", nameof(type));
         Factories<T>.All[type] = create;
@@ -44,18 +50,38 @@ public static class LayerRegistry
     /// <typeparam name="T">Element type.</typeparam>
     /// <returns>The new layer.</returns>
     /// <exception cref="NotSupportedException">No factory is registered for the type.</exception>
+    /// <exception cref="InvalidOperationException">The factory returned null, or a layer that describes itself as another type.</exception>
     /// <exception cref="ArgumentException">A setting is missing or out of range (the factory's message).</exception>
     public static ILayer<T> Create<T>(LayerDescription description) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(description);
-        if (!Factories<T>.All.TryGetValue(description.Type, out var create))
+        var create = FactoryOf<T>(description.Type) ?? throw new NotSupportedException(
+            $"No layer type '{description.Type}' is registered for {typeof(T).Name}: call LayerRegistry.Register<{typeof(T).Name}>(\"{description.Type}\", …) first.");
+        return Checked(description, create(description));
+    }
+
+    /// <summary>The factory registered for <paramref name="type"/>, or null.</summary>
+    internal static Func<LayerDescription, ILayer<T>>? FactoryOf<T>(string type) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Factories<T>.All.TryGetValue(type, out var create) ? create : null;
+
+    /// <summary>What a factory built for <paramref name="description"/>, once shown to be a layer of that type.</summary>
+    /// <exception cref="InvalidOperationException">It is null, or describes itself as another type (or as nothing).</exception>
+    internal static ILayer<T> Checked<T>(LayerDescription description, ILayer<T>? layer) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (layer is null) throw new InvalidOperationException($"The factory of layer type '{description.Type}' returned null.");
+        string? type = layer.Describe()?.Type;
+        if (type != description.Type)
         {
-            throw new NotSupportedException(
-                $"No layer type '{description.Type}' is registered for {typeof(T).Name}: call LayerRegistry.Register<{typeof(T).Name}>(\"{description.Type}\", …) first.");
+            throw new InvalidOperationException(
+                $"The factory of layer type '{description.Type}' built a {TypeName(layer.GetType())}, which describes itself as {(type is null ? "nothing (Describe returned null)" : $"'{type}'")}.");
         }
 
-        return create(description) ?? throw new InvalidOperationException($"The factory of layer type '{description.Type}' returned null.");
+        return layer;
     }
+
+    /// <summary>A type's name as C# writes it, e.g. "Relu&lt;Single&gt;".</summary>
+    internal static string TypeName(Type type) =>
+        type.IsGenericType ? $"{type.Name.Split('`')[0]}<{string.Join(", ", type.GetGenericArguments().Select(a => a.Name))}>" : type.Name;
 
     private static class Factories<T> where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -9,7 +9,8 @@ namespace LeNetSharp.Layers;
 /// PyTorch's default.
 /// <code>
 /// input  x : (N, H, W, C)          output y : (N, H/2, W/2, C)
-/// forward  : y[n,i,j,c] = max over the window x[n, 2i..2i+1, 2j..2j+1, c]   (IEEE maximum: a NaN in the window wins)
+/// forward  : y[n,i,j,c] = max over the window x[n, 2i..2i+1, 2j..2j+1, c]   (IEEE maximum, +0 above −0; a NaN in
+///            the window wins: the first in row-major window order, with its bits)
 /// backward : ∂x[argmax] = ∂y, 0 elsewhere; the argmax is the first maximum in row-major window order
 ///            (so ties go to the first), found from the cached input
 /// </code>
@@ -50,7 +51,8 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
                     for (int ch = 0; ch < c; ch++, o++)
                     {
                         int topLeft = ((b * h + 2 * i) * w + 2 * j) * c + ch, bottomLeft = topLeft + w * c;
-                        y[o] = T.Max(T.Max(x[topLeft], x[topLeft + c]), T.Max(x[bottomLeft], x[bottomLeft + c]));
+                        y[o] = VectorOps.MaxKeepingNaN(
+                            VectorOps.MaxKeepingNaN(x[topLeft], x[topLeft + c]), VectorOps.MaxKeepingNaN(x[bottomLeft], x[bottomLeft + c]));
                     }
 
         return output;

@@ -7,7 +7,7 @@ namespace LeNetSharp.Layers;
 /// <summary>
 /// Rectified linear unit, element-wise, any shape.
 /// <code>
-/// forward  : y = max(x, 0)          (IEEE maximum: NaN stays NaN, −0 becomes +0)
+/// forward  : y = max(x, 0)          (IEEE maximum: −0 becomes +0; a NaN is passed on with its bits, quiet or signalling)
 /// backward : ∂x = ∂y where y &gt; 0, else 0   (the derivative at exactly 0 is taken as 0)
 /// </code>
 /// The mask "y &gt; 0" is all backward needs, so the layer keeps its output, not its input.
@@ -33,7 +33,7 @@ public sealed class Relu<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     {
         var output = Tensor<T>.ReuseLike(ref _output, input);
         Span<T> x = input.Span, y = output.Span;
-        for (int i = 0; i < x.Length; i++) y[i] = T.Max(x[i], T.Zero);
+        for (int i = 0; i < x.Length; i++) y[i] = VectorOps.Relu(x[i]); // not T.Max, whose NaN bits vary by JIT tier
         return output;
     }
 

@@ -27,7 +27,10 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>Creates a network from layers applied in the given order.</summary>
     /// <param name="layers">At least one layer.</param>
-    /// <exception cref="ArgumentException">No layers were given, or one is null.</exception>
+    /// <exception cref="ArgumentException">
+    /// No layers were given, one is null, or one object is given twice (a layer holds the buffers of its own place in
+    /// one pass: two places need two layers).
+    /// </exception>
     /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
     public Sequential(params ILayer<T>[] layers)
     {
@@ -35,6 +38,17 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         ArgumentNullException.ThrowIfNull(layers);
         if (layers.Length == 0) throw new ArgumentException("A network needs at least one layer.", nameof(layers));
         if (layers.Any(l => l is null)) throw new ArgumentException("A layer is null.", nameof(layers));
+        var seen = new Dictionary<ILayer<T>, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            if (!seen.TryAdd(layers[i], i))
+            {
+                throw new ArgumentException(
+                    $"Layer {i} ({layers[i].Name}) is the same object as layer {seen[layers[i]]}: a layer holds one pass's buffers, so give each place its own (layer.Clone()).",
+                    nameof(layers));
+            }
+        }
+
         _layers = (ILayer<T>[])layers.Clone();
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
         Runner = new NetworkRunner<T>(this, ComputeBackend.Default);
@@ -45,6 +59,10 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <see cref="ComputeBackend.Simd"/> or one fixed width. It belongs to this network alone (copies made for threads,
     /// replicas and clones carry it), so two networks in one process never change each other's arithmetic.
     /// </summary>
+    /// <remarks>
+    /// It may be switched between a <see cref="Forward"/> and its <see cref="Backward"/>: the backward follows the forward
+    /// that ran, and the next forward runs on the new backend.
+    /// </remarks>
     /// <exception cref="ArgumentNullException">The value is null.</exception>
     /// <exception cref="InvalidOperationException">Another thread is using the network.</exception>
     public ComputeBackend Backend
@@ -103,7 +121,11 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// copy never affects this network, and the two can be used from two threads at once.
     /// </summary>
     /// <returns>The copy.</returns>
-    /// <exception cref="NotSupportedException">A layer cannot be copied (a layer type of your own that is not registered with <see cref="LayerRegistry"/> and does not override Clone).</exception>
+    /// <exception cref="NotSupportedException">
+    /// A layer cannot be copied (a layer type of your own that is not registered with <see cref="LayerRegistry"/> and
+    /// does not override Clone), or its Clone returned null, the layer itself, or a copy whose parameters differ in
+    /// number or shape or are the original's own objects.
+    /// </exception>
     public Sequential<T> Clone()
     {
         var layers = new ILayer<T>[_layers.Length];
@@ -122,15 +144,31 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             {
                 throw new NotSupportedException($"Layer '{_layers[i].Name}' ({_layers[i].GetType().Name}): Clone returned {(layers[i] is null ? "null" : "the layer itself")}, not a copy.");
             }
+
+            RequireIndependentCopy(_layers[i], layers[i]);
         }
 
-        var copy = new Sequential<T>(layers) { Backend = Backend };
-        if (copy._parameters.Length != _parameters.Length)
+        return new Sequential<T>(layers) { Backend = Backend };
+    }
+
+    /// <summary>Throws unless <paramref name="copy"/>'s parameters match <paramref name="original"/>'s in number and shape and share no storage with them.</summary>
+    private static void RequireIndependentCopy(ILayer<T> original, ILayer<T> copy)
+    {
+        string layer = $"Layer '{original.Name}' ({original.GetType().Name})";
+        IReadOnlyList<Parameter<T>> from = original.Parameters, to = copy.Parameters;
+        if (to.Count != from.Count) throw new NotSupportedException($"{layer}: it has {from.Count} parameters, its copy {to.Count}.");
+        for (int p = 0; p < from.Count; p++)
         {
-            throw new NotSupportedException("A cloned layer has a different number of parameters than its original.");
-        }
+            if (ReferenceEquals(to[p], from[p]) || ReferenceEquals(to[p].Value.Data, from[p].Value.Data) || ReferenceEquals(to[p].Gradient.Data, from[p].Gradient.Data))
+            {
+                throw new NotSupportedException($"{layer}: its copy shares parameter '{from[p].Name}' with it, not a copy of it.");
+            }
 
-        return copy;
+            if (!to[p].Value.HasShape(from[p].Value.Shape))
+            {
+                throw new NotSupportedException($"{layer}: parameter '{from[p].Name}' is {from[p].Value.ShapeString}, its copy's {to[p].Value.ShapeString}.");
+            }
+        }
     }
 
     /// <summary>The shape after each layer for an input of the given shape, e.g. to print a summary.</summary>

@@ -18,12 +18,23 @@ public sealed class ModelFormatException : IOException
         FilePath = path;
     }
 
+    /// <summary>Creates the exception with the one that caused it (e.g. what a layer's registered factory threw).</summary>
+    /// <param name="path">The offending file.</param>
+    /// <param name="problem">What was wrong.</param>
+    /// <param name="innerException">The cause.</param>
+    public ModelFormatException(string path, string problem, Exception innerException) : base($"{path}: {EscapeControl(problem)}", innerException)
+    {
+        FilePath = path;
+    }
+
     /// <summary>The offending file.</summary>
     public string FilePath { get; }
 
-    /// <summary>Control characters (a newline in a corrupt name, say) shown as \uXXXX: the message stays one line.</summary>
+    /// <summary>Control characters and line or paragraph separators (a newline in a corrupt name, say) shown as \uXXXX: the message stays one line.</summary>
     internal static string EscapeControl(string text) =>
-        text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:X4}" : c.ToString())) : text;
+        text.Any(Breaks) ? string.Concat(text.Select(c => Breaks(c) ? $"\\u{(int)c:X4}" : c.ToString())) : text;
+
+    private static bool Breaks(char c) => char.IsControl(c) || c is '\u2028' or '\u2029';
 
 }
 
@@ -80,8 +91,10 @@ public static class ModelFile
     /// Not a regular file (a directory, FIFO or device is refused without being read), larger than 1 GiB (checked
     /// before anything is allocated), wrong magic (checked on the first bytes, before the rest is read) or version,
     /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, kernel
-    /// sizes, stride or padding above 65,536), or inconsistent shapes. A layer is built only once the file is shown to
-    /// hold its weights.
+    /// sizes, stride or padding above 65,536), or inconsistent shapes. A built-in layer is built only once the file is
+    /// shown to hold its weights. A layer of your own is built by its registered factory from the file's settings (check
+    /// them there: see <see cref="LayerRegistry.Register{T}"/>); whatever the factory throws is reported as this
+    /// exception, with the factory's as its inner exception.
     /// </exception>
     /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static Sequential<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
@@ -129,7 +142,7 @@ public static class ModelFile
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
-            bool builtIn = network.Layers.All(l => l is Conv<T> or Relu<T> or MaxPool2x2<T> or Flatten<T> or Linear<T>);
+            bool builtIn = network.Layers.All(IsBuiltIn);
             w.Write(Magic);
             w.Write((ushort)(builtIn ? 1 : 2));
             w.Write((byte)ElementSize<T>());
@@ -173,6 +186,12 @@ public static class ModelFile
     private static void WriteDescription<T>(BinaryWriter w, ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var d = layer.Describe() ?? throw new NotSupportedException($"The model format cannot store layer '{layer.Name}': its Describe returned null.");
+        if (LayerRegistry.BuiltInTypes.Contains(d.Type) && !IsBuiltIn(layer))
+        {
+            throw new NotSupportedException(
+                $"The model format cannot store layer '{layer.Name}' ({LayerRegistry.TypeName(layer.GetType())}): it describes itself as the built-in type '{d.Type}' but is not a {d.Type}<{typeof(T).Name}>, so it would load as one.");
+        }
+
         if (!LayerRegistry.IsRegistered<T>(d.Type))
         {
             throw new NotSupportedException(
@@ -188,10 +207,13 @@ public static class ModelFile
         }
     }
 
+    private static bool IsBuiltIn<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
+        layer is Conv<T> or Relu<T> or MaxPool2x2<T> or Flatten<T> or Linear<T>;
+
+    /// <summary>A name of at most 255 UTF-8 bytes (checked by <see cref="LayerDescription"/> or <see cref="WriteTensors"/>).</summary>
     private static void WriteName(BinaryWriter w, string name)
     {
         byte[] bytes = Encoding.UTF8.GetBytes(name);
-        if (bytes.Length > byte.MaxValue) throw new NotSupportedException($"The model format stores names of up to 255 UTF-8 bytes; '{name}' has {bytes.Length}.");
         w.Write((byte)bytes.Length);
         w.Write(bytes);
     }
@@ -199,6 +221,25 @@ public static class ModelFile
     private static void WriteTensors<T>(BinaryWriter w, ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (layer.Parameters.Count > byte.MaxValue) throw new NotSupportedException($"The model format stores up to 255 tensors a layer; '{layer.Name}' has {layer.Parameters.Count}.");
+        foreach (var p in layer.Parameters)
+        {
+            // What would not load back as written: a name a description could not hold (too long, a lone surrogate, a
+            // line break), a rank above a byte.
+            try
+            {
+                LayerDescription.CheckName(p.Name, "parameter name", "name");
+            }
+            catch (ArgumentException e)
+            {
+                throw new NotSupportedException($"The model format cannot store layer '{layer.Name}': {Problem(e)}", e);
+            }
+
+            if (p.Value.Rank > byte.MaxValue)
+            {
+                throw new NotSupportedException($"The model format cannot store layer '{layer.Name}': parameter '{p.Name}' has rank {p.Value.Rank}, at most 255.");
+            }
+        }
+
         w.Write((byte)layer.Parameters.Count);
         foreach (var p in layer.Parameters)
         {
@@ -260,31 +301,41 @@ public static class ModelFile
         var layers = new ILayer<T>[layerCount];
         for (int i = 0; i < layerCount; i++)
         {
-            if (version >= 2)
+            try
             {
-                layers[i] = ReadDescribed<T>(r, elementSize, path, i);
-            }
-            else
-            {
-                var kind = (Kind)r.ReadByte();
-                layers[i] = kind switch
+                string what;
+                if (version >= 2)
                 {
-                    Kind.Conv => ReadConv(r, dummy, elementSize, path, i),
-                    Kind.Relu => new Relu<T>(),
-                    Kind.MaxPool2x2 => new MaxPool2x2<T>(),
-                    Kind.Flatten => new Flatten<T>(),
-                    Kind.Linear => ReadLinear(r, dummy, elementSize, path, i),
-                    _ => throw new ModelFormatException(path, $"layer {i}: unknown layer kind {(byte)kind}."),
-                };
-            }
+                    (layers[i], what) = ReadDescribed(r, elementSize, path, i, layers);
+                }
+                else
+                {
+                    var kind = (Kind)r.ReadByte();
+                    layers[i] = kind switch
+                    {
+                        Kind.Conv => ReadConv(r, dummy, elementSize, path, i),
+                        Kind.Relu => new Relu<T>(),
+                        Kind.MaxPool2x2 => new MaxPool2x2<T>(),
+                        Kind.Flatten => new Flatten<T>(),
+                        Kind.Linear => ReadLinear(r, dummy, elementSize, path, i),
+                        _ => throw new ModelFormatException(path, $"layer {i}: unknown layer kind {(byte)kind}."),
+                    };
+                    what = $"layer {i} ({layers[i].Name})";
+                }
 
-            int tensors = r.ReadByte();
-            if (tensors != layers[i].Parameters.Count)
+                int tensors = r.ReadByte();
+                if (tensors != layers[i].Parameters.Count)
+                {
+                    throw new ModelFormatException(path, $"layer {i} ({layers[i].Name}): expected {layers[i].Parameters.Count} tensors, found {tensors}.");
+                }
+
+                foreach (var p in layers[i].Parameters) ReadTensor(r, p, elementSize, path, i, what);
+            }
+            catch (EndOfStreamException)
             {
-                throw new ModelFormatException(path, $"layer {i} ({layers[i].Name}): expected {layers[i].Parameters.Count} tensors, found {tensors}.");
+                throw new ModelFormatException(path,
+                    $"truncated: the file ends inside layer {i} of the {layerCount} it declares ({bytes.Length:N0} bytes in all).");
             }
-
-            foreach (var p in layers[i].Parameters) ReadTensor(r, p, elementSize, path, i);
         }
 
         if (r.BaseStream.Position != r.BaseStream.Length)
@@ -315,49 +366,100 @@ public static class ModelFile
     }
 
     /// <summary>
-    /// A version-2 layer: its description, the built-in layers' range and size checks (before anything is allocated),
-    /// then the registered factory.
+    /// A version-2 layer and how messages name it: its description (refused as the file's fault when a name or value is
+    /// not one a description takes), the built-in layers' range and size checks (before anything is allocated), then the
+    /// registered factory, whose failures, null or another kind of layer, or a layer already in the network, are the
+    /// file's fault too.
     /// </summary>
-    private static ILayer<T> ReadDescribed<T>(BinaryReader r, int elementSize, string path, int layer)
+    private static (ILayer<T> Layer, string What) ReadDescribed<T>(BinaryReader r, int elementSize, string path, int layer, ILayer<T>[] earlier)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string type = ReadName(r);
         int count = r.ReadByte();
         if (count > LayerDescription.MaxSettings)
         {
-            throw new ModelFormatException(path, $"layer {layer} ('{type}'): {count} settings, at most {LayerDescription.MaxSettings}.");
+            throw new ModelFormatException(path, $"layer {layer} ('{LayerDescription.Shown(type)}'): expected at most {LayerDescription.MaxSettings} settings, found {count}.");
         }
 
         var settings = new (string, double)[count];
         for (int s = 0; s < count; s++) settings[s] = (ReadName(r), r.ReadDouble());
-        var description = new LayerDescription(type, settings);
-        string what = $"layer {layer} ({description})";
-        switch (type)
-        {
-            case "Conv":
-                int inC = description.GetInt("in"), outC = description.GetInt("out"), kh = description.GetInt("kh"), kw = description.GetInt("kw");
-                CheckRange(path, what, ("in channels", inC, 1), ("out channels", outC, 1), ("kernel height", kh, 1), ("kernel width", kw, 1),
-                    ("stride", description.GetInt("stride"), 1), ("padding", description.GetInt("padding"), 0));
-                EnsureHolds(r, path, what, (Int128)outC * inC * kh * kw + outC, elementSize);
-                break;
-            case "Linear":
-                int inF = description.GetInt("in"), outF = description.GetInt("out");
-                CheckRange(path, what, ("in features", inF, 1), ("out features", outF, 1));
-                EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
-                break;
-        }
-
+        LayerDescription description;
         try
         {
-            return LayerRegistry.Create<T>(description);
+            description = new LayerDescription(type, settings);
         }
-        catch (NotSupportedException e)
+        catch (ArgumentException e)
         {
-            throw new ModelFormatException(path, $"{what}: {e.Message}");
+            throw new ModelFormatException(path, $"layer {layer}: {Problem(e)}");
         }
+
+        string shown = description.ToString();
+        string what = $"layer {layer} ({(shown.Length <= 200 ? shown : $"{shown[..200]}… ({shown.Length:N0} characters)")})";
+        try
+        {
+            switch (type)
+            {
+                case "Conv":
+                    int inC = description.GetInt("in", 1, MaxDimension), outC = description.GetInt("out", 1, MaxDimension);
+                    int kh = description.GetInt("kh", 1, MaxDimension), kw = description.GetInt("kw", 1, MaxDimension);
+                    description.GetInt("stride", 1, MaxDimension);
+                    description.GetInt("padding", 0, MaxDimension);
+                    EnsureHolds(r, path, what, (Int128)outC * inC * kh * kw + outC, elementSize);
+                    break;
+                case "Linear":
+                    int inF = description.GetInt("in", 1, MaxDimension), outF = description.GetInt("out", 1, MaxDimension);
+                    EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
+                    break;
+            }
+        }
+        catch (ArgumentException e)
+        {
+            throw new ModelFormatException(path, $"{what}: {Problem(e)}");
+        }
+
+        var create = LayerRegistry.FactoryOf<T>(type) ?? throw new ModelFormatException(path,
+            $"{what}: expected a built-in layer type ({string.Join(", ", LayerRegistry.BuiltInTypes)}) or one registered for {typeof(T).Name} with LayerRegistry.Register, found '{type}'.");
+        ILayer<T>? made;
+        try
+        {
+            made = create(description);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ModelFormatException(path, $"{what}: cannot be built: the factory registered for '{type}' threw {e.GetType().Name}: {OneLine(e.Message)}", e);
+        }
+
+        ILayer<T> built;
+        try
+        {
+            built = LayerRegistry.Checked(description, made); // null, or another kind of layer
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ModelFormatException(path, $"{what}: cannot be built: {OneLine(e.Message)}", e);
+        }
+
+        int same = Array.FindIndex(earlier, 0, layer, l => ReferenceEquals(l, built));
+        if (same >= 0)
+        {
+            throw new ModelFormatException(path, $"{what}: the factory registered for '{type}' returned the layer it built for layer {same}, expected a new one.");
+        }
+
+        return (built, what);
     }
 
-    private static string ReadName(BinaryReader r) => Encoding.UTF8.GetString(r.ReadBytes(r.ReadByte()));
+    /// <summary>An argument exception's message without its "(Parameter '…')" suffix, on one line.</summary>
+    private static string Problem(ArgumentException e) =>
+        OneLine(e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal) : e.Message);
+
+    /// <summary>A name: a length byte and that many UTF-8 bytes (<see cref="EndOfStreamException"/> when the file has fewer).</summary>
+    private static string ReadName(BinaryReader r)
+    {
+        int length = r.ReadByte();
+        byte[] bytes = r.ReadBytes(length);
+        if (bytes.Length < length) throw new EndOfStreamException();
+        return Encoding.UTF8.GetString(bytes);
+    }
 
     private static void CheckRange(string path, string what, params (string Name, int Value, int Min)[] values)
     {
@@ -381,10 +483,10 @@ public static class ModelFile
         }
     }
 
-    private static void ReadTensor<T>(BinaryReader r, Parameter<T> p, int elementSize, string path, int layer)
+    private static void ReadTensor<T>(BinaryReader r, Parameter<T> p, int elementSize, string path, int layer, string what)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        string name = Encoding.UTF8.GetString(r.ReadBytes(r.ReadByte()));
+        string name = ReadName(r);
         int rank = r.ReadByte();
         var dims = new int[rank];
         for (int d = 0; d < rank; d++) dims[d] = r.ReadInt32();
@@ -393,6 +495,8 @@ public static class ModelFile
             throw new ModelFormatException(path,
                 $"layer {layer}: expected tensor '{p.Name}' {p.Value.ShapeString}, found '{name}' {Tensor<T>.ShapeToString(dims)}.");
         }
+
+        EnsureHolds(r, path, $"{what}: tensor '{p.Name}' {p.Value.ShapeString}", p.Value.Length, elementSize);
 
         Span<T> values = p.Value.Span;
         for (int i = 0; i < values.Length; i++)

@@ -256,8 +256,10 @@ public static class Im2Col
         CheckLengths(dx.Length, colsT.Length, g);
         dx.Clear();
         int oh = g.OH, ow = g.OW, c = g.C, m = g.PatchRows;
-        for (int kh = 0; kh < g.KH; kh++)
-        for (int kw = 0; kw < g.KW; kw++)
+        // Taps last to first: each pixel then sums its windows' shares in Backward's order (output pixels in row-major
+        // order, i.e. kernel rows and columns descending), so the two give the same bits.
+        for (int kh = g.KH - 1; kh >= 0; kh--)
+        for (int kw = g.KW - 1; kw >= 0; kw--)
         for (int ch = 0; ch < c; ch++)
         {
             ReadOnlySpan<T> row = colsT.Slice(((kh * g.KW + kw) * c + ch) * m, m);

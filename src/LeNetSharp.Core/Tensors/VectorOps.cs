@@ -7,7 +7,7 @@ namespace LeNetSharp.Tensors;
 /// <summary>Element-wise kernels over spans, vectorised with <see cref="Vector{T}"/> plus a scalar tail.</summary>
 internal static class VectorOps
 {
-    /// <summary>y = max(x, 0).</summary>
+    /// <summary>y = max(x, 0), a NaN passed on with its bits (<see cref="Relu{T}(T)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Relu<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, INumber<T>
     {
@@ -18,14 +18,40 @@ internal static class VectorOps
         {
             for (; i + Vector<T>.Count <= x.Length; i += Vector<T>.Count)
             {
-                Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)i), Vector<T>.Zero).StoreUnsafe(ref ys, (nuint)i);
+                Relu(Vector.LoadUnsafe(ref xs, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
             }
         }
 
-        for (; i < x.Length; i++) Unsafe.Add(ref ys, i) = T.Max(Unsafe.Add(ref xs, i), T.Zero);
+        for (; i < x.Length; i++) Unsafe.Add(ref ys, i) = Relu(Unsafe.Add(ref xs, i));
     }
 
-    /// <summary>z = max(x, y) element-wise.</summary>
+    /// <summary>
+    /// IEEE max(x, 0) with a NaN passed on with its bits: +0 where x ≤ 0 (−0 included), else x. Written as a comparison
+    /// and a select, not as <c>T.Max</c>/<see cref="Vector.Max{T}"/>, whose NaN results differ by CPU, vector width and
+    /// JIT tier (one quiets a signalling NaN, another returns it as is): this way every path gives the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T Relu<T>(T x) where T : INumber<T> => x <= T.Zero ? T.Zero : x;
+
+    /// <inheritdoc cref="Relu{T}(T)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> Relu<T>(Vector<T> x) => Vector.AndNot(x, Vector.LessThanOrEqual(x, Vector<T>.Zero));
+
+    /// <summary>
+    /// IEEE maximum with NaNs passed on with their bits: <paramref name="a"/> when it is NaN, else <paramref name="b"/>
+    /// when it is NaN, else the larger (+0 above −0). <c>T.Max</c> and <see cref="Vector.Max{T}"/> agree on numbers but
+    /// choose between two NaNs, and quiet a signalling one, differently by CPU, width and JIT tier; this fixes the choice,
+    /// so a maximum over several values is the first NaN among them in the order they are combined.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T MaxKeepingNaN<T>(T a, T b) where T : INumber<T> => T.IsNaN(a) ? a : T.IsNaN(b) ? b : T.Max(a, b);
+
+    /// <inheritdoc cref="MaxKeepingNaN{T}(T, T)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> MaxKeepingNaN<T>(Vector<T> a, Vector<T> b) =>
+        Vector.ConditionalSelect(Vector.Equals(a, a), Vector.ConditionalSelect(Vector.Equals(b, b), Vector.Max(a, b), b), a);
+
+    /// <summary>z = max(x, y) element-wise, NaNs passed on with their bits (x's first; <see cref="MaxKeepingNaN{T}(T, T)"/>); z may be x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Max<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<T> z) where T : unmanaged, INumber<T>
     {
@@ -37,16 +63,17 @@ internal static class VectorOps
         {
             for (; i + Vector<T>.Count <= x.Length; i += Vector<T>.Count)
             {
-                Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)i), Vector.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref zs, (nuint)i);
+                MaxKeepingNaN(Vector.LoadUnsafe(ref xs, (nuint)i), Vector.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref zs, (nuint)i);
             }
         }
 
-        for (; i < x.Length; i++) Unsafe.Add(ref zs, i) = T.Max(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
+        for (; i < x.Length; i++) Unsafe.Add(ref zs, i) = MaxKeepingNaN(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
     }
 
     /// <summary>
     /// For a row of pixels with <paramref name="channels"/> values each, y[j·C + c] = max(x[2j·C + c], x[(2j+1)·C + c]):
-    /// the horizontal half of 2x2 max pooling. Vectorised when a pixel holds whole vectors.
+    /// the horizontal half of 2x2 max pooling, NaNs passed on with their bits (the left one first). Vectorised for any
+    /// channel count (y must not overlap x).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void MaxOfNeighbourBlocks<T>(ReadOnlySpan<T> x, int channels, Span<T> y) where T : unmanaged, INumber<T>
@@ -54,15 +81,20 @@ internal static class VectorOps
         ref T xs = ref MemoryMarshal.GetReference(x);
         ref T ys = ref MemoryMarshal.GetReference(y);
         int pixels = y.Length / channels;
-        if (Vector.IsHardwareAccelerated && channels % Vector<T>.Count == 0)
+        if (Vector.IsHardwareAccelerated && channels >= Vector<T>.Count)
         {
+            // Whole vectors of each pixel's channels; when they do not divide evenly, a last vector ending at the
+            // pixel's last channel recomputes a few lanes (the same values: y does not overlap x).
+            int last = channels - Vector<T>.Count;
             for (int j = 0; j < pixels; j++)
             {
-                for (int ch = 0; ch < channels; ch += Vector<T>.Count)
+                for (int ch = 0; ; ch += Vector<T>.Count)
                 {
+                    if (ch > last) ch = last;
                     int left = 2 * j * channels + ch;
-                    Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)left), Vector.LoadUnsafe(ref xs, (nuint)(left + channels)))
+                    MaxKeepingNaN(Vector.LoadUnsafe(ref xs, (nuint)left), Vector.LoadUnsafe(ref xs, (nuint)(left + channels)))
                         .StoreUnsafe(ref ys, (nuint)(j * channels + ch));
+                    if (ch == last) break;
                 }
             }
 
@@ -78,7 +110,7 @@ internal static class VectorOps
             for (; start < pixels && 2 * start * channels + channels + Vector<T>.Count <= x.Length && start * channels + Vector<T>.Count <= y.Length; start++)
             {
                 int left = 2 * start * channels;
-                Vector.Max(Vector.LoadUnsafe(ref xs, (nuint)left), Vector.LoadUnsafe(ref xs, (nuint)(left + channels)))
+                MaxKeepingNaN(Vector.LoadUnsafe(ref xs, (nuint)left), Vector.LoadUnsafe(ref xs, (nuint)(left + channels)))
                     .StoreUnsafe(ref ys, (nuint)(start * channels));
             }
         }
@@ -88,7 +120,7 @@ internal static class VectorOps
             int left = 2 * j * channels;
             for (int ch = 0; ch < channels; ch++, o++)
             {
-                Unsafe.Add(ref ys, o) = T.Max(Unsafe.Add(ref xs, left + ch), Unsafe.Add(ref xs, left + channels + ch));
+                Unsafe.Add(ref ys, o) = MaxKeepingNaN(Unsafe.Add(ref xs, left + ch), Unsafe.Add(ref xs, left + channels + ch));
             }
         }
     }

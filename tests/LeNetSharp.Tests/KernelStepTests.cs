@@ -1,0 +1,361 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+using LeNetSharp.Training;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>
+/// The SIMD backend's kernel steps against the reference layers they stand in for, compared as bits (a NaN's payload,
+/// a zero's sign): ReluStep and MaxPool2x2Step forward and backward, the inference pass ReluMaxPoolStep, whole networks
+/// of Conv, Relu, MaxPool2x2, Flatten and Linear, and the measured width against every fixed one. Inputs hold NaNs of
+/// several payloads (quiet and signalling, both signs), ±∞, ±0, denormals and equal maxima; shapes have odd heights and
+/// widths, channel counts around the vector length, batches of 1 to 5, and each step is reused across shapes.
+/// </summary>
+public class KernelStepTests
+{
+    // ----- values and comparison -----
+
+    /// <summary>The special values of <typeparamref name="T"/>, by their bits.</summary>
+    private static T[] Specials<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(float))
+        {
+            uint[] bits =
+            [
+                0x7FC00000, 0xFFC00000, 0x7FC01234, 0xFFD00042, // quiet NaNs: both signs, with and without payload
+                0x7F800001, 0xFF800123, 0x7FA00000,             // signalling NaNs
+                0x7F800000, 0xFF800000,                         // ±∞
+                0x00000000, 0x80000000,                         // ±0
+                0x00000001, 0x807FFFFF, 0x00400000, 0x80000003, // denormals
+                0x7F7FFFFF, 0xFF7FFFFF, 0x00800000,             // ±largest, smallest normal
+            ];
+            return bits.Select(b => Unsafe.BitCast<float, T>(BitConverter.Int32BitsToSingle((int)b))).ToArray();
+        }
+
+        ulong[] longs =
+        [
+            0x7FF8000000000000, 0xFFF8000000000000, 0x7FF8000000001234, 0xFFF9000000000042,
+            0x7FF0000000000001, 0xFFF0000000000123, 0x7FF4000000000000,
+            0x7FF0000000000000, 0xFFF0000000000000,
+            0x0000000000000000, 0x8000000000000000,
+            0x0000000000000001, 0x800FFFFFFFFFFFFF, 0x0008000000000000, 0x8000000000000003,
+            0x7FEFFFFFFFFFFFFF, 0xFFEFFFFFFFFFFFFF, 0x0010000000000000,
+        ];
+        return longs.Select(b => Unsafe.BitCast<double, T>(BitConverter.Int64BitsToDouble((long)b))).ToArray();
+    }
+
+    /// <summary>
+    /// A fifth special values, two fifths a few multiples of ½ (so a window often holds equal maxima, ±0 among them),
+    /// the rest spread over [−2, 2).
+    /// </summary>
+    private static Tensor<T> Hostile<T>(Random random, params int[] shape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var specials = Specials<T>();
+        var t = new Tensor<T>(shape);
+        for (int i = 0; i < t.Length; i++)
+        {
+            double r = random.NextDouble();
+            t.Data[i] = r < 0.2 ? specials[random.Next(specials.Length)]
+                : r < 0.6 ? T.CreateTruncating(random.Next(-3, 4) * 0.5)
+                : T.CreateTruncating(random.NextDouble() * 4 - 2);
+        }
+
+        return t;
+    }
+
+    private static Tensor<T> Finite<T>(Random random, params int[] shape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var t = new Tensor<T>(shape);
+        for (int i = 0; i < t.Length; i++) t.Data[i] = T.CreateTruncating(random.NextDouble() * 2 - 1);
+        return t;
+    }
+
+    private static long Bits<T>(T value) where T : unmanaged, IFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float) ? BitConverter.SingleToInt32Bits(Unsafe.BitCast<T, float>(value)) : BitConverter.DoubleToInt64Bits(Unsafe.BitCast<T, double>(value));
+
+    private static string Show<T>(T value) where T : unmanaged, IFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float) ? $"{value} (0x{(uint)Bits(value):X8})" : $"{value} (0x{Bits(value):X16})";
+
+    /// <summary>Fails on the first element whose bits differ, naming it, both values and their bits.</summary>
+    private static void SameBits<T>(Tensor<T> expected, Tensor<T> actual, string what) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        actual.ShapeString.Should().Be(expected.ShapeString, what);
+        SameBits(expected.Data, actual.Data, what);
+    }
+
+    private static void SameBits<T>(ReadOnlySpan<T> expected, ReadOnlySpan<T> actual, string what) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        actual.Length.Should().Be(expected.Length, what);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (Bits(expected[i]) != Bits(actual[i]))
+            {
+                throw new Xunit.Sdk.XunitException($"{what}: element {i} of {expected.Length} is {Show(actual[i])}, the reference gives {Show(expected[i])}.");
+            }
+        }
+    }
+
+    // ----- cases -----
+
+    public static IEnumerable<object[]> Types(int bits) => [[bits, "float"], [bits, "double"]];
+
+    private static void ForType(string type, Action float32, Action float64)
+    {
+        if (type == "float") float32();
+        else float64();
+    }
+
+    /// <summary>Channel counts below, at and above a vector (of <see cref="Vector{T}"/> and of the plan's width), most not multiples of it.</summary>
+    private static int[] Channels<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int vector = Vector<T>.Count, lanes = bits / (8 * Unsafe.SizeOf<T>());
+        return new[] { 1, 2, 3, vector - 1, vector, vector + 1, 2 * vector, 2 * vector + 3, lanes - 1, lanes, lanes + 1, 3 * lanes + 1 }
+            .Where(c => c >= 1).Distinct().Order().ToArray();
+    }
+
+    /// <summary>(N, H, W): batches of 1 to 5, odd and even heights and widths (an odd last row or column is dropped by the pool).</summary>
+    private static readonly (int N, int H, int W)[] Images = [(1, 2, 2), (2, 3, 3), (3, 5, 4), (1, 4, 7), (4, 2, 5), (2, 7, 6), (5, 3, 2), (1, 9, 9)];
+
+    /// <summary>Every image shape with every channel count, then the same again (a step reuses its buffers across shapes and revisits them).</summary>
+    private static IEnumerable<int[]> ImageShapes<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var once = Channels<T>(bits).SelectMany(c => Images.Select(s => new[] { s.N, s.H, s.W, c })).ToArray();
+        return once.Concat(once.Reverse());
+    }
+
+    // ----- ReluStep and MaxPool2x2Step against their layers -----
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void ReluStep_gives_the_bits_of_the_Relu_layer_forward_and_backward(int bits, string type) =>
+        ForType(type, () => ReluMatches<float>(bits), () => ReluMatches<double>(bits));
+
+    private static void ReluMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(11);
+        var kernel = SimdWidths.Kernel<T>(new Relu<T>(), bits);
+        var reference = new Relu<T>();
+        // Any shape: images, and flat rows whose lengths straddle a vector.
+        var shapes = ImageShapes<T>(bits).Concat(Channels<T>(bits).Select(c => new[] { 3, c })).Concat([[1, 1], [2, 3, 5]]);
+        foreach (var shape in shapes)
+        {
+            string what = $"Relu<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}";
+            var x = Hostile<T>(random, shape);
+            var dy = Hostile<T>(random, shape);
+            SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward");
+            kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluStep<T>>();
+            SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward");
+        }
+    }
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void MaxPool2x2Step_gives_the_bits_of_the_MaxPool2x2_layer_forward_and_backward(int bits, string type) =>
+        ForType(type, () => MaxPoolMatches<float>(bits), () => MaxPoolMatches<double>(bits));
+
+    private static void MaxPoolMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(12);
+        var kernel = SimdWidths.Kernel<T>(new MaxPool2x2<T>(), bits);
+        var reference = new MaxPool2x2<T>();
+        foreach (var shape in ImageShapes<T>(bits))
+        {
+            string what = $"MaxPool2x2<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}";
+            var x = Hostile<T>(random, shape);
+            var dy = Hostile<T>(random, shape[0], shape[1] / 2, shape[2] / 2, shape[3]);
+            SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward");
+            kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<MaxPool2x2Step<T>>();
+            SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward");
+        }
+    }
+
+    [Fact]
+    public void Windows_of_two_different_NaNs_and_of_signalling_NaNs_pool_to_the_layers_bits()
+    {
+        // Two NaNs of different payloads in one window, at every pair of positions, and a lone signalling NaN at each:
+        // the cases where a vector maximum may pick the other NaN or quiet the signalling one.
+        var specials = Specials<float>();
+        float quiet = specials[2], other = specials[3], signalling = specials[4];
+        int c = 2 * Vector<float>.Count + 1; // vector lanes and a scalar tail
+        var x = new Tensor<float>(1, 2, 2 * 10, c);
+        int window = 0;
+        for (int a = 0; a < 4; a++)
+        {
+            for (int b = a + 1; b < 4; b++, window++) // 6 windows with two NaNs
+            {
+                for (int ch = 0; ch < c; ch++)
+                {
+                    x.Data[((a / 2) * 20 + 2 * window + a % 2) * c + ch] = quiet;
+                    x.Data[((b / 2) * 20 + 2 * window + b % 2) * c + ch] = other;
+                }
+            }
+        }
+
+        for (int a = 0; a < 4; a++, window++) // 4 windows with a signalling NaN
+        {
+            for (int ch = 0; ch < c; ch++) x.Data[((a / 2) * 20 + 2 * window + a % 2) * c + ch] = signalling;
+        }
+
+        foreach (int bits in ComputeBackend.AcceleratedWidths)
+        {
+            SameBits(new MaxPool2x2<float>().Forward(x), SimdWidths.Kernel<float>(new MaxPool2x2<float>(), bits).Forward(x), $"MaxPool2x2 at {bits} bits");
+            SameBits(new Relu<float>().Forward(x), SimdWidths.Kernel<float>(new Relu<float>(), bits).Forward(x), $"Relu at {bits} bits");
+        }
+    }
+
+    // ----- ReluMaxPoolStep (inference) against Relu then MaxPool2x2 -----
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void ReluMaxPoolStep_gives_the_bits_of_Relu_then_MaxPool2x2(int bits, string type) =>
+        ForType(type, () => ReluMaxPoolMatches<float>(bits), () => ReluMaxPoolMatches<double>(bits));
+
+    private static void ReluMaxPoolMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(13);
+        var net = new Sequential<T>(new Relu<T>(), new MaxPool2x2<T>()) { Backend = ComputeBackend.SimdWithWidth(bits) };
+        var relu = new Relu<T>();
+        var pool = new MaxPool2x2<T>();
+        foreach (var shape in ImageShapes<T>(bits))
+        {
+            string what = $"Relu → MaxPool2x2<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}";
+            var x = Hostile<T>(random, shape);
+            var expected = pool.Forward(relu.Forward(x));
+            SameBits(expected, net.Infer(x), what + ", inference");
+            net.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluMaxPoolStep<T>>();
+            net.Invoking(n => n.Backward(expected)).Should().Throw<InvalidOperationException>().WithMessage("*Backward was called before Forward*");
+
+            // The training plan: ReluStep then MaxPool2x2Step, the second reading the first's buffer.
+            SameBits(expected, net.Forward(x), what + ", training forward");
+            var dy = Hostile<T>(random, expected.Shape.ToArray());
+            SameBits(relu.Backward(pool.Backward(dy)), net.Backward(dy), what + ", backward");
+        }
+    }
+
+    // ----- whole networks: SIMD backend against the layers one by one with the SIMD GEMM -----
+
+    /// <summary>Networks of Conv (several strides, paddings and channel counts), Relu, MaxPool2x2, Flatten and Linear, with their input images (H, W, C).</summary>
+    private static (Sequential<T> Net, int H, int W, int C)[] Networks<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var r = new Random(21);
+        var nets = new (Sequential<T>, int, int, int)[]
+        {
+            // LeNet: Conv 5x5 1→6 without ∂x (fused with Relu → MaxPool2x2), Conv 5x5 6→16 stride 1 (direct), Linear 256→10.
+            (LeNet.Create<T>(r), 28, 28, 1),
+            // Stride 2 with padding on 3 channels (the layer with the SIMD GEMM), an odd pool input, a 2x2 Conv.
+            (new Sequential<T>(new Conv<T>(3, 5, 3, 3, r, stride: 2, padding: 1) { ComputeInputGradient = false }, new Relu<T>(), new MaxPool2x2<T>(),
+                new Conv<T>(5, 9, 2, 2, r), new Relu<T>(), new MaxPool2x2<T>(), new Flatten<T>(), new Linear<T>(9, 7, r)), 15, 13, 3),
+            // One input channel with padding and ∂x (not fused), odd sizes, 16 output channels (a whole vector and more).
+            (new Sequential<T>(new Conv<T>(1, 4, 3, 3, r, padding: 1), new Relu<T>(), new MaxPool2x2<T>(),
+                new Conv<T>(4, 16, 3, 3, r), new Relu<T>(), new Flatten<T>(), new Linear<T>(96, 5, r)), 11, 9, 1),
+            // Stride 2 with padding 2, a 1x1 Conv, a pool after a Conv (no Relu), then Relu after Linear.
+            (new Sequential<T>(new Conv<T>(2, 3, 3, 3, r, stride: 2, padding: 2), new Relu<T>(), new Conv<T>(3, 8, 1, 1, r), new MaxPool2x2<T>(),
+                new Flatten<T>(), new Linear<T>(72, 4, r), new Relu<T>(), new Linear<T>(4, 3, r)), 10, 9, 2),
+        };
+
+        foreach (var (net, _, _, _) in nets)
+        {
+            foreach (var conv in net.Layers.OfType<Conv<T>>())
+            {
+                for (int i = 0; i < conv.Bias.Value.Length; i++) conv.Bias.Value.Data[i] = T.CreateTruncating(r.NextDouble() - 0.5);
+            }
+        }
+
+        return nets;
+    }
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void Networks_on_the_SIMD_backend_give_the_bits_of_their_layers_run_one_by_one(int bits, string type) =>
+        ForType(type, () => NetworksMatch<float>(bits), () => NetworksMatch<double>(bits));
+
+    private static void NetworksMatch<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(22);
+        foreach (var (net, h, w, c) in Networks<T>())
+        {
+            // The reference: an independent copy whose Conv and Linear layers multiply with the same width's GEMM.
+            var reference = net.Clone();
+            foreach (var layer in reference.Layers)
+            {
+                if (layer is IUsesGemm user) user.GemmProvider = GemmProvider.SimdWithWidth(bits);
+            }
+
+            net.Backend = ComputeBackend.SimdWithWidth(bits);
+            int round = 0;
+            foreach (int n in new[] { 1, 3, 3, 5, 2, 1 }) // a repeated shape accumulates gradients; later ones reuse buffers
+            {
+                string what = $"{net} at {bits} bits, batch {n}";
+                if (round++ % 2 == 0)
+                {
+                    net.ZeroGradients();
+                    reference.ZeroGradients();
+                }
+
+                var x = Finite<T>(random, n, h, w, c);
+                var expected = x;
+                foreach (var layer in reference.Layers) expected = layer.Forward(expected);
+                var dy = Finite<T>(random, expected.Shape.ToArray());
+                for (int i = 0; i < dy.Length; i += 3) dy.Data[i] = T.Zero; // zeros in ∂y, as Relu makes them
+
+                SameBits(expected, net.Forward(x), what + ", output");
+                if (typeof(T) == typeof(float) && net.Layers[0] is Conv<T> { InChannels: 1, ComputeInputGradient: false })
+                {
+                    net.FusedPassesInLastForward().Should().Be(1, "LeNet's Conv 5x5 → Relu → MaxPool2x2 runs fused in float at every width");
+                }
+
+                var dx = net.Backward(dy);
+                var expectedDx = dy;
+                for (int l = reference.Layers.Count - 1; l >= 0; l--) expectedDx = reference.Layers[l].Backward(expectedDx);
+                SameBits(expectedDx, dx, what + ", ∂x");
+                for (int p = 0; p < net.Parameters.Count; p++)
+                {
+                    SameBits(reference.Parameters[p].Gradient, net.Parameters[p].Gradient, $"{what}, gradient of parameter {p} ({net.Parameters[p].Name})");
+                }
+
+                SameBits(expected, net.Infer(x), what + ", inference output");
+            }
+        }
+    }
+
+    // ----- the measured width against every fixed width -----
+
+    [Fact]
+    public void The_measured_width_trains_LeNet_to_the_bits_of_every_fixed_width()
+    {
+        var random = new Random(31);
+        var pixels = new byte[48 * 28 * 28];
+        random.NextBytes(pixels);
+        var data = new ImageDataset(pixels, Enumerable.Range(0, 48).Select(i => (byte)(i % 10)).ToArray(), 28, 28);
+
+        (float[] Weights, string Plan) Train(ComputeBackend backend)
+        {
+            var net = LeNet.Create<float>(5);
+            net.Backend = backend;
+            using (var trainer = new Trainer<float>(net, new TrainingOptions { Epochs = 1, BatchSize = 6, Seed = 3, Momentum = 0.9 }))
+            {
+                trainer.Train(data); // 8 steps
+            }
+
+            return (net.Parameters.SelectMany(p => p.Value.Data).ToArray(), net.Runner.LastPlan!.Backend);
+        }
+
+        var (measured, plan) = Train(ComputeBackend.Simd);
+        plan.Should().MatchRegex(@"^simd \(Vector(128|256|512)\)$");
+        foreach (int bits in ComputeBackend.AcceleratedWidths)
+        {
+            SameBits(Train(ComputeBackend.SimdWithWidth(bits)).Weights, measured, $"LeNet trained at {bits} bits against the measured width ({plan})");
+        }
+    }
+}
