@@ -210,55 +210,66 @@ internal static class Bench
     private static void PrintLayerBreakdown(Sequential<float> network, ImageDataset data, int[] order, int batch, double peak, TextWriter stdout)
     {
         const int Repeats = 2000;
-        var layers = network.Layers;
-        var forward = new double[layers.Count, Repeats];
-        var backward = new double[layers.Count, Repeats];
         var x = new Tensor<float>(batch, data.Height, data.Width, data.Channels);
         var labels = new int[batch];
         var loss = new SoftmaxCrossEntropy<float>();
-        var outputs = new Tensor<float>[layers.Count];
+        data.FillBatch(order.AsSpan(0, batch), x, labels);
+        network.Forward(x); // builds (or finds) the training plan for this shape
+        var plan = network.Runner.LastPlan!;
+        var steps = plan.Steps;
+        var forward = new double[steps.Count, Repeats];
+        var backward = new double[steps.Count, Repeats];
         for (int r = 0; r < Repeats; r++)
         {
             data.FillBatch(order.AsSpan(r * batch % (data.Count - batch), batch), x, labels);
             var t = x;
-            for (int l = 0; l < layers.Count; l++)
+            for (int s = 0; s < steps.Count; s++)
             {
                 long start = Stopwatch.GetTimestamp();
-                t = outputs[l] = layers[l].Forward(t);
-                forward[l, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                t = steps[s].Forward(t, keepForBackward: true);
+                forward[s, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             }
 
             loss.Forward(t, labels);
             var g = loss.Backward();
-            for (int l = layers.Count - 1; l >= 0; l--)
+            for (int s = steps.Count - 1; s >= 0; s--)
             {
                 long start = Stopwatch.GetTimestamp();
-                g = layers[l].Backward(g);
-                backward[l, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                g = steps[s].Backward(g);
+                backward[s, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             }
 
             network.ZeroGradients(); // measure only; no update
         }
 
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"per layer at batch {batch}, run one by one (median µs; GFLOP/s of the GEMM layers; this core's measured peak {peak:F1}):"));
-        stdout.WriteLine("  layer                               forward          backward");
+            $"per step of the plan at batch {batch}, {plan.Backend} (median µs; GFLOP/s where there are multiply-adds; this core's measured peak {peak:F1}):"));
+        int column = Math.Max(steps.Max(st => st.Name.Length), "network as it runs (layer by layer)".Length) + 1;
+        stdout.WriteLine("  " + "step".PadRight(column) + "forward          backward");
         double totalF = 0, totalB = 0;
-        var shape = new[] { batch, data.Height, data.Width, data.Channels };
-        for (int l = 0; l < layers.Count; l++)
+        int[] shape = [batch, data.Height, data.Width, data.Channels];
+        int layer = 0;
+        for (int s = 0; s < steps.Count; s++)
         {
-            double f = Median(forward, l), b = Median(backward, l);
+            double f = Median(forward, s), b = Median(backward, s);
             totalF += f;
             totalB += b;
-            double flops = ForwardFlops(layers[l], shape);
-            bool isFirst = l == 0;
+            double flops = 0, backwardFlops = 0;
+            for (int l = layer; l < layer + steps[s].LayerCount; l++)
+            {
+                double layerFlops = ForwardFlops(network.Layers[l], shape);
+                flops += layerFlops;
+                backwardFlops += (l == 0 && network.Layers[l] is Conv<float> { ComputeInputGradient: false } ? 1 : 2) * layerFlops;
+                shape = network.Layers[l].OutputShape(shape);
+            }
+
+            layer += steps[s].LayerCount;
             string rate(double us, double fl) => fl > 0 ? string.Create(CultureInfo.InvariantCulture, $" ({fl / us / 1e3:F1} GF/s)") : "";
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {layers[l].Name,-34} {f,7:F2}{rate(f, flops),-12} {b,7:F2}{rate(b, (isFirst && layers[l] is Conv<float> c && !c.ComputeInputGradient ? 1 : 2) * flops),-12}"));
-            shape = outputs[l].Shape.ToArray();
+                $"  {steps[s].Name.PadRight(column)}{f,7:F2}{rate(f, flops),-12} {b,7:F2}{rate(b, backwardFlops),-12}"));
         }
 
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"total",-34} {totalF,7:F2}{"",-12} {totalB,7:F2}"));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"total".PadRight(column)}{totalF,7:F2}{"",-12} {totalB,7:F2}"));
 
         // The network as it runs (fused Conv → Relu → MaxPool2x2 where it applies).
         var netForward = new double[Repeats];
@@ -282,7 +293,7 @@ internal static class Bench
         double ff = InferenceFlops(network, input), bf = TrainingFlops(network, input) - ff;
         string label = network.Runner.LastPlan is { FusedSteps: > 0 } ? "network as it runs (fused)" : "network as it runs (layer by layer)";
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  {label,-34} {nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
+            $"  {label.PadRight(column)}{nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
     }
 
     /// <summary>Multiply-add FLOPs of a forward pass (2 per multiply-add) for an input of <paramref name="shape"/>.</summary>

@@ -30,7 +30,7 @@ using (var trainer = new Trainer<float>(net, options))
     epochs = trainer.Train(data, new Progress<TrainingProgress>(_ => { }));
 }
 
-Console.WriteLine($"loss {epochs[0].Loss:F3} → {epochs[^1].Loss:F3}, {Evaluator.Evaluate(net, data)}, gemm {net.GemmProvider.Name}");
+Console.WriteLine($"loss {epochs[0].Loss:F3} → {epochs[^1].Loss:F3}, {Evaluator.Evaluate(net, data)}, backend {net.Backend.Name}");
 
 string path = Path.Combine(Path.GetTempPath(), $"consumer-{Guid.NewGuid():N}.model");
 ModelFile.Save(net, path);
@@ -48,10 +48,55 @@ var fromOnnx = OnnxModel.Import(onnxPath);
 File.Delete(onnxPath);
 float[] viaOnnx = fromOnnx.Forward(x).Data.ToArray();
 
+// A layer of the consumer's own (public API only): registered once, it trains on two threads, saves, loads and clones.
+LayerRegistry.Register<float>("Negate", _ => new Negate());
+var custom = new Sequential<float>(
+    new Conv<float>(1, 4, 3, 3, new Random(7)), new Relu<float>(), new MaxPool2x2<float>(), new Flatten<float>(),
+    new Negate(), new Linear<float>(36, 3, new Random(8)));
+using (var trainer = new Trainer<float>(custom, new TrainingOptions { Epochs = 2, BatchSize = 16, Threads = 2, Seed = 3 }))
+{
+    trainer.Train(data);
+}
+
+string customPath = Path.ChangeExtension(path, ".custom.model");
+ModelFile.Save(custom, customPath);
+var customReloaded = ModelFile.Load<float>(customPath);
+File.Delete(customPath);
+float[] customBefore = custom.Forward(x).Data.ToArray();
+float[] customAfter = customReloaded.Forward(x).Data.ToArray(), customClone = custom.Clone().Forward(x).Data.ToArray();
+
 var failures = new List<string>();
+if (customReloaded.Layers[4] is not Negate || !customBefore.SequenceEqual(customAfter) || !customBefore.SequenceEqual(customClone))
+{
+    failures.Add("the network with a layer of the consumer's own did not reload or clone to the same logits");
+}
+
 if (!(epochs[^1].Loss < 0.5 * epochs[0].Loss)) failures.Add($"loss did not fall enough: {epochs[0].Loss} → {epochs[^1].Loss}");
 if (!before.SequenceEqual(after)) failures.Add("the reloaded model gives different logits");
 if (!before.SequenceEqual(viaOnnx)) failures.Add("the model exported to ONNX and imported back gives different logits");
 foreach (var f in failures) Console.Error.WriteLine($"consumer: FAILED: {f}");
 Console.WriteLine(failures.Count == 0 ? "consumer: OK" : "consumer: FAILED");
 return failures.Count == 0 ? 0 : 1;
+
+/// <summary>y = −x: a layer with no weights, written against the public base class.</summary>
+internal sealed class Negate : Layer<float>
+{
+    private Tensor<float>? _output, _inputGrad;
+
+    public override string Name => "Negate";
+
+    public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
+
+    public override LayerDescription Describe() => new("Negate");
+
+    protected override Tensor<float> ForwardCore(Tensor<float> input) => Negated(input, ref _output);
+
+    protected override Tensor<float> BackwardCore(Tensor<float> outputGradient) => Negated(outputGradient, ref _inputGrad);
+
+    private static Tensor<float> Negated(Tensor<float> x, ref Tensor<float>? buffer)
+    {
+        if (buffer is null || !buffer.HasShape(x.Shape)) buffer = new Tensor<float>(x.Shape.ToArray());
+        for (int i = 0; i < x.Length; i++) buffer.Data[i] = -x.Data[i];
+        return buffer;
+    }
+}
