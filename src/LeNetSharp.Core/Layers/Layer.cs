@@ -11,7 +11,7 @@ namespace LeNetSharp.Layers;
 /// <see cref="OutputShape"/>, <see cref="Name"/> and <see cref="Describe"/>; register the type to save, load and clone it.
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public abstract class Layer<T> : ILayer<T>, ITrainingMode where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _lastOutput;
 
@@ -24,6 +24,12 @@ public abstract class Layer<T> : ILayer<T> where T : unmanaged, IFloatingPointIe
 
     /// <inheritdoc />
     public virtual IReadOnlyList<Parameter<T>> Parameters => Array.Empty<Parameter<T>>();
+
+    /// <summary>
+    /// True in training (the default), false in evaluation; set by the network (<see cref="Sequential{T}.Training"/>).
+    /// Only layers whose forward depends on it (Dropout, BatchNorm) read it.
+    /// </summary>
+    public bool Training { get; set; } = true;
 
     /// <inheritdoc />
     public abstract int[] OutputShape(ReadOnlySpan<int> inputShape);

@@ -71,6 +71,34 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         set => Runner.Backend = value ?? throw new ArgumentNullException(nameof(value));
     }
 
+    /// <summary>
+    /// Training (true, the default) or evaluation (false) mode, as PyTorch's <c>train()</c>/<c>eval()</c>: setting it sets
+    /// <see cref="ITrainingMode.Training"/> on every layer that has one. <see cref="Training.Trainer{T}"/> turns it on for
+    /// each step; evaluation and prediction (<see cref="Training.Evaluator"/>, <see cref="Inference.NetworkInference"/>,
+    /// <see cref="Inference.Predictor"/>) run with it off and put it back, so a network is never left in the wrong mode.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Another thread is using the network.</exception>
+    public bool Training
+    {
+        get;
+        set
+        {
+            int previous = Runner.Enter();
+            try
+            {
+                field = value;
+                foreach (var layer in _layers)
+                {
+                    if (layer is ITrainingMode mode) mode.Training = value;
+                }
+            }
+            finally
+            {
+                Runner.Exit(previous);
+            }
+        }
+    } = true;
+
     /// <summary>The layers, first to last.</summary>
     public IReadOnlyList<ILayer<T>> Layers => _layers;
 
@@ -100,7 +128,25 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <see cref="Backward"/> after it throws as if no forward had run. The same output bits as <see cref="Forward"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    internal Tensor<T> Infer(Tensor<T> input) => Runner.Forward(input, PlanMode.Inference);
+    internal Tensor<T> Infer(Tensor<T> input) => Evaluating(input, PlanMode.Inference, null);
+
+    /// <summary>A forward in evaluation mode (<see cref="Training"/> off for its duration, then as it was).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private Tensor<T> Evaluating(Tensor<T> input, PlanMode mode, Action<int, Tensor<T>>? observe)
+    {
+        if (!Training) return Runner.Forward(input, mode, observe);
+        int previous = Runner.Enter();
+        try
+        {
+            Training = false;
+            return Runner.Forward(input, mode, observe);
+        }
+        finally
+        {
+            Training = true;
+            Runner.Exit(previous);
+        }
+    }
 
     /// <summary>Back-propagates from the output gradient through every layer, adding into parameter gradients.</summary>
     /// <param name="outputGradient">∂loss/∂output of the last forward.</param>
@@ -148,7 +194,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             RequireIndependentCopy(_layers[i], layers[i]);
         }
 
-        return new Sequential<T>(layers) { Backend = Backend };
+        return new Sequential<T>(layers) { Backend = Backend, Training = Training };
     }
 
     /// <summary>Throws unless <paramref name="copy"/>'s parameters match <paramref name="original"/>'s in number and shape and share no storage with them.</summary>
@@ -239,8 +285,11 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     public override string ToString() =>
         $"Sequential<{typeof(T).Name}>: {_layers.Length} layers, {Count(ParameterCount)} parameters: {string.Join(" → ", _layers.Select(l => l.Name))}";
 
-    /// <summary>Runs forward layer by layer, handing <paramref name="observe"/> each layer's output (a layer-owned buffer) as it is made.</summary>
-    internal Tensor<T> ForwardObserved(Tensor<T> input, Action<int, Tensor<T>> observe) => Runner.Forward(input, PlanMode.LayerByLayer, observe);
+    /// <summary>
+    /// Runs forward layer by layer in evaluation mode, handing <paramref name="observe"/> each layer's output (a
+    /// layer-owned buffer) as it is made.
+    /// </summary>
+    internal Tensor<T> ForwardObserved(Tensor<T> input, Action<int, Tensor<T>> observe) => Evaluating(input, PlanMode.LayerByLayer, observe);
 
     private static string Count(int n) => n.ToString("N0", CultureInfo.InvariantCulture);
 }

@@ -393,6 +393,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         RequireFit(data);
         int n = indices.Length;
         bool parallel = Options.SplitsBatch(n);
+        SetTraining(parallel); // a step trains, whatever mode the caller left the network in
         if (parallel) CopyWeightsToReplicas(); // a one-thread step, or the caller, may have changed them since the last split
         try
         {
@@ -466,6 +467,15 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         _shardData = data;
         _shardCount = indices.Length;
         _pool!.Run(_runShard);
+    }
+
+    /// <summary>Turns training mode on in the network (and, for a split batch, in every replica) unless it already is.</summary>
+    private void SetTraining(bool replicas)
+    {
+        for (int w = 0; w < (replicas ? _workers.Length : 1); w++)
+        {
+            if (!_workers[w].Network.Training) _workers[w].Network.Training = true;
+        }
     }
 
     /// <summary>Clears the gradients of the network and of every replica (after a step that failed half-way).</summary>
