@@ -202,8 +202,11 @@ internal static class Bench
         if (network.Runner.LastPlan is { } plan) stdout.WriteLine($"plan: {plan}");
         foreach (var c in LeNetSharp.Compute.WidthCalibration.All.OrderBy(c => c.Key, StringComparer.Ordinal))
         {
-            string times = string.Join(", ", c.Times.Select(m => string.Create(CultureInfo.InvariantCulture, $"Vector{m.Bits} {m.Microseconds:F1} µs")));
-            stdout.WriteLine($"width measured: Vector{c.Bits} for {c.Key[..c.Key.IndexOf(':')]} ({times} a run, fastest round)");
+            // The key opens with "Single Training (3, 28, 28, 1)": element type, mode, input shape.
+            string[] what = c.Key[..c.Key.IndexOf(':')].Split(' ', 3);
+            string element = what[0] == nameof(Single) ? "float" : what[0] == nameof(Double) ? "double" : what[0];
+            string times = string.Join(", ", c.Times.Select(m => string.Create(CultureInfo.InvariantCulture, $"{m.Bits}-bit {m.Microseconds:F1} µs")));
+            stdout.WriteLine($"vector width measured for {what[1].ToLowerInvariant()} in {element} on input {what[2]}: {c.Bits} bits (time a batch, best of 9 rounds: {times})");
         }
     }
 

@@ -62,7 +62,7 @@ internal sealed class Cli
             if (r.Tokens.Count == 0) return null;
             string value = r.Tokens[^1].Value, name = value.ToLowerInvariant();
             if (name == "mathnet") name = "reference"; // the name this option had as --gemm
-            if (!BackendNames.Contains(name)) r.AddError($"--backend expects {string.Join(", ", BackendNames)}, got '{value}'");
+            if (!BackendNames.Contains(name)) r.AddError($"--backend expects {string.Join(", ", BackendNames)}, got '{value}'{Suggest(value, BackendNames)}");
             else if (!Accelerated(name))
             {
                 r.AddError($"--backend {name}: this CPU has no hardware-accelerated {name[4..]}-bit vectors; it takes {string.Join(", ", BackendNames.Where(Accelerated))}");

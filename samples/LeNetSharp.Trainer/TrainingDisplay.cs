@@ -31,7 +31,7 @@ internal static class TrainingDisplay
         if (!IsLive(stdout))
         {
             int lastDecile = 0;
-            train(new SyncProgress<TrainingProgress>(p =>
+            train(new SynchronousProgress<TrainingProgress>(p =>
             {
                 observer?.Invoke(p);
                 if (p.IsEpochEnd)
@@ -59,7 +59,7 @@ internal static class TrainingDisplay
             .Start(context =>
             {
                 ProgressTask? task = null;
-                train(new SyncProgress<TrainingProgress>(p =>
+                train(new SynchronousProgress<TrainingProgress>(p =>
                 {
                     observer?.Invoke(p);
                     if (task is null || task.IsFinished)

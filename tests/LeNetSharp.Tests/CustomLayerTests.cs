@@ -41,7 +41,7 @@ public sealed class Scale<T> : Layer<T> where T : unmanaged, IFloatingPointIeee7
 
     public override LayerDescription Describe() => new("Scale", ("features", Features), ("initial", Initial));
 
-    public static Scale<T> FromDescription(LayerDescription d) => new(d.GetInt("features", 1), d.Get("initial"));
+    public static Scale<T> FromDescription(LayerDescription d) => new(d.GetInt("features", min: 1), d.Get("initial"));
 
     protected override Tensor<T> ForwardCore(Tensor<T> input)
     {

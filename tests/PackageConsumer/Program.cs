@@ -27,7 +27,7 @@ var options = new TrainingOptions { Epochs = 150, BatchSize = 5, LearningRate = 
 IReadOnlyList<TrainingProgress> epochs;
 using (var trainer = new Trainer<float>(net, options))
 {
-    epochs = trainer.Train(data, new Progress<TrainingProgress>(_ => { }));
+    epochs = trainer.Train(data, new SynchronousProgress<TrainingProgress>(_ => { }));
 }
 
 Console.WriteLine($"loss {epochs[0].Loss:F3} → {epochs[^1].Loss:F3}, {Evaluator.Evaluate(net, data)}, backend {net.Backend.Name}");

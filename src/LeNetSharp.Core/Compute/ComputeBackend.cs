@@ -45,7 +45,11 @@ public abstract class ComputeBackend
     public static IReadOnlyList<int> AcceleratedWidths { get; } =
         new[] { 128, 256, 512 }.Where(b => b == 128 || (b == 256 ? Vector256.IsHardwareAccelerated : Vector512.IsHardwareAccelerated)).ToArray();
 
-    /// <summary>The SIMD kernels at one vector width, without timing.</summary>
+    /// <summary>
+    /// The SIMD kernels at one vector width, without timing: the GEMM, the convolution, linear and fused kernels run at
+    /// <paramref name="bits"/>; the element-wise ReLU and pooling kernels use <see cref="System.Numerics.Vector{T}"/>,
+    /// whose width .NET picks for the CPU (the same bits either way).
+    /// </summary>
     /// <param name="bits">128, 256 or 512.</param>
     /// <returns>The backend.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="bits"/> is not 128, 256 or 512.</exception>

@@ -15,7 +15,7 @@ internal sealed class ReluStep<T>(Relu<T> layer) : KernelStep<T> where T : unman
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
 
-    public override string Name => $"{layer.Name} (Vector<T>)";
+    public override string Name => $"{layer.Name} ({VectorOps.WidthName<T>()})";
 
     public override int LayerCount => 1;
 
@@ -49,7 +49,7 @@ internal sealed class MaxPool2x2Step<T>(MaxPool2x2<T> layer) : KernelStep<T> whe
     private Tensor<T>? _input;    // x of the last forward (the caller's tensor; not copied)
     private T[] _rowMax = [];     // the bottom rows' maxima of one row of windows
 
-    public override string Name => $"{_layer.Name} (Vector<T>)";
+    public override string Name => $"{_layer.Name} ({VectorOps.WidthName<T>()})";
 
     public override int LayerCount => 1;
 

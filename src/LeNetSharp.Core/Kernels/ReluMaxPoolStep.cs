@@ -21,7 +21,7 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
 {
     private Tensor<T>? _output;
 
-    public override string Name => "Relu → MaxPool2x2 (fused, Vector<T>)";
+    public override string Name => $"Relu → MaxPool2x2 (fused, {VectorOps.WidthName<T>()})";
 
     public override int LayerCount => 2;
 

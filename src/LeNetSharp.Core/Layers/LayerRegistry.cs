@@ -10,7 +10,8 @@ namespace LeNetSharp.Layers;
 /// </summary>
 /// <example>
 /// <code>
-/// LayerRegistry.Register&lt;float&gt;("Scale", d =&gt; new Scale&lt;float&gt;(d.Get("factor")));
+/// // Scale&lt;T&gt;: a Layer&lt;T&gt; of your own whose Describe() gives new("Scale", ("features", n), ("initial", v)).
+/// LayerRegistry.Register&lt;float&gt;("Scale", d =&gt; new Scale&lt;float&gt;(d.GetInt("features", min: 1), d.Get("initial")));
 /// </code>
 /// </example>
 /// <remarks>Thread-safe.</remarks>

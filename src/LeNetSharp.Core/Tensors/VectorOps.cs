@@ -7,6 +7,9 @@ namespace LeNetSharp.Tensors;
 /// <summary>Element-wise kernels over spans, vectorised with <see cref="Vector{T}"/> plus a scalar tail.</summary>
 internal static class VectorOps
 {
+    /// <summary>"Vector&lt;T&gt;, 256-bit": the width .NET gives <see cref="Vector{T}"/> on this CPU, for plan summaries.</summary>
+    public static string WidthName<T>() => $"Vector<T>, {Vector<byte>.Count * 8}-bit";
+
     /// <summary>y = max(x, 0), a NaN passed on with its bits (<see cref="Relu{T}(T)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Relu<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, INumber<T>
