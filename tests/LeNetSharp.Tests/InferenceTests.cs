@@ -116,35 +116,6 @@ public class CloneTests
 
 public class ConcurrencyTests
 {
-    /// <summary>A pass-through layer that, when armed, signals it is inside Forward and waits to be released.</summary>
-    private sealed class GateLayer : Layer<float>
-    {
-        public ManualResetEventSlim Entered { get; } = new();
-
-        public ManualResetEventSlim Release { get; } = new();
-
-        public bool Armed { get; set; }
-
-        public override string Name => "gate";
-
-        public override LayerDescription Describe() => new("Gate");
-
-        public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
-
-        protected override Tensor<float> ForwardCore(Tensor<float> input)
-        {
-            if (Armed)
-            {
-                Entered.Set();
-                Release.Wait(TimeSpan.FromSeconds(30));
-            }
-
-            return input;
-        }
-
-        protected override Tensor<float> BackwardCore(Tensor<float> outputGradient) => outputGradient;
-    }
-
     [Fact]
     public void A_second_thread_entering_a_busy_network_gets_a_clear_error_not_wrong_numbers()
     {

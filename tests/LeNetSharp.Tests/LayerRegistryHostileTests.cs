@@ -114,35 +114,6 @@ public sealed class LayerRegistryHostileTests : TempDirectoryTest
         }
     }
 
-    /// <summary>A pass-through layer that, when armed, signals it is inside Forward and waits to be released.</summary>
-    private sealed class Gate : Layer<float>
-    {
-        public ManualResetEventSlim Entered { get; } = new();
-
-        public ManualResetEventSlim Release { get; } = new();
-
-        public bool Armed { get; set; }
-
-        public override string Name => "gate";
-
-        public override LayerDescription Describe() => new("Hostile.Gate");
-
-        public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
-
-        protected override Tensor<float> ForwardCore(Tensor<float> input)
-        {
-            if (Armed)
-            {
-                Entered.Set();
-                Release.Wait(TimeSpan.FromSeconds(30));
-            }
-
-            return input;
-        }
-
-        protected override Tensor<float> BackwardCore(Tensor<float> outputGradient) => outputGradient;
-    }
-
     /// <summary>Runs <paramref name="act"/>, returning what it threw and how many bytes this thread allocated meanwhile.</summary>
     private static (Exception? Error, long Allocated) Measure(Action act)
     {
@@ -537,7 +508,7 @@ public sealed class LayerRegistryHostileTests : TempDirectoryTest
     public async Task Switching_the_backend_from_another_thread_during_a_forward_is_refused_and_harms_nothing()
     {
         var (x, _) = Batch(2);
-        var gate = new Gate();
+        var gate = new GateLayer();
         var net = new Sequential<float>(gate, new Flatten<float>(), new Linear<float>(64, 3, new Random(1))) { Backend = ComputeBackend.SimdWithWidth(128) };
         float[] expected = net.Forward(x).Data.ToArray();
 

@@ -1,5 +1,6 @@
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Tests;
 
@@ -59,4 +60,33 @@ internal static class PlanInspection
     /// <summary>How many backend kernels standing in for several layers (fused passes) the last forward ran.</summary>
     public static int FusedPassesInLastForward<T>(this Sequential<T> network) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
         network.Runner.LastPlan?.FusedSteps ?? 0;
+}
+
+/// <summary>A pass-through layer that, when armed, signals it is inside Forward and waits to be released.</summary>
+internal sealed class GateLayer : Layer<float>
+{
+    public ManualResetEventSlim Entered { get; } = new();
+
+    public ManualResetEventSlim Release { get; } = new();
+
+    public bool Armed { get; set; }
+
+    public override string Name => "gate";
+
+    public override LayerDescription Describe() => new("Gate");
+
+    public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
+
+    protected override Tensor<float> ForwardCore(Tensor<float> input)
+    {
+        if (Armed)
+        {
+            Entered.Set();
+            Release.Wait(TimeSpan.FromSeconds(30));
+        }
+
+        return input;
+    }
+
+    protected override Tensor<float> BackwardCore(Tensor<float> outputGradient) => outputGradient;
 }
