@@ -13,7 +13,7 @@ namespace LeNetSharp.Kernels;
 /// <code>
 /// input y : (N, H, W, C)   output p : (N, H/2, W/2, C), p[n,i,j,c] = max(max over the window y[n, 2i..2i+1, 2j..2j+1, c], 0)
 /// </code>
-/// The maximum is the layers' (IEEE's, NaNs passed on with their bits, <see cref="VectorOps.MaxKeepingNaN{T}(T, T)"/>) in
+/// The maximum is the layers' (IEEE's, NaNs passed on with their bits, <see cref="ScalarOps.MaxKeepingNaN{T}(T, T)"/>) in
 /// their order: Relu leaves a NaN as it is and is monotone, so the window's maximum first and Relu last gives the bits of
 /// Relu then MaxPool2x2.
 /// </summary>
@@ -63,10 +63,10 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
 
                     for (; k < c; k++)
                     {
-                        T max = VectorOps.MaxKeepingNaN(
-                            VectorOps.MaxKeepingNaN(Unsafe.Add(ref t, k), Unsafe.Add(ref t, k + c)),
-                            VectorOps.MaxKeepingNaN(Unsafe.Add(ref d, k), Unsafe.Add(ref d, k + c)));
-                        Unsafe.Add(ref p, k) = VectorOps.Relu(max);
+                        T max = ScalarOps.MaxKeepingNaN(
+                            ScalarOps.MaxKeepingNaN(Unsafe.Add(ref t, k), Unsafe.Add(ref t, k + c)),
+                            ScalarOps.MaxKeepingNaN(Unsafe.Add(ref d, k), Unsafe.Add(ref d, k + c)));
+                        Unsafe.Add(ref p, k) = ScalarOps.Relu(max);
                     }
                 }
             }

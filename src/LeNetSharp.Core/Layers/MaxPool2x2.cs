@@ -51,8 +51,8 @@ public sealed class MaxPool2x2<T> : Layer<T> where T : unmanaged, IFloatingPoint
                     for (int ch = 0; ch < c; ch++, o++)
                     {
                         int topLeft = ((b * h + 2 * i) * w + 2 * j) * c + ch, bottomLeft = topLeft + w * c;
-                        y[o] = VectorOps.MaxKeepingNaN(
-                            VectorOps.MaxKeepingNaN(x[topLeft], x[topLeft + c]), VectorOps.MaxKeepingNaN(x[bottomLeft], x[bottomLeft + c]));
+                        y[o] = ScalarOps.MaxKeepingNaN(
+                            ScalarOps.MaxKeepingNaN(x[topLeft], x[topLeft + c]), ScalarOps.MaxKeepingNaN(x[bottomLeft], x[bottomLeft + c]));
                     }
 
         return output;

@@ -33,7 +33,7 @@ public sealed class Relu<T> : Layer<T> where T : unmanaged, IFloatingPointIeee75
     {
         var output = Tensor<T>.ReuseLike(ref _output, input);
         Span<T> x = input.Span, y = output.Span;
-        for (int i = 0; i < x.Length; i++) y[i] = VectorOps.Relu(x[i]); // not T.Max, whose NaN bits vary by JIT tier
+        for (int i = 0; i < x.Length; i++) y[i] = ScalarOps.Relu(x[i]); // not T.Max, whose NaN bits vary by JIT tier
         return output;
     }
 

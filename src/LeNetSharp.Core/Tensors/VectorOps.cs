@@ -10,7 +10,7 @@ internal static class VectorOps
     /// <summary>"Vector&lt;T&gt;, 256-bit": the width .NET gives <see cref="Vector{T}"/> on this CPU, for plan summaries.</summary>
     public static string WidthName<T>() => $"Vector<T>, {Vector<byte>.Count * 8}-bit";
 
-    /// <summary>y = max(x, 0), a NaN passed on with its bits (<see cref="Relu{T}(T)"/>).</summary>
+    /// <summary>y = max(x, 0), a NaN passed on with its bits (<see cref="ScalarOps.Relu{T}(T)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Relu<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, INumber<T>
     {
@@ -25,36 +25,19 @@ internal static class VectorOps
             }
         }
 
-        for (; i < x.Length; i++) Unsafe.Add(ref ys, i) = Relu(Unsafe.Add(ref xs, i));
+        for (; i < x.Length; i++) Unsafe.Add(ref ys, i) = ScalarOps.Relu(Unsafe.Add(ref xs, i));
     }
 
-    /// <summary>
-    /// IEEE max(x, 0) with a NaN passed on with its bits: +0 where x ≤ 0 (−0 included), else x. Written as a comparison
-    /// and a select, not as <c>T.Max</c>/<see cref="Vector.Max{T}"/>, whose NaN results differ by CPU, vector width and
-    /// JIT tier (one quiets a signalling NaN, another returns it as is): this way every path gives the same bits.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static T Relu<T>(T x) where T : INumber<T> => x <= T.Zero ? T.Zero : x;
-
-    /// <inheritdoc cref="Relu{T}(T)"/>
+    /// <summary>The vector form of <see cref="ScalarOps.Relu{T}(T)"/>: the same bits lane by lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<T> Relu<T>(Vector<T> x) => Vector.AndNot(x, Vector.LessThanOrEqual(x, Vector<T>.Zero));
 
-    /// <summary>
-    /// IEEE maximum with NaNs passed on with their bits: <paramref name="a"/> when it is NaN, else <paramref name="b"/>
-    /// when it is NaN, else the larger (+0 above −0). <c>T.Max</c> and <see cref="Vector.Max{T}"/> agree on numbers but
-    /// choose between two NaNs, and quiet a signalling one, differently by CPU, width and JIT tier; this fixes the choice,
-    /// so a maximum over several values is the first NaN among them in the order they are combined.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static T MaxKeepingNaN<T>(T a, T b) where T : INumber<T> => T.IsNaN(a) ? a : T.IsNaN(b) ? b : T.Max(a, b);
-
-    /// <inheritdoc cref="MaxKeepingNaN{T}(T, T)"/>
+    /// <summary>The vector form of <see cref="ScalarOps.MaxKeepingNaN{T}(T, T)"/>: the same bits lane by lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<T> MaxKeepingNaN<T>(Vector<T> a, Vector<T> b) =>
         Vector.ConditionalSelect(Vector.Equals(a, a), Vector.ConditionalSelect(Vector.Equals(b, b), Vector.Max(a, b), b), a);
 
-    /// <summary>z = max(x, y) element-wise, NaNs passed on with their bits (x's first; <see cref="MaxKeepingNaN{T}(T, T)"/>); z may be x.</summary>
+    /// <summary>z = max(x, y) element-wise, NaNs passed on with their bits (x's first; <see cref="ScalarOps.MaxKeepingNaN{T}(T, T)"/>); z may be x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public static void Max<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> y, Span<T> z) where T : unmanaged, INumber<T>
     {
@@ -70,7 +53,7 @@ internal static class VectorOps
             }
         }
 
-        for (; i < x.Length; i++) Unsafe.Add(ref zs, i) = MaxKeepingNaN(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
+        for (; i < x.Length; i++) Unsafe.Add(ref zs, i) = ScalarOps.MaxKeepingNaN(Unsafe.Add(ref xs, i), Unsafe.Add(ref ys, i));
     }
 
     /// <summary>
@@ -123,7 +106,7 @@ internal static class VectorOps
             int left = 2 * j * channels;
             for (int ch = 0; ch < channels; ch++, o++)
             {
-                Unsafe.Add(ref ys, o) = MaxKeepingNaN(Unsafe.Add(ref xs, left + ch), Unsafe.Add(ref xs, left + channels + ch));
+                Unsafe.Add(ref ys, o) = ScalarOps.MaxKeepingNaN(Unsafe.Add(ref xs, left + ch), Unsafe.Add(ref xs, left + channels + ch));
             }
         }
     }
