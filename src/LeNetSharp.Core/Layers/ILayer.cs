@@ -50,8 +50,8 @@ public interface ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
     LayerDescription Describe();
 
     /// <summary>
-    /// A deep, independent copy: the same kind and settings, copies of every parameter's value and gradient, buffers of
-    /// its own. The copy and the original can run on two threads at once.
+    /// A deep, independent copy: the same kind and settings, copies of every parameter's value and gradient and of any
+    /// <see cref="IStatefulLayer{T}.State"/>, buffers of its own. The copy and the original can run on two threads at once.
     /// </summary>
     /// <returns>The copy.</returns>
     /// <exception cref="NotSupportedException">The layer cannot be copied (e.g. its type is not registered).</exception>

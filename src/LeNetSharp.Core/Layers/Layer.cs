@@ -68,12 +68,13 @@ public abstract class Layer<T> : ILayer<T>, ITrainingMode where T : unmanaged, I
 
     /// <summary>
     /// A deep copy built by <see cref="LayerRegistry.Create{T}"/> from <see cref="Describe"/>, with this layer's parameter
-    /// values and gradients copied in. Override it to carry state the description does not hold.
+    /// values and gradients copied in, and for an <see cref="IStatefulLayer{T}"/> its state. Override it to carry state
+    /// the description and <see cref="IStatefulLayer{T}.State"/> do not hold.
     /// </summary>
     /// <returns>The copy.</returns>
     /// <exception cref="NotSupportedException">
     /// The type is not registered, its factory returned null, this layer or another kind of layer, or the copy's
-    /// parameters differ from this layer's.
+    /// parameters or state differ from this layer's.
     /// </exception>
     public virtual ILayer<T> Clone()
     {
@@ -112,7 +113,30 @@ public abstract class Layer<T> : ILayer<T>, ITrainingMode where T : unmanaged, I
             to[p].Gradient.CopyFrom(from[p].Gradient);
         }
 
+        if (this is IStatefulLayer<T> stateful) CopyState(stateful, copy, description);
         return copy;
+    }
+
+    /// <summary>Copies <paramref name="from"/>'s state into <paramref name="copy"/>, which must hold state of the same names and shapes.</summary>
+    private void CopyState(IStatefulLayer<T> from, ILayer<T> copy, LayerDescription description)
+    {
+        var source = from.State;
+        var target = (copy as IStatefulLayer<T>)?.State ?? [];
+        if (target.Count != source.Count)
+        {
+            throw new NotSupportedException($"{Name}: the layer built from {description} has {target.Count} state tensors, this one {source.Count}.");
+        }
+
+        for (int s = 0; s < source.Count; s++)
+        {
+            if (target[s].Name != source[s].Name || !target[s].Value.HasShape(source[s].Value.Shape))
+            {
+                throw new NotSupportedException(
+                    $"{Name}: state '{source[s].Name}' is {source[s].Value.ShapeString}, the copy's is '{target[s].Name}' {target[s].Value.ShapeString}.");
+            }
+
+            target[s].Value.CopyFrom(source[s].Value);
+        }
     }
 
     /// <inheritdoc />

@@ -18,7 +18,7 @@ namespace LeNetSharp.Layers;
 public static class LayerRegistry
 {
     /// <summary>The type names of the built-in layers, which cannot be registered again.</summary>
-    public static IReadOnlyList<string> BuiltInTypes { get; } = ["Conv", "Relu", "MaxPool2x2", "Flatten", "Linear"];
+    public static IReadOnlyList<string> BuiltInTypes { get; } = ["Conv", "Relu", "MaxPool2x2", "Flatten", "Linear", "BatchNorm1d", "BatchNorm2d"];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
     /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives (a name <see cref="LayerDescription"/> takes).</param>
@@ -93,6 +93,8 @@ public static class LayerRegistry
             ["MaxPool2x2"] = _ => new MaxPool2x2<T>(),
             ["Flatten"] = _ => new Flatten<T>(),
             ["Linear"] = Linear<T>.FromDescription,
+            ["BatchNorm1d"] = BatchNorm1d<T>.FromDescription,
+            ["BatchNorm2d"] = BatchNorm2d<T>.FromDescription,
         };
     }
 }

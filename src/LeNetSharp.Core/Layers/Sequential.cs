@@ -24,6 +24,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ILayer<T>[] _layers;
     private readonly Parameter<T>[] _parameters;
+    private readonly StateTensor<T>[] _state;
 
     /// <summary>Creates a network from layers applied in the given order.</summary>
     /// <param name="layers">At least one layer.</param>
@@ -51,6 +52,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
         _layers = (ILayer<T>[])layers.Clone();
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
+        _state = _layers.OfType<IStatefulLayer<T>>().SelectMany(l => l.State).ToArray();
         Runner = new NetworkRunner<T>(this, ComputeBackend.Default);
     }
 
@@ -108,6 +110,15 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>The total number of trainable scalars.</summary>
     public int ParameterCount => _parameters.Sum(p => p.Value.Length);
 
+    /// <summary>
+    /// Every non-trainable state tensor (the running statistics of BatchNorm layers), layer by layer, in
+    /// order. No optimizer is given them; model files, checkpoints and <see cref="Clone"/> carry them.
+    /// </summary>
+    public IReadOnlyList<StateTensor<T>> State => _state;
+
+    /// <summary>The total number of non-trainable scalars (<see cref="State"/>): <see cref="Summary"/>'s "Non-trainable params".</summary>
+    public int NonTrainableParameterCount => _state.Sum(s => s.Value.Length);
+
     /// <summary>Plans, runs and guards this network.</summary>
     internal NetworkRunner<T> Runner { get; }
 
@@ -163,14 +174,15 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>
     /// A deep, independent copy: every layer's <see cref="ILayer{T}.Clone"/> (the same kinds and settings, copies of every
-    /// parameter's value and gradient, buffers of their own) and the same <see cref="Backend"/>. Training or running the
+    /// parameter's value and gradient and of the non-trainable <see cref="State"/>, buffers of their own), the same
+    /// <see cref="Backend"/> and <see cref="Training"/> mode. Training or running the
     /// copy never affects this network, and the two can be used from two threads at once.
     /// </summary>
     /// <returns>The copy.</returns>
     /// <exception cref="NotSupportedException">
     /// A layer cannot be copied (a layer type of your own that is not registered with <see cref="LayerRegistry"/> and
-    /// does not override Clone), or its Clone returned null, the layer itself, or a copy whose parameters differ in
-    /// number or shape or are the original's own objects.
+    /// does not override Clone), or its Clone returned null, the layer itself, or a copy whose parameters or state differ
+    /// in number or shape or are the original's own objects.
     /// </exception>
     public Sequential<T> Clone()
     {
@@ -197,7 +209,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         return new Sequential<T>(layers) { Backend = Backend, Training = Training };
     }
 
-    /// <summary>Throws unless <paramref name="copy"/>'s parameters match <paramref name="original"/>'s in number and shape and share no storage with them.</summary>
+    /// <summary>Throws unless <paramref name="copy"/>'s parameters and state match <paramref name="original"/>'s in number and shape and share no storage with them.</summary>
     private static void RequireIndependentCopy(ILayer<T> original, ILayer<T> copy)
     {
         string layer = $"Layer '{original.Name}' ({original.GetType().Name})";
@@ -213,6 +225,21 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (!to[p].Value.HasShape(from[p].Value.Shape))
             {
                 throw new NotSupportedException($"{layer}: parameter '{from[p].Name}' is {from[p].Value.ShapeString}, its copy's {to[p].Value.ShapeString}.");
+            }
+        }
+
+        IReadOnlyList<StateTensor<T>> fromState = (original as IStatefulLayer<T>)?.State ?? [], toState = (copy as IStatefulLayer<T>)?.State ?? [];
+        if (toState.Count != fromState.Count) throw new NotSupportedException($"{layer}: it has {fromState.Count} state tensors, its copy {toState.Count}.");
+        for (int s = 0; s < fromState.Count; s++)
+        {
+            if (ReferenceEquals(toState[s], fromState[s]) || ReferenceEquals(toState[s].Value.Data, fromState[s].Value.Data))
+            {
+                throw new NotSupportedException($"{layer}: its copy shares state '{fromState[s].Name}' with it, not a copy of it.");
+            }
+
+            if (!toState[s].Value.HasShape(fromState[s].Value.Shape))
+            {
+                throw new NotSupportedException($"{layer}: state '{fromState[s].Name}' is {fromState[s].Value.ShapeString}, its copy's {toState[s].Value.ShapeString}.");
             }
         }
     }
@@ -236,7 +263,9 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>
     /// A table of the layers as Keras's <c>model.summary()</c> prints it: each layer, its output shape (the batch
-    /// shown as "None") and its parameter count, then the totals. For LeNet and (28, 28, 1):
+    /// shown as "None") and its parameter count (trainable and non-trainable, as Keras counts a batch normalisation's
+    /// moving mean and variance), then the totals: all, trainable (<see cref="ParameterCount"/>) and non-trainable
+    /// (<see cref="NonTrainableParameterCount"/>). For LeNet and (28, 28, 1):
     /// <code>
     /// Layer (type)                   Output Shape            Param #
     /// ==============================================================
@@ -246,6 +275,8 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// Linear 256→10                  (None, 10)                2,570
     /// ==============================================================
     /// Total params: 5,142
+    /// Trainable params: 5,142
+    /// Non-trainable params: 0
     /// </code>
     /// </summary>
     /// <param name="inputShape">One example's dimensions without the batch, like Keras's input_shape: (H, W, C) for images, e.g. (28, 28, 1).</param>
@@ -260,7 +291,8 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         for (int i = 0; i < _layers.Length; i++)
         {
             string shape = "(None" + string.Concat(shapes[i].Skip(1).Select(d => ", " + d.ToString(CultureInfo.InvariantCulture))) + ")";
-            rows.Add((_layers[i].Name, shape, Count(_layers[i].Parameters.Sum(p => p.Value.Length))));
+            int state = _layers[i] is IStatefulLayer<T> stateful ? stateful.State.Sum(s => s.Value.Length) : 0;
+            rows.Add((_layers[i].Name, shape, Count(_layers[i].Parameters.Sum(p => p.Value.Length) + state)));
         }
 
         int w0 = Math.Max("Layer (type)".Length, rows.Max(r => r.Layer.Length)) + 4;
@@ -274,9 +306,9 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         sb.Append(rule).Append('\n');
         foreach (var (layer, shape, count) in rows) sb.Append(layer.PadRight(w0)).Append(shape.PadRight(w1)).Append(count.PadLeft(w2)).Append('\n');
         sb.Append(rule).Append('\n');
-        sb.Append("Total params: ").Append(Count(ParameterCount)).Append('\n');
+        sb.Append("Total params: ").Append(Count(ParameterCount + NonTrainableParameterCount)).Append('\n');
         sb.Append("Trainable params: ").Append(Count(ParameterCount)).Append('\n');
-        sb.Append("Non-trainable params: 0\n");
+        sb.Append("Non-trainable params: ").Append(Count(NonTrainableParameterCount)).Append('\n');
         return sb.ToString();
     }
 

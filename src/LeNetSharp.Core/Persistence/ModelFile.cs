@@ -54,11 +54,13 @@ public sealed class ModelFormatException : IOException
 ///            settings         uint8 count, then per setting: name (uint8 length + UTF-8), value (float64)
 /// per layer, both:
 ///            tensor count     uint8, then per tensor: name (uint8 length + UTF-8), rank (uint8), dims (int32 each),
-///                             elements (row-major)
+///                             elements (row-major); the layer's parameters, then its non-trainable state
+///                             (<see cref="IStatefulLayer{T}.State"/>: BatchNorm's running_mean and running_var)
 /// SHA-256                     32 bytes over everything before it
 /// </code>
-/// A network of built-in layers only is written as version 1 (which every reader takes); any other as version 2.
-/// Layers of your own are stored by their <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
+/// A network of the five layers version 1 knows (Conv, Relu, MaxPool2x2, Flatten, Linear) is written as version 1
+/// (which every reader takes); any other, BatchNorm included, as version 2. Layers of your own are stored by their
+/// <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
 /// </summary>
 public static class ModelFile
 {
@@ -75,6 +77,10 @@ public static class ModelFile
     /// <param name="path">Destination file.</param>
     /// <typeparam name="T">Element type; stored as is.</typeparam>
     /// <exception cref="NotSupportedException">A layer's type is not registered, so the file could not be loaded back (nothing is written).</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A BatchNorm layer's running statistics are not finite, or a running variance is negative (training diverged), so
+    /// the file would not load back (nothing is written).
+    /// </exception>
     public static void Save<T>(Sequential<T> network, string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -91,7 +97,8 @@ public static class ModelFile
     /// Not a regular file (a directory, FIFO or device is refused without being read), larger than 1 GiB (checked
     /// before anything is allocated), wrong magic (checked on the first bytes, before the rest is read) or version,
     /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, kernel
-    /// sizes, stride or padding above 65,536), or inconsistent shapes. A built-in layer is built only once the file is
+    /// sizes, stride or padding above 65,536), inconsistent shapes, or BatchNorm running statistics that are not finite
+    /// (or a negative running variance). A built-in layer is built only once the file is
     /// shown to hold its weights. A layer of your own is built by its registered factory from the file's settings (check
     /// them there: see <see cref="LayerRegistry.Register{T}"/>); whatever the factory throws is reported as this
     /// exception, with the factory's as its inner exception.
@@ -142,13 +149,19 @@ public static class ModelFile
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
-            bool builtIn = network.Layers.All(IsBuiltIn);
+            bool builtIn = network.Layers.All(IsVersion1Layer);
             w.Write(Magic);
             w.Write((ushort)(builtIn ? 1 : 2));
             w.Write((byte)ElementSize<T>());
             w.Write(network.Layers.Count);
-            foreach (var layer in network.Layers)
+            for (int i = 0; i < network.Layers.Count; i++)
             {
+                var layer = network.Layers[i];
+                if (layer is BatchNorm<T> batchNorm && batchNorm.StateProblem() is { } problem)
+                {
+                    throw new InvalidOperationException($"The model format cannot store layer {i} ({layer.Name}): {problem} A model file holding it would not load back.");
+                }
+
                 if (!builtIn)
                 {
                     WriteDescription(w, layer);
@@ -208,7 +221,19 @@ public static class ModelFile
     }
 
     private static bool IsBuiltIn<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
+        IsVersion1Layer(layer) || layer is BatchNorm1d<T> or BatchNorm2d<T>;
+
+    /// <summary>A layer version 1 has a kind number for.</summary>
+    private static bool IsVersion1Layer<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
         layer is Conv<T> or Relu<T> or MaxPool2x2<T> or Flatten<T> or Linear<T>;
+
+    /// <summary>What a model file stores of a layer: its parameters' values, then its state, by name.</summary>
+    private static List<(string Name, Tensor<T> Value)> StoredTensors<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var tensors = layer.Parameters.Select(p => (p.Name, p.Value)).ToList();
+        if (layer is IStatefulLayer<T> stateful) tensors.AddRange(stateful.State.Select(s => (s.Name, s.Value)));
+        return tensors;
+    }
 
     /// <summary>A name of at most 255 UTF-8 bytes (checked by <see cref="LayerDescription"/> or <see cref="WriteTensors"/>).</summary>
     private static void WriteName(BinaryWriter w, string name)
@@ -220,8 +245,9 @@ public static class ModelFile
 
     private static void WriteTensors<T>(BinaryWriter w, ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (layer.Parameters.Count > byte.MaxValue) throw new NotSupportedException($"The model format stores up to 255 tensors a layer; '{layer.Name}' has {layer.Parameters.Count}.");
-        foreach (var p in layer.Parameters)
+        var tensors = StoredTensors(layer);
+        if (tensors.Count > byte.MaxValue) throw new NotSupportedException($"The model format stores up to 255 tensors a layer; '{layer.Name}' has {tensors.Count}.");
+        foreach (var p in tensors)
         {
             // What would not load back as written: a name a description could not hold (too long, a lone surrogate, a
             // line break), a rank above a byte.
@@ -240,8 +266,8 @@ public static class ModelFile
             }
         }
 
-        w.Write((byte)layer.Parameters.Count);
-        foreach (var p in layer.Parameters)
+        w.Write((byte)tensors.Count);
+        foreach (var p in tensors)
         {
             WriteName(w, p.Name);
             w.Write((byte)p.Value.Rank);
@@ -323,13 +349,18 @@ public static class ModelFile
                     what = $"layer {i} ({layers[i].Name})";
                 }
 
+                var stored = StoredTensors(layers[i]);
                 int tensors = r.ReadByte();
-                if (tensors != layers[i].Parameters.Count)
+                if (tensors != stored.Count)
                 {
-                    throw new ModelFormatException(path, $"layer {i} ({layers[i].Name}): expected {layers[i].Parameters.Count} tensors, found {tensors}.");
+                    throw new ModelFormatException(path, $"layer {i} ({layers[i].Name}): expected {stored.Count} tensors, found {tensors}.");
                 }
 
-                foreach (var p in layers[i].Parameters) ReadTensor(r, p, elementSize, path, i, what);
+                foreach (var (name, value) in stored) ReadTensor(r, name, value, elementSize, path, i, what);
+                if (layers[i] is BatchNorm<T> batchNorm && batchNorm.StateProblem() is { } problem)
+                {
+                    throw new ModelFormatException(path, $"{what}: {problem}");
+                }
             }
             catch (EndOfStreamException)
             {
@@ -410,6 +441,12 @@ public static class ModelFile
                     int inF = description.GetInt("in", 1, MaxDimension), outF = description.GetInt("out", 1, MaxDimension);
                     EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
                     break;
+                case "BatchNorm1d" or "BatchNorm2d":
+                    int channels = description.GetInt(type == "BatchNorm1d" ? "features" : "channels", 1, MaxDimension);
+                    BatchNorm<T>.CheckSettings(description.Get("eps"), description.Get("momentum"));
+                    bool affine = description.GetInt("affine", 0, 1) == 1;
+                    EnsureHolds(r, path, what, (Int128)channels * (affine ? 4 : 2), elementSize);
+                    break;
             }
         }
         catch (ArgumentException e)
@@ -483,22 +520,22 @@ public static class ModelFile
         }
     }
 
-    private static void ReadTensor<T>(BinaryReader r, Parameter<T> p, int elementSize, string path, int layer, string what)
+    private static void ReadTensor<T>(BinaryReader r, string expectedName, Tensor<T> tensor, int elementSize, string path, int layer, string what)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string name = ReadName(r);
         int rank = r.ReadByte();
         var dims = new int[rank];
         for (int d = 0; d < rank; d++) dims[d] = r.ReadInt32();
-        if (name != p.Name || !p.Value.HasShape(dims))
+        if (name != expectedName || !tensor.HasShape(dims))
         {
             throw new ModelFormatException(path,
-                $"layer {layer}: expected tensor '{p.Name}' {p.Value.ShapeString}, found '{name}' {Tensor<T>.ShapeToString(dims)}.");
+                $"layer {layer}: expected tensor '{expectedName}' {tensor.ShapeString}, found '{name}' {Tensor<T>.ShapeToString(dims)}.");
         }
 
-        EnsureHolds(r, path, $"{what}: tensor '{p.Name}' {p.Value.ShapeString}", p.Value.Length, elementSize);
+        EnsureHolds(r, path, $"{what}: tensor '{expectedName}' {tensor.ShapeString}", tensor.Length, elementSize);
 
-        Span<T> values = p.Value.Span;
+        Span<T> values = tensor.Span;
         for (int i = 0; i < values.Length; i++)
         {
             values[i] = elementSize == 4 ? T.CreateTruncating(r.ReadSingle()) : T.CreateTruncating(r.ReadDouble());

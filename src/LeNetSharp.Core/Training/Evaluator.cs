@@ -57,8 +57,8 @@ public static class Evaluator
     /// <param name="batchSize">Images per forward pass (default 16: small batches keep the im2col buffers in cache).</param>
     /// <param name="threads">
     /// Threads (default 1). With more than one, each thread runs an independent copy of the network (see
-    /// <see cref="Sequential{T}.Clone"/>; the copies are kept with the network and get its current weights at every
-    /// call) and takes the next batch of <paramref name="batchSize"/> images until none is left, so a thread on a
+    /// <see cref="Sequential{T}.Clone"/>; the copies are kept with the network and get its current weights and
+    /// running statistics at every call) and takes the next batch of <paramref name="batchSize"/> images until none is left, so a thread on a
     /// slower core does less; the result is the same whatever the count.
     /// </param>
     /// <param name="cancellationToken">Checked between batches.</param>
@@ -152,13 +152,14 @@ public static class Evaluator
         where T : unmanaged, IFloatingPointIeee754<T> =>
         (System.Collections.Concurrent.ConcurrentBag<Sequential<T>>)ReplicaCache.GetValue(network, _ => new System.Collections.Concurrent.ConcurrentBag<Sequential<T>>());
 
-    /// <summary>An idle copy from the pool (or a new one) holding the network's current weights.</summary>
+    /// <summary>An idle copy from the pool (or a new one) holding the network's current weights and state.</summary>
     private static Sequential<T> Rent<T>(System.Collections.Concurrent.ConcurrentBag<Sequential<T>> pool, Sequential<T> network)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!pool.TryTake(out var copy)) return network.Clone();
         copy.Backend = network.Backend;
         for (int p = 0; p < network.Parameters.Count; p++) copy.Parameters[p].Value.CopyFrom(network.Parameters[p].Value);
+        for (int s = 0; s < network.State.Count; s++) copy.State[s].Value.CopyFrom(network.State[s].Value); // BatchNorm's running statistics
         return copy;
     }
 
