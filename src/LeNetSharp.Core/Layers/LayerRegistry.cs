@@ -79,6 +79,17 @@ public static class LayerRegistry
         return layer;
     }
 
+    /// <summary>Whether <paramref name="layer"/> is the built-in class of the built-in type <paramref name="type"/> (a Relu&lt;T&gt; for "Relu").</summary>
+    internal static bool IsBuiltInLayer<T>(ILayer<T> layer, string type) where T : unmanaged, IFloatingPointIeee754<T> => type switch
+    {
+        "Conv" => layer is Conv<T>,
+        "Relu" => layer is Relu<T>,
+        "MaxPool2x2" => layer is MaxPool2x2<T>,
+        "Flatten" => layer is Flatten<T>,
+        "Linear" => layer is Linear<T>,
+        _ => false,
+    };
+
     /// <summary>A type's name as C# writes it, e.g. "Relu&lt;Single&gt;".</summary>
     internal static string TypeName(Type type) =>
         type.IsGenericType ? $"{type.Name.Split('`')[0]}<{string.Join(", ", type.GetGenericArguments().Select(a => a.Name))}>" : type.Name;

@@ -43,7 +43,7 @@ public sealed class ModelFormatException : IOException
 /// SHA-256, written atomically.
 /// <code>
 /// "LNSM"                      4 bytes magic
-/// version                     uint16 (1: built-in layers only; 2: any registered layers)
+/// version                     uint16 (1: the five layer types below only; 2: any built-in or registered layers)
 /// element size                uint8 (4: float32, 8: float64)
 /// layer count                 int32
 /// per layer, version 1:
@@ -57,7 +57,8 @@ public sealed class ModelFormatException : IOException
 ///                             elements (row-major)
 /// SHA-256                     32 bytes over everything before it
 /// </code>
-/// A network of built-in layers only is written as version 1 (which every reader takes); any other as version 2.
+/// A network of Conv, Relu, MaxPool2x2, Flatten and Linear layers only is written as version 1 (which every reader
+/// takes); any other, with another built-in layer or one of your own, as version 2.
 /// Layers of your own are stored by their <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
 /// </summary>
 public static class ModelFile
@@ -142,7 +143,7 @@ public static class ModelFile
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
-            bool builtIn = network.Layers.All(IsBuiltIn);
+            bool builtIn = network.Layers.All(IsVersion1Layer);
             w.Write(Magic);
             w.Write((ushort)(builtIn ? 1 : 2));
             w.Write((byte)ElementSize<T>());
@@ -186,7 +187,7 @@ public static class ModelFile
     private static void WriteDescription<T>(BinaryWriter w, ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var d = layer.Describe() ?? throw new NotSupportedException($"The model format cannot store layer '{layer.Name}': its Describe returned null.");
-        if (LayerRegistry.BuiltInTypes.Contains(d.Type) && !IsBuiltIn(layer))
+        if (LayerRegistry.BuiltInTypes.Contains(d.Type) && !LayerRegistry.IsBuiltInLayer(layer, d.Type))
         {
             throw new NotSupportedException(
                 $"The model format cannot store layer '{layer.Name}' ({LayerRegistry.TypeName(layer.GetType())}): it describes itself as the built-in type '{d.Type}' but is not a {d.Type}<{typeof(T).Name}>, so it would load as one.");
@@ -207,7 +208,8 @@ public static class ModelFile
         }
     }
 
-    private static bool IsBuiltIn<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
+    /// <summary>One of the five layer types version 1 stores (the tutorial's); any other makes the file version 2.</summary>
+    private static bool IsVersion1Layer<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
         layer is Conv<T> or Relu<T> or MaxPool2x2<T> or Flatten<T> or Linear<T>;
 
     /// <summary>A name of at most 255 UTF-8 bytes (checked by <see cref="LayerDescription"/> or <see cref="WriteTensors"/>).</summary>
