@@ -17,7 +17,11 @@ namespace LeNetSharp.Layers;
 public static class LayerRegistry
 {
     /// <summary>The type names of the built-in layers, which cannot be registered again.</summary>
-    public static IReadOnlyList<string> BuiltInTypes { get; } = ["Conv", "Relu", "MaxPool2x2", "Flatten", "Linear"];
+    public static IReadOnlyList<string> BuiltInTypes { get; } =
+    [
+        "Conv", "Relu", "MaxPool2x2", "Flatten", "Linear",
+        "Tanh", "Sigmoid", "LeakyRelu",
+    ];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
     /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives (a name <see cref="LayerDescription"/> takes).</param>
@@ -87,6 +91,9 @@ public static class LayerRegistry
         "MaxPool2x2" => layer is MaxPool2x2<T>,
         "Flatten" => layer is Flatten<T>,
         "Linear" => layer is Linear<T>,
+        "Tanh" => layer is Tanh<T>,
+        "Sigmoid" => layer is Sigmoid<T>,
+        "LeakyRelu" => layer is LeakyRelu<T>,
         _ => false,
     };
 
@@ -103,6 +110,9 @@ public static class LayerRegistry
             ["MaxPool2x2"] = _ => new MaxPool2x2<T>(),
             ["Flatten"] = _ => new Flatten<T>(),
             ["Linear"] = Linear<T>.FromDescription,
+            ["Tanh"] = _ => new Tanh<T>(),
+            ["Sigmoid"] = _ => new Sigmoid<T>(),
+            ["LeakyRelu"] = LeakyRelu<T>.FromDescription,
         };
     }
 }

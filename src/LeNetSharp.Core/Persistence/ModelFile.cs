@@ -412,6 +412,9 @@ public static class ModelFile
                     int inF = description.GetInt("in", 1, MaxDimension), outF = description.GetInt("out", 1, MaxDimension);
                     EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
                     break;
+                case "LeakyRelu":
+                    description.Get("slope"); // any finite number, which a description holds
+                    break;
             }
         }
         catch (ArgumentException e)
