@@ -20,7 +20,7 @@ public static class LayerRegistry
     public static IReadOnlyList<string> BuiltInTypes { get; } =
     [
         "Conv", "Relu", "MaxPool2x2", "Flatten", "Linear",
-        "Tanh", "Sigmoid", "LeakyRelu",
+        "Tanh", "Sigmoid", "LeakyRelu", "Dropout",
     ];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
@@ -94,6 +94,7 @@ public static class LayerRegistry
         "Tanh" => layer is Tanh<T>,
         "Sigmoid" => layer is Sigmoid<T>,
         "LeakyRelu" => layer is LeakyRelu<T>,
+        "Dropout" => layer is Dropout<T>,
         _ => false,
     };
 
@@ -113,6 +114,7 @@ public static class LayerRegistry
             ["Tanh"] = _ => new Tanh<T>(),
             ["Sigmoid"] = _ => new Sigmoid<T>(),
             ["LeakyRelu"] = LeakyRelu<T>.FromDescription,
+            ["Dropout"] = Dropout<T>.FromDescription,
         };
     }
 }

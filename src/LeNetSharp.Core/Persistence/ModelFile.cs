@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Numerics;
 using System.Security.Cryptography;
 using System.Text;
@@ -411,6 +412,11 @@ public static class ModelFile
                 case "Linear":
                     int inF = description.GetInt("in", 1, MaxDimension), outF = description.GetInt("out", 1, MaxDimension);
                     EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
+                    break;
+                case "Dropout":
+                    double p = description.Get("p");
+                    if (!(p >= 0 && p < 1)) throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Layer 'Dropout': setting 'p' must be at least 0 and below 1, found {p}."));
+                    description.GetInt("seed");
                     break;
                 case "LeakyRelu":
                     description.Get("slope"); // any finite number, which a description holds
