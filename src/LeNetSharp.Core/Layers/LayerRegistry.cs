@@ -20,7 +20,7 @@ public static class LayerRegistry
     public static IReadOnlyList<string> BuiltInTypes { get; } =
     [
         "Conv", "Relu", "MaxPool2x2", "Flatten", "Linear",
-        "Tanh", "Sigmoid", "LeakyRelu", "Dropout",
+        "Tanh", "Sigmoid", "LeakyRelu", "Dropout", "MaxPool2d", "AvgPool2d",
     ];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
@@ -95,6 +95,8 @@ public static class LayerRegistry
         "Sigmoid" => layer is Sigmoid<T>,
         "LeakyRelu" => layer is LeakyRelu<T>,
         "Dropout" => layer is Dropout<T>,
+        "MaxPool2d" => layer is MaxPool2d<T>,
+        "AvgPool2d" => layer is AvgPool2d<T>,
         _ => false,
     };
 
@@ -115,6 +117,8 @@ public static class LayerRegistry
             ["Sigmoid"] = _ => new Sigmoid<T>(),
             ["LeakyRelu"] = LeakyRelu<T>.FromDescription,
             ["Dropout"] = Dropout<T>.FromDescription,
+            ["MaxPool2d"] = MaxPool2d<T>.FromDescription,
+            ["AvgPool2d"] = AvgPool2d<T>.FromDescription,
         };
     }
 }

@@ -413,6 +413,11 @@ public static class ModelFile
                     int inF = description.GetInt("in", 1, MaxDimension), outF = description.GetInt("out", 1, MaxDimension);
                     EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
                     break;
+                case "MaxPool2d" or "AvgPool2d": // nothing is allocated by these settings: what the constructor takes, a saved pool loads
+                    int kernel = description.GetInt("kernel", 1);
+                    description.GetInt("stride", 1);
+                    description.GetInt("padding", 0, kernel / 2);
+                    break;
                 case "Dropout":
                     double p = description.Get("p");
                     if (!(p >= 0 && p < 1)) throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Layer 'Dropout': setting 'p' must be at least 0 and below 1, found {p}."));
