@@ -20,7 +20,7 @@ public static class LayerRegistry
     public static IReadOnlyList<string> BuiltInTypes { get; } =
     [
         "Conv", "Relu", "MaxPool2x2", "Flatten", "Linear",
-        "Tanh", "Sigmoid", "LeakyRelu", "Dropout", "MaxPool2d", "AvgPool2d",
+        "Tanh", "Sigmoid", "LeakyRelu", "Dropout", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d",
     ];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
@@ -97,6 +97,7 @@ public static class LayerRegistry
         "Dropout" => layer is Dropout<T>,
         "MaxPool2d" => layer is MaxPool2d<T>,
         "AvgPool2d" => layer is AvgPool2d<T>,
+        "GlobalAvgPool2d" => layer is GlobalAvgPool2d<T>,
         _ => false,
     };
 
@@ -119,6 +120,7 @@ public static class LayerRegistry
             ["Dropout"] = Dropout<T>.FromDescription,
             ["MaxPool2d"] = MaxPool2d<T>.FromDescription,
             ["AvgPool2d"] = AvgPool2d<T>.FromDescription,
+            ["GlobalAvgPool2d"] = _ => new GlobalAvgPool2d<T>(),
         };
     }
 }
