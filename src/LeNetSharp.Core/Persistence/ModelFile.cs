@@ -59,7 +59,8 @@ public sealed class ModelFormatException : IOException
 /// SHA-256                     32 bytes over everything before it
 /// </code>
 /// A network of Conv, Relu, MaxPool2x2, Flatten and Linear layers only is written as version 1 (which every reader
-/// takes); any other, with another built-in layer or one of your own, as version 2.
+/// takes); any other, with another built-in layer (Tanh, Sigmoid, LeakyRelu, Dropout, MaxPool2d, AvgPool2d,
+/// GlobalAvgPool2d) or one of your own, as version 2.
 /// Layers of your own are stored by their <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
 /// </summary>
 public static class ModelFile
@@ -92,11 +93,13 @@ public static class ModelFile
     /// <exception cref="ModelFormatException">
     /// Not a regular file (a directory, FIFO or device is refused without being read), larger than 1 GiB (checked
     /// before anything is allocated), wrong magic (checked on the first bytes, before the rest is read) or version,
-    /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, kernel
-    /// sizes, stride or padding above 65,536), or inconsistent shapes. A built-in layer is built only once the file is
-    /// shown to hold its weights. A layer of your own is built by its registered factory from the file's settings (check
-    /// them there: see <see cref="LayerRegistry.Register{T}"/>); whatever the factory throws is reported as this
-    /// exception, with the factory's as its inner exception.
+    /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, a
+    /// convolution's kernel sizes, stride or padding above 65,536; a pool's kernel or stride below 1 or padding above
+    /// half its kernel; a dropout probability outside [0, 1); a setting that is not a finite number), or inconsistent
+    /// shapes. A built-in layer is built only once the file is shown to hold its weights. A layer of your own is built
+    /// by its registered factory from the file's settings (check them there: see
+    /// <see cref="LayerRegistry.Register{T}"/>); whatever the factory throws is reported as this exception, with the
+    /// factory's as its inner exception.
     /// </exception>
     /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static Sequential<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
