@@ -315,7 +315,7 @@ public sealed class LayerRegistryHostileTests : TempDirectoryTest
     private static readonly Dictionary<string, (int Layers, Action<BinaryWriter> Write, string Message)> Crafted = new()
     {
         ["an unknown type"] = (1, w => { Description(w, "Hostile.Nope", ("a", 1)); w.Write((byte)0); },
-            "layer 0 (Hostile.Nope(a=1)): expected a built-in layer type (Conv, Relu, MaxPool2x2, Flatten, Linear, BatchNorm1d, BatchNorm2d) or one registered for Single with LayerRegistry.Register, found 'Hostile.Nope'."),
+            "layer 0 (Hostile.Nope(a=1)): expected a built-in layer type (Conv, Relu, MaxPool2x2, Flatten, Linear, Tanh, Sigmoid, LeakyRelu, Dropout, MaxPool2d, AvgPool2d, GlobalAvgPool2d, BatchNorm1d, BatchNorm2d) or one registered for Single with LayerRegistry.Register, found 'Hostile.Nope'."),
         ["an empty type"] = (1, w => { Description(w, ""); w.Write((byte)0); }, "layer 0: *type name*empty*"),
         ["a newline in the type"] = (1, w => { Description(w, "Re\nlu"); w.Write((byte)0); }, "layer 0: *'Re\\u000Alu'*control character*"),
         ["bytes that are not UTF-8 in the type"] = (1, w => { w.Write((byte)2); w.Write((byte)0xFF); w.Write((byte)0xFE); w.Write((byte)0); w.Write((byte)0); },

@@ -18,7 +18,11 @@ namespace LeNetSharp.Layers;
 public static class LayerRegistry
 {
     /// <summary>The type names of the built-in layers, which cannot be registered again.</summary>
-    public static IReadOnlyList<string> BuiltInTypes { get; } = ["Conv", "Relu", "MaxPool2x2", "Flatten", "Linear", "BatchNorm1d", "BatchNorm2d"];
+    public static IReadOnlyList<string> BuiltInTypes { get; } =
+    [
+        "Conv", "Relu", "MaxPool2x2", "Flatten", "Linear",
+        "Tanh", "Sigmoid", "LeakyRelu", "Dropout", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "BatchNorm1d", "BatchNorm2d",
+    ];
 
     /// <summary>Registers (or replaces) the factory for layers of type <paramref name="type"/> and element type <typeparamref name="T"/>.</summary>
     /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives (a name <see cref="LayerDescription"/> takes).</param>
@@ -80,6 +84,26 @@ public static class LayerRegistry
         return layer;
     }
 
+    /// <summary>Whether <paramref name="layer"/> is the built-in class of the built-in type <paramref name="type"/> (a Relu&lt;T&gt; for "Relu").</summary>
+    internal static bool IsBuiltInLayer<T>(ILayer<T> layer, string type) where T : unmanaged, IFloatingPointIeee754<T> => type switch
+    {
+        "Conv" => layer is Conv<T>,
+        "Relu" => layer is Relu<T>,
+        "MaxPool2x2" => layer is MaxPool2x2<T>,
+        "Flatten" => layer is Flatten<T>,
+        "Linear" => layer is Linear<T>,
+        "Tanh" => layer is Tanh<T>,
+        "Sigmoid" => layer is Sigmoid<T>,
+        "LeakyRelu" => layer is LeakyRelu<T>,
+        "Dropout" => layer is Dropout<T>,
+        "MaxPool2d" => layer is MaxPool2d<T>,
+        "AvgPool2d" => layer is AvgPool2d<T>,
+        "GlobalAvgPool2d" => layer is GlobalAvgPool2d<T>,
+        "BatchNorm1d" => layer is BatchNorm1d<T>,
+        "BatchNorm2d" => layer is BatchNorm2d<T>,
+        _ => false,
+    };
+
     /// <summary>A type's name as C# writes it, e.g. "Relu&lt;Single&gt;".</summary>
     internal static string TypeName(Type type) =>
         type.IsGenericType ? $"{type.Name.Split('`')[0]}<{string.Join(", ", type.GetGenericArguments().Select(a => a.Name))}>" : type.Name;
@@ -93,6 +117,13 @@ public static class LayerRegistry
             ["MaxPool2x2"] = _ => new MaxPool2x2<T>(),
             ["Flatten"] = _ => new Flatten<T>(),
             ["Linear"] = Linear<T>.FromDescription,
+            ["Tanh"] = _ => new Tanh<T>(),
+            ["Sigmoid"] = _ => new Sigmoid<T>(),
+            ["LeakyRelu"] = LeakyRelu<T>.FromDescription,
+            ["Dropout"] = Dropout<T>.FromDescription,
+            ["MaxPool2d"] = MaxPool2d<T>.FromDescription,
+            ["AvgPool2d"] = AvgPool2d<T>.FromDescription,
+            ["GlobalAvgPool2d"] = _ => new GlobalAvgPool2d<T>(),
             ["BatchNorm1d"] = BatchNorm1d<T>.FromDescription,
             ["BatchNorm2d"] = BatchNorm2d<T>.FromDescription,
         };

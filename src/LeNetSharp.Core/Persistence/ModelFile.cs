@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Numerics;
 using System.Security.Cryptography;
 using System.Text;
@@ -43,7 +44,7 @@ public sealed class ModelFormatException : IOException
 /// SHA-256, written atomically.
 /// <code>
 /// "LNSM"                      4 bytes magic
-/// version                     uint16 (1: built-in layers only; 2: any registered layers)
+/// version                     uint16 (1: the five layer types below only; 2: any built-in or registered layers)
 /// element size                uint8 (4: float32, 8: float64)
 /// layer count                 int32
 /// per layer, version 1:
@@ -58,9 +59,10 @@ public sealed class ModelFormatException : IOException
 ///                             (<see cref="IStatefulLayer{T}.State"/>: BatchNorm's running_mean and running_var)
 /// SHA-256                     32 bytes over everything before it
 /// </code>
-/// A network of the five layers version 1 knows (Conv, Relu, MaxPool2x2, Flatten, Linear) is written as version 1
-/// (which every reader takes); any other, BatchNorm included, as version 2. Layers of your own are stored by their
-/// <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
+/// A network of Conv, Relu, MaxPool2x2, Flatten and Linear layers only is written as version 1 (which every reader
+/// takes); any other, with another built-in layer (Tanh, Sigmoid, LeakyRelu, Dropout, MaxPool2d, AvgPool2d,
+/// GlobalAvgPool2d, BatchNorm1d, BatchNorm2d) or one of your own, as version 2.
+/// Layers of your own are stored by their <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
 /// </summary>
 public static class ModelFile
 {
@@ -96,12 +98,13 @@ public static class ModelFile
     /// <exception cref="ModelFormatException">
     /// Not a regular file (a directory, FIFO or device is refused without being read), larger than 1 GiB (checked
     /// before anything is allocated), wrong magic (checked on the first bytes, before the rest is read) or version,
-    /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, kernel
-    /// sizes, stride or padding above 65,536), inconsistent shapes, or BatchNorm running statistics that are not finite
-    /// (or a negative running variance). A built-in layer is built only once the file is
-    /// shown to hold its weights. A layer of your own is built by its registered factory from the file's settings (check
-    /// them there: see <see cref="LayerRegistry.Register{T}"/>); whatever the factory throws is reported as this
-    /// exception, with the factory's as its inner exception.
+    /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, a
+    /// convolution's kernel sizes, stride or padding above 65,536; a pool's kernel or stride below 1 or padding above
+    /// half its kernel; a dropout probability outside [0, 1); a setting that is not a finite number), inconsistent
+    /// shapes, or BatchNorm running statistics that are not finite (or a negative running variance). A built-in layer is
+    /// built only once the file is shown to hold its weights. A layer of your own is built by its registered factory from
+    /// the file's settings (check them there: see <see cref="LayerRegistry.Register{T}"/>); whatever the factory throws
+    /// is reported as this exception, with the factory's as its inner exception.
     /// </exception>
     /// <exception cref="IOException">The file cannot be read (permission denied).</exception>
     public static Sequential<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
@@ -199,7 +202,7 @@ public static class ModelFile
     private static void WriteDescription<T>(BinaryWriter w, ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var d = layer.Describe() ?? throw new NotSupportedException($"The model format cannot store layer '{layer.Name}': its Describe returned null.");
-        if (LayerRegistry.BuiltInTypes.Contains(d.Type) && !IsBuiltIn(layer))
+        if (LayerRegistry.BuiltInTypes.Contains(d.Type) && !LayerRegistry.IsBuiltInLayer(layer, d.Type))
         {
             throw new NotSupportedException(
                 $"The model format cannot store layer '{layer.Name}' ({LayerRegistry.TypeName(layer.GetType())}): it describes itself as the built-in type '{d.Type}' but is not a {d.Type}<{typeof(T).Name}>, so it would load as one.");
@@ -220,10 +223,7 @@ public static class ModelFile
         }
     }
 
-    private static bool IsBuiltIn<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
-        IsVersion1Layer(layer) || layer is BatchNorm1d<T> or BatchNorm2d<T>;
-
-    /// <summary>A layer version 1 has a kind number for.</summary>
+    /// <summary>One of the five layer types version 1 stores (the tutorial's); any other makes the file version 2.</summary>
     private static bool IsVersion1Layer<T>(ILayer<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
         layer is Conv<T> or Relu<T> or MaxPool2x2<T> or Flatten<T> or Linear<T>;
 
@@ -446,6 +446,19 @@ public static class ModelFile
                     BatchNorm<T>.CheckSettings(description.Get("eps"), description.Get("momentum"));
                     bool affine = description.GetInt("affine", 0, 1) == 1;
                     EnsureHolds(r, path, what, (Int128)channels * (affine ? 4 : 2), elementSize);
+                    break;
+                case "MaxPool2d" or "AvgPool2d": // nothing is allocated by these settings: what the constructor takes, a saved pool loads
+                    int kernel = description.GetInt("kernel", 1);
+                    description.GetInt("stride", 1);
+                    description.GetInt("padding", 0, kernel / 2);
+                    break;
+                case "Dropout":
+                    double p = description.Get("p");
+                    if (!(p >= 0 && p < 1)) throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Layer 'Dropout': setting 'p' must be at least 0 and below 1, found {p}."));
+                    description.GetInt("seed");
+                    break;
+                case "LeakyRelu":
+                    description.Get("slope"); // any finite number, which a description holds
                     break;
             }
         }

@@ -1,0 +1,157 @@
+using System.Globalization;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Layers;
+
+/// <summary>
+/// Inverted dropout, any shape (PyTorch's <c>nn.Dropout(p=0.5)</c>): in training each element is dropped with
+/// probability p and the kept ones are scaled by 1/(1 − p), so evaluation needs no rescaling and is the identity.
+/// <code>
+/// input  x : any shape                    output y : the same shape
+/// training   : m[i] = 1/(1 − p) when u[i] ≥ p, else 0, with u[i] uniform in [0, 1) from the layer's generator
+///              forward y = x·m;  backward ∂x = ∂y·m   (the mask of the last training forward)
+/// evaluation : forward y = x;  backward ∂x = ∂y        (<see cref="Layer{T}.Training"/> false: nothing is drawn)
+/// </code>
+/// The mask is drawn from the layer's own generator (SplitMix64, started from <see cref="Seed"/>), one number per element
+/// in row-major order at each training forward: a layer built with a seed draws the same masks for the same sequence of
+/// input shapes, whatever else runs in the process. Every forward in training mode draws a new mask (as PyTorch's);
+/// <see cref="Sequential{T}"/> starts in training mode, and evaluation and prediction turn it off.
+/// </summary>
+/// <remarks>
+/// The generator's position is not part of <see cref="Describe"/>: a network loaded from a model file starts again from
+/// <see cref="Seed"/>. <see cref="Clone"/> copies the position (see there).
+/// </remarks>
+/// <typeparam name="T">Element type.</typeparam>
+public sealed class Dropout<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T _scale;
+    private readonly string _name;
+    private ulong _state;            // the generator's state: SplitMix64 advances it by a constant per draw
+    private Tensor<T>? _mask;        // m of the last training forward: 0 or 1/(1 − p)
+    private Tensor<T>? _output;
+    private Tensor<T>? _inputGrad;
+    private bool _masked;            // whether the last forward was in training mode (it drew _mask)
+
+    /// <summary>Creates the layer.</summary>
+    /// <param name="p">The probability of dropping an element in training, from 0 (keep all) to below 1 (default 0.5, PyTorch's).</param>
+    /// <param name="seed">Where the layer's mask generator starts (default 0); any int.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="p"/> is not in [0, 1) (or is NaN).</exception>
+    public Dropout(double p = 0.5, int seed = 0)
+    {
+        if (!(p >= 0 && p < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(p), p,
+                $"Dropout: p must be at least 0 and below 1 (the probability of dropping an element), got {p.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        P = p;
+        Seed = seed;
+        _scale = T.One / T.CreateChecked(1 - p);
+        _name = string.Create(CultureInfo.InvariantCulture, $"Dropout p {p}");
+        _state = (ulong)(long)seed;
+    }
+
+    /// <summary>The probability of dropping an element in training, in [0, 1).</summary>
+    public double P { get; }
+
+    /// <summary>Where the mask generator started.</summary>
+    public int Seed { get; }
+
+    /// <summary>
+    /// Test hook: when set, training forwards keep exactly the elements marked true (scaled by 1/(1 − p)) instead of
+    /// drawing; its length must be the input's. The generator does not advance.
+    /// </summary>
+    internal bool[]? FixedKeep { get; set; }
+
+    /// <inheritdoc />
+    public override string Name => _name;
+
+    /// <summary>The input's shape: the layer is element-wise.</summary>
+    /// <param name="inputShape">Any shape.</param>
+    /// <returns>A copy of <paramref name="inputShape"/>.</returns>
+    public override int[] OutputShape(ReadOnlySpan<int> inputShape) => inputShape.ToArray();
+
+    /// <summary>"Dropout" with its settings "p" and "seed".</summary>
+    /// <returns>The description.</returns>
+    public override LayerDescription Describe() => new("Dropout", ("p", P), ("seed", Seed));
+
+    /// <summary>
+    /// An independent copy with the same p, seed and <see cref="Layer{T}.Training"/>, whose generator starts where this
+    /// layer's is now: the copy draws the masks this layer would draw next, and drawing on either leaves the other's
+    /// unchanged. (A layer built from <see cref="Describe"/>, as a loaded model's, starts from <see cref="Seed"/> instead.)
+    /// </summary>
+    /// <returns>The copy.</returns>
+    public override ILayer<T> Clone()
+    {
+        var copy = (Dropout<T>)base.Clone();
+        copy._state = _state;
+        copy.Training = Training;
+        return copy;
+    }
+
+    /// <summary>The layer a <see cref="Describe"/> result stands for.</summary>
+    internal static Dropout<T> FromDescription(LayerDescription d) => new(d.Get("p"), d.GetInt("seed"));
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    protected override Tensor<T> ForwardCore(Tensor<T> input)
+    {
+        var output = Tensor<T>.ReuseLike(ref _output, input);
+        Span<T> x = input.Span, y = output.Span;
+        _masked = Training;
+        if (!Training)
+        {
+            x.CopyTo(y);
+            return output;
+        }
+
+        var mask = Tensor<T>.ReuseLike(ref _mask, input);
+        Span<T> m = mask.Span;
+        if (FixedKeep is { } keep)
+        {
+            if (keep.Length != m.Length)
+            {
+                throw new InvalidOperationException($"{Name}: the fixed mask has {keep.Length} elements, the input {input.ShapeString} {m.Length}.");
+            }
+
+            for (int i = 0; i < m.Length; i++) m[i] = keep[i] ? _scale : T.Zero;
+        }
+        else
+        {
+            for (int i = 0; i < m.Length; i++) m[i] = NextUniform() >= P ? _scale : T.Zero;
+        }
+
+        for (int i = 0; i < x.Length; i++) y[i] = x[i] * m[i];
+        return output;
+    }
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    protected override Tensor<T> BackwardCore(Tensor<T> outputGradient)
+    {
+        var inputGrad = Tensor<T>.ReuseLike(ref _inputGrad, outputGradient);
+        Span<T> dy = outputGradient.Span, dx = inputGrad.Span;
+        if (!_masked)
+        {
+            dy.CopyTo(dx);
+            return inputGrad;
+        }
+
+        Span<T> m = _mask!.Span;
+        for (int i = 0; i < dy.Length; i++) dx[i] = dy[i] * m[i];
+        return inputGrad;
+    }
+
+    /// <summary>The next number of the generator, uniform in [0, 1): SplitMix64's next 64 bits, their top 53 as a fraction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private double NextUniform()
+    {
+        ulong z = _state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (z >> 11) * (1.0 / (1UL << 53));
+    }
+}
