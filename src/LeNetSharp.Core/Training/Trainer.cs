@@ -73,13 +73,26 @@ public sealed record TrainingOptions
     public int ReportEvery { get; init; } = 2000;
 
     /// <summary>
+    /// Images to evaluate after every epoch (default none), as Keras's <c>validation_data</c>, e.g. one part of
+    /// <see cref="ImageDataset.Split"/>: the network runs on them in evaluation mode through
+    /// <see cref="Evaluator.Evaluate{T}"/> (with <see cref="Threads"/> threads), and the epoch's summary carries
+    /// <see cref="TrainingProgress.ValidationLoss"/> and <see cref="TrainingProgress.ValidationAccuracy"/>. The
+    /// validation runs to its end even when the training is cancelled meanwhile.
+    /// </summary>
+    public ImageDataset? ValidationData { get; init; }
+
+    /// <summary>Stop when the validation loss stops improving and restore the best weights (default none); needs <see cref="ValidationData"/>.</summary>
+    public EarlyStopping? EarlyStopping { get; init; }
+
+    /// <summary>
     /// The largest batch a trainer accepts (4,096 images): buffers grow with the batch (about 150 KB per 28x28 image for
     /// LeNet), so a mistyped batch size is refused before anything is allocated.
     /// </summary>
     public const int MaxBatchSize = 4096;
 
     /// <summary>Throws when a value is out of range.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The offending option, with its value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The offending option (or setting of <see cref="EarlyStopping"/>), with its value.</exception>
+    /// <exception cref="ArgumentException"><see cref="ValidationData"/> is empty, or <see cref="EarlyStopping"/> is set without it.</exception>
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(Epochs, 1, nameof(Epochs));
@@ -90,6 +103,18 @@ public sealed record TrainingOptions
         ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
         if (!(LearningRate > 0 && double.IsFinite(LearningRate))) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "Must be positive.");
         if (!(Decay > 0 && Decay <= 1)) throw new ArgumentOutOfRangeException(nameof(Decay), Decay, "Must be in (0, 1].");
+        ValidateEpochEnd();
+    }
+
+    /// <summary>The checks of <see cref="ValidationData"/> and <see cref="EarlyStopping"/>.</summary>
+    private void ValidateEpochEnd()
+    {
+        EarlyStopping?.Validate();
+        if (ValidationData is { Count: 0 }) throw new ArgumentException("The validation set has no images.", nameof(ValidationData));
+        if (EarlyStopping is not null && ValidationData is null)
+        {
+            throw new ArgumentException("Early stopping watches the validation loss: set ValidationData too.", nameof(EarlyStopping));
+        }
     }
 }
 
@@ -112,12 +137,25 @@ public readonly record struct TrainingProgress(
     TimeSpan Elapsed, double ImagesPerSecond, bool IsEpochEnd)
 {
     /// <summary>
+    /// The mean softmax cross-entropy on <see cref="TrainingOptions.ValidationData"/> after this epoch (Keras's
+    /// <c>val_loss</c>, <see cref="EvaluationResult.Loss"/>); null within an epoch or without validation data.
+    /// </summary>
+    public double? ValidationLoss { get; init; }
+
+    /// <summary>The fraction of the validation images classified right after this epoch; null within an epoch or without validation data.</summary>
+    public double? ValidationAccuracy { get; init; }
+
+    /// <summary>
     /// One line, e.g. "epoch 1/2  batch 20000/20000  loss 0.1870  train accuracy 94.31%  lr 0.01  1.9 s  31,544 images/s"
-    /// (invariant culture; the accuracy is on the training images seen so far in the epoch).
+    /// (invariant culture; the accuracy is on the training images seen so far in the epoch), ending with
+    /// "  validation loss 0.0712  validation accuracy 97.85%" at the end of an epoch with validation data (the time and
+    /// the speed are the training's).
     /// </summary>
     /// <returns>The formatted progress.</returns>
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"epoch {Epoch}/{Epochs}  batch {Batch}/{Batches}  loss {Loss:F4}  train accuracy {100 * Accuracy:F2}%  lr {LearningRate:G4}  {Elapsed.TotalSeconds:F1} s  {ImagesPerSecond:N0} images/s");
+        $"epoch {Epoch}/{Epochs}  batch {Batch}/{Batches}  loss {Loss:F4}  train accuracy {100 * Accuracy:F2}%  lr {LearningRate:G4}  {Elapsed.TotalSeconds:F1} s  {ImagesPerSecond:N0} images/s")
+        + (ValidationLoss is { } loss ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"  validation loss {loss:F4}  validation accuracy {100 * ValidationAccuracy.GetValueOrDefault():F2}%") : "");
 }
 
 /// <summary>
@@ -232,7 +270,9 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <returns>
     /// One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>);
-    /// empty when there was nothing left to train (a resumed checkpoint that had reached its epoch count).
+    /// empty when there was nothing left to train (a resumed checkpoint that had reached its epoch count); and why the
+    /// call returned: all its epochs ended, or <see cref="TrainingOptions.EarlyStopping"/> stopped it (see
+    /// <see cref="EarlyStopping"/> for what a later call does then).
     /// </returns>
     /// <exception cref="OperationCanceledException">
     /// Cancelled (checked before every batch); the weights hold the last completed step and <see cref="Position"/> says
@@ -251,7 +291,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// exception names the epoch and batch. The network's weights are then unusable; checkpoints written before hold
     /// the last finite state.
     /// </exception>
-    public IReadOnlyList<TrainingProgress> Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public TrainingResult Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         return TrainUntil(data, _unfinishedEnd ?? EpochsAhead(Options.Epochs), progress, cancellationToken);
@@ -282,7 +322,10 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// </param>
     /// <param name="progress">Receives reports; may be null.</param>
     /// <param name="cancellationToken">Checked between batches.</param>
-    /// <returns>One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>).</returns>
+    /// <returns>
+    /// One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>), and
+    /// why the call returned: all its epochs ended, or <see cref="TrainingOptions.EarlyStopping"/> stopped it.
+    /// </returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="epochs"/> is less than 1, or would take the epoch count past <see cref="int.MaxValue"/>.</exception>
     /// <exception cref="OperationCanceledException">
     /// Cancelled (checked before every batch); the weights hold the last completed step and <see cref="Position"/> says
@@ -301,7 +344,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// exception names the epoch and batch. The network's weights are then unusable; checkpoints written before hold
     /// the last finite state.
     /// </exception>
-    public IReadOnlyList<TrainingProgress> Train(ImageDataset data, int epochs, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public TrainingResult Train(ImageDataset data, int epochs, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentOutOfRangeException.ThrowIfLessThan(epochs, 1);
@@ -316,10 +359,15 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         return Position.Epoch + epochs;
     }
 
-    /// <summary>Trains from <see cref="Position"/> until <paramref name="end"/> epochs have ended (none when it is already there).</summary>
-    private List<TrainingProgress> TrainUntil(ImageDataset data, int end, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>Trains from <see cref="Position"/> until <paramref name="end"/> epochs have ended (none when it is already there) or early stopping stops it.</summary>
+    private TrainingResult TrainUntil(ImageDataset data, int end, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         RequireFit(data);
+        if (Options.ValidationData is { } validation)
+        {
+            NetworkChecks.RequireFit(_network, validation.Height, validation.Width, validation.Channels, validation.Classes, "the validation data");
+        }
+
         if (data.Count == 0) throw new ArgumentException("The training set has no images; there is nothing to train on.");
         if (Options.BatchSize > data.Count)
         {
@@ -341,19 +389,22 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         _unfinishedEnd = end; // cleared when this call returns: a call after an exception finishes this one
         var order = new int[data.Count];
         var summaries = new List<TrainingProgress>();
+        bool stopped = false;
         for (int epoch = Position.Epoch; epoch < end; epoch++)
         {
             ShuffledOrder(Options, epoch, order);
             var summary = RunEpoch(data, order, epoch, end, progress, cancellationToken);
             Optimizer.LearningRate = TutorialSchedule.Next(Optimizer.LearningRate, epoch, Options.Decay);
             Position = new TrainingPosition(epoch + 1, 0, 0, 0, 0);
+            summary = ValidateEpoch(summary, epoch, ref stopped);
             SaveCheckpoint();
             summaries.Add(summary);
             progress?.Report(summary); // after the epoch is closed: a report handler that throws leaves nothing half-done
+            if (stopped) break;
         }
 
         _unfinishedEnd = null;
-        return summaries;
+        return EndCall(summaries, stopped);
     }
 
     /// <summary>
@@ -556,6 +607,68 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         }
 
         return Report(batches, true);
+    }
+
+    // Early stopping: the best validation loss so far, its 1-based epoch (0: none yet), the epochs ended since, and
+    // the weights it was reached with (allocated at the first improvement). Kept across Train calls.
+    private double _bestLoss = double.PositiveInfinity;
+    private int _bestEpoch;
+    private int _sinceBest;
+    private T[][]? _bestWeights;
+
+    /// <summary>
+    /// After epoch <paramref name="epoch"/> (0-based) has ended: evaluates <see cref="TrainingOptions.ValidationData"/>
+    /// (not cancellable: the epoch is already closed) into the summary and runs early stopping, which keeps the weights
+    /// of an improvement, or sets <paramref name="stop"/> and restores them once its patience has run out.
+    /// </summary>
+    private TrainingProgress ValidateEpoch(TrainingProgress summary, int epoch, ref bool stop)
+    {
+        if (Options.ValidationData is not { } validation) return summary;
+        var result = Evaluator.Evaluate(_network, validation, threads: Options.Threads);
+        summary = summary with { ValidationLoss = result.Loss, ValidationAccuracy = result.Accuracy };
+        if (Options.EarlyStopping is not { } stopping) return summary;
+        if (result.Loss < _bestLoss - stopping.MinDelta)
+        {
+            _bestLoss = result.Loss;
+            _bestEpoch = epoch + 1;
+            _sinceBest = 0;
+            var parameters = _network.Parameters;
+            _bestWeights ??= [.. parameters.Select(p => new T[p.Value.Length])];
+            for (int p = 0; p < parameters.Count; p++) parameters[p].Value.Span.CopyTo(_bestWeights[p]);
+            if (Options.CheckpointDirectory is { } directory) Persistence.ModelFile.Save(_network, Path.Combine(directory, EarlyStopping.BestModelFileName));
+        }
+        else if (++_sinceBest >= stopping.Patience)
+        {
+            stop = true;
+            RestoreBestWeights();
+        }
+
+        return summary;
+    }
+
+    /// <summary>Copies the best weights back into the network (its replicas get them at the next split batch) and counts patience afresh.</summary>
+    private void RestoreBestWeights()
+    {
+        if (_bestWeights is null) return;
+        var parameters = _network.Parameters;
+        for (int p = 0; p < parameters.Count; p++) _bestWeights[p].CopyTo(parameters[p].Value.Span);
+        _sinceBest = 0;
+    }
+
+    /// <summary>The result of a call that ended its epochs or was <paramref name="stopped"/> early; restores the best weights at the end when asked.</summary>
+    private TrainingResult EndCall(List<TrainingProgress> summaries, bool stopped)
+    {
+        bool restored = stopped && _bestWeights is not null;
+        if (!stopped && Options.EarlyStopping is { RestoreBestWeightsAtEnd: true } && _bestWeights is not null && _bestEpoch != Position.Epoch)
+        {
+            RestoreBestWeights();
+            SaveCheckpoint(); // the checkpoint holds the weights the trainer goes on from
+            restored = true;
+        }
+
+        bool watching = Options.EarlyStopping is not null && _bestEpoch > 0;
+        return new TrainingResult(summaries, stopped ? TrainingStopReason.EarlyStopped : TrainingStopReason.Completed,
+            watching ? _bestEpoch : null, watching ? _bestLoss : null, restored);
     }
 
     private void SaveCheckpoint()
