@@ -189,8 +189,9 @@ public sealed class ValidationTests : TempDirectoryTest
             new() { ValidationData = Sets.Validation, EarlyStopping = new EarlyStopping { MinDelta = -1 } },
             new() { ValidationData = Sets.Validation, EarlyStopping = new EarlyStopping { MinDelta = double.NaN } },
             new() { ValidationData = new ImageDataset([], [], 8, 8, 1, 3) },
+            new() { Augmentation = new ImageAugmentation { MaxRotation = -1 } },
         ];
-        string[] names = ["EarlyStopping", "Patience", "MinDelta", "MinDelta", "ValidationData"];
+        string[] names = ["EarlyStopping", "Patience", "MinDelta", "MinDelta", "ValidationData", "MaxRotation"];
         for (int i = 0; i < bad.Length; i++)
         {
             FluentActions.Invoking(() => new Trainer<float>(net, bad[i])).Should().Throw<ArgumentException>().WithParameterName(names[i]);

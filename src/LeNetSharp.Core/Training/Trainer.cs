@@ -85,13 +85,19 @@ public sealed record TrainingOptions
     public EarlyStopping? EarlyStopping { get; init; }
 
     /// <summary>
+    /// Random distortions of the training images (default none: the images as they are, bit for bit as without this
+    /// option). The validation images are never distorted.
+    /// </summary>
+    public ImageAugmentation? Augmentation { get; init; }
+
+    /// <summary>
     /// The largest batch a trainer accepts (4,096 images): buffers grow with the batch (about 150 KB per 28x28 image for
     /// LeNet), so a mistyped batch size is refused before anything is allocated.
     /// </summary>
     public const int MaxBatchSize = 4096;
 
     /// <summary>Throws when a value is out of range.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The offending option (or setting of <see cref="EarlyStopping"/>), with its value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The offending option (or setting of <see cref="Augmentation"/> or <see cref="EarlyStopping"/>), with its value.</exception>
     /// <exception cref="ArgumentException"><see cref="ValidationData"/> is empty, or <see cref="EarlyStopping"/> is set without it.</exception>
     public void Validate()
     {
@@ -106,9 +112,10 @@ public sealed record TrainingOptions
         ValidateEpochEnd();
     }
 
-    /// <summary>The checks of <see cref="ValidationData"/> and <see cref="EarlyStopping"/>.</summary>
+    /// <summary>The checks of <see cref="ValidationData"/>, <see cref="EarlyStopping"/> and <see cref="Augmentation"/>.</summary>
     private void ValidateEpochEnd()
     {
+        Augmentation?.Validate();
         EarlyStopping?.Validate();
         if (ValidationData is { Count: 0 }) throw new ArgumentException("The validation set has no images.", nameof(ValidationData));
         if (EarlyStopping is not null && ValidationData is null)
@@ -175,6 +182,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     private ImageDataset? _shardData;
     private int[] _shardIndices = [];
     private int _shardCount;
+    private int _shardEpoch;
     private ImageDataset? _checkedData; // the last dataset found to fit the network (checked once, not per step)
 
     /// <summary>Creates a trainer for <paramref name="network"/>.</summary>
@@ -437,8 +445,15 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// When a layer throws during the step, the exception reaches the caller as thrown, the parameters are not
     /// updated, and every gradient the step had begun to add is cleared: a later step starts clean.
     /// </remarks>
+    /// <remarks>
+    /// With <see cref="TrainingOptions.Augmentation"/>, the images are distorted as epoch <see cref="Position"/>.Epoch
+    /// of a Train call distorts them (the same image gets the same distortion until that epoch ends).
+    /// </remarks>
+    public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices) => Step(data, indices, Position.Epoch);
+
+    /// <summary><see cref="Step(ImageDataset, ReadOnlySpan{int})"/> in epoch <paramref name="epoch"/> (0-based): the epoch whose augmentation draws to use.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices)
+    private (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices, int epoch)
     {
         ArgumentNullException.ThrowIfNull(data);
         RequireFit(data);
@@ -448,8 +463,8 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         if (parallel) CopyWeightsToReplicas(); // a one-thread step, or the caller, may have changed them since the last split
         try
         {
-            if (parallel) RunShards(data, indices);
-            else _workers[0].Run(data, indices);
+            if (parallel) RunShards(data, indices, epoch);
+            else _workers[0].Run(data, indices, Options.Augmentation, epoch);
         }
         catch
         {
@@ -503,9 +518,9 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 
     /// <summary>
     /// Data-parallel: worker i takes the i-th contiguous shard; the gradient of the batch mean is
-    /// Σ_i (n_i / n)·∇(shard i's mean), summed in worker order by <see cref="Step"/>.
+    /// Σ_i (n_i / n)·∇(shard i's mean), summed in worker order by <see cref="Step(ImageDataset, ReadOnlySpan{int})"/>.
     /// </summary>
-    private void RunShards(ImageDataset data, ReadOnlySpan<int> indices)
+    private void RunShards(ImageDataset data, ReadOnlySpan<int> indices, int epoch)
     {
         // Replicas follow the network's backend, even when it was changed after the trainer was made.
         for (int w = 1; w < _workers.Length; w++)
@@ -517,6 +532,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         indices.CopyTo(_shardIndices);
         _shardData = data;
         _shardCount = indices.Length;
+        _shardEpoch = epoch;
         _pool!.Run(_runShard);
     }
 
@@ -556,7 +572,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     }
 
     private void RunShard(int worker) =>
-        _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)));
+        _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)), Options.Augmentation, _shardEpoch);
 
     /// <summary>
     /// Runs epoch <paramref name="epoch"/> (0-based) from <see cref="Position"/>'s batch when it is that epoch's, else
@@ -582,7 +598,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             {
                 ct.ThrowIfCancellationRequested();
                 int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
-                var (loss, right) = Step(data, order.AsSpan(start, n));
+                var (loss, right) = Step(data, order.AsSpan(start, n), epoch);
                 done = b + 1;
                 lossSum += loss;
                 correct += right;
