@@ -444,10 +444,10 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <remarks>
     /// When a layer throws during the step, the exception reaches the caller as thrown, the parameters are not
     /// updated, and every gradient the step had begun to add is cleared: a later step starts clean.
-    /// </remarks>
-    /// <remarks>
+    /// <para>
     /// With <see cref="TrainingOptions.Augmentation"/>, the images are distorted as epoch <see cref="Position"/>.Epoch
     /// of a Train call distorts them (the same image gets the same distortion until that epoch ends).
+    /// </para>
     /// </remarks>
     public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices) => Step(data, indices, Position.Epoch);
 
