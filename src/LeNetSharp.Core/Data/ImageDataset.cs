@@ -9,12 +9,19 @@ namespace LeNetSharp.Data;
 /// filled, so 60,000 MNIST images take 47 MB rather than 188 MB; or as floats used as given (e.g. pixels already
 /// scaled or processed elsewhere). Optionally normalised (<see cref="Normalize"/>): every value v in [0, 1] becomes
 /// (v − mean) / standardDeviation as the batch is filled, with no copy of the data and no allocation.
+/// <see cref="Take"/>, <see cref="Skip"/>, <see cref="Split"/> and <see cref="Normalize"/> give views that share the
+/// pixel and label arrays (a split keeps one index per image, 4 bytes against MNIST's 784 per image).
 /// </summary>
 public sealed class ImageDataset
 {
     private readonly byte[]? _pixels;
     private readonly float[]? _floatPixels;
     private readonly byte[] _labels;
+
+    // A view: image i is stored image _map[_start + i], or _start + i when there is no map.
+    private readonly int[]? _map;
+    private readonly int _start;
+    private readonly int _count;
 
     /// <summary>Wraps pixel and label arrays (no copy).</summary>
     /// <param name="pixels">count·height·width·channels bytes, image after image, each in (H, W, C) order.</param>
@@ -77,10 +84,28 @@ public sealed class ImageDataset
         Classes = classes;
         Mean = mean;
         StandardDeviation = standardDeviation;
+        _count = labels.Length;
+    }
+
+    /// <summary>A view of <paramref name="parent"/>'s arrays (already checked): <paramref name="count"/> images from <paramref name="start"/> of <paramref name="map"/>, or of the stored images when it is null.</summary>
+    private ImageDataset(ImageDataset parent, int[]? map, int start, int count, float mean, float standardDeviation)
+    {
+        _pixels = parent._pixels;
+        _floatPixels = parent._floatPixels;
+        _labels = parent._labels;
+        _map = map;
+        _start = start;
+        _count = count;
+        Height = parent.Height;
+        Width = parent.Width;
+        Channels = parent.Channels;
+        Classes = parent.Classes;
+        Mean = mean;
+        StandardDeviation = standardDeviation;
     }
 
     /// <summary>Number of images.</summary>
-    public int Count => _labels.Length;
+    public int Count => _count;
 
     /// <summary>Image height.</summary>
     public int Height { get; }
@@ -108,30 +133,116 @@ public sealed class ImageDataset
 
     /// <summary>The class of image <paramref name="index"/>.</summary>
     /// <param name="index">0-based image index.</param>
-    public int Label(int index) => _labels[index];
+    /// <exception cref="ArgumentOutOfRangeException">The index is negative or not below <see cref="Count"/>.</exception>
+    public int Label(int index) => _labels[Stored(index)];
 
     /// <summary>The raw pixels of image <paramref name="index"/>, (H, W, C) order, not scaled or normalised.</summary>
     /// <param name="index">0-based image index.</param>
     /// <exception cref="InvalidOperationException">The dataset holds float pixels (see <see cref="FloatPixels"/>).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The index is negative or not below <see cref="Count"/>.</exception>
     public ReadOnlySpan<byte> Pixels(int index) => (_pixels ?? throw new InvalidOperationException(
-        "This dataset holds float pixels: read them with FloatPixels.")).AsSpan(index * ValuesPerImage, ValuesPerImage);
+        "This dataset holds float pixels: read them with FloatPixels.")).AsSpan(Stored(index) * ValuesPerImage, ValuesPerImage);
 
     /// <summary>The pixels of image <paramref name="index"/> of a float dataset, (H, W, C) order, as given (not normalised).</summary>
     /// <param name="index">0-based image index.</param>
     /// <exception cref="InvalidOperationException">The dataset holds bytes (see <see cref="Pixels"/>).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The index is negative or not below <see cref="Count"/>.</exception>
     public ReadOnlySpan<float> FloatPixels(int index) => (_floatPixels ?? throw new InvalidOperationException(
-        "This dataset holds byte pixels: read them with Pixels.")).AsSpan(index * ValuesPerImage, ValuesPerImage);
+        "This dataset holds byte pixels: read them with Pixels.")).AsSpan(Stored(index) * ValuesPerImage, ValuesPerImage);
 
-    /// <summary>A copy of the first <paramref name="count"/> images and labels.</summary>
-    /// <param name="count">How many to keep; clipped to <see cref="Count"/>.</param>
-    /// <returns>A new dataset with the same normalisation, or this one when nothing is cut.</returns>
+    /// <summary>Where image <paramref name="index"/> of this dataset (or view) is stored in the shared arrays.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The index is negative or not below <see cref="Count"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Stored(int index)
+    {
+        if ((uint)index >= (uint)_count) ThrowIndex(index);
+        return _map is null ? _start + index : _map[_start + index];
+    }
+
+    private void ThrowIndex(int index) =>
+        throw new ArgumentOutOfRangeException(nameof(index), index, $"Image index {index} is outside the dataset's {_count:N0} images.");
+
+    /// <summary>
+    /// The first <paramref name="count"/> images and labels, as Keras's <c>x[:count]</c>: a view sharing this dataset's
+    /// arrays (nothing is copied, so the view keeps them alive) with the same normalisation.
+    /// </summary>
+    /// <param name="count">How many to keep (≥ 1); clipped to <see cref="Count"/>.</param>
+    /// <returns>The view, or this dataset when nothing is cut.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is below 1.</exception>
     public ImageDataset Take(int count)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         if (count >= Count) return this;
-        return new ImageDataset(
-            _pixels?.AsSpan(0, count * ValuesPerImage).ToArray(), _floatPixels?.AsSpan(0, count * ValuesPerImage).ToArray(), _labels[..count],
-            Height, Width, Channels, Classes, Mean, StandardDeviation);
+        return new ImageDataset(this, _map, _start, count, Mean, StandardDeviation);
+    }
+
+    /// <summary>
+    /// Every image but the first <paramref name="count"/>, as Keras's <c>x[count:]</c>: a view sharing this dataset's
+    /// arrays with the same normalisation. <c>Take(n)</c> and <c>Skip(n)</c> are disjoint and together the whole set.
+    /// </summary>
+    /// <param name="count">How many to leave out, from 0 (this dataset is returned) to <see cref="Count"/> − 1.</param>
+    /// <returns>The view, or this dataset when <paramref name="count"/> is 0.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="count"/> is negative, or would leave no image (an empty dataset is almost always a mistake, and
+    /// <see cref="Take"/> refuses one too).
+    /// </exception>
+    public ImageDataset Skip(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (count >= Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), count, $"Skipping {count:N0} of {Count:N0} images would leave none.");
+        }
+
+        if (count == 0) return this;
+        return new ImageDataset(this, _map, _start + count, Count - count, Mean, StandardDeviation);
+    }
+
+    /// <summary>
+    /// Splits the images at random into a training and a validation part, as scikit-learn's <c>train_test_split</c>:
+    /// round(<paramref name="fraction"/>·<see cref="Count"/>) images, drawn by a Fisher–Yates shuffle seeded with
+    /// <paramref name="seed"/> alone (the same on every machine and run), go to validation, the rest to training. Each
+    /// part keeps its images in this dataset's order and shares its arrays (only an index per image is allocated) and
+    /// its normalisation. Every image is in exactly one part.
+    /// </summary>
+    /// <example>
+    /// <code>
+    /// var (train, validation) = Mnist.Load(dir, MnistSplit.Train).Split(0.1, seed: 1); // 54,000 and 6,000 images
+    /// </code>
+    /// </example>
+    /// <param name="fraction">The share of images for validation, strictly between 0 and 1.</param>
+    /// <param name="seed">Seed of the draw.</param>
+    /// <returns>The training part and the validation part.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="fraction"/> is not strictly between 0 and 1 (or NaN), or would leave one part empty.
+    /// </exception>
+    public (ImageDataset Train, ImageDataset Validation) Split(double fraction, int seed)
+    {
+        if (!(fraction > 0 && fraction < 1)) throw new ArgumentOutOfRangeException(nameof(fraction), fraction, "Must be strictly between 0 and 1.");
+        int validation = (int)Math.Round(Count * fraction, MidpointRounding.AwayFromZero);
+        if (validation < 1 || validation > Count - 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fraction), fraction,
+                $"A fraction {fraction} of {Count:N0} images leaves no image for {(validation < 1 ? "validation" : "training")}.");
+        }
+
+        var order = new int[Count];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        var random = new SplitMix64((ulong)(uint)seed);
+        for (int i = order.Length - 1; i > 0; i--)
+        {
+            int j = random.Below(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+
+        // order[..validation] are the validation images; each part is put back in this dataset's order.
+        int train = Count - validation;
+        Array.Sort(order, 0, validation);
+        Array.Sort(order, validation, train);
+        var map = new int[Count];
+        for (int i = 0; i < train; i++) map[i] = Stored(order[validation + i]);
+        for (int i = 0; i < validation; i++) map[train + i] = Stored(order[i]);
+        return (new ImageDataset(this, map, 0, train, Mean, StandardDeviation), new ImageDataset(this, map, train, validation, Mean, StandardDeviation));
     }
 
     /// <summary>
@@ -144,29 +255,37 @@ public sealed class ImageDataset
     public (float Mean, float StandardDeviation) PixelStatistics()
     {
         double sum = 0, sumSquares = 0;
-        long n;
-        if (_pixels is { } bytes)
+        long n = (long)Count * ValuesPerImage;
+        if (_pixels is not null)
         {
             Span<long> histogram = stackalloc long[256];
-            foreach (byte b in bytes) histogram[b]++;
+            if (_map is null)
+            {
+                foreach (byte b in _pixels.AsSpan(_start * ValuesPerImage, Count * ValuesPerImage)) histogram[b]++;
+            }
+            else
+            {
+                for (int i = 0; i < Count; i++)
+                    foreach (byte b in Pixels(i)) histogram[b]++;
+            }
+
             for (int v = 0; v < 256; v++)
             {
                 double x = v / 255.0;
                 sum += histogram[v] * x;
                 sumSquares += histogram[v] * x * x;
             }
-
-            n = bytes.LongLength;
         }
         else
         {
-            foreach (float v in _floatPixels!)
+            for (int i = 0; i < Count; i++)
             {
-                sum += v;
-                sumSquares += (double)v * v;
+                foreach (float v in FloatPixels(i))
+                {
+                    sum += v;
+                    sumSquares += (double)v * v;
+                }
             }
-
-            n = _floatPixels.LongLength;
         }
 
         double mean = sum / n;
@@ -191,7 +310,7 @@ public sealed class ImageDataset
             throw new ArgumentOutOfRangeException(nameof(standardDeviation), standardDeviation, "Must be positive and finite.");
         }
 
-        return new ImageDataset(_pixels, _floatPixels, _labels, Height, Width, Channels, Classes, mean, standardDeviation);
+        return new ImageDataset(this, _map, _start, _count, mean, standardDeviation);
     }
 
     /// <summary>
@@ -204,6 +323,7 @@ public sealed class ImageDataset
     /// <param name="labels">Destination of at least N labels.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <exception cref="ArgumentException">The batch tensor has the wrong shape.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An index is negative or not below <see cref="Count"/>.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public void FillBatch<T>(ReadOnlySpan<int> indices, Tensor<T> batch, Span<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -222,19 +342,20 @@ public sealed class ImageDataset
         Span<T> x = batch.Span;
         for (int i = 0; i < n; i++)
         {
+            int stored = Stored(indices[i]);
             var destination = x.Slice(i * size, size);
             if (_pixels is not null)
             {
-                VectorOps.ScaleBytes(_pixels.AsSpan(indices[i] * size, size), destination, scale);
+                VectorOps.ScaleBytes(_pixels.AsSpan(stored * size, size), destination, scale);
                 if (normalised) VectorOps.AddConstant(destination, offset);
             }
             else
             {
-                var source = _floatPixels.AsSpan(indices[i] * size, size);
+                var source = _floatPixels.AsSpan(stored * size, size);
                 for (int j = 0; j < size; j++) destination[j] = T.CreateTruncating(source[j]) * scale + offset;
             }
 
-            labels[i] = _labels[indices[i]];
+            labels[i] = _labels[stored];
         }
     }
 }

@@ -26,8 +26,9 @@ internal sealed class GradientWorker<T> where T : unmanaged, IFloatingPointIeee7
 
     public int Correct { get; private set; }
 
+    /// <summary>Fills the batch (distorted by <paramref name="augmentation"/> as in epoch <paramref name="epoch"/> when there is one), then forward, loss, backward.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public void Run(ImageDataset data, ReadOnlySpan<int> indices)
+    public void Run(ImageDataset data, ReadOnlySpan<int> indices, ImageAugmentation? augmentation = null, int epoch = 0)
     {
         int n = indices.Length;
         var batch = Tensor<T>.Reuse(ref _batch, n, data.Height, data.Width, data.Channels);
@@ -37,7 +38,8 @@ internal sealed class GradientWorker<T> where T : unmanaged, IFloatingPointIeee7
             _predictions = new int[n];
         }
 
-        data.FillBatch(indices, batch, _labels);
+        if (augmentation is null) data.FillBatch(indices, batch, _labels);
+        else augmentation.FillBatch(data, indices, epoch, batch, _labels);
         var logits = Network.Forward(batch);
         Loss = double.CreateChecked(_loss.Forward(logits, _labels));
         SoftmaxCrossEntropy<T>.ArgMaxRows(logits, _predictions);

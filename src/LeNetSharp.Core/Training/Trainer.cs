@@ -73,13 +73,32 @@ public sealed record TrainingOptions
     public int ReportEvery { get; init; } = 2000;
 
     /// <summary>
+    /// Images to evaluate after every epoch (default none), as Keras's <c>validation_data</c>, e.g. one part of
+    /// <see cref="ImageDataset.Split"/>: the network runs on them in evaluation mode through
+    /// <see cref="Evaluator.Evaluate{T}"/> (with <see cref="Threads"/> threads), and the epoch's summary carries
+    /// <see cref="TrainingProgress.ValidationLoss"/> and <see cref="TrainingProgress.ValidationAccuracy"/>. The
+    /// validation runs to its end even when the training is cancelled meanwhile.
+    /// </summary>
+    public ImageDataset? ValidationData { get; init; }
+
+    /// <summary>Stop when the validation loss stops improving and restore the best weights (default none); needs <see cref="ValidationData"/>.</summary>
+    public EarlyStopping? EarlyStopping { get; init; }
+
+    /// <summary>
+    /// Random distortions of the training images (default none: the images as they are, bit for bit as without this
+    /// option). The validation images are never distorted.
+    /// </summary>
+    public ImageAugmentation? Augmentation { get; init; }
+
+    /// <summary>
     /// The largest batch a trainer accepts (4,096 images): buffers grow with the batch (about 150 KB per 28x28 image for
     /// LeNet), so a mistyped batch size is refused before anything is allocated.
     /// </summary>
     public const int MaxBatchSize = 4096;
 
     /// <summary>Throws when a value is out of range.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The offending option, with its value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The offending option (or setting of <see cref="Augmentation"/> or <see cref="EarlyStopping"/>), with its value.</exception>
+    /// <exception cref="ArgumentException"><see cref="ValidationData"/> is empty, or <see cref="EarlyStopping"/> is set without it.</exception>
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(Epochs, 1, nameof(Epochs));
@@ -90,6 +109,19 @@ public sealed record TrainingOptions
         ArgumentOutOfRangeException.ThrowIfNegative(CheckpointEvery, nameof(CheckpointEvery));
         if (!(LearningRate > 0 && double.IsFinite(LearningRate))) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "Must be positive.");
         if (!(Decay > 0 && Decay <= 1)) throw new ArgumentOutOfRangeException(nameof(Decay), Decay, "Must be in (0, 1].");
+        ValidateEpochEnd();
+    }
+
+    /// <summary>The checks of <see cref="ValidationData"/>, <see cref="EarlyStopping"/> and <see cref="Augmentation"/>.</summary>
+    private void ValidateEpochEnd()
+    {
+        Augmentation?.Validate();
+        EarlyStopping?.Validate();
+        if (ValidationData is { Count: 0 }) throw new ArgumentException("The validation set has no images.", nameof(ValidationData));
+        if (EarlyStopping is not null && ValidationData is null)
+        {
+            throw new ArgumentException("Early stopping watches the validation loss: set ValidationData too.", nameof(EarlyStopping));
+        }
     }
 }
 
@@ -112,12 +144,25 @@ public readonly record struct TrainingProgress(
     TimeSpan Elapsed, double ImagesPerSecond, bool IsEpochEnd)
 {
     /// <summary>
+    /// The mean softmax cross-entropy on <see cref="TrainingOptions.ValidationData"/> after this epoch (Keras's
+    /// <c>val_loss</c>, <see cref="EvaluationResult.Loss"/>); null within an epoch or without validation data.
+    /// </summary>
+    public double? ValidationLoss { get; init; }
+
+    /// <summary>The fraction of the validation images classified right after this epoch; null within an epoch or without validation data.</summary>
+    public double? ValidationAccuracy { get; init; }
+
+    /// <summary>
     /// One line, e.g. "epoch 1/2  batch 20000/20000  loss 0.1870  train accuracy 94.31%  lr 0.01  1.9 s  31,544 images/s"
-    /// (invariant culture; the accuracy is on the training images seen so far in the epoch).
+    /// (invariant culture; the accuracy is on the training images seen so far in the epoch), ending with
+    /// "  validation loss 0.0712  validation accuracy 97.85%" at the end of an epoch with validation data (the time and
+    /// the speed are the training's).
     /// </summary>
     /// <returns>The formatted progress.</returns>
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"epoch {Epoch}/{Epochs}  batch {Batch}/{Batches}  loss {Loss:F4}  train accuracy {100 * Accuracy:F2}%  lr {LearningRate:G4}  {Elapsed.TotalSeconds:F1} s  {ImagesPerSecond:N0} images/s");
+        $"epoch {Epoch}/{Epochs}  batch {Batch}/{Batches}  loss {Loss:F4}  train accuracy {100 * Accuracy:F2}%  lr {LearningRate:G4}  {Elapsed.TotalSeconds:F1} s  {ImagesPerSecond:N0} images/s")
+        + (ValidationLoss is { } loss ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"  validation loss {loss:F4}  validation accuracy {100 * ValidationAccuracy.GetValueOrDefault():F2}%") : "");
 }
 
 /// <summary>
@@ -137,6 +182,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     private ImageDataset? _shardData;
     private int[] _shardIndices = [];
     private int _shardCount;
+    private int _shardEpoch;
     private ImageDataset? _checkedData; // the last dataset found to fit the network (checked once, not per step)
 
     /// <summary>Creates a trainer for <paramref name="network"/>.</summary>
@@ -232,7 +278,9 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <param name="cancellationToken">Checked between batches.</param>
     /// <returns>
     /// One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>);
-    /// empty when there was nothing left to train (a resumed checkpoint that had reached its epoch count).
+    /// empty when there was nothing left to train (a resumed checkpoint that had reached its epoch count); and why the
+    /// call returned: all its epochs ended, or <see cref="TrainingOptions.EarlyStopping"/> stopped it (see
+    /// <see cref="EarlyStopping"/> for what a later call does then).
     /// </returns>
     /// <exception cref="OperationCanceledException">
     /// Cancelled (checked before every batch); the weights hold the last completed step and <see cref="Position"/> says
@@ -251,7 +299,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// exception names the epoch and batch. The network's weights are then unusable; checkpoints written before hold
     /// the last finite state.
     /// </exception>
-    public IReadOnlyList<TrainingProgress> Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public TrainingResult Train(ImageDataset data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         return TrainUntil(data, _unfinishedEnd ?? EpochsAhead(Options.Epochs), progress, cancellationToken);
@@ -282,7 +330,10 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// </param>
     /// <param name="progress">Receives reports; may be null.</param>
     /// <param name="cancellationToken">Checked between batches.</param>
-    /// <returns>One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>).</returns>
+    /// <returns>
+    /// One summary per epoch this call ended, in order (the reports with <see cref="TrainingProgress.IsEpochEnd"/>), and
+    /// why the call returned: all its epochs ended, or <see cref="TrainingOptions.EarlyStopping"/> stopped it.
+    /// </returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="epochs"/> is less than 1, or would take the epoch count past <see cref="int.MaxValue"/>.</exception>
     /// <exception cref="OperationCanceledException">
     /// Cancelled (checked before every batch); the weights hold the last completed step and <see cref="Position"/> says
@@ -301,7 +352,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// exception names the epoch and batch. The network's weights are then unusable; checkpoints written before hold
     /// the last finite state.
     /// </exception>
-    public IReadOnlyList<TrainingProgress> Train(ImageDataset data, int epochs, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    public TrainingResult Train(ImageDataset data, int epochs, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentOutOfRangeException.ThrowIfLessThan(epochs, 1);
@@ -316,10 +367,15 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         return Position.Epoch + epochs;
     }
 
-    /// <summary>Trains from <see cref="Position"/> until <paramref name="end"/> epochs have ended (none when it is already there).</summary>
-    private List<TrainingProgress> TrainUntil(ImageDataset data, int end, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>Trains from <see cref="Position"/> until <paramref name="end"/> epochs have ended (none when it is already there) or early stopping stops it.</summary>
+    private TrainingResult TrainUntil(ImageDataset data, int end, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         RequireFit(data);
+        if (Options.ValidationData is { } validation)
+        {
+            NetworkChecks.RequireFit(_network, validation.Height, validation.Width, validation.Channels, validation.Classes, "the validation data");
+        }
+
         if (data.Count == 0) throw new ArgumentException("The training set has no images; there is nothing to train on.");
         if (Options.BatchSize > data.Count)
         {
@@ -341,19 +397,22 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         _unfinishedEnd = end; // cleared when this call returns: a call after an exception finishes this one
         var order = new int[data.Count];
         var summaries = new List<TrainingProgress>();
+        bool stopped = false;
         for (int epoch = Position.Epoch; epoch < end; epoch++)
         {
             ShuffledOrder(Options, epoch, order);
             var summary = RunEpoch(data, order, epoch, end, progress, cancellationToken);
             Optimizer.LearningRate = TutorialSchedule.Next(Optimizer.LearningRate, epoch, Options.Decay);
             Position = new TrainingPosition(epoch + 1, 0, 0, 0, 0);
+            summary = ValidateEpoch(summary, epoch, ref stopped);
             SaveCheckpoint();
             summaries.Add(summary);
             progress?.Report(summary); // after the epoch is closed: a report handler that throws leaves nothing half-done
+            if (stopped) break;
         }
 
         _unfinishedEnd = null;
-        return summaries;
+        return EndCall(summaries, stopped);
     }
 
     /// <summary>
@@ -385,9 +444,16 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <remarks>
     /// When a layer throws during the step, the exception reaches the caller as thrown, the parameters are not
     /// updated, and every gradient the step had begun to add is cleared: a later step starts clean.
+    /// <para>
+    /// With <see cref="TrainingOptions.Augmentation"/>, the images are distorted as epoch <see cref="Position"/>.Epoch
+    /// of a Train call distorts them (the same image gets the same distortion until that epoch ends).
+    /// </para>
     /// </remarks>
+    public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices) => Step(data, indices, Position.Epoch);
+
+    /// <summary><see cref="Step(ImageDataset, ReadOnlySpan{int})"/> in epoch <paramref name="epoch"/> (0-based): the epoch whose augmentation draws to use.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices)
+    private (double Loss, int Correct) Step(ImageDataset data, ReadOnlySpan<int> indices, int epoch)
     {
         ArgumentNullException.ThrowIfNull(data);
         RequireFit(data);
@@ -397,8 +463,8 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         if (parallel) CopyWeightsToReplicas(); // a one-thread step, or the caller, may have changed them since the last split
         try
         {
-            if (parallel) RunShards(data, indices);
-            else _workers[0].Run(data, indices);
+            if (parallel) RunShards(data, indices, epoch);
+            else _workers[0].Run(data, indices, Options.Augmentation, epoch);
         }
         catch
         {
@@ -452,9 +518,9 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 
     /// <summary>
     /// Data-parallel: worker i takes the i-th contiguous shard; the gradient of the batch mean is
-    /// Σ_i (n_i / n)·∇(shard i's mean), summed in worker order by <see cref="Step"/>.
+    /// Σ_i (n_i / n)·∇(shard i's mean), summed in worker order by <see cref="Step(ImageDataset, ReadOnlySpan{int})"/>.
     /// </summary>
-    private void RunShards(ImageDataset data, ReadOnlySpan<int> indices)
+    private void RunShards(ImageDataset data, ReadOnlySpan<int> indices, int epoch)
     {
         // Replicas follow the network's backend, even when it was changed after the trainer was made.
         for (int w = 1; w < _workers.Length; w++)
@@ -466,6 +532,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         indices.CopyTo(_shardIndices);
         _shardData = data;
         _shardCount = indices.Length;
+        _shardEpoch = epoch;
         _pool!.Run(_runShard);
     }
 
@@ -505,7 +572,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     }
 
     private void RunShard(int worker) =>
-        _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)));
+        _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)), Options.Augmentation, _shardEpoch);
 
     /// <summary>
     /// Runs epoch <paramref name="epoch"/> (0-based) from <see cref="Position"/>'s batch when it is that epoch's, else
@@ -531,7 +598,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             {
                 ct.ThrowIfCancellationRequested();
                 int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
-                var (loss, right) = Step(data, order.AsSpan(start, n));
+                var (loss, right) = Step(data, order.AsSpan(start, n), epoch);
                 done = b + 1;
                 lossSum += loss;
                 correct += right;
@@ -556,6 +623,68 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         }
 
         return Report(batches, true);
+    }
+
+    // Early stopping: the best validation loss so far, its 1-based epoch (0: none yet), the epochs ended since, and
+    // the weights it was reached with (allocated at the first improvement). Kept across Train calls.
+    private double _bestLoss = double.PositiveInfinity;
+    private int _bestEpoch;
+    private int _sinceBest;
+    private T[][]? _bestWeights;
+
+    /// <summary>
+    /// After epoch <paramref name="epoch"/> (0-based) has ended: evaluates <see cref="TrainingOptions.ValidationData"/>
+    /// (not cancellable: the epoch is already closed) into the summary and runs early stopping, which keeps the weights
+    /// of an improvement, or sets <paramref name="stop"/> and restores them once its patience has run out.
+    /// </summary>
+    private TrainingProgress ValidateEpoch(TrainingProgress summary, int epoch, ref bool stop)
+    {
+        if (Options.ValidationData is not { } validation) return summary;
+        var result = Evaluator.Evaluate(_network, validation, threads: Options.Threads);
+        summary = summary with { ValidationLoss = result.Loss, ValidationAccuracy = result.Accuracy };
+        if (Options.EarlyStopping is not { } stopping) return summary;
+        if (result.Loss < _bestLoss - stopping.MinDelta)
+        {
+            _bestLoss = result.Loss;
+            _bestEpoch = epoch + 1;
+            _sinceBest = 0;
+            var parameters = _network.Parameters;
+            _bestWeights ??= [.. parameters.Select(p => new T[p.Value.Length])];
+            for (int p = 0; p < parameters.Count; p++) parameters[p].Value.Span.CopyTo(_bestWeights[p]);
+            if (Options.CheckpointDirectory is { } directory) Persistence.ModelFile.Save(_network, Path.Combine(directory, EarlyStopping.BestModelFileName));
+        }
+        else if (++_sinceBest >= stopping.Patience)
+        {
+            stop = true;
+            RestoreBestWeights();
+        }
+
+        return summary;
+    }
+
+    /// <summary>Copies the best weights back into the network (its replicas get them at the next split batch) and counts patience afresh.</summary>
+    private void RestoreBestWeights()
+    {
+        if (_bestWeights is null) return;
+        var parameters = _network.Parameters;
+        for (int p = 0; p < parameters.Count; p++) _bestWeights[p].CopyTo(parameters[p].Value.Span);
+        _sinceBest = 0;
+    }
+
+    /// <summary>The result of a call that ended its epochs or was <paramref name="stopped"/> early; restores the best weights at the end when asked.</summary>
+    private TrainingResult EndCall(List<TrainingProgress> summaries, bool stopped)
+    {
+        bool restored = stopped && _bestWeights is not null;
+        if (!stopped && Options.EarlyStopping is { RestoreBestWeightsAtEnd: true } && _bestWeights is not null && _bestEpoch != Position.Epoch)
+        {
+            RestoreBestWeights();
+            SaveCheckpoint(); // the checkpoint holds the weights the trainer goes on from
+            restored = true;
+        }
+
+        bool watching = Options.EarlyStopping is not null && _bestEpoch > 0;
+        return new TrainingResult(summaries, stopped ? TrainingStopReason.EarlyStopped : TrainingStopReason.Completed,
+            watching ? _bestEpoch : null, watching ? _bestLoss : null, restored);
     }
 
     private void SaveCheckpoint()
