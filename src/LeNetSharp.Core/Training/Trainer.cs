@@ -122,7 +122,7 @@ public readonly record struct TrainingProgress(
 
 /// <summary>
 /// Trains a classifier with mini-batch SGD and the tutorial's per-epoch decay: shuffle, then for each batch
-/// forward → softmax cross-entropy → backward → <see cref="Sgd{T}.Step"/>. Each Train call goes on from the previous
+/// forward → softmax cross-entropy → backward → <see cref="Optimizer{T}.Step"/>. Each Train call goes on from the previous
 /// one (epoch count, schedule, shuffling order), so training in several calls ends with the weights of one call.
 /// Nothing is written to the console: progress goes to an <see cref="IProgress{T}"/>. After the first batch of each
 /// size, a step allocates nothing.
