@@ -112,18 +112,3 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
         }
     }
 }
-
-/// <summary>
-/// The tutorial's learning-rate schedule: after epoch e (0-based) the rate is multiplied by decay^(e+1),
-/// so with 0.01 and 0.95 epoch 0 trains at 0.01, epoch 1 at 0.0095, epoch 2 at 0.0095·0.9025, …
-/// </summary>
-internal static class TutorialSchedule
-{
-    /// <summary>The learning rate to use after <paramref name="completedEpoch"/> ends.</summary>
-    /// <param name="learningRate">The rate used during that epoch.</param>
-    /// <param name="completedEpoch">The 0-based index of the epoch that just ended.</param>
-    /// <param name="decay">The base of the decay (the tutorial's is 0.95).</param>
-    /// <returns>learningRate · decay^(completedEpoch + 1).</returns>
-    public static double Next(double learningRate, int completedEpoch, double decay) =>
-        learningRate * Math.Pow(decay, completedEpoch + 1);
-}
