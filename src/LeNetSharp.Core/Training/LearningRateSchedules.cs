@@ -136,6 +136,23 @@ public sealed record TutorialSchedule : ILearningRateSchedule
 }
 
 /// <summary>
+/// The tutorial's schedule continued from a version-2 checkpoint, which recorded the rate of the epoch it stopped in
+/// rather than the initial one: the same running product, started from that epoch and rate.
+/// </summary>
+internal sealed class ResumedTutorialSchedule(double decay, long epoch, double rate) : ILearningRateSchedule
+{
+    public ScheduleUnit Unit => ScheduleUnit.Epoch;
+
+    public double RateAt(double initialRate, long period)
+    {
+        if (period < epoch) throw new ArgumentOutOfRangeException(nameof(period), period, $"{this}: the checkpoint starts at epoch {epoch}.");
+        return ScheduleRules.Usable(this, TutorialSchedule.From(rate, epoch, period, decay), period);
+    }
+
+    public override string ToString() => new TutorialSchedule(decay).ToString();
+}
+
+/// <summary>
 /// PyTorch's <c>StepLR</c>: the initial rate times gamma^⌊period / stepSize⌋, so the rate drops by gamma every
 /// <see cref="StepSize"/> periods.
 /// </summary>

@@ -62,9 +62,6 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
     /// <summary>Dampening of the momentum (0 for none).</summary>
     public double Dampening { get; }
 
-    /// <summary>Momentum buffers, one per parameter (empty without momentum); checkpoints save and restore them.</summary>
-    internal T[][] Velocity => _velocity;
-
     private protected override IReadOnlyList<(string Name, T[][] Arrays)> Buffers =>
         Momentum > 0 ? [("momentum_buffer", _velocity)] : [];
 
