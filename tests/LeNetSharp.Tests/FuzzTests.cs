@@ -59,6 +59,23 @@ public sealed class FuzzTests(ITestOutputHelper output) : TempDirectoryTest
     }
 
     [Fact]
+    public void Checkpoint_of_adam_with_a_schedule()
+    {
+        string source = Path.Combine(Dir, "source");
+        var options = new TrainingOptions
+        {
+            Epochs = 1, BatchSize = 4, Optimizer = OptimizerKind.AdamW, AmsGrad = true, MaxGradientNorm = 1, CheckpointDirectory = source,
+            Schedule = new LinearWarmupSchedule(new OneCycleSchedule(10), 2),
+        };
+        using (var t = new Trainer<float>(TestData.SmallNet<float>(1), options)) t.Train(TestData.RandomImages(8, 1));
+        byte[] valid = File.ReadAllBytes(Path.Combine(source, TrainingCheckpoint.FileName));
+        Fuzz("lnsc", valid, path =>
+        {
+            using var resumed = Trainer<float>.Resume(Path.GetDirectoryName(path)!, options);
+        }, typeof(ModelFormatException), headerLength: 128, seed: 8, fixChecksum: true, fileName: TrainingCheckpoint.FileName);
+    }
+
+    [Fact]
     public void Npy() => Fuzz("npy", ValidNpy(), path => Persistence.Npy.Read(path), typeof(ModelFormatException), headerLength: 128, seed: 5);
 
     [Fact]

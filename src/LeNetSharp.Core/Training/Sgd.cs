@@ -6,47 +6,49 @@ using LeNetSharp.Tensors;
 namespace LeNetSharp.Training;
 
 /// <summary>
-/// Stochastic gradient descent. For every parameter w with gradient g:
+/// Stochastic gradient descent with PyTorch's rules (<c>torch.optim.SGD</c>). For every parameter w with gradient g:
 /// <code>
-/// g ← g + weightDecay·w            (only when weightDecay &gt; 0)
-/// v ← momentum·v + g;  w ← w − lr·v  (with momentum &gt; 0; else w ← w − lr·g)
-/// g ← 0
+/// g ← g + weightDecay·w                                   (only when weightDecay &gt; 0)
+/// v ← g at the first step, then v ← momentum·v + (1 − dampening)·g   (only when momentum &gt; 0)
+/// d ← nesterov ? g + momentum·v : v                       (d ← g without momentum)
+/// w ← w − lr·d;  g ← 0
 /// </code>
 /// With the defaults (no momentum, no decay) this is the tutorial's plain SGD.
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class Sgd<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly Parameter<T>[] _parameters;
     private readonly T[][] _velocity;
 
     /// <summary>Creates an optimizer over the given parameters.</summary>
     /// <param name="parameters">The parameters it updates (e.g. <see cref="Sequential{T}.Parameters"/>).</param>
-    /// <param name="learningRate">Initial learning rate (&gt; 0).</param>
+    /// <param name="learningRate">Initial learning rate (positive and finite).</param>
     /// <param name="momentum">Momentum in [0, 1) (default 0: none).</param>
     /// <param name="weightDecay">L2 penalty ≥ 0 (default 0: none).</param>
+    /// <param name="nesterov">Nesterov momentum (default false); needs a momentum and no dampening, as in PyTorch.</param>
+    /// <param name="dampening">Dampening of the momentum in [0, 1] (default 0), not applied at the first step, as in PyTorch.</param>
     /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter is out of range.</exception>
-    public Sgd(IEnumerable<Parameter<T>> parameters, double learningRate, double momentum = 0, double weightDecay = 0)
+    /// <exception cref="ArgumentException">Nesterov momentum without a momentum or with dampening; a parameter is null or listed twice.</exception>
+    public Sgd(IEnumerable<Parameter<T>> parameters, double learningRate, double momentum = 0, double weightDecay = 0, bool nesterov = false, double dampening = 0)
+        : base(parameters, learningRate)
     {
-        ArgumentNullException.ThrowIfNull(parameters);
-        if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "Momentum must be in [0, 1).");
-        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "Weight decay must be ≥ 0.");
-        _parameters = parameters.ToArray();
-        LearningRate = learningRate;
+        RequireFraction(momentum, nameof(momentum), "SGD: momentum");
+        if (!(weightDecay >= 0 && double.IsFinite(weightDecay))) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "SGD: weight decay must be ≥ 0 and finite.");
+        if (!(dampening >= 0 && dampening <= 1)) throw new ArgumentOutOfRangeException(nameof(dampening), dampening, "SGD: dampening must be in [0, 1].");
+        if (nesterov && (momentum == 0 || dampening != 0))
+        {
+            throw new ArgumentException("SGD: Nesterov momentum requires a momentum and zero dampening.", nameof(nesterov));
+        }
+
         Momentum = momentum;
         WeightDecay = weightDecay;
-        _velocity = momentum > 0 ? _parameters.Select(p => new T[p.Value.Length]).ToArray() : [];
+        Nesterov = nesterov;
+        Dampening = dampening;
+        _velocity = momentum > 0 ? ParameterArray.Select(p => new T[p.Value.Length]).ToArray() : [];
     }
 
-    /// <summary>The current learning rate (&gt; 0); a schedule changes it between epochs.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">Set to a value that is not positive and finite.</exception>
-    public double LearningRate
-    {
-        get;
-        set => field = value > 0 && double.IsFinite(value)
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(value), value, "The learning rate must be positive and finite.");
-    }
+    /// <inheritdoc />
+    public override string Name => "SGD";
 
     /// <summary>Momentum coefficient (0 for plain SGD).</summary>
     public double Momentum { get; }
@@ -54,55 +56,56 @@ public sealed class Sgd<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>L2 weight-decay coefficient (0 for none).</summary>
     public double WeightDecay { get; }
 
-    /// <summary>Momentum buffers, one per parameter (empty without momentum); checkpoints save and restore them.</summary>
-    internal T[][] Velocity => _velocity;
+    /// <summary>Whether the momentum is Nesterov's.</summary>
+    public bool Nesterov { get; }
 
-    /// <summary>The parameters this optimizer updates.</summary>
-    public IReadOnlyList<Parameter<T>> Parameters => _parameters;
+    /// <summary>Dampening of the momentum (0 for none).</summary>
+    public double Dampening { get; }
 
-    /// <summary>Applies one update to every parameter from its gradient, then clears the gradients.</summary>
+    private protected override IReadOnlyList<(string Name, T[][] Arrays)> Buffers =>
+        Momentum > 0 ? [("momentum_buffer", _velocity)] : [];
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public void Step()
+    private protected override void Update(long step)
     {
         T lr = T.CreateChecked(LearningRate), mu = T.CreateChecked(Momentum), decay = T.CreateChecked(WeightDecay);
-        for (int p = 0; p < _parameters.Length; p++)
+        T keep = T.CreateChecked(1 - Dampening);
+        bool dampen = Dampening != 0 && step > 1; // PyTorch's first step copies g into the buffer undampened
+        var parameters = ParameterArray;
+        for (int p = 0; p < parameters.Length; p++)
         {
-            Span<T> w = _parameters[p].Value.Span, g = _parameters[p].Gradient.Span;
+            Span<T> w = parameters[p].Value.Span, g = parameters[p].Gradient.Span;
             if (WeightDecay > 0)
             {
                 for (int i = 0; i < w.Length; i++) g[i] += decay * w[i];
             }
 
-            if (Momentum > 0)
+            if (Momentum == 0)
             {
-                Span<T> v = _velocity[p];
-                for (int i = 0; i < w.Length; i++)
-                {
-                    v[i] = mu * v[i] + g[i];
-                    w[i] -= lr * v[i];
-                }
+                VectorOps.SubtractScaled(w, g, lr);
+                continue;
+            }
+
+            Span<T> v = _velocity[p];
+            if (dampen)
+            {
+                for (int i = 0; i < w.Length; i++) v[i] = mu * v[i] + keep * g[i];
             }
             else
             {
-                VectorOps.SubtractScaled(w, g, lr);
+                // v starts at zero, so the first step's v = 0·μ + g = g: PyTorch's copy, bit for bit.
+                for (int i = 0; i < w.Length; i++) v[i] = mu * v[i] + g[i];
             }
 
-            g.Clear();
+            if (Nesterov)
+            {
+                for (int i = 0; i < w.Length; i++) w[i] -= lr * (g[i] + mu * v[i]);
+            }
+            else
+            {
+                for (int i = 0; i < w.Length; i++) w[i] -= lr * v[i];
+            }
         }
     }
-}
-
-/// <summary>
-/// The tutorial's learning-rate schedule: after epoch e (0-based) the rate is multiplied by decay^(e+1),
-/// so with 0.01 and 0.95 epoch 0 trains at 0.01, epoch 1 at 0.0095, epoch 2 at 0.0095·0.9025, …
-/// </summary>
-internal static class TutorialSchedule
-{
-    /// <summary>The learning rate to use after <paramref name="completedEpoch"/> ends.</summary>
-    /// <param name="learningRate">The rate used during that epoch.</param>
-    /// <param name="completedEpoch">The 0-based index of the epoch that just ended.</param>
-    /// <param name="decay">The base of the decay (the tutorial's is 0.95).</param>
-    /// <returns>learningRate · decay^(completedEpoch + 1).</returns>
-    public static double Next(double learningRate, int completedEpoch, double decay) =>
-        learningRate * Math.Pow(decay, completedEpoch + 1);
 }

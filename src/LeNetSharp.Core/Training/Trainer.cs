@@ -8,7 +8,7 @@ using LeNetSharp.Tensors;
 namespace LeNetSharp.Training;
 
 /// <summary>Hyper-parameters of a training run. The defaults are the tutorial's.</summary>
-public sealed record TrainingOptions
+public sealed partial record TrainingOptions
 {
     /// <summary>
     /// Passes over the training set that one <see cref="Trainer{T}.Train(ImageDataset, IProgress{TrainingProgress}, CancellationToken)"/>
@@ -23,13 +23,16 @@ public sealed record TrainingOptions
     /// <summary>Learning rate of the first epoch (default 0.01).</summary>
     public double LearningRate { get; init; } = 0.01;
 
-    /// <summary>Base of the per-epoch decay: after epoch e (0-based) lr ← lr·Decay^(e+1) (default 0.95; 1 disables it).</summary>
+    /// <summary>
+    /// Base of the tutorial's per-epoch decay, the default schedule: after epoch e (0-based) lr ← lr·Decay^(e+1)
+    /// (default 0.95; 1 disables it). Used when <see cref="Schedule"/> is null.
+    /// </summary>
     public double Decay { get; init; } = 0.95;
 
     /// <summary>SGD momentum (default 0, the tutorial's plain SGD).</summary>
     public double Momentum { get; init; }
 
-    /// <summary>L2 weight decay (default 0).</summary>
+    /// <summary>Weight decay (default 0): an L2 penalty added to the gradient for SGD and Adam, decoupled for AdamW.</summary>
     public double WeightDecay { get; init; }
 
     /// <summary>
@@ -110,6 +113,7 @@ public sealed record TrainingOptions
         if (!(LearningRate > 0 && double.IsFinite(LearningRate))) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "Must be positive.");
         if (!(Decay > 0 && Decay <= 1)) throw new ArgumentOutOfRangeException(nameof(Decay), Decay, "Must be in (0, 1].");
         ValidateEpochEnd();
+        ValidateOptimization();
     }
 
     /// <summary>The checks of <see cref="ValidationData"/>, <see cref="EarlyStopping"/> and <see cref="Augmentation"/>.</summary>
@@ -166,14 +170,15 @@ public readonly record struct TrainingProgress(
 }
 
 /// <summary>
-/// Trains a classifier with mini-batch SGD and the tutorial's per-epoch decay: shuffle, then for each batch
-/// forward → softmax cross-entropy → backward → <see cref="Sgd{T}.Step"/>. Each Train call goes on from the previous
+/// Trains a classifier with mini-batches, by default with SGD and the tutorial's per-epoch decay (the optimizer and the
+/// schedule come from <see cref="TrainingOptions"/>): shuffle, then for each batch forward → softmax cross-entropy →
+/// backward → <see cref="IOptimizer{T}.Step"/>. Each Train call goes on from the previous
 /// one (epoch count, schedule, shuffling order), so training in several calls ends with the weights of one call.
 /// Nothing is written to the console: progress goes to an <see cref="IProgress{T}"/>. After the first batch of each
 /// size, a step allocates nothing.
 /// </summary>
 /// <typeparam name="T">Element type (float for speed).</typeparam>
-public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
+public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Sequential<T> _network;
     private readonly GradientWorker<T>[] _workers;   // [0] trains the caller's network; the others, replicas
@@ -195,7 +200,8 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         options.Validate();
         _network = network;
         Options = options;
-        Optimizer = new Sgd<T>(network.Parameters, options.LearningRate, options.Momentum, options.WeightDecay);
+        Optimizer = options.CreateOptimizer(network.Parameters);
+        StartSchedule(options);
         _workers = new GradientWorker<T>[options.Threads];
         _workers[0] = new GradientWorker<T>(network);
         for (int i = 1; i < _workers.Length; i++) _workers[i] = new GradientWorker<T>(network.Clone());
@@ -206,8 +212,8 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <summary>The hyper-parameters.</summary>
     public TrainingOptions Options { get; }
 
-    /// <summary>The optimizer; its learning rate follows the schedule.</summary>
-    public Sgd<T> Optimizer { get; }
+    /// <summary>The optimizer (<see cref="TrainingOptions.Optimizer"/>); its learning rate follows the schedule.</summary>
+    public IOptimizer<T> Optimizer { get; }
 
     /// <summary>The network being trained.</summary>
     public Sequential<T> Network => _network;
@@ -240,10 +246,12 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// </summary>
     /// <param name="checkpointDirectory">A folder written by a run with <see cref="TrainingOptions.CheckpointDirectory"/>.</param>
     /// <param name="options">
-    /// The run's options. Batch size, seed, shuffling, decay, momentum and weight decay must equal the checkpoint's.
+    /// The run's options. Batch size, seed, shuffling, decay, the optimizer and its settings, gradient clipping and the
+    /// schedule must equal the checkpoint's.
     /// Epochs is the epoch count the interrupted Train call was to reach (its reports'
     /// <see cref="TrainingProgress.Epochs"/>): for a run of one call, the Epochs it began with; more trains longer;
-    /// when the checkpoint is already there, the first call trains nothing. The learning rate comes from the checkpoint.
+    /// when the checkpoint is already there, the first call trains nothing. The initial learning rate comes from the
+    /// checkpoint, as do the optimizer's state (momentum buffers, Adam's moments and step count) and the schedule's place.
     /// </param>
     /// <returns>A trainer whose Train carries on where the checkpoint stopped.</returns>
     /// <exception cref="FileNotFoundException">There is no checkpoint in the folder.</exception>
@@ -253,9 +261,9 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         ArgumentNullException.ThrowIfNull(options);
         var checkpoint = TrainingCheckpoint.Load<T>(checkpointDirectory);
         checkpoint.EnsureCompatible(options);
-        var trainer = new Trainer<T>(checkpoint.Network, options);
-        trainer.Optimizer.LearningRate = checkpoint.LearningRate;
-        checkpoint.RestoreVelocity(trainer.Optimizer);
+        var trainer = new Trainer<T>(checkpoint.Network, options with { LearningRate = checkpoint.InitialLearningRate ?? options.LearningRate });
+        checkpoint.RestoreOptimizer(trainer.Optimizer);
+        trainer.ResumeSchedule(checkpoint);
         trainer.Position = checkpoint.Position;
         trainer.TrainedOn = checkpoint.TrainedOn;
         trainer._resumedFrom = checkpoint.Path;
@@ -307,8 +315,9 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
 
     /// <summary>
     /// Trains over <paramref name="data"/> until <paramref name="epochs"/> more epochs have ended, going on where the
-    /// trainer stands like <see cref="Train(ImageDataset, IProgress{TrainingProgress}, CancellationToken)"/>: after epoch
-    /// e (0-based) the learning rate is multiplied by <see cref="TrainingOptions.Decay"/>^(e + 1), and epoch e's order is
+    /// trainer stands like <see cref="Train(ImageDataset, IProgress{TrainingProgress}, CancellationToken)"/>: the learning
+    /// rate follows <see cref="TrainingOptions.Schedule"/> (by default, after epoch e (0-based) it is multiplied by
+    /// <see cref="TrainingOptions.Decay"/>^(e + 1)), the optimizer keeps its state, and epoch e's order is
     /// drawn from (<see cref="TrainingOptions.Seed"/>, e) alone, so calls of 1, 2 and 3 epochs end with the weights of one
     /// call of 6, bit for bit. An epoch left part-done (by a cancelled call or a mid-epoch checkpoint) is finished
     /// first and counts as the first of them; a call that did not return is not finished beyond that.
@@ -402,7 +411,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
         {
             ShuffledOrder(Options, epoch, order);
             var summary = RunEpoch(data, order, epoch, end, progress, cancellationToken);
-            Optimizer.LearningRate = TutorialSchedule.Next(Optimizer.LearningRate, epoch, Options.Decay);
+            ScheduleAfterEpoch(epoch, data.Count);
             Position = new TrainingPosition(epoch + 1, 0, 0, 0, 0);
             summary = ValidateEpoch(summary, epoch, ref stopped);
             SaveCheckpoint();
@@ -443,7 +452,8 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
     /// <exception cref="ObjectDisposedException">The trainer was disposed and <see cref="TrainingOptions.Threads"/> &gt; 1.</exception>
     /// <remarks>
     /// When a layer throws during the step, the exception reaches the caller as thrown, the parameters are not
-    /// updated, and every gradient the step had begun to add is cleared: a later step starts clean.
+    /// updated, and every gradient the step had begun to add is cleared: a later step starts clean. The step uses the
+    /// optimizer's current learning rate: Train sets it from the schedule before each step, this method does not.
     /// <para>
     /// With <see cref="TrainingOptions.Augmentation"/>, the images are distorted as epoch <see cref="Position"/>.Epoch
     /// of a Train call distorts them (the same image gets the same distortion until that epoch ends).
@@ -598,6 +608,7 @@ public sealed class Trainer<T> : IDisposable where T : unmanaged, IFloatingPoint
             {
                 ct.ThrowIfCancellationRequested();
                 int start = b * batchSize, n = Math.Min(batchSize, order.Length - start);
+                ApplySchedule(epoch, (long)epoch * batches + b);
                 var (loss, right) = Step(data, order.AsSpan(start, n), epoch);
                 done = b + 1;
                 lossSum += loss;

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Numerics;
 using System.Security.Cryptography;
 using System.Text;
@@ -7,29 +8,42 @@ using LeNetSharp.Persistence;
 namespace LeNetSharp.Training;
 
 /// <summary>
-/// Everything needed to continue a training run exactly: the network, the optimizer's momentum buffers, the
-/// learning rate, the position (epoch, batch, running sums) and the options that fix the shuffling order. One
-/// file, written atomically, so model and state can never disagree. The epoch count to train to is not recorded:
-/// <see cref="Trainer{T}.Resume"/> takes it from its options.
+/// Everything needed to continue a training run exactly: the network, the optimizer's state (momentum buffers, Adam's
+/// moments and step count), the learning rate and where the schedule started, the position (epoch, batch, running
+/// sums) and the options that fix the shuffling order and the updates. One file, written atomically, so model and
+/// state can never disagree. The epoch count to train to is not recorded: <see cref="Trainer{T}.Resume"/> takes it
+/// from its options.
 /// <code>
 /// "LNSC"                   4 bytes magic
-/// version                  uint16 (2)
+/// version                  uint16 (3)
 /// element size             uint8 (4 float32, 8 float64)
 /// position                 int32 epoch, int32 batch, float64 loss sum, int64 correct, int64 seen
-/// learning rate            float64
-/// options                  int32 batch size, int32 seed, uint8 shuffle, float64 decay, float64 momentum, float64 weight decay
+/// learning rate            float64, the optimizer's current one
+/// options                  int32 batch size, int32 seed, uint8 shuffle, float64 decay, float64 momentum, float64 weight decay,
+///                          uint8 optimizer (0 SGD, 1 Adam, 2 AdamW), uint8 nesterov, float64 dampening, float64 beta1,
+///                          float64 beta2, float64 epsilon, uint8 amsgrad, float64 max gradient norm (0: none),
+///                          string schedule (its description; empty: the tutorial's with the decay above)
+/// schedule origin          int64 epoch, float64 rate: 0 and the initial learning rate (another epoch: a run resumed
+///                          from a version-2 file, whose tutorial schedule goes on from that epoch's rate)
 /// dataset                  int64 image count (-1: none yet), 32 bytes SHA-256 of the images' shape, pixels and labels
-/// momentum buffers         int32 count, then per buffer: int32 length, elements
+/// optimizer state          string kind, int64 steps, int32 buffer count, then per buffer: string name, int32 array
+///                          count, then per array: int32 length, elements
 /// model                    int32 length, then a complete model file (see <see cref="ModelFile"/>)
 /// SHA-256                  32 bytes over everything before it
 /// </code>
+/// Strings are UTF-8 with a 7-bit-encoded length, as <see cref="BinaryWriter"/> writes them. Version-2 files (SGD and
+/// the tutorial's schedule only; momentum buffers where version 3 has the optimizer state, none of the fields added
+/// to the options) still load.
 /// </summary>
 public static class TrainingCheckpoint
 {
     /// <summary>The checkpoint's file name inside its folder.</summary>
     public const string FileName = "checkpoint.lnsc";
 
-    private const int Version = 2;
+    private const int Version = 3;
+
+    /// <summary>The oldest version <see cref="Load{T}"/> reads.</summary>
+    private const int OldestVersion = 2;
 
     /// <summary>The largest checkpoint file <see cref="Load{T}"/> reads (2 GiB).</summary>
     private const long MaxFileBytes = int.MaxValue;
@@ -63,15 +77,33 @@ public static class TrainingCheckpoint
             w.Write(o.Decay);
             w.Write(o.Momentum);
             w.Write(o.WeightDecay);
+            w.Write((byte)o.Optimizer);
+            w.Write(o.Nesterov);
+            w.Write(o.Dampening);
+            w.Write(o.Beta1);
+            w.Write(o.Beta2);
+            w.Write(o.Epsilon);
+            w.Write(o.AmsGrad);
+            w.Write(o.MaxGradientNorm ?? 0);
+            w.Write(o.Schedule?.ToString() ?? "");
+            w.Write(trainer.ScheduleOrigin.Epoch);
+            w.Write(trainer.ScheduleOrigin.Rate);
             var data = trainer.TrainedOn;
             w.Write(data.Count);
             w.Write(Convert.FromHexString(data.Sha256));
-            var velocity = trainer.Optimizer.Velocity;
-            w.Write(velocity.Length);
-            foreach (var v in velocity)
+            var state = trainer.Optimizer.SaveState();
+            w.Write(state.Optimizer);
+            w.Write(state.Steps);
+            w.Write(state.Buffers.Count);
+            foreach (var (name, arrays) in state.Buffers.OrderBy(b => b.Key, StringComparer.Ordinal))
             {
-                w.Write(v.Length);
-                foreach (T x in v) WriteElement(w, x);
+                w.Write(name);
+                w.Write(arrays.Length);
+                foreach (var array in arrays)
+                {
+                    w.Write(array.Length);
+                    foreach (T x in array) WriteElement(w, x);
+                }
             }
 
             byte[] model = ModelFile.Serialize(trainer.Network);
@@ -113,9 +145,9 @@ public static class TrainingCheckpoint
 
         if (bytes.Length < Magic.Length + 2 + 32) throw Refuse($"truncated: {bytes.Length} bytes.");
         int version = BitConverter.ToUInt16(bytes, Magic.Length);
-        if (version != Version)
+        if (version < OldestVersion || version > Version)
         {
-            throw new ModelFormatException(path, $"expected checkpoint version {Version}, found {version}"
+            throw new ModelFormatException(path, $"expected checkpoint version {OldestVersion} to {Version}, found {version}"
                 + (version == 1 ? " (made before checkpoints recorded their dataset; start a new run)." : "."));
         }
         string expected = Convert.ToHexStringLower(bytes.AsSpan(bytes.Length - 32));
@@ -139,21 +171,74 @@ public static class TrainingCheckpoint
                 BatchSize = r.ReadInt32(), Seed = r.ReadInt32(), Shuffle = r.ReadBoolean(),
                 Decay = r.ReadDouble(), Momentum = r.ReadDouble(), WeightDecay = r.ReadDouble(),
             };
+            string schedule = "";
+            (long Epoch, double Rate) origin = (position.Epoch, learningRate); // version 2: the tutorial's, from here
+            if (version >= 3)
+            {
+                byte kind = r.ReadByte();
+                if (!Enum.IsDefined((OptimizerKind)kind)) throw Refuse($"unknown optimizer {kind}.");
+                saved = saved with
+                {
+                    Optimizer = (OptimizerKind)kind, Nesterov = r.ReadBoolean(), Dampening = r.ReadDouble(), Beta1 = r.ReadDouble(),
+                    Beta2 = r.ReadDouble(), Epsilon = r.ReadDouble(), AmsGrad = r.ReadBoolean(),
+                };
+                double maxNorm = r.ReadDouble();
+                saved = saved with { MaxGradientNorm = maxNorm == 0 ? null : maxNorm };
+                schedule = r.ReadString();
+                origin = (r.ReadInt64(), r.ReadDouble());
+                if (origin.Epoch < 0 || origin.Epoch > position.Epoch || !(origin.Rate > 0 && double.IsFinite(origin.Rate))
+                    || (origin.Epoch != 0 && schedule.Length != 0))
+                {
+                    throw Refuse($"inconsistent schedule origin (epoch {origin.Epoch}, rate {origin.Rate}"
+                        + (schedule.Length == 0 ? ")." : $", schedule {schedule}): only the tutorial's schedule goes on from a version-2 run."));
+                }
+            }
+
             var data = new DatasetIdentity(r.ReadInt64(), Convert.ToHexStringLower(r.ReadBytes(32)));
             long Left() => r.BaseStream.Length - r.BaseStream.Position;
-            int buffers = r.ReadInt32();
-            if (buffers < 0 || buffers > Left() / 4) throw Refuse($"declares {buffers} momentum buffers, the file has {Left():N0} bytes left.");
-            var velocity = new T[buffers][];
-            for (int i = 0; i < velocity.Length; i++)
+            T[][] ReadArrays(string what)
             {
-                int length = r.ReadInt32();
-                if (length < 0 || (long)length * elementSize > Left())
+                int count = r.ReadInt32();
+                if (count < 0 || count > Left() / 4) throw Refuse($"declares {count} {what}, the file has {Left():N0} bytes left.");
+                var arrays = new T[count][];
+                for (int i = 0; i < arrays.Length; i++)
                 {
-                    throw Refuse($"truncated: momentum buffer {i} declares {length} elements, the file has {Left():N0} bytes left.");
+                    int length = r.ReadInt32();
+                    if (length < 0 || (long)length * elementSize > Left())
+                    {
+                        throw Refuse($"truncated: {what} {i} declares {length} elements, the file has {Left():N0} bytes left.");
+                    }
+
+                    arrays[i] = new T[length];
+                    for (int j = 0; j < arrays[i].Length; j++) arrays[i][j] = ReadElement<T>(r);
                 }
 
-                velocity[i] = new T[length];
-                for (int j = 0; j < velocity[i].Length; j++) velocity[i][j] = ReadElement<T>(r);
+                return arrays;
+            }
+
+            OptimizerState<T> state;
+            if (version >= 3)
+            {
+                string optimizer = r.ReadString();
+                long steps = r.ReadInt64();
+                int count = r.ReadInt32();
+                if (count < 0 || count > Left() / 5) throw Refuse($"declares {count} optimizer buffers, the file has {Left():N0} bytes left.");
+                var buffers = new Dictionary<string, T[][]>(StringComparer.Ordinal);
+                for (int i = 0; i < count; i++)
+                {
+                    string name = r.ReadString();
+                    if (!buffers.TryAdd(name, ReadArrays($"\"{name}\" buffers"))) throw Refuse($"the optimizer buffer \"{name}\" appears twice.");
+                }
+
+                if (string.IsNullOrWhiteSpace(optimizer) || steps < 0) throw Refuse($"inconsistent optimizer state ({optimizer}, {steps} steps).");
+                state = new OptimizerState<T>(optimizer, steps, buffers);
+            }
+            else
+            {
+                var velocity = ReadArrays("momentum buffers");
+                long batches = data.Count > 0 ? (data.Count + saved.BatchSize - 1) / Math.Max(1, saved.BatchSize) : 0;
+                var buffers = velocity.Length > 0 ? new Dictionary<string, T[][]> { ["momentum_buffer"] = velocity } : [];
+                state = new OptimizerState<T>("SGD", Math.Max(0, position.Epoch * batches + position.Batch), buffers);
             }
 
             int modelLength = r.ReadInt32();
@@ -166,7 +251,7 @@ public static class TrainingCheckpoint
                 throw Refuse($"inconsistent position (epoch {position.Epoch}, batch {position.Batch}, {position.Correct} right of {position.Seen}).");
             }
 
-            return new Contents<T>(path, network, position, learningRate, saved, velocity, data);
+            return new Contents<T>(path, network, position, learningRate, saved, schedule, origin, state, data);
         }
         catch (Exception e) when (e is EndOfStreamException or ArgumentException or OverflowException or FormatException)
         {
@@ -184,11 +269,23 @@ public static class TrainingCheckpoint
         typeof(T) == typeof(float) ? T.CreateTruncating(r.ReadSingle()) : T.CreateTruncating(r.ReadDouble());
 
     /// <summary>A decoded checkpoint.</summary>
+    /// <param name="Path">The checkpoint file.</param>
+    /// <param name="Network">The network it holds.</param>
+    /// <param name="Position">Where the run stood.</param>
+    /// <param name="LearningRate">The optimizer's rate when it was written.</param>
+    /// <param name="Saved">The options it records (the schedule apart).</param>
+    /// <param name="Schedule">The schedule's description; empty for the tutorial's.</param>
+    /// <param name="ScheduleOrigin">Epoch 0 and the initial rate, or where a version-2 run's tutorial schedule goes on from.</param>
+    /// <param name="State">The optimizer's state.</param>
+    /// <param name="TrainedOn">The dataset of the run.</param>
     internal sealed record Contents<T>(
-        string Path, Sequential<T> Network, TrainingPosition Position, double LearningRate, TrainingOptions Saved, T[][] Velocity,
-        DatasetIdentity TrainedOn)
+        string Path, Sequential<T> Network, TrainingPosition Position, double LearningRate, TrainingOptions Saved, string Schedule,
+        (long Epoch, double Rate) ScheduleOrigin, OptimizerState<T> State, DatasetIdentity TrainedOn)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        /// <summary>The run's initial learning rate, when the checkpoint knows it (not for a version-2 run past epoch 0).</summary>
+        public double? InitialLearningRate => ScheduleOrigin.Epoch == 0 ? ScheduleOrigin.Rate : null;
+
         /// <summary>Throws unless <paramref name="options"/> continue the same run.</summary>
         public void EnsureCompatible(TrainingOptions options)
         {
@@ -204,22 +301,33 @@ public static class TrainingCheckpoint
             Check("decay", Saved.Decay, options.Decay);
             Check("momentum", Saved.Momentum, options.Momentum);
             Check("weight decay", Saved.WeightDecay, options.WeightDecay);
+            Check("optimizer", Saved.Optimizer, options.Optimizer);
+            Check("nesterov", Saved.Nesterov, options.Nesterov);
+            Check("dampening", Saved.Dampening, options.Dampening);
+            Check("beta1", Saved.Beta1, options.Beta1);
+            Check("beta2", Saved.Beta2, options.Beta2);
+            Check("epsilon", Saved.Epsilon, options.Epsilon);
+            Check("amsgrad", Saved.AmsGrad, options.AmsGrad);
+            Check("max gradient norm", Saved.MaxGradientNorm?.ToString(CultureInfo.InvariantCulture) ?? "none",
+                options.MaxGradientNorm?.ToString(CultureInfo.InvariantCulture) ?? "none");
+            Check("schedule", Schedule.Length == 0 ? "the tutorial's" : Schedule, options.Schedule?.ToString() ?? "the tutorial's");
             if (mismatches.Count > 0)
             {
                 throw new ModelFormatException(Path, $"cannot resume with different options: {string.Join(", ", mismatches)}.");
             }
         }
 
-        /// <summary>Copies the saved momentum buffers into <paramref name="optimizer"/>.</summary>
-        public void RestoreVelocity(Sgd<T> optimizer)
+        /// <summary>Gives <paramref name="optimizer"/> the saved state (buffers and step count).</summary>
+        public void RestoreOptimizer(IOptimizer<T> optimizer)
         {
-            var target = optimizer.Velocity;
-            if (target.Length != Velocity.Length || target.Where((v, i) => v.Length != Velocity[i].Length).Any())
+            try
             {
-                throw new ModelFormatException(Path, "the momentum buffers do not match the network's parameters.");
+                optimizer.LoadState(State);
             }
-
-            for (int i = 0; i < target.Length; i++) Velocity[i].CopyTo(target[i], 0);
+            catch (ArgumentException e)
+            {
+                throw new ModelFormatException(Path, $"the optimizer state does not fit the network ({ModelFile.OneLine(e.Message)}).");
+            }
         }
     }
 }
