@@ -65,7 +65,41 @@ File.Delete(customPath);
 float[] customBefore = custom.Forward(x).Data.ToArray();
 float[] customAfter = customReloaded.Forward(x).Data.ToArray(), customClone = custom.Clone().Forward(x).Data.ToArray();
 
+// Beyond the tutorial: every newer layer, AdamW with clipping, a warm-up then cosine schedule, a validation split
+// with early stopping and augmentation; saved, reloaded and cloned to the same logits in evaluation mode.
+var (trainPart, validationPart) = data.Split(0.2, seed: 5);
+var modern = new Sequential<float>(
+    new Conv<float>(1, 4, 3, 3, new Random(9), padding: 1), new BatchNorm2d<float>(4), new LeakyRelu<float>(0.1),
+    new MaxPool2d<float>(2), new Conv<float>(4, 6, 3, 3, new Random(10), padding: 1), new Tanh<float>(),
+    new AvgPool2d<float>(2), new GlobalAvgPool2d<float>(), new Dropout<float>(0.2, seed: 3), new Linear<float>(6, 6, new Random(11)),
+    new BatchNorm1d<float>(6), new Sigmoid<float>(), new Linear<float>(6, 3, new Random(12)));
+var modernOptions = new TrainingOptions
+{
+    Epochs = 6, BatchSize = 4, Optimizer = OptimizerKind.AdamW, LearningRate = 0.01, WeightDecay = 0.01, MaxGradientNorm = 5,
+    Schedule = new LinearWarmupSchedule(new CosineAnnealingSchedule(5), 1), ValidationData = validationPart,
+    EarlyStopping = new EarlyStopping { Patience = 3 }, Augmentation = new ImageAugmentation(),
+};
+TrainingResult modernResult;
+using (var trainer = new Trainer<float>(modern, modernOptions))
+{
+    modernResult = trainer.Train(trainPart);
+}
+
+string modernPath = Path.ChangeExtension(path, ".modern.model");
+ModelFile.Save(modern, modernPath);
+var modernReloaded = ModelFile.Load<float>(modernPath);
+File.Delete(modernPath);
+modern.Training = modernReloaded.Training = false;
+float[] modernBefore = modern.Forward(x).Data.ToArray();
+float[] modernAfter = modernReloaded.Forward(x).Data.ToArray(), modernClone = modern.Clone().Forward(x).Data.ToArray();
+Console.WriteLine($"modern network: {modernResult}, validation {modernResult[^1].ValidationAccuracy:P0}");
+
 var failures = new List<string>();
+if (!modernBefore.SequenceEqual(modernAfter) || !modernBefore.SequenceEqual(modernClone) || modernBefore.Any(float.IsNaN))
+{
+    failures.Add("the network of newer layers did not reload or clone to the same logits");
+}
+
 if (customReloaded.Layers[4] is not Negate || !customBefore.SequenceEqual(customAfter) || !customBefore.SequenceEqual(customClone))
 {
     failures.Add("the network with a layer of the consumer's own did not reload or clone to the same logits");
