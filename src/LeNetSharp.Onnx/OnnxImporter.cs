@@ -23,6 +23,12 @@ internal sealed class OnnxImporter
     /// <summary>The largest kernel, stride or padding a Conv or pool may declare (bounds the arithmetic on sizes).</summary>
     private const long MaxWindow = 1024;
 
+    /// <summary>
+    /// The most float elements all weights, biases and statistics of one import may add up to (16 M, 64 MiB): one
+    /// initialiser can feed any number of nodes, so the per-tensor ceiling alone does not bound what the layers hold.
+    /// </summary>
+    internal const long MaxTotalElements = 4 * OnnxModel.MaxTensorElements;
+
     // Logical axes of a rank-4 tensor.
     private const int N = 0, H = 1, W = 2, C = 3;
 
@@ -43,6 +49,7 @@ internal sealed class OnnxImporter
     private bool _squeezed;                  // rank 4 (N, C, 1, 1) in the graph after GlobalAveragePool; the library's tensor is (N, C)
     private PendingPad? _pad;                // a Pad waiting for the Conv or pool it pads
     private HashSet<string> _consumed = []; // every name a node reads or the graph returns
+    private long _totalElements;             // float elements read from tensors so far
     private (int Height, int Width, int Channels) _inputShape;
 
     /// <summary>A Pad node's padding (logical top, left, bottom, right), zeros or −∞, not yet folded into a layer.</summary>
@@ -765,6 +772,12 @@ internal sealed class OnnxImporter
         int[] dims = CheckedDims(t);
         if (t.DataType != (int)DataType.Float) throw Fail($"tensor '{name}': expected float32, found {(DataType)t.DataType}.");
         long count = dims.Aggregate(1L, (a, d) => a * d);
+        _totalElements += count;
+        if (_totalElements > MaxTotalElements)
+        {
+            throw Fail($"the graph's weights add up to more than {MaxTotalElements:N0} elements (tensor '{name}' {Shape(dims)} is used past that); an initialiser used by many nodes counts each time.");
+        }
+
         if (t.HasRawData)
         {
             if (t.RawData.Length != count * sizeof(float))

@@ -551,6 +551,32 @@ public class OnnxLayerTests(ITestOutputHelper output) : TempDirectoryTest
     }
 
     [Fact]
+    public void An_initialiser_fed_to_many_nodes_cannot_add_up_past_the_total_ceiling()
+    {
+        // One 1448 x 1448 weight (8 MB, under the file and tensor ceilings) used by nine Gemms: 18.9 M elements to convert.
+        string source = Path.Combine(Dir, "wide.onnx");
+        var net = new Sequential<float>(new Flatten<float>(), new Linear<float>(1448, 1448, new Random(1)));
+        OnnxModel.Export(net, source, 1448, 1, 1);
+        string path = Rewrite(source, m =>
+        {
+            var gemm = m.Graph.Node.Single(n => n.OpType == "Gemm");
+            var softmax = m.Graph.Node.Single(n => n.OpType == "Softmax");
+            string previous = gemm.Output[0] = "g0";
+            for (int k = 1; k < 9; k++)
+            {
+                var next = gemm.Clone();
+                next.Name = $"gemm{k}";
+                next.Input[0] = previous;
+                next.Output[0] = previous = k == 8 ? "logits" : $"g{k}";
+                m.Graph.Node.Insert(m.Graph.Node.IndexOf(softmax), next);
+            }
+        });
+        new FileInfo(path).Length.Should().BeLessThan(OnnxModel.MaxFileBytes);
+        Refusal(path).Should().Be($"{path}: the graph's weights add up to more than 16,777,216 elements (tensor 'layer1.weight' (1448, 1448) is used past "
+            + "that); an initialiser used by many nodes counts each time.");
+    }
+
+    [Fact]
     public void A_BatchNormalization_right_after_GlobalAveragePool_normalises_the_pooled_vector()
     {
         // PyTorch's BatchNorm2d after AdaptiveAvgPool2d(1) normalises (N, C, 1, 1): the library's (N, C), so BatchNorm1d.
