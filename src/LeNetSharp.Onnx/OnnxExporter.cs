@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Reflection;
 using Google.Protobuf;
 using LeNetSharp.Layers;
@@ -45,14 +46,18 @@ internal static class OnnxExporter
             nchw = wantNchw;
         }
 
+        // The graph starts with the Transpose to NCHW whatever the first layer is: an importer reads the input as NHWC
+        // only when a Transpose (0,3,1,2) takes it first (see OnnxImporter.Transpose).
+        Layout(wantNchw: true);
         for (int i = 0; i < network.Layers.Count; i++)
         {
+            string layer = $"layer{i}";
             switch (network.Layers[i])
             {
                 case Conv<float> c:
                     Layout(wantNchw: true);
-                    string w = Initializer(graph, $"layer{i}.weight", OihwFromNhwcKernel(c), c.OutChannels, c.InChannels, c.KernelHeight, c.KernelWidth);
-                    string b = Initializer(graph, $"layer{i}.bias", c.Bias.Value.Span.ToArray(), c.OutChannels);
+                    string w = Initializer(graph, $"{layer}.weight", OihwFromNhwcKernel(c), c.OutChannels, c.InChannels, c.KernelHeight, c.KernelWidth);
+                    string b = Initializer(graph, $"{layer}.bias", c.Bias.Value.Span.ToArray(), c.OutChannels);
                     Emit("Conv", [current, w, b],
                         Ints("kernel_shape", c.KernelHeight, c.KernelWidth), Ints("strides", c.Stride, c.Stride),
                         Ints("pads", c.Padding, c.Padding, c.Padding, c.Padding), Ints("dilations", 1, 1), Int("group", 1));
@@ -64,13 +69,48 @@ internal static class OnnxExporter
                     Layout(wantNchw: true);
                     Emit("MaxPool", [current], Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
                     break;
+                case MaxPool2d<float> mp:
+                    Layout(wantNchw: true); // ONNX MaxPool's padding is never the maximum: MaxPool2d's −∞
+                    Emit("MaxPool", [current], Ints("kernel_shape", mp.Kernel, mp.Kernel), Ints("strides", mp.Stride, mp.Stride),
+                        Ints("pads", mp.Padding, mp.Padding, mp.Padding, mp.Padding));
+                    break;
+                case AvgPool2d<float> ap:
+                    Layout(wantNchw: true);
+                    Emit("AveragePool", [current], Ints("kernel_shape", ap.Kernel, ap.Kernel), Ints("strides", ap.Stride, ap.Stride),
+                        Ints("pads", ap.Padding, ap.Padding, ap.Padding, ap.Padding), Int("count_include_pad", 1));
+                    break;
+                case GlobalAvgPool2d<float>:
+                    Layout(wantNchw: true);
+                    Emit("GlobalAveragePool", [current]); // (N, C, 1, 1)
+                    Emit("Flatten", [current], Int("axis", 1)); // the layer's (N, C)
+                    break;
+                case Tanh<float>:
+                    Emit("Tanh", [current]);
+                    break;
+                case Sigmoid<float>:
+                    Emit("Sigmoid", [current]);
+                    break;
+                case LeakyRelu<float> lr:
+                    Emit("LeakyRelu", [current], Float("alpha", AsFloat(network.Layers[i], "slope", lr.Slope)));
+                    break;
+                case Dropout<float> d:
+                    // The inference form: training_mode is left out (false), so the node is the identity. The ratio and
+                    // the seed are kept for an importer; ONNX Runtime does not use them at inference.
+                    float ratio = AsFloat(network.Layers[i], "p", d.P);
+                    if (ratio >= 1) throw new NotSupportedException($"ONNX export cannot write layer '{d.Name}': p {d.P.ToString(CultureInfo.InvariantCulture)} rounds to 1 as float32.");
+                    Emit("Dropout", [current, Initializer(graph, $"{layer}.ratio", [ratio])], Int("seed", d.Seed));
+                    break;
+                case BatchNorm<float> bn:
+                    if (rank == 4) Layout(wantNchw: true); // BatchNorm2d: ONNX normalises axis 1
+                    Emit("BatchNormalization", [current, .. BatchNormInputs(graph, bn, layer)], BatchNormAttributes(bn));
+                    break;
                 case Flatten<float>:
                     Layout(wantNchw: false); // the library flattens (h, w, c)
                     Emit("Flatten", [current], Int("axis", 1));
                     break;
                 case Linear<float> l:
-                    string lw = Initializer(graph, $"layer{i}.weight", l.Weight.Value.Span.ToArray(), l.InFeatures, l.OutFeatures);
-                    string lb = Initializer(graph, $"layer{i}.bias", l.Bias.Value.Span.ToArray(), l.OutFeatures);
+                    string lw = Initializer(graph, $"{layer}.weight", l.Weight.Value.Span.ToArray(), l.InFeatures, l.OutFeatures);
+                    string lb = Initializer(graph, $"{layer}.bias", l.Bias.Value.Span.ToArray(), l.OutFeatures);
                     Emit("Gemm", [current, lw, lb]); // Y = A·B + C with B (in, out): the library's own layout
                     break;
                 default:
@@ -110,6 +150,41 @@ internal static class OnnxExporter
     {
         string? v = typeof(OnnxExporter).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
         return v is null ? "0.0.0" : v.Split('+')[0];
+    }
+
+    /// <summary>
+    /// BatchNorm1d on (N, F) or BatchNorm2d on NCHW as ONNX's BatchNormalization in its inference form (one output):
+    /// scale γ, bias β, mean and var the running statistics; without affine, γ = 1 and β = 0. ONNX's momentum is the
+    /// running statistics' own weight, 1 − the layer's.
+    /// </summary>
+    private static string[] BatchNormInputs(GraphProto graph, BatchNorm<float> bn, string layer)
+    {
+        int c = bn.Channels;
+        float[] scale = bn.Affine ? bn.Weight!.Value.Span.ToArray() : Enumerable.Repeat(1f, c).ToArray();
+        float[] bias = bn.Affine ? bn.Bias!.Value.Span.ToArray() : new float[c];
+        return
+        [
+            Initializer(graph, bn.Affine ? $"{layer}.weight" : $"{layer}.scale_ones", scale, c),
+            Initializer(graph, bn.Affine ? $"{layer}.bias" : $"{layer}.bias_zeros", bias, c),
+            Initializer(graph, $"{layer}.running_mean", bn.RunningMean.Value.Span.ToArray(), c),
+            Initializer(graph, $"{layer}.running_var", bn.RunningVar.Value.Span.ToArray(), c),
+        ];
+    }
+
+    /// <summary>epsilon and momentum (1 − the layer's) of a BatchNormalization.</summary>
+    private static AttributeProto[] BatchNormAttributes(BatchNorm<float> bn)
+    {
+        float eps = AsFloat(bn, "eps", bn.Eps);
+        if (eps <= 0) throw new NotSupportedException($"ONNX export cannot write layer '{bn.Name}': eps {bn.Eps.ToString(CultureInfo.InvariantCulture)} rounds to 0 as float32.");
+        return [Float("epsilon", eps), Float("momentum", (float)(1 - bn.Momentum))];
+    }
+
+    /// <summary>A layer's setting as the float32 ONNX stores; one that is not finite as float32 cannot be written.</summary>
+    private static float AsFloat(ILayer<float> layer, string setting, double value)
+    {
+        float f = (float)value;
+        if (!float.IsFinite(f)) throw new NotSupportedException($"ONNX export cannot write layer '{layer.Name}': its {setting} {value.ToString(CultureInfo.InvariantCulture)} is out of float32's range.");
+        return f;
     }
 
     /// <summary>The kernel (KH, KW, C, OC) re-laid out as ONNX's (OC, C, KH, KW).</summary>
@@ -160,4 +235,6 @@ internal static class OnnxExporter
     }
 
     private static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
+
+    private static AttributeProto Float(string name, float value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = value };
 }

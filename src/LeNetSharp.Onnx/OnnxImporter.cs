@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using Google.Protobuf;
 using LeNetSharp.Layers;
 using LeNetSharp.Onnx.Protobuf;
@@ -7,15 +8,26 @@ using DataType = LeNetSharp.Onnx.Protobuf.TensorProto.Types.DataType;
 namespace LeNetSharp.Onnx;
 
 /// <summary>
-/// Turns a LeNet-family ONNX graph into an NHWC <see cref="Sequential{T}"/> (see <see cref="OnnxModel"/>).
+/// Turns a chain-shaped ONNX graph into an NHWC <see cref="Sequential{T}"/> (see <see cref="OnnxModel"/>).
 /// The graph is walked as one chain from the image input; the tensor on the chain is tracked by its physical axis
-/// order (which of N, H, W, C each axis holds) so Transposes, NCHW convolutions and the flatten order can be mapped
-/// onto the library's NHWC layers.
+/// order (which of N, H, W, C each axis holds) so Transposes, NCHW convolutions and pools, and the flatten order can be
+/// mapped onto the library's NHWC layers. A Pad is held back and folded into the padding of the Conv or pool after it.
 /// </summary>
 internal sealed class OnnxImporter
 {
     private const int MinOpset = 7, MaxOpset = 23;
-    private const string Supported = "LeNetSharp imports Conv, Relu, MaxPool 2x2, Flatten, constant Reshape, Gemm, MatMul + Add, Transpose, Identity and a final Softmax";
+    private const string Supported = "LeNetSharp imports Conv, Relu, LeakyRelu, Tanh, Sigmoid, MaxPool, AveragePool, GlobalAveragePool, "
+        + "BatchNormalization and Dropout (inference forms), a Pad before a Conv or pool, Flatten, constant Reshape, Gemm, MatMul + Add, "
+        + "Transpose, Identity and a final Softmax";
+
+    /// <summary>The largest kernel, stride or padding a Conv or pool may declare (bounds the arithmetic on sizes).</summary>
+    private const long MaxWindow = 1024;
+
+    /// <summary>
+    /// The most float elements all weights, biases and statistics of one import may add up to (16 M, 64 MiB): one
+    /// initialiser can feed any number of nodes, so the per-tensor ceiling alone does not bound what the layers hold.
+    /// </summary>
+    internal const long MaxTotalElements = 4 * OnnxModel.MaxTensorElements;
 
     // Logical axes of a rank-4 tensor.
     private const int N = 0, H = 1, W = 2, C = 3;
@@ -27,13 +39,21 @@ internal sealed class OnnxImporter
 
     // The tensor on the chain.
     private string _current = "";
+    private string _inputName = "";
     private int _rank;
     private int[] _axes = [N, C, H, W];      // rank 4: logical axis held by each physical axis
     private int _height, _width, _channels;  // rank 4: logical sizes
     private int _features;                   // rank 2: features per row
     private int[]? _featureOrder;            // rank 2 just after a flatten: library feature f is the graph's feature _featureOrder[f]
     private Linear<float>? _openLinear;      // the Linear made by the previous node (MatMul/Gemm), for a following bias Add
+    private bool _squeezed;                  // rank 4 (N, C, 1, 1) in the graph after GlobalAveragePool; the library's tensor is (N, C)
+    private PendingPad? _pad;                // a Pad waiting for the Conv or pool it pads
+    private HashSet<string> _consumed = []; // every name a node reads or the graph returns
+    private long _totalElements;             // float elements read from tensors so far
     private (int Height, int Width, int Channels) _inputShape;
+
+    /// <summary>A Pad node's padding (logical top, left, bottom, right), zeros or −∞, not yet folded into a layer.</summary>
+    private sealed record PendingPad(NodeProto Node, int Top, int Left, int Bottom, int Right, bool NegativeInfinity);
 
     private OnnxImporter(string path) => _path = path;
 
@@ -82,6 +102,7 @@ internal sealed class OnnxImporter
         ReadInput(inputs[0]);
         if (graph.Output.Count == 0) throw Fail("the graph has no output (truncated file?).");
         var outputs = graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        _consumed = graph.Node.SelectMany(n => n.Input).Concat(outputs).ToHashSet(StringComparer.Ordinal);
 
         string? logits = null, probabilities = null; // set by a final Softmax
         foreach (var node in graph.Node)
@@ -89,6 +110,15 @@ internal sealed class OnnxImporter
             if (node.OpType == "Constant" && IsDefaultDomain(node))
             {
                 AddConstantNode(node);
+                continue;
+            }
+
+            if (node.OpType == "Identity" && IsDefaultDomain(node) && node.Input.Count == 1 && node.Output.Count == 1
+                && _constants.TryGetValue(node.Input[0], out var aliased))
+            {
+                // torch.onnx.export writes equal parameters once and the others as Identity of it (e.g. a fresh
+                // BatchNorm's running_var and weight, both ones). The alias shares the tensor: nothing is copied.
+                if (!_constants.TryAdd(node.Output[0], aliased)) throw Fail($"Identity node '{node.Name}': the name '{node.Output[0]}' is defined twice.");
                 continue;
             }
 
@@ -105,13 +135,26 @@ internal sealed class OnnxImporter
             }
 
             if (node.Output.Count < 1) throw Unsupported(node, "it has no output");
+            if (_pad is { } pending && node.OpType is not ("Conv" or "MaxPool" or "AveragePool"))
+            {
+                throw Unsupported(pending.Node, $"only a Pad right before a Conv, AveragePool or MaxPool folds into that layer's padding, and '{node.Name}' (op {node.OpType}) follows it");
+            }
+
             var linear = _openLinear;
             _openLinear = null;
             switch (node.OpType)
             {
                 case "Conv": Conv(node); break;
                 case "Relu": Expect(node, 1); _layers.Add(new Relu<float>()); break;
+                case "Tanh": Expect(node, 1); _layers.Add(new Tanh<float>()); break;
+                case "Sigmoid": Expect(node, 1); _layers.Add(new Sigmoid<float>()); break;
+                case "LeakyRelu": LeakyRelu(node); break;
+                case "Dropout": Dropout(node, opset); break;
+                case "BatchNormalization": BatchNormalization(node); break;
                 case "MaxPool": MaxPool(node); break;
+                case "AveragePool": AveragePool(node); break;
+                case "GlobalAveragePool": GlobalAveragePool(node); break;
+                case "Pad": Pad(node, opset); break;
                 case "Flatten": Flatten(node); break;
                 case "Reshape": Reshape(node); break;
                 case "Gemm": Gemm(node); break;
@@ -133,6 +176,7 @@ internal sealed class OnnxImporter
             if (node.OpType != "Softmax") _current = node.Output[0];
         }
 
+        if (_pad is not null) throw Unsupported(_pad.Node, "only a Pad right before a Conv, AveragePool or MaxPool folds into that layer's padding, and the graph ends after it");
         if (_layers.Count == 0) throw Fail("the graph has no layers LeNetSharp can import.");
         if (!outputs.Contains(_current) && (probabilities is null || !outputs.Contains(probabilities)))
         {
@@ -141,7 +185,9 @@ internal sealed class OnnxImporter
 
         if (_featureOrder is not null) throw Fail("the graph flattens but no Gemm/MatMul follows; the library cannot reproduce the graph's (c, h, w) feature order.");
         inputShape = _inputShape;
-        return new Sequential<float>([.. _layers]);
+        // An ONNX graph is an inference graph: the network starts in evaluation mode (BatchNorm uses the imported
+        // running statistics, Dropout passes its input through). A Trainer turns training on for its steps.
+        return new Sequential<float>([.. _layers]) { Training = false };
     }
 
     private static bool IsDefaultDomain(NodeProto node) => node.Domain is "" or "ai.onnx";
@@ -170,7 +216,7 @@ internal sealed class OnnxImporter
         }
 
         // Physical (N, C, H, W) as PyTorch writes it; a Transpose right after the input re-labels it (see Transpose).
-        _current = input.Name;
+        _current = _inputName = input.Name;
         _rank = 4;
         _axes = [N, C, H, W];
         _channels = size[1];
@@ -180,8 +226,8 @@ internal sealed class OnnxImporter
         if (checked((long)_channels * _height * _width) > OnnxModel.MaxTensorElements) throw Fail($"input '{input.Name}': {_channels}x{_height}x{_width} elements per image is more than {OnnxModel.MaxTensorElements:N0}.");
     }
 
-    /// <summary>The physical axis order (N, C, H, W) PyTorch's input, Conv and MaxPool use.</summary>
-    private bool IsNchw => _rank == 4 && _axes.SequenceEqual([N, C, H, W]);
+    /// <summary>The physical axis order (N, C, H, W) PyTorch's input, Conv and the pools use.</summary>
+    private bool IsNchw => _rank == 4 && !_squeezed && _axes.SequenceEqual([N, C, H, W]);
 
     private void Transpose(NodeProto node)
     {
@@ -192,7 +238,7 @@ internal sealed class OnnxImporter
             throw Unsupported(node, $"only a rank-4 Transpose that keeps the batch axis first is supported, found perm [{string.Join(", ", perm)}] on rank {_rank}");
         }
 
-        if (_layers.Count == 0 && _axes.SequenceEqual([N, C, H, W]) && perm.SequenceEqual([0L, 3, 1, 2]))
+        if (_current == _inputName && perm.SequenceEqual([0L, 3, 1, 2]))
         {
             // The first node turns the input NHWC → NCHW: the declared input was (N, H, W, C) (as Export writes it).
             (_channels, _height, _width) = (_width, _channels, _height);
@@ -231,13 +277,8 @@ internal sealed class OnnxImporter
             throw Unsupported(node, $"strides [{string.Join(", ", strides)}]: only equal strides in both directions are supported");
         }
 
-        long[] pads = IntsAttr(node, "pads") ?? [0, 0, 0, 0];
-        if (pads.Length != 4 || pads.Any(p => p != pads[0]) || pads[0] is < 0 or > 1024)
-        {
-            throw Unsupported(node, $"pads [{string.Join(", ", pads)}]: only the same padding on every side is supported");
-        }
-
-        int stride = (int)strides[0], pad = (int)pads[0];
+        int pad = SquarePadding(node, negativeInfinity: false);
+        int stride = (int)strides[0];
         int oh = (_height + 2 * pad - kh) / stride + 1, ow = (_width + 2 * pad - kw) / stride + 1;
         if (_height + 2 * pad < kh || _width + 2 * pad < kw) throw Unsupported(node, $"a {kh}x{kw} kernel does not fit the padded {_height}x{_width} input");
 
@@ -259,23 +300,287 @@ internal sealed class OnnxImporter
     private void MaxPool(NodeProto node)
     {
         if (node.Output.Count > 1 && node.Output[1].Length > 0) throw Unsupported(node, "the Indices output is not supported");
-        RequireNchw(node);
-        long[] kernel = IntsAttr(node, "kernel_shape") ?? [];
-        long[] strides = IntsAttr(node, "strides") ?? [1, 1];
-        if (!kernel.SequenceEqual([2L, 2]) || !strides.SequenceEqual([2L, 2]))
+        if (IntAttr(node, "storage_order", 0) != 0) throw Unsupported(node, "storage_order 1");
+        var (kernel, stride, padding) = PoolSettings(node, negativeInfinity: true);
+        // The tutorial's 2x2 pool keeps its own layer, which the compute backends fuse with the Conv and Relu before it.
+        _layers.Add(kernel == 2 && stride == 2 && padding == 0 ? new MaxPool2x2<float>() : new MaxPool2d<float>(kernel, stride, padding));
+        PoolOutput(kernel, stride, padding);
+    }
+
+    private void AveragePool(NodeProto node)
+    {
+        Expect(node, 1);
+        long[] own = IntsAttr(node, "pads") ?? [];
+        var (kernel, stride, padding) = PoolSettings(node, negativeInfinity: false);
+        if (own.Any(p => p != 0) && IntAttr(node, "count_include_pad", 0) == 0)
         {
-            throw Unsupported(node, $"only 2x2 pooling with stride 2 is supported, found kernel [{string.Join(", ", kernel)}] strides [{string.Join(", ", strides)}]");
+            throw Unsupported(node, "count_include_pad 0 with pads (LeNetSharp's AvgPool2d counts the padding in the average: count_include_pad 1)");
         }
 
-        RequireAll(node, "pads", 0);
+        _layers.Add(new AvgPool2d<float>(kernel, stride, padding));
+        PoolOutput(kernel, stride, padding);
+    }
+
+    private void GlobalAveragePool(NodeProto node)
+    {
+        Expect(node, 1);
+        RequireNchw(node);
+        _layers.Add(new GlobalAvgPool2d<float>());
+        (_height, _width) = (1, 1);
+        _squeezed = true; // the graph's (N, C, 1, 1) is the library's (N, C): a Flatten or Reshape after it adds no layer
+    }
+
+    /// <summary>
+    /// A MaxPool's or AveragePool's square kernel, equal strides and same padding on every side (with a Pad before it
+    /// folded in), checked against the library's pools and the input.
+    /// </summary>
+    private (int Kernel, int Stride, int Padding) PoolSettings(NodeProto node, bool negativeInfinity)
+    {
+        RequireNchw(node);
+        long[] kernel = IntsAttr(node, "kernel_shape") ?? [];
+        if (kernel.Length != 2 || kernel[0] != kernel[1] || kernel[0] is < 1 or > MaxWindow)
+        {
+            throw Unsupported(node, $"kernel_shape [{string.Join(", ", kernel)}]: only a square kernel of 1 to {MaxWindow} is supported");
+        }
+
+        long[] strides = IntsAttr(node, "strides") ?? [1, 1];
+        if (strides.Length != 2 || strides[0] != strides[1] || strides[0] is < 1 or > MaxWindow)
+        {
+            throw Unsupported(node, $"strides [{string.Join(", ", strides)}]: only equal strides in both directions are supported");
+        }
+
         RequireAll(node, "dilations", 1);
         RequireNoAutoPad(node);
         if (IntAttr(node, "ceil_mode", 0) != 0) throw Unsupported(node, "ceil_mode 1 (the library floors)");
-        if (IntAttr(node, "storage_order", 0) != 0) throw Unsupported(node, "storage_order 1");
-        if (_height < 2 || _width < 2) throw Unsupported(node, $"the input is only {_height}x{_width}");
-        _layers.Add(new MaxPool2x2<float>());
-        (_height, _width) = (_height / 2, _width / 2);
+        int k = (int)kernel[0], padding = SquarePadding(node, negativeInfinity);
+        if (padding > k / 2)
+        {
+            throw Unsupported(node, $"padding {padding} is more than half the {k}x{k} kernel (LeNetSharp's pools, like PyTorch's, pad at most kernel/2)");
+        }
+
+        if (_height + 2 * padding < k || _width + 2 * padding < k)
+        {
+            throw Unsupported(node, $"a {k}x{k} pool does not fit the {_height}x{_width} input" + (padding > 0 ? $" padded by {padding}" : ""));
+        }
+
+        return (k, (int)strides[0], padding);
     }
+
+    private void PoolOutput(int kernel, int stride, int padding) =>
+        (_height, _width) = ((_height + 2 * padding - kernel) / stride + 1, (_width + 2 * padding - kernel) / stride + 1);
+
+    /// <summary>
+    /// The padding of a Conv or pool: its pads attribute plus a Pad right before it (zeros, or −∞ before a MaxPool),
+    /// which must come to the same amount on every side.
+    /// </summary>
+    private int SquarePadding(NodeProto node, bool negativeInfinity)
+    {
+        long[] pads = IntsAttr(node, "pads") ?? [0, 0, 0, 0];
+        if (pads.Length != 4 || pads.Any(p => p != pads[0]) && _pad is null || pads.Any(p => p is < 0 or > MaxWindow))
+        {
+            throw Unsupported(node, $"pads [{string.Join(", ", pads)}]: only the same padding on every side is supported");
+        }
+
+        if (_pad is not { } pad) return (int)pads[0];
+        _pad = null;
+        if (pad.NegativeInfinity != negativeInfinity)
+        {
+            throw Unsupported(pad.Node, pad.NegativeInfinity
+                ? $"it pads with −∞, which only a following MaxPool can take as padding, and '{node.Name}' (op {node.OpType}) follows it"
+                : $"it pads with zeros and '{node.Name}' (op MaxPool) follows it, but LeNetSharp's MaxPool2d pads with −∞");
+        }
+
+        long[] total = [pads[0] + pad.Top, pads[1] + pad.Left, pads[2] + pad.Bottom, pads[3] + pad.Right];
+        if (total.Any(p => p != total[0]) || total[0] > MaxWindow)
+        {
+            throw Unsupported(node, $"pads [{string.Join(", ", total)}] (its own [{string.Join(", ", pads)}] and the Pad '{pad.Node.Name}' before it): "
+                + "only the same padding on every side is supported");
+        }
+
+        return (int)total[0];
+    }
+
+    /// <summary>
+    /// A constant Pad of a rank-4 image's height and width. Held back until the next node, a Conv or pool, takes it as
+    /// padding; a Pad of nothing is passed over.
+    /// </summary>
+    private void Pad(NodeProto node, long opset)
+    {
+        Expect(node, 1);
+        if (_rank != 4 || _squeezed) throw Unsupported(node, "only a Pad of (N, C, H, W) images before a Conv or pool is supported");
+        string mode = StringAttr(node, "mode", "constant");
+        if (mode != "constant") throw Unsupported(node, $"mode '{mode}' (only constant padding folds into a layer)");
+        long[] pads;
+        float value;
+        if (opset >= 11)
+        {
+            if (node.Input.Count is < 2 or > 4) throw Unsupported(node, $"expected inputs (data, pads[, constant_value]), found {node.Input.Count}");
+            if (node.Input.Count == 4 && node.Input[3].Length > 0) throw Unsupported(node, "the axes input is not supported (give pads for every axis)");
+            if (!_constants.TryGetValue(node.Input[1], out var padsTensor)) throw Unsupported(node, $"its pads '{node.Input[1]}' are computed at run time; constant pads are needed");
+            pads = Int64Tensor(node, padsTensor);
+            value = node.Input.Count >= 3 && node.Input[2].Length > 0 ? FloatScalar(node, node.Input[2], "constant_value") : 0;
+        }
+        else
+        {
+            pads = IntsAttr(node, "pads") ?? throw Unsupported(node, "it has no pads");
+            value = FloatAttr(node, "value", 0);
+        }
+
+        if (pads.Length != 8) throw Unsupported(node, $"expected 8 pads for a rank-4 tensor, found {pads.Length}");
+        if (pads.Any(p => p is < 0 or > MaxWindow)) throw Unsupported(node, $"pads [{string.Join(", ", pads)}]: only 0 to {MaxWindow} on each side is supported (no cropping)");
+        var begin = new long[4];
+        var end = new long[4];
+        for (int i = 0; i < 4; i++)
+        {
+            begin[_axes[i]] = pads[i]; // pads hold the physical axes' beginnings, then their ends
+            end[_axes[i]] = pads[4 + i];
+        }
+
+        if (begin[N] != 0 || end[N] != 0 || begin[C] != 0 || end[C] != 0) throw Unsupported(node, $"pads [{string.Join(", ", pads)}] pad the batch or channel axis");
+        if (pads.All(p => p == 0)) return; // pads nothing: the identity
+        bool negativeInfinity = float.IsNegativeInfinity(value);
+        if (value != 0 && !negativeInfinity)
+        {
+            throw Unsupported(node, $"it pads with {value.ToString(CultureInfo.InvariantCulture)}; only zeros (before a Conv or AveragePool) or −∞ (before a MaxPool) fold into a layer's padding");
+        }
+
+        _pad = new PendingPad(node, (int)begin[H], (int)begin[W], (int)end[H], (int)end[W], negativeInfinity);
+    }
+
+    private void LeakyRelu(NodeProto node)
+    {
+        Expect(node, 1);
+        float alpha = FloatAttr(node, "alpha", 0.01f);
+        if (!float.IsFinite(alpha)) throw Unsupported(node, $"alpha {alpha.ToString(CultureInfo.InvariantCulture)} (a finite slope is needed)");
+        _layers.Add(new LeakyRelu<float>(SettingFromFloat(alpha)));
+    }
+
+    /// <summary>Dropout in its inference form, the identity: ratio from the input (opset 12 on) or the attribute, training_mode absent or false.</summary>
+    private void Dropout(NodeProto node, long opset)
+    {
+        if (node.Output.Count > 2) throw Unsupported(node, $"expected outputs (output[, mask]), found {node.Output.Count}");
+        if (node.Output.Count == 2 && node.Output[1].Length > 0 && _consumed.Contains(node.Output[1]))
+        {
+            throw Unsupported(node, $"its mask '{node.Output[1]}' is used; only the inference form (output = input) is supported");
+        }
+
+        float ratio = 0.5f;
+        if (opset >= 12)
+        {
+            if (node.Input.Count > 3) throw Unsupported(node, $"expected inputs (data[, ratio[, training_mode]]), found {node.Input.Count}");
+            if (node.Input.Count >= 2 && node.Input[1].Length > 0) ratio = FloatScalar(node, node.Input[1], "ratio");
+            if (node.Input.Count == 3 && node.Input[2].Length > 0 && BoolScalar(node, node.Input[2], "training_mode"))
+            {
+                throw Unsupported(node, "training_mode is true; only the inference form (training_mode absent or false) is supported");
+            }
+        }
+        else
+        {
+            if (node.Input.Count != 1) throw Unsupported(node, $"expected one input, found {node.Input.Count}");
+            ratio = FloatAttr(node, "ratio", 0.5f);
+        }
+
+        if (!(ratio >= 0 && ratio < 1)) throw Unsupported(node, $"ratio {ratio.ToString(CultureInfo.InvariantCulture)} (expected 0 to below 1)");
+        long seed = IntAttr(node, "seed", 0);
+        if (seed is < int.MinValue or > int.MaxValue) throw Unsupported(node, $"seed {seed} does not fit a 32-bit integer");
+        _layers.Add(new Dropout<float>(SettingFromFloat(ratio), (int)seed));
+    }
+
+    /// <summary>
+    /// BatchNormalization in its inference form (one output): BatchNorm2d on (N, C, H, W) images, BatchNorm1d on
+    /// (N, F) or after a global pool. Scale 1 and bias 0 throughout import as a BatchNorm without affine.
+    /// </summary>
+    private void BatchNormalization(NodeProto node)
+    {
+        if (node.Output.Skip(1).Any(o => o.Length > 0))
+        {
+            throw Unsupported(node, "the training form (with running-statistics outputs) is not supported; export the model in evaluation mode");
+        }
+
+        if (IntAttr(node, "training_mode", 0) != 0) throw Unsupported(node, "training_mode 1 (only the inference form is supported)");
+        if (IntAttr(node, "spatial", 1) != 1) throw Unsupported(node, "spatial 0 (only statistics per channel are supported)");
+        if (node.Input.Count != 5) throw Unsupported(node, $"expected inputs (X, scale, B, mean, var), found {node.Input.Count}");
+        bool image = _rank == 4 && !_squeezed;
+        if (image) RequireNchw(node);
+        int channels = _rank == 4 ? _channels : _features;
+        float[] scale = ChannelVector(node, 1, channels), bias = ChannelVector(node, 2, channels),
+            mean = ChannelVector(node, 3, channels), variance = ChannelVector(node, 4, channels);
+        float epsilon = FloatAttr(node, "epsilon", 1e-5f), momentum = FloatAttr(node, "momentum", 0.9f);
+        if (!(epsilon > 0 && float.IsFinite(epsilon))) throw Unsupported(node, $"epsilon {epsilon.ToString(CultureInfo.InvariantCulture)} (expected positive and finite)");
+        if (!(momentum >= 0 && momentum <= 1)) throw Unsupported(node, $"momentum {momentum.ToString(CultureInfo.InvariantCulture)} (expected 0 to 1)");
+        for (int c = 0; c < channels; c++)
+        {
+            if (!float.IsFinite(mean[c])) throw Unsupported(node, $"mean[{c}] is {mean[c].ToString(CultureInfo.InvariantCulture)}, expected a finite number");
+            if (!(variance[c] >= 0 && float.IsFinite(variance[c]))) throw Unsupported(node, $"var[{c}] is {variance[c].ToString(CultureInfo.InvariantCulture)}, expected a finite number ≥ 0");
+        }
+
+        if (_rank == 2 && _featureOrder is { } order)
+        {
+            // After a Flatten the library's feature f is the graph's feature order[f] (see FlattenToFeatures).
+            scale = order.Select(g => scale[g]).ToArray();
+            bias = order.Select(g => bias[g]).ToArray();
+            mean = order.Select(g => mean[g]).ToArray();
+            variance = order.Select(g => variance[g]).ToArray();
+        }
+
+        bool affine = scale.Any(v => v != 1) || bias.Any(v => v != 0);
+        double eps = SettingFromFloat(epsilon), libraryMomentum = SettingFromFloat((float)(1 - SettingFromFloat(momentum))); // ONNX keeps 1 − PyTorch's momentum
+        BatchNorm<float> layer = image
+            ? new BatchNorm2d<float>(channels, eps, libraryMomentum, affine)
+            : new BatchNorm1d<float>(channels, eps, libraryMomentum, affine);
+        if (affine)
+        {
+            scale.CopyTo(layer.Weight!.Value.Span);
+            bias.CopyTo(layer.Bias!.Value.Span);
+        }
+
+        mean.CopyTo(layer.RunningMean.Value.Span);
+        variance.CopyTo(layer.RunningVar.Value.Span);
+        _layers.Add(layer);
+    }
+
+    /// <summary>The constant input <paramref name="index"/> of <paramref name="node"/> as a vector of <paramref name="channels"/> floats.</summary>
+    private float[] ChannelVector(NodeProto node, int index, int channels)
+    {
+        var (dims, values) = FloatTensor(node, node.Input[index]);
+        if (dims.Length != 1 || dims[0] != channels) throw Unsupported(node, $"expected '{node.Input[index]}' of shape ({channels}), found {Shape(dims)}");
+        return values;
+    }
+
+    /// <summary>A constant float32 holding one value (shape () or (1)).</summary>
+    private float FloatScalar(NodeProto node, string name, string what)
+    {
+        if (!_constants.ContainsKey(name)) throw Unsupported(node, $"its {what} '{name}' is computed at run time; a constant is needed");
+        var (dims, values) = FloatTensor(node, name);
+        if (values.Length != 1 || dims.Length > 1) throw Unsupported(node, $"its {what} '{name}' has shape {Shape(dims)}, expected one value");
+        return values[0];
+    }
+
+    /// <summary>A constant bool holding one value (shape () or (1)).</summary>
+    private bool BoolScalar(NodeProto node, string name, string what)
+    {
+        if (!_constants.TryGetValue(name, out var t)) throw Unsupported(node, $"its {what} '{name}' is computed at run time; a constant is needed");
+        int[] dims = CheckedDims(t);
+        if (t.DataType != (int)DataType.Bool || dims.Length > 1 || dims.Aggregate(1L, (a, d) => a * d) != 1)
+        {
+            throw Unsupported(node, $"its {what} '{name}' is {(DataType)t.DataType} {Shape(dims)}, expected one bool");
+        }
+
+        if (t.HasRawData)
+        {
+            if (t.RawData.Length != 1) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected 1 byte of data, found {t.RawData.Length}.");
+            return t.RawData[0] != 0;
+        }
+
+        if (t.Int32Data.Count != 1) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected 1 value, found {t.Int32Data.Count}.");
+        return t.Int32Data[0] != 0;
+    }
+
+    /// <summary>
+    /// The double a float setting (ONNX stores them as float32) stands for: its shortest decimal, so 0.1f gives 0.1 and
+    /// a LeNetSharp setting with up to about 7 significant digits survives export and import unchanged.
+    /// </summary>
+    internal static double SettingFromFloat(float value) => double.Parse(value.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 
     private void Flatten(NodeProto node)
     {
@@ -283,7 +588,8 @@ internal sealed class OnnxImporter
         long axis = IntAttr(node, "axis", 1);
         if (axis != 1) throw Unsupported(node, $"axis {axis} (only 1: keep the batch)");
         if (_rank == 2) return; // already (N, features)
-        FlattenToFeatures();
+        if (_squeezed) Unsqueeze();
+        else FlattenToFeatures();
     }
 
     private void Reshape(NodeProto node)
@@ -299,7 +605,16 @@ internal sealed class OnnxImporter
         long features = _rank == 4 ? (long)_height * _width * _channels : _features;
         bool batchKept = shape.Length == 2 && shape[0] is -1 or 0 && (shape[1] == features || shape[1] == -1 && shape[0] == 0);
         if (!batchKept) throw Unsupported(node, $"only a reshape to (−1, {features}) is supported, found ({string.Join(", ", shape)})");
-        if (_rank == 4) FlattenToFeatures();
+        if (_squeezed) Unsqueeze();
+        else if (_rank == 4) FlattenToFeatures();
+    }
+
+    /// <summary>(N, C, 1, 1) after a global pool → (N, C): the library's tensor already is.</summary>
+    private void Unsqueeze()
+    {
+        _squeezed = false;
+        _rank = 2;
+        _features = _channels;
     }
 
     /// <summary>(N, …) rank 4 → (N, H·W·C); the library flattens (h, w, c), the graph in its physical axis order.</summary>
@@ -399,9 +714,11 @@ internal sealed class OnnxImporter
     {
         if (!IsNchw)
         {
-            throw Unsupported(node, _rank == 4
-                ? "its input is not in NCHW order (ONNX Conv and MaxPool are NCHW)"
-                : $"expected a rank-4 (N, C, H, W) input, found rank {_rank}");
+            throw Unsupported(node, _squeezed
+                ? "it follows a GlobalAveragePool, whose (N, C, 1, 1) LeNetSharp holds as (N, C)"
+                : _rank == 4
+                    ? "its input is not in NCHW order (ONNX Conv and the pools are NCHW)"
+                    : $"expected a rank-4 (N, C, H, W) input, found rank {_rank}");
         }
     }
 
@@ -429,6 +746,8 @@ internal sealed class OnnxImporter
 
     private static long[]? IntsAttr(NodeProto node, string name) => node.Attribute.FirstOrDefault(a => a.Name == name)?.Ints.ToArray();
 
+    private static string StringAttr(NodeProto node, string name, string fallback) => node.Attribute.FirstOrDefault(a => a.Name == name) is { } a ? a.S.ToStringUtf8() : fallback;
+
     private void AddConstantNode(NodeProto node)
     {
         var value = node.Attribute.FirstOrDefault(a => a.Name == "value");
@@ -453,6 +772,12 @@ internal sealed class OnnxImporter
         int[] dims = CheckedDims(t);
         if (t.DataType != (int)DataType.Float) throw Fail($"tensor '{name}': expected float32, found {(DataType)t.DataType}.");
         long count = dims.Aggregate(1L, (a, d) => a * d);
+        _totalElements += count;
+        if (_totalElements > MaxTotalElements)
+        {
+            throw Fail($"the graph's weights add up to more than {MaxTotalElements:N0} elements (tensor '{name}' {Shape(dims)} is used past that); an initialiser used by many nodes counts each time.");
+        }
+
         if (t.HasRawData)
         {
             if (t.RawData.Length != count * sizeof(float))

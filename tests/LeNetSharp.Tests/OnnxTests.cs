@@ -304,16 +304,17 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     [Fact]
     public void An_unsupported_op_is_refused_naming_the_node_and_op()
     {
-        string path = Rewrite("lenet_trained.onnx", m => m.Graph.Node.First(n => n.OpType == "Relu").OpType = "Sigmoid");
-        Refusal(path).Should().Be($"{path}: unsupported node '/features/features.1/Relu' (op Sigmoid): LeNetSharp imports Conv, Relu, "
-            + "MaxPool 2x2, Flatten, constant Reshape, Gemm, MatMul + Add, Transpose, Identity and a final Softmax.");
+        string path = Rewrite("lenet_trained.onnx", m => m.Graph.Node.First(n => n.OpType == "Relu").OpType = "Elu");
+        Refusal(path).Should().Be($"{path}: unsupported node '/features/features.1/Relu' (op Elu): LeNetSharp imports Conv, Relu, LeakyRelu, "
+            + "Tanh, Sigmoid, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization and Dropout (inference forms), a Pad before a Conv "
+            + "or pool, Flatten, constant Reshape, Gemm, MatMul + Add, Transpose, Identity and a final Softmax.");
     }
 
     [Fact]
     public void Unsupported_attributes_are_refused_naming_the_node()
     {
         string pool = Rewrite("lenet_trained.onnx", m => m.Graph.Node.First(n => n.OpType == "MaxPool").Attribute.First(a => a.Name == "kernel_shape").Ints[0] = 3);
-        Refusal(pool).Should().Contain("unsupported node '/features/features.2/MaxPool' (op MaxPool): only 2x2 pooling with stride 2");
+        Refusal(pool).Should().Contain("unsupported node '/features/features.2/MaxPool' (op MaxPool): kernel_shape [3, 2]: only a square kernel");
         string group = Rewrite("lenet_trained.onnx", m => m.Graph.Node.First(n => n.OpType == "Conv").Attribute.First(a => a.Name == "group").I = 2);
         Refusal(group).Should().Contain("unsupported node '/features/features.0/Conv' (op Conv): group 2");
     }
@@ -324,8 +325,12 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     [InlineData("Conv", "pads", new long[] { 0, 0, 1 }, "pads [0, 0, 1]: only the same padding on every side is supported")]
     [InlineData("Conv", "strides", new long[] { 1, 2 }, "strides [1, 2]: only equal strides in both directions are supported")]
     [InlineData("Conv", "strides", new long[] { 0, 0 }, "strides [0, 0]: only equal strides in both directions are supported")]
-    [InlineData("MaxPool", "strides", new long[] { 1, 1 }, "only 2x2 pooling with stride 2 is supported, found kernel [2, 2] strides [1, 1]")]
-    [InlineData("MaxPool", "pads", new long[] { 1, 1, 1, 1 }, "pads [1, 1, 1, 1] (only 0)")]
+    [InlineData("MaxPool", "strides", new long[] { 2, 1 }, "strides [2, 1]: only equal strides in both directions are supported")]
+    [InlineData("MaxPool", "strides", new long[] { 0, 0 }, "strides [0, 0]: only equal strides in both directions are supported")]
+    [InlineData("MaxPool", "kernel_shape", new long[] { 2, 3 }, "kernel_shape [2, 3]: only a square kernel of 1 to 1024 is supported")]
+    [InlineData("MaxPool", "kernel_shape", new long[] { 2 }, "kernel_shape [2]: only a square kernel of 1 to 1024 is supported")]
+    [InlineData("MaxPool", "pads", new long[] { 1, 0, 1, 0 }, "pads [1, 0, 1, 0]: only the same padding on every side is supported")]
+    [InlineData("MaxPool", "pads", new long[] { 2, 2, 2, 2 }, "padding 2 is more than half the 2x2 kernel (LeNetSharp's pools, like PyTorch's, pad at most kernel/2)")]
     [InlineData("MaxPool", "dilations", new long[] { 2, 2 }, "dilations [2, 2] (only 1)")]
     public void Conv_and_MaxPool_attributes_outside_the_layers_are_refused_naming_node_and_attribute(string op, string name, long[] values, string why)
     {
