@@ -66,7 +66,7 @@ float[] customBefore = custom.Forward(x).Data.ToArray();
 float[] customAfter = customReloaded.Forward(x).Data.ToArray(), customClone = custom.Clone().Forward(x).Data.ToArray();
 
 // Beyond the tutorial: every newer layer, AdamW with clipping, a warm-up then cosine schedule, a validation split
-// with early stopping and augmentation; saved, reloaded and cloned to the same logits in evaluation mode.
+// with early stopping and augmentation; saved, reloaded, cloned and sent through ONNX to the same logits in evaluation mode.
 var (trainPart, validationPart) = data.Split(0.2, seed: 5);
 var modern = new Sequential<float>(
     new Conv<float>(1, 4, 3, 3, new Random(9), padding: 1), new BatchNorm2d<float>(4), new LeakyRelu<float>(0.1),
@@ -92,13 +92,19 @@ File.Delete(modernPath);
 modern.Training = modernReloaded.Training = false;
 float[] modernBefore = modern.Forward(x).Data.ToArray();
 float[] modernAfter = modernReloaded.Forward(x).Data.ToArray(), modernClone = modern.Clone().Forward(x).Data.ToArray();
-Console.WriteLine($"modern network: {modernResult}, validation {modernResult[^1].ValidationAccuracy:P0}");
+string modernOnnx = Path.ChangeExtension(path, ".modern.onnx");
+OnnxModel.Export(modern, modernOnnx, height: 8, width: 8, channels: 1);
+float[] modernViaOnnx = OnnxModel.Import(modernOnnx).Forward(x).Data.ToArray(); // an imported network starts in evaluation mode
+File.Delete(modernOnnx);
+Console.WriteLine($"modern network: {modernResult}");
 
 var failures = new List<string>();
 if (!modernBefore.SequenceEqual(modernAfter) || !modernBefore.SequenceEqual(modernClone) || modernBefore.Any(float.IsNaN))
 {
     failures.Add("the network of newer layers did not reload or clone to the same logits");
 }
+
+if (!modernBefore.SequenceEqual(modernViaOnnx)) failures.Add("the network of newer layers exported to ONNX and imported back gives different logits");
 
 if (customReloaded.Layers[4] is not Negate || !customBefore.SequenceEqual(customAfter) || !customBefore.SequenceEqual(customClone))
 {
