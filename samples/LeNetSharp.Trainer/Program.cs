@@ -72,7 +72,12 @@ public static class Program
                 var files = Mnist.Recognize(options.Data, MnistSplit.Test);
                 var test = Mnist.Load(options.Data, MnistSplit.Test);
                 PrintDataset(options, stdout, files);
-                if (options.Report is { } report) Report.EnsureWritable(report);
+                if (options.Report is { } report)
+                {
+                    Report.EnsureWritable(report);
+                    Report.EnsureDrawable(model, options.Model);
+                }
+
                 Evaluate(options, stdout, model, history: null, test, save: null);
                 return 0;
             case "export":
