@@ -30,10 +30,46 @@ internal sealed class Cli
 
     private readonly Option<int> _epochs = IntOption("--epochs", "Passes over the training set", 2, 1);
     private readonly Option<int> _batch = IntOption("--batch", "Images per SGD step", 3, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
-    private readonly Option<double> _lr = RealOption("--lr", "Learning rate of the first epoch", 0.01, 0, double.MaxValue);
-    private readonly Option<double> _decay = RealOption("--decay", "Per-epoch learning-rate decay base", 0.95, 0, 1);
-    private readonly Option<int> _seed = IntOption("--seed", "Seed of the weights and of the shuffling", 1, int.MinValue);
+    private readonly Option<double> _lr = RealOption("--lr", "Learning rate of the first epoch (with --schedule onecycle: the peak; with --warmup: reached after it)", 0.01, Interval.Positive);
+    private readonly Option<double> _decay = RealOption("--decay", "Per-epoch learning-rate decay base (--schedule tutorial)", 0.95, new Interval(0, false, 1, true));
+    private readonly Option<int> _seed = IntOption("--seed", "Seed of the weights, of the shuffling, of --val-split's draw and of --augment's distortions", 1, int.MinValue);
     private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
+
+    private static readonly string[] OptimizerNames = ["sgd", "adam", "adamw"];
+    private static readonly string[] ScheduleNames = ["tutorial", "constant", "step", "cosine", "onecycle"];
+
+    private readonly Option<string?> _arch = new("--arch")
+    {
+        Description = "Train this network from its weights instead of a new LeNet: a model file or an .onnx (or the tutorial's .npz); "
+            + "it must take the data's images (MNIST: 28x28x1) and give one output per class", HelpName = "FILE",
+    };
+
+    private readonly Option<string> _optimizer = ChoiceOption("--optimizer",
+        "sgd (the tutorial's; see --momentum), adam or adamw (as in PyTorch: betas 0.9 and 0.999, eps 1e-8; they usually want --lr 0.001)", OptimizerNames, "sgd");
+
+    private readonly Option<double> _momentum = RealOption("--momentum", "SGD momentum, in [0, 1)", 0, new Interval(0, true, 1, false));
+    private readonly Option<double?> _weightDecay = NullableRealOption("--weight-decay",
+        "Weight decay: an L2 penalty for sgd and adam, decoupled for adamw (default 0; for adamw 0.01, PyTorch's)", new Interval(0, true, double.MaxValue, true));
+
+    private readonly Option<string> _schedule = ChoiceOption("--schedule",
+        "How the learning rate moves: tutorial (times --decay^(e+1) after epoch e), constant, step (times --gamma every --step-size epochs), "
+        + "cosine (every step, from --lr down to 0 at the last), onecycle (every step, from lr/25 up to --lr over the first 30 %, then down to lr/250000)",
+        ScheduleNames, "tutorial");
+
+    private readonly Option<int> _warmup = IntOption("--warmup", "Epochs of linear warm-up before the schedule, every step from lr/3 up to --lr (not with onecycle, which warms up itself)", 0, 0);
+    private readonly Option<int> _stepSize = IntOption("--step-size", "--schedule step: epochs between two drops of the learning rate", 1, 1);
+    private readonly Option<double> _gamma = RealOption("--gamma", "--schedule step: the factor of each drop, in (0, 1] (0.7 every epoch: PyTorch's MNIST example)", 0.7, new Interval(0, false, 1, true));
+    private readonly Option<double?> _valSplit = NullableRealOption("--val-split",
+        "Hold out this share of the training images (after --limit, drawn with --seed) and print the loss and accuracy on them after every epoch; in (0, 1)",
+        new Interval(0, false, 1, false), helpName: "F");
+
+    private readonly Option<int?> _earlyStop = NullableIntOption("--early-stop",
+        "Stop once the validation loss has not improved for PATIENCE epochs, and keep the best epoch's weights (needs --val-split)", 1, helpName: "PATIENCE");
+
+    private readonly Option<bool> _augment = new("--augment")
+    {
+        Description = "Distort the training images at random, anew every epoch (shifts up to 2 px, rotations up to 10°, scales 0.9 to 1.1; drawn from --seed)",
+    };
     private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
     private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
     private readonly Option<int> _threads = IntOption("--threads", $"Threads (training: data-parallel, a batch split only at {LeNetSharp.Training.TrainingOptions.MinImagesPerThread} images a thread or more, pays off from batch 32; evaluation: batches of the test set shared out; bench: both, then N threads timed against 1)", 1, 1, MaxThreads);
@@ -119,26 +155,30 @@ internal sealed class Cli
             "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
             + "save the model, evaluate it on the 10,000 test images.");
         _backend.CompletionSources.Add(BackendNames);
-        foreach (Option path in new Option[] { _data, _model, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
+        foreach (Option path in new Option[] { _data, _model, _arch, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
         _files.Validators.Add(r =>
         {
             if (r.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value))) r.AddError("FILE expects a path, got an empty string");
         });
-        Option[] training = [_data, _model, _epochs, _batch, _lr, _decay, _seed, _limit, _threads, _backend, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report];
+        Option[] training =
+        [
+            _data, _model, _arch, _epochs, _batch, _optimizer, _lr, _momentum, _weightDecay, _schedule, _decay, _stepSize, _gamma, _warmup, _seed, _limit,
+            _valSplit, _earlyStop, _augment, _threads, _backend, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report,
+        ];
         Add(_root, training);
-        _root.SetAction(r => run(Bind(r, "main")));
+        _root.SetAction(r => RefuseMisfits(r) ?? run(Bind(r, "main")));
 
         Command Verb(string name, string description, params Option[] options)
         {
             var command = new Command(name, description);
             Add(command, options);
-            command.SetAction(r => run(Bind(r, name)));
+            command.SetAction(r => RefuseMisfits(r) ?? run(Bind(r, name)));
             _root.Add(command);
             return command;
         }
 
         Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
-        Verb("train", "Train, save the model, evaluate it on the 10,000 test images", training);
+        Verb("train", "Train (a new LeNet, or --arch FILE from its weights), save the model, evaluate it on the 10,000 test images", training);
         Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _backend, _report);
         Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
         Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred)", _model, _json)
@@ -177,6 +217,35 @@ internal sealed class Cli
     private static string? UnknownCommand(ParseResult result) =>
         result.CommandResult.Command is RootCommand && result.Tokens is [{ Type: TokenType.Argument, Value: var token }, ..] && !token.StartsWith('-') ? token : null;
 
+    /// <summary>
+    /// Refuses training options that only make sense with others, or not with others, once each value has parsed: the
+    /// first misfit is one usage error line naming the options, what they need and what was given, and exit code 2.
+    /// </summary>
+    /// <returns>2 after printing the error, or null when the options fit together (or the command takes none of them).</returns>
+    private int? RefuseMisfits(ParseResult r)
+    {
+        var own = r.CommandResult.Command.Options;
+        if (!own.Contains(_schedule)) return null;
+        bool Given(Option option) => r.GetResult(option) is OptionResult { Implicit: false };
+        string optimizer = r.GetValue(_optimizer)!, schedule = r.GetValue(_schedule)!;
+        int epochs = r.GetValue(_epochs), warmup = r.GetValue(_warmup);
+        string? misfit =
+            Given(_earlyStop) && !Given(_valSplit) ? "--early-stop needs --val-split: it watches the loss on held-out images (e.g. --val-split 0.1)"
+            : Given(_momentum) && optimizer != "sgd" ? $"--momentum is a setting of --optimizer sgd, not of {optimizer}"
+            : Given(_decay) && schedule != "tutorial" ? $"--decay is a setting of --schedule tutorial, not of {schedule}"
+            : (Given(_stepSize) || Given(_gamma)) && schedule != "step" ? $"{(Given(_stepSize) ? "--step-size" : "--gamma")} is a setting of --schedule step, not of {schedule}"
+            : warmup > 0 && schedule == "onecycle" ? "--warmup does not combine with --schedule onecycle: the cycle warms up itself (from lr/25 over its first 30 %)"
+            : warmup > 0 && warmup >= epochs ? string.Create(CultureInfo.InvariantCulture, $"--warmup expects fewer epochs than --epochs ({epochs}), got '{warmup}'")
+            : Given(_arch) && Given(_resume) ? "--arch does not combine with --resume: a resumed run trains the checkpoint's network"
+            : null;
+        if (misfit is null) return null;
+        _invocation.Error.WriteLine($"error: {misfit} ({See(r.CommandResult.Command)})");
+        return UsageError;
+    }
+
+    /// <summary>"see --help" for the trainer, "see train --help" for a command.</summary>
+    private static string See(Command command) => command is RootCommand || command.Name == "help" ? "see --help" : $"see {command.Name} --help";
+
     /// <summary>An empty path ("") is a usage error, named as such (not a runtime "(Parameter 'path')" later).</summary>
     private static void NotEmpty(OptionResult r)
     {
@@ -201,6 +270,9 @@ internal sealed class Cli
             BackendName = Get(_backend, o.BackendName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
             Report = Get(_report, o.Report), Json = Get(_json, o.Json),
+            Arch = Get(_arch, o.Arch), Optimizer = Get(_optimizer, o.Optimizer), Momentum = Get(_momentum, o.Momentum), WeightDecay = Get(_weightDecay, o.WeightDecay),
+            Schedule = Get(_schedule, o.Schedule), Warmup = Get(_warmup, o.Warmup), StepSize = Get(_stepSize, o.StepSize), Gamma = Get(_gamma, o.Gamma),
+            ValSplit = Get(_valSplit, o.ValSplit), EarlyStop = Get(_earlyStop, o.EarlyStop), Augment = Get(_augment, o.Augment),
             Files = r.CommandResult.Command.Arguments.Contains(_files) ? r.GetValue(_files) ?? [] : [],
             Given = r.CommandResult.Children.OfType<OptionResult>().Where(c => !c.Implicit).Select(c => c.Option.Name).ToHashSet(),
         };
@@ -210,7 +282,7 @@ internal sealed class Cli
     private static string Describe(ParseResult result)
     {
         var command = result.CommandResult.Command;
-        string see = command is RootCommand || command.Name == "help" ? "see --help" : $"see {command.Name} --help";
+        string see = See(command);
         if (UnknownCommand(result) is { } unknown) return $"unknown command '{unknown}'{Suggest(unknown, command.Subcommands.Select(c => c.Name))} ({see})";
         if (result.UnmatchedTokens.Count > 0)
         {
@@ -271,9 +343,9 @@ internal sealed class Cli
         CustomParser = r => ParseInt(r, name, min, max) ?? defaultValue,
     };
 
-    private static Option<int?> NullableIntOption(string name, string description, int min) => new(name)
+    private static Option<int?> NullableIntOption(string name, string description, int min, string helpName = "N") => new(name)
     {
-        Description = description, HelpName = "N", CustomParser = r => ParseInt(r, name, min),
+        Description = description, HelpName = helpName, CustomParser = r => ParseInt(r, name, min),
     };
 
     private static int? ParseInt(ArgumentResult r, string name, int min, int max = int.MaxValue)
@@ -285,17 +357,57 @@ internal sealed class Cli
         return null;
     }
 
-    private static Option<double> RealOption(string name, string description, double defaultValue, double exclusiveMin, double max) => new(name)
+    /// <summary>A range of reals, shown as in mathematics ("(0, 1]", "[0, ∞)"); a maximum of <see cref="double.MaxValue"/> is unbounded.</summary>
+    private readonly record struct Interval(double Min, bool MinIncluded, double Max, bool MaxIncluded)
+    {
+        /// <summary>(0, ∞).</summary>
+        public static Interval Positive => new(0, false, double.MaxValue, true);
+
+        public bool Contains(double v) => (MinIncluded ? v >= Min : v > Min) && (MaxIncluded ? v <= Max : v < Max);
+
+        public override string ToString()
+        {
+            string upper = Max == double.MaxValue ? "∞)" : Max.ToString(CultureInfo.InvariantCulture) + (MaxIncluded ? "]" : ")");
+            return (MinIncluded ? "[" : "(") + Min.ToString(CultureInfo.InvariantCulture) + ", " + upper;
+        }
+    }
+
+    private static Option<double> RealOption(string name, string description, double defaultValue, Interval range) => new(name)
     {
         Description = description, HelpName = "X", DefaultValueFactory = _ => defaultValue,
-        CustomParser = r =>
-        {
-            if (r.Tokens.Count == 0) return defaultValue;
-            string value = r.Tokens[^1].Value;
-            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > exclusiveMin && v <= max) return v;
-            string upper = max == double.MaxValue ? "∞)" : string.Create(CultureInfo.InvariantCulture, $"{max}]");
-            r.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} expects a number in ({exclusiveMin}, {upper}, got '{value}'"));
-            return defaultValue;
-        },
+        CustomParser = r => ParseReal(r, name, range) ?? defaultValue,
     };
+
+    private static Option<double?> NullableRealOption(string name, string description, Interval range, string helpName = "X") => new(name)
+    {
+        Description = description, HelpName = helpName, CustomParser = r => ParseReal(r, name, range),
+    };
+
+    private static double? ParseReal(ArgumentResult r, string name, Interval range)
+    {
+        if (r.Tokens.Count == 0) return null;
+        string value = r.Tokens[^1].Value;
+        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && range.Contains(v)) return v;
+        r.AddError($"{name} expects a number in {range}, got '{value}'");
+        return null;
+    }
+
+    /// <summary>An option taking one of <paramref name="choices"/> (in any case), offered by shell completion; a typo gets a suggestion.</summary>
+    private static Option<string> ChoiceOption(string name, string description, string[] choices, string defaultValue)
+    {
+        var option = new Option<string>(name)
+        {
+            Description = description, HelpName = "NAME", DefaultValueFactory = _ => defaultValue,
+            CustomParser = r =>
+            {
+                if (r.Tokens.Count == 0) return defaultValue;
+                string value = r.Tokens[^1].Value, choice = value.ToLowerInvariant();
+                if (choices.Contains(choice)) return choice;
+                r.AddError($"{name} expects {string.Join(", ", choices)}, got '{value}'{Suggest(value, choices)}");
+                return defaultValue;
+            },
+        };
+        option.CompletionSources.Add(choices);
+        return option;
+    }
 }

@@ -32,6 +32,37 @@ internal sealed record Options
     public string[] Files { get; init; } = [];
     public bool Json { get; init; }
 
+    /// <summary>The network to train from its weights (--arch), or null for a new LeNet.</summary>
+    public string? Arch { get; init; }
+
+    /// <summary>"sgd", "adam" or "adamw".</summary>
+    public string Optimizer { get; init; } = "sgd";
+
+    public double Momentum { get; init; }
+
+    /// <summary>--weight-decay as given; null: 0, or 0.01 with adamw (see <see cref="EffectiveWeightDecay"/>).</summary>
+    public double? WeightDecay { get; init; }
+
+    /// <summary>The weight decay the run uses: --weight-decay, else PyTorch's default for the optimizer (0.01 for AdamW, else 0).</summary>
+    public double EffectiveWeightDecay => WeightDecay ?? (Optimizer == "adamw" ? 0.01 : 0);
+
+    /// <summary>"tutorial", "constant", "step", "cosine" or "onecycle".</summary>
+    public string Schedule { get; init; } = "tutorial";
+
+    /// <summary>Epochs of linear warm-up before the schedule (0: none).</summary>
+    public int Warmup { get; init; }
+
+    public int StepSize { get; init; } = 1;
+    public double Gamma { get; init; } = 0.7;
+
+    /// <summary>The share of the training images held out for validation, or null for none.</summary>
+    public double? ValSplit { get; init; }
+
+    /// <summary>The early-stopping patience in epochs, or null for none.</summary>
+    public int? EarlyStop { get; init; }
+
+    public bool Augment { get; init; }
+
     /// <summary>The options given on the command line (by name, e.g. "--lr"), as opposed to defaults.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 }

@@ -72,7 +72,12 @@ public static class Program
                 var files = Mnist.Recognize(options.Data, MnistSplit.Test);
                 var test = Mnist.Load(options.Data, MnistSplit.Test);
                 PrintDataset(options, stdout, files);
-                if (options.Report is { } report) Report.EnsureWritable(report);
+                if (options.Report is { } report)
+                {
+                    Report.EnsureWritable(report);
+                    Report.EnsureDrawable(model, options.Model);
+                }
+
                 Evaluate(options, stdout, model, history: null, test, save: null);
                 return 0;
             case "export":
@@ -120,11 +125,26 @@ public static class Program
         if (o.Given.Contains("--checkpoint-every") && checkpoints is null) stdout.WriteLine("note: --checkpoint-every is ignored without --checkpoint");
         if (o.Given.Contains("--lr") && o.Resume is not null) stdout.WriteLine("note: --lr is ignored when resuming: the learning rate comes from the checkpoint");
         if (o.Limit is int limit) train = train.Take(limit);
+        var arch = o.Arch is { } archPath ? Recipe.LoadArchitecture(archPath, train) : null;
+        int pool = train.Count;
+        ImageDataset? validation = null;
+        if (o.ValSplit is double fraction) (train, validation) = Recipe.Split(train, fraction, o.Seed);
+        if (o.EarlyStop is int patience && patience >= o.Epochs)
+        {
+            stdout.WriteLine($"note: --early-stop {patience} cannot stop a run of {o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}: "
+                + $"the first epoch sets the best validation loss, and {patience} more must pass without beating it");
+        }
+
+        int batches = (train.Count + o.Batch - 1) / o.Batch;
+        var schedule = Recipe.Schedule(o, batches); // null: the tutorial's, from Decay
         var trainingOptions = new TrainingOptions
         {
-            Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = o.Decay, Seed = o.Seed, Threads = o.Threads,
+            Epochs = o.Epochs, BatchSize = o.Batch, LearningRate = o.LearningRate, Decay = schedule is null ? o.Decay : new TrainingOptions().Decay, Seed = o.Seed, Threads = o.Threads,
             CheckpointDirectory = o.Checkpoint ?? o.Resume, CheckpointEvery = o.CheckpointEvery,
-            ReportEvery = TrainingDisplay.ReportEvery((train.Count + o.Batch - 1) / o.Batch),
+            ReportEvery = TrainingDisplay.ReportEvery(batches),
+            Optimizer = Recipe.Optimizer(o), Momentum = o.Momentum, WeightDecay = o.EffectiveWeightDecay, Schedule = schedule,
+            ValidationData = validation, EarlyStopping = o.EarlyStop is int stopAfter ? new EarlyStopping { Patience = stopAfter } : null,
+            Augmentation = o.Augment ? new ImageAugmentation { Seed = o.Seed } : null,
         };
         if (o.Threads > 1 && !trainingOptions.SplitsBatch(o.Batch))
         {
@@ -134,21 +154,26 @@ public static class Program
 
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
-            : new Trainer<float>(LeNet.Create<float>(o.Seed), trainingOptions);
+            : new Trainer<float>(arch ?? LeNet.Create<float>(o.Seed), trainingOptions);
         var network = trainer.Network;
         network.Backend = o.Backend;
+        if (o.Report is not null) Report.EnsureDrawable(network, o.Arch ?? o.Resume ?? "LeNet");
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
-        stdout.WriteLine($"training LeNet ({network.ParameterCount:N0} parameters) on {train.Count:N0} images: "
-            + $"{o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, lr {trainer.Optimizer.LearningRate}, decay {o.Decay}, seed {o.Seed}, threads {o.Threads}, backend {network.Backend.Name}{from}");
+        if (o.Arch is not null) stdout.WriteLine(Recipe.ArchitectureLine(o.Arch, network));
+        string weights = o.Arch is null ? "" : ", from its weights";
+        stdout.WriteLine($"training {o.Arch ?? "LeNet"} ({network.ParameterCount:N0} parameters{weights}) on {train.Count:N0} images: "
+            + $"{o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {Recipe.RateText(o, trainer.Optimizer.LearningRate)}, seed {o.Seed}, threads {o.Threads}, backend {network.Backend.Name}{from}");
+        foreach (string line in Recipe.Lines(o, validation, pool)) stdout.WriteLine(line);
         // With --report, the curves are recorded and the test accuracy measured after every epoch.
         var history = o.Report is null ? null
             : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).Accuracy);
         using var interrupt = new CancellationTokenSource();
+        TrainingResult? result = null;
         using (Signals.CancelOn(interrupt))
         {
             try
             {
-                TrainingDisplay.Run(stdout, o.Batch, history is null ? null : history.Observe, progress => trainer.Train(train, progress, interrupt.Token));
+                TrainingDisplay.Run(stdout, o.Batch, history is null ? null : history.Observe, progress => result = trainer.Train(train, progress, interrupt.Token));
             }
             catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
             {
@@ -168,6 +193,8 @@ public static class Program
                 return Interrupted;
             }
         }
+
+        if (o.EarlyStop is not null && result is not null) stdout.WriteLine(Recipe.StopLine(result));
 
         Evaluate(o, stdout, network, history, test, save: () =>
         {

@@ -47,6 +47,21 @@ internal static class Report
         foreach (string file in Files) AtomicFile.EnsureWritable(Path.Combine(directory, file));
     }
 
+    /// <summary>
+    /// Checks, before any work, that a report can be drawn for <paramref name="network"/>: its filters picture shows
+    /// the first convolution, so a network without one (a perceptron from --arch or --model) is refused.
+    /// </summary>
+    /// <param name="network">The network the report is about.</param>
+    /// <param name="model">Its file, for the message.</param>
+    /// <exception cref="InvalidDataException">The network has no Conv layer; the message names the file.</exception>
+    public static void EnsureDrawable(Sequential<float> network, string model)
+    {
+        if (!network.Layers.OfType<Conv<float>>().Any())
+        {
+            throw new InvalidDataException($"{model}: --report draws the first convolution's filters, and this network has no Conv layer; leave out --report.");
+        }
+    }
+
     /// <summary>Writes rendered files (see <see cref="Render"/>) into <paramref name="directory"/>, created if missing, each atomically.</summary>
     /// <param name="directory">The report folder.</param>
     /// <param name="files">File names and contents.</param>

@@ -77,9 +77,16 @@ internal static class TrainingDisplay
             });
     }
 
-    /// <summary>The line printed at the end of every epoch (the same on a terminal and in a pipe).</summary>
+    /// <summary>
+    /// The line printed at the end of every epoch (the same on a terminal and in a pipe); with validation data, the
+    /// validation loss and accuracy follow the training ones.
+    /// </summary>
     public static string EpochLine(TrainingProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F4}  train acc {100 * p.Accuracy:F2}%  lr {p.LearningRate:G4}  {p.Elapsed.TotalSeconds:F1} s  {p.ImagesPerSecond:F0} img/s");
+        $"epoch {p.Epoch}/{p.Epochs}  loss {p.Loss:F4}  train acc {100 * p.Accuracy:F2}%  {Validation(p)}lr {p.LearningRate:G4}  {p.Elapsed.TotalSeconds:F1} s  {p.ImagesPerSecond:F0} img/s");
+
+    private static string Validation(TrainingProgress p) => p.ValidationLoss is { } loss
+        ? string.Create(CultureInfo.InvariantCulture, $"val loss {loss:F4}  val acc {100 * p.ValidationAccuracy.GetValueOrDefault():F2}%  ")
+        : "";
 
     private static string Figures(TrainingProgress p, int batchSize)
     {

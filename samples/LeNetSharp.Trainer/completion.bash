@@ -1,6 +1,6 @@
 # Tab completion for the sample trainer in bash. After a Release build, from anywhere:
 #   source samples/LeNetSharp.Trainer/completion.bash
-#   lenet tr<TAB>   lenet train --ep<TAB>   lenet bench --backend <TAB>
+#   lenet tr<TAB>   lenet train --ep<TAB>   lenet bench --backend <TAB>   lenet train --schedule <TAB>
 # The trainer answers itself, through System.CommandLine's [suggest:POSITION] directive.
 LENET_DLL=${LENET_DLL:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bin/Release/net10.0/LeNetSharp.Trainer.dll}
 lenet() { dotnet "$LENET_DLL" "$@"; }

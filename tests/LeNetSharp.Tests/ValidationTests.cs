@@ -63,6 +63,7 @@ public sealed class ValidationTests : TempDirectoryTest
     }
 
     [Theory]
+    [InlineData(1, 1)]
     [InlineData(1, 2)]
     [InlineData(2, 2)]
     [InlineData(1, 4)]
@@ -82,7 +83,7 @@ public sealed class ValidationTests : TempDirectoryTest
         Weights(trainer.Network).Should().Equal(weights[0], "the weights of epoch 1, restored");
         trainer.Position.Should().Be(new TrainingPosition(1 + patience, 0, 0, 0, 0));
         result.ToString().Should().Be(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"stopped early after epoch {1 + patience}: validation loss not improved on {summaries[0].ValidationLoss:F4} (epoch 1) for {patience} epochs; the weights of epoch 1 are restored"));
+            $"stopped early after epoch {1 + patience}: validation loss not improved on {summaries[0].ValidationLoss:F4} (epoch 1) for {patience} epoch{(patience == 1 ? "" : "s")}; the weights of epoch 1 are restored"));
     }
 
     [Fact]
@@ -154,6 +155,7 @@ public sealed class ValidationTests : TempDirectoryTest
         (kept.StopReason, kept.RestoredBestWeights, kept.BestEpoch).Should().Be((TrainingStopReason.Completed, false, 1));
         Weights(keep.Network).Should().Equal(weights[3]);
         kept.ToString().Should().Be("ended 4 epochs (1 to 4)");
+        keep.Train(Sets.Train, epochs: 1).ToString().Should().Be("ended 1 epoch (5 to 5)");
 
         using var restore = new Trainer<float>(TestData.SmallNet<float>(6), Options(4) with { EarlyStopping = stopping with { RestoreBestWeightsAtEnd = true } });
         var restored = restore.Train(Sets.Train);

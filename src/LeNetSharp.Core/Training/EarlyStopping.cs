@@ -114,10 +114,11 @@ public sealed class TrainingResult : IReadOnlyList<TrainingProgress>
         {
             int last = Count > 0 ? this[Count - 1].Epoch : 0;
             return string.Create(culture,
-                $"stopped early after epoch {last}: validation loss not improved on {BestValidationLoss:F4} (epoch {BestEpoch}) for {last - BestEpoch} epochs; the weights of epoch {BestEpoch} are restored");
+                $"stopped early after epoch {last}: validation loss not improved on {BestValidationLoss:F4} (epoch {BestEpoch}) for {last - BestEpoch} epoch{(last - BestEpoch == 1 ? "" : "s")}; the weights of epoch {BestEpoch} are restored");
         }
 
-        string ended = Count == 0 ? "nothing left to train" : string.Create(culture, $"ended {Count} epochs ({this[0].Epoch} to {this[Count - 1].Epoch})");
+        string ended = Count == 0 ? "nothing left to train"
+            : string.Create(culture, $"ended {Count} epoch{(Count == 1 ? "" : "s")} ({this[0].Epoch} to {this[Count - 1].Epoch})");
         return RestoredBestWeights ? string.Create(culture, $"{ended}; the weights of epoch {BestEpoch} are restored") : ended;
     }
 }

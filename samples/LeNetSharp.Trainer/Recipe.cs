@@ -1,0 +1,188 @@
+using System.Globalization;
+using LeNetSharp.Data;
+using LeNetSharp.Layers;
+using LeNetSharp.Onnx;
+using LeNetSharp.Training;
+
+namespace LeNetSharp.Trainer;
+
+/// <summary>
+/// The training recipe the command line describes, beyond the tutorial's: the network (<c>--arch</c>), the optimizer,
+/// the learning-rate schedule and its warm-up, the validation split, early stopping and augmentation; how each turns
+/// into <see cref="TrainingOptions"/>, and how each is printed. With none of these options given, the run is the
+/// tutorial's: <see cref="Schedule"/> is null and nothing here prints a line.
+/// </summary>
+internal static class Recipe
+{
+    /// <summary>
+    /// The network of <c>--arch</c>: a model file, an ONNX model or the tutorial's .npz weights, checked to take
+    /// <paramref name="data"/>'s images and to give one output per class before anything is trained.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The network does not fit the data; the message names the file and both shapes.</exception>
+    public static Sequential<float> LoadArchitecture(string path, ImageDataset data)
+    {
+        string images = $"{data.Height}x{data.Width}x{data.Channels}";
+        Sequential<float> network;
+        if (ModelFiles.IsOnnx(path))
+        {
+            network = OnnxModel.Import(path, out var shape);
+            if (shape != (data.Height, data.Width, data.Channels))
+            {
+                throw new InvalidDataException($"{path}: the ONNX graph takes {shape.Height}x{shape.Width}x{shape.Channels} images (H x W x C), the data's are {images}.");
+            }
+        }
+        else
+        {
+            network = ModelFiles.Load(path);
+        }
+
+        IReadOnlyList<int[]> shapes;
+        try
+        {
+            shapes = network.OutputShapes([1, data.Height, data.Width, data.Channels]);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: the network does not take the data's {images} images (H x W x C): {e.Message}", e);
+        }
+
+        int[] output = shapes.Count > 0 ? shapes[^1] : [1, data.Height, data.Width, data.Channels];
+        if (output.Length != 2)
+        {
+            throw new InvalidDataException($"{path}: the network turns the data's {images} images into ({string.Join(", ", output[1..])}) each, "
+                + $"not {data.Classes} scores, one per class: end it with Flatten and Linear.");
+        }
+
+        if (output[1] != data.Classes)
+        {
+            throw new InvalidDataException($"{path}: the network gives {output[1]} outputs per image, but the data has {data.Classes} classes.");
+        }
+
+        if (network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
+        return network;
+    }
+
+    /// <summary>"arch: PATH: 8 layers, Conv 5x5 1→6 stride 1 pad 0 → Relu → … → Linear 256→10".</summary>
+    public static string ArchitectureLine(string path, Sequential<float> network) =>
+        $"arch: {path}: {network.Layers.Count} layers, {string.Join(" → ", network.Layers.Select(l => l.Name))}";
+
+    /// <summary>
+    /// Holds out <paramref name="fraction"/> of <paramref name="data"/> for validation (<see cref="ImageDataset.Split"/>,
+    /// seeded with <paramref name="seed"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">One part would be empty; the message names --val-split and the image count.</exception>
+    public static (ImageDataset Train, ImageDataset Validation) Split(ImageDataset data, double fraction, int seed)
+    {
+        long held = (long)Math.Round(data.Count * fraction, MidpointRounding.AwayFromZero);
+        if (held < 1 || held > data.Count - 1)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"--val-split {fraction} of {data.Count:N0} training images leaves no image for {(held < 1 ? "validation" : "training")}; give {(held < 1 ? "a larger" : "a smaller")} share or more images."));
+        }
+
+        return data.Split(fraction, seed);
+    }
+
+    /// <summary>The optimizer named by --optimizer.</summary>
+    public static OptimizerKind Optimizer(Options o) => o.Optimizer switch
+    {
+        "adam" => OptimizerKind.Adam,
+        "adamw" => OptimizerKind.AdamW,
+        _ => OptimizerKind.Sgd,
+    };
+
+    /// <summary>
+    /// The schedule of --schedule and --warmup for epochs of <paramref name="batches"/> batches; null for the
+    /// tutorial's without warm-up (the trainer's default, bit for bit). Cosine and one-cycle move every step, over the
+    /// run's steps after the warm-up; the others every epoch. A warm-up rises every step from a third of --lr
+    /// (PyTorch's <c>LinearLR</c> default) over --warmup epochs, then the schedule starts from its own beginning.
+    /// </summary>
+    public static ILearningRateSchedule? Schedule(Options o, int batches)
+    {
+        long after = (long)(o.Epochs - o.Warmup) * batches;
+        ILearningRateSchedule? schedule = o.Schedule switch
+        {
+            "constant" => new ConstantSchedule(),
+            "step" => new StepSchedule(o.StepSize, o.Gamma),
+            "cosine" => new CosineAnnealingSchedule(after, 0, ScheduleUnit.Step),
+            "onecycle" => new OneCycleSchedule(after),
+            _ => o.Warmup == 0 ? null : new TutorialSchedule(o.Decay),
+        };
+        if (schedule is null || o.Warmup == 0) return schedule;
+        if (schedule.Unit == ScheduleUnit.Epoch) schedule = new EpochScheduleBySteps(schedule, batches);
+        return new LinearWarmupSchedule(schedule, (long)o.Warmup * batches);
+    }
+
+    /// <summary>
+    /// The optimizer and schedule part of the "training …" line: "lr 0.01, decay 0.95" for the tutorial's (as it
+    /// always read), else e.g. "optimizer adam, lr 0.001, schedule cosine, warm-up 1 epoch".
+    /// </summary>
+    public static string RateText(Options o, double learningRate)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var settings = new List<string>();
+        if (o.Momentum != 0) settings.Add(string.Create(c, $"momentum {o.Momentum}"));
+        if (o.EffectiveWeightDecay != 0) settings.Add(string.Create(c, $"weight decay {o.EffectiveWeightDecay}"));
+        string optimizer = o.Optimizer == "sgd" && settings.Count == 0 ? ""
+            : $"optimizer {o.Optimizer}{(settings.Count == 0 ? "" : $" ({string.Join(", ", settings)})")}, ";
+        string schedule = o.Schedule switch
+        {
+            "tutorial" => $"decay {o.Decay}",
+            "step" => string.Create(c, $"schedule step (gamma {o.Gamma} every {Epochs(o.StepSize)})"),
+            "onecycle" => "schedule onecycle (lr is the peak)",
+            _ => $"schedule {o.Schedule}",
+        };
+        string warmup = o.Warmup == 0 ? "" : $", warm-up {Epochs(o.Warmup)}";
+        return $"{optimizer}lr {learningRate}, {schedule}{warmup}";
+    }
+
+    /// <summary>"validation: …" and "augmentation: …", the lines that follow "training …" when those options are on.</summary>
+    public static IEnumerable<string> Lines(Options o, ImageDataset? validation, int pool)
+    {
+        if (validation is not null)
+        {
+            string stop = o.EarlyStop is int patience ? $"; early stop once it has not improved for {Epochs(patience)}, keeping the best epoch's weights" : "";
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"validation: {validation.Count:N0} of the {pool:N0} training images held out (--val-split {o.ValSplit}, seed {o.Seed}), loss and accuracy after every epoch{stop}");
+        }
+
+        if (o.Augment)
+        {
+            var a = new ImageAugmentation();
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"augmentation: every training image shifted up to {a.MaxShift} px, rotated up to {a.MaxRotation}°, scaled {a.MinScale} to {a.MaxScale}, anew every epoch (seed {o.Seed})");
+        }
+    }
+
+    /// <summary>
+    /// Why a run with early stopping ended: stopped early (which epoch's weights are restored), or all its epochs
+    /// ended (which epoch was best, and that the last epoch's weights are kept).
+    /// </summary>
+    public static string StopLine(TrainingResult result)
+    {
+        if (result.StopReason == TrainingStopReason.EarlyStopped || result.Count == 0 || result.BestEpoch is not int best) return result.ToString();
+        int last = result[result.Count - 1].Epoch;
+        var c = CultureInfo.InvariantCulture;
+        return best == last
+            ? string.Create(c, $"{result} without stopping early: the last epoch had the best validation loss, {result.BestValidationLoss:F4}")
+            : string.Create(c, $"{result} without stopping early: the best validation loss was epoch {best}'s, {result.BestValidationLoss:F4}; the weights of epoch {last} are kept");
+    }
+
+    private static string Epochs(int n) => n == 1 ? "1 epoch" : string.Create(CultureInfo.InvariantCulture, $"{n} epochs");
+}
+
+/// <summary>
+/// A per-epoch schedule asked every step for the rate of the epoch the step falls in, so that a per-step warm-up
+/// (<see cref="LinearWarmupSchedule"/> counts in its schedule's unit) can go in front of it.
+/// </summary>
+/// <param name="Epochs">The per-epoch schedule.</param>
+/// <param name="BatchesPerEpoch">Steps in an epoch (≥ 1).</param>
+internal sealed record EpochScheduleBySteps(ILearningRateSchedule Epochs, long BatchesPerEpoch) : ILearningRateSchedule
+{
+    public ScheduleUnit Unit => ScheduleUnit.Step;
+
+    public double RateAt(double initialRate, long period) => Epochs.RateAt(initialRate, period / BatchesPerEpoch);
+
+    /// <summary>E.g. "TutorialSchedule(decay 0.95) by steps of 20000-step epochs" (recorded in checkpoints, compared on --resume).</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Epochs} by steps of {BatchesPerEpoch}-step epochs");
+}
