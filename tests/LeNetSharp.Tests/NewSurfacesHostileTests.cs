@@ -46,4 +46,12 @@ public sealed class NewSurfacesHostileTests : TempDirectoryTest
         trainer.Network.State.Select(s => s.Value.Data.ToArray()).Should().BeEquivalentTo(best.State.Select(s => s.Value.Data.ToArray()),
             o => o.WithStrictOrdering());
     }
+
+    [Fact]
+    public void The_tutorial_schedule_without_decay_answers_a_far_period_at_once()
+    {
+        var clock = Stopwatch.StartNew();
+        new TutorialSchedule(1).RateAt(0.01, long.MaxValue).Should().Be(0.01);
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(1));
+    }
 }
