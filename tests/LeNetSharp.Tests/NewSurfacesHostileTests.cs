@@ -54,4 +54,19 @@ public sealed class NewSurfacesHostileTests : TempDirectoryTest
         new TutorialSchedule(1).RateAt(0.01, long.MaxValue).Should().Be(0.01);
         clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(1));
     }
+
+    [Fact]
+    public void A_float_LeakyRelu_refuses_a_slope_beyond_float()
+    {
+        FluentActions.Invoking(() => new LeakyRelu<float>(1e308)).Should().Throw<ArgumentOutOfRangeException>()
+            .WithMessage("*slope 1E+308 is beyond the range of Single*");
+        new LeakyRelu<double>(1e308).Slope.Should().Be(1e308);
+
+        // A double model holding such a slope, loaded as float: one error naming the file and the layer.
+        string path = Path.Combine(Dir, "slope.model");
+        ModelFile.Save(new Sequential<double>(new Flatten<double>(), new LeakyRelu<double>(1e300)), path);
+        FluentActions.Invoking(() => ModelFile.Load<float>(path)).Should().Throw<ModelFormatException>()
+            .WithMessage($"{path}: layer 1 (LeakyRelu*slope 1E+300 is beyond the range of Single*");
+        ModelFile.Load<double>(path).Layers[1].Should().BeOfType<LeakyRelu<double>>();
+    }
 }
