@@ -69,4 +69,22 @@ public sealed class NewSurfacesHostileTests : TempDirectoryTest
             .WithMessage($"{path}: layer 1 (LeakyRelu*slope 1E+300 is beyond the range of Single*");
         ModelFile.Load<double>(path).Layers[1].Should().BeOfType<LeakyRelu<double>>();
     }
+
+    [Fact]
+    public void Resume_refuses_another_augmentation()
+    {
+        var options = new TrainingOptions
+        {
+            Epochs = 1, BatchSize = 16, LearningRate = 0.05, Seed = 4, CheckpointDirectory = Dir,
+            Augmentation = new ImageAugmentation { Seed = 3 },
+        };
+        using (var trainer = new Trainer<float>(TestData.SmallNet<float>(6), options)) trainer.Train(Sets.Train);
+        FluentActions.Invoking(() => Trainer<float>.Resume(Dir, options with { Epochs = 2, Augmentation = new ImageAugmentation { Seed = 5 } }))
+            .Should().Throw<ModelFormatException>()
+            .WithMessage("*cannot resume with different options: augmentation (max shift 2, max rotation 10, scale 0.9 to 1.1, seed 5) (the checkpoint has (max shift 2, max rotation 10, scale 0.9 to 1.1, seed 3))*");
+        FluentActions.Invoking(() => Trainer<float>.Resume(Dir, options with { Epochs = 2, Augmentation = null }))
+            .Should().Throw<ModelFormatException>().WithMessage("*augmentation none (the checkpoint has (max shift 2*");
+        using var resumed = Trainer<float>.Resume(Dir, options with { Epochs = 2 });
+        resumed.Train(Sets.Train).Should().HaveCount(1);
+    }
 }

@@ -246,8 +246,8 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
     /// </summary>
     /// <param name="checkpointDirectory">A folder written by a run with <see cref="TrainingOptions.CheckpointDirectory"/>.</param>
     /// <param name="options">
-    /// The run's options. Batch size, seed, shuffling, decay, the optimizer and its settings, gradient clipping and the
-    /// schedule must equal the checkpoint's.
+    /// The run's options. Batch size, seed, shuffling, decay, the optimizer and its settings, gradient clipping, the
+    /// schedule and the augmentation must equal the checkpoint's (the augmentation from checkpoint version 4 on).
     /// Epochs is the epoch count the interrupted Train call was to reach (its reports'
     /// <see cref="TrainingProgress.Epochs"/>): for a run of one call, the Epochs it began with; more trains longer;
     /// when the checkpoint is already there, the first call trains nothing. The initial learning rate comes from the
