@@ -24,8 +24,8 @@ public sealed class LeakyRelu<T> : Layer<T> where T : unmanaged, IFloatingPointI
     private Tensor<T>? _inputGrad;
 
     /// <summary>Creates the layer.</summary>
-    /// <param name="slope">The factor applied to inputs ≤ 0: any finite number (default 0.01, PyTorch's <c>negative_slope</c>).</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="slope"/> is NaN or infinite.</exception>
+    /// <param name="slope">The factor applied to inputs ≤ 0: any number finite in <typeparamref name="T"/> (default 0.01, PyTorch's <c>negative_slope</c>).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="slope"/> is NaN or infinite, or beyond <typeparamref name="T"/>'s range (above about 3.4e38 in magnitude for float).</exception>
     public LeakyRelu(double slope = 0.01)
     {
         if (!double.IsFinite(slope))
@@ -33,8 +33,15 @@ public sealed class LeakyRelu<T> : Layer<T> where T : unmanaged, IFloatingPointI
             throw new ArgumentOutOfRangeException(nameof(slope), slope, $"LeakyRelu: slope must be a finite number, got {slope.ToString(CultureInfo.InvariantCulture)}.");
         }
 
-        Slope = slope;
         _slope = T.CreateChecked(slope);
+        if (!T.IsFinite(_slope))
+        {
+            // 1e308 is a finite double but infinite as a float: every input ≤ 0 would give −∞, and 0 would give NaN.
+            throw new ArgumentOutOfRangeException(nameof(slope), slope,
+                $"LeakyRelu: slope {slope.ToString(CultureInfo.InvariantCulture)} is beyond the range of {typeof(T).Name}, in which the layer computes; expected a finite {typeof(T).Name}.");
+        }
+
+        Slope = slope;
         _name = string.Create(CultureInfo.InvariantCulture, $"LeakyRelu slope {slope}");
     }
 

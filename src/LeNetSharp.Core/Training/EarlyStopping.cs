@@ -18,8 +18,9 @@ namespace LeNetSharp.Training;
 /// The best loss and the count of epochs without improvement carry over from one Train call to the next, as the epoch
 /// count does. A call after an early stop trains on from the restored weights (its epochs, the learning rate and the
 /// shuffling go on from where the stopped call ended) and stops again once <see cref="Patience"/> epochs have not beaten
-/// the best loss: the count starts afresh at the restore. Only the weights are restored: momentum and the learning
-/// rate are not rewound. A trainer made by <see cref="Trainer{T}.Resume"/> starts with no best loss (the checkpoint
+/// the best loss: the count starts afresh at the restore. Only the weights are restored, with the non-trainable state
+/// they were reached with (BatchNorm's running statistics, as Keras's weights hold its moving averages): momentum and
+/// the learning rate are not rewound. A trainer made by <see cref="Trainer{T}.Resume"/> starts with no best loss (the checkpoint
 /// does not record it).
 /// </para>
 /// </summary>

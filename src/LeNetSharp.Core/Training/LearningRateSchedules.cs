@@ -118,6 +118,11 @@ public sealed record TutorialSchedule : ILearningRateSchedule
     /// <summary>The rate of epoch <paramref name="epoch"/> when epoch <paramref name="start"/> trains at <paramref name="rate"/>.</summary>
     internal static double From(double rate, long start, long epoch, double decay)
     {
+        // Decay 1 multiplies by 1 every epoch; a product that certainly underflows (its logarithm far below that of the
+        // smallest double, whatever the rounding) is 0. Either way the answer comes at once, for any period.
+        if (decay == 1 || epoch <= start) return rate;
+        double exponent = ((double)start + 1 + epoch) * (epoch - start) / 2; // Σ (e + 1) for e = start … epoch − 1
+        if (Math.Log(rate) + exponent * Math.Log(decay) < -800) return 0;
         for (long e = start; e < epoch && rate != 0; e++) rate = Next(rate, e, decay);
         return rate;
     }

@@ -246,8 +246,8 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
     /// </summary>
     /// <param name="checkpointDirectory">A folder written by a run with <see cref="TrainingOptions.CheckpointDirectory"/>.</param>
     /// <param name="options">
-    /// The run's options. Batch size, seed, shuffling, decay, the optimizer and its settings, gradient clipping and the
-    /// schedule must equal the checkpoint's.
+    /// The run's options. Batch size, seed, shuffling, decay, the optimizer and its settings, gradient clipping, the
+    /// schedule and the augmentation must equal the checkpoint's (the augmentation from checkpoint version 4 on).
     /// Epochs is the epoch count the interrupted Train call was to reach (its reports'
     /// <see cref="TrainingProgress.Epochs"/>): for a run of one call, the Epochs it began with; more trains longer;
     /// when the checkpoint is already there, the first call trains nothing. The initial learning rate comes from the
@@ -637,7 +637,7 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
     }
 
     // Early stopping: the best validation loss so far, its 1-based epoch (0: none yet), the epochs ended since, and
-    // the weights it was reached with (allocated at the first improvement). Kept across Train calls.
+    // the weights and running statistics it was reached with (allocated at the first improvement). Kept across Train calls.
     private double _bestLoss = double.PositiveInfinity;
     private int _bestEpoch;
     private int _sinceBest;
@@ -659,9 +659,9 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
             _bestLoss = result.Loss;
             _bestEpoch = epoch + 1;
             _sinceBest = 0;
-            var parameters = _network.Parameters;
-            _bestWeights ??= [.. parameters.Select(p => new T[p.Value.Length])];
-            for (int p = 0; p < parameters.Count; p++) parameters[p].Value.Span.CopyTo(_bestWeights[p]);
+            var tensors = BestTensors();
+            _bestWeights ??= [.. tensors.Select(t => new T[t.Length])];
+            for (int t = 0; t < tensors.Count; t++) tensors[t].Span.CopyTo(_bestWeights[t]);
             if (Options.CheckpointDirectory is { } directory) Persistence.ModelFile.Save(_network, Path.Combine(directory, EarlyStopping.BestModelFileName));
         }
         else if (++_sinceBest >= stopping.Patience)
@@ -677,10 +677,16 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
     private void RestoreBestWeights()
     {
         if (_bestWeights is null) return;
-        var parameters = _network.Parameters;
-        for (int p = 0; p < parameters.Count; p++) _bestWeights[p].CopyTo(parameters[p].Value.Span);
+        var tensors = BestTensors();
+        for (int t = 0; t < tensors.Count; t++) _bestWeights[t].CopyTo(tensors[t].Span);
         _sinceBest = 0;
     }
+
+    /// <summary>
+    /// What early stopping keeps of the best epoch: every parameter, then the non-trainable state (BatchNorm's running
+    /// statistics, which evaluation uses with the weights they were gathered with), as Keras's weights include them.
+    /// </summary>
+    private List<Tensor<T>> BestTensors() => [.. _network.Parameters.Select(p => p.Value), .. _network.State.Select(s => s.Value)];
 
     /// <summary>The result of a call that ended its epochs or was <paramref name="stopped"/> early; restores the best weights at the end when asked.</summary>
     private TrainingResult EndCall(List<TrainingProgress> summaries, bool stopped)

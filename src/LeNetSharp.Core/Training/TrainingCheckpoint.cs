@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Numerics;
 using System.Security.Cryptography;
 using System.Text;
+using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Persistence;
 
@@ -15,7 +16,7 @@ namespace LeNetSharp.Training;
 /// from its options.
 /// <code>
 /// "LNSC"                   4 bytes magic
-/// version                  uint16 (3)
+/// version                  uint16 (4)
 /// element size             uint8 (4 float32, 8 float64)
 /// position                 int32 epoch, int32 batch, float64 loss sum, int64 correct, int64 seen
 /// learning rate            float64, the optimizer's current one
@@ -25,6 +26,8 @@ namespace LeNetSharp.Training;
 ///                          string schedule (its description; empty: the tutorial's with the decay above)
 /// schedule origin          int64 epoch, float64 rate: 0 and the initial learning rate (another epoch: a run resumed
 ///                          from a version-2 file, whose tutorial schedule goes on from that epoch's rate)
+/// augmentation             uint8 (0: none, then nothing; 1: float64 max shift, float64 max rotation, float64 min scale,
+///                          float64 max scale, int32 seed)
 /// dataset                  int64 image count (-1: none yet), 32 bytes SHA-256 of the images' shape, pixels and labels
 /// optimizer state          string kind, int64 steps, int32 buffer count, then per buffer: string name, int32 array
 ///                          count, then per array: int32 length, elements
@@ -33,14 +36,14 @@ namespace LeNetSharp.Training;
 /// </code>
 /// Strings are UTF-8 with a 7-bit-encoded length, as <see cref="BinaryWriter"/> writes them. Version-2 files (SGD and
 /// the tutorial's schedule only; momentum buffers where version 3 has the optimizer state, none of the fields added
-/// to the options) still load.
+/// to the options) and version-3 files (without the augmentation, which a resume then does not check) still load.
 /// </summary>
 public static class TrainingCheckpoint
 {
     /// <summary>The checkpoint's file name inside its folder.</summary>
     public const string FileName = "checkpoint.lnsc";
 
-    private const int Version = 3;
+    private const int Version = 4;
 
     /// <summary>The oldest version <see cref="Load{T}"/> reads.</summary>
     private const int OldestVersion = 2;
@@ -88,6 +91,16 @@ public static class TrainingCheckpoint
             w.Write(o.Schedule?.ToString() ?? "");
             w.Write(trainer.ScheduleOrigin.Epoch);
             w.Write(trainer.ScheduleOrigin.Rate);
+            w.Write(o.Augmentation is not null);
+            if (o.Augmentation is { } a)
+            {
+                w.Write(a.MaxShift);
+                w.Write(a.MaxRotation);
+                w.Write(a.MinScale);
+                w.Write(a.MaxScale);
+                w.Write(a.Seed);
+            }
+
             var data = trainer.TrainedOn;
             w.Write(data.Count);
             w.Write(Convert.FromHexString(data.Sha256));
@@ -194,6 +207,21 @@ public static class TrainingCheckpoint
                 }
             }
 
+            if (version >= 4)
+            {
+                byte augmented = r.ReadByte();
+                if (augmented > 1) throw Refuse($"expected an augmentation flag of 0 or 1, found {augmented}.");
+                if (augmented == 1)
+                {
+                    var augmentation = new ImageAugmentation
+                    {
+                        MaxShift = r.ReadDouble(), MaxRotation = r.ReadDouble(), MinScale = r.ReadDouble(), MaxScale = r.ReadDouble(), Seed = r.ReadInt32(),
+                    };
+                    augmentation.Validate();
+                    saved = saved with { Augmentation = augmentation };
+                }
+            }
+
             var data = new DatasetIdentity(r.ReadInt64(), Convert.ToHexStringLower(r.ReadBytes(32)));
             long Left() => r.BaseStream.Length - r.BaseStream.Position;
             T[][] ReadArrays(string what)
@@ -251,7 +279,7 @@ public static class TrainingCheckpoint
                 throw Refuse($"inconsistent position (epoch {position.Epoch}, batch {position.Batch}, {position.Correct} right of {position.Seen}).");
             }
 
-            return new Contents<T>(path, network, position, learningRate, saved, schedule, origin, state, data);
+            return new Contents<T>(path, network, position, learningRate, saved, schedule, origin, state, data, RecordsAugmentation: version >= 4);
         }
         catch (Exception e) when (e is EndOfStreamException or ArgumentException or OverflowException or FormatException)
         {
@@ -278,9 +306,10 @@ public static class TrainingCheckpoint
     /// <param name="ScheduleOrigin">Epoch 0 and the initial rate, or where a version-2 run's tutorial schedule goes on from.</param>
     /// <param name="State">The optimizer's state.</param>
     /// <param name="TrainedOn">The dataset of the run.</param>
+    /// <param name="RecordsAugmentation">Whether the file records the augmentation (version 4 on), so that a resume can check it.</param>
     internal sealed record Contents<T>(
         string Path, Sequential<T> Network, TrainingPosition Position, double LearningRate, TrainingOptions Saved, string Schedule,
-        (long Epoch, double Rate) ScheduleOrigin, OptimizerState<T> State, DatasetIdentity TrainedOn)
+        (long Epoch, double Rate) ScheduleOrigin, OptimizerState<T> State, DatasetIdentity TrainedOn, bool RecordsAugmentation)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         /// <summary>The run's initial learning rate, when the checkpoint knows it (not for a version-2 run past epoch 0).</summary>
@@ -311,11 +340,16 @@ public static class TrainingCheckpoint
             Check("max gradient norm", Saved.MaxGradientNorm?.ToString(CultureInfo.InvariantCulture) ?? "none",
                 options.MaxGradientNorm?.ToString(CultureInfo.InvariantCulture) ?? "none");
             Check("schedule", Schedule.Length == 0 ? "the tutorial's" : Schedule, options.Schedule?.ToString() ?? "the tutorial's");
+            if (RecordsAugmentation) Check("augmentation", Describe(Saved.Augmentation), Describe(options.Augmentation));
             if (mismatches.Count > 0)
             {
                 throw new ModelFormatException(Path, $"cannot resume with different options: {string.Join(", ", mismatches)}.");
             }
         }
+
+        /// <summary>An augmentation's settings on one line ("none" without one), as a resume's mismatch message names them.</summary>
+        private static string Describe(ImageAugmentation? a) => a is null ? "none" : string.Create(CultureInfo.InvariantCulture,
+            $"(max shift {a.MaxShift}, max rotation {a.MaxRotation}, scale {a.MinScale} to {a.MaxScale}, seed {a.Seed})");
 
         /// <summary>Gives <paramref name="optimizer"/> the saved state (buffers and step count).</summary>
         public void RestoreOptimizer(IOptimizer<T> optimizer)
