@@ -215,6 +215,7 @@ public static class Evaluator
     }
 
     /// <summary>Σ over the first labels.Length rows of −log softmax(row)[label], in double: log Σ exp(z − max) + max − z[label].</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // once a batch: never in tier-0 code
     private static double CrossEntropySum<T>(ReadOnlySpan<T> logits, int classes, ReadOnlySpan<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
     {
         double sum = 0;
