@@ -18,10 +18,9 @@ namespace LeNetSharp.Layers;
 /// </code>
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class AvgPool2d<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class AvgPool2d<T> : Pool2d<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _divisor;
-    private readonly string _name;
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
     private PoolWindows _windows;
@@ -32,43 +31,12 @@ public sealed class AvgPool2d<T> : Layer<T> where T : unmanaged, IFloatingPointI
     /// <param name="padding">Zero rows and columns added on every side, from 0 (the default) to kernel/2 as PyTorch allows; they count in the average.</param>
     /// <exception cref="ArgumentOutOfRangeException">kernel or stride below 1, or padding negative or above kernel/2; the message names the setting.</exception>
     public AvgPool2d(int kernel, int? stride = null, int padding = 0)
+        : base("AvgPool2d", kernel, stride, padding)
     {
-        int s = stride ?? kernel;
-        PoolWindows.CheckSettings("AvgPool2d", kernel, s, padding);
-        Kernel = kernel;
-        Stride = s;
-        Padding = padding;
         _divisor = T.CreateChecked((double)kernel * kernel);
-        _name = $"AvgPool2d {kernel}x{kernel} stride {s} pad {padding}";
     }
 
-    /// <summary>The window's height and width.</summary>
-    public int Kernel { get; }
-
-    /// <summary>Step between windows.</summary>
-    public int Stride { get; }
-
-    /// <summary>Zero padding on every side (counted in the average).</summary>
-    public int Padding { get; }
-
-    /// <inheritdoc />
-    public override string Name => _name;
-
-    /// <summary>(N, OH, OW, C) for an input (N, H, W, C).</summary>
-    /// <param name="inputShape">(N, H, W, C), at least one kernel high and wide once padded.</param>
-    /// <returns>The output's shape.</returns>
-    /// <exception cref="ArgumentException">The input is not (N, H, W, C), or the pool is larger than the padded input; the message names both.</exception>
-    public override int[] OutputShape(ReadOnlySpan<int> inputShape)
-    {
-        var g = Windows(inputShape);
-        return [g.N, g.OH, g.OW, g.C];
-    }
-
-    /// <summary>"AvgPool2d" with its settings "kernel", "stride" and "padding".</summary>
-    /// <returns>The description.</returns>
-    public override LayerDescription Describe() => new("AvgPool2d", ("kernel", Kernel), ("stride", Stride), ("padding", Padding));
-
-    /// <summary>The layer a <see cref="Describe"/> result stands for.</summary>
+    /// <summary>The layer a <see cref="Pool2d{T}.Describe"/> result stands for.</summary>
     internal static AvgPool2d<T> FromDescription(LayerDescription d) => new(d.GetInt("kernel", 1), d.GetInt("stride", 1), d.GetInt("padding", 0));
 
     /// <inheritdoc />
@@ -130,6 +98,4 @@ public sealed class AvgPool2d<T> : Layer<T> where T : unmanaged, IFloatingPointI
 
         return inputGrad;
     }
-
-    private PoolWindows Windows(ReadOnlySpan<int> shape) => PoolWindows.For<T>(_name, shape, Kernel, Stride, Padding);
 }

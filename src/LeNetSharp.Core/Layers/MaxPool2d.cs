@@ -21,13 +21,12 @@ namespace LeNetSharp.Layers;
 /// other windows: it always runs this reference code. PyTorch sends the gradient of a window with several NaNs to the last.
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class MaxPool2d<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class MaxPool2d<T> : Pool2d<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
     private Tensor<T>? _input;    // x of the last forward (the caller's tensor; not copied)
     private PoolWindows _windows;
-    private readonly string _name;
 
     /// <summary>Creates the layer.</summary>
     /// <param name="kernel">The window's height and width (≥ 1), PyTorch's <c>kernel_size</c>.</param>
@@ -35,42 +34,11 @@ public sealed class MaxPool2d<T> : Layer<T> where T : unmanaged, IFloatingPointI
     /// <param name="padding">−∞ rows and columns added on every side, from 0 (the default) to kernel/2 as PyTorch allows.</param>
     /// <exception cref="ArgumentOutOfRangeException">kernel or stride below 1, or padding negative or above kernel/2; the message names the setting.</exception>
     public MaxPool2d(int kernel, int? stride = null, int padding = 0)
+        : base("MaxPool2d", kernel, stride, padding)
     {
-        int s = stride ?? kernel;
-        PoolWindows.CheckSettings("MaxPool2d", kernel, s, padding);
-        Kernel = kernel;
-        Stride = s;
-        Padding = padding;
-        _name = $"MaxPool2d {kernel}x{kernel} stride {s} pad {padding}";
     }
 
-    /// <summary>The window's height and width.</summary>
-    public int Kernel { get; }
-
-    /// <summary>Step between windows.</summary>
-    public int Stride { get; }
-
-    /// <summary>−∞ padding on every side.</summary>
-    public int Padding { get; }
-
-    /// <inheritdoc />
-    public override string Name => _name;
-
-    /// <summary>(N, OH, OW, C) for an input (N, H, W, C).</summary>
-    /// <param name="inputShape">(N, H, W, C), at least one kernel high and wide once padded.</param>
-    /// <returns>The output's shape.</returns>
-    /// <exception cref="ArgumentException">The input is not (N, H, W, C), or the pool is larger than the padded input; the message names both.</exception>
-    public override int[] OutputShape(ReadOnlySpan<int> inputShape)
-    {
-        var g = Windows(inputShape);
-        return [g.N, g.OH, g.OW, g.C];
-    }
-
-    /// <summary>"MaxPool2d" with its settings "kernel", "stride" and "padding".</summary>
-    /// <returns>The description.</returns>
-    public override LayerDescription Describe() => new("MaxPool2d", ("kernel", Kernel), ("stride", Stride), ("padding", Padding));
-
-    /// <summary>The layer a <see cref="Describe"/> result stands for.</summary>
+    /// <summary>The layer a <see cref="Pool2d{T}.Describe"/> result stands for.</summary>
     internal static MaxPool2d<T> FromDescription(LayerDescription d) => new(d.GetInt("kernel", 1), d.GetInt("stride", 1), d.GetInt("padding", 0));
 
     /// <inheritdoc />
@@ -148,6 +116,4 @@ public sealed class MaxPool2d<T> : Layer<T> where T : unmanaged, IFloatingPointI
 
         return inputGrad;
     }
-
-    private PoolWindows Windows(ReadOnlySpan<int> shape) => PoolWindows.For<T>(_name, shape, Kernel, Stride, Padding);
 }
