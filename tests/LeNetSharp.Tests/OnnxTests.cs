@@ -470,11 +470,19 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     public void Random_byte_damage_gives_a_network_or_one_OnnxFormatException()
     {
         // ONNX has no checksum: a changed weight byte loads fine. Everything else must be one clear refusal.
-        byte[] original = File.ReadAllBytes(Fixture("lenet_random.onnx"));
-        string path = Path.Combine(Dir, "fuzz.onnx");
-        var random = new Random(11);
+        ByteDamage(Fixture("lenet_random.onnx"), Path.Combine(Dir, "fuzz.onnx"), seed: 11, cases: 300);
+    }
+
+    /// <summary>
+    /// Damages 1–3 random bytes of <paramref name="fixture"/> <paramref name="cases"/> times: each import must give a
+    /// network or one <see cref="OnnxFormatException"/> naming the file, and some must be refused.
+    /// </summary>
+    internal static void ByteDamage(string fixture, string path, int seed, int cases)
+    {
+        byte[] original = File.ReadAllBytes(fixture);
+        var random = new Random(seed);
         int refused = 0;
-        for (int i = 0; i < 300; i++)
+        for (int i = 0; i < cases; i++)
         {
             byte[] bytes = (byte[])original.Clone();
             for (int k = random.Next(1, 4); k > 0; k--) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
