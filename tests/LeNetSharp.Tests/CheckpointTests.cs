@@ -39,16 +39,19 @@ public sealed class CheckpointTests : TempDirectoryTest
     }
 
     [Theory]
-    [InlineData(1, 7, 2)]   // interrupted in the first call (epoch 2 of 2)
-    [InlineData(2, 7, 2)]   // the same with batches split across two threads
-    [InlineData(2, 5, 0)]   // resumed at the start of epoch 2, whose first batch is split after a one-thread batch
-    [InlineData(1, 13, 2)]  // interrupted in the second call (epoch 3 of 4): resumed with the epoch count that call was to reach
-    [InlineData(2, 13, 2)]
-    public void A_resumed_trainer_trains_on_as_the_uninterrupted_one_does(int threads, int stopAfterBatches, int resumedAtBatch)
+    [InlineData(1, 7, 2, false)]   // interrupted in the first call (epoch 2 of 2)
+    [InlineData(2, 7, 2, false)]   // the same with batches split across two threads
+    [InlineData(2, 5, 0, false)]   // resumed at the start of epoch 2, whose first batch is split after a one-thread batch
+    [InlineData(1, 13, 2, false)]  // interrupted in the second call (epoch 3 of 4): resumed with the epoch count that call was to reach
+    [InlineData(2, 13, 2, false)]
+    [InlineData(1, 7, 2, true)]    // with Dropout: the resumed run draws the masks the uninterrupted one drew
+    [InlineData(2, 13, 2, true)]
+    public void A_resumed_trainer_trains_on_as_the_uninterrupted_one_does(int threads, int stopAfterBatches, int resumedAtBatch, bool dropout)
     {
+        Func<int, Sequential<float>> net = dropout ? TestData.SmallDropoutNet<float> : TestData.SmallNet<float>;
         var data = TestData.RandomImages(70, 2); // 5 batches of 16 an epoch, the last of 6 (on one thread)
         var options = Options(Dir, momentum: 0.9) with { Epochs = 2, BatchSize = 16, CheckpointEvery = 2, Threads = threads };
-        using var straight = new Trainer<float>(TestData.SmallNet<float>(7), options with { CheckpointDirectory = null });
+        using var straight = new Trainer<float>(net(7), options with { CheckpointDirectory = null });
         straight.Train(data);
         straight.Train(data);
 
@@ -56,7 +59,7 @@ public sealed class CheckpointTests : TempDirectoryTest
         using var cts = new CancellationTokenSource();
         int batches = 0;
         var token = new InlineProgress<TrainingProgress>(_ => { if (++batches == stopAfterBatches) cts.Cancel(); });
-        using (var interrupted = new Trainer<float>(TestData.SmallNet<float>(7), options with { ReportEvery = 1 }))
+        using (var interrupted = new Trainer<float>(net(7), options with { ReportEvery = 1 }))
         {
             var act = () =>
             {

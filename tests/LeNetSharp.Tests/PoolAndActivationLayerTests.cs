@@ -353,6 +353,46 @@ public sealed class PoolAndActivationLayerTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Under_a_trainer_a_Dropout_mask_depends_on_the_seed_the_step_and_the_images_place_in_the_batch()
+    {
+        var x = new Tensor<float>(Enumerable.Repeat(1f, 6 * 50).ToArray(), 6, 50);
+        float[] Mask(Dropout<float> d, long step, int first, int images)
+        {
+            ((IStochasticLayer)d).SetStream(step, first);
+            return d.Forward(new Tensor<float>(x.Data.AsSpan(0, images * 50).ToArray(), images, 50)).Data.ToArray();
+        }
+
+        var whole = Mask(new Dropout<float>(0.5, seed: 4), 7, 0, 6);
+        var shard = Mask(new Dropout<float>(0.5, seed: 4), 7, 2, 4);
+        shard.Should().Equal(whole[100..], "images 2 to 5 get their masks whichever replica runs them");
+        Mask(new Dropout<float>(0.5, seed: 4), 7, 0, 4).Should().Equal(whole[..200]);
+        shard.Should().NotEqual(whole[..200], "two shards of one batch never share draws");
+        Mask(new Dropout<float>(0.5, seed: 4), 8, 0, 6).Should().NotEqual(whole, "another step, another mask");
+        Mask(new Dropout<float>(0.5, seed: 5), 7, 0, 6).Should().NotEqual(whole, "another seed, another mask");
+
+        var layer = new Dropout<float>(0.5, seed: 4);
+        Mask(layer, 7, 0, 6);
+        layer.Forward(x).Data.Should().Equal(new Dropout<float>(0.5, seed: 4).Forward(x).Data,
+            "the stream serves one forward; the layer's own generator is untouched by it");
+    }
+
+    [Fact]
+    public void Training_a_Dropout_network_on_two_threads_drops_what_one_thread_drops()
+    {
+        // The same masks per image whatever the split: the weights differ only by the order of float sums (≈1e-7),
+        // where a mask drawn per replica would move them by the learning rate's scale.
+        var data = TestData.RandomImages(64, seed: 8);
+        var options = new TrainingOptions { Epochs = 2, BatchSize = 32, LearningRate = 0.1, Seed = 3 };
+        using var one = new Trainer<float>(TestData.SmallDropoutNet<float>(2), options);
+        using var two = new Trainer<float>(TestData.SmallDropoutNet<float>(2), options with { Threads = 2 });
+        one.Train(data);
+        two.Train(data);
+        var a = one.Network.Parameters.SelectMany(p => p.Value.Data).ToArray();
+        var b = two.Network.Parameters.SelectMany(p => p.Value.Data).ToArray();
+        a.Zip(b, (u, v) => Math.Abs(u - v)).Max().Should().BeLessThan(1e-5f);
+    }
+
+    [Fact]
     public void A_network_with_Dropout_evaluates_and_predicts_deterministically_as_without_it()
     {
         var data = TestData.RandomImages(40, seed: 3);

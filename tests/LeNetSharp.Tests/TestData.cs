@@ -42,6 +42,15 @@ internal static class TestData
             new Conv<T>(1, 4, 3, 3, random), new Relu<T>(), new MaxPool2x2<T>(), new Flatten<T>(), new Linear<T>(36, 3, random));
     }
 
+    /// <summary><see cref="SmallNet{T}"/> with a Dropout (p 0.3) before its Linear layer.</summary>
+    public static Sequential<T> SmallDropoutNet<T>(int seed) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var random = new Random(seed);
+        return new Sequential<T>(
+            new Conv<T>(1, 4, 3, 3, random), new Relu<T>(), new MaxPool2x2<T>(), new Flatten<T>(), new Dropout<T>(0.3, seed),
+            new Linear<T>(36, 3, random));
+    }
+
     /// <summary>The repository's data/mnist folder (found by walking up to LeNetSharp.sln).</summary>
     public static string MnistDirectory()
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using LeNetSharp.Data;
 using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Layers;
@@ -18,13 +19,19 @@ namespace LeNetSharp.Layers;
 /// in row-major order at each training forward: a layer built with a seed draws the same masks for the same sequence of
 /// input shapes, whatever else runs in the process. Every forward in training mode draws a new mask (as PyTorch's);
 /// <see cref="Sequential{T}"/> starts in training mode, and evaluation and prediction turn it off.
+/// <para>
+/// Under a <see cref="Training.Trainer{T}"/> the mask of each step is drawn instead from a stream that depends on
+/// <see cref="Seed"/>, the optimizer's step count and each element's place in the whole batch: an image gets the same
+/// mask whichever thread's replica runs it (replicas never share draws), and a run resumed from a checkpoint draws
+/// exactly the masks the uninterrupted run would have.
+/// </para>
 /// </summary>
 /// <remarks>
 /// The generator's position is not part of <see cref="Describe"/>: a network loaded from a model file starts again from
 /// <see cref="Seed"/>. <see cref="Clone"/> copies the position (see there).
 /// </remarks>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class Dropout<T> : Layer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class Dropout<T> : Layer<T>, IStochasticLayer where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _scale;
     private readonly string _name;
@@ -33,6 +40,8 @@ public sealed class Dropout<T> : Layer<T> where T : unmanaged, IFloatingPointIee
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
     private bool _masked;            // whether the last forward was in training mode (it drew _mask)
+    private long _streamStep = -1;   // the trainer's step for the next training forward (SetStream), or -1: use _state
+    private int _streamFirstImage;   // that forward's first image in the whole batch
 
     /// <summary>Creates the layer.</summary>
     /// <param name="p">The probability of dropping an element in training, from 0 (keep all) to below 1 (default 0.5, PyTorch's).</param>
@@ -87,6 +96,7 @@ public sealed class Dropout<T> : Layer<T> where T : unmanaged, IFloatingPointIee
     {
         var copy = (Dropout<T>)base.Clone();
         copy._state = _state;
+        copy._streamStep = -1;
         copy.Training = Training;
         return copy;
     }
@@ -118,10 +128,19 @@ public sealed class Dropout<T> : Layer<T> where T : unmanaged, IFloatingPointIee
 
             for (int i = 0; i < m.Length; i++) m[i] = keep[i] ? _scale : T.Zero;
         }
+        else if (_streamStep >= 0)
+        {
+            // Element e of the whole batch is draw e + 1 of a generator started at the step's own state, so a sub-batch
+            // starting at image f skips f·(values per image) draws: SplitMix64 advances by a constant per draw.
+            ulong state = StepState(_streamStep) + (ulong)_streamFirstImage * (ulong)(m.Length / input.Shape[0]) * Gamma;
+            for (int i = 0; i < m.Length; i++) m[i] = Uniform(ref state) >= P ? _scale : T.Zero;
+        }
         else
         {
-            for (int i = 0; i < m.Length; i++) m[i] = NextUniform() >= P ? _scale : T.Zero;
+            for (int i = 0; i < m.Length; i++) m[i] = Uniform(ref _state) >= P ? _scale : T.Zero;
         }
+
+        _streamStep = -1;
 
         for (int i = 0; i < x.Length; i++) y[i] = x[i] * m[i];
         return output;
@@ -144,11 +163,24 @@ public sealed class Dropout<T> : Layer<T> where T : unmanaged, IFloatingPointIee
         return inputGrad;
     }
 
-    /// <summary>The next number of the generator, uniform in [0, 1): SplitMix64's next 64 bits, their top 53 as a fraction.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private double NextUniform()
+    /// <inheritdoc />
+    void IStochasticLayer.SetStream(long step, int firstImage)
     {
-        ulong z = _state += 0x9E3779B97F4A7C15UL;
+        _streamStep = step;
+        _streamFirstImage = firstImage;
+    }
+
+    /// <summary>SplitMix64's increment per draw.</summary>
+    private const ulong Gamma = 0x9E3779B97F4A7C15UL;
+
+    /// <summary>Where the draws of trainer step <paramref name="step"/> start: a hash of the seed and the step.</summary>
+    private ulong StepState(long step) => SplitMix64.Mix((ulong)(long)Seed ^ SplitMix64.Mix((ulong)step + Gamma));
+
+    /// <summary>The next number of a SplitMix64 generator at <paramref name="state"/>, uniform in [0, 1): its next 64 bits, their top 53 as a fraction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double Uniform(ref ulong state)
+    {
+        ulong z = state += Gamma;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         z ^= z >> 31;

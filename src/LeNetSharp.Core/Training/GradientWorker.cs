@@ -17,7 +17,13 @@ internal sealed class GradientWorker<T> where T : unmanaged, IFloatingPointIeee7
     private int[] _labels = [];
     private int[] _predictions = [];
 
-    public GradientWorker(Sequential<T> network) => Network = network;
+    private readonly IStochasticLayer[] _stochastic;
+
+    public GradientWorker(Sequential<T> network)
+    {
+        Network = network;
+        _stochastic = [.. network.Layers.OfType<IStochasticLayer>()];
+    }
 
     public Sequential<T> Network { get; }
 
@@ -26,9 +32,13 @@ internal sealed class GradientWorker<T> where T : unmanaged, IFloatingPointIeee7
 
     public int Correct { get; private set; }
 
-    /// <summary>Fills the batch (distorted by <paramref name="augmentation"/> as in epoch <paramref name="epoch"/> when there is one), then forward, loss, backward.</summary>
+    /// <summary>
+    /// Fills the batch (distorted by <paramref name="augmentation"/> as in epoch <paramref name="epoch"/> when there is
+    /// one), then forward, loss, backward; random layers draw for step <paramref name="step"/> and images from
+    /// <paramref name="firstImage"/> of the whole batch on (see <see cref="IStochasticLayer"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public void Run(ImageDataset data, ReadOnlySpan<int> indices, ImageAugmentation? augmentation = null, int epoch = 0)
+    public void Run(ImageDataset data, ReadOnlySpan<int> indices, ImageAugmentation? augmentation, int epoch, long step, int firstImage)
     {
         int n = indices.Length;
         var batch = Tensor<T>.Reuse(ref _batch, n, data.Height, data.Width, data.Channels);
@@ -40,6 +50,7 @@ internal sealed class GradientWorker<T> where T : unmanaged, IFloatingPointIeee7
 
         if (augmentation is null) data.FillBatch(indices, batch, _labels);
         else augmentation.FillBatch(data, indices, epoch, batch, _labels);
+        foreach (var layer in _stochastic) layer.SetStream(step, firstImage);
         var logits = Network.Forward(batch);
         Loss = double.CreateChecked(_loss.Forward(logits, _labels));
         SoftmaxCrossEntropy<T>.ArgMaxRows(logits, _predictions);

@@ -474,7 +474,7 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
         try
         {
             if (parallel) RunShards(data, indices, epoch);
-            else _workers[0].Run(data, indices, Options.Augmentation, epoch);
+            else _workers[0].Run(data, indices, Options.Augmentation, epoch, StepsTaken, 0);
         }
         catch
         {
@@ -581,8 +581,14 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
         return start;
     }
 
-    private void RunShard(int worker) =>
-        _workers[worker].Run(_shardData!, _shardIndices.AsSpan(ShardStart(worker, _shardCount), ShardSize(worker, _shardCount)), Options.Augmentation, _shardEpoch);
+    private void RunShard(int worker)
+    {
+        int start = ShardStart(worker, _shardCount);
+        _workers[worker].Run(_shardData!, _shardIndices.AsSpan(start, ShardSize(worker, _shardCount)), Options.Augmentation, _shardEpoch, StepsTaken, start);
+    }
+
+    /// <summary>The optimizer's steps taken (in checkpoints): the step key of random layers' draws (<see cref="IStochasticLayer"/>).</summary>
+    private long StepsTaken => Optimizer is Optimizer<T> o ? o.Steps : 0;
 
     /// <summary>
     /// Runs epoch <paramref name="epoch"/> (0-based) from <see cref="Position"/>'s batch when it is that epoch's, else
