@@ -36,6 +36,11 @@ internal sealed class Cli
     private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
 
     private static readonly string[] OptimizerNames = ["sgd", "adam", "adamw"];
+    private static readonly string[] NetNames = ["lenet", "modern"];
+
+    private readonly Option<string> _net = ChoiceOption("--net",
+        "The network to build: lenet (the tutorial's) or modern (conv 5x5 32 and 3x3 64 with batch norm, max pooling and dropout; "
+        + "its recipe is the default of every option below that is not given: " + Recipe.ModernRecipeText + ")", NetNames, "lenet");
     private static readonly string[] ScheduleNames = ["tutorial", "constant", "step", "cosine", "onecycle"];
 
     private readonly Option<string?> _arch = new("--arch")
@@ -162,7 +167,7 @@ internal sealed class Cli
         });
         Option[] training =
         [
-            _data, _model, _arch, _epochs, _batch, _optimizer, _lr, _momentum, _weightDecay, _schedule, _decay, _stepSize, _gamma, _warmup, _seed, _limit,
+            _data, _model, _net, _arch, _epochs, _batch, _optimizer, _lr, _momentum, _weightDecay, _schedule, _decay, _stepSize, _gamma, _warmup, _seed, _limit,
             _valSplit, _earlyStop, _augment, _threads, _backend, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report,
         ];
         Add(_root, training);
@@ -227,8 +232,11 @@ internal sealed class Cli
         var own = r.CommandResult.Command.Options;
         if (!own.Contains(_schedule)) return null;
         bool Given(Option option) => r.GetResult(option) is OptionResult { Implicit: false };
-        string optimizer = r.GetValue(_optimizer)!, schedule = r.GetValue(_schedule)!;
-        int epochs = r.GetValue(_epochs), warmup = r.GetValue(_warmup);
+        // The values the run will use: --net modern's recipe stands in for the options not given.
+        var preset = Recipe.WithNetDefaults(new Options { Net = r.GetValue(_net)!, Given = new HashSet<string>() });
+        T Value<T>(Option<T> option, T modern) => Given(option) || preset.Net != "modern" ? r.GetValue(option)! : modern;
+        string optimizer = Value(_optimizer, preset.Optimizer), schedule = Value(_schedule, preset.Schedule);
+        int epochs = Value(_epochs, preset.Epochs), warmup = r.GetValue(_warmup);
         string? misfit =
             Given(_earlyStop) && !Given(_valSplit) ? "--early-stop needs --val-split: it watches the loss on held-out images (e.g. --val-split 0.1)"
             : Given(_momentum) && optimizer != "sgd" ? $"--momentum is a setting of --optimizer sgd, not of {optimizer}"
@@ -237,6 +245,7 @@ internal sealed class Cli
             : warmup > 0 && schedule == "onecycle" ? "--warmup does not combine with --schedule onecycle: the cycle warms up itself (from lr/25 over its first 30 %)"
             : warmup > 0 && warmup >= epochs ? string.Create(CultureInfo.InvariantCulture, $"--warmup expects fewer epochs than --epochs ({epochs}), got '{warmup}'")
             : Given(_arch) && Given(_resume) ? "--arch does not combine with --resume: a resumed run trains the checkpoint's network"
+            : Given(_arch) && Given(_net) ? "--arch does not combine with --net: --arch trains the file's network, --net builds a new one"
             : null;
         if (misfit is null) return null;
         _invocation.Error.WriteLine($"error: {misfit} ({See(r.CommandResult.Command)})");
@@ -262,7 +271,7 @@ internal sealed class Cli
         var own = r.CommandResult.Command.Options;
         var o = new Options { Command = command };
         T Get<T>(Option<T> option, T fallback) => own.Contains(option) ? r.GetValue(option)! : fallback;
-        return o with
+        return Recipe.WithNetDefaults(o with
         {
             Data = Get(_data, o.Data), Model = Get(_model, o.Model), Epochs = Get(_epochs, o.Epochs), Batch = Get(_batch, o.Batch),
             LearningRate = Get(_lr, o.LearningRate), Decay = Get(_decay, o.Decay), Seed = Get(_seed, o.Seed), Limit = Get(_limit, o.Limit),
@@ -270,12 +279,12 @@ internal sealed class Cli
             BackendName = Get(_backend, o.BackendName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
             Report = Get(_report, o.Report), Json = Get(_json, o.Json),
-            Arch = Get(_arch, o.Arch), Optimizer = Get(_optimizer, o.Optimizer), Momentum = Get(_momentum, o.Momentum), WeightDecay = Get(_weightDecay, o.WeightDecay),
+            Net = Get(_net, o.Net), Arch = Get(_arch, o.Arch), Optimizer = Get(_optimizer, o.Optimizer), Momentum = Get(_momentum, o.Momentum), WeightDecay = Get(_weightDecay, o.WeightDecay),
             Schedule = Get(_schedule, o.Schedule), Warmup = Get(_warmup, o.Warmup), StepSize = Get(_stepSize, o.StepSize), Gamma = Get(_gamma, o.Gamma),
             ValSplit = Get(_valSplit, o.ValSplit), EarlyStop = Get(_earlyStop, o.EarlyStop), Augment = Get(_augment, o.Augment),
             Files = r.CommandResult.Command.Arguments.Contains(_files) ? r.GetValue(_files) ?? [] : [],
             Given = r.CommandResult.Children.OfType<OptionResult>().Where(c => !c.Implicit).Select(c => c.Option.Name).ToHashSet(),
-        };
+        });
     }
 
     /// <summary>One line for the first parse error, naming the offending token, with a suggestion for a typo.</summary>

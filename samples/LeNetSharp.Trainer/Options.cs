@@ -32,7 +32,10 @@ internal sealed record Options
     public string[] Files { get; init; } = [];
     public bool Json { get; init; }
 
-    /// <summary>The network to train from its weights (--arch), or null for a new LeNet.</summary>
+    /// <summary>The network to build when there is no --arch: "lenet" (the tutorial's) or "modern" (<see cref="LeNetSharp.Layers.ModernCnn"/>, with its recipe).</summary>
+    public string Net { get; init; } = "lenet";
+
+    /// <summary>The network to train from its weights (--arch), or null for a new network (--net).</summary>
     public string? Arch { get; init; }
 
     /// <summary>"sgd", "adam" or "adamw".</summary>

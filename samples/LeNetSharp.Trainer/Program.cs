@@ -111,6 +111,11 @@ public static class Program
         Mnist.EnsureAsync(o.Data, log).GetAwaiter().GetResult();
     }
 
+    /// <summary>The network of --net for <paramref name="data"/>'s images: the tutorial's LeNet, or <see cref="ModernCnn"/>.</summary>
+    private static Sequential<float> NewNetwork(Options o, ImageDataset data) => o.Net == "modern"
+        ? ModernCnn.Create<float>(o.Seed, data.Height, data.Width, data.Channels, data.Classes)
+        : LeNet.Create<float>(o.Seed);
+
     private static int Train(Options o, TextWriter stdout, TextWriter stderr)
     {
         // Everything that can fail is checked before training: the data (both splits), the outputs, the options.
@@ -154,14 +159,15 @@ public static class Program
 
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
-            : new Trainer<float>(arch ?? LeNet.Create<float>(o.Seed), trainingOptions);
+            : new Trainer<float>(arch ?? NewNetwork(o, train), trainingOptions);
         var network = trainer.Network;
         network.Backend = o.Backend;
-        if (o.Report is not null) Report.EnsureDrawable(network, o.Arch ?? o.Resume ?? "LeNet");
+        string name = o.Arch ?? (o.Net == "modern" ? "the modern CNN" : "LeNet");
+        if (o.Report is not null) Report.EnsureDrawable(network, o.Resume ?? name);
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         if (o.Arch is not null) stdout.WriteLine(Recipe.ArchitectureLine(o.Arch, network));
         string weights = o.Arch is null ? "" : ", from its weights";
-        stdout.WriteLine($"training {o.Arch ?? "LeNet"} ({network.ParameterCount:N0} parameters{weights}) on {train.Count:N0} images: "
+        stdout.WriteLine($"training {name} ({network.ParameterCount:N0} parameters{weights}) on {train.Count:N0} images: "
             + $"{o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {Recipe.RateText(o, trainer.Optimizer.LearningRate)}, seed {o.Seed}, threads {o.Threads}, backend {network.Backend.Name}{from}");
         foreach (string line in Recipe.Lines(o, validation, pool)) stdout.WriteLine(line);
         // With --report, the curves are recorded and the test accuracy measured after every epoch.

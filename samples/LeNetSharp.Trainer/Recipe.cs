@@ -14,6 +14,30 @@ namespace LeNetSharp.Trainer;
 /// </summary>
 internal static class Recipe
 {
+    /// <summary>--net modern's recipe, for the help text: the defaults <see cref="WithNetDefaults"/> gives.</summary>
+    public const string ModernRecipeText = "--epochs 15 --batch 64 --optimizer adamw --lr 0.01 --weight-decay 0.01 --schedule onecycle --augment --threads 2";
+
+    /// <summary>
+    /// <paramref name="o"/> with --net modern's recipe in place of every recipe option not given on the command line
+    /// (<see cref="ModernRecipeText"/>); unchanged for --net lenet, whose recipe is the tutorial's (the defaults).
+    /// </summary>
+    public static Options WithNetDefaults(Options o)
+    {
+        if (o.Net != "modern") return o;
+        T Keep<T>(string option, T given, T modern) => o.Given.Contains(option) ? given : modern;
+        return o with
+        {
+            Epochs = Keep("--epochs", o.Epochs, 15),
+            Batch = Keep("--batch", o.Batch, 64),
+            Optimizer = Keep("--optimizer", o.Optimizer, "adamw"),
+            LearningRate = Keep("--lr", o.LearningRate, 0.01),
+            WeightDecay = Keep("--weight-decay", o.WeightDecay, 0.01),
+            Schedule = Keep("--schedule", o.Schedule, "onecycle"),
+            Augment = Keep("--augment", o.Augment, true),
+            Threads = Keep("--threads", o.Threads, 2),
+        };
+    }
+
     /// <summary>
     /// The network of <c>--arch</c>: a model file, an ONNX model or the tutorial's .npz weights, checked to take
     /// <paramref name="data"/>'s images and to give one output per class before anything is trained.

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Onnx;
@@ -84,6 +86,11 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
     [InlineData("error: --warmup expects fewer epochs than --epochs (2), got '2' (see train --help)", "train", "--warmup", "2")]
     [InlineData("error: --warmup expects fewer epochs than --epochs (3), got '5' (see --help)", "--warmup", "5", "--epochs", "3")]
     [InlineData("error: --arch does not combine with --resume: a resumed run trains the checkpoint's network (see train --help)", "train", "--arch", "a.model", "--resume", "ck")]
+    [InlineData("error: --arch does not combine with --net: --arch trains the file's network, --net builds a new one (see train --help)", "train", "--arch", "a.model", "--net", "modern")]
+    [InlineData("error: --net expects lenet, modern, got 'modren'; did you mean 'modern'? (see train --help)", "train", "--net", "modren")]
+    [InlineData("error: --momentum is a setting of --optimizer sgd, not of adamw (see train --help)", "train", "--net", "modern", "--momentum", "0.9")]
+    [InlineData("error: --warmup does not combine with --schedule onecycle: the cycle warms up itself (from lr/25 over its first 30 %) (see train --help)",
+        "train", "--net", "modern", "--warmup", "1")]
     public void Bad_recipe_options_give_one_line_and_exit_code_2(string message, params string[] args)
     {
         var (code, output, err) = Run(args);
@@ -178,6 +185,36 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
     }
 
     /// <summary>The issue's example, on 600 images: every new option in one run, and every line it adds.</summary>
+    [Fact]
+    public void Net_modern_takes_its_recipe_for_every_option_not_given()
+    {
+        var o = Parsed("train", "--net", "modern");
+        (o.Net, o.Epochs, o.Batch, o.Optimizer, o.LearningRate, o.EffectiveWeightDecay, o.Schedule, o.Augment, o.Threads)
+            .Should().Be(("modern", 15, 64, "adamw", 0.01, 0.01, "onecycle", true, 2));
+        var mine = Parsed("train", "--net", "modern", "--epochs", "3", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05", "--threads", "1");
+        (mine.Epochs, mine.Batch, mine.Optimizer, mine.Momentum, mine.LearningRate, mine.Schedule, mine.Threads)
+            .Should().Be((3, 64, "sgd", 0.9, 0.05, "onecycle", 1), "a given option wins over the recipe's");
+        Parsed("train", "--net", "lenet").Should().BeEquivalentTo(Parsed("train") with { Given = new HashSet<string> { "--net" } },
+            c => c.ComparingByMembers<Options>(), "lenet is the tutorial's recipe");
+        Recipe.ModernRecipeText.Should().Be("--epochs 15 --batch 64 --optimizer adamw --lr 0.01 --weight-decay 0.01 --schedule onecycle --augment --threads 2");
+    }
+
+    [Fact]
+    public void Net_modern_trains_saves_and_evaluates_the_modern_cnn()
+    {
+        string model = Path.Combine(Dir, "modern.model");
+        var (code, output, err) = Run("train", "--net", "modern", "--data", TestData.MnistDirectory(), "--model", model, "--epochs", "1", "--limit", "640");
+        code.Should().Be(0, err);
+        output.Should().MatchRegex(@"training the modern CNN \(50,890 parameters\) on 640 images: 1 epoch, batch 64, optimizer adamw \(weight decay 0\.01\), "
+            + @"lr 0\.01, schedule onecycle \(lr is the peak\), seed 1, threads 2, backend \S+");
+        output.Should().Contain("augmentation: every training image shifted up to 2 px");
+        var loaded = ModelFiles.Load(model);
+        loaded.Layers.Select(l => l.Name).Should().Equal(ModernCnn.Create<float>(1).Layers.Select(l => l.Name));
+        var accuracy = Regex.Match(output, @"test accuracy: (\d+\.\d\d)%").Groups[1].Value;
+        double.Parse(accuracy, CultureInfo.InvariantCulture).Should().BeGreaterThan(20, "ten steps already beat chance (10 %)");
+        Run("eval", "--data", TestData.MnistDirectory(), "--model", model).Out.Should().Contain($"test accuracy: {accuracy}%");
+    }
+
     [Fact]
     public void A_run_with_every_recipe_option_prints_what_it_does()
     {
