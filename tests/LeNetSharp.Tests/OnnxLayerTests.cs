@@ -103,9 +103,23 @@ public class OnnxLayerTests(ITestOutputHelper output) : TempDirectoryTest
         { "global pool", 12, 10, 3, 5 },
         { "flatten", 9, 7, 2, 1 },
         { "flatten", 9, 7, 2, 6 },
+        { "modern", 28, 28, 1, 3 },
     };
 
-    private static Sequential<float> Network(string name) => name == "global pool" ? GlobalPoolNetwork(31) : FlattenNetwork(32);
+    private static Sequential<float> Network(string name) => name switch
+    {
+        "global pool" => GlobalPoolNetwork(31),
+        "flatten" => FlattenNetwork(32),
+        _ => ModernNetwork(33),
+    };
+
+    /// <summary>The trainer's --net modern (<see cref="ModernCnn"/>) with random biases and batch-norm statistics.</summary>
+    private static Sequential<float> ModernNetwork(int seed)
+    {
+        var net = ModernCnn.Create<float>(seed);
+        Randomise(net, new Random(seed));
+        return net;
+    }
 
     [Theory]
     [MemberData(nameof(Networks))]
