@@ -75,6 +75,11 @@ internal sealed class Cli
     {
         Description = "Distort the training images at random, anew every epoch (shifts up to 2 px, rotations up to 10°, scales 0.9 to 1.1; drawn from --seed)",
     };
+    private readonly Option<bool> _flip = new("--flip")
+    {
+        Description = "Mirror half the training images left to right, anew every epoch (drawn from --seed): for clothes and objects, not digits; with or without --augment",
+    };
+
     private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
     private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
     private readonly Option<int> _threads = IntOption("--threads", $"Threads (training: data-parallel, a batch split only at {LeNetSharp.Training.TrainingOptions.MinImagesPerThread} images a thread or more, pays off from batch 32; evaluation: batches of the test set shared out; bench: both, then N threads timed against 1)", 1, 1, MaxThreads);
@@ -168,7 +173,7 @@ internal sealed class Cli
         Option[] training =
         [
             _data, _model, _net, _arch, _epochs, _batch, _optimizer, _lr, _momentum, _weightDecay, _schedule, _decay, _stepSize, _gamma, _warmup, _seed, _limit,
-            _valSplit, _earlyStop, _augment, _threads, _backend, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report,
+            _valSplit, _earlyStop, _augment, _flip, _threads, _backend, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report,
         ];
         Add(_root, training);
         _root.SetAction(r => RefuseMisfits(r) ?? run(Bind(r, "main")));
@@ -281,7 +286,7 @@ internal sealed class Cli
             Report = Get(_report, o.Report), Json = Get(_json, o.Json),
             Net = Get(_net, o.Net), Arch = Get(_arch, o.Arch), Optimizer = Get(_optimizer, o.Optimizer), Momentum = Get(_momentum, o.Momentum), WeightDecay = Get(_weightDecay, o.WeightDecay),
             Schedule = Get(_schedule, o.Schedule), Warmup = Get(_warmup, o.Warmup), StepSize = Get(_stepSize, o.StepSize), Gamma = Get(_gamma, o.Gamma),
-            ValSplit = Get(_valSplit, o.ValSplit), EarlyStop = Get(_earlyStop, o.EarlyStop), Augment = Get(_augment, o.Augment),
+            ValSplit = Get(_valSplit, o.ValSplit), EarlyStop = Get(_earlyStop, o.EarlyStop), Augment = Get(_augment, o.Augment), Flip = Get(_flip, o.Flip),
             Files = r.CommandResult.Command.Arguments.Contains(_files) ? r.GetValue(_files) ?? [] : [],
             Given = r.CommandResult.Children.OfType<OptionResult>().Where(c => !c.Implicit).Select(c => c.Option.Name).ToHashSet(),
         });

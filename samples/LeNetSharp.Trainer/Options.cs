@@ -66,6 +66,9 @@ internal sealed record Options
 
     public bool Augment { get; init; }
 
+    /// <summary>--flip: mirror half the training images left to right, anew every epoch.</summary>
+    public bool Flip { get; init; }
+
     /// <summary>The options given on the command line (by name, e.g. "--lr"), as opposed to defaults.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 }

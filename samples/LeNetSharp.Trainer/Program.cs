@@ -149,7 +149,7 @@ public static class Program
             ReportEvery = TrainingDisplay.ReportEvery(batches),
             Optimizer = Recipe.Optimizer(o), Momentum = o.Momentum, WeightDecay = o.EffectiveWeightDecay, Schedule = schedule,
             ValidationData = validation, EarlyStopping = o.EarlyStop is int stopAfter ? new EarlyStopping { Patience = stopAfter } : null,
-            Augmentation = o.Augment ? new ImageAugmentation { Seed = o.Seed } : null,
+            Augmentation = Recipe.Augmentation(o),
         };
         if (o.Threads > 1 && !trainingOptions.SplitsBatch(o.Batch))
         {

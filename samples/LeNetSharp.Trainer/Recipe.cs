@@ -170,13 +170,24 @@ internal static class Recipe
                 $"validation: {validation.Count:N0} of the {pool:N0} training images held out (--val-split {o.ValSplit}, seed {o.Seed}), loss and accuracy after every epoch{stop}");
         }
 
-        if (o.Augment)
+        if (Augmentation(o) is { } a)
         {
-            var a = new ImageAugmentation();
-            yield return string.Create(CultureInfo.InvariantCulture,
-                $"augmentation: every training image shifted up to {a.MaxShift} px, rotated up to {a.MaxRotation}°, scaled {a.MinScale} to {a.MaxScale}, anew every epoch (seed {o.Seed})");
+            string distort = o.Augment
+                ? string.Create(CultureInfo.InvariantCulture, $"every training image shifted up to {a.MaxShift} px, rotated up to {a.MaxRotation}°, scaled {a.MinScale} to {a.MaxScale}")
+                : "";
+            string flip = o.Flip ? (o.Augment ? ", and half of them mirrored" : "half the training images mirrored left to right") : "";
+            yield return $"augmentation: {distort}{flip}, anew every epoch (seed {o.Seed})";
         }
     }
+
+    /// <summary>
+    /// The augmentation of --augment (the classic MNIST recipe's shifts, rotations and scales) and --flip (left-right
+    /// mirroring of half the images), seeded with --seed; null with neither.
+    /// </summary>
+    public static ImageAugmentation? Augmentation(Options o) =>
+        !o.Augment && !o.Flip ? null
+        : o.Augment ? new ImageAugmentation { Seed = o.Seed, FlipHorizontal = o.Flip }
+        : new ImageAugmentation { MaxShift = 0, MaxRotation = 0, MinScale = 1, MaxScale = 1, Seed = o.Seed, FlipHorizontal = true };
 
     /// <summary>
     /// Why a run with early stopping ended: stopped early (which epoch's weights are restored), or all its epochs

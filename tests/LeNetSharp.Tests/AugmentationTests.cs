@@ -60,6 +60,22 @@ public class AugmentationTests
     }
 
     [Fact]
+    public void A_flip_mirrors_left_to_right_before_the_rest_and_comes_to_about_half_the_images()
+    {
+        Ink(Warped(Dots(5, (1, 0)), new Distortion(0, 0, 0, 1, Mirror: true))).Should().Equal((1, 4, 1f));
+        Ink(Warped(Dots(4, (2, 1)), new Distortion(0, 0, 0, 1, Mirror: true))).Should().Equal([(2, 2, 1f)], "even widths mirror about the middle between pixels");
+        Ink(Warped(Dots(5, (1, 0)), new Distortion(1, 0, 0, 1, Mirror: true))).Should().BeEmpty("mirrored to column 4, then shifted right out of the image");
+        Ink(Warped(Dots(5, (2, 4)), new Distortion(0, 0, 90, 1, Mirror: true))).Should().Equal([(4, 2, 1f)], "mirrored to the left of the centre, then turned to the bottom");
+
+        var flips = new ImageAugmentation { FlipHorizontal = true };
+        var draws = Enumerable.Range(0, 4000).Select(i => flips.Draw(i % 3, i)).ToList();
+        draws.Count(d => d.Mirror).Should().BeInRange(1870, 2130, "½ of 4,000 (±4σ)");
+        draws.Select(d => d with { Mirror = false }).Should().Equal(Enumerable.Range(0, 4000).Select(i => new ImageAugmentation().Draw(i % 3, i)),
+            "the flip is a fifth draw: the others are those without it");
+        new ImageAugmentation().Draw(3, 41).Mirror.Should().BeFalse();
+    }
+
+    [Fact]
     public void Scaling_is_about_the_centre()
     {
         // Doubling: the pixel one right of the centre lands two right, its neighbour towards the centre reads half of it.

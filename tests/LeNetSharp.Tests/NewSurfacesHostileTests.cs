@@ -81,7 +81,9 @@ public sealed class NewSurfacesHostileTests : TempDirectoryTest
         using (var trainer = new Trainer<float>(TestData.SmallNet<float>(6), options)) trainer.Train(Sets.Train);
         FluentActions.Invoking(() => Trainer<float>.Resume(Dir, options with { Epochs = 2, Augmentation = new ImageAugmentation { Seed = 5 } }))
             .Should().Throw<ModelFormatException>()
-            .WithMessage("*cannot resume with different options: augmentation (max shift 2, max rotation 10, scale 0.9 to 1.1, seed 5) (the checkpoint has (max shift 2, max rotation 10, scale 0.9 to 1.1, seed 3))*");
+            .WithMessage("*cannot resume with different options: augmentation (max shift 2, max rotation 10, scale 0.9 to 1.1, no flip, seed 5) (the checkpoint has (max shift 2, max rotation 10, scale 0.9 to 1.1, no flip, seed 3))*");
+        FluentActions.Invoking(() => Trainer<float>.Resume(Dir, options with { Epochs = 2, Augmentation = new ImageAugmentation { Seed = 3, FlipHorizontal = true } }))
+            .Should().Throw<ModelFormatException>().WithMessage("*augmentation (max shift 2, max rotation 10, scale 0.9 to 1.1, flip, seed 3) (the checkpoint has (*, no flip, seed 3))*");
         FluentActions.Invoking(() => Trainer<float>.Resume(Dir, options with { Epochs = 2, Augmentation = null }))
             .Should().Throw<ModelFormatException>().WithMessage("*augmentation none (the checkpoint has (max shift 2*");
         using var resumed = Trainer<float>.Resume(Dir, options with { Epochs = 2 });

@@ -200,6 +200,19 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Flip_mirrors_with_or_without_the_other_distortions()
+    {
+        var flip = Parsed("train", "--flip");
+        Recipe.Augmentation(flip).Should().Be(new ImageAugmentation { MaxShift = 0, MaxRotation = 0, MinScale = 1, MaxScale = 1, FlipHorizontal = true });
+        Recipe.Lines(flip, null, 100).Should().Equal("augmentation: half the training images mirrored left to right, anew every epoch (seed 1)");
+        var both = Parsed("train", "--augment", "--flip", "--seed", "4");
+        Recipe.Augmentation(both).Should().Be(new ImageAugmentation { FlipHorizontal = true, Seed = 4 });
+        Recipe.Lines(both, null, 100).Should().Equal(
+            "augmentation: every training image shifted up to 2 px, rotated up to 10°, scaled 0.9 to 1.1, and half of them mirrored, anew every epoch (seed 4)");
+        Recipe.Augmentation(Parsed("train")).Should().BeNull();
+    }
+
+    [Fact]
     public void Net_modern_trains_saves_and_evaluates_the_modern_cnn()
     {
         string model = Path.Combine(Dir, "modern.model");

@@ -9,7 +9,8 @@ namespace LeNetSharp.Data;
 /// <c>RandomZoom</c> layers: each image is shifted, turned about its centre and scaled by amounts drawn uniformly from
 /// the ranges below, read back with bilinear sampling, and whatever comes from outside the image is 0 (the
 /// background: the normalised value of 0 when the dataset is <see cref="ImageDataset.Normalize"/>d). The defaults are
-/// the classic MNIST recipe: ±2 pixels, ±10° and 0.9–1.1.
+/// the classic MNIST recipe: ±2 pixels, ±10° and 0.9–1.1. <see cref="FlipHorizontal"/> adds Keras's
+/// <c>RandomFlip("horizontal")</c> for images whose mirror image is of the same class (clothes, objects; not digits).
 /// <para>
 /// Deterministic: the distortion of image i in epoch e is drawn from (<see cref="Seed"/>, e, i) alone, so the same
 /// seed gives the same batches whatever the batch order, the batch size or the thread count, and a resumed run sees
@@ -35,6 +36,12 @@ public sealed record ImageAugmentation
 
     /// <summary>The largest scale factor (default 1.1); equal to <see cref="MinScale"/> for a fixed scale, both 1 for none.</summary>
     public double MaxScale { get; init; } = 1.1;
+
+    /// <summary>
+    /// Mirror each image left to right with probability ½ (default false), before the other distortions: for clothes,
+    /// objects and photos, whose mirror image is of the same class; not for digits or letters.
+    /// </summary>
+    public bool FlipHorizontal { get; init; }
 
     /// <summary>Seed of the draws (default 1), independent of the shuffling seed.</summary>
     public int Seed { get; init; } = 1;
@@ -95,7 +102,8 @@ public sealed record ImageAugmentation
         double shiftY = MaxShift * (2 * random.NextDouble() - 1);
         double degrees = MaxRotation * (2 * random.NextDouble() - 1);
         double scale = MinScale + (MaxScale - MinScale) * random.NextDouble();
-        return new Distortion(shiftX, shiftY, degrees, scale);
+        bool mirror = FlipHorizontal && random.NextDouble() < 0.5;
+        return new Distortion(shiftX, shiftY, degrees, scale, mirror);
     }
 
     /// <summary>
@@ -103,7 +111,8 @@ public sealed record ImageAugmentation
     /// <paramref name="destination"/> (H, W, C), scaled and normalised as <see cref="ImageDataset.FillBatch{T}"/> does.
     /// The ink at (x, y), measured from the image centre ((W − 1)/2, (H − 1)/2), lands at Scale·R·(x, y) + (ShiftX, ShiftY),
     /// R turning counter-clockwise as displayed (y pointing down) by Degrees; so each output pixel reads the source at
-    /// R⁻¹·((x, y) − shift) / Scale, bilinearly, 0 outside. The identity distortion gives FillBatch's values bit for bit.
+    /// R⁻¹·((x, y) − shift) / Scale, bilinearly, 0 outside; mirrored first when <see cref="Distortion.Mirror"/>, so that
+    /// the source column read is W − 1 − that x. The identity distortion gives FillBatch's values bit for bit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Warp<T>(ImageDataset data, int index, in Distortion d, Span<T> destination) where T : unmanaged, IFloatingPointIeee754<T>
@@ -128,6 +137,7 @@ public sealed record ImageAugmentation
             {
                 double u = (x - cx - d.ShiftX) * inverse;
                 double sx = cx + (u * cos - v * sin), sy = cy + (u * sin + v * cos);
+                if (d.Mirror) sx = 2 * cx - sx;
                 var pixel = destination.Slice((y * width + x) * channels, channels);
                 if (!(sx > -1 && sx < width && sy > -1 && sy < height))
                 {
@@ -161,5 +171,6 @@ public sealed record ImageAugmentation
     /// <param name="ShiftY">Pixels down.</param>
     /// <param name="Degrees">Counter-clockwise as displayed.</param>
     /// <param name="Scale">Scale factor about the centre.</param>
-    internal readonly record struct Distortion(double ShiftX, double ShiftY, double Degrees, double Scale);
+    /// <param name="Mirror">Whether the image is mirrored left to right before the rest.</param>
+    internal readonly record struct Distortion(double ShiftX, double ShiftY, double Degrees, double Scale, bool Mirror = false);
 }

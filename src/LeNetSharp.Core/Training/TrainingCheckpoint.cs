@@ -16,7 +16,7 @@ namespace LeNetSharp.Training;
 /// from its options.
 /// <code>
 /// "LNSC"                   4 bytes magic
-/// version                  uint16 (4)
+/// version                  uint16 (5)
 /// element size             uint8 (4 float32, 8 float64)
 /// position                 int32 epoch, int32 batch, float64 loss sum, int64 correct, int64 seen
 /// learning rate            float64, the optimizer's current one
@@ -27,7 +27,7 @@ namespace LeNetSharp.Training;
 /// schedule origin          int64 epoch, float64 rate: 0 and the initial learning rate (another epoch: a run resumed
 ///                          from a version-2 file, whose tutorial schedule goes on from that epoch's rate)
 /// augmentation             uint8 (0: none, then nothing; 1: float64 max shift, float64 max rotation, float64 min scale,
-///                          float64 max scale, int32 seed)
+///                          float64 max scale, int32 seed, then from version 5 uint8 flip horizontal)
 /// dataset                  int64 image count (-1: none yet), 32 bytes SHA-256 of the images' shape, pixels and labels
 /// optimizer state          string kind, int64 steps, int32 buffer count, then per buffer: string name, int32 array
 ///                          count, then per array: int32 length, elements
@@ -36,14 +36,15 @@ namespace LeNetSharp.Training;
 /// </code>
 /// Strings are UTF-8 with a 7-bit-encoded length, as <see cref="BinaryWriter"/> writes them. Version-2 files (SGD and
 /// the tutorial's schedule only; momentum buffers where version 3 has the optimizer state, none of the fields added
-/// to the options) and version-3 files (without the augmentation, which a resume then does not check) still load.
+/// to the options), version-3 files (without the augmentation, which a resume then does not check) and version-4 files
+/// (without the flip: none) still load.
 /// </summary>
 public static class TrainingCheckpoint
 {
     /// <summary>The checkpoint's file name inside its folder.</summary>
     public const string FileName = "checkpoint.lnsc";
 
-    private const int Version = 4;
+    private const int Version = 5;
 
     /// <summary>The oldest version <see cref="Load{T}"/> reads.</summary>
     private const int OldestVersion = 2;
@@ -99,6 +100,7 @@ public static class TrainingCheckpoint
                 w.Write(a.MinScale);
                 w.Write(a.MaxScale);
                 w.Write(a.Seed);
+                w.Write(a.FlipHorizontal);
             }
 
             var data = trainer.TrainedOn;
@@ -217,6 +219,13 @@ public static class TrainingCheckpoint
                     {
                         MaxShift = r.ReadDouble(), MaxRotation = r.ReadDouble(), MinScale = r.ReadDouble(), MaxScale = r.ReadDouble(), Seed = r.ReadInt32(),
                     };
+                    if (version >= 5)
+                    {
+                        byte flip = r.ReadByte();
+                        if (flip > 1) throw Refuse($"expected a flip flag of 0 or 1, found {flip}.");
+                        augmentation = augmentation with { FlipHorizontal = flip == 1 };
+                    }
+
                     augmentation.Validate();
                     saved = saved with { Augmentation = augmentation };
                 }
@@ -349,7 +358,7 @@ public static class TrainingCheckpoint
 
         /// <summary>An augmentation's settings on one line ("none" without one), as a resume's mismatch message names them.</summary>
         private static string Describe(ImageAugmentation? a) => a is null ? "none" : string.Create(CultureInfo.InvariantCulture,
-            $"(max shift {a.MaxShift}, max rotation {a.MaxRotation}, scale {a.MinScale} to {a.MaxScale}, seed {a.Seed})");
+            $"(max shift {a.MaxShift}, max rotation {a.MaxRotation}, scale {a.MinScale} to {a.MaxScale}, {(a.FlipHorizontal ? "" : "no ")}flip, seed {a.Seed})");
 
         /// <summary>Gives <paramref name="optimizer"/> the saved state (buffers and step count).</summary>
         public void RestoreOptimizer(IOptimizer<T> optimizer)
