@@ -22,6 +22,8 @@ internal static class DigitApi
     /// <summary>How long a failed body read waits for the server to report that the client has gone.</summary>
     private static readonly TimeSpan ClientGoneGrace = TimeSpan.FromSeconds(2);
 
+    private static readonly string[] GetHead = [HttpMethods.Get, HttpMethods.Head];
+
     private static readonly string TooLarge = $"request body over the {MaxBodyBytes:N0}-byte limit";
 
     private static readonly Lazy<byte[]> Page = new(() =>
@@ -35,9 +37,10 @@ internal static class DigitApi
 
     public static void Map(WebApplication app)
     {
-        app.MapGet("/", () => Results.Bytes(Page.Value, "text/html; charset=utf-8"));
-        app.MapGet("/healthz", (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
-        app.MapGet("/api/model", (DigitModel model) => Results.Json(model.Info));
+        // HEAD wherever GET: the same status and headers, no body (Edge drops it).
+        app.MapMethods("/", GetHead, () => Results.Bytes(Page.Value, "text/html; charset=utf-8"));
+        app.MapMethods("/healthz", GetHead, (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
+        app.MapMethods("/api/model", GetHead, (DigitModel model) => Results.Json(model.Info));
         app.MapPost("/api/predict", PredictAsync);
     }
 
@@ -205,9 +208,9 @@ internal static class DigitApi
         }
     }
 
-    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
+    internal static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
 
-    private static IResult Error(ILogger log, int status, string message)
+    internal static IResult Error(ILogger log, int status, string message)
     {
         message = message.ReplaceLineEndings(" ");
         log.LogWarning("Rejected a request: {StatusCode} {Reason}", status, message);
