@@ -41,7 +41,8 @@ public sealed class Program
                          Host names served, comma-separated, no ports (e.g. digits.example,*.example.org; * for any);
                          default localhost,127.0.0.1,[::1] when listening on loopback only, any otherwise; another
                          Host gets 400
-        Uploads: {ImageDecoder.Formats}, at most {MaxBodyBytes:N0} bytes and {MaxImagePixels / 1_000_000} megapixels.
+        Uploads: {ImageDecoder.Formats}, the body itself or the one file of a multipart/form-data form, at most
+        {MaxBodyBytes:N0} bytes and {MaxImagePixels / 1_000_000} megapixels.
         ASP.NET Core's --environment, --contentRoot, --applicationName and --Logging:... settings pass through too.
         Options may also be written --name=value (any ASP.NET Core setting that way); nothing else is accepted.
         Exit codes: 0 after a clean shutdown, 1 when the model cannot be read or the address is taken, 2 on bad usage.
