@@ -1,13 +1,14 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.HostFiltering;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
 namespace LeNetSharp.Web;
 
 /// <summary>
-/// What every response goes through before the routes: its log line, the security headers and the Host check
-/// (ASP.NET Core's host filtering, configured from the address the server is bound to).
+/// What every request goes through before the routes: its log line, the security headers, HEAD without a body and
+/// the Host check (ASP.NET Core's host filtering, configured from the address the server is bound to).
 /// </summary>
 internal static class Edge
 {
@@ -107,13 +108,10 @@ internal static class Edge
     /// <summary>
     /// Middleware: <c>X-Content-Type-Options: nosniff</c>, <c>X-Frame-Options: DENY</c> and <c>frame-ancestors
     /// 'none'</c> in the Content-Security-Policy on every response, errors included; set as the response starts, so
-    /// that a handler's own policy is kept and merged. A HEAD response's body is dropped.
+    /// that a handler's own policy is kept and merged.
     /// </summary>
     private static Task SecurityHeaders(HttpContext context, RequestDelegate next)
     {
-        // HEAD: the headers GET would send, without its body. Kestrel drops a HEAD body itself; other servers (the
-        // in-process test server) may not.
-        if (HttpMethods.IsHead(context.Request.Method)) context.Response.Body = Stream.Null;
         context.Response.OnStarting(static state =>
         {
             var headers = ((HttpResponse)state).Headers;
@@ -123,6 +121,16 @@ internal static class Edge
             headers.ContentSecurityPolicy = policies.Count == 0 ? NoFraming : new StringValues([.. policies.Select(p => WithoutFraming(p ?? ""))]);
             return Task.CompletedTask;
         }, context.Response);
+        return next(context);
+    }
+
+    /// <summary>
+    /// Middleware: a HEAD request (routed with GET) gets the status and headers GET would send, without the body.
+    /// Kestrel drops a HEAD body itself; other servers (the in-process test server) may not.
+    /// </summary>
+    private static Task HeadWithoutBody(HttpContext context, RequestDelegate next)
+    {
+        if (HttpMethods.IsHead(context.Request.Method)) context.Response.Body = Stream.Null;
         return next(context);
     }
 
@@ -137,7 +145,7 @@ internal static class Edge
     {
         await next(context);
         if (context.Response.StatusCode != StatusCodes.Status400BadRequest || context.Response.HasStarted || context.Items.ContainsKey(HostAcceptedKey)) return;
-        var allowed = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<HostFilteringOptions>>().CurrentValue.AllowedHosts;
+        var allowed = context.RequestServices.GetRequiredService<IOptionsMonitor<HostFilteringOptions>>().CurrentValue.AllowedHosts;
         string host = context.Request.Headers.Host.ToString();
         await DigitApi.Error(
             context.RequestServices.GetRequiredService<ILogger<DigitModel>>(),
@@ -146,13 +154,14 @@ internal static class Edge
             .ExecuteAsync(context);
     }
 
-    /// <summary>Puts the log line, the security headers and the JSON form of a refused Host outside ASP.NET Core's host filter.</summary>
+    /// <summary>Puts the log line, the security headers, HEAD without a body and the JSON form of a refused Host outside ASP.NET Core's host filter.</summary>
     private sealed class OutsideHostFilter : IStartupFilter
     {
         public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
         {
             app.Use(DigitApp.LogRequests);
             app.Use(SecurityHeaders);
+            app.Use(HeadWithoutBody);
             app.Use(RefusedHostAsJson);
             next(app); // the host filter, then the app's own pipeline
         };

@@ -19,7 +19,8 @@ public class HostileInputTests(WebFixture web)
 {
     private readonly HttpClient _client = web.Factory.CreateClient();
 
-    private static string OneLineError(string body)
+    /// <summary>The message of a one-line <c>{"error": "…"}</c> body, checking that it is exactly that.</summary>
+    internal static string OneLineError(string body)
     {
         body.Should().NotContain("\n");
         using var json = JsonDocument.Parse(body);

@@ -17,18 +17,10 @@ public class MultipartTests(WebFixture web)
 {
     private readonly HttpClient _client = web.Factory.CreateClient();
 
-    /// <summary>MNIST's first 7, scaled 3× with a margin, as a PNG: a picture as a user would upload it.</summary>
+    /// <summary>MNIST's first 7 as a user's picture, as a PNG.</summary>
     private byte[] SevenPng(out byte[] grey, out int side)
     {
-        byte[] mnist = web.Test.Pixels(web.FirstIndexOf(7)).ToArray();
-        const int scale = 3, margin = 20;
-        side = (28 * scale) + (2 * margin);
-        grey = new byte[side * side];
-        for (int y = margin; y < margin + (28 * scale); y++)
-        {
-            for (int x = margin; x < margin + (28 * scale); x++) grey[(y * side) + x] = mnist[(((y - margin) / scale) * 28) + ((x - margin) / scale)];
-        }
-
+        (grey, side) = web.LargerPicture(7);
         return TestPng.Grey(grey, side, side);
     }
 
@@ -43,14 +35,6 @@ public class MultipartTests(WebFixture web)
     {
         using var response = await _client.PostAsync("/api/predict", content);
         return (response.StatusCode, await response.Content.ReadAsStringAsync());
-    }
-
-    private static string OneLineError(string body)
-    {
-        body.Should().NotContain("\n");
-        using var json = JsonDocument.Parse(body);
-        json.RootElement.EnumerateObject().Select(p => p.Name).Should().Equal("error");
-        return json.RootElement.GetProperty("error").GetString()!;
     }
 
     [Theory]
@@ -80,13 +64,13 @@ public class MultipartTests(WebFixture web)
         using var fields = new MultipartFormDataContent { { new StringContent("7"), "image" } };
         var (status, body) = await PostAsync(fields);
         status.Should().Be(HttpStatusCode.BadRequest, body);
-        OneLineError(body).Should().Be("multipart/form-data holds no file; send one image file in any field, e.g. curl -F image=@digit.png");
+        HostileInputTests.OneLineError(body).Should().Be("multipart/form-data holds no file; send one image file in any field, e.g. curl -F image=@digit.png");
 
         // A browser sends a form whose file input was left empty as a part with filename="" and no content.
         using var empty = new MultipartFormDataContent { { File([], "application/octet-stream"), "image", "\"\"" } };
         (status, body) = await PostAsync(empty);
         status.Should().Be(HttpStatusCode.BadRequest, body);
-        OneLineError(body).Should().StartWith("multipart/form-data holds no file");
+        HostileInputTests.OneLineError(body).Should().StartWith("multipart/form-data holds no file");
     }
 
     [Fact]
@@ -98,7 +82,7 @@ public class MultipartTests(WebFixture web)
         var (status, body) = await PostAsync(form);
 
         status.Should().Be(HttpStatusCode.BadRequest, body);
-        OneLineError(body).Should().Be("multipart/form-data holds more than one file ('image', 'other'); send one");
+        HostileInputTests.OneLineError(body).Should().Be("multipart/form-data holds more than one file ('image', 'other'); send one");
     }
 
     [Fact]
@@ -109,7 +93,7 @@ public class MultipartTests(WebFixture web)
         var (status, body) = await PostAsync(form);
 
         status.Should().Be(HttpStatusCode.BadRequest, body);
-        OneLineError(body).Should().StartWith("uploaded file 'notes.txt' (field 'image'): not a ");
+        HostileInputTests.OneLineError(body).Should().StartWith("uploaded file 'notes.txt' (field 'image'): not a ");
     }
 
     [Fact]
@@ -118,7 +102,7 @@ public class MultipartTests(WebFixture web)
         using var form = new MultipartFormDataContent { { File(new byte[Program.MaxBodyBytes]), "image", "big.png" } };
         var (status, body) = await PostAsync(form);
         status.Should().Be(HttpStatusCode.RequestEntityTooLarge, body);
-        OneLineError(body).Should().Contain($"{Program.MaxBodyBytes:N0}-byte limit");
+        HostileInputTests.OneLineError(body).Should().Contain($"{Program.MaxBodyBytes:N0}-byte limit");
 
         var server = await web.KestrelAsync();
         using var client = new HttpClient { BaseAddress = server };
@@ -127,7 +111,7 @@ public class MultipartTests(WebFixture web)
         request.Headers.TransferEncodingChunked = true;
         using var response = await client.SendAsync(request);
         response.StatusCode.Should().Be(HttpStatusCode.RequestEntityTooLarge);
-        OneLineError(await response.Content.ReadAsStringAsync()).Should().Contain($"{Program.MaxBodyBytes:N0}-byte limit");
+        HostileInputTests.OneLineError(await response.Content.ReadAsStringAsync()).Should().Contain($"{Program.MaxBodyBytes:N0}-byte limit");
     }
 
     [Theory]
@@ -145,7 +129,7 @@ public class MultipartTests(WebFixture web)
         var (status, body) = await PostAsync(content);
 
         status.Should().Be(HttpStatusCode.BadRequest, body);
-        OneLineError(body).Should().StartWith(message);
+        HostileInputTests.OneLineError(body).Should().StartWith(message);
     }
 
     [Fact]
@@ -158,7 +142,7 @@ public class MultipartTests(WebFixture web)
         var (status, body) = await PostAsync(content);
 
         status.Should().Be(HttpStatusCode.BadRequest, body);
-        OneLineError(body).Should().StartWith("multipart/form-data needs a boundary of 1 to 70 characters");
+        HostileInputTests.OneLineError(body).Should().StartWith("multipart/form-data needs a boundary of 1 to 70 characters");
     }
 
     [Fact]
