@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
 using LeNetSharp.Inference;
 
 namespace LeNetSharp.Web;
@@ -22,6 +24,8 @@ internal static class DigitApi
     /// <summary>How long a failed body read waits for the server to report that the client has gone.</summary>
     private static readonly TimeSpan ClientGoneGrace = TimeSpan.FromSeconds(2);
 
+    private static readonly string[] GetHead = [HttpMethods.Get, HttpMethods.Head];
+
     private static readonly string TooLarge = $"request body over the {MaxBodyBytes:N0}-byte limit";
 
     private static readonly Lazy<byte[]> Page = new(() =>
@@ -35,9 +39,10 @@ internal static class DigitApi
 
     public static void Map(WebApplication app)
     {
-        app.MapGet("/", () => Results.Bytes(Page.Value, "text/html; charset=utf-8"));
-        app.MapGet("/healthz", (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
-        app.MapGet("/api/model", (DigitModel model) => Results.Json(model.Info));
+        // HEAD wherever GET: the same status and headers, no body (Edge drops it).
+        app.MapMethods("/", GetHead, () => Results.Bytes(Page.Value, "text/html; charset=utf-8"));
+        app.MapMethods("/healthz", GetHead, (DigitModel model) => Results.Json(new { status = "ok", parameters = model.Info.ParameterCount }));
+        app.MapMethods("/api/model", GetHead, (DigitModel model) => Results.Json(model.Info));
         app.MapPost("/api/predict", PredictAsync);
     }
 
@@ -59,11 +64,11 @@ internal static class DigitApi
     private static async Task<IResult> PredictAsync(HttpContext context, DigitModel model, ILogger<DigitModel> log)
     {
         string type = context.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant() ?? "";
-        bool json = type is "application/json";
-        if (!json && !type.StartsWith("image/", StringComparison.Ordinal))
+        bool json = type is "application/json", form = type is "multipart/form-data";
+        if (!json && !form && !type.StartsWith("image/", StringComparison.Ordinal))
         {
             return Error(log, StatusCodes.Status415UnsupportedMediaType,
-                $"send an image ({ImageDecoder.Formats}; Content-Type: image/...) or JSON {{\"pixels\": [{Pixels} numbers 0..255]}} (Content-Type: application/json), got Content-Type '{type}'");
+                $"send an image ({ImageDecoder.Formats}; Content-Type: image/...), a form with one image file (multipart/form-data, e.g. curl -F image=@digit.png) or JSON {{\"pixels\": [{Pixels} numbers 0..255]}} (Content-Type: application/json), got Content-Type '{type}'");
         }
 
         byte[]? body;
@@ -93,6 +98,8 @@ internal static class DigitApi
         float[]? scaled;
         try
         {
+            string source = "request body";
+            if (form) (body, source) = await SingleFileAsync(context.Request.ContentType!, body, context.RequestAborted);
             if (json)
             {
                 (bytes, scaled) = ParsePixels(body);
@@ -103,7 +110,7 @@ internal static class DigitApi
                 await model.DecodeGate.WaitAsync(context.RequestAborted);
                 try
                 {
-                    var (grey, width, height) = ImageDecoder.DecodeGrey(body, "request body", Program.MaxImagePixels);
+                    var (grey, width, height) = ImageDecoder.DecodeGrey(body, source, Program.MaxImagePixels);
                     bytes = MnistPreprocessing.Preprocess(grey, width, height);
                 }
                 finally
@@ -149,6 +156,59 @@ internal static class DigitApi
         }
 
         return body.ToArray();
+    }
+
+    /// <summary>
+    /// The one file of a <c>multipart/form-data</c> body (an HTML form, <c>curl -F image=@digit.png</c>), whatever its
+    /// field name, and how errors name it. Fields that are not files (a form's other inputs, a file input left empty)
+    /// are skipped; no file, or a second one, is refused. The body is already in memory, read under
+    /// <see cref="MaxBodyBytes"/>: nothing is buffered beyond it and nothing goes to disk.
+    /// </summary>
+    private static async Task<(byte[] File, string Source)> SingleFileAsync(string contentType, byte[] body, CancellationToken cancellationToken)
+    {
+        const int MaxBoundary = 70; // RFC 2046 §5.1.1
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var media)
+            || HeaderUtilities.RemoveQuotes(media.Boundary) is not { Length: > 0 and <= MaxBoundary } boundary)
+        {
+            throw new InvalidDataException($"multipart/form-data needs a boundary of 1 to {MaxBoundary} characters in its Content-Type, got '{Shorten(contentType)}'");
+        }
+
+        var reader = new MultipartReader(boundary.ToString(), new MemoryStream(body, writable: false));
+        (string Field, string Name, byte[] Bytes)? file = null;
+        string? second = null;
+        try
+        {
+            while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
+            {
+                if (section.GetContentDispositionHeader() is not { } disposition || !disposition.IsFileDisposition()) continue;
+                string name = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).ToString();
+                if (name.Length == 0) continue; // filename="": a browser's file input left empty
+                string field = HeaderUtilities.RemoveQuotes(disposition.Name).ToString();
+                if (file is not null)
+                {
+                    second = field;
+                    break;
+                }
+
+                using var copy = new MemoryStream();
+                await section.Body.CopyToAsync(copy, cancellationToken);
+                file = (field, name, copy.ToArray());
+            }
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            // The reader's own words: "Unexpected end of Stream…" for a missing closing boundary, a header line too long…
+            throw new InvalidDataException($"malformed multipart/form-data: {e.Message}");
+        }
+
+        if (second is not null)
+        {
+            throw new InvalidDataException($"multipart/form-data holds more than one file ('{Shorten(file!.Value.Field)}', '{Shorten(second)}'); send one");
+        }
+
+        return file is (var f, var n, var bytes)
+            ? (bytes, $"uploaded file '{Shorten(n)}' (field '{Shorten(f)}')")
+            : throw new InvalidDataException("multipart/form-data holds no file; send one image file in any field, e.g. curl -F image=@digit.png");
     }
 
     /// <summary>
@@ -205,9 +265,9 @@ internal static class DigitApi
         }
     }
 
-    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
+    internal static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
 
-    private static IResult Error(ILogger log, int status, string message)
+    internal static IResult Error(ILogger log, int status, string message)
     {
         message = message.ReplaceLineEndings(" ");
         log.LogWarning("Rejected a request: {StatusCode} {Reason}", status, message);

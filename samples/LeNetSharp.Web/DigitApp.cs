@@ -14,7 +14,7 @@ internal sealed record DigitAppSettings(string ModelPath, string DataDirectory, 
         int.TryParse(configuration["pool"], out int pool) && pool > 0 ? pool : 0);
 }
 
-/// <summary>Builds the web application: services, request logging, the page and the API.</summary>
+/// <summary>Builds the web application: services, request logging, the edge checks, the page and the API.</summary>
 internal static class DigitApp
 {
     /// <summary>Builds (does not start) the app; <c>Program.Main</c> and the browser tests both come through here.</summary>
@@ -37,9 +37,10 @@ internal static class DigitApp
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = DigitApi.MaxBodyBytes);
         builder.Services.AddSingleton(sp => DigitAppSettings.From(sp.GetRequiredService<IConfiguration>()));
         builder.Services.AddSingleton<DigitModel>();
+        Edge.Add(builder); // the log line, the security headers and the Host check, before anything else
 
         var app = builder.Build();
-        app.Use(LogRequests);
+        app.Use(Edge.HostAccepted);
         app.Use(DigitApi.MethodNotAllowedAsJson);
         DigitApi.Map(app);
         return app;
@@ -50,7 +51,7 @@ internal static class DigitApp
     /// client gave up on (logged as aborted, at the time it was noticed); an unexpected failure becomes a one-line JSON
     /// 500 and the server goes on serving.
     /// </summary>
-    private static async Task LogRequests(HttpContext context, RequestDelegate next)
+    public static async Task LogRequests(HttpContext context, RequestDelegate next)
     {
         long start = Stopwatch.GetTimestamp();
         var log = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LeNetSharp.Web.Requests");

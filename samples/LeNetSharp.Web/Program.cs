@@ -25,18 +25,24 @@ public sealed class Program
     /// <summary>The largest <c>--pool</c>: the library's <see cref="Predictor.MaxConcurrency"/>.</summary>
     public const int MaxPool = Predictor.MaxConcurrency;
 
-    private static readonly string[] Options = ["model", "urls", "data", "pool", "environment", "contentRoot", "applicationName"];
+    private static readonly string[] Options = ["model", "urls", "data", "pool", "allowed-hosts", "environment", "contentRoot", "applicationName"];
 
     private static readonly string Usage = $"""
-        usage: LeNetSharp.Web [--model PATH] [--urls URLS] [--data DIR] [--pool N]
+        usage: LeNetSharp.Web [--model PATH] [--urls URLS] [--data DIR] [--pool N] [--allowed-hosts HOSTS]
 
           --model PATH   model file made by the trainer (default lenet.model), the tutorial's .npz weights or an .onnx
                          LeNet, picked by extension as the trainer does
-          --urls URLS    where to listen (default {DefaultUrl}: this machine only); ASPNETCORE_URLS works too
+          --urls URLS    where to listen (default {DefaultUrl}: this machine only; http://0.0.0.0:5000 serves
+                         others); ASPNETCORE_URLS works too
           --data DIR     MNIST folder, to report the model's test accuracy (default data/mnist; skipped when absent)
           --pool N       network copies serving requests at once, 1..{MaxPool} (default: one per processor); as many
                          uploaded pictures are decoded at once
-        Uploads: {ImageDecoder.Formats}, at most {MaxBodyBytes:N0} bytes and {MaxImagePixels / 1_000_000} megapixels.
+          --allowed-hosts HOSTS
+                         Host names served, comma-separated, no ports (e.g. digits.example,*.example.org; * for any);
+                         default localhost,127.0.0.1,[::1] when listening on loopback only, any otherwise; another
+                         Host gets 400
+        Uploads: {ImageDecoder.Formats}, the body itself or the one file of a multipart/form-data form, at most
+        {MaxBodyBytes:N0} bytes and {MaxImagePixels / 1_000_000} megapixels.
         ASP.NET Core's --environment, --contentRoot, --applicationName and --Logging:... settings pass through too.
         Options may also be written --name=value (any ASP.NET Core setting that way); nothing else is accepted.
         Exit codes: 0 after a clean shutdown, 1 when the model cannot be read or the address is taken, 2 on bad usage.
@@ -129,6 +135,16 @@ public sealed class Program
                 && !(int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pool) && pool is >= 1 and <= MaxPool))
             {
                 return $"--pool must be a whole number from 1 to {MaxPool}, got '{value}'";
+            }
+
+            if (name.Equals("allowed-hosts", StringComparison.OrdinalIgnoreCase))
+            {
+                string[] hosts = Edge.SplitHosts(value ?? "", ',');
+                if (hosts.Length == 0) return $"--allowed-hosts needs at least one host name, got '{value}'";
+                foreach (string host in hosts)
+                {
+                    if (Edge.CheckHost(host) is string expected) return $"--allowed-hosts takes {expected}, got '{host}'";
+                }
             }
         }
 

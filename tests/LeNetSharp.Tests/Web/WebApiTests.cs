@@ -83,19 +83,7 @@ public class WebApiTests(WebFixture web)
     [Fact]
     public async Task A_png_goes_through_the_library_preprocessing_and_is_read_right()
     {
-        int index = web.FirstIndexOf(7);
-        byte[] mnist = web.Test.Pixels(index).ToArray();
-        // A larger picture of the same digit: 3x nearest-neighbour upscale with a margin, as a user's image would be.
-        const int scale = 3, margin = 20, side = (28 * scale) + (2 * margin);
-        var big = new byte[side * side];
-        for (int y = 0; y < side; y++)
-        {
-            for (int x = 0; x < side; x++)
-            {
-                int sy = (y - margin) / scale, sx = (x - margin) / scale;
-                if (y >= margin && x >= margin && sy < 28 && sx < 28) big[(y * side) + x] = mnist[(sy * 28) + sx];
-            }
-        }
+        var (big, side) = web.LargerPicture(7);
 
         var answer = await PostAsync(_client, Png(TestPng.Grey(big, side, side)));
 

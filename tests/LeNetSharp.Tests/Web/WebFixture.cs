@@ -84,6 +84,27 @@ public sealed class WebFixture : IAsyncLifetime
 
     /// <summary>The first test image with label <paramref name="digit"/>.</summary>
     public int FirstIndexOf(int digit) => Enumerable.Range(0, Test.Count).First(i => Test.Label(i) == digit);
+
+    /// <summary>
+    /// The first test image of <paramref name="digit"/> as a user's picture would be: 3× nearest-neighbour upscale with
+    /// a 20-pixel margin, grey, 0 = background.
+    /// </summary>
+    public (byte[] Grey, int Side) LargerPicture(int digit)
+    {
+        byte[] mnist = Test.Pixels(FirstIndexOf(digit)).ToArray();
+        const int scale = 3, margin = 20, side = (28 * scale) + (2 * margin);
+        var big = new byte[side * side];
+        for (int y = 0; y < side; y++)
+        {
+            for (int x = 0; x < side; x++)
+            {
+                int sy = (y - margin) / scale, sx = (x - margin) / scale;
+                if (y >= margin && x >= margin && sy < 28 && sx < 28) big[(y * side) + x] = mnist[(sy * 28) + sx];
+            }
+        }
+
+        return (big, side);
+    }
 }
 
 /// <summary>A minimal PNG writer (8-bit grey, no filter), so the tests make their own images without a graphics library.</summary>
