@@ -17,6 +17,21 @@ internal sealed class Cli
 
     private static readonly string[] BackendNames = ["simd", "simd512", "simd256", "simd128", "reference"];
 
+    /// <summary>
+    /// The most epochs a run takes (--epochs; --warmup, --step-size and --early-stop count epochs too): a run keeps a
+    /// summary per epoch it has trained, and MNIST runs take tens of epochs, not millions.
+    /// </summary>
+    internal const int MaxEpochs = 10_000;
+
+    /// <summary>The most timed steps <c>bench</c> takes (--steps).</summary>
+    internal const int MaxSteps = 10_000_000;
+
+    /// <summary>The largest --limit and --checkpoint-every (images, batches): far beyond any IDX file, refused as a typo.</summary>
+    internal const int MaxCount = 100_000_000;
+
+    /// <summary>The largest --lr: far above any rate that trains (the tutorial's SGD takes 0.01, Adam 0.001), so a larger one is a typo.</summary>
+    internal const double MaxLearningRate = 100;
+
     private readonly Option<string> _data = new("--data")
     {
         Description = "MNIST folder", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "mnist"),
@@ -28,12 +43,12 @@ internal sealed class Cli
         DefaultValueFactory = _ => "lenet.model",
     };
 
-    private readonly Option<int> _epochs = IntOption("--epochs", "Passes over the training set", 2, 1);
+    private readonly Option<int> _epochs = IntOption("--epochs", "Passes over the training set", 2, 1, MaxEpochs);
     private readonly Option<int> _batch = IntOption("--batch", "Images per SGD step", 3, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
-    private readonly Option<double> _lr = RealOption("--lr", "Learning rate of the first epoch (with --schedule onecycle: the peak; with --warmup: reached after it)", 0.01, Interval.Positive);
+    private readonly Option<double> _lr = RealOption("--lr", "Learning rate of the first epoch (with --schedule onecycle: the peak; with --warmup: reached after it)", 0.01, new Interval(0, false, MaxLearningRate, true));
     private readonly Option<double> _decay = RealOption("--decay", "Per-epoch learning-rate decay base (--schedule tutorial)", 0.95, new Interval(0, false, 1, true));
-    private readonly Option<int> _seed = IntOption("--seed", "Seed of the weights, of the shuffling, of --val-split's draw and of --augment's distortions", 1, int.MinValue);
-    private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1);
+    private readonly Option<int> _seed = IntOption("--seed", "Seed of the weights, of the shuffling, of --val-split's draw and of --augment's distortions", 1, int.MinValue, int.MaxValue);
+    private readonly Option<int?> _limit = NullableIntOption("--limit", "Train on the first N training images only", 1, MaxCount);
 
     private static readonly string[] OptimizerNames = ["sgd", "adam", "adamw"];
     private static readonly string[] NetNames = ["lenet", "modern"];
@@ -54,22 +69,22 @@ internal sealed class Cli
 
     private readonly Option<double> _momentum = RealOption("--momentum", "SGD momentum, in [0, 1)", 0, new Interval(0, true, 1, false));
     private readonly Option<double?> _weightDecay = NullableRealOption("--weight-decay",
-        "Weight decay: an L2 penalty for sgd and adam, decoupled for adamw (default 0; for adamw 0.01, PyTorch's)", new Interval(0, true, double.MaxValue, true));
+        "Weight decay: an L2 penalty for sgd and adam, decoupled for adamw (default 0; for adamw 0.01, PyTorch's)", new Interval(0, true, 1, true));
 
     private readonly Option<string> _schedule = ChoiceOption("--schedule",
         "How the learning rate moves: tutorial (times --decay^(e+1) after epoch e), constant, step (times --gamma every --step-size epochs), "
         + "cosine (every step, from --lr down to 0 at the last), onecycle (every step, from lr/25 up to --lr over the first 30 %, then down to lr/250000)",
         ScheduleNames, "tutorial");
 
-    private readonly Option<int> _warmup = IntOption("--warmup", "Epochs of linear warm-up before the schedule, every step from lr/3 up to --lr (not with onecycle, which warms up itself)", 0, 0);
-    private readonly Option<int> _stepSize = IntOption("--step-size", "--schedule step: epochs between two drops of the learning rate", 1, 1);
+    private readonly Option<int> _warmup = IntOption("--warmup", "Epochs of linear warm-up before the schedule, every step from lr/3 up to --lr (not with onecycle, which warms up itself)", 0, 0, MaxEpochs - 1);
+    private readonly Option<int> _stepSize = IntOption("--step-size", "--schedule step: epochs between two drops of the learning rate", 1, 1, MaxEpochs);
     private readonly Option<double> _gamma = RealOption("--gamma", "--schedule step: the factor of each drop, in (0, 1] (0.7 every epoch: PyTorch's MNIST example)", 0.7, new Interval(0, false, 1, true));
     private readonly Option<double?> _valSplit = NullableRealOption("--val-split",
         "Hold out this share of the training images (after --limit, drawn with --seed) and print the loss and accuracy on them after every epoch; in (0, 1)",
         new Interval(0, false, 1, false), helpName: "F");
 
     private readonly Option<int?> _earlyStop = NullableIntOption("--early-stop",
-        "Stop once the validation loss has not improved for PATIENCE epochs, and keep the best epoch's weights (needs --val-split)", 1, helpName: "PATIENCE");
+        "Stop once the validation loss has not improved for PATIENCE epochs, and keep the best epoch's weights (needs --val-split)", 1, MaxEpochs, helpName: "PATIENCE");
 
     private readonly Option<bool> _augment = new("--augment")
     {
@@ -80,7 +95,7 @@ internal sealed class Cli
         Description = "Mirror half the training images left to right, anew every epoch (drawn from --seed): for clothes and objects, not digits; with or without --augment",
     };
 
-    private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1);
+    private readonly Option<int> _steps = IntOption("--steps", "Timed training steps", 20_000, 1, MaxSteps);
     private readonly Option<int> _inferBatch = IntOption("--infer-batch", "Images per inference batch", 16, 1, LeNetSharp.Training.TrainingOptions.MaxBatchSize);
     private readonly Option<int> _threads = IntOption("--threads", $"Threads (training: data-parallel, a batch split only at {LeNetSharp.Training.TrainingOptions.MinImagesPerThread} images a thread or more, pays off from batch 32; evaluation: batches of the test set shared out; bench: both, then N threads timed against 1)", 1, 1, MaxThreads);
 
@@ -123,7 +138,7 @@ internal sealed class Cli
         Description = "Save a checkpoint in DIR after every epoch (and see --checkpoint-every)", HelpName = "DIR",
     };
 
-    private readonly Option<int> _checkpointEvery = IntOption("--checkpoint-every", "Also checkpoint every N batches (0: only at epoch ends)", 0, 0);
+    private readonly Option<int> _checkpointEvery = IntOption("--checkpoint-every", "Also checkpoint every N batches (0: only at epoch ends)", 0, 0, MaxCount);
     private readonly Option<string?> _resume = new("--resume")
     {
         Description = "Continue the run checkpointed in DIR (same options; it keeps checkpointing there)", HelpName = "DIR",
@@ -148,11 +163,18 @@ internal sealed class Cli
 
     private readonly Option<bool> _json = new("--json")
     {
-        Description = "Print one JSON object per line: {\"file\", \"label\", \"probabilities\": [10 numbers]}",
+        Description = "Print one JSON object per line: {\"file\", \"label\", \"probabilities\": [one per class]}",
     };
 
     private readonly RootCommand _root;
     private readonly InvocationConfiguration _invocation;
+
+    /// <summary>
+    /// The parser's settings: no response files. System.CommandLine would otherwise read a token starting with '@' as
+    /// a file of further arguments, so that <c>predict @scan.png</c> looked for a response file and <c>@/etc/passwd</c>
+    /// put that file's lines on the command line (and in error messages); here '@' is an ordinary first character.
+    /// </summary>
+    private static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
 
     /// <summary>Builds the command tree; <paramref name="run"/> executes a parsed command and returns its exit code.</summary>
     /// <param name="run">Runs the command named in <see cref="Options.Command"/>.</param>
@@ -203,7 +225,7 @@ internal sealed class Cli
             if (r.Tokens is [{ Value: var name }] && !verbs.Contains(name)) r.AddError($"unknown command '{name}'{Suggest(name, verbs)}");
         });
         var help = new Command("help", "Show help for a command (or for the trainer)") { topic };
-        help.SetAction(r => _root.Parse(r.GetValue(topic) is { } name ? [name, "--help"] : ["--help"]).Invoke(_invocation));
+        help.SetAction(r => _root.Parse(r.GetValue(topic) is { } name ? [name, "--help"] : ["--help"], Parsing).Invoke(_invocation));
         _root.Add(help);
     }
 
@@ -212,7 +234,7 @@ internal sealed class Cli
     /// <returns>The exit code.</returns>
     public int Invoke(string[] args)
     {
-        var result = _root.Parse(args);
+        var result = _root.Parse(args, Parsing);
         // "--help" wins over other parse errors, except after an unknown command: "trian --help" is a typo to report.
         if ((result.Errors.Count > 0 && result.Action is not HelpAction) || UnknownCommand(result) is not null)
         {
@@ -258,7 +280,10 @@ internal sealed class Cli
     }
 
     /// <summary>"see --help" for the trainer, "see train --help" for a command.</summary>
-    private static string See(Command command) => command is RootCommand || command.Name == "help" ? "see --help" : $"see {command.Name} --help";
+    private static string See(Command command) => See(command is RootCommand ? "main" : command.Name);
+
+    /// <summary>"see --help" for the main job (<see cref="Options.Command"/> "main") and help, "see train --help" for a command.</summary>
+    internal static string See(string command) => command is "main" or "help" ? "see --help" : $"see {command} --help";
 
     /// <summary>An empty path ("") is a usage error, named as such (not a runtime "(Parameter 'path')" later).</summary>
     private static void NotEmpty(OptionResult r)
@@ -351,39 +376,34 @@ internal sealed class Cli
         return d[a.Length, b.Length];
     }
 
-    private static Option<int> IntOption(string name, string description, int defaultValue, int min, int max = int.MaxValue) => new(name)
+    private static Option<int> IntOption(string name, string description, int defaultValue, int min, int max) => new(name)
     {
         Description = description, HelpName = "N", DefaultValueFactory = _ => defaultValue,
         CustomParser = r => ParseInt(r, name, min, max) ?? defaultValue,
     };
 
-    private static Option<int?> NullableIntOption(string name, string description, int min, string helpName = "N") => new(name)
+    private static Option<int?> NullableIntOption(string name, string description, int min, int max, string helpName = "N") => new(name)
     {
-        Description = description, HelpName = helpName, CustomParser = r => ParseInt(r, name, min),
+        Description = description, HelpName = helpName, CustomParser = r => ParseInt(r, name, min, max),
     };
 
-    private static int? ParseInt(ArgumentResult r, string name, int min, int max = int.MaxValue)
+    /// <summary>The option's integer in [<paramref name="min"/>, <paramref name="max"/>], or null after an error naming the option, the range and the value.</summary>
+    private static int? ParseInt(ArgumentResult r, string name, int min, int max)
     {
         if (r.Tokens.Count == 0) return null;
         string value = r.Tokens[^1].Value;
         if (int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= min && v <= max) return v;
-        r.AddError(max == int.MaxValue ? $"{name} expects an integer ≥ {min}, got '{value}'" : $"{name} expects an integer from {min} to {max}, got '{value}'");
+        r.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} expects an integer from {min} to {max}, got '{value}'"));
         return null;
     }
 
-    /// <summary>A range of reals, shown as in mathematics ("(0, 1]", "[0, ∞)"); a maximum of <see cref="double.MaxValue"/> is unbounded.</summary>
+    /// <summary>A bounded range of reals, shown as in mathematics ("(0, 1]", "[0, 1)").</summary>
     private readonly record struct Interval(double Min, bool MinIncluded, double Max, bool MaxIncluded)
     {
-        /// <summary>(0, ∞).</summary>
-        public static Interval Positive => new(0, false, double.MaxValue, true);
-
         public bool Contains(double v) => (MinIncluded ? v >= Min : v > Min) && (MaxIncluded ? v <= Max : v < Max);
 
-        public override string ToString()
-        {
-            string upper = Max == double.MaxValue ? "∞)" : Max.ToString(CultureInfo.InvariantCulture) + (MaxIncluded ? "]" : ")");
-            return (MinIncluded ? "[" : "(") + Min.ToString(CultureInfo.InvariantCulture) + ", " + upper;
-        }
+        public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+            $"{(MinIncluded ? "[" : "(")}{Min}, {Max}{(MaxIncluded ? "]" : ")")}");
     }
 
     private static Option<double> RealOption(string name, string description, double defaultValue, Interval range) => new(name)

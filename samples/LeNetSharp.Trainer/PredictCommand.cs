@@ -46,11 +46,15 @@ internal static class PredictCommand
         return failed == 0 ? 0 : 1;
     }
 
-    /// <summary>"digit.png: 7 (99.8%), runner-up 3 (0.1%)".</summary>
-    public static string Sentence(string file, Prediction p) => string.Create(CultureInfo.InvariantCulture,
-        $"{file}: {p.Label} ({100 * p.Confidence:F1}%), runner-up {p.RunnerUp} ({100 * p.Probabilities[p.RunnerUp]:F1}%)");
+    /// <summary>"digit.png: 7 (99.8%), runner-up 3 (0.1%)"; "digit.png: 0 (100.0%)" for a network of one class, which has no runner-up.</summary>
+    public static string Sentence(string file, Prediction p)
+    {
+        var c = CultureInfo.InvariantCulture;
+        string answer = string.Create(c, $"{file}: {p.Label} ({100 * p.Confidence:F1}%)");
+        return p.RunnerUp is int r and >= 0 ? string.Create(c, $"{answer}, runner-up {r} ({100 * p.Probabilities[r]:F1}%)") : answer;
+    }
 
-    /// <summary>{"file":"digit.png","label":7,"probabilities":[…10 numbers…]} on one line.</summary>
+    /// <summary>{"file":"digit.png","label":7,"probabilities":[…one per class…]} on one line.</summary>
     public static string Json(string file, Prediction p) =>
         JsonSerializer.Serialize(new { file, label = p.Label, probabilities = p.Probabilities });
 }

@@ -157,9 +157,19 @@ public static class Program
             stdout.WriteLine($"note: --threads {o.Threads} has no effect at batch {o.Batch}: a batch runs on one thread below {fewest} images a thread (try --batch {fewest * o.Threads} or more)");
         }
 
+        // The schedule must give every epoch a usable rate; a resumed run starts from the checkpoint's rate, known once it is loaded.
+        bool Unusable(TrainingOptions run)
+        {
+            if (Recipe.ScheduleProblem(o, run, batches) is not { } problem) return false;
+            stderr.WriteLine($"error: {problem} ({Cli.See(o.Command)})");
+            return true;
+        }
+
+        if (o.Resume is null && Unusable(trainingOptions)) return Cli.UsageError;
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
             : new Trainer<float>(arch ?? NewNetwork(o, train), trainingOptions);
+        if (o.Resume is not null && Unusable(trainer.Options)) return Cli.UsageError;
         var network = trainer.Network;
         network.Backend = o.Backend;
         string name = o.Arch ?? (o.Net == "modern" ? "the modern CNN" : "LeNet");

@@ -138,6 +138,80 @@ internal static class Recipe
     }
 
     /// <summary>
+    /// Why the run's schedule would stop it, or null: the rate of every epoch (or step) the run trains must be positive,
+    /// and a decaying schedule underflows to 0 after enough epochs (the tutorial's, 0.95^(e+1) after epoch e, after 170
+    /// from 0.01). Checked before the first step, from the rate the run starts at (--lr, or the checkpoint's with
+    /// --resume), so the run is refused instead of stopping on the epoch that reaches 0. The schedules here are
+    /// monotonic apart from a rise at the start (warm-up, one-cycle), so the first and last steps bound them, and a
+    /// bisection finds the first unusable one.
+    /// </summary>
+    /// <param name="o">The command line's options (for the message).</param>
+    /// <param name="options">The run's options: its schedule (null: the tutorial's with <see cref="TrainingOptions.Decay"/>) and initial rate.</param>
+    /// <param name="batches">Steps in an epoch (≥ 1).</param>
+    /// <returns>One line naming --epochs, the schedule, where the rate reaches 0 and what to change; or null.</returns>
+    public static string? ScheduleProblem(Options o, TrainingOptions options, int batches)
+    {
+        var schedule = options.Schedule ?? new TutorialSchedule(options.Decay);
+        double start = options.LearningRate;
+        long periods = schedule.Unit == ScheduleUnit.Step ? (long)options.Epochs * batches : options.Epochs;
+        // The library's schedules refuse to return a rate that is not positive and finite. With the options' bounds (a
+        // rate of at most 100, factors of at most 1) that can only be a rate that underflowed to 0.
+        double Rate(long period)
+        {
+            try
+            {
+                return schedule.RateAt(start, period);
+            }
+            catch (ArgumentOutOfRangeException)
+            {
+                return 0;
+            }
+        }
+
+        static bool Usable(double rate) => rate > 0 && double.IsFinite(rate);
+        long bad;
+        if (!Usable(Rate(0)))
+        {
+            bad = 0;
+        }
+        else if (!Usable(Rate(periods - 1)))
+        {
+            long good = 0; // Usable(Rate(good)) and !Usable(Rate(bad)) throughout
+            bad = periods - 1;
+            while (bad - good > 1)
+            {
+                long middle = good + (bad - good) / 2;
+                if (Usable(Rate(middle))) good = middle;
+                else bad = middle;
+            }
+        }
+        else
+        {
+            return null;
+        }
+
+        var c = CultureInfo.InvariantCulture;
+        double rate = Rate(bad);
+        string value = rate == 0 ? "0 (underflow)" : string.Create(c, $"{rate}");
+        string where = schedule.Unit == ScheduleUnit.Epoch ? string.Create(c, $"after epoch {bad}")
+            : bad % batches == 0 ? string.Create(c, $"after epoch {bad / batches}")
+            : string.Create(c, $"in epoch {bad / batches + 1}, at step {bad % batches + 1:N0} of its {batches:N0}");
+        string named = o.Schedule switch
+        {
+            "tutorial" => string.Create(c, $"the tutorial schedule (decay {o.Decay})"),
+            "step" => string.Create(c, $"--schedule step (gamma {o.Gamma} every {Epochs(o.StepSize)})"),
+            _ => $"--schedule {o.Schedule}",
+        };
+        string warmup = o.Warmup == 0 ? "" : $" after a warm-up of {Epochs(o.Warmup)}";
+        string change = bad == 0 || o.Schedule is "constant" or "cosine" or "onecycle" ? "use a larger --lr"
+            : o.Schedule == "step" ? "use fewer epochs, a --gamma closer to 1, a larger --step-size or --schedule constant"
+            : "use fewer epochs, a --decay closer to 1 or --schedule constant";
+        string effect = bad == 0 ? string.Create(c, $"gives the first step the learning rate {value}, from {start}")
+            : string.Create(c, $"takes the learning rate from {start} to {value} {where}");
+        return string.Create(c, $"--epochs {options.Epochs} with {named}{warmup} {effect}; {change}");
+    }
+
+    /// <summary>
     /// The optimizer and schedule part of the "training …" line: "lr 0.01, decay 0.95" for the tutorial's (as it
     /// always read), else e.g. "optimizer adam, lr 0.001, schedule cosine, warm-up 1 epoch".
     /// </summary>

@@ -23,7 +23,7 @@ namespace LeNetSharp.Onnx;
 /// (square kernel, equal strides, the same padding on every side up to kernel/2, count_include_pad 1 when padded),
 /// GlobalAveragePool, BatchNormalization and Dropout in their inference forms, a constant Pad right before a Conv or
 /// AveragePool (zeros) or a MaxPool (−∞) folded into that layer's padding, Flatten or a constant Reshape to
-/// (−1, features), Gemm or MatMul + Add — and the files <see cref="Export"/> writes (Transpose, a trailing Softmax).
+/// (−1, features), Gemm or MatMul + Add — and the files <see cref="Export(Sequential{float}, string, int, int, int)"/> writes (Transpose, a trailing Softmax).
 /// The result is the equivalent NHWC network, in evaluation mode: it takes (N, H, W, C) images; kernels are permuted
 /// OIHW → (KH, KW, C, OC), and a BatchNorm1d's statistics and the first Linear's rows are permuted from the graph's
 /// flatten order (c, h, w) to the library's (h, w, c). Anything else is refused with an
@@ -49,7 +49,7 @@ public static class OnnxModel
     public const string ProbabilitiesName = "probabilities";
 
     /// <summary>
-    /// The largest file <see cref="Import(string)"/> reads: 16 MiB (a LeNet is about 22 KB). Larger files are refused before
+    /// The largest file <see cref="Import(string)"/> (or stream <see cref="Import(Stream, string)"/>) reads: 16 MiB (a LeNet is about 22 KB). Larger files are refused before
     /// any parsing. Parsing allocates only for data the file really holds: at worst about 8× the file size (packed
     /// one-byte varints become 8-byte integers), so about 128 MiB.
     /// </summary>
@@ -58,6 +58,9 @@ public static class OnnxModel
     /// <summary>The most elements <see cref="Import(string)"/> accepts in one tensor (4 M, i.e. 16 MiB of float32).</summary>
     internal const long MaxTensorElements = 1L << 22;
 
+    // Export and Import take a path or a stream, each with its optional settings: the overloads differ in a required
+    // parameter's type, so no call is ambiguous.
+#pragma warning disable RS0026, RS0027
     /// <summary>
     /// Writes <paramref name="network"/> as an ONNX model (see the class remarks for the graph), atomically: a crash
     /// mid-write leaves the previous file intact.
@@ -102,21 +105,73 @@ public static class OnnxModel
     public static Sequential<float> Import(string path, out (int Height, int Width, int Channels) inputShape)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        // Checked before opening (a FIFO would block, a device or a link to one would be read without end), and the
-        // read itself stops one byte past the ceiling whatever the length says.
-        Exception Refuse(string problem) => new OnnxFormatException(path, problem);
-        byte[] bytes;
-        using (var file = Persistence.SafeFile.OpenRead(path, Refuse, $"{path}: model file not found."))
-        {
-            long length = file.Length;
-            if (length > MaxFileBytes) throw Refuse(TooLarge(length));
-            bytes = Persistence.SafeFile.ReadUpTo(file, MaxFileBytes + 1, initialCapacity: length + 1);
-        }
-
-        if (bytes.Length > MaxFileBytes) throw Refuse(TooLarge(bytes.Length)); // grew since the check
-
-        return OnnxImporter.Import(bytes, path, out inputShape);
+        // Checked before opening (a FIFO would block, a device or a link to one would be read without end); then read
+        // as any stream is.
+        using var file = Persistence.SafeFile.OpenRead(path, problem => new OnnxFormatException(path, problem), $"{path}: model file not found.");
+        return Import(file, out inputShape, path);
     }
 
-    private static string TooLarge(long bytes) => $"file is {bytes:N0} bytes, more than the {MaxFileBytes:N0} an ONNX import accepts.";
+    /// <summary>
+    /// Writes <paramref name="network"/> as an ONNX model to <paramref name="stream"/>: the bytes
+    /// <see cref="Export(Sequential{float}, string, int, int, int)"/> writes to a file (a blob, an HTTP response, a
+    /// <see cref="MemoryStream"/>). The stream is flushed and left open, positioned after the model.
+    /// </summary>
+    /// <param name="network">Any of the built-in layers (see <see cref="Export(Sequential{float}, string, int, int, int)"/>).</param>
+    /// <param name="stream">A writable stream; seeking is not needed.</param>
+    /// <param name="height">H of the input images (default 28).</param>
+    /// <param name="width">W of the input images (default 28).</param>
+    /// <param name="channels">C of the input images (default 1).</param>
+    /// <exception cref="ArgumentException">
+    /// <paramref name="stream"/> cannot be written, or the network does not accept (N, <paramref name="height"/>,
+    /// <paramref name="width"/>, <paramref name="channels"/>) input (nothing is written).
+    /// </exception>
+    /// <exception cref="NotSupportedException">A layer or setting ONNX export cannot write, as for a file (nothing is written).</exception>
+    /// <exception cref="IOException">The stream failed while being written.</exception>
+    public static void Export(Sequential<float> network, Stream stream, int height = 28, int width = 28, int channels = 1)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("The stream cannot be written.", nameof(stream));
+        var model = OnnxExporter.Build(network, height, width, channels); // every check before the first byte
+        model.WriteTo(stream);
+        stream.Flush();
+    }
+
+    /// <summary>
+    /// Reads an ONNX model from <paramref name="stream"/> (an embedded resource, a blob, an HTTP body) with the checks
+    /// and messages of <see cref="Import(string)"/>, the messages naming <paramref name="name"/> where they name the
+    /// file. The model is the rest of the stream: it is read from where it stands to its end, as bytes arrive (a stream
+    /// that cannot seek, or returns a few bytes a read, is fine), and left open, positioned after the last byte read.
+    /// </summary>
+    /// <param name="stream">A readable stream, seekable or not, of at most 16 MiB.</param>
+    /// <param name="name">What messages call the stream (a resource or blob name); null: "the stream".</param>
+    /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped), in evaluation mode.</returns>
+    /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be read.</exception>
+    /// <exception cref="OnnxFormatException">
+    /// More than 16 MiB (a seekable stream whose length says so is refused before anything is read; any other stream once
+    /// the 16 MiB + 1st byte arrives, whatever it announced), damaged or truncated protobuf, inconsistent tensors, or an
+    /// unsupported graph. <see cref="OnnxFormatException.FilePath"/> is <paramref name="name"/>.
+    /// </exception>
+    /// <exception cref="IOException">The stream failed while being read.</exception>
+    public static Sequential<float> Import(Stream stream, string? name = null) => Import(stream, out _, name);
+
+    /// <summary>Reads an ONNX model from a stream like <see cref="Import(Stream, string)"/> and also reports the input image shape it expects.</summary>
+    /// <param name="stream">A readable stream, seekable or not, of at most 16 MiB.</param>
+    /// <param name="inputShape">(H, W, C) of one input image, as the graph declares it.</param>
+    /// <param name="name">What messages call the stream (a resource or blob name); null: "the stream".</param>
+    /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped), in evaluation mode.</returns>
+    /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be read.</exception>
+    /// <exception cref="OnnxFormatException">As for <see cref="Import(Stream, string)"/>.</exception>
+    /// <exception cref="IOException">The stream failed while being read.</exception>
+    public static Sequential<float> Import(Stream stream, out (int Height, int Width, int Channels) inputShape, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanRead) throw new ArgumentException("The stream cannot be read.", nameof(stream));
+        string shown = string.IsNullOrEmpty(name) ? "the stream" : name;
+        // A length that says too much is refused before reading; whatever it says, the read stops one byte past the ceiling.
+        byte[] bytes = Persistence.SafeFile.ReadStream(stream, [], MaxFileBytes,
+            size => new OnnxFormatException(shown, $"is {size}, more than the {MaxFileBytes:N0} an ONNX import accepts."));
+        return OnnxImporter.Import(bytes, shown, out inputShape);
+    }
+#pragma warning restore RS0026, RS0027
 }

@@ -469,7 +469,7 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     {
         string path = Path.Combine(Dir, "big.onnx");
         using (var f = File.Create(path)) f.SetLength(OnnxModel.MaxFileBytes + 1);
-        Refusal(path).Should().Be($"{path}: file is 16,777,217 bytes, more than the 16,777,216 an ONNX import accepts.");
+        Refusal(path).Should().Be($"{path}: is 16,777,217 bytes, more than the 16,777,216 an ONNX import accepts.");
     }
 
     [Fact]

@@ -17,9 +17,9 @@ public class TrainerCliTests
     [InlineData("error: unknown command 'fly' (see --help)", "fly")]
     [InlineData("error: unknown command 'trian'; did you mean 'train'? (see --help)", "trian")]
     [InlineData("error: unknown command 'evl'; did you mean 'eval'? (see --help)", "evl")]
-    [InlineData("error: --epochs expects an integer ≥ 1, got 'zero' (see train --help)", "train", "--epochs", "zero")]
-    [InlineData("error: --epochs expects an integer ≥ 1, got '0' (see --help)", "--epochs", "0")]
-    [InlineData("error: --lr expects a number in (0, ∞), got '-1' (see train --help)", "train", "--lr", "-1")]
+    [InlineData("error: --epochs expects an integer from 1 to 10000, got 'zero' (see train --help)", "train", "--epochs", "zero")]
+    [InlineData("error: --epochs expects an integer from 1 to 10000, got '0' (see --help)", "--epochs", "0")]
+    [InlineData("error: --lr expects a number in (0, 100], got '-1' (see train --help)", "train", "--lr", "-1")]
     [InlineData("error: --decay expects a number in (0, 1], got '1.5' (see train --help)", "train", "--decay", "1.5")]
     [InlineData("error: option --model needs a value (see eval --help)", "eval", "--model")]
     [InlineData("error: unknown option '--fast' (see train --help)", "train", "--fast", "1")]
@@ -42,6 +42,57 @@ public class TrainerCliTests
         err.TrimEnd().Should().Be(message);
         err.TrimEnd().Should().NotContain("\n");
         output.Should().BeEmpty();
+    }
+
+    /// <summary>Every number the command line takes is range-checked as it is parsed: one line naming the option, the range and the value.</summary>
+    [Theory]
+    [InlineData("--epochs expects an integer from 1 to 10000, got '2147483647'", "train", "--epochs", "2147483647")]
+    [InlineData("--epochs expects an integer from 1 to 10000, got '10001'", "train", "--epochs", "10001")]
+    [InlineData("--epochs expects an integer from 1 to 10000, got '1e3'", "train", "--epochs", "1e3")]
+    [InlineData("--batch expects an integer from 1 to 4096, got '0'", "bench", "--batch", "0")]
+    [InlineData("--steps expects an integer from 1 to 10000000, got '10000001'", "bench", "--steps", "10000001")]
+    [InlineData("--limit expects an integer from 1 to 100000000, got '2147483648'", "train", "--limit", "2147483648")]
+    [InlineData("--threads expects an integer from 1 to 64, got '0'", "eval", "--threads", "0")]
+    [InlineData("--infer-batch expects an integer from 1 to 4096, got '4097'", "eval", "--infer-batch", "4097")]
+    [InlineData("--seed expects an integer from -2147483648 to 2147483647, got '2147483648'", "bench", "--seed", "2147483648")]
+    [InlineData("--checkpoint-every expects an integer from 0 to 100000000, got '-1'", "train", "--checkpoint-every", "-1")]
+    [InlineData("--warmup expects an integer from 0 to 9999, got '10000'", "train", "--warmup", "10000")]
+    [InlineData("--step-size expects an integer from 1 to 10000, got '10001'", "train", "--schedule", "step", "--step-size", "10001")]
+    [InlineData("--early-stop expects an integer from 1 to 10000, got '99999'", "train", "--val-split", "0.1", "--early-stop", "99999")]
+    [InlineData("--val-split expects a number in (0, 1), got 'NaN'", "train", "--val-split", "NaN")]
+    [InlineData("--lr expects a number in (0, 100], got '1e99'", "train", "--lr", "1e99")]
+    [InlineData("--lr expects a number in (0, 100], got 'Infinity'", "train", "--lr", "Infinity")]
+    [InlineData("--lr expects a number in (0, 100], got '1e-400'", "train", "--lr", "1e-400")]
+    [InlineData("--momentum expects a number in [0, 1), got '-0.5'", "train", "--momentum", "-0.5")]
+    [InlineData("--decay expects a number in (0, 1], got '0'", "train", "--decay", "0")]
+    [InlineData("--gamma expects a number in (0, 1], got 'NaN'", "train", "--schedule", "step", "--gamma", "NaN")]
+    [InlineData("--weight-decay expects a number in [0, 1], got '1.5'", "train", "--weight-decay", "1.5")]
+    public void Every_number_is_range_checked_naming_the_option_the_range_and_the_value(string message, params string[] args)
+    {
+        var (code, output, err) = Run(args);
+        code.Should().Be(2);
+        err.TrimEnd().Should().Be($"error: {message} (see {args[0]} --help)");
+        output.Should().BeEmpty();
+    }
+
+    /// <summary>
+    /// Response files are off: a token starting with '@' is a name like any other, never a file whose lines become
+    /// arguments (which would make <c>@/etc/passwd</c> print that file's first line in the error).
+    /// </summary>
+    [Fact]
+    public void An_argument_starting_with_at_is_a_name_not_a_response_file()
+    {
+        var (code, output, err) = Run("predict", "--model", "@/etc/passwd", "d.png");
+        (code, output, err.TrimEnd()).Should().Be((1, "", "error: @/etc/passwd: model file not found."));
+        (code, _, err) = Run("train", "@/etc/passwd");
+        (code, err.TrimEnd()).Should().Be((2, "error: unexpected argument '@/etc/passwd': train takes no positional arguments (see train --help)"));
+        (code, _, err) = Run("@/etc/passwd");
+        (code, err.TrimEnd()).Should().Be((2, "error: unknown command '@/etc/passwd' (see --help)"));
+        (code, _, err) = Run("train", "--epochs", "@/etc/passwd");
+        (code, err.TrimEnd()).Should().Be((2, "error: --epochs expects an integer from 1 to 10000, got '@/etc/passwd' (see train --help)"));
+
+        (code, _, err) = Run("predict", "--model", "@no-such.model", "@d.png");
+        (code, err.TrimEnd()).Should().Be((1, "error: @no-such.model: model file not found."));
     }
 
     [Fact]
@@ -86,7 +137,7 @@ public class TrainerCliTests
     /// <summary>Each command's help lists exactly its own options, with their defaults; nothing of the others.</summary>
     [Theory]
     [InlineData("fetch", "--data <DIR>|MNIST folder [default: data/mnist]")]
-    [InlineData("train", "--data <DIR>|[default: data/mnist]", "--model <PATH>|[default: lenet.model]", "--arch <FILE>|", "--epochs <N>|[default: 2]",
+    [InlineData("train", "--data <DIR>|[default: data/mnist]", "--model <PATH>|[default: lenet.model]", "--net <NAME>|[default: lenet]", "--arch <FILE>|", "--epochs <N>|[default: 2]",
         "--batch <N>|[default: 3]", "--optimizer <NAME>|[default: sgd]", "--lr <X>|[default: 0.01]", "--momentum <X>|[default: 0]", "--weight-decay <X>|for adamw 0.01",
         "--schedule <NAME>|[default: tutorial]", "--decay <X>|[default: 0.95]", "--step-size <N>|[default: 1]", "--gamma <X>|[default: 0.7]", "--warmup <N>|[default: 0]",
         "--seed <N>|[default: 1]", "--limit <N>|", "--val-split <F>|", "--early-stop <PATIENCE>|", "--augment|",
@@ -155,6 +206,37 @@ public class TrainerCliTests
         Run("[suggest:9]", "train --e").Out.Should().Contain("--epochs");
         Run("[suggest:16]", "bench --backend ").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Should().BeEquivalentTo("reference", "simd", "simd128", "simd256", "simd512");
+    }
+
+    /// <summary>samples/LeNetSharp.Trainer/completion.bash, sourced in bash as a user would, completes through the trainer's directive.</summary>
+    [Fact]
+    public void The_bash_completion_script_completes_commands_options_and_values()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        string root = Path.GetDirectoryName(Path.GetDirectoryName(TestData.MnistDirectory()))!;
+        string script = Path.Combine(root, "samples", "LeNetSharp.Trainer", "completion.bash");
+        string[] Complete(string line)
+        {
+            var start = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in new[] { "-c", "source \"$0\"; COMP_LINE=$1; COMP_POINT=${#1}; COMP_WORDS=(lenet); _lenet_complete; complete -p lenet; printf '%s\\n' \"${COMPREPLY[@]}\"", script, line })
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            start.Environment["LENET_DLL"] = typeof(Program).Assembly.Location;
+            using var bash = System.Diagnostics.Process.Start(start)!;
+            string output = bash.StandardOutput.ReadToEnd();
+            bash.WaitForExit();
+            bash.ExitCode.Should().Be(0, bash.StandardError.ReadToEnd());
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            lines[0].Should().Be("complete -o default -F _lenet_complete lenet", "file names are bash's to complete where the trainer offers nothing");
+            return lines[1..];
+        }
+
+        Complete("lenet tr").Should().Equal("train");
+        Complete("lenet train --ep").Should().Equal("--epochs");
+        Complete("lenet train --schedule ").Should().BeEquivalentTo("constant", "cosine", "onecycle", "step", "tutorial");
+        Complete("lenet predict @").Should().BeEmpty("a picture's name is a file name, with or without '@'");
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LeNetSharp.Inference;
+using LeNetSharp.Layers;
 using LeNetSharp.Persistence;
 using SkiaSharp;
 
@@ -109,6 +110,40 @@ public class TrainerPredictTests : TempDirectoryTest
         errors[2].Should().Contain("loop of symbolic links");
         errors[3].Should().Contain("socket");
         errors[4].Should().Contain("150,000,000 bytes").And.Contain("100,000,000");
+    }
+
+    /// <summary>Response files are off: a picture named "@…" (typed relative to the current folder) is read as a picture.</summary>
+    [Fact]
+    public void A_picture_whose_name_starts_with_at_is_predicted()
+    {
+        string name = $"@{Guid.NewGuid():N}.png";
+        File.Copy(_pictures[0].File, name);
+        try
+        {
+            var (code, output, err) = TrainerCliTests.Run("predict", "--model", _model, name);
+            code.Should().Be(0, err);
+            output.Should().StartWith($"{name}: {_pictures[0].Label} (");
+        }
+        finally
+        {
+            File.Delete(name);
+        }
+    }
+
+    /// <summary>A network of one class has no runner-up: its sentence names the class alone, its JSON has one probability.</summary>
+    [Fact]
+    public void A_one_class_network_predicts_without_a_runner_up()
+    {
+        string model = Path.Combine(Dir, "one.model");
+        ModelFile.Save(new Sequential<float>(new Flatten<float>(), new Linear<float>(784, 1, new Random(1))), model);
+        var (code, output, err) = TrainerCliTests.Run("predict", "--model", model, _pictures[0].File);
+        code.Should().Be(0, err);
+        output.TrimEnd().Should().Be($"{_pictures[0].File}: 0 (100.0%)");
+        (code, output, err) = TrainerCliTests.Run("predict", "--json", "--model", model, _pictures[0].File);
+        code.Should().Be(0, err);
+        using var doc = JsonDocument.Parse(output);
+        doc.RootElement.GetProperty("label").GetInt32().Should().Be(0);
+        doc.RootElement.GetProperty("probabilities").EnumerateArray().Select(p => p.GetDouble()).Should().Equal(1.0);
     }
 
     [Fact]

@@ -64,11 +64,11 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
     [InlineData("error: --val-split expects a number in (0, 1), got '0' (see --help)", "--val-split", "0")]
     [InlineData("error: --val-split expects a number in (0, 1), got 'ten' (see train --help)", "train", "--val-split", "ten")]
     [InlineData("error: option --val-split needs a value (see train --help)", "train", "--val-split")]
-    [InlineData("error: --early-stop expects an integer ≥ 1, got '0' (see train --help)", "train", "--early-stop", "0", "--val-split", "0.1")]
-    [InlineData("error: --warmup expects an integer ≥ 0, got '-1' (see train --help)", "train", "--warmup", "-1")]
+    [InlineData("error: --early-stop expects an integer from 1 to 10000, got '0' (see train --help)", "train", "--early-stop", "0", "--val-split", "0.1")]
+    [InlineData("error: --warmup expects an integer from 0 to 9999, got '-1' (see train --help)", "train", "--warmup", "-1")]
     [InlineData("error: --momentum expects a number in [0, 1), got '1' (see train --help)", "train", "--momentum", "1")]
-    [InlineData("error: --weight-decay expects a number in [0, ∞), got '-0.1' (see train --help)", "train", "--weight-decay", "-0.1")]
-    [InlineData("error: --step-size expects an integer ≥ 1, got '0' (see train --help)", "train", "--schedule", "step", "--step-size", "0")]
+    [InlineData("error: --weight-decay expects a number in [0, 1], got '-0.1' (see train --help)", "train", "--weight-decay", "-0.1")]
+    [InlineData("error: --step-size expects an integer from 1 to 10000, got '0' (see train --help)", "train", "--schedule", "step", "--step-size", "0")]
     [InlineData("error: --gamma expects a number in (0, 1], got '1.5' (see train --help)", "train", "--schedule", "step", "--gamma", "1.5")]
     [InlineData("error: --arch expects a path, got an empty string (see train --help)", "train", "--arch", "")]
     [InlineData("error: unexpected argument 'yes': train takes no positional arguments (see train --help)", "train", "--augment", "yes")]
@@ -173,6 +173,53 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
         At(warmCosine, 9).Should().BeApproximately(Lr * (1.0 / 3 + 2.0 / 3 * 9 / 10), 1e-15);
         At(warmCosine, 10).Should().Be(Lr);
         At(warmCosine, 29).Should().BeApproximately(Lr * (1 + Math.Cos(Math.PI * 19 / 20)) / 2, 1e-15, "the cosine spans the 2 epochs after the warm-up");
+    }
+
+    /// <summary>What the schedule does to the rate over the epochs asked for is checked before training, naming --epochs, the schedule and the epoch.</summary>
+    [Theory]
+    [InlineData("error: --epochs 2000 with the tutorial schedule (decay 0.95) takes the learning rate from 0.01 to 0 (underflow) after epoch 170; "
+        + "use fewer epochs, a --decay closer to 1 or --schedule constant (see train --help)", "train", "--epochs", "2000")]
+    [InlineData("error: --epochs 171 with the tutorial schedule (decay 0.5) takes the learning rate from 100 to 0 (underflow) after epoch 47; "
+        + "use fewer epochs, a --decay closer to 1 or --schedule constant (see train --help)", "train", "--epochs", "171", "--decay", "0.5", "--lr", "100")]
+    [InlineData("error: --epochs 400 with --schedule step (gamma 0.1 every 1 epoch) takes the learning rate from 0.01 to 0 (underflow) after epoch 322; "
+        + "use fewer epochs, a --gamma closer to 1, a larger --step-size or --schedule constant (see train --help)", "train", "--epochs", "400", "--schedule", "step", "--gamma", "0.1")]
+    [InlineData("error: --epochs 400 with the tutorial schedule (decay 0.95) after a warm-up of 2 epochs takes the learning rate from 0.01 to 0 (underflow) after epoch 172; "
+        + "use fewer epochs, a --decay closer to 1 or --schedule constant (see train --help)", "train", "--epochs", "400", "--warmup", "2")]
+    [InlineData("error: --epochs 2 with --schedule constant after a warm-up of 1 epoch gives the first step the learning rate 0 (underflow), from 5E-324; "
+        + "use a larger --lr (see train --help)", "train", "--epochs", "2", "--schedule", "constant", "--warmup", "1", "--lr", "5e-324")]
+    public void A_schedule_that_takes_the_rate_to_0_is_refused_before_training(string message, params string[] args)
+    {
+        string model = Path.Combine(Dir, "m.model");
+        var (code, output, err) = Run([.. args, "--data", SyntheticData(), "--limit", "3", "--model", model]);
+        code.Should().Be(2);
+        err.TrimEnd().Should().Be(message);
+        output.Should().NotContain("epoch 1/", "nothing is trained");
+        File.Exists(model).Should().BeFalse();
+    }
+
+    [Fact]
+    public void The_schedule_check_finds_the_first_step_without_a_usable_rate()
+    {
+        Options o = Parsed("train", "--epochs", "170");
+        Recipe.ScheduleProblem(o, new TrainingOptions { Epochs = 170 }, 20_000).Should().BeNull("epoch 170 (0-based 169) still trains at a positive rate");
+        Recipe.ScheduleProblem(o, new TrainingOptions { Epochs = 171 }, 20_000).Should().EndWith("after epoch 170; use fewer epochs, a --decay closer to 1 or --schedule constant");
+        new TutorialSchedule().RateAt(0.01, 169).Should().BePositive();
+
+        // A per-step schedule: cosine from 1e-320 reaches 0 part-way through the last epoch.
+        o = Parsed("train", "--schedule", "cosine", "--lr", "1e-320", "--epochs", "2");
+        var run = new TrainingOptions { Epochs = 2, LearningRate = 1e-320, Schedule = Recipe.Schedule(o, 1000) };
+        string problem = Recipe.ScheduleProblem(o, run, 1000)!;
+        problem.Should().MatchRegex(@"^--epochs 2 with --schedule cosine takes the learning rate from 1E-320 to 0 \(underflow\) in epoch 2, at step \d{3} of its 1,000; use a larger --lr$");
+        int step = int.Parse(System.Text.RegularExpressions.Regex.Match(problem, @"at step (\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var rate = (long s) => { try { return run.Schedule!.RateAt(1e-320, s); } catch (ArgumentOutOfRangeException) { return 0; } };
+        rate(1000 + step - 2).Should().BePositive();
+        rate(1000 + step - 1).Should().Be(0);
+
+        foreach (var fine in new[] { Parsed("train"), Parsed("train", "--schedule", "onecycle", "--epochs", "10000"), Parsed("train", "--decay", "1", "--epochs", "10000") })
+        {
+            var options = new TrainingOptions { Epochs = fine.Epochs, LearningRate = fine.LearningRate, Decay = fine.Decay, Schedule = Recipe.Schedule(fine, 20_000) };
+            Recipe.ScheduleProblem(fine, options, 20_000).Should().BeNull();
+        }
     }
 
     [Fact]

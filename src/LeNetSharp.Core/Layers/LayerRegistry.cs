@@ -28,7 +28,7 @@ public static class LayerRegistry
     /// <param name="type">The name the layer's <see cref="ILayer{T}.Describe"/> gives (a name <see cref="LayerDescription"/> takes).</param>
     /// <param name="create">
     /// Builds a layer from its description: a new layer each call, which describes itself with the same type name; its
-    /// parameters are overwritten afterwards when loading or cloning. <see cref="Persistence.ModelFile.Load{T}"/> calls it
+    /// parameters are overwritten afterwards when loading or cloning. <see cref="Persistence.ModelFile.Load{T}(string)"/> calls it
     /// with the settings a file holds, before the file is shown to hold the layer's weights: check them (ranges, sizes)
     /// before allocating, as the built-in layers are checked.
     /// </param>

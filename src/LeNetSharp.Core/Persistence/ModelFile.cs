@@ -8,11 +8,14 @@ using LeNetSharp.Tensors;
 
 namespace LeNetSharp.Persistence;
 
-/// <summary>A model file that cannot be loaded. The message names the file and what was expected and found.</summary>
+/// <summary>
+/// A model file (or stream) that cannot be loaded. The message names the file (or the name the stream was loaded
+/// under) and what was expected and found.
+/// </summary>
 public sealed class ModelFormatException : IOException
 {
     /// <summary>Creates the exception.</summary>
-    /// <param name="path">The offending file.</param>
+    /// <param name="path">The offending file, or the name of the offending stream.</param>
     /// <param name="problem">What was wrong.</param>
     public ModelFormatException(string path, string problem) : base($"{path}: {EscapeControl(problem)}")
     {
@@ -20,7 +23,7 @@ public sealed class ModelFormatException : IOException
     }
 
     /// <summary>Creates the exception with the one that caused it (e.g. what a layer's registered factory threw).</summary>
-    /// <param name="path">The offending file.</param>
+    /// <param name="path">The offending file, or the name of the offending stream.</param>
     /// <param name="problem">What was wrong.</param>
     /// <param name="innerException">The cause.</param>
     public ModelFormatException(string path, string problem, Exception innerException) : base($"{path}: {EscapeControl(problem)}", innerException)
@@ -28,7 +31,7 @@ public sealed class ModelFormatException : IOException
         FilePath = path;
     }
 
-    /// <summary>The offending file.</summary>
+    /// <summary>The offending file; for a stream, the name given to <see cref="ModelFile.Load{T}(Stream, string)"/> ("the stream" without one).</summary>
     public string FilePath { get; }
 
     /// <summary>Control characters and line or paragraph separators (a newline in a corrupt name, say) shown as \uXXXX: the message stays one line.</summary>
@@ -90,7 +93,7 @@ public static class ModelFile
         AtomicFile.Write(path, s => s.Write(bytes));
     }
 
-    /// <summary>Reads a network saved by <see cref="Save{T}"/>, converting the weights to <typeparamref name="T"/> if needed.</summary>
+    /// <summary>Reads a network saved by <see cref="Save{T}(Sequential{T}, string)"/> (or to a stream), converting the weights to <typeparamref name="T"/> if needed.</summary>
     /// <param name="path">The model file.</param>
     /// <typeparam name="T">Element type wanted.</typeparam>
     /// <returns>The network, ready for inference or further training.</returns>
@@ -113,19 +116,7 @@ public static class ModelFile
         byte[] bytes;
         using (var file = SafeFile.OpenRead(path, problem => new ModelFormatException(path, problem), $"{path}: model file not found."))
         {
-            var magic = new byte[Magic.Length];
-            int got = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
-            if (got < Magic.Length && Magic.AsSpan().StartsWith(magic.AsSpan(0, got)))
-            {
-                throw new ModelFormatException(path, $"truncated: {got} bytes, a model file has at least {Magic.Length + 2 + 1 + 4 + HashSize}.");
-            }
-
-            if (got < Magic.Length || !magic.AsSpan().SequenceEqual(Magic))
-            {
-                throw new ModelFormatException(path,
-                    $"expected magic \"LNSM\", found {Printable(magic.AsSpan(0, got))} (not a LeNetSharp model).");
-            }
-
+            ReadMagic(file, path);
             file.Position = 0;
             bytes = SafeFile.ReadRest(file, MaxFileBytes, problem => new ModelFormatException(path, problem));
         }
@@ -133,7 +124,81 @@ public static class ModelFile
         return Deserialize<T>(bytes, path);
     }
 
-    /// <summary>The largest model file <see cref="Load{T}"/> reads (1 GiB): a size check made before anything is allocated.</summary>
+    /// <summary>
+    /// Writes <paramref name="network"/> to <paramref name="stream"/>: the bytes <see cref="Save{T}(Sequential{T}, string)"/>
+    /// writes to a file (a blob, an HTTP response, a <see cref="MemoryStream"/>). The stream is flushed and left open,
+    /// positioned after the model.
+    /// </summary>
+    /// <param name="network">A network of built-in layers, or of layers registered with <see cref="LayerRegistry"/>.</param>
+    /// <param name="stream">A writable stream; seeking is not needed.</param>
+    /// <typeparam name="T">Element type; stored as is.</typeparam>
+    /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be written.</exception>
+    /// <exception cref="NotSupportedException">A layer's type is not registered, so the model could not be loaded back (nothing is written).</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A BatchNorm layer's running statistics are not finite, or a running variance is negative (training diverged), so
+    /// the model would not load back (nothing is written).
+    /// </exception>
+    /// <exception cref="IOException">The stream failed while being written.</exception>
+    public static void Save<T>(Sequential<T> network, Stream stream) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("The stream cannot be written.", nameof(stream));
+        byte[] bytes = Serialize(network); // every check before the first byte
+        stream.Write(bytes);
+        stream.Flush();
+    }
+
+    /// <summary>
+    /// Reads a network from <paramref name="stream"/> (an embedded resource, a blob, an HTTP body) with the checks and
+    /// messages of <see cref="Load{T}(string)"/>, the messages naming <paramref name="name"/> where they name the file.
+    /// The model is the rest of the stream: it is read from where it stands to its end, as bytes arrive (a stream that
+    /// cannot seek, or returns a few bytes a read, is fine), and left open, positioned after the last byte read.
+    /// </summary>
+    /// <param name="stream">A readable stream, seekable or not.</param>
+    /// <param name="name">What messages call the stream (a resource or blob name); null: "the stream".</param>
+    /// <typeparam name="T">Element type wanted.</typeparam>
+    /// <returns>The network, ready for inference or further training.</returns>
+    /// <exception cref="ArgumentException"><paramref name="stream"/> cannot be read.</exception>
+    /// <exception cref="ModelFormatException">
+    /// What <see cref="Load{T}(string)"/> refuses in a file's content: wrong magic (checked on the first 4 bytes, before
+    /// the rest is read), more than 1 GiB (a seekable stream whose length says so is refused before anything is read;
+    /// any other stream once the 1 GiB + 1st byte arrives, whatever it announced), wrong version, checksum mismatch,
+    /// truncation, values out of range or inconsistent shapes. <see cref="ModelFormatException.FilePath"/> is
+    /// <paramref name="name"/>.
+    /// </exception>
+    /// <exception cref="IOException">The stream failed while being read.</exception>
+    public static Sequential<T> Load<T>(Stream stream, string? name = null) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanRead) throw new ArgumentException("The stream cannot be read.", nameof(stream));
+        string shown = string.IsNullOrEmpty(name) ? "the stream" : name;
+        byte[] magic = ReadMagic(stream, shown);
+        byte[] bytes = SafeFile.ReadStream(stream, magic, MaxFileBytes,
+            size => new ModelFormatException(shown, $"is {size}, above the {MaxFileBytes:N0} this format accepts."));
+        return Deserialize<T>(bytes, shown);
+    }
+
+    /// <summary>Reads the first 4 bytes and refuses anything but "LNSM" before the rest is read; returns them.</summary>
+    private static byte[] ReadMagic(Stream stream, string path)
+    {
+        var magic = new byte[Magic.Length];
+        int got = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+        if (got < Magic.Length && Magic.AsSpan().StartsWith(magic.AsSpan(0, got)))
+        {
+            throw new ModelFormatException(path, $"truncated: {got} bytes, a model file has at least {Magic.Length + 2 + 1 + 4 + HashSize}.");
+        }
+
+        if (got < Magic.Length || !magic.AsSpan().SequenceEqual(Magic))
+        {
+            throw new ModelFormatException(path,
+                $"expected magic \"LNSM\", found {Printable(magic.AsSpan(0, got))} (not a LeNetSharp model).");
+        }
+
+        return magic;
+    }
+
+    /// <summary>The largest model file <see cref="Load{T}(string)"/> reads (1 GiB), and the most bytes <see cref="Load{T}(Stream, string)"/> takes from a stream.</summary>
     internal const long MaxFileBytes = 1L << 30;
 
     /// <summary>

@@ -222,11 +222,42 @@ internal static class SafeFile
     /// only as bytes arrive: memory follows what the stream really holds, never what a header declares.
     /// </summary>
     /// <returns>The bytes read; shorter than <paramref name="count"/> when the stream ended first.</returns>
-    public static byte[] ReadUpTo(Stream stream, long count, long initialCapacity)
+    public static byte[] ReadUpTo(Stream stream, long count, long initialCapacity) => ReadUpTo(stream, [], count, initialCapacity);
+
+    /// <summary>
+    /// Reads a caller's stream from where it stands to its end, after <paramref name="head"/> (what was already read
+    /// from it), refusing more than <paramref name="maxBytes"/> in all; the stream is not closed. A seekable stream
+    /// whose length says it holds more is refused before anything is read; any stream is read only as bytes arrive
+    /// (short reads are fine), and the read stops one byte past the ceiling, whatever its length said: memory follows
+    /// what the stream really holds, up to the ceiling.
+    /// </summary>
+    /// <param name="stream">A readable stream, seekable or not; left positioned after the last byte read.</param>
+    /// <param name="head">The stream's first bytes, already read (a magic number checked before the rest); they start the result.</param>
+    /// <param name="maxBytes">The most bytes accepted, head included.</param>
+    /// <param name="tooLarge">The exception for a stream above the ceiling, given its size: "20,000,000 bytes" or "at least 1,025 bytes".</param>
+    /// <returns>The head, then the rest of the stream.</returns>
+    public static byte[] ReadStream(Stream stream, ReadOnlySpan<byte> head, long maxBytes, Func<string, Exception> tooLarge)
     {
-        long capacity = Math.Clamp(initialCapacity, 0, count);
+        long initialCapacity = 1 << 16;
+        if (stream.CanSeek)
+        {
+            long size = head.Length + Math.Max(0, stream.Length - stream.Position);
+            if (size > maxBytes) throw tooLarge($"{size:N0} bytes");
+            initialCapacity = Math.Min(size + 1, 1 << 20); // a hint only: the buffer grows with what arrives
+        }
+
+        byte[] bytes = ReadUpTo(stream, head, maxBytes + 1, initialCapacity);
+        if (bytes.Length > maxBytes) throw tooLarge($"at least {maxBytes + 1:N0} bytes");
+        return bytes;
+    }
+
+    /// <summary><see cref="ReadUpTo(Stream, long, long)"/> after <paramref name="head"/>, which starts the result and counts in <paramref name="count"/>.</summary>
+    private static byte[] ReadUpTo(Stream stream, ReadOnlySpan<byte> head, long count, long initialCapacity)
+    {
+        long capacity = Math.Clamp(Math.Max(initialCapacity, head.Length), 0, count);
         var buffer = new byte[capacity];
-        long filled = 0;
+        head.CopyTo(buffer);
+        long filled = head.Length;
         while (filled < count)
         {
             if (filled == buffer.Length)

@@ -26,7 +26,7 @@ namespace LeNetSharp.Training;
 /// </summary>
 public sealed record EarlyStopping
 {
-    /// <summary>The model file written in <see cref="TrainingOptions.CheckpointDirectory"/> at every improvement: the best weights so far, for <see cref="Persistence.ModelFile.Load{T}"/>.</summary>
+    /// <summary>The model file written in <see cref="TrainingOptions.CheckpointDirectory"/> at every improvement: the best weights so far, for <see cref="Persistence.ModelFile.Load{T}(string)"/>.</summary>
     public const string BestModelFileName = "best.model";
 
     /// <summary>Epochs in a row without improvement after which training stops (default 5, at least 1).</summary>
