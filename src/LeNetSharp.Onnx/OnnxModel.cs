@@ -72,7 +72,12 @@ public static class OnnxModel
     /// <param name="width">W of the input images (default 28).</param>
     /// <param name="channels">C of the input images (default 1).</param>
     /// <exception cref="NotSupportedException">The network has a layer type ONNX export does not know, or a setting float32 cannot hold (a LeakyRelu slope beyond its range, a BatchNorm eps that rounds to 0, a Dropout p that rounds to 1).</exception>
-    /// <exception cref="ArgumentException">The network does not accept (N, <paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>) input.</exception>
+    /// <exception cref="ArgumentException">
+    /// The network does not accept (N, <paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>)
+    /// input, or one such image would need more activations or multiply-adds than the library's ceilings allow (see the
+    /// import ceilings in the package README), so the file would not import.
+    /// </exception>
+    /// <exception cref="InvalidOperationException">A weight or running statistic is not a finite number, or a running variance is negative, so the file would not import (nothing is written).</exception>
     /// <exception cref="IOException">The file could not be written; the previous file, if any, is intact.</exception>
     public static void Export(Sequential<float> network, string path, int height = 28, int width = 28, int channels = 1)
     {
