@@ -193,7 +193,7 @@ internal sealed class OnnxImporter
             // Each tensor was finite (FloatTensor); a product of finite values (Gemm's alpha or beta times B or C) may not be.
             if (NetworkLimits.NonFiniteValue(_layers[i]) is { } problem)
             {
-                throw Fail($"{NetworkLimits.Describe(i, _layers[i])}: {problem} (a product of the graph's values overflows float32)");
+                throw Fail($"{NetworkLimits.Describe(i, _layers[i])}: {problem} A product of the graph's values (Gemm's alpha or beta times its weights) overflows float32.");
             }
         }
 
