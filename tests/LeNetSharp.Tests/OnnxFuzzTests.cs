@@ -351,6 +351,12 @@ public sealed class OnnxFuzzTests(ITestOutputHelper output) : TempDirectoryTest
         Trainer.Program.Run(["predict", "--model", path, Path.Combine(Dir, "absent.png")], new StringWriter(), stderr).Should().Be(1);
         clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(10));
         stderr.ToString().TrimEnd().Should().Match($"error: {path}: {refusal}").And.NotContain("\n");
+
+        // The web sample refuses it at start-up, before serving anything.
+        stderr = new StringWriter();
+        global::LeNetSharp.Web.Program.Run(["--model", path, "--data", "/nonexistent", "--urls", "http://127.0.0.1:0"], new StringWriter(), stderr)
+            .Should().Be(1);
+        stderr.ToString().TrimEnd().Should().Match($"error: {path}: {refusal}").And.NotContain("\n");
     }
 
     [Fact]

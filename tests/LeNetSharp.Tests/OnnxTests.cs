@@ -455,14 +455,14 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     [Fact]
     public void Padding_that_inflates_the_flatten_beyond_the_ceiling_is_refused_before_allocating()
     {
-        // Padding 1000 on the second Conv: 16 x 1004 x 1004 outputs and 150 x 1004 x 1004 patch elements per image, from the sizes alone.
+        // Padding 1000 on the second Conv of 12x12x6: 2008 x 2008 x (16 outputs + 150 patch elements) per image, from the sizes alone.
         string path = Rewrite("lenet_trained.onnx", m =>
         {
             var pads = m.Graph.Node.Last(n => n.OpType == "Conv").Attribute.First(a => a.Name == "pads");
             for (int i = 0; i < 4; i++) pads.Ints[i] = 1000;
         });
         Refusal(path).Should().Match($"{path}: node '*' (op Conv) as layer 3 (Conv 5x5 6→16 stride 1 pad 1000) brings what one (28, 28, 1) image holds to "
-            + "167,*,* elements (layer outputs and convolution patches), more than the 33,554,432 a network may use.");
+            + "669,344,800 elements (layer outputs and convolution patches), more than the 33,554,432 a network may use.");
     }
 
     [Fact]
