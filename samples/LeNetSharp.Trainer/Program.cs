@@ -225,7 +225,9 @@ public static class Program
 
     private static void Export(Options o, TextWriter stdout)
     {
-        SaveModel(LoadModel(o.Model), o.To!);
+        var network = LoadModel(o.Model);
+        ModelFiles.RequireWithinCeilings(network, o.Model, LeNet.ImageSize, LeNet.ImageSize, 1); // what eval and predict would refuse
+        SaveModel(network, o.To!);
         stdout.WriteLine($"exported {o.Model} to {o.To}");
     }
 
