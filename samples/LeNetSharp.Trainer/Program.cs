@@ -71,6 +71,7 @@ public static class Program
                 var model = LoadModel(options.Model);
                 var files = Mnist.Recognize(options.Data, MnistSplit.Test);
                 var test = Mnist.Load(options.Data, MnistSplit.Test);
+                ModelFiles.RequireWithinCeilings(model, options.Model, test.Height, test.Width, test.Channels);
                 PrintDataset(options, stdout, files);
                 if (options.Report is { } report)
                 {
@@ -85,7 +86,9 @@ public static class Program
                 Export(options, stdout);
                 return 0;
             case "predict":
-                return PredictCommand.Run(LoadModel(options.Model), options.Files, options.Json, stdout, stderr);
+                var predictor = LoadModel(options.Model);
+                ModelFiles.RequireWithinCeilings(predictor, options.Model, LeNet.ImageSize, LeNet.ImageSize, 1); // pictures become 28x28 grey
+                return PredictCommand.Run(predictor, options.Files, options.Json, stdout, stderr);
             case "bench":
                 PrintDataset(options, stdout, Mnist.Recognize(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);
@@ -238,7 +241,9 @@ public static class Program
 
     private static void Export(Options o, TextWriter stdout)
     {
-        SaveModel(LoadModel(o.Model), o.To!);
+        var network = LoadModel(o.Model);
+        ModelFiles.RequireWithinCeilings(network, o.Model, LeNet.ImageSize, LeNet.ImageSize, 1); // what eval and predict would refuse
+        SaveModel(network, o.To!);
         stdout.WriteLine($"exported {o.Model} to {o.To}");
     }
 

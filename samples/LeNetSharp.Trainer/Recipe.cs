@@ -82,6 +82,7 @@ internal static class Recipe
             throw new InvalidDataException($"{path}: the network gives {output[1]} outputs per image, but the data has {data.Classes} classes.");
         }
 
+        ModelFiles.RequireWithinCeilings(network, path, data.Height, data.Width, data.Channels);
         if (network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
         return network;
     }

@@ -138,8 +138,17 @@ internal static class DigitApi
         }
 
         int[] image = bytes is not null ? Array.ConvertAll(bytes, b => (int)b) : Array.ConvertAll(scaled!, v => (int)MathF.Round(255 * v));
+        var maps = model.FeatureMaps(scaled);
+        if (!prediction.Probabilities.All(float.IsFinite) || !maps.All(map => map.All(row => row.All(float.IsFinite))))
+        {
+            // The loaders refuse weights that are not finite, but finite weights can still overflow float32 on some input;
+            // JSON has no NaN, so this is an answer, not a failure.
+            return Error(log, StatusCodes.Status422UnprocessableEntity,
+                "the network's output for this picture is not a finite number (its arithmetic overflows float32); the model cannot answer it");
+        }
+
         return Results.Json(new PredictResponse(
-            prediction.Label, prediction.Probabilities[prediction.Label], prediction.Probabilities, image, model.FeatureMaps(scaled)));
+            prediction.Label, prediction.Probabilities[prediction.Label], prediction.Probabilities, image, maps));
     }
 
     /// <summary>The body, or null when it is over <see cref="MaxBodyBytes"/> (said by Content-Length or found by reading).</summary>

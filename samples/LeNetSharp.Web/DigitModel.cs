@@ -36,6 +36,7 @@ internal sealed class DigitModel : IDisposable
     public DigitModel(DigitAppSettings settings, ILogger<DigitModel> log)
     {
         var network = ModelFiles.Load(settings.ModelPath); // by extension, as the trainer reads it
+        ModelFiles.RequireWithinCeilings(network, settings.ModelPath, Size, Size, 1);
         var shapes = network.OutputShapes([1, Size, Size, 1]); // throws, naming both shapes, if the input does not fit
         if (shapes[^1] is not [1, LeNet.Classes])
         {

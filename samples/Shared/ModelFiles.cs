@@ -21,6 +21,26 @@ internal static class ModelFiles
     public static Sequential<float> Load(string path) =>
         IsNpz(path) ? TutorialWeights.Import<float>(path) : IsOnnx(path) ? OnnxModel.Import(path) : ModelFile.Load<float>(path);
 
+    /// <summary>
+    /// Throws <see cref="InvalidDataException"/> naming <paramref name="path"/>, the layer, the figure and the ceiling when
+    /// one (<paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>) image would hold or cost more
+    /// than the library allows (a model file records no input size, so its loader cannot check this). Call it before
+    /// running the network; a network that does not take such images is left to the caller's shape check.
+    /// </summary>
+    public static void RequireWithinCeilings(Sequential<float> network, string path, int height, int width, int channels)
+    {
+        try
+        {
+            network.OutputShapes([1, height, width, channels]);
+        }
+        catch (ArgumentException)
+        {
+            return; // reported by the caller, naming both shapes
+        }
+
+        NetworkLimits.Check(network.Layers, [height, width, channels], problem => new InvalidDataException($"{path}: {problem}"));
+    }
+
     /// <summary>Writes <paramref name="network"/> to <paramref name="path"/> in the format its extension says.</summary>
     public static void Save(Sequential<float> network, string path)
     {

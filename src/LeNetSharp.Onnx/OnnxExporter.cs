@@ -22,6 +22,15 @@ internal static class OnnxExporter
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
         var shapes = network.OutputShapes([1, height, width, channels]); // throws ArgumentException on a mismatch
+        NetworkLimits.Check(network.Layers, [height, width, channels], problem =>
+            new ArgumentException($"The network is over the library's ceilings for ({height}, {width}, {channels}) images, so the file would not import: {problem}"));
+        for (int i = 0; i < network.Layers.Count; i++)
+        {
+            if (NetworkLimits.ValueProblem(network.Layers[i]) is { } problem)
+            {
+                throw new InvalidOperationException($"ONNX export cannot store {NetworkLimits.Describe(i, network.Layers[i])}: {problem} A file holding it would not import.");
+            }
+        }
 
         var graph = new GraphProto { Name = "LeNetSharp" };
         graph.Input.Add(ValueInfo(OnnxModel.InputName, [height, width, channels]));

@@ -2,9 +2,10 @@ namespace LeNetSharp.Onnx;
 
 /// <summary>
 /// An ONNX file that cannot be imported: unreadable or damaged protobuf, larger than 16 MiB, inconsistent tensors
-/// (over 4 M elements, weights over 16 M elements in all, or data that disagrees with the dimensions), or a graph
-/// outside the supported ops (the message then names the first unsupported node and its op type). The message starts
-/// with the file's path (or the name a stream was imported under).
+/// (over 4 M elements, weights over 16 M elements in all, data that disagrees with the dimensions, or values that are
+/// not finite), a graph onnx.checker would refuse, a network over the library's ceilings, or a graph outside the
+/// supported ops (the message then names the node and its op type). The message starts with the file's path (or the
+/// name a stream was imported under).
 /// </summary>
 public sealed class OnnxFormatException : IOException
 {

@@ -51,6 +51,8 @@ internal sealed class OnnxImporter
     private HashSet<string> _consumed = []; // every name a node reads or the graph returns
     private long _totalElements;             // float elements read from tensors so far
     private (int Height, int Width, int Channels) _inputShape;
+    private NodeProto? _node;                // the node being read, for messages
+    private NetworkTally? _tally;            // the network's layers, parameters and per-image cost so far
 
     /// <summary>A Pad node's padding (logical top, left, bottom, right), zeros or −∞, not yet folded into a layer.</summary>
     private sealed record PendingPad(NodeProto Node, int Top, int Left, int Bottom, int Right, bool NegativeInfinity);
@@ -90,6 +92,7 @@ internal sealed class OnnxImporter
                 : $"expected opset {MinOpset} to {MaxOpset} of the default domain, found {opset}.");
         }
 
+        OnnxGraphCheck.Check(graph, opset, _path); // the checker's rules, before any node is read
         foreach (var t in graph.Initializer) AddConstant(t, "initializer");
         if (graph.SparseInitializer.Count > 0) throw Fail("sparse initialisers are not supported.");
 
@@ -107,6 +110,7 @@ internal sealed class OnnxImporter
         string? logits = null, probabilities = null; // set by a final Softmax
         foreach (var node in graph.Node)
         {
+            _node = node;
             if (node.OpType == "Constant" && IsDefaultDomain(node))
             {
                 AddConstantNode(node);
@@ -145,9 +149,9 @@ internal sealed class OnnxImporter
             switch (node.OpType)
             {
                 case "Conv": Conv(node); break;
-                case "Relu": Expect(node, 1); _layers.Add(new Relu<float>()); break;
-                case "Tanh": Expect(node, 1); _layers.Add(new Tanh<float>()); break;
-                case "Sigmoid": Expect(node, 1); _layers.Add(new Sigmoid<float>()); break;
+                case "Relu": Expect(node, 1); AddLayer(new Relu<float>()); break;
+                case "Tanh": Expect(node, 1); AddLayer(new Tanh<float>()); break;
+                case "Sigmoid": Expect(node, 1); AddLayer(new Sigmoid<float>()); break;
                 case "LeakyRelu": LeakyRelu(node); break;
                 case "Dropout": Dropout(node, opset); break;
                 case "BatchNormalization": BatchNormalization(node); break;
@@ -184,10 +188,33 @@ internal sealed class OnnxImporter
         }
 
         if (_featureOrder is not null) throw Fail("the graph flattens but no Gemm/MatMul follows; the library cannot reproduce the graph's (c, h, w) feature order.");
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            // Each tensor was finite (FloatTensor); a product of finite values (Gemm's alpha or beta times B or C) may not be.
+            if (NetworkLimits.NonFiniteValue(_layers[i]) is { } problem)
+            {
+                throw Fail($"{NetworkLimits.Describe(i, _layers[i])}: {problem} A product of the graph's values (Gemm's alpha or beta times its weights) overflows float32.");
+            }
+        }
+
         inputShape = _inputShape;
         // An ONNX graph is an inference graph: the network starts in evaluation mode (BatchNorm uses the imported
         // running statistics, Dropout passes its input through). A Trainer turns training on for its steps.
         return new Sequential<float>([.. _layers]) { Training = false };
+    }
+
+    /// <summary>
+    /// Appends the layer the current node makes, within the library's ceilings (<see cref="NetworkLimits"/>): layers,
+    /// parameters, and what one input image holds and costs, checked before anything runs.
+    /// </summary>
+    private void AddLayer(ILayer<float> layer)
+    {
+        int index = _layers.Count;
+        string what = $"node '{_node!.Name}' (op {_node.OpType}) as {NetworkLimits.Describe(index, layer)}";
+        _tally ??= new NetworkTally([_inputShape.Height, _inputShape.Width, _inputShape.Channels], Fail);
+        _tally.Reserve(index, what, NetworkLimits.StoredElements(layer));
+        _tally.Run(layer, what);
+        _layers.Add(layer);
     }
 
     private static bool IsDefaultDomain(NodeProto node) => node.Domain is "" or "ai.onnx";
@@ -293,7 +320,7 @@ internal sealed class OnnxImporter
         }
 
         bias.CopyTo(conv.Bias.Value.Span);
-        _layers.Add(conv);
+        AddLayer(conv);
         (_height, _width, _channels) = (oh, ow, oc);
     }
 
@@ -303,7 +330,7 @@ internal sealed class OnnxImporter
         if (IntAttr(node, "storage_order", 0) != 0) throw Unsupported(node, "storage_order 1");
         var (kernel, stride, padding) = PoolSettings(node, negativeInfinity: true);
         // The tutorial's 2x2 pool keeps its own layer, which the compute backends fuse with the Conv and Relu before it.
-        _layers.Add(kernel == 2 && stride == 2 && padding == 0 ? new MaxPool2x2<float>() : new MaxPool2d<float>(kernel, stride, padding));
+        AddLayer(kernel == 2 && stride == 2 && padding == 0 ? new MaxPool2x2<float>() : new MaxPool2d<float>(kernel, stride, padding));
         PoolOutput(kernel, stride, padding);
     }
 
@@ -317,7 +344,7 @@ internal sealed class OnnxImporter
             throw Unsupported(node, "count_include_pad 0 with pads (LeNetSharp's AvgPool2d counts the padding in the average: count_include_pad 1)");
         }
 
-        _layers.Add(new AvgPool2d<float>(kernel, stride, padding));
+        AddLayer(new AvgPool2d<float>(kernel, stride, padding));
         PoolOutput(kernel, stride, padding);
     }
 
@@ -325,7 +352,7 @@ internal sealed class OnnxImporter
     {
         Expect(node, 1);
         RequireNchw(node);
-        _layers.Add(new GlobalAvgPool2d<float>());
+        AddLayer(new GlobalAvgPool2d<float>());
         (_height, _width) = (1, 1);
         _squeezed = true; // the graph's (N, C, 1, 1) is the library's (N, C): a Flatten or Reshape after it adds no layer
     }
@@ -418,7 +445,7 @@ internal sealed class OnnxImporter
             if (node.Input.Count == 4 && node.Input[3].Length > 0) throw Unsupported(node, "the axes input is not supported (give pads for every axis)");
             if (!_constants.TryGetValue(node.Input[1], out var padsTensor)) throw Unsupported(node, $"its pads '{node.Input[1]}' are computed at run time; constant pads are needed");
             pads = Int64Tensor(node, padsTensor);
-            value = node.Input.Count >= 3 && node.Input[2].Length > 0 ? FloatScalar(node, node.Input[2], "constant_value") : 0;
+            value = node.Input.Count >= 3 && node.Input[2].Length > 0 ? FloatScalar(node, node.Input[2], "constant_value", anyValue: true) : 0;
         }
         else
         {
@@ -452,7 +479,7 @@ internal sealed class OnnxImporter
         Expect(node, 1);
         float alpha = FloatAttr(node, "alpha", 0.01f);
         if (!float.IsFinite(alpha)) throw Unsupported(node, $"alpha {alpha.ToString(CultureInfo.InvariantCulture)} (a finite slope is needed)");
-        _layers.Add(new LeakyRelu<float>(SettingFromFloat(alpha)));
+        AddLayer(new LeakyRelu<float>(SettingFromFloat(alpha)));
     }
 
     /// <summary>Dropout in its inference form, the identity: ratio from the input (opset 12 on) or the attribute, training_mode absent or false.</summary>
@@ -483,7 +510,7 @@ internal sealed class OnnxImporter
         if (!(ratio >= 0 && ratio < 1)) throw Unsupported(node, $"ratio {ratio.ToString(CultureInfo.InvariantCulture)} (expected 0 to below 1)");
         long seed = IntAttr(node, "seed", 0);
         if (seed is < int.MinValue or > int.MaxValue) throw Unsupported(node, $"seed {seed} does not fit a 32-bit integer");
-        _layers.Add(new Dropout<float>(SettingFromFloat(ratio), (int)seed));
+        AddLayer(new Dropout<float>(SettingFromFloat(ratio), (int)seed));
     }
 
     /// <summary>
@@ -536,7 +563,7 @@ internal sealed class OnnxImporter
 
         mean.CopyTo(layer.RunningMean.Value.Span);
         variance.CopyTo(layer.RunningVar.Value.Span);
-        _layers.Add(layer);
+        AddLayer(layer);
     }
 
     /// <summary>The constant input <paramref name="index"/> of <paramref name="node"/> as a vector of <paramref name="channels"/> floats.</summary>
@@ -548,10 +575,10 @@ internal sealed class OnnxImporter
     }
 
     /// <summary>A constant float32 holding one value (shape () or (1)).</summary>
-    private float FloatScalar(NodeProto node, string name, string what)
+    private float FloatScalar(NodeProto node, string name, string what, bool anyValue = false)
     {
         if (!_constants.ContainsKey(name)) throw Unsupported(node, $"its {what} '{name}' is computed at run time; a constant is needed");
-        var (dims, values) = FloatTensor(node, name);
+        var (dims, values) = FloatTensor(node, name, anyValue);
         if (values.Length != 1 || dims.Length > 1) throw Unsupported(node, $"its {what} '{name}' has shape {Shape(dims)}, expected one value");
         return values[0];
     }
@@ -560,20 +587,13 @@ internal sealed class OnnxImporter
     private bool BoolScalar(NodeProto node, string name, string what)
     {
         if (!_constants.TryGetValue(name, out var t)) throw Unsupported(node, $"its {what} '{name}' is computed at run time; a constant is needed");
-        int[] dims = CheckedDims(t);
+        int[] dims = Dims(t);
         if (t.DataType != (int)DataType.Bool || dims.Length > 1 || dims.Aggregate(1L, (a, d) => a * d) != 1)
         {
             throw Unsupported(node, $"its {what} '{name}' is {(DataType)t.DataType} {Shape(dims)}, expected one bool");
         }
 
-        if (t.HasRawData)
-        {
-            if (t.RawData.Length != 1) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected 1 byte of data, found {t.RawData.Length}.");
-            return t.RawData[0] != 0;
-        }
-
-        if (t.Int32Data.Count != 1) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected 1 value, found {t.Int32Data.Count}.");
-        return t.Int32Data[0] != 0;
+        return t.RawData.Length > 0 ? t.RawData[0] != 0 : t.Int32Data[0] != 0;
     }
 
     /// <summary>
@@ -646,7 +666,7 @@ internal sealed class OnnxImporter
         }
 
         if (_featureOrder.Select((g, f) => g == f).All(same => same)) _featureOrder = null; // already (h, w, c)
-        _layers.Add(new Flatten<float>());
+        AddLayer(new Flatten<float>());
         _rank = 2;
     }
 
@@ -691,7 +711,7 @@ internal sealed class OnnxImporter
         }
 
         _featureOrder = null;
-        _layers.Add(linear);
+        AddLayer(linear);
         _features = outF;
         return linear;
     }
@@ -763,13 +783,14 @@ internal sealed class OnnxImporter
     }
 
     /// <summary>
-    /// The constant <paramref name="name"/> as float32, checked before anything is allocated: a dims product within
-    /// <see cref="OnnxModel.MaxTensorElements"/> and a data length that matches it exactly.
+    /// The constant <paramref name="name"/> as float32, its values finite unless <paramref name="anyValue"/>. Its dims and
+    /// data length were checked with the graph (<see cref="OnnxGraphCheck"/>); the weights of the whole import are
+    /// counted against <see cref="MaxTotalElements"/> before they are copied.
     /// </summary>
-    private (int[] Dims, float[] Values) FloatTensor(NodeProto node, string name)
+    private (int[] Dims, float[] Values) FloatTensor(NodeProto node, string name, bool anyValue = false)
     {
         if (!_constants.TryGetValue(name, out var t)) throw Unsupported(node, $"its weight '{name}' is not an initialiser or constant (computed weights are not supported)");
-        int[] dims = CheckedDims(t);
+        int[] dims = Dims(t);
         if (t.DataType != (int)DataType.Float) throw Fail($"tensor '{name}': expected float32, found {(DataType)t.DataType}.");
         long count = dims.Aggregate(1L, (a, d) => a * d);
         _totalElements += count;
@@ -778,54 +799,39 @@ internal sealed class OnnxImporter
             throw Fail($"the graph's weights add up to more than {MaxTotalElements:N0} elements (tensor '{name}' {Shape(dims)} is used past that); an initialiser used by many nodes counts each time.");
         }
 
-        if (t.HasRawData)
+        float[] values;
+        if (t.RawData.Length > 0)
         {
-            if (t.RawData.Length != count * sizeof(float))
-            {
-                throw Fail($"tensor '{name}' {Shape(dims)}: expected {count * sizeof(float):N0} bytes of data, found {t.RawData.Length:N0}.");
-            }
-
-            var values = new float[count];
+            values = new float[count];
             ReadOnlySpan<byte> raw = t.RawData.Span;
             for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw.Slice(i * sizeof(float)));
-            return (dims, values);
+        }
+        else
+        {
+            values = t.FloatData.ToArray();
         }
 
-        if (t.FloatData.Count != count) throw Fail($"tensor '{name}' {Shape(dims)}: expected {count:N0} values, found {t.FloatData.Count:N0}.");
-        return (dims, t.FloatData.ToArray());
+        int bad = anyValue ? -1 : Array.FindIndex(values, v => !float.IsFinite(v));
+        if (bad >= 0)
+        {
+            throw Fail($"tensor '{name}' {Shape(dims)}, read by node '{node.Name}' (op {node.OpType}): element {bad} is {values[bad].ToString(CultureInfo.InvariantCulture)}, expected a finite number.");
+        }
+
+        return (dims, values);
     }
 
     private long[] Int64Tensor(NodeProto node, TensorProto t)
     {
-        int[] dims = CheckedDims(t);
+        int[] dims = Dims(t);
         if (t.DataType != (int)DataType.Int64 || dims.Length != 1 || dims[0] > 8) throw Unsupported(node, $"expected an int64 shape vector, found {(DataType)t.DataType} {Shape(dims)}");
-        if (t.HasRawData)
-        {
-            if (t.RawData.Length != dims[0] * sizeof(long)) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected {dims[0] * sizeof(long)} bytes of data, found {t.RawData.Length}.");
-            var values = new long[dims[0]];
-            for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadInt64LittleEndian(t.RawData.Span.Slice(i * sizeof(long)));
-            return values;
-        }
-
-        if (t.Int64Data.Count != dims[0]) throw Fail($"tensor '{t.Name}' {Shape(dims)}: expected {dims[0]} values, found {t.Int64Data.Count}.");
-        return t.Int64Data.ToArray();
+        if (t.RawData.Length == 0) return t.Int64Data.ToArray();
+        var values = new long[dims[0]];
+        for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadInt64LittleEndian(t.RawData.Span.Slice(i * sizeof(long)));
+        return values;
     }
 
-    private int[] CheckedDims(TensorProto t)
-    {
-        if (t.DataLocation == TensorProto.Types.DataLocation.External || t.ExternalData.Count > 0) throw Fail($"tensor '{t.Name}': external data is not supported.");
-        if (t.Segment is not null) throw Fail($"tensor '{t.Name}': segmented tensors are not supported.");
-        if (t.Dims.Count > 8) throw Fail($"tensor '{t.Name}': rank {t.Dims.Count} (at most 8).");
-        long count = 1;
-        foreach (long d in t.Dims)
-        {
-            if (d < 0 || d > OnnxModel.MaxTensorElements) throw Fail($"tensor '{t.Name}': dimension {d} out of range 0 to {OnnxModel.MaxTensorElements:N0}.");
-            count *= d; // ≤ 2^24 · 2^24 before the check below: no overflow
-            if (count > OnnxModel.MaxTensorElements) throw Fail($"tensor '{t.Name}': more than {OnnxModel.MaxTensorElements:N0} elements ({string.Join("x", t.Dims)}).");
-        }
-
-        return t.Dims.Select(d => (int)d).ToArray();
-    }
+    /// <summary>A tensor's dims, each within <see cref="OnnxModel.MaxTensorElements"/> (checked with the graph).</summary>
+    private static int[] Dims(TensorProto t) => t.Dims.Select(d => (int)d).ToArray();
 
     private static string Shape(int[] dims) => $"({string.Join(", ", dims)})";
 

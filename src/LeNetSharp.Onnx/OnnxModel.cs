@@ -75,7 +75,12 @@ public static class OnnxModel
     /// <param name="width">W of the input images (default 28).</param>
     /// <param name="channels">C of the input images (default 1).</param>
     /// <exception cref="NotSupportedException">The network has a layer type ONNX export does not know, or a setting float32 cannot hold (a LeakyRelu slope beyond its range, a BatchNorm eps that rounds to 0, a Dropout p that rounds to 1).</exception>
-    /// <exception cref="ArgumentException">The network does not accept (N, <paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>) input.</exception>
+    /// <exception cref="ArgumentException">
+    /// The network does not accept (N, <paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>)
+    /// input, or one such image would need more activations or multiply-adds than the library's ceilings allow (see the
+    /// import ceilings in the package README), so the file would not import.
+    /// </exception>
+    /// <exception cref="InvalidOperationException">A weight or running statistic is not a finite number, or a running variance is negative, so the file would not import (nothing is written).</exception>
     /// <exception cref="IOException">The file could not be written; the previous file, if any, is intact.</exception>
     public static void Export(Sequential<float> network, string path, int height = 28, int width = 28, int channels = 1)
     {
@@ -93,7 +98,7 @@ public static class OnnxModel
     /// running statistics and Dropout is the identity. A <see cref="Training.Trainer{T}"/> turns training on for its steps.
     /// </returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="OnnxFormatException">Not a regular file (directory, FIFO, device, loop of symbolic links; refused before opening), damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
+    /// <exception cref="OnnxFormatException">Not a regular file (directory, FIFO, device, loop of symbolic links; refused before opening), damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, a graph onnx.checker would refuse (a name assigned twice, nodes out of topological order, the wrong number of inputs or outputs, a tensor with two data fields), a weight or float attribute that is not finite, a network over the library's ceilings (1,024 layers, 67 M parameters, 33.5 M elements held or 4.3 G multiply-adds per input image), or an unsupported graph.</exception>
     public static Sequential<float> Import(string path) => Import(path, out _);
 
     /// <summary>Reads an ONNX model like <see cref="Import(string)"/> and also reports the input image shape it expects.</summary>
@@ -101,7 +106,7 @@ public static class OnnxModel
     /// <param name="inputShape">(H, W, C) of one input image, as the graph declares it.</param>
     /// <returns>A float network taking (N, H, W, C) input and returning the graph's logits (a trailing Softmax is dropped), in evaluation mode.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="OnnxFormatException">Not a regular file (directory, FIFO, device, loop of symbolic links; refused before opening), damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, or an unsupported graph.</exception>
+    /// <exception cref="OnnxFormatException">Not a regular file (directory, FIFO, device, loop of symbolic links; refused before opening), damaged or truncated protobuf, a file over the size ceiling, inconsistent tensors, a graph onnx.checker would refuse (a name assigned twice, nodes out of topological order, the wrong number of inputs or outputs, a tensor with two data fields), a weight or float attribute that is not finite, a network over the library's ceilings (1,024 layers, 67 M parameters, 33.5 M elements held or 4.3 G multiply-adds per input image), or an unsupported graph.</exception>
     public static Sequential<float> Import(string path, out (int Height, int Width, int Channels) inputShape)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);

@@ -411,7 +411,13 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
         });
         Refusal(path).Should().Contain("expected one image input, found 2");
         string inline = Rewrite("lenet_random.onnx", m => m.Graph.Node.Remove(m.Graph.Node.First(n => n.OpType == "Constant")));
-        Refusal(inline).Should().Contain("unsupported node '/Reshape' (op Reshape): its shape '/Constant_output_0' is computed at run time");
+        Refusal(inline).Should().Contain("invalid node '/Reshape' (op Reshape): its input '/Constant_output_0' is not defined before it");
+        string computed = Rewrite("lenet_random.onnx", m =>
+        {
+            var reshape = m.Graph.Node.First(n => n.OpType == "Reshape");
+            reshape.Input[1] = reshape.Input[0]; // a shape the graph computes (here the data itself), not a constant
+        });
+        Refusal(computed).Should().MatchRegex("unsupported node '/Reshape' \\(op Reshape\\): its shape '[^']+' is computed at run time");
     }
 
     [Fact]
@@ -455,13 +461,14 @@ public class OnnxImportTests(ITestOutputHelper output) : TempDirectoryTest
     [Fact]
     public void Padding_that_inflates_the_flatten_beyond_the_ceiling_is_refused_before_allocating()
     {
-        // Padding 1000 on the second Conv: 16 x 1004 x 1004 = 16 M features after the pool, from the sizes alone.
+        // Padding 1000 on the second Conv of 12x12x6: 2008 x 2008 x (16 outputs + 150 patch elements) per image, from the sizes alone.
         string path = Rewrite("lenet_trained.onnx", m =>
         {
             var pads = m.Graph.Node.Last(n => n.OpType == "Conv").Attribute.First(a => a.Name == "pads");
             for (int i = 0; i < 4; i++) pads.Ints[i] = 1000;
         });
-        Refusal(path).Should().Be($"{path}: flattening 16x1004x1004 gives 16,128,256 features, more than 4,194,304.");
+        Refusal(path).Should().Match($"{path}: node '*' (op Conv) as layer 3 (Conv 5x5 6→16 stride 1 pad 1000) brings what one (28, 28, 1) image holds to "
+            + "669,344,800 elements (layer outputs and convolution patches), more than the 33,554,432 a network may use.");
     }
 
     [Fact]

@@ -91,9 +91,18 @@ public abstract class ComputeBackend
     /// <summary>The plan for <paramref name="network"/> on an input like <paramref name="input"/>; validates the shape first.</summary>
     internal abstract ExecutionPlan<T> BuildPlan<T>(Sequential<T> network, Tensor<T> input, PlanMode mode) where T : unmanaged, IFloatingPointIeee754<T>;
 
-    /// <summary>Throws the layers' own message when the network cannot take <paramref name="shape"/>.</summary>
-    private protected static void RequireShape<T>(Sequential<T> network, ReadOnlySpan<int> shape) where T : unmanaged, IFloatingPointIeee754<T> =>
+    /// <summary>
+    /// Throws the layers' own message when the network cannot take <paramref name="shape"/>, and names the layer when one
+    /// example of that shape would hold or cost more than <see cref="NetworkLimits"/> allows: checked once per plan,
+    /// before any buffer of the plan is allocated, whichever way the network is run.
+    /// </summary>
+    private protected static void RequireShape<T>(Sequential<T> network, ReadOnlySpan<int> shape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         network.OutputShapes(shape);
+        var example = shape[1..];
+        string shown = $"({string.Join(", ", example.ToArray())})";
+        NetworkLimits.Check(network.Layers, example, problem => new ArgumentException($"The network is over the library's ceilings for {shown} inputs: {problem}"));
+    }
 
     /// <summary>Every layer by its own code.</summary>
     private protected static PlanStep<T>[] LayerSteps<T>(Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T> =>

@@ -16,7 +16,10 @@ internal static class NetworkChecks
     /// <param name="channels">Channels per pixel.</param>
     /// <param name="classes">The dataset's class count, or null when there is no dataset.</param>
     /// <param name="what">What the images are, for the message (e.g. "the dataset").</param>
-    /// <exception cref="ArgumentException">The message names the network's and the images' shapes or counts.</exception>
+    /// <exception cref="ArgumentException">
+    /// The message names the network's and the images' shapes or counts, or the layer at which one image would cost more
+    /// than <see cref="NetworkLimits"/> allows (activations or multiply-adds).
+    /// </exception>
     public static int RequireFit<T>(Sequential<T> network, int height, int width, int channels, int? classes, string what)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -32,6 +35,7 @@ internal static class NetworkChecks
             throw new ArgumentException($"The network does not fit {images}: {e.Message}", e);
         }
 
+        NetworkLimits.Check(network.Layers, [height, width, channels], problem => new ArgumentException($"The network is over the library's ceilings for {images}: {problem}"));
         int[] output = shapes[^1];
         if (output.Length != 2)
         {

@@ -30,7 +30,8 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <param name="layers">At least one layer.</param>
     /// <exception cref="ArgumentException">
     /// No layers were given, one is null, or one object is given twice (a layer holds the buffers of its own place in
-    /// one pass: two places need two layers).
+    /// one pass: two places need two layers), or the network is over the library's ceilings: more than 1,024 layers or
+    /// more than 67,108,864 parameters and running statistics (what no loader would read back).
     /// </exception>
     /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
     public Sequential(params ILayer<T>[] layers)
@@ -50,6 +51,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             }
         }
 
+        NetworkLimits.Check(layers, [], problem => new ArgumentException($"The network is over the library's ceilings: {problem}", nameof(layers)));
         _layers = (ILayer<T>[])layers.Clone();
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
         _state = _layers.OfType<IStatefulLayer<T>>().SelectMany(l => l.State).ToArray();

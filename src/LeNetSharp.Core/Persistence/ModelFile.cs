@@ -83,8 +83,8 @@ public static class ModelFile
     /// <typeparam name="T">Element type; stored as is.</typeparam>
     /// <exception cref="NotSupportedException">A layer's type is not registered, so the file could not be loaded back (nothing is written).</exception>
     /// <exception cref="InvalidOperationException">
-    /// A BatchNorm layer's running statistics are not finite, or a running variance is negative (training diverged), so
-    /// the file would not load back (nothing is written).
+    /// A weight or BatchNorm running statistic is not a finite number, or a running variance is negative (training
+    /// diverged), so the file would not load back (nothing is written).
     /// </exception>
     public static void Save<T>(Sequential<T> network, string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -104,8 +104,10 @@ public static class ModelFile
     /// checksum mismatch (a flipped byte), truncation, hyper-parameters out of range (channels, features, a
     /// convolution's kernel sizes, stride or padding above 65,536; a pool's kernel or stride below 1 or padding above
     /// half its kernel; a dropout probability outside [0, 1); a setting that is not a finite number), inconsistent
-    /// shapes, or BatchNorm running statistics that are not finite (or a negative running variance). A built-in layer is
-    /// built only once the file is shown to hold its weights. A layer of your own is built by its registered factory from
+    /// shapes, a weight or running statistic that is not a finite number (also one that float32 cannot hold, read as
+    /// float), a negative running variance, more than 1,024 layers or more than 67,108,864 weights and statistics in all
+    /// (the library's ceilings). A built-in layer is built only once the file is shown to hold its weights and they fit
+    /// the ceiling. A layer of your own is built by its registered factory from
     /// the file's settings (check them there: see <see cref="LayerRegistry.Register{T}"/>); whatever the factory throws
     /// is reported as this exception, with the factory's as its inner exception.
     /// </exception>
@@ -225,7 +227,7 @@ public static class ModelFile
             for (int i = 0; i < network.Layers.Count; i++)
             {
                 var layer = network.Layers[i];
-                if (layer is BatchNorm<T> batchNorm && batchNorm.StateProblem() is { } problem)
+                if (NetworkLimits.ValueProblem(layer) is { } problem)
                 {
                     throw new InvalidOperationException($"The model format cannot store layer {i} ({layer.Name}): {problem} A model file holding it would not load back.");
                 }
@@ -387,8 +389,9 @@ public static class ModelFile
         int elementSize = r.ReadByte();
         if (elementSize is not (4 or 8)) throw new ModelFormatException(path, $"expected element size 4 or 8, found {elementSize}.");
         int layerCount = r.ReadInt32();
-        if (layerCount is < 1 or > 1024) throw new ModelFormatException(path, $"expected 1 to 1024 layers, found {layerCount}.");
+        if (layerCount is < 1 or > NetworkLimits.MaxLayers) throw new ModelFormatException(path, $"expected 1 to {NetworkLimits.MaxLayers:N0} layers, found {layerCount}.");
         var dummy = new Random(0); // weights are overwritten below
+        var tally = new NetworkTally([], problem => new ModelFormatException(path, problem)); // no input shape: layers and parameters
         var layers = new ILayer<T>[layerCount];
         for (int i = 0; i < layerCount; i++)
         {
@@ -397,22 +400,24 @@ public static class ModelFile
                 string what;
                 if (version >= 2)
                 {
-                    (layers[i], what) = ReadDescribed(r, elementSize, path, i, layers);
+                    (layers[i], what) = ReadDescribed(r, elementSize, path, i, layers, tally);
                 }
                 else
                 {
                     var kind = (Kind)r.ReadByte();
                     layers[i] = kind switch
                     {
-                        Kind.Conv => ReadConv(r, dummy, elementSize, path, i),
+                        Kind.Conv => ReadConv(r, dummy, elementSize, path, i, tally),
                         Kind.Relu => new Relu<T>(),
                         Kind.MaxPool2x2 => new MaxPool2x2<T>(),
                         Kind.Flatten => new Flatten<T>(),
-                        Kind.Linear => ReadLinear(r, dummy, elementSize, path, i),
+                        Kind.Linear => ReadLinear(r, dummy, elementSize, path, i, tally),
                         _ => throw new ModelFormatException(path, $"layer {i}: unknown layer kind {(byte)kind}."),
                     };
-                    what = $"layer {i} ({layers[i].Name})";
+                    what = NetworkLimits.Describe(i, layers[i]);
                 }
+
+                if (tally.Layers == i) tally.Reserve(i, what, NetworkLimits.StoredElements(layers[i])); // not reserved before it was built: no weights, or a layer of your own
 
                 var stored = StoredTensors(layers[i]);
                 int tensors = r.ReadByte();
@@ -422,7 +427,7 @@ public static class ModelFile
                 }
 
                 foreach (var (name, value) in stored) ReadTensor(r, name, value, elementSize, path, i, what);
-                if (layers[i] is BatchNorm<T> batchNorm && batchNorm.StateProblem() is { } problem)
+                if (NetworkLimits.ValueProblem(layers[i]) is { } problem)
                 {
                     throw new ModelFormatException(path, $"{what}: {problem}");
                 }
@@ -441,22 +446,24 @@ public static class ModelFile
 
         return new Sequential<T>(layers);
 
-        static Conv<T> ReadConv(BinaryReader r, Random dummy, int elementSize, string path, int layer)
+        static Conv<T> ReadConv(BinaryReader r, Random dummy, int elementSize, string path, int layer, NetworkTally tally)
         {
             int inC = r.ReadInt32(), outC = r.ReadInt32(), kh = r.ReadInt32(), kw = r.ReadInt32(), stride = r.ReadInt32(), pad = r.ReadInt32();
             string what = $"layer {layer} (Conv in {inC}, out {outC}, kernel {kh}x{kw}, stride {stride}, padding {pad})";
             CheckRange(path, what, ("in channels", inC, 1), ("out channels", outC, 1), ("kernel height", kh, 1), ("kernel width", kw, 1),
                 ("stride", stride, 1), ("padding", pad, 0));
             EnsureHolds(r, path, what, (Int128)outC * inC * kh * kw + outC, elementSize);
+            tally.Reserve(layer, what, (long)outC * inC * kh * kw + outC);
             return new Conv<T>(inC, outC, kh, kw, dummy, stride, pad);
         }
 
-        static Linear<T> ReadLinear(BinaryReader r, Random dummy, int elementSize, string path, int layer)
+        static Linear<T> ReadLinear(BinaryReader r, Random dummy, int elementSize, string path, int layer, NetworkTally tally)
         {
             int inF = r.ReadInt32(), outF = r.ReadInt32();
             string what = $"layer {layer} (Linear {inF} → {outF})";
             CheckRange(path, what, ("in features", inF, 1), ("out features", outF, 1));
             EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
+            tally.Reserve(layer, what, (long)inF * outF + outF);
             return new Linear<T>(inF, outF, dummy);
         }
     }
@@ -467,7 +474,7 @@ public static class ModelFile
     /// registered factory, whose failures, null or another kind of layer, or a layer already in the network, are the
     /// file's fault too.
     /// </summary>
-    private static (ILayer<T> Layer, string What) ReadDescribed<T>(BinaryReader r, int elementSize, string path, int layer, ILayer<T>[] earlier)
+    private static (ILayer<T> Layer, string What) ReadDescribed<T>(BinaryReader r, int elementSize, string path, int layer, ILayer<T>[] earlier, NetworkTally tally)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string type = ReadName(r);
@@ -501,16 +508,19 @@ public static class ModelFile
                     description.GetInt("stride", 1, MaxDimension);
                     description.GetInt("padding", 0, MaxDimension);
                     EnsureHolds(r, path, what, (Int128)outC * inC * kh * kw + outC, elementSize);
+                    tally.Reserve(layer, what, (long)outC * inC * kh * kw + outC);
                     break;
                 case "Linear":
                     int inF = description.GetInt("in", 1, MaxDimension), outF = description.GetInt("out", 1, MaxDimension);
                     EnsureHolds(r, path, what, (Int128)inF * outF + outF, elementSize);
+                    tally.Reserve(layer, what, (long)inF * outF + outF);
                     break;
                 case "BatchNorm1d" or "BatchNorm2d":
                     int channels = description.GetInt(type == "BatchNorm1d" ? "features" : "channels", 1, MaxDimension);
                     BatchNorm<T>.CheckSettings(description.Get("eps"), description.Get("momentum"));
                     bool affine = description.GetInt("affine", 0, 1) == 1;
                     EnsureHolds(r, path, what, (Int128)channels * (affine ? 4 : 2), elementSize);
+                    tally.Reserve(layer, what, (long)channels * (affine ? 4 : 2));
                     break;
                 case "MaxPool2d" or "AvgPool2d": // nothing is allocated by these settings: what the constructor takes, a saved pool loads
                     int kernel = description.GetInt("kernel", 1);

@@ -437,7 +437,7 @@ public static class TutorialWeights
     /// <param name="path">The .npz file.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <returns>The network.</returns>
-    /// <exception cref="ModelFormatException">A key is missing or an array has the wrong shape; the message names both shapes.</exception>
+    /// <exception cref="ModelFormatException">A key is missing, an array has the wrong shape (the message names both shapes) or holds a value that is not a finite number in <typeparamref name="T"/>.</exception>
     public static Layers.Sequential<T> Import<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var arrays = Npy.ReadNpz(path);
@@ -455,9 +455,21 @@ public static class TutorialWeights
                 throw new ModelFormatException(path, $"array '{key}' should be {target.ShapeString}, found {Tensor<T>.ShapeToString(array.Shape)}.");
             }
 
-            for (int i = 0; i < target.Length; i++) target.Data[i] = T.CreateTruncating(array.Values[i]);
+            for (int i = 0; i < target.Length; i++)
+            {
+                T value = T.CreateTruncating(array.Values[i]);
+                if (!T.IsFinite(value))
+                {
+                    throw new ModelFormatException(path, string.Create(CultureInfo.InvariantCulture,
+                        $"array '{key}' element {i} is {array.Values[i]}{(double.IsFinite(array.Values[i]) ? $", beyond the range of {typeof(T).Name}" : "")}, expected a finite number."));
+                }
+
+                target.Data[i] = value;
+            }
         }
 
+        // LeNet is within every ceiling; checked here as every loader checks what it builds.
+        Layers.NetworkLimits.Check(network.Layers, [Layers.LeNet.ImageSize, Layers.LeNet.ImageSize, 1], problem => new ModelFormatException(path, problem));
         return network;
     }
 
@@ -466,6 +478,7 @@ public static class TutorialWeights
     /// <param name="path">Destination .npz.</param>
     /// <typeparam name="T">Element type.</typeparam>
     /// <exception cref="ArgumentException">The network does not have LeNet's layers.</exception>
+    /// <exception cref="InvalidOperationException">A weight is not a finite number, so the file would not load back (nothing is written).</exception>
     public static void Export<T>(Layers.Sequential<T> network, string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -474,6 +487,14 @@ public static class TutorialWeights
             || network.Layers.Zip(reference.Layers).Any(p => p.First.Name != p.Second.Name))
         {
             throw new ArgumentException("Only the LeNet architecture maps onto the tutorial's weight file.", nameof(network));
+        }
+
+        for (int i = 0; i < network.Layers.Count; i++)
+        {
+            if (Layers.NetworkLimits.NonFiniteValue(network.Layers[i]) is { } problem)
+            {
+                throw new InvalidOperationException($"The tutorial's weight file cannot store layer {i} ({network.Layers[i].Name}): {problem} A file holding it would not load back.");
+            }
         }
 
         Npy.WriteNpz(path, Map.Select(m => KeyValuePair.Create(
