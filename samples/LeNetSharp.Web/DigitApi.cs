@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
+using LeNetSharp.Imaging;
 using LeNetSharp.Inference;
 
 namespace LeNetSharp.Web;
@@ -103,7 +104,7 @@ internal static class DigitApi
                 await model.DecodeGate.WaitAsync(context.RequestAborted);
                 try
                 {
-                    var (grey, width, height) = ImageDecoder.DecodeGrey(body, "request body", Program.MaxImagePixels);
+                    var (grey, width, height) = ImageDecoder.Decode(body, "request body", maxPixels: Program.MaxImagePixels);
                     bytes = MnistPreprocessing.Preprocess(grey, width, height);
                 }
                 finally
