@@ -69,6 +69,14 @@ public static class Program
                 return Train(options, stdout, stderr);
             case "eval":
                 var model = LoadModel(options.Model);
+                if (DataSource.IsImageFolder(options.Data))
+                {
+                    var (images, split) = DataSource.ForEvaluation(options, model, stdout);
+                    Evaluate(options, stdout, model, history: null, images, save: null, split);
+                    return 0;
+                }
+
+                DataSource.RefuseImageOptions(options);
                 var files = Mnist.Recognize(options.Data, MnistSplit.Test);
                 var test = Mnist.Load(options.Data, MnistSplit.Test);
                 PrintDataset(options, stdout, files);
@@ -114,10 +122,21 @@ public static class Program
     private static int Train(Options o, TextWriter stdout, TextWriter stderr)
     {
         // Everything that can fail is checked before training: the data (both splits), the outputs, the options.
-        var files = Mnist.Recognize(o.Data, MnistSplit.Train, MnistSplit.Test);
-        var train = Mnist.Load(o.Data, MnistSplit.Train);
-        var test = Mnist.Load(o.Data, MnistSplit.Test);
-        PrintDataset(o, stdout, files);
+        ImageDataset train;
+        ImageDataset? test;
+        if (DataSource.IsImageFolder(o.Data))
+        {
+            (train, test) = DataSource.ForTraining(o, stdout);
+        }
+        else
+        {
+            DataSource.RefuseImageOptions(o);
+            var files = Mnist.Recognize(o.Data, MnistSplit.Train, MnistSplit.Test);
+            train = Mnist.Load(o.Data, MnistSplit.Train);
+            test = Mnist.Load(o.Data, MnistSplit.Test);
+            PrintDataset(o, stdout, files);
+        }
+
         string? checkpoints = o.Checkpoint ?? o.Resume;
         EnsureWritableFile(o.Model);
         if (checkpoints is not null) AtomicFile.EnsureWritable(Path.Combine(checkpoints, TrainingCheckpoint.FileName));
@@ -154,19 +173,20 @@ public static class Program
 
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
-            : new Trainer<float>(arch ?? LeNet.Create<float>(o.Seed), trainingOptions);
+            : new Trainer<float>(arch ?? DataSource.NewNetwork(o, train), trainingOptions);
         var network = trainer.Network;
         network.Backend = o.Backend;
+        DataSource.Describe(network, train);
         if (o.Report is not null) Report.EnsureDrawable(network, o.Arch ?? o.Resume ?? "LeNet");
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         if (o.Arch is not null) stdout.WriteLine(Recipe.ArchitectureLine(o.Arch, network));
         string weights = o.Arch is null ? "" : ", from its weights";
-        stdout.WriteLine($"training {o.Arch ?? "LeNet"} ({network.ParameterCount:N0} parameters{weights}) on {train.Count:N0} images: "
+        stdout.WriteLine($"training {o.Arch ?? DataSource.NetworkName(train)} ({network.ParameterCount:N0} parameters{weights}) on {train.Count:N0} images: "
             + $"{o.Epochs} epoch{(o.Epochs == 1 ? "" : "s")}, batch {o.Batch}, {Recipe.RateText(o, trainer.Optimizer.LearningRate)}, seed {o.Seed}, threads {o.Threads}, backend {network.Backend.Name}{from}");
         foreach (string line in Recipe.Lines(o, validation, pool)) stdout.WriteLine(line);
         // With --report, the curves are recorded and the test accuracy measured after every epoch.
         var history = o.Report is null ? null
-            : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).Accuracy);
+            : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test!, o.InferBatch, o.Threads).Accuracy);
         using var interrupt = new CancellationTokenSource();
         TrainingResult? result = null;
         using (Signals.CancelOn(interrupt))
@@ -196,11 +216,13 @@ public static class Program
 
         if (o.EarlyStop is not null && result is not null) stdout.WriteLine(Recipe.StopLine(result));
 
-        Evaluate(o, stdout, network, history, test, save: () =>
+        // An image folder without a test split is measured on the held-out images, or on the training images themselves.
+        string split = test is not null ? "test" : validation is not null ? "validation" : "training";
+        Evaluate(o, stdout, network, history, test ?? validation ?? train, save: () =>
         {
             SaveModel(network, o.Model);
             stdout.WriteLine($"saved {o.Model}{RanAt(network)}");
-        });
+        }, split);
         return 0;
     }
 
@@ -228,15 +250,15 @@ public static class Program
 
     /// <summary>
     /// Renders the report in memory (when --report is given), then runs <paramref name="save"/> (the model, for train),
-    /// then writes the report's files and prints the test accuracy last: a report that fails to render leaves nothing written.
+    /// then writes the report's files and prints the accuracy on <paramref name="split"/> ("test", …) last: a report that fails to render leaves nothing written.
     /// </summary>
-    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test, Action? save)
+    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test, Action? save, string split = "test")
     {
         network.Backend = o.Backend;
         var rendered = o.Report is null ? null : Report.Render(network, test, o.Model, history, o.InferBatch);
         save?.Invoke();
         if (rendered is not null) Report.Write(o.Report!, rendered, stdout);
-        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
+        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString(split));
     }
 
     /// <summary>" (trained at 256-bit vectors, measured fastest here)": the width the SIMD backend's last plan ran at, or "".</summary>

@@ -36,6 +36,16 @@ internal static class Recipe
             network = ModelFiles.Load(path);
         }
 
+        CheckFits(path, network, data);
+        if (network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
+        return network;
+    }
+
+    /// <summary>Checks that <paramref name="network"/> (read from <paramref name="path"/>) takes <paramref name="data"/>'s images and gives one output per class.</summary>
+    /// <exception cref="InvalidDataException">It does not; the message names the file and both shapes.</exception>
+    public static void CheckFits(string path, Sequential<float> network, ImageDataset data)
+    {
+        string images = $"{data.Height}x{data.Width}x{data.Channels}";
         IReadOnlyList<int[]> shapes;
         try
         {
@@ -57,9 +67,6 @@ internal static class Recipe
         {
             throw new InvalidDataException($"{path}: the network gives {output[1]} outputs per image, but the data has {data.Classes} classes.");
         }
-
-        if (network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
-        return network;
     }
 
     /// <summary>"arch: PATH: 8 layers, Conv 5x5 1→6 stride 1 pad 0 → Relu → … → Linear 256→10".</summary>
