@@ -23,6 +23,12 @@ internal sealed class Cli
             + "or DIR/train/CLASS/… and DIR/test/CLASS/…", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "mnist"),
     };
 
+    /// <summary>--data of fetch and bench, which take MNIST only.</summary>
+    private readonly Option<string> _mnistData = new("--data")
+    {
+        Description = "MNIST folder", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "mnist"),
+    };
+
     private readonly Option<(int Height, int Width)?> _size = new("--size")
     {
         Description = "Image folder: resize every picture to H x W pixels (N for N x N; default: the first picture's size, which all must have). "
@@ -182,7 +188,8 @@ internal sealed class Cli
             "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
             + "save the model, evaluate it on the 10,000 test images.");
         _backend.CompletionSources.Add(BackendNames);
-        foreach (Option path in new Option[] { _data, _model, _arch, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
+        _channels.HelpName = "N";
+        foreach (Option path in new Option[] { _data, _mnistData, _model, _arch, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
         _files.Validators.Add(r =>
         {
             if (r.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value))) r.AddError("FILE expects a path, got an empty string");
@@ -204,14 +211,14 @@ internal sealed class Cli
             return command;
         }
 
-        Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
+        Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _mnistData);
         Verb("train", "Train (a new LeNet, or --arch FILE from its weights), save the model, evaluate it on the test images (MNIST's 10,000, or an image folder's)", training);
         Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images (MNIST's, or an image folder's)", _data, _size, _channels, _model, _inferBatch, _threads, _backend, _report);
         Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
         Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred); "
             + "with a model trained on an image folder, name the class of each (the picture resized as in training)", _model, _json)
             .Add(_files);
-        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _backend);
+        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _mnistData, _batch, _seed, _steps, _inferBatch, _threads, _backend);
 
         string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];
         var topic = new Argument<string?>("command") { Description = "The command to describe", HelpName = "COMMAND", Arity = ArgumentArity.ZeroOrOne };
@@ -292,7 +299,7 @@ internal sealed class Cli
         T Get<T>(Option<T> option, T fallback) => own.Contains(option) ? r.GetValue(option)! : fallback;
         return o with
         {
-            Data = Get(_data, o.Data), Model = Get(_model, o.Model), Epochs = Get(_epochs, o.Epochs), Batch = Get(_batch, o.Batch),
+            Data = Get(_data, Get(_mnistData, o.Data)), Model = Get(_model, o.Model), Epochs = Get(_epochs, o.Epochs), Batch = Get(_batch, o.Batch),
             LearningRate = Get(_lr, o.LearningRate), Decay = Get(_decay, o.Decay), Seed = Get(_seed, o.Seed), Limit = Get(_limit, o.Limit),
             Steps = Get(_steps, o.Steps), InferBatch = Get(_inferBatch, o.InferBatch), Threads = Get(_threads, o.Threads),
             BackendName = Get(_backend, o.BackendName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),

@@ -14,8 +14,13 @@ namespace LeNetSharp.Trainer;
 /// </summary>
 internal static class DataSource
 {
-    /// <summary>Whether <paramref name="directory"/> is an image folder rather than MNIST's (see the class summary).</summary>
-    public static bool IsImageFolder(string directory) => Mnist.Recognize(directory).Files.Count == 0 && ImageFolder.HasSubfolders(directory);
+    /// <summary>
+    /// Whether <paramref name="directory"/> is an image folder rather than MNIST's (see the class summary): decided from
+    /// the file names alone, so a damaged MNIST folder still gets MNIST's own errors.
+    /// </summary>
+    public static bool IsImageFolder(string directory) =>
+        !Mnist.Files.Any(f => File.Exists(Path.Combine(directory, f.Name)) || File.Exists(Path.Combine(directory, f.Name + ".gz")))
+        && ImageFolder.HasSubfolders(directory);
 
     /// <summary>
     /// The training images and the test images (null when the folder has no test split) of an image folder, after

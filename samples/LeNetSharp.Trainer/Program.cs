@@ -98,8 +98,8 @@ public static class Program
                 PrintDataset(options, stdout, Mnist.Recognize(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);
                 return 0;
-            default: // the main job
-                Fetch(options, stdout);
+            default: // the main job (an image folder as --data needs no fetch)
+                if (!DataSource.IsImageFolder(options.Data)) Fetch(options, stdout);
                 return Train(options, stdout, stderr);
         }
     }

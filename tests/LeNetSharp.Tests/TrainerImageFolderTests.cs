@@ -59,6 +59,13 @@ public class TrainerImageFolderTests(MnistTree tree) : TempDirectoryTest, IClass
         (code, output, err) = Run("eval", "--data", tree.Train, "--model", model);
         (code, err).Should().Be((0, ""));
         output.TrimEnd().Split('\n')[^1].Should().MatchRegex(@"^accuracy: .*\(\d+/60\)$");
+
+        // The main job (no command) trains on an image folder without fetching MNIST into it.
+        var before = Directory.GetFileSystemEntries(tree.Train);
+        (code, output, err) = Run(["--data", tree.Train, "--model", model, "--epochs", "1"]);
+        (code, err).Should().Be((0, ""));
+        output.Should().StartWith($"data: image folder {tree.Train}:");
+        Directory.GetFileSystemEntries(tree.Train).Should().BeEquivalentTo(before);
     }
 
     [Fact]
