@@ -34,8 +34,41 @@ internal sealed class Cli
 
     private readonly Option<string> _data = new("--data")
     {
+        Description = "MNIST folder (its IDX files), or an image folder: one sub-folder of pictures per class (DIR/CLASS/*.png|jpg|jpeg|bmp), "
+            + "or DIR/train/CLASS/… and DIR/test/CLASS/…", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "mnist"),
+    };
+
+    /// <summary>--data of fetch and bench, which take MNIST only.</summary>
+    private readonly Option<string> _mnistData = new("--data")
+    {
         Description = "MNIST folder", HelpName = "DIR", DefaultValueFactory = _ => Path.Combine("data", "mnist"),
     };
+
+    private readonly Option<(int Height, int Width)?> _size = new("--size")
+    {
+        Description = "Image folder: resize every picture to H x W pixels (N for N x N; default: the first picture's size, which all must have). "
+            + "eval: the model's own input size when it records one", HelpName = "HxW",
+        CustomParser = r =>
+        {
+            if (r.Tokens.Count == 0) return null;
+            string value = r.Tokens[^1].Value;
+            string[] parts = value.Split('x', 'X');
+            if (parts.Length is 1 or 2 && parts.All(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v is >= 1 and <= MaxSide))
+            {
+                int h = int.Parse(parts[0], CultureInfo.InvariantCulture);
+                return (h, parts.Length == 2 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : h);
+            }
+
+            r.AddError($"--size expects N or HxW, each from 1 to {MaxSide:N0} (e.g. 32 or 32x48), got '{value}'");
+            return null;
+        },
+    };
+
+    /// <summary>The largest side --size accepts (the pictures are decoded up to 50 megapixels anyway).</summary>
+    private const int MaxSide = 8192;
+
+    private readonly Option<string> _channels = ChoiceOption("--channels",
+        "Image folder: 1 to read the pictures as grey, 3 as RGB (eval: the model's own when it records one)", ["1", "3"], "1");
 
     private readonly Option<string> _model = new("--model")
     {
@@ -163,7 +196,7 @@ internal sealed class Cli
 
     private readonly Option<bool> _json = new("--json")
     {
-        Description = "Print one JSON object per line: {\"file\", \"label\", \"probabilities\": [one per class]}",
+        Description = "Print one JSON object per line: {\"file\", \"label\", \"class\" (when the model names its classes), \"probabilities\": [one per class]}",
     };
 
     private readonly RootCommand _root;
@@ -187,14 +220,15 @@ internal sealed class Cli
             "Trains the tutorial's LeNet on MNIST and uses it. With no command: fetch MNIST if missing, train 2 epochs, "
             + "save the model, evaluate it on the 10,000 test images.");
         _backend.CompletionSources.Add(BackendNames);
-        foreach (Option path in new Option[] { _data, _model, _arch, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
+        _channels.HelpName = "N";
+        foreach (Option path in new Option[] { _data, _mnistData, _model, _arch, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
         _files.Validators.Add(r =>
         {
             if (r.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value))) r.AddError("FILE expects a path, got an empty string");
         });
         Option[] training =
         [
-            _data, _model, _net, _arch, _epochs, _batch, _optimizer, _lr, _momentum, _weightDecay, _schedule, _decay, _stepSize, _gamma, _warmup, _seed, _limit,
+            _data, _size, _channels, _model, _net, _arch, _epochs, _batch, _optimizer, _lr, _momentum, _weightDecay, _schedule, _decay, _stepSize, _gamma, _warmup, _seed, _limit,
             _valSplit, _earlyStop, _augment, _flip, _threads, _backend, _inferBatch, _checkpoint, _checkpointEvery, _resume, _report,
         ];
         Add(_root, training);
@@ -209,13 +243,14 @@ internal sealed class Cli
             return command;
         }
 
-        Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _data);
-        Verb("train", "Train (a new LeNet, or --arch FILE from its weights), save the model, evaluate it on the 10,000 test images", training);
-        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images", _data, _model, _inferBatch, _threads, _backend, _report);
+        Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _mnistData);
+        Verb("train", "Train (a new LeNet, or --arch FILE from its weights), save the model, evaluate it on the test images (MNIST's 10,000, or an image folder's)", training);
+        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images (MNIST's, or an image folder's)", _data, _size, _channels, _model, _inferBatch, _threads, _backend, _report);
         Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
-        Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred)", _model, _json)
+        Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred); "
+            + "with a model trained on an image folder, name the class of each (the picture resized as in training)", _model, _json)
             .Add(_files);
-        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _data, _batch, _seed, _steps, _inferBatch, _threads, _backend);
+        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _mnistData, _batch, _seed, _steps, _inferBatch, _threads, _backend);
 
         string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];
         var topic = new Argument<string?>("command") { Description = "The command to describe", HelpName = "COMMAND", Arity = ArgumentArity.ZeroOrOne };
@@ -303,7 +338,7 @@ internal sealed class Cli
         T Get<T>(Option<T> option, T fallback) => own.Contains(option) ? r.GetValue(option)! : fallback;
         return Recipe.WithNetDefaults(o with
         {
-            Data = Get(_data, o.Data), Model = Get(_model, o.Model), Epochs = Get(_epochs, o.Epochs), Batch = Get(_batch, o.Batch),
+            Data = Get(_data, Get(_mnistData, o.Data)), Model = Get(_model, o.Model), Epochs = Get(_epochs, o.Epochs), Batch = Get(_batch, o.Batch),
             LearningRate = Get(_lr, o.LearningRate), Decay = Get(_decay, o.Decay), Seed = Get(_seed, o.Seed), Limit = Get(_limit, o.Limit),
             Steps = Get(_steps, o.Steps), InferBatch = Get(_inferBatch, o.InferBatch), Threads = Get(_threads, o.Threads),
             BackendName = Get(_backend, o.BackendName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
@@ -312,6 +347,7 @@ internal sealed class Cli
             Net = Get(_net, o.Net), Arch = Get(_arch, o.Arch), Optimizer = Get(_optimizer, o.Optimizer), Momentum = Get(_momentum, o.Momentum), WeightDecay = Get(_weightDecay, o.WeightDecay),
             Schedule = Get(_schedule, o.Schedule), Warmup = Get(_warmup, o.Warmup), StepSize = Get(_stepSize, o.StepSize), Gamma = Get(_gamma, o.Gamma),
             ValSplit = Get(_valSplit, o.ValSplit), EarlyStop = Get(_earlyStop, o.EarlyStop), Augment = Get(_augment, o.Augment), Flip = Get(_flip, o.Flip),
+            Size = Get(_size, o.Size), Channels = own.Contains(_channels) ? int.Parse(r.GetValue(_channels)!, CultureInfo.InvariantCulture) : o.Channels,
             Files = r.CommandResult.Command.Arguments.Contains(_files) ? r.GetValue(_files) ?? [] : [],
             Given = r.CommandResult.Children.OfType<OptionResult>().Where(c => !c.Implicit).Select(c => c.Option.Name).ToHashSet(),
         });

@@ -69,6 +69,12 @@ internal sealed record Options
     /// <summary>--flip: mirror half the training images left to right, anew every epoch.</summary>
     public bool Flip { get; init; }
 
+    /// <summary>--size: the (height, width) an image folder's pictures are resized to, or null for the first picture's size.</summary>
+    public (int Height, int Width)? Size { get; init; }
+
+    /// <summary>--channels: 1 (grey) or 3 (RGB), for an image folder.</summary>
+    public int Channels { get; init; } = 1;
+
     /// <summary>The options given on the command line (by name, e.g. "--lr"), as opposed to defaults.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 }

@@ -69,6 +69,14 @@ public static class Program
                 return Train(options, stdout, stderr);
             case "eval":
                 var model = LoadModel(options.Model);
+                if (DataSource.IsImageFolder(options.Data))
+                {
+                    var (images, split) = DataSource.ForEvaluation(options, model, stdout);
+                    Evaluate(options, stdout, model, history: null, images, save: null, split);
+                    return 0;
+                }
+
+                DataSource.RefuseImageOptions(options);
                 var files = Mnist.Recognize(options.Data, MnistSplit.Test);
                 var test = Mnist.Load(options.Data, MnistSplit.Test);
                 ModelFiles.RequireWithinCeilings(model, options.Model, test.Height, test.Width, test.Channels);
@@ -93,8 +101,8 @@ public static class Program
                 PrintDataset(options, stdout, Mnist.Recognize(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);
                 return 0;
-            default: // the main job
-                Fetch(options, stdout);
+            default: // the main job (an image folder as --data needs no fetch)
+                if (!DataSource.IsImageFolder(options.Data)) Fetch(options, stdout);
                 return Train(options, stdout, stderr);
         }
     }
@@ -114,18 +122,24 @@ public static class Program
         Mnist.EnsureAsync(o.Data, log).GetAwaiter().GetResult();
     }
 
-    /// <summary>The network of --net for <paramref name="data"/>'s images: the tutorial's LeNet, or <see cref="ModernCnn"/>.</summary>
-    private static Sequential<float> NewNetwork(Options o, ImageDataset data) => o.Net == "modern"
-        ? ModernCnn.Create<float>(o.Seed, data.Height, data.Width, data.Channels, data.Classes)
-        : LeNet.Create<float>(o.Seed);
-
     private static int Train(Options o, TextWriter stdout, TextWriter stderr)
     {
         // Everything that can fail is checked before training: the data (both splits), the outputs, the options.
-        var files = Mnist.Recognize(o.Data, MnistSplit.Train, MnistSplit.Test);
-        var train = Mnist.Load(o.Data, MnistSplit.Train);
-        var test = Mnist.Load(o.Data, MnistSplit.Test);
-        PrintDataset(o, stdout, files);
+        ImageDataset train;
+        ImageDataset? test;
+        if (DataSource.IsImageFolder(o.Data))
+        {
+            (train, test) = DataSource.ForTraining(o, stdout);
+        }
+        else
+        {
+            DataSource.RefuseImageOptions(o);
+            var files = Mnist.Recognize(o.Data, MnistSplit.Train, MnistSplit.Test);
+            train = Mnist.Load(o.Data, MnistSplit.Train);
+            test = Mnist.Load(o.Data, MnistSplit.Test);
+            PrintDataset(o, stdout, files);
+        }
+
         string? checkpoints = o.Checkpoint ?? o.Resume;
         EnsureWritableFile(o.Model);
         if (checkpoints is not null) AtomicFile.EnsureWritable(Path.Combine(checkpoints, TrainingCheckpoint.FileName));
@@ -171,11 +185,12 @@ public static class Program
         if (o.Resume is null && Unusable(trainingOptions)) return Cli.UsageError;
         using var trainer = o.Resume is { } resume
             ? Trainer<float>.Resume(resume, trainingOptions)
-            : new Trainer<float>(arch ?? NewNetwork(o, train), trainingOptions);
+            : new Trainer<float>(arch ?? DataSource.NewNetwork(o, train), trainingOptions);
         if (o.Resume is not null && Unusable(trainer.Options)) return Cli.UsageError;
         var network = trainer.Network;
         network.Backend = o.Backend;
-        string name = o.Arch ?? (o.Net == "modern" ? "the modern CNN" : "LeNet");
+        DataSource.Describe(network, train);
+        string name = o.Arch ?? DataSource.NetworkName(o, train);
         if (o.Report is not null) Report.EnsureDrawable(network, o.Resume ?? name);
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         if (o.Arch is not null) stdout.WriteLine(Recipe.ArchitectureLine(o.Arch, network));
@@ -185,7 +200,7 @@ public static class Program
         foreach (string line in Recipe.Lines(o, validation, pool)) stdout.WriteLine(line);
         // With --report, the curves are recorded and the test accuracy measured after every epoch.
         var history = o.Report is null ? null
-            : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).Accuracy);
+            : new TrainingHistory(train.Count, o.Batch, () => Evaluator.Evaluate(network, test!, o.InferBatch, o.Threads).Accuracy);
         using var interrupt = new CancellationTokenSource();
         TrainingResult? result = null;
         using (Signals.CancelOn(interrupt))
@@ -215,11 +230,13 @@ public static class Program
 
         if (o.EarlyStop is not null && result is not null) stdout.WriteLine(Recipe.StopLine(result));
 
-        Evaluate(o, stdout, network, history, test, save: () =>
+        // An image folder without a test split is measured on the held-out images, or on the training images themselves.
+        string split = test is not null ? "test" : validation is not null ? "validation" : "training";
+        Evaluate(o, stdout, network, history, test ?? validation ?? train, save: () =>
         {
             SaveModel(network, o.Model);
             stdout.WriteLine($"saved {o.Model}{RanAt(network)}");
-        });
+        }, split);
         return 0;
     }
 
@@ -249,15 +266,15 @@ public static class Program
 
     /// <summary>
     /// Renders the report in memory (when --report is given), then runs <paramref name="save"/> (the model, for train),
-    /// then writes the report's files and prints the test accuracy last: a report that fails to render leaves nothing written.
+    /// then writes the report's files and prints the accuracy on <paramref name="split"/> ("test", …) last: a report that fails to render leaves nothing written.
     /// </summary>
-    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test, Action? save)
+    private static void Evaluate(Options o, TextWriter stdout, Sequential<float> network, TrainingHistory? history, ImageDataset test, Action? save, string split = "test")
     {
         network.Backend = o.Backend;
         var rendered = o.Report is null ? null : Report.Render(network, test, o.Model, history, o.InferBatch);
         save?.Invoke();
         if (rendered is not null) Report.Write(o.Report!, rendered, stdout);
-        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString("test"));
+        stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString(split));
     }
 
     /// <summary>" (trained at 256-bit vectors, measured fastest here)": the width the SIMD backend's last plan ran at, or "".</summary>

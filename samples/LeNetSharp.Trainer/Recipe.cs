@@ -60,6 +60,16 @@ internal static class Recipe
             network = ModelFiles.Load(path);
         }
 
+        CheckFits(path, network, data);
+        if (network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
+        return network;
+    }
+
+    /// <summary>Checks that <paramref name="network"/> (read from <paramref name="path"/>) takes <paramref name="data"/>'s images and gives one output per class.</summary>
+    /// <exception cref="InvalidDataException">It does not; the message names the file and both shapes.</exception>
+    public static void CheckFits(string path, Sequential<float> network, ImageDataset data)
+    {
+        string images = $"{data.Height}x{data.Width}x{data.Channels}";
         IReadOnlyList<int[]> shapes;
         try
         {
@@ -83,8 +93,6 @@ internal static class Recipe
         }
 
         ModelFiles.RequireWithinCeilings(network, path, data.Height, data.Width, data.Channels);
-        if (network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
-        return network;
     }
 
     /// <summary>"arch: PATH: 8 layers, Conv 5x5 1→6 stride 1 pad 0 → Relu → … → Linear 256→10".</summary>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
+using LeNetSharp.Imaging;
 using LeNetSharp.Inference;
 
 namespace LeNetSharp.Web;
@@ -110,7 +111,7 @@ internal static class DigitApi
                 await model.DecodeGate.WaitAsync(context.RequestAborted);
                 try
                 {
-                    var (grey, width, height) = ImageDecoder.DecodeGrey(body, source, Program.MaxImagePixels);
+                    var (grey, width, height) = ImageDecoder.Decode(body, source, maxPixels: Program.MaxImagePixels);
                     bytes = MnistPreprocessing.Preprocess(grey, width, height);
                 }
                 finally

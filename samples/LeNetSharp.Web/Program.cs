@@ -1,3 +1,4 @@
+using LeNetSharp.Imaging;
 using LeNetSharp.Inference;
 using LeNetSharp.Persistence;
 

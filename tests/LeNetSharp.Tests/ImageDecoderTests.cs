@@ -43,7 +43,7 @@ public class ImageDecoderTests : TempDirectoryTest
     [InlineData(SKEncodedImageFormat.Bmp)]
     public void Lossless_files_decode_to_their_exact_grey_values(SKEncodedImageFormat format)
     {
-        var (grey, width, height) = ImageDecoder.DecodeGrey(Pictures.Encode(Pictures.Rgba(Grey3x2), 3, 2, format), "x");
+        var (grey, width, height) = ImageDecoder.Decode(Pictures.Encode(Pictures.Rgba(Grey3x2), 3, 2, format), "x");
         (width, height).Should().Be((3, 2));
         grey.Should().Equal(Grey3x2);
     }
@@ -53,12 +53,24 @@ public class ImageDecoderTests : TempDirectoryTest
     {
         byte[] rgba = [255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255];
         // (77·R + 150·G + 29·B + 128) >> 8: red (19,635 + 128) / 256 = 77, green 38,378 / 256 = 149, blue 7,523 / 256 = 29.
-        ImageDecoder.DecodeGrey(Pictures.Encode(rgba, 3, 1), "rgb.png").Grey.Should().Equal(77, 149, 29);
+        ImageDecoder.Decode(Pictures.Encode(rgba, 3, 1), "rgb.png").Pixels.Should().Equal(77, 149, 29);
 
         var flat = Enumerable.Repeat((byte)200, 16 * 16).ToArray();
-        var (jpeg, w, h) = ImageDecoder.DecodeGrey(Pictures.Encode(Pictures.Rgba(flat), 16, 16, SKEncodedImageFormat.Jpeg), "flat.jpg");
+        var (jpeg, w, h) = ImageDecoder.Decode(Pictures.Encode(Pictures.Rgba(flat), 16, 16, SKEncodedImageFormat.Jpeg), "flat.jpg");
         (w, h).Should().Be((16, 16));
         jpeg.Should().OnlyContain(v => Math.Abs(v - 200) <= 2);
+    }
+
+    [Fact]
+    public void Colour_decodes_to_rgb_with_transparent_pixels_taking_the_paper_grey()
+    {
+        // Red, green, blue and one transparent pixel: mostly opaque, so the hole takes the opaque pixels' median grey,
+        // the luma of red (77; green 149, blue 29), in each channel.
+        byte[] rgba = [255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 10, 20, 30, 0];
+        var (rgb, width, height) = ImageDecoder.Decode(Pictures.Encode(rgba, 2, 2), "rgb.png", channels: 3);
+        (width, height).Should().Be((2, 2));
+        rgb.Should().Equal(255, 0, 0, 0, 255, 0, 0, 0, 255, 77, 77, 77);
+        FluentActions.Invoking(() => ImageDecoder.Decode(Pictures.Encode(rgba, 2, 2), "rgb.png", channels: 2)).Should().Throw<ArgumentOutOfRangeException>();
     }
 
     [Fact]
@@ -66,12 +78,12 @@ public class ImageDecoderTests : TempDirectoryTest
     {
         // 4 pixels: one opaque stroke pixel, three fully transparent (their colour channels say nothing).
         byte[] dark = [10, 10, 10, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        ImageDecoder.DecodeGrey(Pictures.Encode(dark, 2, 2), "dark.png").Grey.Should().Equal(10, 255, 255, 255);
+        ImageDecoder.Decode(Pictures.Encode(dark, 2, 2), "dark.png").Pixels.Should().Equal(10, 255, 255, 255);
         byte[] light = [240, 240, 240, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        ImageDecoder.DecodeGrey(Pictures.Encode(light, 2, 2), "light.png").Grey.Should().Equal(240, 0, 0, 0);
+        ImageDecoder.Decode(Pictures.Encode(light, 2, 2), "light.png").Pixels.Should().Equal(240, 0, 0, 0);
         // Half-transparent black on (white) paper: (0·128 + 255·127 + 127) / 255 = 127.
         byte[] half = [0, 0, 0, 128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        ImageDecoder.DecodeGrey(Pictures.Encode(half, 2, 2), "half.png").Grey[0].Should().Be(127);
+        ImageDecoder.Decode(Pictures.Encode(half, 2, 2), "half.png").Pixels[0].Should().Be(127);
     }
 
     [Fact]
@@ -79,7 +91,7 @@ public class ImageDecoderTests : TempDirectoryTest
     {
         // 3 opaque pixels of a light-grey page (220, 220, 20 = a stroke) and one transparent hole: median page colour 220.
         byte[] rgba = [220, 220, 220, 255, 220, 220, 220, 255, 20, 20, 20, 255, 0, 0, 0, 0];
-        ImageDecoder.DecodeGrey(Pictures.Encode(rgba, 2, 2), "hole.png").Grey.Should().Equal(220, 220, 20, 220);
+        ImageDecoder.Decode(Pictures.Encode(rgba, 2, 2), "hole.png").Pixels.Should().Equal(220, 220, 20, 220);
     }
 
     [Fact]
@@ -97,20 +109,24 @@ public class ImageDecoderTests : TempDirectoryTest
         ];
         var tagged = jpeg.Take(2).Concat(exif).Concat(jpeg.Skip(2)).ToArray();
 
-        var (grey, width, height) = ImageDecoder.DecodeGrey(tagged, "photo.jpg");
+        var (grey, width, height) = ImageDecoder.Decode(tagged, "photo.jpg");
         (width, height).Should().Be((1, 24));
         grey[0].Should().BeLessThan(40);
         grey[^1].Should().BeGreaterThan(215);
+        var (rgb, w, h) = ImageDecoder.Decode(tagged, "photo.jpg", channels: 3);
+        (w, h).Should().Be((1, 24));
+        rgb[..3].Should().OnlyContain(v => v < 40);
+        rgb[^3..].Should().OnlyContain(v => v > 215);
     }
 
     [Fact]
     public void Empty_garbage_and_truncated_files_are_refused_naming_the_file()
     {
-        FluentActions.Invoking(() => ImageDecoder.DecodeGrey([], "empty.png")).Should().Throw<InvalidDataException>().WithMessage("empty.png: *empty*");
-        FluentActions.Invoking(() => ImageDecoder.DecodeGrey("hello, not an image"u8, "notes.txt")).Should().Throw<InvalidDataException>()
+        FluentActions.Invoking(() => ImageDecoder.Decode([], "empty.png")).Should().Throw<InvalidDataException>().WithMessage("empty.png: *empty*");
+        FluentActions.Invoking(() => ImageDecoder.Decode("hello, not an image"u8, "notes.txt")).Should().Throw<InvalidDataException>()
             .WithMessage("notes.txt: not a PNG, JPEG, BMP, GIF or WebP image*");
         var png = Pictures.Encode(Pictures.Rgba(Enumerable.Range(0, 64 * 64).Select(i => (byte)(i * 7)).ToArray()), 64, 64);
-        FluentActions.Invoking(() => ImageDecoder.DecodeGrey(png.AsSpan(0, png.Length / 2), "cut.png")).Should().Throw<InvalidDataException>()
+        FluentActions.Invoking(() => ImageDecoder.Decode(png.AsSpan(0, png.Length / 2), "cut.png")).Should().Throw<InvalidDataException>()
             .WithMessage("cut.png: *");
     }
 
@@ -119,16 +135,16 @@ public class ImageDecoderTests : TempDirectoryTest
     {
         // A 100-byte PNG whose header claims 10,000×10,000 pixels (100 megapixels): its one data chunk holds a few bytes.
         var header = PngHeader(10_000, 10_000);
-        FluentActions.Invoking(() => ImageDecoder.DecodeGrey(header, "huge.png")).Should().Throw<InvalidDataException>()
+        FluentActions.Invoking(() => ImageDecoder.Decode(header, "huge.png")).Should().Throw<InvalidDataException>()
             .WithMessage("huge.png: 10000×10000 is 100,000,000 pixels; at most 50,000,000 pixels (50 megapixels) are accepted.");
-        FluentActions.Invoking(() => ImageDecoder.DecodeGrey(PngHeader(2001, 2000), "big.png", 4_000_000)).Should().Throw<InvalidDataException>()
+        FluentActions.Invoking(() => ImageDecoder.Decode(PngHeader(2001, 2000), "big.png", maxPixels: 4_000_000)).Should().Throw<InvalidDataException>()
             .WithMessage("big.png: 2001×2000 is 4,002,000 pixels; at most 4,000,000 pixels (4 megapixels) are accepted.");
     }
 
     [Fact]
     public void A_png_with_a_side_over_a_million_pixels_is_refused_for_the_decoder_limit_not_as_corrupt()
     {
-        FluentActions.Invoking(() => ImageDecoder.DecodeGrey(PngHeader(1_000_001, 1), "thin.png")).Should().Throw<InvalidDataException>()
+        FluentActions.Invoking(() => ImageDecoder.Decode(PngHeader(1_000_001, 1), "thin.png")).Should().Throw<InvalidDataException>()
             .WithMessage("thin.png: the PNG is 1000001×1; a side of more than 1,000,000 pixels exceeds the decoder's limit.");
     }
 
@@ -137,11 +153,11 @@ public class ImageDecoderTests : TempDirectoryTest
     {
         string path = Path.Combine(Dir, "d.png");
         File.WriteAllBytes(path, Pictures.Encode(Pictures.Rgba(Grey3x2), 3, 2));
-        ImageDecoder.DecodeGreyFile(path).Grey.Should().Equal(Grey3x2);
-        FluentActions.Invoking(() => ImageDecoder.DecodeGreyFile(Path.Combine(Dir, "missing.png"))).Should().Throw<IOException>();
+        ImageDecoder.DecodeFile(path).Pixels.Should().Equal(Grey3x2);
+        FluentActions.Invoking(() => ImageDecoder.DecodeFile(Path.Combine(Dir, "missing.png"))).Should().Throw<IOException>();
     }
 
-    private static byte[] PngHeader(int width, int height)
+    internal static byte[] PngHeader(int width, int height)
     {
         var ihdr = new List<byte>("IHDR"u8.ToArray());
         ihdr.AddRange(BigEndian(width));

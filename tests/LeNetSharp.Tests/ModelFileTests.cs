@@ -65,7 +65,7 @@ public sealed class ModelFileTests : TempDirectoryTest
         bytes[4] = 9;
         File.WriteAllBytes(path, bytes);
         FluentActions.Invoking(() => ModelFile.Load<float>(path))
-            .Should().Throw<ModelFormatException>().WithMessage($"{path}: expected format version 1 to 2, found 9.");
+            .Should().Throw<ModelFormatException>().WithMessage($"{path}: expected format version 1 to 3, found 9.");
 
         bytes[0] = (byte)'X';
         File.WriteAllBytes(path, bytes);

@@ -62,7 +62,7 @@ public class PredictFromPicturesTests(ITestOutputHelper output)
             string name = $"mnist-test-{i}-{width}x{height}-{(darkOnLight ? "dark-on-light" : "light-on-dark")}.png";
             var png = Render(test.Pixels(i), width, height, darkOnLight);
             if (keep is not null && i < 3) File.WriteAllBytes(Path.Combine(keep, name), png);
-            var (grey, w, h) = ImageDecoder.DecodeGrey(png, name);
+            var (grey, w, h) = ImageDecoder.Decode(png, name);
             (w, h).Should().Be((width, height));
             var prediction = net.Predict(MnistPreprocessing.Preprocess(grey, w, h));
             if (prediction.Label == raw[i].Label) agree++;

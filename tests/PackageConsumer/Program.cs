@@ -1,6 +1,7 @@
-// Uses LeNetSharp.Core and LeNetSharp.Onnx as a package user would; .ci/run packs the library, restores it here and runs this.
+// Uses LeNetSharp.Core, LeNetSharp.Onnx and LeNetSharp.Imaging as a package user would; .ci/run packs the library, restores it here and runs this.
 // README.md's "Use it in your project" shows the first part of this code: keep the two the same.
 using LeNetSharp.Data;
+using LeNetSharp.Imaging;
 using LeNetSharp.Layers;
 using LeNetSharp.Onnx;
 using LeNetSharp.Persistence;
@@ -98,7 +99,33 @@ float[] modernViaOnnx = OnnxModel.Import(modernOnnx).Forward(x).Data.ToArray(); 
 File.Delete(modernOnnx);
 Console.WriteLine($"modern network: {modernResult}");
 
+// Pictures: the training images as PNGs in a tiny image folder (a class folder per label), decoded and loaded back;
+// a network that names its classes keeps the names through its model file.
+string folder = Path.Combine(Path.GetTempPath(), $"consumer-{Guid.NewGuid():N}");
+string[] names = ["circle", "square", "triangle"];
+for (int i = 0; i < 9; i++)
+{
+    Directory.CreateDirectory(Path.Combine(folder, names[data.Label(i)]));
+    File.WriteAllBytes(Path.Combine(folder, names[data.Label(i)], $"{i}.png"), GreyPng(data.Pixels(i), 8, 8));
+}
+
+var (decoded, decodedWidth, decodedHeight) = ImageDecoder.DecodeFile(Path.Combine(folder, names[data.Label(0)], "0.png"));
+var fromFolder = ImageFolder.Load(folder);
+var expectedOrder = Enumerable.Range(0, 9).OrderBy(i => data.Label(i)).ThenBy(i => $"{i}.png", StringComparer.Ordinal).ToArray();
+bool folderRight = fromFolder.Count == 9 && fromFolder.ClassNames!.SequenceEqual(names)
+    && expectedOrder.Select((stored, i) => fromFolder.Pixels(i).SequenceEqual(data.Pixels(stored)) && fromFolder.Label(i) == data.Label(stored)).All(ok => ok);
+net.ClassNames = fromFolder.ClassNames;
+net.InputShape = (8, 8, 1);
+ModelFile.Save(net, path);
+var named = ModelFile.Load<float>(path);
+File.Delete(path);
+Directory.Delete(folder, recursive: true);
+Console.WriteLine($"image folder: {fromFolder.Count} images of {fromFolder.Height}x{fromFolder.Width}, classes {string.Join(", ", fromFolder.ClassNames!)}");
+
 var failures = new List<string>();
+if (!decoded.SequenceEqual(data.Pixels(0).ToArray()) || (decodedWidth, decodedHeight) != (8, 8)) failures.Add("a PNG did not decode to the pixels written");
+if (!folderRight) failures.Add("the image folder did not load the pictures written, in order, with their classes");
+if (named.ClassNames is null || !named.ClassNames.SequenceEqual(names) || named.InputShape != (8, 8, 1)) failures.Add("the model file lost the class names or the input shape");
 if (!modernBefore.SequenceEqual(modernAfter) || !modernBefore.SequenceEqual(modernClone) || modernBefore.Any(float.IsNaN))
 {
     failures.Add("the network of newer layers did not reload or clone to the same logits");
@@ -117,6 +144,15 @@ if (!before.SequenceEqual(viaOnnx)) failures.Add("the model exported to ONNX and
 foreach (var f in failures) Console.Error.WriteLine($"consumer: FAILED: {f}");
 Console.WriteLine(failures.Count == 0 ? "consumer: OK" : "consumer: FAILED");
 return failures.Count == 0 ? 0 : 1;
+
+// 8-bit grey pixels as a PNG, with SkiaSharp (which LeNetSharp.Imaging brings).
+static byte[] GreyPng(ReadOnlySpan<byte> grey, int width, int height)
+{
+    using var bitmap = new SkiaSharp.SKBitmap(new SkiaSharp.SKImageInfo(width, height, SkiaSharp.SKColorType.Gray8, SkiaSharp.SKAlphaType.Opaque));
+    grey.CopyTo(bitmap.GetPixelSpan());
+    using var png = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
+    return png.ToArray();
+}
 
 /// <summary>y = −x: a layer with no weights, written against the public base class.</summary>
 internal sealed class Negate : Layer<float>

@@ -10,7 +10,8 @@ namespace LeNetSharp.Data;
 /// scaled or processed elsewhere). Optionally normalised (<see cref="Normalize"/>): every value v in [0, 1] becomes
 /// (v − mean) / standardDeviation as the batch is filled, with no copy of the data and no allocation.
 /// <see cref="Take"/>, <see cref="Skip"/>, <see cref="Split"/> and <see cref="Normalize"/> give views that share the
-/// pixel and label arrays (a split keeps one index per image, 4 bytes against MNIST's 784 per image).
+/// pixel and label arrays (a split keeps one index per image, 4 bytes against MNIST's 784 per image). Classes may be
+/// named (<see cref="ClassNames"/>, e.g. the folder names of an image folder); views keep the names.
 /// </summary>
 public sealed class ImageDataset
 {
@@ -87,8 +88,12 @@ public sealed class ImageDataset
         _count = labels.Length;
     }
 
-    /// <summary>A view of <paramref name="parent"/>'s arrays (already checked): <paramref name="count"/> images from <paramref name="start"/> of <paramref name="map"/>, or of the stored images when it is null.</summary>
-    private ImageDataset(ImageDataset parent, int[]? map, int start, int count, float mean, float standardDeviation)
+    /// <summary>
+    /// A view of <paramref name="parent"/>'s arrays (already checked): <paramref name="count"/> images from
+    /// <paramref name="start"/> of <paramref name="map"/>, or of the stored images when it is null; with
+    /// <paramref name="classNames"/> (checked, or null).
+    /// </summary>
+    private ImageDataset(ImageDataset parent, int[]? map, int start, int count, float mean, float standardDeviation, IReadOnlyList<string>? classNames)
     {
         _pixels = parent._pixels;
         _floatPixels = parent._floatPixels;
@@ -102,6 +107,7 @@ public sealed class ImageDataset
         Classes = parent.Classes;
         Mean = mean;
         StandardDeviation = standardDeviation;
+        ClassNames = classNames;
     }
 
     /// <summary>Number of images.</summary>
@@ -118,6 +124,33 @@ public sealed class ImageDataset
 
     /// <summary>Number of classes.</summary>
     public int Classes { get; }
+
+    /// <summary>
+    /// The name of each class, by label (name i for label i), e.g. the sub-folder names of an image folder; null when
+    /// the classes are only numbered (MNIST's digits). Set with <see cref="WithClassNames"/>; <see cref="Take"/>,
+    /// <see cref="Skip"/>, <see cref="Split"/> and <see cref="Normalize"/> keep them.
+    /// </summary>
+    public IReadOnlyList<string>? ClassNames { get; }
+
+    /// <summary>
+    /// The same images and labels (shared, not copied) with names for the classes, or with none.
+    /// </summary>
+    /// <param name="classNames">
+    /// <see cref="Classes"/> names, name i for label i: each 1 to 255 UTF-8 bytes, not blank, without control characters,
+    /// all different; or null to drop the names. The list is copied.
+    /// </param>
+    /// <returns>A dataset sharing this one's arrays; this one is unchanged.</returns>
+    /// <exception cref="ArgumentException">The count differs from <see cref="Classes"/>, or a name breaks a rule above.</exception>
+    public ImageDataset WithClassNames(IReadOnlyList<string>? classNames)
+    {
+        var names = classNames is null ? null : Data.ClassNames.Checked(classNames, nameof(classNames));
+        if (names is not null && names.Count != Classes)
+        {
+            throw new ArgumentException($"The dataset has {Classes} classes, got {names.Count} class names.", nameof(classNames));
+        }
+
+        return new ImageDataset(this, _map, _start, _count, Mean, StandardDeviation, names);
+    }
 
     /// <summary>Values per image: Height·Width·Channels (the length of <see cref="Pixels"/> and <see cref="FloatPixels"/>).</summary>
     public int ValuesPerImage => Height * Width * Channels;
@@ -173,7 +206,7 @@ public sealed class ImageDataset
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         if (count >= Count) return this;
-        return new ImageDataset(this, _map, _start, count, Mean, StandardDeviation);
+        return new ImageDataset(this, _map, _start, count, Mean, StandardDeviation, ClassNames);
     }
 
     /// <summary>
@@ -195,7 +228,7 @@ public sealed class ImageDataset
         }
 
         if (count == 0) return this;
-        return new ImageDataset(this, _map, _start + count, Count - count, Mean, StandardDeviation);
+        return new ImageDataset(this, _map, _start + count, Count - count, Mean, StandardDeviation, ClassNames);
     }
 
     /// <summary>
@@ -242,7 +275,7 @@ public sealed class ImageDataset
         var map = new int[Count];
         for (int i = 0; i < train; i++) map[i] = Stored(order[validation + i]);
         for (int i = 0; i < validation; i++) map[train + i] = Stored(order[i]);
-        return (new ImageDataset(this, map, 0, train, Mean, StandardDeviation), new ImageDataset(this, map, train, validation, Mean, StandardDeviation));
+        return (new ImageDataset(this, map, 0, train, Mean, StandardDeviation, ClassNames), new ImageDataset(this, map, train, validation, Mean, StandardDeviation, ClassNames));
     }
 
     /// <summary>
@@ -310,7 +343,7 @@ public sealed class ImageDataset
             throw new ArgumentOutOfRangeException(nameof(standardDeviation), standardDeviation, "Must be positive and finite.");
         }
 
-        return new ImageDataset(this, _map, _start, _count, mean, standardDeviation);
+        return new ImageDataset(this, _map, _start, _count, mean, standardDeviation, ClassNames);
     }
 
     /// <summary>

@@ -25,6 +25,57 @@ public static class LeNet
     /// <returns>A new untrained network whose backward skips ∂loss/∂image (see the other overload).</returns>
     public static Sequential<T> Create<T>(int seed) where T : unmanaged, IFloatingPointIeee754<T> => Create<T>(new Random(seed));
 
+    /// <summary>
+    /// The same shape of network for other images and classes: Conv 5x5 C→6 → Relu → MaxPool2x2 → Conv 5x5 6→16 → Relu
+    /// → MaxPool2x2 → Flatten → Linear (16·h·w)→classes, where h = ⌊(⌊(height − 4) / 2⌋ − 4) / 2⌋ (w likewise; a pool
+    /// drops an odd last row or column). For 28x28x1 images and 10 classes it is <see cref="Create{T}(int)"/>'s network,
+    /// weight for weight.
+    /// </summary>
+    /// <param name="seed">Seed of the weight initialisation.</param>
+    /// <param name="height">Image height: at least 16 (the smallest the two 5x5 convolutions and pools leave a pixel of).</param>
+    /// <param name="width">Image width: at least 16.</param>
+    /// <param name="channels">Channels per pixel (1 grey, 3 colour), 1 to 65,536.</param>
+    /// <param name="classes">Number of classes, 2 to 65,536.</param>
+    /// <typeparam name="T">Element type.</typeparam>
+    /// <returns>A new untrained network for (N, height, width, channels) images, whose backward skips ∂loss/∂image.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// A side is below 16, the last layer would take more than 65,536 features (a side above about 268: give a network of
+    /// your own, with more pooling), or channels or classes are out of range.
+    /// </exception>
+    public static Sequential<T> ForImages<T>(int seed, int height, int width, int channels, int classes)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const int Smallest = 16, Max = Persistence.ModelFile.MaxDimension;
+        if (height < Smallest || width < Smallest)
+        {
+            throw new ArgumentOutOfRangeException(height < Smallest ? nameof(height) : nameof(width), height < Smallest ? height : width,
+                $"LeNet takes images of at least {Smallest}x{Smallest} pixels (two 5x5 convolutions, each followed by a 2x2 pool), got {height}x{width}.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(channels, Max);
+        ArgumentOutOfRangeException.ThrowIfLessThan(classes, 2);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(classes, Max);
+        static long Side(int side) => ((side - 4) / 2 - 4) / 2;
+        long features = 16 * Side(height) * Side(width);
+        if (features > Max)
+        {
+            throw new ArgumentOutOfRangeException(nameof(height), height,
+                $"LeNet on {height}x{width} images would end in a Linear layer of {features:N0} inputs, above the {Max:N0} a model file stores: use smaller images or a network with more pooling.");
+        }
+
+        var random = new Random(seed);
+        return new Sequential<T>(
+            new Conv<T>(channels, 6, 5, 5, random) { ComputeInputGradient = false },
+            new Relu<T>(),
+            new MaxPool2x2<T>(),
+            new Conv<T>(6, 16, 5, 5, random),
+            new Relu<T>(),
+            new MaxPool2x2<T>(),
+            new Flatten<T>(),
+            new Linear<T>((int)features, classes, random));
+    }
+
     /// <summary>Builds the network with weights drawn from <paramref name="random"/>.</summary>
     /// <param name="random">The source of initial weights.</param>
     /// <param name="computeInputGradient">

@@ -103,6 +103,42 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     } = true;
 
+    /// <summary>
+    /// The name of each class the network's outputs stand for (name i for output i), e.g. the folder names of the
+    /// image folder it was trained on; null when the outputs are only numbered (MNIST's digits). Metadata only: it
+    /// changes no arithmetic. <see cref="Persistence.ModelFile"/> stores it (format version 3), <see cref="Clone"/>
+    /// carries it.
+    /// </summary>
+    /// <exception cref="ArgumentException">
+    /// A name is blank, has more than 255 UTF-8 bytes or a control character, or two names are the same; or more than
+    /// 65,536 names (or none) are given.
+    /// </exception>
+    public IReadOnlyList<string>? ClassNames
+    {
+        get;
+        set => field = value is null ? null : Data.ClassNames.Checked(value, nameof(value));
+    }
+
+    /// <summary>
+    /// The image size the network was trained for, (height, width, channels) of one NHWC image, or null when not
+    /// recorded (the tutorial's LeNet takes 28x28x1). Metadata only, like <see cref="ClassNames"/>: stored by
+    /// <see cref="Persistence.ModelFile"/> (format version 3) and carried by <see cref="Clone"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A dimension is below 1 or above 65,536.</exception>
+    public (int Height, int Width, int Channels)? InputShape
+    {
+        get;
+        set
+        {
+            if (value is var (h, w, c) && (Math.Min(h, Math.Min(w, c)) < 1 || Math.Max(h, Math.Max(w, c)) > Persistence.ModelFile.MaxDimension))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"Each dimension must be 1 to {Persistence.ModelFile.MaxDimension:N0}.");
+            }
+
+            field = value;
+        }
+    }
+
     /// <summary>The layers, first to last.</summary>
     public IReadOnlyList<ILayer<T>> Layers => _layers;
 
@@ -177,7 +213,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>
     /// A deep, independent copy: every layer's <see cref="ILayer{T}.Clone"/> (the same kinds and settings, copies of every
     /// parameter's value and gradient and of the non-trainable <see cref="State"/>, buffers of their own), the same
-    /// <see cref="Backend"/> and <see cref="Training"/> mode. Training or running the
+    /// <see cref="Backend"/> and <see cref="Training"/> mode, the same <see cref="ClassNames"/> and <see cref="InputShape"/>. Training or running the
     /// copy never affects this network, and the two can be used from two threads at once.
     /// </summary>
     /// <returns>The copy.</returns>
@@ -208,7 +244,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             RequireIndependentCopy(_layers[i], layers[i]);
         }
 
-        return new Sequential<T>(layers) { Backend = Backend, Training = Training };
+        return new Sequential<T>(layers) { Backend = Backend, Training = Training, ClassNames = ClassNames, InputShape = InputShape };
     }
 
     /// <summary>Throws unless <paramref name="copy"/>'s parameters and state match <paramref name="original"/>'s in number and shape and share no storage with them.</summary>

@@ -47,7 +47,8 @@ public sealed class ModelFormatException : IOException
 /// SHA-256, written atomically.
 /// <code>
 /// "LNSM"                      4 bytes magic
-/// version                     uint16 (1: the five layer types below only; 2: any built-in or registered layers)
+/// version                     uint16 (1: the five layer types below only; 2: any built-in or registered layers;
+///                             3: as 2, then the metadata below)
 /// element size                uint8 (4: float32, 8: float64)
 /// layer count                 int32
 /// per layer, version 1:
@@ -60,17 +61,22 @@ public sealed class ModelFormatException : IOException
 ///            tensor count     uint8, then per tensor: name (uint8 length + UTF-8), rank (uint8), dims (int32 each),
 ///                             elements (row-major); the layer's parameters, then its non-trainable state
 ///                             (<see cref="IStatefulLayer{T}.State"/>: BatchNorm's running_mean and running_var)
+/// version 3 only, after the last layer:
+///            input shape      uint8 (0: none; 1: three int32s follow: height, width, channels)
+///            class names      int32 count (0: none), then per name: uint8 length + UTF-8
 /// SHA-256                     32 bytes over everything before it
 /// </code>
 /// A network of Conv, Relu, MaxPool2x2, Flatten and Linear layers only is written as version 1 (which every reader
 /// takes); any other, with another built-in layer (Tanh, Sigmoid, LeakyRelu, Dropout, MaxPool2d, AvgPool2d,
 /// GlobalAvgPool2d, BatchNorm1d, BatchNorm2d) or one of your own, as version 2.
 /// Layers of your own are stored by their <see cref="ILayer{T}.Describe"/> and loaded through <see cref="LayerRegistry"/>.
+/// A network that carries metadata (<see cref="Sequential{T}.ClassNames"/> or <see cref="Sequential{T}.InputShape"/>)
+/// is written as version 3; one without is written as version 1 or 2, byte for byte as before version 3 existed.
 /// </summary>
 public static class ModelFile
 {
     /// <summary>The newest format version this library reads and writes.</summary>
-    internal const int Version = 2;
+    internal const int Version = 3;
 
     private static readonly byte[] Magic = "LNSM"u8.ToArray();
     private const int HashSize = 32;
@@ -219,9 +225,11 @@ public static class ModelFile
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
-            bool builtIn = network.Layers.All(IsVersion1Layer);
+            bool metadata = network.ClassNames is not null || network.InputShape is not null;
+            if (metadata) CheckMetadata(network, problem => new InvalidOperationException($"The model format cannot store the network's metadata: {problem}"));
+            bool builtIn = !metadata && network.Layers.All(IsVersion1Layer);
             w.Write(Magic);
-            w.Write((ushort)(builtIn ? 1 : 2));
+            w.Write((ushort)(metadata ? 3 : builtIn ? 1 : 2));
             w.Write((byte)ElementSize<T>());
             w.Write(network.Layers.Count);
             for (int i = 0; i < network.Layers.Count; i++)
@@ -259,10 +267,93 @@ public static class ModelFile
 
                 WriteTensors(w, layer);
             }
+
+            if (metadata) WriteMetadata(w, network);
         }
 
         ms.Write(SHA256.HashData(ms.GetBuffer().AsSpan(0, (int)ms.Length)));
         return ms.ToArray();
+    }
+
+    /// <summary>Version 3's metadata: the input shape, then the class names (see the format above).</summary>
+    private static void WriteMetadata<T>(BinaryWriter w, Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (network.InputShape is var (h, width, c))
+        {
+            w.Write((byte)1);
+            w.Write(h);
+            w.Write(width);
+            w.Write(c);
+        }
+        else
+        {
+            w.Write((byte)0);
+        }
+
+        var names = network.ClassNames ?? [];
+        w.Write(names.Count);
+        foreach (string name in names) WriteName(w, name);
+    }
+
+    /// <summary>
+    /// Reads version 3's metadata into <paramref name="network"/>: a shape outside 1 to <see cref="MaxDimension"/>,
+    /// more names than the bytes left can hold, or a name a network refuses, is the file's fault.
+    /// </summary>
+    private static void ReadMetadata<T>(BinaryReader r, string path, Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int hasShape = r.ReadByte();
+        if (hasShape > 1) throw new ModelFormatException(path, $"metadata: expected an input-shape flag of 0 or 1, found {hasShape}.");
+        if (hasShape == 1)
+        {
+            int h = r.ReadInt32(), w = r.ReadInt32(), c = r.ReadInt32();
+            CheckRange(path, "metadata: input shape", ("height", h, 1), ("width", w, 1), ("channels", c, 1));
+            network.InputShape = (h, w, c);
+        }
+
+        int count = r.ReadInt32();
+        long left = r.BaseStream.Length - r.BaseStream.Position;
+        if (count < 0 || count > Data.ClassNames.MaxCount || 2L * count > left)
+        {
+            throw new ModelFormatException(path, $"metadata: expected 0 to {Data.ClassNames.MaxCount:N0} class names that the {left:N0} bytes left can hold, found a count of {count:N0}.");
+        }
+
+        if (count > 0)
+        {
+            var names = new string[count];
+            for (int i = 0; i < count; i++) names[i] = ReadName(r);
+            try
+            {
+                network.ClassNames = names;
+            }
+            catch (ArgumentException e)
+            {
+                throw new ModelFormatException(path, $"metadata: {Problem(e)}");
+            }
+        }
+
+        CheckMetadata(network, problem => new ModelFormatException(path, $"metadata: {problem}"));
+    }
+
+    /// <summary>With both an input shape and class names, the network must give one output per name for that shape.</summary>
+    private static void CheckMetadata<T>(Sequential<T> network, Func<string, Exception> refuse) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (network.InputShape is not var (h, w, c) || network.ClassNames is not { } names) return;
+        string shape = $"{h}x{w}x{c}";
+        int[] output;
+        try
+        {
+            var shapes = network.OutputShapes([1, h, w, c]);
+            output = shapes[^1];
+        }
+        catch (ArgumentException e)
+        {
+            throw refuse($"the network does not take its recorded {shape} input ({Problem(e)})");
+        }
+
+        if (output.Length != 2 || output[1] != names.Count)
+        {
+            throw refuse($"{names.Count} class names, but the network gives ({string.Join(", ", output[1..])}) outputs for its recorded {shape} input");
+        }
     }
 
     /// <summary>Version 2's type name and settings; refuses a type no registry entry could load back.</summary>
@@ -439,12 +530,22 @@ public static class ModelFile
             }
         }
 
-        if (r.BaseStream.Position != r.BaseStream.Length)
+        var network = new Sequential<T>(layers);
+        try
         {
-            throw new ModelFormatException(path, $"{r.BaseStream.Length - r.BaseStream.Position} unexpected bytes after the last layer.");
+            if (version >= 3) ReadMetadata(r, path, network);
+        }
+        catch (EndOfStreamException)
+        {
+            throw new ModelFormatException(path, $"truncated: the file ends inside the metadata after the last layer ({bytes.Length:N0} bytes in all).");
         }
 
-        return new Sequential<T>(layers);
+        if (r.BaseStream.Position != r.BaseStream.Length)
+        {
+            throw new ModelFormatException(path, $"{r.BaseStream.Length - r.BaseStream.Position} unexpected bytes after the {(version >= 3 ? "metadata" : "last layer")}.");
+        }
+
+        return network;
 
         static Conv<T> ReadConv(BinaryReader r, Random dummy, int elementSize, string path, int layer, NetworkTally tally)
         {
