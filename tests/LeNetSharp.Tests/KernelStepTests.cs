@@ -176,6 +176,63 @@ public class KernelStepTests
         }
     }
 
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void BatchNormStep_gives_the_bits_of_the_BatchNorm_layers_in_training_and_evaluation(int bits, string type) =>
+        ForType(type, () => BatchNormMatches<float>(bits), () => BatchNormMatches<double>(bits));
+
+    private static void BatchNormMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(13);
+        foreach (int channels in Channels<T>(bits).Append(32).Append(64))
+        {
+            foreach (bool affine in new[] { true, false })
+            {
+                // 2-d on images and 1-d on rows, each as a kernel and as the reference layer with the same γ, β and statistics.
+                var cases = new (BatchNorm<T> Kernel, BatchNorm<T> Reference, int[][] Shapes)[]
+                {
+                    (new BatchNorm2d<T>(channels, affine: affine), new BatchNorm2d<T>(channels, affine: affine),
+                        Images.Select(s => new[] { s.N, s.H, s.W, channels }).Where(s => s[0] * s[1] * s[2] >= 2).ToArray()),
+                    (new BatchNorm1d<T>(channels, eps: 1e-3, momentum: 0.3, affine: affine), new BatchNorm1d<T>(channels, eps: 1e-3, momentum: 0.3, affine: affine),
+                        [[2, channels], [5, channels], [3, channels], [17, channels]]),
+                };
+                foreach (var (kernelLayer, reference, shapes) in cases)
+                {
+                    foreach (var p in kernelLayer.Parameters)
+                    {
+                        for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] = T.CreateTruncating(random.NextDouble() * 2 - 0.5);
+                    }
+
+                    for (int i = 0; i < kernelLayer.Parameters.Count; i++) kernelLayer.Parameters[i].Value.Data.CopyTo(reference.Parameters[i].Value.Data, 0);
+                    var kernel = SimdWidths.Kernel<T>(kernelLayer, bits);
+                    foreach (bool training in new[] { true, false, true })
+                    {
+                        kernel.Training = training;
+                        reference.Training = training;
+                        foreach (var shape in shapes)
+                        {
+                            string what = $"{kernelLayer.Name}<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}, {(training ? "training" : "evaluation")}";
+                            var x = shape[0] == 3 ? Hostile<T>(random, shape) : Finite<T>(random, shape); // special values in some batches
+                            for (int i = 0; i < x.Length; i += 2) x.Data[i] += T.CreateTruncating(3.0 * (i % channels)); // channels with their own means
+                            var dy = Finite<T>(random, shape);
+                            SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward");
+                            kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<BatchNormStep<T>>();
+                            SameBits(reference.RunningMean.Value, kernelLayer.RunningMean.Value, what + ", running mean");
+                            SameBits(reference.RunningVar.Value, kernelLayer.RunningVar.Value, what + ", running variance");
+                            SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward");
+                            for (int i = 0; i < kernelLayer.Parameters.Count; i++)
+                            {
+                                SameBits(reference.Parameters[i].Gradient, kernelLayer.Parameters[i].Gradient, $"{what}, gradient of {kernelLayer.Parameters[i].Name}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Windows_of_two_different_NaNs_and_of_signalling_NaNs_pool_to_the_layers_bits()
     {

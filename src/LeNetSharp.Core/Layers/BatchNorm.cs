@@ -182,18 +182,12 @@ public abstract class BatchNorm<T> : Layer<T>, IStatefulLayer<T> where T : unman
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     protected sealed override Tensor<T> ForwardCore(Tensor<T> input)
     {
-        RequireInput(input.Shape);
-        int channels = Channels, m = input.Length / channels;
-        if (Training && m < 2)
-        {
-            throw new ArgumentException($"{Name}: Expected more than 1 value per channel when training, got input size {input.ShapeString}.", nameof(input));
-        }
-
+        int channels = Channels, m = RowsOf(input);
         var output = Tensor<T>.ReuseLike(ref _output, input);
         var normalized = Tensor<T>.ReuseLike(ref _normalized, input);
         ReadOnlySpan<T> x = input.Span;
         if (Training) BatchStatistics(x, m);
-        else RunningStatistics();
+        else LoadRunningStatistics(_mean, _invStd);
         _lastForwardTrained = Training;
 
         Span<T> xhat = normalized.Span, y = output.Span;
@@ -245,20 +239,8 @@ public abstract class BatchNorm<T> : Layer<T>, IStatefulLayer<T> where T : unman
             }
         }
 
-        // ∂β += Σ∂y, ∂γ += Σ∂y·x̂; the scale γ/√(var + ε) takes γ as the forward used it (the optimizer steps after backward).
         Span<double> scale = _scale;
-        for (int c = 0; c < channels; c++) scale[c] = _invStd[c];
-        if (Affine)
-        {
-            Span<T> gammaGrad = Weight!.Gradient.Span, betaGrad = Bias!.Gradient.Span;
-            ReadOnlySpan<T> gamma = Weight.Value.Span;
-            for (int c = 0; c < channels; c++)
-            {
-                betaGrad[c] += T.CreateTruncating(sumDy[c]);
-                gammaGrad[c] += T.CreateTruncating(sumDyXhat[c]);
-                scale[c] *= double.CreateTruncating(gamma[c]);
-            }
-        }
+        AddParameterGradients(sumDy, sumDyXhat, _invStd, scale);
 
         if (!_lastForwardTrained)
         {
@@ -320,6 +302,33 @@ public abstract class BatchNorm<T> : Layer<T>, IStatefulLayer<T> where T : unman
             }
         }
 
+        FinishBatchStatistics(mean, varSum, m, invStd);
+    }
+
+    /// <summary>
+    /// Checks an input's shape and, in training, that each channel has more than one value; the rows (values per
+    /// channel, m) it holds. Shared with the SIMD backend's kernel.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shape is not one the layer takes, or m &lt; 2 in training.</exception>
+    internal int RowsOf(Tensor<T> input)
+    {
+        RequireInput(input.Shape);
+        int m = input.Length / Channels;
+        if (Training && m < 2)
+        {
+            throw new ArgumentException($"{Name}: Expected more than 1 value per channel when training, got input size {input.ShapeString}.", nameof(input));
+        }
+
+        return m;
+    }
+
+    /// <summary>
+    /// The per-channel end of the batch statistics, from μ and Σ(x − μ)² over <paramref name="m"/> values: 1/√(σ² + ε)
+    /// into <paramref name="invStd"/>, and the running statistics' update, in PyTorch's order of operations.
+    /// </summary>
+    internal void FinishBatchStatistics(ReadOnlySpan<double> mean, ReadOnlySpan<double> varSum, int m, Span<double> invStd)
+    {
+        int channels = Channels;
         Span<T> runningMean = RunningMean.Value.Span, runningVar = RunningVar.Value.Span;
         double momentum = Momentum;
         for (int c = 0; c < channels; c++)
@@ -332,13 +341,32 @@ public abstract class BatchNorm<T> : Layer<T>, IStatefulLayer<T> where T : unman
     }
 
     /// <summary>running_mean and 1/√(running_var + ε) per channel.</summary>
-    private void RunningStatistics()
+    internal void LoadRunningStatistics(Span<double> mean, Span<double> invStd)
     {
         ReadOnlySpan<T> runningMean = RunningMean.Value.Span, runningVar = RunningVar.Value.Span;
         for (int c = 0; c < Channels; c++)
         {
-            _mean[c] = double.CreateTruncating(runningMean[c]);
-            _invStd[c] = 1 / Math.Sqrt(double.CreateTruncating(runningVar[c]) + Eps);
+            mean[c] = double.CreateTruncating(runningMean[c]);
+            invStd[c] = 1 / Math.Sqrt(double.CreateTruncating(runningVar[c]) + Eps);
+        }
+    }
+
+    /// <summary>
+    /// ∂β += Σ∂y, ∂γ += Σ∂y·x̂ (with <see cref="Affine"/>), and the scale of ∂x per channel, γ/√(var + ε), into
+    /// <paramref name="scale"/>: γ as the forward used it (the optimizer steps after backward).
+    /// </summary>
+    internal void AddParameterGradients(ReadOnlySpan<double> sumDy, ReadOnlySpan<double> sumDyXhat, ReadOnlySpan<double> invStd, Span<double> scale)
+    {
+        int channels = Channels;
+        for (int c = 0; c < channels; c++) scale[c] = invStd[c];
+        if (!Affine) return;
+        Span<T> gammaGrad = Weight!.Gradient.Span, betaGrad = Bias!.Gradient.Span;
+        ReadOnlySpan<T> gamma = Weight.Value.Span;
+        for (int c = 0; c < channels; c++)
+        {
+            betaGrad[c] += T.CreateTruncating(sumDy[c]);
+            gammaGrad[c] += T.CreateTruncating(sumDyXhat[c]);
+            scale[c] *= double.CreateTruncating(gamma[c]);
         }
     }
 }
