@@ -163,18 +163,17 @@ internal static class OnnxExporter
 
     /// <summary>
     /// BatchNorm1d on (N, F) or BatchNorm2d on NCHW as ONNX's BatchNormalization in its inference form (one output):
-    /// scale γ, bias β, mean and var the running statistics; without affine, γ = 1 and β = 0. ONNX's momentum is the
-    /// running statistics' own weight, 1 − the layer's.
+    /// scale γ, bias β, mean and var the running statistics. Learnable γ and β are initialisers; without affine, the
+    /// fixed γ = 1 and β = 0 are Constant nodes, as PyTorch writes them (so an importer can tell the two apart even
+    /// when a learnable γ is still 1 and β 0). ONNX's momentum is the running statistics' own weight, 1 − the layer's.
     /// </summary>
     private static string[] BatchNormInputs(GraphProto graph, BatchNorm<float> bn, string layer)
     {
         int c = bn.Channels;
-        float[] scale = bn.Affine ? bn.Weight!.Value.Span.ToArray() : Enumerable.Repeat(1f, c).ToArray();
-        float[] bias = bn.Affine ? bn.Bias!.Value.Span.ToArray() : new float[c];
         return
         [
-            Initializer(graph, bn.Affine ? $"{layer}.weight" : $"{layer}.scale_ones", scale, c),
-            Initializer(graph, bn.Affine ? $"{layer}.bias" : $"{layer}.bias_zeros", bias, c),
+            bn.Affine ? Initializer(graph, $"{layer}.weight", bn.Weight!.Value.Span.ToArray(), c) : ConstantNode(graph, $"{layer}.scale_ones", Enumerable.Repeat(1f, c).ToArray(), c),
+            bn.Affine ? Initializer(graph, $"{layer}.bias", bn.Bias!.Value.Span.ToArray(), c) : ConstantNode(graph, $"{layer}.bias_zeros", new float[c], c),
             Initializer(graph, $"{layer}.running_mean", bn.RunningMean.Value.Span.ToArray(), c),
             Initializer(graph, $"{layer}.running_var", bn.RunningVar.Value.Span.ToArray(), c),
         ];
@@ -215,12 +214,27 @@ internal static class OnnxExporter
 
     private static string Initializer(GraphProto graph, string name, float[] values, params int[] dims)
     {
+        graph.Initializer.Add(FloatTensor(name, values, dims));
+        return name;
+    }
+
+    /// <summary>A Constant node whose output <paramref name="name"/> holds <paramref name="values"/>.</summary>
+    private static string ConstantNode(GraphProto graph, string name, float[] values, params int[] dims)
+    {
+        var node = new NodeProto { Name = $"{graph.Node.Count}_Constant", OpType = "Constant", Domain = "" };
+        node.Output.Add(name);
+        node.Attribute.Add(new AttributeProto { Name = "value", Type = AttributeProto.Types.AttributeType.Tensor, T = FloatTensor("", values, dims) });
+        graph.Node.Add(node);
+        return name;
+    }
+
+    private static TensorProto FloatTensor(string name, float[] values, int[] dims)
+    {
         var bytes = new byte[values.Length * sizeof(float)];
         for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * sizeof(float)), values[i]);
         var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(bytes) };
         tensor.Dims.Add(dims.Select(d => (long)d));
-        graph.Initializer.Add(tensor);
-        return name;
+        return tensor;
     }
 
     /// <summary>A float tensor (N, dims…) with a symbolic batch dimension N.</summary>

@@ -34,6 +34,7 @@ internal sealed class OnnxImporter
 
     private readonly string _path;
     private readonly Dictionary<string, TensorProto> _constants = new(StringComparer.Ordinal);
+    private readonly HashSet<TensorProto> _constantNodeValues = new(ReferenceEqualityComparer.Instance); // tensors of Constant nodes, not initialisers
     private readonly List<ILayer<float>> _layers = [];
     private readonly Random _dummy = new(0); // layer constructors draw weights; all are overwritten
 
@@ -515,7 +516,8 @@ internal sealed class OnnxImporter
 
     /// <summary>
     /// BatchNormalization in its inference form (one output): BatchNorm2d on (N, C, H, W) images, BatchNorm1d on
-    /// (N, F) or after a global pool. Scale 1 and bias 0 throughout import as a BatchNorm without affine.
+    /// (N, F) or after a global pool. Scale and bias from initialisers import as the layer's learnable γ and β, whatever
+    /// their values; scale 1 and bias 0 from Constant nodes import as a BatchNorm without affine.
     /// </summary>
     private void BatchNormalization(NodeProto node)
     {
@@ -550,7 +552,11 @@ internal sealed class OnnxImporter
             variance = order.Select(g => variance[g]).ToArray();
         }
 
-        bool affine = scale.Any(v => v != 1) || bias.Any(v => v != 0);
+        // Learnable γ and β are initialisers (PyTorch's and LeNetSharp's exports alike, even a fresh layer's 1 and 0);
+        // a layer without them has its 1 and 0 written as Constant nodes (PyTorch's affine=False, LeNetSharp's export).
+        bool fixedOnesAndZeros = IsConstantNodeValue(node.Input[1]) && IsConstantNodeValue(node.Input[2])
+            && scale.All(v => v == 1) && bias.All(v => v == 0);
+        bool affine = !fixedOnesAndZeros;
         double eps = SettingFromFloat(epsilon), libraryMomentum = SettingFromFloat((float)(1 - SettingFromFloat(momentum))); // ONNX keeps 1 − PyTorch's momentum
         BatchNorm<float> layer = image
             ? new BatchNorm2d<float>(channels, eps, libraryMomentum, affine)
@@ -775,7 +781,11 @@ internal sealed class OnnxImporter
         var tensor = value.T.Clone();
         tensor.Name = node.Output[0];
         AddConstant(tensor, $"Constant node '{node.Name}'");
+        _constantNodeValues.Add(tensor);
     }
+
+    /// <summary>Whether the constant <paramref name="name"/> is a Constant node's value (directly or through an Identity), not an initialiser.</summary>
+    private bool IsConstantNodeValue(string name) => _constants.TryGetValue(name, out var t) && _constantNodeValues.Contains(t);
 
     private void AddConstant(TensorProto tensor, string what)
     {

@@ -12,10 +12,10 @@ namespace LeNetSharp.Onnx;
 /// NCHW only, so the graph converts inside: it starts with a Transpose (0,3,1,2), stores Conv weights OIHW, and
 /// transposes (0,2,3,1) back to NHWC before Flatten, so the Linear weights and the flatten order (h, w, c) stay the
 /// library's. Every layer becomes its ONNX op in its inference form: BatchNorm is BatchNormalization with the running
-/// statistics (γ = 1, β = 0 without affine), Dropout a Dropout node without training_mode (the identity; ratio and
-/// seed kept), MaxPool2d/AvgPool2d MaxPool/AveragePool with their pads (count_include_pad 1), GlobalAvgPool2d
-/// GlobalAveragePool + Flatten. Weights and statistics are initialisers (float32, raw little-endian data); settings
-/// ONNX holds as float32 (epsilon, alpha, ratio, momentum) are rounded to it.
+/// statistics (without affine, γ = 1 and β = 0 from Constant nodes, as PyTorch writes them), Dropout a Dropout node
+/// without training_mode (the identity; ratio and seed kept), MaxPool2d/AvgPool2d MaxPool/AveragePool with their pads
+/// (count_include_pad 1), GlobalAvgPool2d GlobalAveragePool + Flatten. Weights and statistics are initialisers
+/// (float32, raw little-endian data); settings ONNX holds as float32 (epsilon, alpha, ratio, momentum) are rounded to it.
 /// </para>
 /// <para>
 /// <b>Import</b> reads chain-shaped graphs as <c>torch.onnx.export</c> writes them — NCHW input, Conv (OIHW weights,
@@ -26,7 +26,9 @@ namespace LeNetSharp.Onnx;
 /// (−1, features), Gemm or MatMul + Add — and the files <see cref="Export(Sequential{float}, string, int, int, int)"/> writes (Transpose, a trailing Softmax).
 /// The result is the equivalent NHWC network, in evaluation mode: it takes (N, H, W, C) images; kernels are permuted
 /// OIHW → (KH, KW, C, OC), and a BatchNorm1d's statistics and the first Linear's rows are permuted from the graph's
-/// flatten order (c, h, w) to the library's (h, w, c). Anything else is refused with an
+/// flatten order (c, h, w) to the library's (h, w, c). A BatchNormalization's scale and bias from initialisers are
+/// the layer's learnable γ and β, whatever their values (a fresh layer's 1 and 0 too); 1 and 0 from Constant nodes
+/// make a BatchNorm without affine. Anything else is refused with an
 /// <see cref="OnnxFormatException"/> naming the first unsupported node and its op type.
 /// </para>
 /// <para>

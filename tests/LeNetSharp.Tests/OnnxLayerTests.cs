@@ -156,7 +156,7 @@ public class OnnxLayerTests(ITestOutputHelper output) : TempDirectoryTest
         OnnxModel.Export(net, path, 12, 10, 3);
         var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)).Graph;
         graph.Node.Select(n => n.OpType).Should().Equal(
-            "Transpose", "Conv", "BatchNormalization", "LeakyRelu", "MaxPool", "Dropout", "Conv", "BatchNormalization", "Tanh",
+            "Transpose", "Conv", "BatchNormalization", "LeakyRelu", "MaxPool", "Dropout", "Conv", "Constant", "Constant", "BatchNormalization", "Tanh",
             "AveragePool", "Sigmoid", "AveragePool", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm", "BatchNormalization", "Tanh",
             "Dropout", "Gemm", "Softmax");
 
@@ -185,13 +185,15 @@ public class OnnxLayerTests(ITestOutputHelper output) : TempDirectoryTest
         plain.Output.Should().ContainSingle("the inference form");
         F(plain, "epsilon").Should().Be(1e-3f);
         F(plain, "momentum").Should().Be(0.8f, "ONNX's momentum is the running statistics' own weight");
-        Init(plain.Input[1]).RawData.ToByteArray().Should().Equal(Enumerable.Repeat(BitConverter.GetBytes(1f), 8).SelectMany(b => b));
-        Init(plain.Input[2]).RawData.ToByteArray().Should().OnlyContain(b => b == 0);
+        TensorProto Constant(string name) => graph.Node.Single(n => n.OpType == "Constant" && n.Output[0] == name).Attribute.Single(a => a.Name == "value").T;
+        graph.Initializer.Should().NotContain(t => t.Name == plain.Input[1] || t.Name == plain.Input[2], "fixed γ and β are not learnable: Constant nodes, as PyTorch writes them");
+        Constant(plain.Input[1]).RawData.ToByteArray().Should().Equal(Enumerable.Repeat(BitConverter.GetBytes(1f), 8).SelectMany(b => b));
+        Constant(plain.Input[2]).RawData.ToByteArray().Should().OnlyContain(b => b == 0);
         var bn = (BatchNorm2d<float>)net.Layers[1];
         Init(Node("BatchNormalization").Input[4]).RawData.ToByteArray().Should().Equal(bn.RunningVar.Value.Data.SelectMany(v => BitConverter.GetBytes(v)));
         Node("GlobalAveragePool").Input[0].Should().Be(Node("MaxPool", 1).Output[0], "the global pool reads the last MaxPool's NCHW output");
-        graph.Initializer.Sum(t => t.RawData.Length / 4).Should().Be(net.ParameterCount + net.NonTrainableParameterCount + 2 * 8 + 2,
-            "parameters, running statistics, the ones and zeros of the BatchNorm without affine, and two dropout ratios");
+        graph.Initializer.Sum(t => t.RawData.Length / 4).Should().Be(net.ParameterCount + net.NonTrainableParameterCount + 2,
+            "parameters, running statistics and two dropout ratios");
     }
 
     [Fact]
@@ -329,6 +331,56 @@ public class OnnxLayerTests(ITestOutputHelper output) : TempDirectoryTest
         var x = OnnxExportTests.RandomImages(2, 5, 5, 1, seed: 3);
         net.Training = false;
         OnnxModel.Import(path).Forward(x).Data.ToArray().Should().Equal(net.Forward(x).Data.ToArray());
+    }
+
+    [Fact]
+    public void A_fresh_BatchNorm_with_affine_keeps_its_learnable_gamma_and_beta_through_export_and_import()
+    {
+        // γ = 1 and β = 0 are what every new affine BatchNorm holds: in initialisers they are learnable parameters
+        // (PyTorch's and LeNetSharp's exports alike), and a network imported to be trained must train them.
+        var random = new Random(4);
+        var net = new Sequential<float>(
+            new Conv<float>(1, 3, 3, 3, random), new BatchNorm2d<float>(3), new Relu<float>(), new GlobalAvgPool2d<float>(),
+            new BatchNorm1d<float>(3), new Linear<float>(3, 2, random), new BatchNorm1d<float>(2, affine: false));
+        string path = Path.Combine(Dir, "fresh.onnx");
+        OnnxModel.Export(net, path, 6, 6, 1);
+
+        var imported = OnnxModel.Import(path);
+        imported.Layers.OfType<BatchNorm<float>>().Select(b => b.Affine).Should().Equal(true, true, false);
+        imported.ParameterCount.Should().Be(net.ParameterCount);
+        imported.Layers.Select(l => l.Name).Should().Equal(net.Layers.Select(l => l.Name));
+    }
+
+    [Theory]
+    [InlineData(1f, 0f, false)] // PyTorch's affine=False: a BatchNorm without affine
+    [InlineData(2f, 0f, true)]  // fixed values other than 1 and 0: imported as γ and β, so the outputs are the graph's
+    [InlineData(1f, 0.5f, true)]
+    public void Scale_and_bias_from_Constant_nodes_import_without_affine_only_when_they_are_1_and_0(float scale, float bias, bool affine)
+    {
+        var net = new Sequential<float>(new Conv<float>(1, 2, 3, 3, new Random(2)), new BatchNorm2d<float>(2, affine: false), new Flatten<float>());
+        string source = Path.Combine(Dir, "plain.onnx");
+        OnnxModel.Export(net, source, 5, 5, 1);
+        string path = Rewrite(source, m =>
+        {
+            var bn = m.Graph.Node.Single(n => n.OpType == "BatchNormalization");
+            foreach (var (input, value) in new[] { (bn.Input[1], scale), (bn.Input[2], bias) })
+            {
+                // Through an Identity too, as torch.onnx.export aliases equal tensors.
+                var constant = m.Graph.Node.Single(n => n.OpType == "Constant" && n.Output[0] == input);
+                constant.Attribute.Single().T.RawData = ByteString.CopyFrom(Enumerable.Repeat(BitConverter.GetBytes(value), 2).SelectMany(b => b).ToArray());
+                constant.Output[0] = input + ".source";
+                m.Graph.Node.Insert(m.Graph.Node.IndexOf(constant) + 1,
+                    new NodeProto { Name = input + "_Identity", OpType = "Identity", Input = { input + ".source" }, Output = { input } });
+            }
+        });
+
+        var bn = OnnxModel.Import(path).Layers.OfType<BatchNorm2d<float>>().Single();
+        bn.Affine.Should().Be(affine);
+        if (affine)
+        {
+            bn.Weight!.Value.Data.ToArray().Should().OnlyContain(v => v == scale);
+            bn.Bias!.Value.Data.ToArray().Should().OnlyContain(v => v == bias);
+        }
     }
 
     // ---- Pad ----

@@ -50,6 +50,24 @@ public class TrainingModeTests
     }
 
     [Fact]
+    public void A_network_built_from_layers_left_in_evaluation_mode_starts_in_training_mode_layers_included()
+    {
+        // E.g. the layers of an imported network (which arrives in evaluation mode) recombined without its Dropout: the
+        // trainer goes by the network's mode, so a layer left in evaluation would train a BatchNorm on its running statistics.
+        var recorder = new ModeRecorder { Training = false };
+        var bn = new BatchNorm2d<float>(1) { Training = false };
+        var net = new Sequential<float>(bn, recorder, new Flatten<float>(), new Linear<float>(64, 3, new Random(1)));
+        net.Training.Should().BeTrue();
+        bn.Training.Should().BeTrue("a new network's layers are in its mode");
+        recorder.Training.Should().BeTrue();
+
+        using var trainer = new Trainer<float>(net, new TrainingOptions { Epochs = 1, BatchSize = 5 });
+        trainer.Step(TestData.RandomImages(20, seed: 2), [0, 1, 2, 3, 4]);
+        recorder.Seen.Should().Equal(true);
+        bn.RunningMean.Value.Span[0].Should().BeGreaterThan(0, "a training step moves the running mean towards the batch's (pixels in [0, 1])");
+    }
+
+    [Fact]
     public void The_trainer_turns_training_on_whatever_mode_the_network_was_left_in()
     {
         var (net, recorder) = Net();

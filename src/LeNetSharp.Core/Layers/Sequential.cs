@@ -26,7 +26,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     private readonly Parameter<T>[] _parameters;
     private readonly StateTensor<T>[] _state;
 
-    /// <summary>Creates a network from layers applied in the given order.</summary>
+    /// <summary>Creates a network from layers applied in the given order, in training mode (its layers' too).</summary>
     /// <param name="layers">At least one layer.</param>
     /// <exception cref="ArgumentException">
     /// No layers were given, one is null, or one object is given twice (a layer holds the buffers of its own place in
@@ -53,6 +53,13 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
         NetworkLimits.Check(layers, [], problem => new ArgumentException($"The network is over the library's ceilings: {problem}", nameof(layers)));
         _layers = (ILayer<T>[])layers.Clone();
+        foreach (var layer in _layers)
+        {
+            // The network starts in training mode, and so do its layers, whatever mode a layer was left in (the
+            // trainer goes by the network's mode: a layer left in evaluation would otherwise train as if evaluating).
+            if (layer is ITrainingMode mode) mode.Training = true;
+        }
+
         _parameters = _layers.SelectMany(l => l.Parameters).ToArray();
         _state = _layers.OfType<IStatefulLayer<T>>().SelectMany(l => l.State).ToArray();
         Runner = new NetworkRunner<T>(this, ComputeBackend.Default);
