@@ -80,18 +80,18 @@ public class KernelStepTests
         typeof(T) == typeof(float) ? $"{value} (0x{(uint)Bits(value):X8})" : $"{value} (0x{Bits(value):X16})";
 
     /// <summary>Fails on the first element whose bits differ, naming it, both values and their bits.</summary>
-    private static void SameBits<T>(Tensor<T> expected, Tensor<T> actual, string what) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void SameBits<T>(Tensor<T> expected, Tensor<T> actual, string what, bool anyNaN = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         actual.ShapeString.Should().Be(expected.ShapeString, what);
-        SameBits(expected.Data, actual.Data, what);
+        SameBits(expected.Data, actual.Data, what, anyNaN);
     }
 
-    private static void SameBits<T>(ReadOnlySpan<T> expected, ReadOnlySpan<T> actual, string what) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void SameBits<T>(ReadOnlySpan<T> expected, ReadOnlySpan<T> actual, string what, bool anyNaN = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         actual.Length.Should().Be(expected.Length, what);
         for (int i = 0; i < expected.Length; i++)
         {
-            if (Bits(expected[i]) != Bits(actual[i]))
+            if (Bits(expected[i]) != Bits(actual[i]) && !(anyNaN && T.IsNaN(expected[i]) && T.IsNaN(actual[i])))
             {
                 throw new Xunit.Sdk.XunitException($"{what}: element {i} of {expected.Length} is {Show(actual[i])}, the reference gives {Show(expected[i])}.");
             }
@@ -214,17 +214,20 @@ public class KernelStepTests
                         foreach (var shape in shapes)
                         {
                             string what = $"{kernelLayer.Name}<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}, {(training ? "training" : "evaluation")}";
-                            var x = shape[0] == 3 ? Hostile<T>(random, shape) : Finite<T>(random, shape); // special values in some batches
+                            // Special values in some batches. A sum of several NaNs carries one of their payloads, which one
+                            // depending on the order the JIT gives an addition's operands (in the layer's scalar code too):
+                            // any NaN stands for any other here; every other value must match bit for bit.
+                            var x = shape[0] == 3 ? Hostile<T>(random, shape) : Finite<T>(random, shape);
                             for (int i = 0; i < x.Length; i += 2) x.Data[i] += T.CreateTruncating(3.0 * (i % channels)); // channels with their own means
                             var dy = Finite<T>(random, shape);
-                            SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward");
+                            SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward", anyNaN: true);
                             kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<BatchNormStep<T>>();
-                            SameBits(reference.RunningMean.Value, kernelLayer.RunningMean.Value, what + ", running mean");
-                            SameBits(reference.RunningVar.Value, kernelLayer.RunningVar.Value, what + ", running variance");
-                            SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward");
+                            SameBits(reference.RunningMean.Value, kernelLayer.RunningMean.Value, what + ", running mean", anyNaN: true);
+                            SameBits(reference.RunningVar.Value, kernelLayer.RunningVar.Value, what + ", running variance", anyNaN: true);
+                            SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward", anyNaN: true);
                             for (int i = 0; i < kernelLayer.Parameters.Count; i++)
                             {
-                                SameBits(reference.Parameters[i].Gradient, kernelLayer.Parameters[i].Gradient, $"{what}, gradient of {kernelLayer.Parameters[i].Name}");
+                                SameBits(reference.Parameters[i].Gradient, kernelLayer.Parameters[i].Gradient, $"{what}, gradient of {kernelLayer.Parameters[i].Name}", anyNaN: true);
                             }
                         }
                     }

@@ -14,7 +14,9 @@ namespace LeNetSharp.Kernels;
 /// operations (widened to double, subtracted, multiplied, rounded back; γ·x̂ + β in T without a fused multiply-add),
 /// so every lane computes exactly what the layer's scalar code does; channels past the last full block take the
 /// layer's scalar formulas. The per-channel ends (1/√(σ² + ε), the running statistics, ∂γ, ∂β) are the layer's own
-/// methods. Float and double.
+/// methods. Float and double. (Where several NaNs meet in a sum, which payload the result carries follows the order
+/// the JIT gives an addition's operands, in the layer's scalar code as here: a NaN matches a NaN, every other value
+/// matches bit for bit.)
 /// </summary>
 internal sealed class BatchNormStep<T> : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
