@@ -87,7 +87,6 @@ public static class Program
             case "predict":
                 return PredictCommand.Run(LoadModel(options.Model), options.Files, options.Json, stdout, stderr);
             case "bench":
-                PrintDataset(options, stdout, Mnist.Recognize(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);
                 return 0;
             default: // the main job
@@ -100,7 +99,7 @@ public static class Program
     /// "data: MNIST (4 files, SHA-256 verified) in DIR" or "data: unrecognised IDX dataset in DIR", the first line of
     /// train, eval and bench (<see cref="Mnist.Recognize"/> has already refused a mix of known and unknown files).
     /// </summary>
-    private static void PrintDataset(Options o, TextWriter stdout, DatasetRecognition recognition)
+    internal static void PrintDataset(Options o, TextWriter stdout, DatasetRecognition recognition)
     {
         if (recognition.Files.Count > 0) stdout.WriteLine($"data: {recognition} in {o.Data}");
     }
@@ -112,7 +111,7 @@ public static class Program
     }
 
     /// <summary>The network of --net for <paramref name="data"/>'s images: the tutorial's LeNet, or <see cref="ModernCnn"/>.</summary>
-    private static Sequential<float> NewNetwork(Options o, ImageDataset data) => o.Net == "modern"
+    internal static Sequential<float> NewNetwork(Options o, ImageDataset data) => o.Net == "modern"
         ? ModernCnn.Create<float>(o.Seed, data.Height, data.Width, data.Channels, data.Classes)
         : LeNet.Create<float>(o.Seed);
 
