@@ -8,33 +8,48 @@ using LeNetSharp.Training;
 namespace LeNetSharp.Trainer;
 
 /// <summary>
-/// The `bench` command: times training steps and an inference pass on MNIST, with a per-layer breakdown.
-/// Timing and printing only; the work is the library's.
+/// The `bench` command: times training steps and inference, with a per-layer breakdown and the work against the core's
+/// measured peak. Of the tutorial's LeNet on MNIST by default (the original output, line for line); of --net modern or
+/// of the network in --arch FILE (on MNIST when it takes 28x28x1 images, else on random images of its own size) with
+/// --batch, --optimizer and --momentum. Timing and printing only; the work is the library's.
 /// </summary>
 internal static class Bench
 {
+    /// <summary>Bytes of synthetic pixels at most (one byte a value), and images at most: what MNIST's test set holds.</summary>
+    private const int SyntheticBytes = 64 << 20, SyntheticImages = 10_000;
+
+    /// <summary>The network to time and the images it trains and infers on.</summary>
+    private sealed record Setup(Sequential<float> Network, ImageDataset Train, ImageDataset Test, bool Synthetic);
+
     public static void Run(Options o, TextWriter stdout)
     {
-        var train = Mnist.Load(o.Data, MnistSplit.Train);
-        var test = Mnist.Load(o.Data, MnistSplit.Test);
-        if (o.Batch >= train.Count) throw new ArgumentException($"bench --batch {o.Batch} needs more training images than that; {o.Data} has {train.Count}.");
-        var network = LeNet.Create<float>(o.Seed);
+        // Extended output (optimizer, network and FLOPs per step) for anything but the tutorial's recipe on its LeNet.
+        bool extended = o.Arch is not null || o.Given.Contains("--net") || o.Given.Contains("--optimizer") || o.Given.Contains("--momentum");
+        var (network, train, test, synthetic) = Prepare(o, stdout);
+        if (o.Batch >= train.Count) throw new ArgumentException($"bench --batch {o.Batch} needs more training images than that; {o.Data} has {train.Count}."); // (a synthetic set always has)
         network.Backend = o.Backend;
-        var trainer = new Trainer<float>(network, new TrainingOptions { BatchSize = o.Batch, Seed = o.Seed, Threads = o.Threads });
+        var trainer = new Trainer<float>(network, new TrainingOptions
+        {
+            BatchSize = o.Batch, Seed = o.Seed, Threads = o.Threads, LearningRate = o.LearningRate,
+            Optimizer = Recipe.Optimizer(o), Momentum = o.Momentum, WeightDecay = o.EffectiveWeightDecay,
+        });
         int batch = o.Batch, steps = o.Steps;
         var order = Enumerable.Range(0, train.Count).ToArray();
         new Random(o.Seed).Shuffle(order);
         int Offset(int step) => (int)((long)step * batch % (train.Count - batch));
 
-        stdout.WriteLine($"bench: backend {network.Backend.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}");
+        stdout.WriteLine($"bench: backend {network.Backend.Name}, batch {batch}, {steps} timed steps, threads {o.Threads}"
+            + (extended ? $", {OptimizerText(o)}, inference batch {o.InferBatch}" : ""));
         var peaks = Peak.Measure(TimeSpan.FromSeconds(0.5));
         double peak = peaks.Max(p => p.GFlops);
         stdout.WriteLine("peak (this core, FP32 FMA loop, best of 0.5 s): " + string.Join(", ", peaks.Select(p =>
             string.Create(CultureInfo.InvariantCulture, $"Vector{p.Bits} {p.GFlops:F1} GFLOP/s"))));
-        for (int s = 0; s < 300; s++) trainer.Step(train, order.AsSpan(Offset(s), batch)); // warm-up: JIT tiers and buffers
+        int warmup = Math.Min(300, steps);
+        for (int s = 0; s < warmup; s++) trainer.Step(train, order.AsSpan(Offset(s), batch)); // warm-up: JIT tiers and buffers
 
-        // Timed in chunks too: the median chunk is what the code does when no other process takes the core.
-        const int Chunk = 200;
+        // Timed in chunks too: the median chunk is what the code does when no other process takes the core. The
+        // tutorial's 200 steps of 3 images; a twentieth of the run (at most 200 steps) for the others.
+        int chunk = extended ? Math.Clamp(steps / 20, 1, 200) : 200;
         var chunkRates = new List<double>();
         var process = Process.GetCurrentProcess();
         TimeSpan Cpu() { process.Refresh(); return process.TotalProcessorTime; }
@@ -43,9 +58,9 @@ internal static class Bench
         for (int s = 0; s < steps;)
         {
             long start = Stopwatch.GetTimestamp();
-            int end = Math.Min(steps, s + Chunk);
+            int end = Math.Min(steps, s + chunk);
             for (; s < end; s++) trainer.Step(train, order.AsSpan(Offset(s), batch));
-            if (end % Chunk == 0) chunkRates.Add(Chunk * batch / Stopwatch.GetElapsedTime(start).TotalSeconds);
+            if (end % chunk == 0) chunkRates.Add(chunk * batch / Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
 
         double trainSeconds = clock.Elapsed.TotalSeconds;
@@ -53,7 +68,7 @@ internal static class Bench
         double trainRate = steps * batch / trainSeconds;
         trainer.Dispose(); // its worker threads stop before inference is timed
 
-        const int Passes = 5; // 50,000 images: long enough that thread start-up and timer noise do not count
+        const int Passes = 5; // 50,000 MNIST images: long enough that thread start-up and timer noise do not count
         for (int pass = 0; pass < Passes; pass++) Evaluator.Evaluate(network, test, o.InferBatch, o.Threads); // warm-up: JIT tiers settle
         var passRates = new List<double>();
         var inferCpu = Cpu();
@@ -69,13 +84,17 @@ internal static class Bench
         double inferRate = Passes * test.Count / clock.Elapsed.TotalSeconds;
         double inferCores = (Cpu() - inferCpu).TotalSeconds / clock.Elapsed.TotalSeconds;
 
-        PrintLayerBreakdown(network, train, order, batch, peak, stdout);
+        PrintLayerBreakdown(network, train, order, batch, peak, extended, stdout);
         PrintPlans(network, stdout);
         int bits = network.Runner.LastPlan?.Bits ?? 0; // the width the plans run at (0: the reference backend)
-        GemmBench.Run(stdout, batch, bits == 0 ? [GemmProvider.MathNet] : [GemmProvider.SimdWithWidth(bits), GemmProvider.MathNet]);
-        stdout.WriteLine($"(the benchmarked network on the test set after its training steps: {result})");
+        if (o.Arch is null && o.Net == "lenet") // the GEMM shapes are LeNet's
+        {
+            GemmBench.Run(stdout, batch, bits == 0 ? [GemmProvider.MathNet] : [GemmProvider.SimdWithWidth(bits), GemmProvider.MathNet]);
+        }
+
+        if (!synthetic) stdout.WriteLine($"(the benchmarked network on the test set after its training steps: {result})");
         var shape = new[] { 1, train.Height, train.Width, train.Channels };
-        double trainFlops = TrainingFlops(network, shape), inferFlops = InferenceFlops(network, shape);
+        double trainFlops = Flops.Training(network, shape), inferFlops = Flops.Inference(network, shape);
         // A run at a narrower width than the core's widest (--backend simd128 on an AVX2 core: what a 128-bit CPU such as
         // ARM64 runs) is also given against that width's own peak.
         double widthPeak = peaks.FirstOrDefault(p => p.Bits == bits).GFlops;
@@ -93,7 +112,7 @@ internal static class Bench
         int trainThreads = trainer.Options.SplitsBatch(o.Batch) ? cores : 1; // smaller batches run on one thread
         double trainMedian = Median(chunkRates.Count > 0 ? chunkRates : [trainRate]), inferMedian = Median(passRates);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, trainThreads)}; median of {Chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, trainThreads)}"));
+            $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, trainThreads)}; median of {chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, trainThreads)}"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"infer ({inferFlops / 1e6:F2} MFLOP/image): {inferRate:F0} images/s, {Of(inferRate, inferFlops, cores)}; median pass {inferMedian:F0} images/s, {Of(inferMedian, inferFlops, cores)}"));
         // CPU time over wall time: how many cores the process actually ran on. Below --threads, other processes held
@@ -111,6 +130,108 @@ internal static class Bench
 
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"train: {trainRate:F0} images/s ({train.Count / trainRate:F2} s/epoch), infer: {inferRate:F0} images/s"));
+    }
+
+    /// <summary>
+    /// The network and its images, with the lines that name them: "data: …" (MNIST from --data, or the synthetic
+    /// images), then "arch: …" or "net: …" for another network than the tutorial's LeNet. Everything that can fail
+    /// (the file, its fit to the data) fails here, before any timing.
+    /// </summary>
+    private static Setup Prepare(Options o, TextWriter stdout)
+    {
+        Sequential<float> network;
+        if (o.Arch is { } path)
+        {
+            network = Recipe.LoadNetwork(path, out var declared);
+            var (height, width, channels) = declared ?? ImageShape(path, network);
+            if ((height, width, channels) != (28, 28, 1))
+            {
+                Recipe.CheckFits(path, network, height, width, channels, classes: null);
+                int classes = network.OutputShapes([1, height, width, channels])[^1][1];
+                if (classes < 2) throw new InvalidDataException($"{path}: the network gives {classes} output per image; bench needs one score per class, at least 2.");
+                var images = Synthetic(height, width, channels, classes, o);
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"data: synthetic, {images.Count:N0} random {height}x{width}x{channels} images in {classes} classes (seed {o.Seed}): the network does not take MNIST's 28x28x1 images"));
+                stdout.WriteLine(Recipe.ArchitectureLine(path, network));
+                return new(network, images, images, true);
+            }
+
+            var (train, test) = Mnist(o, stdout);
+            Recipe.CheckFits(path, network, train.Height, train.Width, train.Channels, train.Classes);
+            stdout.WriteLine(Recipe.ArchitectureLine(path, network));
+            return new(network, train, test, false);
+        }
+
+        var (mnistTrain, mnistTest) = Mnist(o, stdout);
+        network = DataSource.NewNetwork(o, mnistTrain);
+        if (o.Given.Contains("--net")) stdout.WriteLine($"net: {o.Net}: {network.Layers.Count} layers, {string.Join(" → ", network.Layers.Select(l => l.Name))}");
+        return new(network, mnistTrain, mnistTest, false);
+    }
+
+    /// <summary>Both splits of --data, after the "data: …" line that names them.</summary>
+    private static (ImageDataset Train, ImageDataset Test) Mnist(Options o, TextWriter stdout)
+    {
+        Program.PrintDataset(o, stdout, LeNetSharp.Data.Mnist.Recognize(o.Data, MnistSplit.Train, MnistSplit.Test));
+        return (LeNetSharp.Data.Mnist.Load(o.Data, MnistSplit.Train), LeNetSharp.Data.Mnist.Load(o.Data, MnistSplit.Test));
+    }
+
+    /// <summary>
+    /// The image size a model file's network takes (the file records none): 28x28 with the channels of its first
+    /// convolution or batch norm when it turns those into scores, else the smallest square it does, up to 1024x1024.
+    /// </summary>
+    /// <exception cref="InvalidDataException">No such size; the message names the file and why 28x28 does not fit.</exception>
+    private static (int Height, int Width, int Channels) ImageShape(string path, Sequential<float> network)
+    {
+        int channels = network.Layers.Select(l => l switch { Conv<float> c => c.InChannels, BatchNorm2d<float> b => b.Channels, Linear<float> or Flatten<float> => 1, _ => 0 })
+            .FirstOrDefault(c => c > 0, 1);
+        bool Scores(int size)
+        {
+            try
+            {
+                var shapes = network.OutputShapes([1, size, size, channels]);
+                return shapes.Count > 0 && shapes[^1].Length == 2;
+            }
+            catch (ArgumentException)
+            {
+                return false;
+            }
+        }
+
+        if (Scores(28)) return (28, 28, channels);
+        for (int size = 1; size <= 1024; size++)
+        {
+            if (Scores(size)) return (size, size, channels);
+        }
+
+        Recipe.CheckFits(path, network, 28, 28, channels, classes: null); // says why 28x28 does not fit
+        throw new InvalidDataException($"{path}: no square image size up to 1024x1024x{channels} fits the network (a model file records none; an .onnx does).");
+    }
+
+    /// <summary>Random images (bytes from --seed) and labels: as many as <see cref="SyntheticImages"/>, fewer for large images, and more than a batch.</summary>
+    private static ImageDataset Synthetic(int height, int width, int channels, int classes, Options o)
+    {
+        long perImage = (long)height * width * channels;
+        int count = (int)Math.Max(o.Batch + 1, Math.Min(SyntheticImages, SyntheticBytes / perImage));
+        if (count * perImage > Array.MaxLength)
+        {
+            throw new ArgumentException($"bench --batch {o.Batch}: {count} synthetic {height}x{width}x{channels} images would take more than {Array.MaxLength:N0} bytes; give a smaller batch.");
+        }
+
+        var random = new Random(o.Seed);
+        var pixels = new byte[(long)count * perImage];
+        random.NextBytes(pixels);
+        var labels = new byte[count];
+        for (int i = 0; i < count; i++) labels[i] = (byte)random.Next(Math.Min(classes, 256));
+        return new ImageDataset(pixels, labels, height, width, channels, classes);
+    }
+
+    /// <summary>"optimizer sgd (momentum 0.9), lr 0.01" or "optimizer adamw (weight decay 0.01), lr 0.01".</summary>
+    private static string OptimizerText(Options o)
+    {
+        var settings = new List<string>();
+        if (o.Momentum != 0) settings.Add(string.Create(CultureInfo.InvariantCulture, $"momentum {o.Momentum}"));
+        if (o.EffectiveWeightDecay != 0) settings.Add(string.Create(CultureInfo.InvariantCulture, $"weight decay {o.EffectiveWeightDecay}"));
+        return string.Create(CultureInfo.InvariantCulture, $"optimizer {o.Optimizer}{(settings.Count == 0 ? "" : $" ({string.Join(", ", settings)})")}, lr {o.LearningRate}");
     }
 
     /// <summary>
@@ -195,7 +316,6 @@ internal static class Bench
         }
     }
 
-    /// <summary>Median time of each layer's forward and backward over repeated single steps, with GFLOP/s for the GEMM layers.</summary>
     /// <summary>The plan the last forward ran, and each vector-width measurement the SIMD backend made in this process.</summary>
     private static void PrintPlans(Sequential<float> network, TextWriter stdout)
     {
@@ -210,9 +330,13 @@ internal static class Bench
         }
     }
 
-    private static void PrintLayerBreakdown(Sequential<float> network, ImageDataset data, int[] order, int batch, double peak, TextWriter stdout)
+    /// <summary>
+    /// Median time of each plan step's forward and backward over repeated single training steps (as many as fit in
+    /// <see cref="BreakdownBudget"/>, at most 2,000), with GFLOP/s for the GEMM layers; then the network as it runs.
+    /// <paramref name="extended"/> adds milliseconds, each step's share of the time and its FLOPs per image.
+    /// </summary>
+    private static void PrintLayerBreakdown(Sequential<float> network, ImageDataset data, int[] order, int batch, double peak, bool extended, TextWriter stdout)
     {
-        const int Repeats = 2000;
         var x = new Tensor<float>(batch, data.Height, data.Width, data.Channels);
         var labels = new int[batch];
         var loss = new SoftmaxCrossEntropy<float>();
@@ -220,9 +344,7 @@ internal static class Bench
         network.Forward(x); // builds (or finds) the training plan for this shape
         var plan = network.Runner.LastPlan!;
         var steps = plan.Steps;
-        var forward = new double[steps.Count, Repeats];
-        var backward = new double[steps.Count, Repeats];
-        for (int r = 0; r < Repeats; r++)
+        void StepByStep(int r, double[,]? forward, double[,]? backward)
         {
             data.FillBatch(order.AsSpan(r * batch % (data.Count - batch), batch), x, labels);
             var t = x;
@@ -230,7 +352,7 @@ internal static class Bench
             {
                 long start = Stopwatch.GetTimestamp();
                 t = steps[s].Forward(t, keepForBackward: true);
-                forward[s, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                if (forward is not null) forward[s, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             }
 
             loss.Forward(t, labels);
@@ -239,99 +361,117 @@ internal static class Bench
             {
                 long start = Stopwatch.GetTimestamp();
                 g = steps[s].Backward(g);
-                backward[s, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                if (backward is not null) backward[s, r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             }
 
             network.ZeroGradients(); // measure only; no update
         }
 
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"per step of the plan at batch {batch}, {plan.Backend} (median µs; GFLOP/s where there are multiply-adds; this core's measured peak {peak:F1}):"));
-        int column = Math.Max(steps.Max(st => st.Name.Length), "network as it runs (layer by layer)".Length) + 1;
-        stdout.WriteLine("  " + "step".PadRight(column) + "forward          backward");
-        double totalF = 0, totalB = 0;
-        int[] shape = [batch, data.Height, data.Width, data.Channels];
-        int layer = 0;
-        for (int s = 0; s < steps.Count; s++)
-        {
-            double f = Median(forward, s), b = Median(backward, s);
-            totalF += f;
-            totalB += b;
-            double flops = 0, backwardFlops = 0;
-            for (int l = layer; l < layer + steps[s].LayerCount; l++)
-            {
-                double layerFlops = ForwardFlops(network.Layers[l], shape);
-                flops += layerFlops;
-                backwardFlops += (l == 0 && network.Layers[l] is Conv<float> { ComputeInputGradient: false } ? 1 : 2) * layerFlops;
-                shape = network.Layers[l].OutputShape(shape);
-            }
+        long first = Stopwatch.GetTimestamp();
+        StepByStep(0, null, null);
+        int repeats = Repeats(Stopwatch.GetElapsedTime(first));
+        var forward = new double[steps.Count, repeats];
+        var backward = new double[steps.Count, repeats];
+        for (int r = 0; r < repeats; r++) StepByStep(r, forward, backward);
 
-            layer += steps[s].LayerCount;
-            string rate(double us, double fl) => fl > 0 ? string.Create(CultureInfo.InvariantCulture, $" ({fl / us / 1e3:F1} GF/s)") : "";
-            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {steps[s].Name.PadRight(column)}{f,7:F2}{rate(f, flops),-12} {b,7:F2}{rate(b, backwardFlops),-12}"));
+        // Per image: each step's multiply-add FLOPs (forward; backward) and all its FLOPs (element counts included).
+        var layers = Flops.PerLayer(network, [1, data.Height, data.Width, data.Channels]);
+        var stepFlops = new (double Forward, double Backward, double AllForward, double AllTraining)[steps.Count];
+        for (int s = 0, layer = 0; s < steps.Count; layer += steps[s].LayerCount, s++)
+        {
+            foreach (var l in layers.Skip(layer).Take(steps[s].LayerCount))
+            {
+                stepFlops[s].AllForward += l.Forward;
+                stepFlops[s].AllTraining += l.Training;
+                if (!l.MultiplyAdds) continue;
+                stepFlops[s].Forward += l.Forward;
+                stepFlops[s].Backward += l.Training - l.Forward;
+            }
         }
 
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"total".PadRight(column)}{totalF,7:F2}{"",-12} {totalB,7:F2}"));
+        int column = Math.Max(steps.Max(st => st.Name.Length), "network as it runs (layer by layer)".Length) + 1;
+        double totalF = 0, totalB = 0;
+        var f = new double[steps.Count];
+        var b = new double[steps.Count];
+        for (int s = 0; s < steps.Count; s++)
+        {
+            totalF += f[s] = Median(forward, s);
+            totalB += b[s] = Median(backward, s);
+        }
+
+        string Rate(double us, double flops) => flops > 0 ? string.Create(CultureInfo.InvariantCulture, $" ({batch * flops / us / 1e3:F1} GF/s)") : "";
+        if (extended)
+        {
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"per step of the plan at batch {batch}, {plan.Backend} (median ms a batch over {repeats} training steps, the step's share of their time, FLOPs an image; "
+                + $"GFLOP/s of the multiply-adds, this core's measured peak {peak:F1}):"));
+            stdout.WriteLine($"  {"step".PadRight(column)}{"forward ms",-26}{"backward ms",-26}{"share",7}  {"MFLOP/image forward",20}{"training",10}");
+            for (int s = 0; s < steps.Count; s++)
+            {
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {steps[s].Name.PadRight(column)}{f[s] / 1e3,9:F3}{Rate(f[s], stepFlops[s].Forward),-17}{b[s] / 1e3,9:F3}{Rate(b[s], stepFlops[s].Backward),-17}"
+                    + $"{100 * (f[s] + b[s]) / (totalF + totalB),6:F1}%  {stepFlops[s].AllForward / 1e6,20:F3}{stepFlops[s].AllTraining / 1e6,10:F3}"));
+            }
+
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {"total".PadRight(column)}{totalF / 1e3,9:F3}{"",-17}{totalB / 1e3,9:F3}{"",-17}{100.0,6:F1}%  {layers.Sum(l => l.Forward) / 1e6,20:F3}{layers.Sum(l => l.Training) / 1e6,10:F3}"));
+            double elementsF = layers.Where(l => !l.MultiplyAdds).Sum(l => l.Forward), elementsT = layers.Where(l => !l.MultiplyAdds).Sum(l => l.Training);
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  (FLOPs: 2 a multiply-add in Conv and Linear, forward, weight gradient and input gradient; the other layers count their elements, "
+                + $"{elementsF / 1e6:F3} MFLOP an image forward and {elementsT / 1e6:F3} training, left out of the GFLOP/s and the peak fractions)"));
+        }
+        else
+        {
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"per step of the plan at batch {batch}, {plan.Backend} (median µs; GFLOP/s where there are multiply-adds; this core's measured peak {peak:F1}):"));
+            stdout.WriteLine("  " + "step".PadRight(column) + "forward          backward");
+            for (int s = 0; s < steps.Count; s++)
+            {
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {steps[s].Name.PadRight(column)}{f[s],7:F2}{Rate(f[s], stepFlops[s].Forward),-12} {b[s],7:F2}{Rate(b[s], stepFlops[s].Backward),-12}"));
+            }
+
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"total".PadRight(column)}{totalF,7:F2}{"",-12} {totalB,7:F2}"));
+        }
 
         // The network as it runs (fused Conv → Relu → MaxPool2x2 where it applies).
-        var netForward = new double[Repeats];
-        var netBackward = new double[Repeats];
-        for (int r = 0; r < Repeats; r++)
+        void AsItRuns(int r, double[]? netForward, double[]? netBackward)
         {
             data.FillBatch(order.AsSpan(r * batch % (data.Count - batch), batch), x, labels);
             long start = Stopwatch.GetTimestamp();
             var logits = network.Forward(x);
-            netForward[r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            if (netForward is not null) netForward[r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             loss.Forward(logits, labels);
             var g = loss.Backward();
             start = Stopwatch.GetTimestamp();
             network.Backward(g);
-            netBackward[r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            if (netBackward is not null) netBackward[r] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             network.ZeroGradients();
         }
 
+        first = Stopwatch.GetTimestamp();
+        AsItRuns(0, null, null);
+        repeats = Repeats(Stopwatch.GetElapsedTime(first));
+        var netForward = new double[repeats];
+        var netBackward = new double[repeats];
+        for (int r = 0; r < repeats; r++) AsItRuns(r, netForward, netBackward);
+
         double nf = Median(netForward), nb = Median(netBackward);
         var input = new[] { batch, data.Height, data.Width, data.Channels };
-        double ff = InferenceFlops(network, input), bf = TrainingFlops(network, input) - ff;
+        double ff = Flops.Inference(network, input), bf = Flops.Training(network, input) - ff;
         string label = network.Runner.LastPlan is { FusedSteps: > 0 } ? "network as it runs (fused)" : "network as it runs (layer by layer)";
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  {label.PadRight(column)}{nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
+        stdout.WriteLine(extended
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"  {label.PadRight(column)}{nf / 1e3,9:F3} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb / 1e3,9:F3} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)")
+            : string.Create(CultureInfo.InvariantCulture,
+                $"  {label.PadRight(column)}{nf,7:F2} ({ff / nf / 1e3:F1} GF/s = {100 * ff / nf / 1e3 / peak:F0}%)  {nb,7:F2} ({bf / nb / 1e3:F1} GF/s = {100 * bf / nb / 1e3 / peak:F0}%)"));
     }
 
-    /// <summary>Multiply-add FLOPs of a forward pass (2 per multiply-add) for an input of <paramref name="shape"/>.</summary>
-    private static double InferenceFlops(Sequential<float> network, int[] shape)
-    {
-        double total = 0;
-        foreach (var layer in network.Layers)
-        {
-            total += ForwardFlops(layer, shape);
-            shape = layer.OutputShape(shape);
-        }
+    /// <summary>The time the per-step table's measurement loops may take each.</summary>
+    private static readonly TimeSpan BreakdownBudget = TimeSpan.FromSeconds(4);
 
-        return total;
-    }
-
-    /// <summary>Forward plus backward: twice the forward again per layer (weight and input gradients), once for a layer that computes no input gradient.</summary>
-    private static double TrainingFlops(Sequential<float> network, int[] shape)
-    {
-        double total = 0;
-        foreach (var layer in network.Layers)
-        {
-            double f = ForwardFlops(layer, shape);
-            total += f + (layer is Conv<float> { ComputeInputGradient: false } ? 1 : 2) * f;
-            shape = layer.OutputShape(shape);
-        }
-
-        return total;
-    }
-
-    private static double ForwardFlops(ILayer<float> layer, int[] inputShape) => layer switch
-    {
-        Conv<float> c => 2.0 * layer.OutputShape(inputShape).Aggregate(1.0, (a, d) => a * d) * c.KernelHeight * c.KernelWidth * c.InChannels,
-        Linear<float> l => 2.0 * inputShape[0] * l.InFeatures * l.OutFeatures,
-        _ => 0,
-    };
+    /// <summary>How many repeats of what one took <paramref name="once"/> fit in <see cref="BreakdownBudget"/>: 10 to 2,000.</summary>
+    private static int Repeats(TimeSpan once) => (int)Math.Clamp(BreakdownBudget.TotalSeconds / Math.Max(once.TotalSeconds, 1e-6), 10, 2000);
 
     private static double Median(IEnumerable<double> samples)
     {

@@ -97,6 +97,20 @@ internal sealed class Cli
             + "it must take the data's images (MNIST: 28x28x1) and give one output per class", HelpName = "FILE",
     };
 
+    private readonly Option<string?> _benchArch = new("--arch")
+    {
+        Description = "Time this network instead of the tutorial's LeNet: a model file or an .onnx (or the tutorial's .npz), on MNIST when it takes "
+            + "28x28x1 images, else on random images of its own size (an .onnx's declared size; for a model file 28x28 or the smallest square it takes)",
+        HelpName = "FILE",
+    };
+
+    private readonly Option<string> _benchNet = ChoiceOption("--net",
+        "The network to time: lenet (the tutorial's) or modern (conv 5x5 32 and 3x3 64 with batch norm, max pooling and dropout; "
+        + "its recipe's --batch 64 --optimizer adamw are the defaults when not given, on one thread unless --threads)", NetNames, "lenet");
+
+    private readonly Option<string> _benchOptimizer = ChoiceOption("--optimizer",
+        "sgd (see --momentum), adam or adamw (as in PyTorch: betas 0.9 and 0.999, eps 1e-8; adamw with weight decay 0.01); bench steps at lr 0.01", OptimizerNames, "sgd");
+
     private readonly Option<string> _optimizer = ChoiceOption("--optimizer",
         "sgd (the tutorial's; see --momentum), adam or adamw (as in PyTorch: betas 0.9 and 0.999, eps 1e-8; they usually want --lr 0.001)", OptimizerNames, "sgd");
 
@@ -221,7 +235,7 @@ internal sealed class Cli
             + "save the model, evaluate it on the 10,000 test images.");
         _backend.CompletionSources.Add(BackendNames);
         _channels.HelpName = "N";
-        foreach (Option path in new Option[] { _data, _mnistData, _model, _arch, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
+        foreach (Option path in new Option[] { _data, _mnistData, _model, _arch, _benchArch, _checkpoint, _resume, _to, _report }) path.Validators.Add(NotEmpty);
         _files.Validators.Add(r =>
         {
             if (r.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value))) r.AddError("FILE expects a path, got an empty string");
@@ -250,7 +264,8 @@ internal sealed class Cli
         Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred); "
             + "with a model trained on an image folder, name the class of each (the picture resized as in training)", _model, _json)
             .Add(_files);
-        Verb("bench", "Time training steps and inference on MNIST, with a per-layer breakdown", _mnistData, _batch, _seed, _steps, _inferBatch, _threads, _backend);
+        Verb("bench", "Time training steps and inference (of the tutorial's LeNet, --net modern or --arch FILE), with a per-layer breakdown and the FLOPs against the core's peak",
+            _mnistData, _benchArch, _benchNet, _batch, _benchOptimizer, _momentum, _seed, _steps, _inferBatch, _threads, _backend);
 
         string[] verbs = [.. _root.Subcommands.Select(c => c.Name)];
         var topic = new Argument<string?>("command") { Description = "The command to describe", HelpName = "COMMAND", Arity = ArgumentArity.ZeroOrOne };
@@ -292,8 +307,9 @@ internal sealed class Cli
     private int? RefuseMisfits(ParseResult r)
     {
         var own = r.CommandResult.Command.Options;
-        if (!own.Contains(_schedule)) return null;
         bool Given(Option option) => r.GetResult(option) is OptionResult { Implicit: false };
+        if (own.Contains(_benchArch)) return Refuse(r, BenchMisfit(r, Given));
+        if (!own.Contains(_schedule)) return null;
         // The values the run will use: --net modern's recipe stands in for the options not given.
         var preset = Recipe.WithNetDefaults(new Options { Net = r.GetValue(_net)!, Given = new HashSet<string>() });
         T Value<T>(Option<T> option, T modern) => Given(option) || preset.Net != "modern" ? r.GetValue(option)! : modern;
@@ -309,6 +325,21 @@ internal sealed class Cli
             : Given(_arch) && Given(_resume) ? "--arch does not combine with --resume: a resumed run trains the checkpoint's network"
             : Given(_arch) && Given(_net) ? "--arch does not combine with --net: --arch trains the file's network, --net builds a new one"
             : null;
+        return Refuse(r, misfit);
+    }
+
+    /// <summary>bench's options that do not fit together, as <see cref="RefuseMisfits"/> words them, or null.</summary>
+    private string? BenchMisfit(ParseResult r, Func<Option, bool> given)
+    {
+        string optimizer = given(_benchOptimizer) ? r.GetValue(_benchOptimizer)! : Recipe.WithNetDefaults(new Options { Command = "bench", Net = r.GetValue(_benchNet)! }).Optimizer;
+        return given(_momentum) && optimizer != "sgd" ? $"--momentum is a setting of --optimizer sgd, not of {optimizer}"
+            : given(_benchArch) && given(_benchNet) ? "--arch does not combine with --net: --arch times the file's network, --net builds a new one"
+            : null;
+    }
+
+    /// <summary>Prints the usage error <paramref name="misfit"/> and returns 2; null when there is none.</summary>
+    private int? Refuse(ParseResult r, string? misfit)
+    {
         if (misfit is null) return null;
         _invocation.Error.WriteLine($"error: {misfit} ({See(r.CommandResult.Command)})");
         return UsageError;
@@ -344,7 +375,7 @@ internal sealed class Cli
             BackendName = Get(_backend, o.BackendName), Checkpoint = Get(_checkpoint, o.Checkpoint), CheckpointEvery = Get(_checkpointEvery, o.CheckpointEvery),
             Resume = Get(_resume, o.Resume), To = own.Contains(_to) ? r.GetValue(_to) : o.To,
             Report = Get(_report, o.Report), Json = Get(_json, o.Json),
-            Net = Get(_net, o.Net), Arch = Get(_arch, o.Arch), Optimizer = Get(_optimizer, o.Optimizer), Momentum = Get(_momentum, o.Momentum), WeightDecay = Get(_weightDecay, o.WeightDecay),
+            Net = Get(_net, Get(_benchNet, o.Net)), Arch = Get(_arch, Get(_benchArch, o.Arch)), Optimizer = Get(_optimizer, Get(_benchOptimizer, o.Optimizer)), Momentum = Get(_momentum, o.Momentum), WeightDecay = Get(_weightDecay, o.WeightDecay),
             Schedule = Get(_schedule, o.Schedule), Warmup = Get(_warmup, o.Warmup), StepSize = Get(_stepSize, o.StepSize), Gamma = Get(_gamma, o.Gamma),
             ValSplit = Get(_valSplit, o.ValSplit), EarlyStop = Get(_earlyStop, o.EarlyStop), Augment = Get(_augment, o.Augment), Flip = Get(_flip, o.Flip),
             Size = Get(_size, o.Size), Channels = own.Contains(_channels) ? int.Parse(r.GetValue(_channels)!, CultureInfo.InvariantCulture) : o.Channels,

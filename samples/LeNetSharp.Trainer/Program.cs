@@ -98,7 +98,6 @@ public static class Program
                 ModelFiles.RequireWithinCeilings(predictor, options.Model, LeNet.ImageSize, LeNet.ImageSize, 1); // pictures become 28x28 grey
                 return PredictCommand.Run(predictor, options.Files, options.Json, stdout, stderr);
             case "bench":
-                PrintDataset(options, stdout, Mnist.Recognize(options.Data, MnistSplit.Train, MnistSplit.Test));
                 Bench.Run(options, stdout);
                 return 0;
             default: // the main job (an image folder as --data needs no fetch)
@@ -111,7 +110,7 @@ public static class Program
     /// "data: MNIST (4 files, SHA-256 verified) in DIR" or "data: unrecognised IDX dataset in DIR", the first line of
     /// train, eval and bench (<see cref="Mnist.Recognize"/> has already refused a mix of known and unknown files).
     /// </summary>
-    private static void PrintDataset(Options o, TextWriter stdout, DatasetRecognition recognition)
+    internal static void PrintDataset(Options o, TextWriter stdout, DatasetRecognition recognition)
     {
         if (recognition.Files.Count > 0) stdout.WriteLine($"data: {recognition} in {o.Data}");
     }

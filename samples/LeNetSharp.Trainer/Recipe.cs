@@ -20,6 +20,7 @@ internal static class Recipe
     /// <summary>
     /// <paramref name="o"/> with --net modern's recipe in place of every recipe option not given on the command line
     /// (<see cref="ModernRecipeText"/>); unchanged for --net lenet, whose recipe is the tutorial's (the defaults).
+    /// <c>bench --net modern</c> takes the recipe's batch and optimizer but keeps one thread unless --threads is given.
     /// </summary>
     public static Options WithNetDefaults(Options o)
     {
@@ -34,7 +35,7 @@ internal static class Recipe
             WeightDecay = Keep("--weight-decay", o.WeightDecay, 0.01),
             Schedule = Keep("--schedule", o.Schedule, "onecycle"),
             Augment = Keep("--augment", o.Augment, true),
-            Threads = Keep("--threads", o.Threads, 2),
+            Threads = o.Command == "bench" ? o.Threads : Keep("--threads", o.Threads, 2), // bench times one core unless told
         };
     }
 
@@ -45,54 +46,78 @@ internal static class Recipe
     /// <exception cref="InvalidDataException">The network does not fit the data; the message names the file and both shapes.</exception>
     public static Sequential<float> LoadArchitecture(string path, ImageDataset data)
     {
-        string images = $"{data.Height}x{data.Width}x{data.Channels}";
+        var network = LoadNetwork(path, out var shape);
+        if (shape is { } s && s != (data.Height, data.Width, data.Channels))
+        {
+            throw new InvalidDataException($"{path}: the ONNX graph takes {s.Height}x{s.Width}x{s.Channels} images (H x W x C), the data's are {data.Height}x{data.Width}x{data.Channels}.");
+        }
+
+        CheckFits(path, network, data.Height, data.Width, data.Channels, data.Classes);
+        return network;
+    }
+
+    /// <summary>
+    /// The network in <paramref name="path"/> (a model file, an ONNX model or the tutorial's .npz weights), with the
+    /// image size an ONNX graph declares (null for the other formats, which record none). A first convolution is set
+    /// not to compute its input gradient (<see cref="Conv{T}.ComputeInputGradient"/>): nothing reads the gradient of
+    /// the images, and the weights train to the same bits without it.
+    /// </summary>
+    public static Sequential<float> LoadNetwork(string path, out (int Height, int Width, int Channels)? imageShape)
+    {
         Sequential<float> network;
         if (ModelFiles.IsOnnx(path))
         {
             network = OnnxModel.Import(path, out var shape);
-            if (shape != (data.Height, data.Width, data.Channels))
-            {
-                throw new InvalidDataException($"{path}: the ONNX graph takes {shape.Height}x{shape.Width}x{shape.Channels} images (H x W x C), the data's are {images}.");
-            }
+            imageShape = shape;
         }
         else
         {
             network = ModelFiles.Load(path);
+            imageShape = null;
         }
 
-        CheckFits(path, network, data);
-        if (network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
+        if (network.Layers.Count > 0 && network.Layers[0] is Conv<float> first) first.ComputeInputGradient = false;
         return network;
     }
 
     /// <summary>Checks that <paramref name="network"/> (read from <paramref name="path"/>) takes <paramref name="data"/>'s images and gives one output per class.</summary>
     /// <exception cref="InvalidDataException">It does not; the message names the file and both shapes.</exception>
-    public static void CheckFits(string path, Sequential<float> network, ImageDataset data)
+    public static void CheckFits(string path, Sequential<float> network, ImageDataset data) =>
+        CheckFits(path, network, data.Height, data.Width, data.Channels, data.Classes, needsWeights: false);
+
+    /// <summary>
+    /// Checks that <paramref name="network"/> takes <paramref name="height"/> x <paramref name="width"/> x
+    /// <paramref name="channels"/> images, turns each into <paramref name="classes"/> scores (any number when null), stays
+    /// within the library's ceilings for such images and, with <paramref name="needsWeights"/>, has weights to train.
+    /// </summary>
+    /// <exception cref="InvalidDataException">It does not; the message names the file and both shapes.</exception>
+    public static void CheckFits(string path, Sequential<float> network, int height, int width, int channels, int? classes, bool needsWeights = true)
     {
-        string images = $"{data.Height}x{data.Width}x{data.Channels}";
+        string images = $"{height}x{width}x{channels}";
         IReadOnlyList<int[]> shapes;
         try
         {
-            shapes = network.OutputShapes([1, data.Height, data.Width, data.Channels]);
+            shapes = network.OutputShapes([1, height, width, channels]);
         }
         catch (ArgumentException e)
         {
             throw new InvalidDataException($"{path}: the network does not take the data's {images} images (H x W x C): {e.Message}", e);
         }
 
-        int[] output = shapes.Count > 0 ? shapes[^1] : [1, data.Height, data.Width, data.Channels];
+        int[] output = shapes.Count > 0 ? shapes[^1] : [1, height, width, channels];
         if (output.Length != 2)
         {
             throw new InvalidDataException($"{path}: the network turns the data's {images} images into ({string.Join(", ", output[1..])}) each, "
-                + $"not {data.Classes} scores, one per class: end it with Flatten and Linear.");
+                + $"not {(classes is int c ? c.ToString(CultureInfo.InvariantCulture) + " " : "")}scores, one per class: end it with Flatten and Linear.");
         }
 
-        if (output[1] != data.Classes)
+        if (classes is int expected && output[1] != expected)
         {
-            throw new InvalidDataException($"{path}: the network gives {output[1]} outputs per image, but the data has {data.Classes} classes.");
+            throw new InvalidDataException($"{path}: the network gives {output[1]} outputs per image, but the data has {expected} classes.");
         }
 
-        ModelFiles.RequireWithinCeilings(network, path, data.Height, data.Width, data.Channels);
+        ModelFiles.RequireWithinCeilings(network, path, height, width, channels);
+        if (needsWeights && network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
     }
 
     /// <summary>"arch: PATH: 8 layers, Conv 5x5 1→6 stride 1 pad 0 → Relu → … → Linear 256→10".</summary>

@@ -52,14 +52,36 @@ internal static class TestData
     }
 
     /// <summary>The repository's data/mnist folder (found by walking up to LeNetSharp.sln).</summary>
-    public static string MnistDirectory()
+    public static string MnistDirectory() => RepositoryPath("data", "mnist");
+
+    /// <summary>A path inside the repository (its root found by walking up to LeNetSharp.sln).</summary>
+    public static string RepositoryPath(params string[] parts)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            if (File.Exists(Path.Combine(dir.FullName, "LeNetSharp.sln"))) return Path.Combine(dir.FullName, "data", "mnist");
+            if (File.Exists(Path.Combine(dir.FullName, "LeNetSharp.sln"))) return Path.Combine([dir.FullName, .. parts]);
         }
 
         throw new InvalidOperationException($"No LeNetSharp.sln above {AppContext.BaseDirectory}.");
+    }
+
+    /// <summary>
+    /// Synthetic 28x28 IDX files (not MNIST) in <paramref name="dir"/>: <paramref name="train"/> training and
+    /// <paramref name="test"/> test images of random bytes (seed 5), labels 0-9 in turn.
+    /// </summary>
+    /// <returns><paramref name="dir"/>.</returns>
+    public static string SyntheticIdx(string dir, int train, int test)
+    {
+        var random = new Random(5);
+        foreach (var (prefix, count) in new[] { ("train", train), ("t10k", test) })
+        {
+            var pixels = new byte[count * 784];
+            random.NextBytes(pixels);
+            IdxFile.Write(Path.Combine(dir, $"{prefix}-images-idx3-ubyte"), [count, 28, 28], pixels);
+            IdxFile.Write(Path.Combine(dir, $"{prefix}-labels-idx1-ubyte"), [count], Enumerable.Range(0, count).Select(i => (byte)(i % 10)).ToArray());
+        }
+
+        return dir;
     }
 }
 

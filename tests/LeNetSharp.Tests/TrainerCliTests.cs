@@ -140,14 +140,15 @@ public class TrainerCliTests
     [InlineData("train", "--data <DIR>|[default: data/mnist]", "--size <HxW>|", "--channels <N>|[default: 1]", "--model <PATH>|[default: lenet.model]", "--net <NAME>|[default: lenet]", "--arch <FILE>|", "--epochs <N>|[default: 2]",
         "--batch <N>|[default: 3]", "--optimizer <NAME>|[default: sgd]", "--lr <X>|[default: 0.01]", "--momentum <X>|[default: 0]", "--weight-decay <X>|for adamw 0.01",
         "--schedule <NAME>|[default: tutorial]", "--decay <X>|[default: 0.95]", "--step-size <N>|[default: 1]", "--gamma <X>|[default: 0.7]", "--warmup <N>|[default: 0]",
-        "--seed <N>|[default: 1]", "--limit <N>|", "--val-split <F>|", "--early-stop <PATIENCE>|", "--augment|",
+        "--seed <N>|[default: 1]", "--limit <N>|", "--val-split <F>|", "--early-stop <PATIENCE>|", "--augment|", "--flip|",
         "--threads <N>|[default: 1]", "--backend, --gemm <NAME>|", "--infer-batch <N>|[default: 16]", "--checkpoint <DIR>|", "--checkpoint-every <N>|[default: 0]",
         "--resume <DIR>|", "--report <DIR>|")]
     [InlineData("eval", "--data <DIR>|[default: data/mnist]", "--size <HxW>|", "--channels <N>|[default: 1]", "--model <PATH>|[default: lenet.model]", "--infer-batch <N>|[default: 16]",
         "--threads <N>|[default: 1]", "--backend, --gemm <NAME>|", "--report <DIR>|")]
     [InlineData("export", "--model <PATH>|[default: lenet.model]", "--to <PATH>|(REQUIRED)")]
     [InlineData("predict", "--model <PATH>|[default: lenet.model]", "--json|")]
-    [InlineData("bench", "--data <DIR>|[default: data/mnist]", "--batch <N>|[default: 3]", "--seed <N>|[default: 1]", "--steps <N>|[default: 20000]",
+    [InlineData("bench", "--data <DIR>|[default: data/mnist]", "--arch <FILE>|", "--net <NAME>|[default: lenet]", "--batch <N>|[default: 3]",
+        "--optimizer <NAME>|[default: sgd]", "--momentum <X>|[default: 0]", "--seed <N>|[default: 1]", "--steps <N>|[default: 20000]",
         "--infer-batch <N>|[default: 16]", "--threads <N>|[default: 1]", "--backend, --gemm <NAME>|")]
     public void Each_commands_help_lists_only_its_own_options_with_defaults(string command, params string[] expected)
     {

@@ -34,20 +34,7 @@ public sealed class TrainerErrorContractTests : TempDirectoryTest
     }
 
     /// <summary>Synthetic 28x28 IDX files (not MNIST): <paramref name="train"/> training and <paramref name="test"/> test images, labels 0-9.</summary>
-    private string SyntheticData(int train = 64, int test = 32)
-    {
-        string dir = Path.Combine(Dir, "data");
-        var random = new Random(5);
-        foreach (var (prefix, count) in new[] { ("train", train), ("t10k", test) })
-        {
-            var pixels = new byte[count * 784];
-            random.NextBytes(pixels);
-            IdxFile.Write(Path.Combine(dir, $"{prefix}-images-idx3-ubyte"), [count, 28, 28], pixels);
-            IdxFile.Write(Path.Combine(dir, $"{prefix}-labels-idx1-ubyte"), [count], Enumerable.Range(0, count).Select(i => (byte)(i % 10)).ToArray());
-        }
-
-        return dir;
-    }
+    private string SyntheticData(int train = 64, int test = 32) => TestData.SyntheticIdx(Path.Combine(Dir, "data"), train, test);
 
     private string ExistingModel()
     {

@@ -42,20 +42,7 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
     }
 
     /// <summary>Synthetic 28x28 IDX files: 64 training and 16 test images, labels 0-9.</summary>
-    private string SyntheticData()
-    {
-        string dir = Path.Combine(Dir, "data");
-        var random = new Random(5);
-        foreach (var (prefix, count) in new[] { ("train", 64), ("t10k", 16) })
-        {
-            var pixels = new byte[count * 784];
-            random.NextBytes(pixels);
-            IdxFile.Write(Path.Combine(dir, $"{prefix}-images-idx3-ubyte"), [count, 28, 28], pixels);
-            IdxFile.Write(Path.Combine(dir, $"{prefix}-labels-idx1-ubyte"), [count], Enumerable.Range(0, count).Select(i => (byte)(i % 10)).ToArray());
-        }
-
-        return dir;
-    }
+    private string SyntheticData() => TestData.SyntheticIdx(Path.Combine(Dir, "data"), 64, 16);
 
     [Theory]
     [InlineData("error: --optimizer expects sgd, adam, adamw, got 'adamx'; did you mean 'adam'? (see train --help)", "train", "--optimizer", "adamx")]

@@ -1,7 +1,16 @@
-"""Seconds per epoch at batch 3 on one thread: the tutorial's numpy algorithm and PyTorch, on real MNIST.
+"""One thread, real MNIST: the tutorial's numpy algorithm and PyTorch, on the networks LeNetSharp's bench times.
 
-Usage: python3 peers.py DATA_DIR [--numpy-batches N] [--torch-batches N]
-Each peer trains for N batches of 3 after a short warm-up; the time is scaled to 20,000 batches (one epoch).
+Usage: python3 peers.py DATA_DIR [--nets lenet,conv3x3,modern] [--numpy-batches N] [--torch-batches N]
+                                 [--conv3x3-steps N] [--modern-steps N] [--conv3x3-infer-batch N] [--modern-infer-batch N]
+
+lenet    the tutorial's LeNet at batch 3, plain SGD: the numpy algorithm and PyTorch each train N batches after a short
+         warm-up, scaled to an epoch of 20,000 batches; PyTorch's inference at its best batch.
+conv3x3  conv 3x3 pad 1 1->32, ReLU, max-pool 2, conv 3x3 pad 1 32->64, ReLU, max-pool 2, Linear 3136->10 (the network
+         of conv3x3.onnx): SGD with momentum 0.9 at batch 32; inference at batch 256 and at --conv3x3-infer-batch.
+modern   LeNetSharp's ModernCnn (--net modern): conv 5x5 pad 2 1->32, BatchNorm, ReLU, max-pool 2, conv 3x3 pad 1
+         32->64, BatchNorm, ReLU, max-pool 2, Dropout 0.3, Linear 3136->10: AdamW (lr 0.01, weight decay 0.01) at
+         batch 64; inference at batch 256 and at --modern-infer-batch.
+Each line ends in a form ratios.py reads ("NAME: train batch B: R images/s", "NAME: infer batch B: R images/s").
 """
 import argparse
 import os
@@ -171,7 +180,7 @@ def torch_inference_images_per_second(x, images=10_000):
     rates = {}
     with torch.no_grad():
         for batch in (1, 16, 64, 256, 1000):
-            n = images if batch > 1 else 2000  # batch 1 is slow: 2,000 images say enough
+            n = images if batch > 1 else min(images, 2000)  # batch 1 is slow: 2,000 images say enough
             for i in range(0, min(n, 20 * batch), batch):
                 net(xt[i:i + batch])  # warm-up
             best = 0.0
@@ -185,21 +194,107 @@ def torch_inference_images_per_second(x, images=10_000):
     return rates[batch], batch, rates
 
 
+# ---- The networks LeNetSharp's bench --arch / --net times, in PyTorch --------------------------------------------
+
+def conv3x3_net():
+    """The issue's 3x3 network (NCHW): about 22.8 MFLOP a training image and 7.74 an inferred one."""
+    from torch import nn
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(3136, 10))
+
+
+def modern_net():
+    """LeNetSharp's ModernCnn for 28x28x1 images and 10 classes."""
+    from torch import nn
+    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Dropout(0.3), nn.Linear(3136, 10))
+
+
+def torch_rates(x, y, net, make_optimizer, batch, steps, infer_batches, images=10_000):
+    """Training images/s at `batch` over `steps` timed steps (after 20 of warm-up), then inference images/s (eval mode,
+    no_grad) at each of `infer_batches`, the best of 3 passes over `images` images."""
+    import torch
+    from torch import nn
+    torch.set_num_threads(1)
+    n = min(len(x), batch * (steps + 20))
+    xt = torch.from_numpy(x[:n].transpose(0, 3, 1, 2).astype(np.float32).copy())
+    yt = torch.from_numpy(y[:n])
+    opt = make_optimizer(net.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    net.train()
+
+    def step(i):
+        i = i * batch % (n - batch + 1)
+        opt.zero_grad()
+        loss_fn(net(xt[i:i + batch]), yt[i:i + batch]).backward()
+        opt.step()
+
+    for i in range(20):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(20 + i)
+    train = steps * batch / (time.perf_counter() - start)
+
+    net.eval()
+    xi = torch.from_numpy(x[:images].transpose(0, 3, 1, 2).astype(np.float32).copy())
+    infer = {}
+    with torch.no_grad():
+        for b in infer_batches:
+            for i in range(0, min(len(xi), 20 * b), b):
+                net(xi[i:i + b])  # warm-up
+            best = 0.0
+            for _ in range(3):
+                start = time.perf_counter()
+                for i in range(0, len(xi), b):
+                    net(xi[i:i + b])
+                best = max(best, len(xi) / (time.perf_counter() - start))
+            infer[b] = best
+    return train, infer
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("data")
+    parser.add_argument("--nets", default="lenet,conv3x3,modern")
     parser.add_argument("--numpy-batches", type=int, default=500)
     parser.add_argument("--torch-batches", type=int, default=5000)
+    parser.add_argument("--conv3x3-steps", type=int, default=300)
+    parser.add_argument("--modern-steps", type=int, default=150)
+    parser.add_argument("--conv3x3-infer-batch", type=int, default=32)
+    parser.add_argument("--modern-infer-batch", type=int, default=64)
+    parser.add_argument("--infer-images", type=int, default=10_000)
     args = parser.parse_args()
+    nets = args.nets.split(",")
     x, y = load(args.data)
-    np_s = numpy_seconds_per_epoch(x, y, args.numpy_batches)
-    print(f"numpy {np.__version__} (tutorial algorithm): {np_s:.1f} s/epoch (from {args.numpy_batches} batches)")
-    torch_s, version = torch_seconds_per_epoch(x, y, args.torch_batches)
-    print(f"pytorch {version}: {torch_s:.1f} s/epoch (from {args.torch_batches} batches)")
-    rate, batch, rates = torch_inference_images_per_second(x)
-    print(f"pytorch {version} inference: {rate:.0f} images/s at batch {batch} (best of 3 passes; "
-          + ", ".join(f"batch {b}: {r:.0f}" for b, r in rates.items()) + ")")
-    sys.stdout.flush()
+    import torch
+    version = torch.__version__
+    if "lenet" in nets:
+        np_s = numpy_seconds_per_epoch(x, y, args.numpy_batches)
+        print(f"numpy {np.__version__} (tutorial algorithm): {np_s:.1f} s/epoch (from {args.numpy_batches} batches)")
+        torch_s, _ = torch_seconds_per_epoch(x, y, args.torch_batches)
+        print(f"pytorch {version}: {torch_s:.1f} s/epoch (from {args.torch_batches} batches)")
+        rate, batch, rates = torch_inference_images_per_second(x, args.infer_images)
+        print(f"pytorch {version} inference: {rate:.0f} images/s at batch {batch} (best of 3 passes; "
+              + ", ".join(f"batch {b}: {r:.0f}" for b, r in rates.items()) + ")")
+        sys.stdout.flush()
+    runs = {
+        "conv3x3": (conv3x3_net, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), 32, args.conv3x3_steps,
+                    args.conv3x3_infer_batch, "sgd momentum 0.9"),
+        "modern": (modern_net, lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01), 64, args.modern_steps,
+                   args.modern_infer_batch, "adamw weight decay 0.01"),
+    }
+    for name, (make, optimizer, batch, steps, infer_batch, settings) in runs.items():
+        if name not in nets:
+            continue
+        torch.manual_seed(1)
+        train, infer = torch_rates(x, y, make(), optimizer, batch, steps, sorted({infer_batch, 256}), args.infer_images)
+        print(f"pytorch {version} {name}: train batch {batch}: {train:.0f} images/s ({settings}, {steps} timed steps)")
+        for b, r in infer.items():
+            print(f"pytorch {version} {name}: infer batch {b}: {r:.0f} images/s (best of 3 passes)")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
