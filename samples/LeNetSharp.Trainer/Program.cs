@@ -137,6 +137,7 @@ public static class Program
             train = Mnist.Load(o.Data, MnistSplit.Train);
             test = Mnist.Load(o.Data, MnistSplit.Test);
             PrintDataset(o, stdout, files);
+            o = Recipe.WithDataDefaults(o, files.Dataset);
         }
 
         string? checkpoints = o.Checkpoint ?? o.Resume;

@@ -14,13 +14,14 @@ namespace LeNetSharp.Trainer;
 /// </summary>
 internal static class Recipe
 {
-    /// <summary>--net modern's recipe, for the help text: the defaults <see cref="WithNetDefaults"/> gives.</summary>
-    public const string ModernRecipeText = "--epochs 15 --batch 64 --optimizer adamw --lr 0.01 --weight-decay 0.01 --schedule onecycle --augment --threads 2";
+    /// <summary>--net modern's recipe, for the help text: the defaults <see cref="WithNetDefaults"/> and <see cref="WithDataDefaults"/> give.</summary>
+    public const string ModernRecipeText =
+        "--epochs 15 --batch 64 --optimizer adamw --lr 0.01 --weight-decay 0.01 --schedule onecycle --threads 2, and --augment on MNIST or --flip on Fashion-MNIST";
 
     /// <summary>
-    /// <paramref name="o"/> with --net modern's recipe in place of every recipe option not given on the command line
-    /// (<see cref="ModernRecipeText"/>); unchanged for --net lenet, whose recipe is the tutorial's (the defaults).
-    /// <c>bench --net modern</c> takes the recipe's batch and optimizer but keeps one thread unless --threads is given.
+    /// <paramref name="o"/> with --net modern's recipe in place of every recipe option not given on the command line;
+    /// unchanged for --net lenet, whose recipe is the tutorial's (the defaults). The augmentation depends on the data:
+    /// see <see cref="WithDataDefaults"/>.
     /// </summary>
     public static Options WithNetDefaults(Options o)
     {
@@ -34,10 +35,18 @@ internal static class Recipe
             LearningRate = Keep("--lr", o.LearningRate, 0.01),
             WeightDecay = Keep("--weight-decay", o.WeightDecay, 0.01),
             Schedule = Keep("--schedule", o.Schedule, "onecycle"),
-            Augment = Keep("--augment", o.Augment, true),
-            Threads = o.Command == "bench" ? o.Threads : Keep("--threads", o.Threads, 2), // bench times one core unless told
+            Threads = Keep("--threads", o.Threads, 2),
         };
     }
+
+    /// <summary>
+    /// --net modern's augmentation for the dataset recognised in --data (<paramref name="dataset"/>: "MNIST",
+    /// "Fashion-MNIST" or null) unless --augment or --flip is given: MNIST's shifts, turns and scales for its digits,
+    /// mirroring for Fashion-MNIST's clothes (which the digits' distortions only slow down), none for other data.
+    /// </summary>
+    public static Options WithDataDefaults(Options o, string? dataset) =>
+        o.Net != "modern" || o.Given.Contains("--augment") || o.Given.Contains("--flip") ? o
+        : o with { Augment = dataset == "MNIST", Flip = dataset == "Fashion-MNIST" };
 
     /// <summary>
     /// The network of <c>--arch</c>: a model file, an ONNX model or the tutorial's .npz weights, checked to take

@@ -223,14 +223,22 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
     public void Net_modern_takes_its_recipe_for_every_option_not_given()
     {
         var o = Parsed("train", "--net", "modern");
-        (o.Net, o.Epochs, o.Batch, o.Optimizer, o.LearningRate, o.EffectiveWeightDecay, o.Schedule, o.Augment, o.Threads)
-            .Should().Be(("modern", 15, 64, "adamw", 0.01, 0.01, "onecycle", true, 2));
+        (o.Net, o.Epochs, o.Batch, o.Optimizer, o.LearningRate, o.EffectiveWeightDecay, o.Schedule, o.Augment, o.Flip, o.Threads)
+            .Should().Be(("modern", 15, 64, "adamw", 0.01, 0.01, "onecycle", false, false, 2));
+        // The augmentation follows the data, unless one is given.
+        (Recipe.WithDataDefaults(o, "MNIST").Augment, Recipe.WithDataDefaults(o, "MNIST").Flip).Should().Be((true, false));
+        (Recipe.WithDataDefaults(o, "Fashion-MNIST").Augment, Recipe.WithDataDefaults(o, "Fashion-MNIST").Flip).Should().Be((false, true));
+        Recipe.WithDataDefaults(o, null).Should().Be(o, "no augmentation for data it does not know");
+        var flipOnMnist = Parsed("train", "--net", "modern", "--flip");
+        Recipe.WithDataDefaults(flipOnMnist, "MNIST").Should().Be(flipOnMnist, "--flip given: the recipe's choice stands aside");
+        Recipe.WithDataDefaults(Parsed("train"), "MNIST").Augment.Should().BeFalse("--net lenet keeps the tutorial's recipe");
         var mine = Parsed("train", "--net", "modern", "--epochs", "3", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05", "--threads", "1");
         (mine.Epochs, mine.Batch, mine.Optimizer, mine.Momentum, mine.LearningRate, mine.Schedule, mine.Threads)
             .Should().Be((3, 64, "sgd", 0.9, 0.05, "onecycle", 1), "a given option wins over the recipe's");
         Parsed("train", "--net", "lenet").Should().BeEquivalentTo(Parsed("train") with { Given = new HashSet<string> { "--net" } },
             c => c.ComparingByMembers<Options>(), "lenet is the tutorial's recipe");
-        Recipe.ModernRecipeText.Should().Be("--epochs 15 --batch 64 --optimizer adamw --lr 0.01 --weight-decay 0.01 --schedule onecycle --augment --threads 2");
+        Recipe.ModernRecipeText.Should().Be(
+            "--epochs 15 --batch 64 --optimizer adamw --lr 0.01 --weight-decay 0.01 --schedule onecycle --threads 2, and --augment on MNIST or --flip on Fashion-MNIST");
     }
 
     [Fact]
