@@ -21,7 +21,8 @@ internal static class Recipe
     /// <summary>
     /// <paramref name="o"/> with --net modern's recipe in place of every recipe option not given on the command line;
     /// unchanged for --net lenet, whose recipe is the tutorial's (the defaults). The augmentation depends on the data:
-    /// see <see cref="WithDataDefaults"/>.
+    /// see <see cref="WithDataDefaults"/>. <c>bench --net modern</c> takes the recipe's batch and optimizer but keeps one
+    /// thread unless --threads is given.
     /// </summary>
     public static Options WithNetDefaults(Options o)
     {
@@ -35,7 +36,7 @@ internal static class Recipe
             LearningRate = Keep("--lr", o.LearningRate, 0.01),
             WeightDecay = Keep("--weight-decay", o.WeightDecay, 0.01),
             Schedule = Keep("--schedule", o.Schedule, "onecycle"),
-            Threads = Keep("--threads", o.Threads, 2),
+            Threads = o.Command == "bench" ? o.Threads : Keep("--threads", o.Threads, 2), // bench times one core unless told
         };
     }
 

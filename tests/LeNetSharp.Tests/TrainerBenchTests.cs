@@ -80,12 +80,13 @@ public sealed class TrainerBenchTests : TempDirectoryTest
     public void Flops_of_the_modern_cnn_count_batch_norm_and_dropout_as_elements()
     {
         var modern = ModernCnn.Create<float>(1);
-        // conv1 2·28·28·32·25 = 1,254,400 (no input gradient), conv2 2·14·14·64·288 = 7,225,344, linear 2·3136·10 = 62,720.
-        Flops.Inference(modern, Mnist).Should().Be(8_542_464);
-        Flops.Training(modern, Mnist).Should().Be(2 * 1_254_400 + 3 * (7_225_344 + 62_720));
+        // conv1 2·28·28·32·25 = 1,254,400 (no input gradient), conv2 2·14·14·64·288 = 7,225,344,
+        // conv3 2·7·7·64·576 = 3,612,672, linear 2·3136·10 = 62,720.
+        Flops.Inference(modern, Mnist).Should().Be(12_155_136);
+        Flops.Training(modern, Mnist).Should().Be(2 * 1_254_400 + 3 * (7_225_344 + 3_612_672 + 62_720));
         var layers = Flops.PerLayer(modern, Mnist);
         layers[1].Should().Be(new LayerFlops(modern.Layers[1].Name, 25_088, 50_176, false), "BatchNorm2d over 28·28·32");
-        layers[9].Should().Be(new LayerFlops(modern.Layers[9].Name, 0, 2 * 3136, false), "Dropout is the identity in inference");
+        layers[12].Should().Be(new LayerFlops(modern.Layers[12].Name, 0, 2 * 3136, false), "Dropout is the identity in inference");
     }
 
     [Fact]
@@ -153,9 +154,9 @@ public sealed class TrainerBenchTests : TempDirectoryTest
 
         string data = TestData.SyntheticIdx(Path.Combine(Dir, "data"), 80, 16);
         var lines = Bench("--data", data, "--net", "modern", "--batch", "16", "--steps", "1");
-        lines[1].Should().StartWith("net: modern: 11 layers, Conv 5x5 1→32 stride 1 pad 2 → BatchNorm2d 32");
+        lines[1].Should().StartWith("net: modern: 14 layers, Conv 5x5 1→32 stride 1 pad 2 → BatchNorm2d 32");
         lines[2].Should().Match("bench: backend *, batch 16, 1 timed steps, threads 1, optimizer adamw (weight decay 0.01), lr 0.01, inference batch 16");
-        lines.Should().ContainMatch("train (24.37 MFLOP/image): *").And.ContainMatch("infer (8.54 MFLOP/image): *");
+        lines.Should().ContainMatch("train (35.21 MFLOP/image): *").And.ContainMatch("infer (12.16 MFLOP/image): *");
     }
 
     [Theory]

@@ -260,7 +260,7 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
         string model = Path.Combine(Dir, "modern.model");
         var (code, output, err) = Run("train", "--net", "modern", "--data", TestData.MnistDirectory(), "--model", model, "--epochs", "1", "--limit", "640");
         code.Should().Be(0, err);
-        output.Should().MatchRegex(@"training the modern CNN \(50,890 parameters\) on 640 images: 1 epoch, batch 64, optimizer adamw \(weight decay 0\.01\), "
+        output.Should().MatchRegex(@"training the modern CNN \(87,946 parameters\) on 640 images: 1 epoch, batch 64, optimizer adamw \(weight decay 0\.01\), "
             + @"lr 0\.01, schedule onecycle \(lr is the peak\), seed 1, threads 2, backend \S+");
         output.Should().Contain("augmentation: every training image shifted up to 2 px");
         var loaded = ModelFiles.Load(model);
