@@ -5,6 +5,8 @@ namespace LeNetSharp.Tests;
 /// <summary>The SIMD GEMM against MathNet's provider, the reference, at every vector width this machine runs.</summary>
 public class SimdGemmTests
 {
+    public static TheoryData<int> Width(int bits) => new() { bits };
+
     public static TheoryData<int, bool, bool, int, int, int> Cases(int bits)
     {
         var data = new TheoryData<int, bool, bool, int, int, int>();
@@ -13,6 +15,8 @@ public class SimdGemmTests
         {
             (1728, 6, 25), (25, 6, 1728), (1728, 25, 6), (192, 16, 150), (150, 16, 192), (192, 150, 16),
             (3, 10, 256), (256, 10, 3), (3, 256, 10), (1, 1, 1), (1, 17, 1), (5, 1, 7), (15, 16, 17), (33, 31, 2), (64, 64, 64),
+            // Long sums, run in ranges of 256 terms: a weight gradient's shape, odd ones, a last range of 1.
+            (72, 64, 1300), (37, 20, 777), (6, 16, 1729), (9, 33, 513),
         };
         foreach (bool ta in new[] { false, true })
         foreach (bool tb in new[] { false, true })
@@ -70,6 +74,39 @@ public class SimdGemmTests
         GemmProvider.SimdWithWidth(128).Multiply(transA, transB, m, n, k, 0.75f, a, b, 1f, narrow);
         GemmProvider.SimdWithWidth(bits).Multiply(transA, transB, m, n, k, 0.75f, a, b, 1f, wide);
         wide.Should().Equal(narrow);
+    }
+
+    /// <summary>
+    /// With alpha 1 and beta 0 every element is exactly the chain acc ← fma(a, b, acc) over p = 0 … k−1 from 0: long
+    /// sums too, which run in ranges whose blocks carry their accumulators from one range to the next.
+    /// </summary>
+    [Theory]
+    [WidthData(nameof(Width), 128)]
+    [WidthData(nameof(Width), 256)]
+    [WidthData(nameof(Width), 512)]
+    public void Every_element_is_one_chain_of_fused_multiply_adds_in_order(int bits)
+    {
+        foreach (var (m, n, k) in new[] { (72, 64, 1300), (37, 20, 777), (6, 16, 1729), (9, 33, 513), (5, 7, 300), (300, 9, 5) })
+        {
+            foreach (bool transA in new[] { false, true })
+            {
+                var random = new Random(m * 31 + n * 7 + k);
+                float[] a = RandomFloats(random, m * k), b = RandomFloats(random, k * n), c = new float[m * n];
+                GemmProvider.SimdWithWidth(bits).Multiply(transA, false, m, n, k, 1f, a, b, 0f, c);
+                for (int i = 0; i < m; i++)
+                {
+                    for (int j = 0; j < n; j++)
+                    {
+                        float acc = 0;
+                        for (int p = 0; p < k; p++) acc = MathF.FusedMultiplyAdd(transA ? a[p * m + i] : a[i * k + p], b[p * n + j], acc);
+                        if (BitConverter.SingleToInt32Bits(c[i * n + j]) != BitConverter.SingleToInt32Bits(acc))
+                        {
+                            throw new Xunit.Sdk.XunitException($"({m} x {n} x {k}, transA {transA}) at {bits} bits: C[{i}, {j}] is {c[i * n + j]:R}, the chain gives {acc:R}.");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     [Fact]

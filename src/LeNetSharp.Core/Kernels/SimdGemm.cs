@@ -72,14 +72,50 @@ internal static class SimdGemm<TOps, TV, T>
 
         ref T u0 = ref u[0];
         ref T v0 = ref vb[0];
-        Span<T> tile = stackalloc T[TileElements];
-        int a = 0;
-        if (!ThirtyTwoRegisters)
+        // A long sum runs in ranges of KRange terms, each range sweeping every block of X while its rows of U and V are
+        // in cache; a block carries its accumulators from one range to the next in its own tile (Start), so every
+        // element is still one chain of fused multiply-adds over p = 0 … k−1: the same bits as one sweep.
+        int blocks = (Ceil(ra, 4) + 3) * (ldv / w);
+        int ranges = k > 2 * KRange && (long)blocks * TileElements <= MaxRangeTiles ? Ceil(k, KRange) : 1;
+        Span<T> tiles = ranges == 1 ? stackalloc T[TileElements] : RangeTiles(blocks * TileElements);
+        for (int r = 0; r < ranges; r++)
         {
-            RunSixteenRegisters(ra, k, ref u0, ua, up, ref v0, ldv, tile, alpha, beta, c, outRowStride, outColStride, rb);
-            return;
+            int k0 = r * KRange, length = ranges == 1 ? k : Math.Min(KRange, k - k0);
+            ref T ur = ref Unsafe.Add(ref u0, (nint)k0 * up);
+            ref T vr = ref Unsafe.Add(ref v0, (nint)k0 * ldv);
+            if (ThirtyTwoRegisters) Sweep(ra, length, ref ur, ua, up, ref vr, ldv, tiles, ranges > 1, r > 0, r == ranges - 1, alpha, beta, c, outRowStride, outColStride, rb);
+            else RunSixteenRegisters(ra, length, ref ur, ua, up, ref vr, ldv, tiles, ranges > 1, r > 0, r == ranges - 1, alpha, beta, c, outRowStride, outColStride, rb);
         }
+    }
 
+    /// <summary>Terms of a sum per range when k is long (see <see cref="Run"/>): a range of U's and V's rows stays in L2.</summary>
+    private const int KRange = 256;
+
+    /// <summary>The most tile elements the ranged sweeps keep (one tile a block): 2^20, 4 MiB of float.</summary>
+    private const long MaxRangeTiles = 1 << 20;
+
+    [ThreadStatic] private static T[]? t_rangeTiles;
+
+    /// <summary>A per-thread buffer of at least <paramref name="length"/> elements for the blocks' tiles (reused).</summary>
+    private static Span<T> RangeTiles(int length)
+    {
+        var tiles = t_rangeTiles;
+        if (tiles is null || tiles.Length < length) t_rangeTiles = tiles = new T[length];
+        return tiles.AsSpan(0, length);
+    }
+
+    /// <summary>
+    /// One sweep over every block of X for k terms from <paramref name="u0"/> and <paramref name="v0"/> (32 vector
+    /// registers: 4 × 4-vector and 8 × 2-vector blocks). Ranged: block i keeps its accumulators in tile i of
+    /// <paramref name="tiles"/>, starting from them when <paramref name="resume"/>, and C is written only on the
+    /// <paramref name="last"/> range.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
+    private static void Sweep(int ra, int k, ref T u0, int ua, int up, ref T v0, int ldv, Span<T> tiles, bool ranged, bool resume, bool last,
+        T alpha, T beta, T[] c, int outRowStride, int outColStride, int rb)
+    {
+        int w = TOps.Count, a = 0, index = 0;
+        Span<T> tile = tiles;
         while (a < ra)
         {
             int left = ra - a;
@@ -90,14 +126,16 @@ internal static class SimdGemm<TOps, TV, T>
                 int rows = Math.Min(8, left), b = 0;
                 for (; b + 2 * w <= ldv; b += 2 * w)
                 {
-                    Block8x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block8x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, resume);
+                    if (last) WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 for (; b < ldv; b += w)
                 {
-                    Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, resume);
+                    if (last) WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 a += rows;
@@ -107,14 +145,16 @@ internal static class SimdGemm<TOps, TV, T>
                 int b = 0;
                 for (; b + 4 * w <= ldv; b += 4 * w)
                 {
-                    Block4x4(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, 4, 4, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block4x4(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, resume);
+                    if (last) WriteTile(tile, 4, 4, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 for (; b < ldv; b += w)
                 {
-                    Block4x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, 4, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block4x1(ref u0, a * ua, ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, resume);
+                    if (last) WriteTile(tile, 4, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 a += 4;
@@ -123,14 +163,19 @@ internal static class SimdGemm<TOps, TV, T>
             {
                 for (int b = 0; b < ldv; b += w)
                 {
-                    Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, resume);
+                    if (last) WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 a++;
             }
         }
     }
+
+    /// <summary>The tile of the next block: its own slice of <paramref name="tiles"/> when ranged, else the one shared tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Span<T> Tile(Span<T> tiles, bool ranged, int index) => ranged ? tiles.Slice(index * TileElements, TileElements) : tiles;
 
     private const int TileElements = 16 * 64; // 16 vectors of up to 64 elements
 
@@ -147,11 +192,12 @@ internal static class SimdGemm<TOps, TV, T>
     /// write-out is as long as the block's arithmetic.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void RunSixteenRegisters(int ra, int k, ref T u0, int ua, int up, ref T v0, int ldv, Span<T> tile,
+    private static void RunSixteenRegisters(int ra, int k, ref T u0, int ua, int up, ref T v0, int ldv, Span<T> tiles, bool ranged, bool resume, bool last,
         T alpha, T beta, T[] c, int outRowStride, int outColStride, int rb)
     {
-        int w = TOps.Count, a = 0;
-        bool directOk = outColStride == 1 && alpha == T.One && (beta == T.Zero || beta == T.One);
+        int w = TOps.Count, a = 0, index = 0;
+        Span<T> tile = tiles;
+        bool directOk = !ranged && outColStride == 1 && alpha == T.One && (beta == T.Zero || beta == T.One);
         while (a < ra)
         {
             int left = ra - a;
@@ -163,18 +209,20 @@ internal static class SimdGemm<TOps, TV, T>
                 {
                     if (directOk && rows == 6 && b + 2 * w <= rb)
                     {
-                        Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref c[a * outRowStride + b], outRowStride, beta == T.One);
+                        Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref c[a * outRowStride + b], outRowStride, beta == T.One, resume: false);
                         continue;
                     }
 
-                    Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref tile[0], 0, false);
-                    WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block6x2(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, ref tile[0], 0, false, resume);
+                    if (last) WriteTile(tile, rows, 2, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 for (; b < ldv; b += w)
                 {
-                    Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block8x1(ref u0, a * ua, ua, rows, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, resume);
+                    if (last) WriteTile(tile, rows, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 a += rows;
@@ -183,8 +231,9 @@ internal static class SimdGemm<TOps, TV, T>
             {
                 for (int b = 0; b < ldv; b += w)
                 {
-                    Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile);
-                    WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
+                    tile = Tile(tiles, ranged, index++);
+                    Block1x1(ref u0, a * ua, up, ref Unsafe.Add(ref v0, b), ldv, k, tile, resume);
+                    if (last) WriteTile(tile, 1, 1, a, b, rb, alpha, beta, c, outRowStride, outColStride);
                 }
 
                 a++;
@@ -197,11 +246,13 @@ internal static class SimdGemm<TOps, TV, T>
     /// old value when <paramref name="accumulate"/>: the same single rounding as the tile path's beta = 1); else to the tile.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block6x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile, ref T c, int ldc, bool accumulate)
+    private static void Block6x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile, ref T c, int ldc, bool accumulate, bool resume)
     {
         int w = TOps.Count;
-        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero;
-        TV y0 = TOps.Zero, y1 = TOps.Zero, y2 = TOps.Zero, y3 = TOps.Zero, y4 = TOps.Zero, y5 = TOps.Zero;
+        ref T t0 = ref tile[0];
+        TV x0 = Start(ref t0, 0, resume), y0 = Start(ref t0, 1, resume), x1 = Start(ref t0, 2, resume), y1 = Start(ref t0, 3, resume);
+        TV x2 = Start(ref t0, 4, resume), y2 = Start(ref t0, 5, resume), x3 = Start(ref t0, 6, resume), y3 = Start(ref t0, 7, resume);
+        TV x4 = Start(ref t0, 8, resume), y4 = Start(ref t0, 9, resume), x5 = Start(ref t0, 10, resume), y5 = Start(ref t0, 11, resume);
         nint ua1 = Row(1, rows, ua), ua2 = Row(2, rows, ua), ua3 = Row(3, rows, ua), ua4 = Row(4, rows, ua), ua5 = Row(5, rows, ua);
         nint pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
@@ -262,13 +313,14 @@ internal static class SimdGemm<TOps, TV, T>
     // (r·vectors + v)·W) before anything is written to C: no accumulator is live across a call, so none is spilled.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block4x4(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
+    private static void Block4x4(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile, bool resume)
     {
         int w = TOps.Count;
-        TV x00 = TOps.Zero, x01 = TOps.Zero, x02 = TOps.Zero, x03 = TOps.Zero;
-        TV x10 = TOps.Zero, x11 = TOps.Zero, x12 = TOps.Zero, x13 = TOps.Zero;
-        TV x20 = TOps.Zero, x21 = TOps.Zero, x22 = TOps.Zero, x23 = TOps.Zero;
-        TV x30 = TOps.Zero, x31 = TOps.Zero, x32 = TOps.Zero, x33 = TOps.Zero;
+        ref T t0 = ref tile[0];
+        TV x00 = Start(ref t0, 0, resume), x01 = Start(ref t0, 1, resume), x02 = Start(ref t0, 2, resume), x03 = Start(ref t0, 3, resume);
+        TV x10 = Start(ref t0, 4, resume), x11 = Start(ref t0, 5, resume), x12 = Start(ref t0, 6, resume), x13 = Start(ref t0, 7, resume);
+        TV x20 = Start(ref t0, 8, resume), x21 = Start(ref t0, 9, resume), x22 = Start(ref t0, 10, resume), x23 = Start(ref t0, 11, resume);
+        TV x30 = Start(ref t0, 12, resume), x31 = Start(ref t0, 13, resume), x32 = Start(ref t0, 14, resume), x33 = Start(ref t0, 15, resume);
         nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
@@ -293,15 +345,26 @@ internal static class SimdGemm<TOps, TV, T>
         TOps.Store(x30, ref Unsafe.Add(ref t, 12 * w)); TOps.Store(x31, ref Unsafe.Add(ref t, 13 * w)); TOps.Store(x32, ref Unsafe.Add(ref t, 14 * w)); TOps.Store(x33, ref Unsafe.Add(ref t, 15 * w));
     }
 
+    /// <summary>
+    /// Accumulator <paramref name="i"/> of a block at the start of its k range: 0, or (<paramref name="resume"/>) the
+    /// value the block stored at i·W of its tile after the previous range, so that a chain of fused multiply-adds split
+    /// into ranges is the same chain, bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Start(ref T tile, int i, bool resume) => resume ? TOps.Load(ref Unsafe.Add(ref tile, i * TOps.Count)) : TOps.Zero;
+
     /// <summary>Offset of block row <paramref name="i"/>; rows past the last re-read it (their results are not written).</summary>
     private static nint Row(int i, int rows, int ua) => (nint)Math.Min(i, rows - 1) * ua;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block8x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
+    private static void Block8x2(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile, bool resume)
     {
         int w = TOps.Count;
-        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero, x6 = TOps.Zero, x7 = TOps.Zero;
-        TV y0 = TOps.Zero, y1 = TOps.Zero, y2 = TOps.Zero, y3 = TOps.Zero, y4 = TOps.Zero, y5 = TOps.Zero, y6 = TOps.Zero, y7 = TOps.Zero;
+        ref T t0 = ref tile[0];
+        TV x0 = Start(ref t0, 0, resume), y0 = Start(ref t0, 1, resume), x1 = Start(ref t0, 2, resume), y1 = Start(ref t0, 3, resume);
+        TV x2 = Start(ref t0, 4, resume), y2 = Start(ref t0, 5, resume), x3 = Start(ref t0, 6, resume), y3 = Start(ref t0, 7, resume);
+        TV x4 = Start(ref t0, 8, resume), y4 = Start(ref t0, 9, resume), x5 = Start(ref t0, 10, resume), y5 = Start(ref t0, 11, resume);
+        TV x6 = Start(ref t0, 12, resume), y6 = Start(ref t0, 13, resume), x7 = Start(ref t0, 14, resume), y7 = Start(ref t0, 15, resume);
         nint ua1 = Row(1, rows, ua), ua2 = Row(2, rows, ua), ua3 = Row(3, rows, ua), ua4 = Row(4, rows, ua);
         nint ua5 = Row(5, rows, ua), ua6 = Row(6, rows, ua), ua7 = Row(7, rows, ua), pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
@@ -340,10 +403,12 @@ internal static class SimdGemm<TOps, TV, T>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block8x1(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile)
+    private static void Block8x1(ref T u, int r0, int ua, int rows, int up, ref T v, int ldv, int k, Span<T> tile, bool resume)
     {
         int w = TOps.Count;
-        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero, x4 = TOps.Zero, x5 = TOps.Zero, x6 = TOps.Zero, x7 = TOps.Zero;
+        ref T t0 = ref tile[0];
+        TV x0 = Start(ref t0, 0, resume), x1 = Start(ref t0, 1, resume), x2 = Start(ref t0, 2, resume), x3 = Start(ref t0, 3, resume);
+        TV x4 = Start(ref t0, 4, resume), x5 = Start(ref t0, 5, resume), x6 = Start(ref t0, 6, resume), x7 = Start(ref t0, 7, resume);
         nint ua1 = Row(1, rows, ua), ua2 = Row(2, rows, ua), ua3 = Row(3, rows, ua), ua4 = Row(4, rows, ua);
         nint ua5 = Row(5, rows, ua), ua6 = Row(6, rows, ua), ua7 = Row(7, rows, ua), pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
@@ -366,10 +431,11 @@ internal static class SimdGemm<TOps, TV, T>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block4x1(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile)
+    private static void Block4x1(ref T u, int r0, int ua, int up, ref T v, int ldv, int k, Span<T> tile, bool resume)
     {
         int w = TOps.Count;
-        TV x0 = TOps.Zero, x1 = TOps.Zero, x2 = TOps.Zero, x3 = TOps.Zero;
+        ref T t0 = ref tile[0];
+        TV x0 = Start(ref t0, 0, resume), x1 = Start(ref t0, 1, resume), x2 = Start(ref t0, 2, resume), x3 = Start(ref t0, 3, resume);
         nint ua1 = ua, ua2 = 2 * ua, ua3 = 3 * ua, pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
@@ -386,11 +452,11 @@ internal static class SimdGemm<TOps, TV, T>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
-    private static void Block1x1(ref T u, int r0, int up, ref T v, int ldv, int k, Span<T> tile)
+    private static void Block1x1(ref T u, int r0, int up, ref T v, int ldv, int k, Span<T> tile, bool resume)
     {
         // One accumulator: every element of X is the same chain of fused multiply-adds over p = 0, 1, …, k−1 in every
         // block shape and at every vector width, so results are bitwise identical whatever the width.
-        TV x0 = TOps.Zero;
+        TV x0 = Start(ref tile[0], 0, resume);
         nint pu = r0, pv = 0;
         for (int p = 0; p < k; p++, pu += up, pv += ldv)
         {
