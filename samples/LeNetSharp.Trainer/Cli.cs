@@ -315,12 +315,13 @@ internal sealed class Cli
         T Value<T>(Option<T> option, T modern) => Given(option) || preset.Net != "modern" ? r.GetValue(option)! : modern;
         string optimizer = Value(_optimizer, preset.Optimizer), schedule = Value(_schedule, preset.Schedule);
         int epochs = Value(_epochs, preset.Epochs), warmup = r.GetValue(_warmup);
+        string Of(string value, Option option) => Given(option) || preset.Net != "modern" ? value : $"{value} (--net modern's)";
         string? misfit =
             Given(_earlyStop) && !Given(_valSplit) ? "--early-stop needs --val-split: it watches the loss on held-out images (e.g. --val-split 0.1)"
-            : Given(_momentum) && optimizer != "sgd" ? $"--momentum is a setting of --optimizer sgd, not of {optimizer}"
-            : Given(_decay) && schedule != "tutorial" ? $"--decay is a setting of --schedule tutorial, not of {schedule}"
-            : (Given(_stepSize) || Given(_gamma)) && schedule != "step" ? $"{(Given(_stepSize) ? "--step-size" : "--gamma")} is a setting of --schedule step, not of {schedule}"
-            : warmup > 0 && schedule == "onecycle" ? "--warmup does not combine with --schedule onecycle: the cycle warms up itself (from lr/25 over its first 30 %)"
+            : Given(_momentum) && optimizer != "sgd" ? $"--momentum is a setting of --optimizer sgd, not of {Of(optimizer, _optimizer)}"
+            : Given(_decay) && schedule != "tutorial" ? $"--decay is a setting of --schedule tutorial, not of {Of(schedule, _schedule)}"
+            : (Given(_stepSize) || Given(_gamma)) && schedule != "step" ? $"{(Given(_stepSize) ? "--step-size" : "--gamma")} is a setting of --schedule step, not of {Of(schedule, _schedule)}"
+            : warmup > 0 && schedule == "onecycle" ? $"--warmup does not combine with --schedule {Of(schedule, _schedule)}: the cycle warms up itself (from lr/25 over its first 30 %)"
             : warmup > 0 && warmup >= epochs ? string.Create(CultureInfo.InvariantCulture, $"--warmup expects fewer epochs than --epochs ({epochs}), got '{warmup}'")
             : Given(_arch) && Given(_resume) ? "--arch does not combine with --resume: a resumed run trains the checkpoint's network"
             : Given(_arch) && Given(_net) ? "--arch does not combine with --net: --arch trains the file's network, --net builds a new one"

@@ -99,7 +99,8 @@ internal static class DataSource
             }
             catch (ArgumentOutOfRangeException e)
             {
-                throw new ArgumentException($"{e.Message.Split(" (Parameter", 2)[0]} Resize the pictures with --size, or train a network of your own with --arch FILE.", e);
+                throw new ArgumentException($"the modern CNN takes pictures of at least 4x4 pixels with 1 to 64 channels, in 2 to 10,000 classes; "
+                    + $"these are {Shape(data)} in {data.Classes} classes. Resize the pictures with --size, or train a network of your own with --arch FILE.", e);
             }
         }
 

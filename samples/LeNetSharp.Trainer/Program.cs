@@ -35,6 +35,11 @@ public static class Program
         {
             return new Cli(options => Execute(options, stdout, stderr), stdout, stderr).Invoke(args);
         }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"error: {e.Message} ({Cli.See(e.Command)})");
+            return Cli.UsageError;
+        }
         catch (Exception e)
         {
             stderr.WriteLine($"error: {ErrorLine(e)}");
@@ -121,6 +126,19 @@ public static class Program
         Mnist.EnsureAsync(o.Data, log).GetAwaiter().GetResult();
     }
 
+    /// <summary>Whether <paramref name="network"/> has the layers --net builds for <paramref name="data"/>.</summary>
+    private static bool IsNetOf(Options o, Sequential<float> network, ImageDataset data)
+    {
+        try
+        {
+            return Recipe.SameLayers(network, DataSource.NewNetwork(o, data));
+        }
+        catch (ArgumentException)
+        {
+            return false; // --net cannot even take these images
+        }
+    }
+
     private static int Train(Options o, TextWriter stdout, TextWriter stderr)
     {
         // Everything that can fail is checked before training: the data (both splits), the outputs, the options.
@@ -157,6 +175,13 @@ public static class Program
                 + $"the first epoch sets the best validation loss, and {patience} more must pass without beating it");
         }
 
+        if (train.Count < o.Batch)
+        {
+            string left = o.Limit is null && o.ValSplit is null ? $"{o.Data} has {train.Count:N0} training images"
+                : $"{train.Count:N0} training images are left after {(o.Limit is null ? "" : $"--limit {o.Limit}")}{(o.Limit is not null && o.ValSplit is not null ? " and " : "")}{(o.ValSplit is null ? "" : $"--val-split {o.ValSplit?.ToString(System.Globalization.CultureInfo.InvariantCulture)}")}";
+            throw new UsageException(o.Command, $"--batch {o.Batch} is larger than the training set: {left}; give a smaller --batch or more images");
+        }
+
         int batches = (train.Count + o.Batch - 1) / o.Batch;
         var schedule = Recipe.Schedule(o, batches); // null: the tutorial's, from Decay
         var trainingOptions = new TrainingOptions
@@ -171,7 +196,7 @@ public static class Program
         if (o.Threads > 1 && !trainingOptions.SplitsBatch(o.Batch))
         {
             int fewest = TrainingOptions.MinImagesPerThread;
-            stdout.WriteLine($"note: --threads {o.Threads} has no effect at batch {o.Batch}: a batch runs on one thread below {fewest} images a thread (try --batch {fewest * o.Threads} or more)");
+            stdout.WriteLine($"note: --threads {o.Threads}{(o.Net == "modern" && !o.Given.Contains("--threads") ? " (--net modern's)" : "")} has no effect at batch {o.Batch}: a batch runs on one thread below {fewest} images a thread (try --batch {fewest * o.Threads} or more)");
         }
 
         // The schedule must give every epoch a usable rate; a resumed run starts from the checkpoint's rate, known once it is loaded.
@@ -188,9 +213,22 @@ public static class Program
             : new Trainer<float>(arch ?? DataSource.NewNetwork(o, train), trainingOptions);
         if (o.Resume is not null && Unusable(trainer.Options)) return Cli.UsageError;
         var network = trainer.Network;
+        // A checkpoint holds its own network: it is named as --net names it only when it is that network.
+        string name = o.Arch ?? DataSource.NetworkName(o, train);
+        if (o.Resume is not null && !IsNetOf(o, network, train))
+        {
+            if (o.Given.Contains("--net"))
+            {
+                stderr.WriteLine($"error: --resume {o.Resume}: the checkpoint trains a network of {network.Layers.Count} layers ({network.ParameterCount:N0} parameters), "
+                    + $"not {name} (--net {o.Net}); resume with the --net it was started with ({Cli.See(o.Command)})");
+                return Cli.UsageError;
+            }
+
+            name = $"the network of {o.Resume}";
+        }
+
         network.Backend = o.Backend;
         DataSource.Describe(network, train);
-        string name = o.Arch ?? DataSource.NetworkName(o, train);
         if (o.Report is not null) Report.EnsureDrawable(network, o.Resume ?? name);
         string from = o.Resume is null ? "" : $", resuming from {o.Resume} at epoch {trainer.Position.Epoch + 1} batch {trainer.Position.Batch}";
         if (o.Arch is not null) stdout.WriteLine(Recipe.ArchitectureLine(o.Arch, network));

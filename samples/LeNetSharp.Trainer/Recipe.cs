@@ -130,6 +130,10 @@ internal static class Recipe
         if (needsWeights && network.ParameterCount == 0) throw new InvalidDataException($"{path}: the network has no weights to train.");
     }
 
+    /// <summary>Whether two networks have the same layers with the same settings (their weights aside).</summary>
+    public static bool SameLayers(Sequential<float> a, Sequential<float> b) =>
+        a.Layers.Select(l => l.Describe().ToString()).SequenceEqual(b.Layers.Select(l => l.Describe().ToString()));
+
     /// <summary>"arch: PATH: 8 layers, Conv 5x5 1→6 stride 1 pad 0 → Relu → … → Linear 256→10".</summary>
     public static string ArchitectureLine(string path, Sequential<float> network) =>
         $"arch: {path}: {network.Layers.Count} layers, {string.Join(" → ", network.Layers.Select(l => l.Name))}";

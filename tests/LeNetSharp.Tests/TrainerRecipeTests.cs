@@ -75,8 +75,8 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
     [InlineData("error: --arch does not combine with --resume: a resumed run trains the checkpoint's network (see train --help)", "train", "--arch", "a.model", "--resume", "ck")]
     [InlineData("error: --arch does not combine with --net: --arch trains the file's network, --net builds a new one (see train --help)", "train", "--arch", "a.model", "--net", "modern")]
     [InlineData("error: --net expects lenet, modern, got 'modren'; did you mean 'modern'? (see train --help)", "train", "--net", "modren")]
-    [InlineData("error: --momentum is a setting of --optimizer sgd, not of adamw (see train --help)", "train", "--net", "modern", "--momentum", "0.9")]
-    [InlineData("error: --warmup does not combine with --schedule onecycle: the cycle warms up itself (from lr/25 over its first 30 %) (see train --help)",
+    [InlineData("error: --momentum is a setting of --optimizer sgd, not of adamw (--net modern's) (see train --help)", "train", "--net", "modern", "--momentum", "0.9")]
+    [InlineData("error: --warmup does not combine with --schedule onecycle (--net modern's): the cycle warms up itself (from lr/25 over its first 30 %) (see train --help)",
         "train", "--net", "modern", "--warmup", "1")]
     public void Bad_recipe_options_give_one_line_and_exit_code_2(string message, params string[] args)
     {
@@ -252,6 +252,31 @@ public sealed class TrainerRecipeTests : TempDirectoryTest
         Recipe.Lines(both, null, 100).Should().Equal(
             "augmentation: every training image shifted up to 2 px, rotated up to 10°, scaled 0.9 to 1.1, and half of them mirrored, anew every epoch (seed 4)");
         Recipe.Augmentation(Parsed("train")).Should().BeNull();
+    }
+
+    [Fact]
+    public void A_batch_larger_than_the_images_left_is_a_usage_error_naming_the_options()
+    {
+        string data = TestData.MnistDirectory(), model = Path.Combine(Dir, "m.model");
+        Run("train", "--data", data, "--model", model, "--net", "modern", "--limit", "10").Should()
+            .Be((2, $"data: MNIST (4 files, SHA-256 verified) in {data}\n",
+                "error: --batch 64 is larger than the training set: 10 training images are left after --limit 10; give a smaller --batch or more images (see train --help)\n"));
+        Run("train", "--data", data, "--model", model, "--limit", "100", "--val-split", "0.95", "--batch", "8").Err.Should()
+            .Be("error: --batch 8 is larger than the training set: 5 training images are left after --limit 100 and --val-split 0.95; give a smaller --batch or more images (see train --help)\n");
+        File.Exists(model).Should().BeFalse();
+    }
+
+    [Fact]
+    public void Resuming_names_the_checkpoints_network_and_refuses_another_net()
+    {
+        string data = TestData.MnistDirectory(), checkpoint = Path.Combine(Dir, "ck"), model = Path.Combine(Dir, "m.model");
+        Run("train", "--data", data, "--model", model, "--limit", "60", "--epochs", "1", "--augment", "--checkpoint", checkpoint).Code.Should().Be(0);
+        string[] modernRecipe = ["--batch", "3", "--optimizer", "sgd", "--weight-decay", "0", "--schedule", "tutorial", "--threads", "1", "--limit", "60", "--epochs", "2"];
+        var (code, _, err) = Run(["train", "--data", data, "--model", model, "--net", "modern", .. modernRecipe, "--resume", checkpoint]);
+        (code, err).Should().Be((2, $"error: --resume {checkpoint}: the checkpoint trains a network of 8 layers (5,142 parameters), not the modern CNN (--net modern); "
+            + "resume with the --net it was started with (see train --help)\n"));
+        Run("train", "--data", data, "--model", model, "--limit", "60", "--epochs", "2", "--augment", "--resume", checkpoint).Out.Should()
+            .Contain("training LeNet (5,142 parameters) on 60 images", "without --net the checkpoint's LeNet is named as it is");
     }
 
     [Fact]
