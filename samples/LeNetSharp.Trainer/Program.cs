@@ -40,6 +40,13 @@ public static class Program
             stderr.WriteLine($"error: {e.Message} ({Cli.See(e.Command)})");
             return Cli.UsageError;
         }
+        catch (OutOfMemoryException)
+        {
+            // Within the library's ceilings a network can still need more than this machine has (big pictures, big batches).
+            stderr.WriteLine("error: out of memory: the network, its batch and its pictures need more memory than this process can have; "
+                + "try a smaller --batch or --size, or --threads 1");
+            return 1;
+        }
         catch (Exception e)
         {
             stderr.WriteLine($"error: {ErrorLine(e)}");
