@@ -64,6 +64,7 @@ internal static class Bench
         }
 
         double trainSeconds = clock.Elapsed.TotalSeconds;
+        int trainBits = network.Runner.LastPlan?.Bits ?? 0; // the width training ran at (0: the reference backend)
         double trainCores = (Cpu() - trainCpu).TotalSeconds / trainSeconds;
         double trainRate = steps * batch / trainSeconds;
         trainer.Dispose(); // its worker threads stop before inference is timed
@@ -82,6 +83,7 @@ internal static class Bench
         }
 
         double inferRate = Passes * test.Count / clock.Elapsed.TotalSeconds;
+        int inferBits = network.Runner.LastPlan?.Bits ?? trainBits; // inference may measure another width
         double inferCores = (Cpu() - inferCpu).TotalSeconds / clock.Elapsed.TotalSeconds;
 
         PrintLayerBreakdown(network, train, order, batch, peak, extended, stdout);
@@ -97,14 +99,14 @@ internal static class Bench
         double trainFlops = Flops.Training(network, shape), inferFlops = Flops.Inference(network, shape);
         // A run at a narrower width than the core's widest (--backend simd128 on an AVX2 core: what a 128-bit CPU such as
         // ARM64 runs) is also given against that width's own peak.
-        double widthPeak = peaks.FirstOrDefault(p => p.Bits == bits).GFlops;
-        string Of(double imagesPerSecond, double flops, int threads)
+        string Of(double imagesPerSecond, double flops, int threads, int runBits)
         {
+            double widthPeak = peaks.FirstOrDefault(p => p.Bits == runBits).GFlops;
             double gflops = imagesPerSecond * flops / 1e9;
             string text = string.Create(CultureInfo.InvariantCulture,
                 $"{gflops:F1} GFLOP/s = {100 * gflops / (peak * threads):F1}% of {(threads == 1 ? "the core's" : $"{threads} cores'")} peak");
             return widthPeak > 0 && widthPeak < peak
-                ? text + string.Create(CultureInfo.InvariantCulture, $" ({100 * gflops / (widthPeak * threads):F1}% of the Vector{bits} peak)")
+                ? text + string.Create(CultureInfo.InvariantCulture, $" ({100 * gflops / (widthPeak * threads):F1}% of the Vector{runBits} peak)")
                 : text;
         }
 
@@ -112,9 +114,9 @@ internal static class Bench
         int trainThreads = trainer.Options.SplitsBatch(o.Batch) ? cores : 1; // smaller batches run on one thread
         double trainMedian = Median(chunkRates.Count > 0 ? chunkRates : [trainRate]), inferMedian = Median(passRates);
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, trainThreads)}; median of {chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, trainThreads)}"));
+            $"train ({trainFlops / 1e6:F2} MFLOP/image): {trainRate:F0} images/s, {Of(trainRate, trainFlops, trainThreads, trainBits)}; median of {chunk}-step chunks {trainMedian:F0} images/s, {Of(trainMedian, trainFlops, trainThreads, trainBits)}"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"infer ({inferFlops / 1e6:F2} MFLOP/image): {inferRate:F0} images/s, {Of(inferRate, inferFlops, cores)}; median pass {inferMedian:F0} images/s, {Of(inferMedian, inferFlops, cores)}"));
+            $"infer ({inferFlops / 1e6:F2} MFLOP/image): {inferRate:F0} images/s, {Of(inferRate, inferFlops, cores, inferBits)}; median pass {inferMedian:F0} images/s, {Of(inferMedian, inferFlops, cores, inferBits)}"));
         // CPU time over wall time: how many cores the process actually ran on. Below --threads, other processes held
         // the cores (no in-process cause can be read from such a run); at --threads with poor scaling, the cause is inside.
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,

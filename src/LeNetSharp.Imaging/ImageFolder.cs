@@ -53,7 +53,7 @@ public sealed record ImageFolderOptions
 /// <example>
 /// <code>
 /// var (train, test) = ImageFolder.LoadSplits("flowers", new ImageFolderOptions { Size = (32, 32), Channels = 3 });
-/// var net = LeNet.Create&lt;float&gt;(seed: 1, 32, 32, channels: 3, classes: train.Classes);
+/// var net = LeNet.ForImages&lt;float&gt;(seed: 1, 32, 32, channels: 3, classes: train.Classes);
 /// net.ClassNames = train.ClassNames;        // saved with the model; predictions can be named
 /// </code>
 /// </example>

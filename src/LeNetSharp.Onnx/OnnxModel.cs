@@ -73,9 +73,9 @@ public static class OnnxModel
     /// form whatever its <see cref="Sequential{T}.Training"/> mode.
     /// </param>
     /// <param name="path">Destination file (conventionally <c>.onnx</c>).</param>
-    /// <param name="height">H of the input images (default 28).</param>
-    /// <param name="width">W of the input images (default 28).</param>
-    /// <param name="channels">C of the input images (default 1).</param>
+    /// <param name="height">H of the input images (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="width">W of the input images (default 0: see height).</param>
+    /// <param name="channels">C of the input images (default 0: see height).</param>
     /// <exception cref="NotSupportedException">The network has a layer type ONNX export does not know, or a setting float32 cannot hold (a LeakyRelu slope beyond its range, a BatchNorm eps that rounds to 0, a Dropout p that rounds to 1).</exception>
     /// <exception cref="ArgumentException">
     /// The network does not accept (N, <paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>)
@@ -84,9 +84,10 @@ public static class OnnxModel
     /// </exception>
     /// <exception cref="InvalidOperationException">A weight or running statistic is not a finite number, or a running variance is negative, so the file would not import (nothing is written).</exception>
     /// <exception cref="IOException">The file could not be written; the previous file, if any, is intact.</exception>
-    public static void Export(Sequential<float> network, string path, int height = 28, int width = 28, int channels = 1)
+    public static void Export(Sequential<float> network, string path, int height = 0, int width = 0, int channels = 0)
     {
         ArgumentNullException.ThrowIfNull(network);
+        (height, width, channels) = network.ImageShape(height, width, channels);
         ArgumentException.ThrowIfNullOrEmpty(path);
         var model = OnnxExporter.Build(network, height, width, channels);
         Persistence.AtomicFile.Write(path, s => model.WriteTo(s));
@@ -125,18 +126,19 @@ public static class OnnxModel
     /// </summary>
     /// <param name="network">Any of the built-in layers (see <see cref="Export(Sequential{float}, string, int, int, int)"/>).</param>
     /// <param name="stream">A writable stream; seeking is not needed.</param>
-    /// <param name="height">H of the input images (default 28).</param>
-    /// <param name="width">W of the input images (default 28).</param>
-    /// <param name="channels">C of the input images (default 1).</param>
+    /// <param name="height">H of the input images (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="width">W of the input images (default 0: see height).</param>
+    /// <param name="channels">C of the input images (default 0: see height).</param>
     /// <exception cref="ArgumentException">
     /// <paramref name="stream"/> cannot be written, or the network does not accept (N, <paramref name="height"/>,
     /// <paramref name="width"/>, <paramref name="channels"/>) input (nothing is written).
     /// </exception>
     /// <exception cref="NotSupportedException">A layer or setting ONNX export cannot write, as for a file (nothing is written).</exception>
     /// <exception cref="IOException">The stream failed while being written.</exception>
-    public static void Export(Sequential<float> network, Stream stream, int height = 28, int width = 28, int channels = 1)
+    public static void Export(Sequential<float> network, Stream stream, int height = 0, int width = 0, int channels = 0)
     {
         ArgumentNullException.ThrowIfNull(network);
+        (height, width, channels) = network.ImageShape(height, width, channels);
         ArgumentNullException.ThrowIfNull(stream);
         if (!stream.CanWrite) throw new ArgumentException("The stream cannot be written.", nameof(stream));
         var model = OnnxExporter.Build(network, height, width, channels); // every check before the first byte

@@ -27,35 +27,35 @@ public static class NetworkInference
     /// <summary>Classifies one image given as bytes (0–255).</summary>
     /// <param name="network">A trained network.</param>
     /// <param name="pixels">height·width·channels bytes, (H, W, C) order.</param>
-    /// <param name="height">Image height (default 28).</param>
-    /// <param name="width">Image width (default 28).</param>
-    /// <param name="channels">Channels per pixel (default 1).</param>
+    /// <param name="height">Image height (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="width">Image width (default 0: see height).</param>
+    /// <param name="channels">Channels per pixel (default 0: see height).</param>
     /// <returns>The label and K class probabilities.</returns>
     /// <exception cref="ArgumentException">The pixel count or shape does not fit the network.</exception>
-    public static Prediction Predict(this Sequential<float> network, ReadOnlySpan<byte> pixels, int height = 28, int width = 28, int channels = 1) =>
-        Run(network, Input(pixels, height, width, channels))[0];
+    public static Prediction Predict(this Sequential<float> network, ReadOnlySpan<byte> pixels, int height = 0, int width = 0, int channels = 0) =>
+        Run(network, Input(pixels, network.ImageShape(height, width, channels)))[0];
 
     /// <summary>Classifies one image given as floats (already scaled to [0, 1]).</summary>
     /// <param name="network">A trained network.</param>
     /// <param name="pixels">height·width·channels values, (H, W, C) order.</param>
-    /// <param name="height">Image height (default 28).</param>
-    /// <param name="width">Image width (default 28).</param>
-    /// <param name="channels">Channels per pixel (default 1).</param>
+    /// <param name="height">Image height (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="width">Image width (default 0: see height).</param>
+    /// <param name="channels">Channels per pixel (default 0: see height).</param>
     /// <returns>The label and K class probabilities.</returns>
     /// <exception cref="ArgumentException">The pixel count or shape does not fit the network, or a value is NaN or infinite (the message names the first one's index).</exception>
-    public static Prediction Predict(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 28, int width = 28, int channels = 1) =>
-        Run(network, Input(pixels, height, width, channels))[0];
+    public static Prediction Predict(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 0, int width = 0, int channels = 0) =>
+        Run(network, Input(pixels, network.ImageShape(height, width, channels)))[0];
 
     /// <summary>The K class probabilities of one image given as bytes (0–255).</summary>
     /// <inheritdoc cref="Predict(Sequential{float}, ReadOnlySpan{byte}, int, int, int)"/>
     /// <returns>K probabilities summing to 1.</returns>
-    public static float[] PredictProbabilities(this Sequential<float> network, ReadOnlySpan<byte> pixels, int height = 28, int width = 28, int channels = 1) =>
+    public static float[] PredictProbabilities(this Sequential<float> network, ReadOnlySpan<byte> pixels, int height = 0, int width = 0, int channels = 0) =>
         Predict(network, pixels, height, width, channels).Probabilities;
 
     /// <summary>The K class probabilities of one image given as floats (already scaled).</summary>
     /// <inheritdoc cref="Predict(Sequential{float}, ReadOnlySpan{float}, int, int, int)"/>
     /// <returns>K probabilities summing to 1.</returns>
-    public static float[] PredictProbabilities(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 28, int width = 28, int channels = 1) =>
+    public static float[] PredictProbabilities(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 0, int width = 0, int channels = 0) =>
         Predict(network, pixels, height, width, channels).Probabilities;
 
     /// <summary>Classifies a batch of images in one forward pass.</summary>
@@ -120,18 +120,18 @@ public static class NetworkInference
     /// </summary>
     /// <param name="network">A network.</param>
     /// <param name="pixels">height·width·channels values, (H, W, C) order, scaled as for training.</param>
-    /// <param name="height">Image height (default 28).</param>
-    /// <param name="width">Image width (default 28).</param>
-    /// <param name="channels">Channels per pixel (default 1).</param>
+    /// <param name="height">Image height (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="width">Image width (default 0: see height).</param>
+    /// <param name="channels">Channels per pixel (default 0: see height).</param>
     /// <returns>
     /// One tensor per layer, in layer order, each owned by the caller; for LeNet: (1, 24, 24, 6), (1, 24, 24, 6),
     /// (1, 12, 12, 6), (1, 8, 8, 16), (1, 8, 8, 16), (1, 4, 4, 16), (1, 256), (1, 10) — the last being the logits.
     /// </returns>
     /// <exception cref="ArgumentException">The pixel count or shape does not fit the network.</exception>
-    public static IReadOnlyList<Tensor<float>> Activations(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 28, int width = 28, int channels = 1)
+    public static IReadOnlyList<Tensor<float>> Activations(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 0, int width = 0, int channels = 0)
     {
         ArgumentNullException.ThrowIfNull(network);
-        var input = Input(pixels, height, width, channels);
+        var input = Input(pixels, network.ImageShape(height, width, channels));
         var outputs = new Tensor<float>[network.Layers.Count];
         network.ForwardObserved(input, (i, y) => outputs[i] = y.Clone());
         return outputs;
@@ -139,8 +139,14 @@ public static class NetworkInference
 
     /// <summary>A copy of every layer's output for one image given as bytes (0–255).</summary>
     /// <inheritdoc cref="Activations(Sequential{float}, ReadOnlySpan{float}, int, int, int)"/>
-    public static IReadOnlyList<Tensor<float>> Activations(this Sequential<float> network, ReadOnlySpan<byte> pixels, int height = 28, int width = 28, int channels = 1) =>
-        Activations(network, Input(pixels, height, width, channels).Span, height, width, channels);
+    public static IReadOnlyList<Tensor<float>> Activations(this Sequential<float> network, ReadOnlySpan<byte> pixels, int height = 0, int width = 0, int channels = 0) =>
+        Activations(network, Input(pixels, network.ImageShape(height, width, channels)).Span, height, width, channels);
+
+    /// <summary>A new (1, H, W, C) tensor of <paramref name="pixels"/> scaled by 1/255.</summary>
+    internal static Tensor<float> Input(ReadOnlySpan<byte> pixels, (int Height, int Width, int Channels) shape) => Input(pixels, shape.Height, shape.Width, shape.Channels);
+
+    /// <summary>A new (1, H, W, C) tensor holding a copy of <paramref name="pixels"/>.</summary>
+    internal static Tensor<float> Input(ReadOnlySpan<float> pixels, (int Height, int Width, int Channels) shape) => Input(pixels, shape.Height, shape.Width, shape.Channels);
 
     /// <summary>A new (1, H, W, C) tensor of <paramref name="pixels"/> scaled by 1/255.</summary>
     internal static Tensor<float> Input(ReadOnlySpan<byte> pixels, int height, int width, int channels)

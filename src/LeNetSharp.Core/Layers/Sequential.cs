@@ -127,9 +127,26 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>
+    /// The image size of a call that takes (<paramref name="height"/>, <paramref name="width"/>,
+    /// <paramref name="channels"/>): as given, or for three zeros <see cref="InputShape"/>, else 28x28x1.
+    /// </summary>
+    /// <exception cref="ArgumentException">Some of the three are 0 and some are not.</exception>
+    internal (int Height, int Width, int Channels) ImageShape(int height, int width, int channels)
+    {
+        if (height == 0 && width == 0 && channels == 0) return InputShape ?? (LeNet.ImageSize, LeNet.ImageSize, 1);
+        if (height == 0 || width == 0 || channels == 0)
+        {
+            throw new ArgumentException($"Give the image's height, width and channels together ({height}, {width}, {channels} given), or none (0, 0, 0) for the network's InputShape.");
+        }
+
+        return (height, width, channels);
+    }
+
+    /// <summary>
     /// The image size the network was trained for, (height, width, channels) of one NHWC image, or null when not
-    /// recorded (the tutorial's LeNet takes 28x28x1). Metadata only, like <see cref="ClassNames"/>: stored by
-    /// <see cref="Persistence.ModelFile"/> (format version 3) and carried by <see cref="Clone"/>.
+    /// recorded (the tutorial's LeNet takes 28x28x1). Stored by <see cref="Persistence.ModelFile"/> (format version 3)
+    /// and carried by <see cref="Clone"/>; prediction, <c>Predictor</c> and ONNX export take it as their image size
+    /// when they are given none.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A dimension is below 1 or above 65,536.</exception>
     public (int Height, int Width, int Channels)? InputShape

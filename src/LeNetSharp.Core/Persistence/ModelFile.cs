@@ -194,7 +194,9 @@ public static class ModelFile
         int got = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
         if (got < Magic.Length && Magic.AsSpan().StartsWith(magic.AsSpan(0, got)))
         {
-            throw new ModelFormatException(path, $"truncated: {got} bytes, a model file has at least {Magic.Length + 2 + 1 + 4 + HashSize}.");
+            // A stream is read from where it stands: one just written is at its end.
+            string rewind = got == 0 && stream.CanSeek && stream.Length > 0 ? $" (the stream is at its end, position {stream.Position:N0}: rewind it to read what was written)" : "";
+            throw new ModelFormatException(path, $"truncated: {got} bytes, a model file has at least {Magic.Length + 2 + 1 + 4 + HashSize}{rewind}.");
         }
 
         if (got < Magic.Length || !magic.AsSpan().SequenceEqual(Magic))
