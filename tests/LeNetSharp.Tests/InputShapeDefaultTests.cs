@@ -40,3 +40,19 @@ public sealed class InputShapeDefaultTests : TempDirectoryTest
         ModelFile.Load<float>(stream, "in-memory").ParameterCount.Should().Be(5142);
     }
 }
+
+/// <summary>A step schedule shorter than the run is refused before the first step, with the steps the run takes.</summary>
+public sealed class ScheduleLengthTests
+{
+    [Fact]
+    public void A_one_cycle_too_short_for_the_run_is_refused_before_training_naming_the_steps_it_takes()
+    {
+        var data = TestData.RandomImages(180, 4);
+        var options = new Training.TrainingOptions { Epochs = 1, BatchSize = 16, Schedule = new Training.OneCycleSchedule(11) };
+        using var trainer = new Training.Trainer<float>(TestData.SmallNet<float>(1), options);
+        var before = trainer.Network.Parameters.SelectMany(p => p.Value.Data).ToArray();
+        FluentActions.Invoking(() => trainer.Train(data)).Should().Throw<ArgumentOutOfRangeException>()
+            .WithMessage("*has no rate for step 11 (0-based): the cycle has 11 steps; give it more. The run takes 12 steps (1 epochs × 12 batches of up to 16 images; a last short batch is a step).*");
+        trainer.Network.Parameters.SelectMany(p => p.Value.Data).Should().Equal(before, "nothing was trained");
+    }
+}

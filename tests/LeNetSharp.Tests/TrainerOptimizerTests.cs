@@ -122,16 +122,17 @@ public sealed class TrainerOptimizerTests : TempDirectoryTest
     }
 
     [Fact]
-    public void A_schedule_that_runs_out_stops_training_before_the_step_naming_it()
+    public void A_schedule_that_runs_out_is_refused_before_the_first_step_naming_it_and_the_runs_steps()
     {
         var options = new TrainingOptions { Epochs = 2, BatchSize = 4, Optimizer = OptimizerKind.Adam, LearningRate = 0.01, Schedule = new OneCycleSchedule(5) };
         using var trainer = new Trainer<float>(TestData.SmallNet<float>(1), options);
 
         var act = () => trainer.Train(TestData.RandomImages(12, 1)); // 6 steps
-        act.Should().Throw<ArgumentOutOfRangeException>().WithMessage("OneCycleSchedule(total steps 5, *) has no rate for step 5 (0-based): the cycle has 5 steps; give it more.*");
+        act.Should().Throw<ArgumentOutOfRangeException>().WithMessage(
+            "OneCycleSchedule(total steps 5, *) has no rate for step 5 (0-based): the cycle has 5 steps; give it more. The run takes 6 steps (2 epochs × 3 batches of up to 4 images; a last short batch is a step).*");
 
-        trainer.Position.Should().Match<TrainingPosition>(p => p.Epoch == 1 && p.Batch == 2, "five steps were taken");
-        ((Optimizer<float>)trainer.Optimizer).Steps.Should().Be(5);
+        trainer.Position.Should().Match<TrainingPosition>(p => p.Epoch == 0 && p.Batch == 0, "nothing was trained");
+        ((Optimizer<float>)trainer.Optimizer).Steps.Should().Be(0);
     }
 
     [Fact]

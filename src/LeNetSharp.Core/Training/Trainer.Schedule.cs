@@ -48,6 +48,30 @@ public sealed partial class Trainer<T>
         return _rate;
     }
 
+    /// <summary>
+    /// Refuses, before the call trains, a schedule with no usable rate for the last step of a call that ends at epoch
+    /// <paramref name="end"/> on <paramref name="images"/> images (a one-cycle or cosine schedule given fewer steps than
+    /// the run takes), naming the steps the run takes.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The schedule's message, and the run's steps: epochs × batches, the last batch of an epoch partial.</exception>
+    private void RequireScheduleCovers(int images, int end)
+    {
+        if (end <= Position.Epoch) return;
+        long batches = (images + (long)Options.BatchSize - 1) / Options.BatchSize;
+        long last = _schedule.Unit == ScheduleUnit.Step ? end * batches - 1 : end - 1;
+        try
+        {
+            ScheduleRules.Checked(_schedule, ScheduleOrigin.Rate, last);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            string steps = _schedule.Unit == ScheduleUnit.Step
+                ? $"{end * batches:N0} steps ({end} epochs × {batches:N0} batches of up to {Options.BatchSize} images; a last short batch is a step)"
+                : $"{end} epochs";
+            throw new ArgumentOutOfRangeException(e.ParamName, e.ActualValue, $"{e.Message.Split(" (Parameter", 2)[0].Split(Environment.NewLine)[0]} The run takes {steps}.");
+        }
+    }
+
     /// <summary>Sets the optimizer's rate for the step about to run: batch <paramref name="step"/> of the run, in epoch <paramref name="epoch"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The schedule has no positive, finite rate for it; the message names the schedule.</exception>
     private void ApplySchedule(int epoch, long step) =>

@@ -403,6 +403,7 @@ public sealed partial class Trainer<T> : IDisposable where T : unmanaged, IFloat
             TrainedOn = identity;
         }
 
+        RequireScheduleCovers(data.Count, end);
         _unfinishedEnd = end; // cleared when this call returns: a call after an exception finishes this one
         var order = new int[data.Count];
         var summaries = new List<TrainingProgress>();
