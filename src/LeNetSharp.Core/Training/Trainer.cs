@@ -32,7 +32,10 @@ public sealed partial record TrainingOptions
     /// <summary>SGD momentum (default 0, the tutorial's plain SGD).</summary>
     public double Momentum { get; init; }
 
-    /// <summary>Weight decay (default 0): an L2 penalty added to the gradient for SGD and Adam, decoupled for AdamW.</summary>
+    /// <summary>
+    /// Weight decay (default 0): an L2 penalty added to the gradient for SGD and Adam, decoupled for AdamW. Note that
+    /// PyTorch's AdamW (and the <see cref="AdamW{T}"/> constructor) default to 0.01; here AdamW gets 0 unless it is set.
+    /// </summary>
     public double WeightDecay { get; init; }
 
     /// <summary>
