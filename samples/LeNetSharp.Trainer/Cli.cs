@@ -288,7 +288,7 @@ internal sealed class Cli
         // "--help" wins over other parse errors, except after an unknown command: "trian --help" is a typo to report.
         if ((result.Errors.Count > 0 && result.Action is not HelpAction) || UnknownCommand(result) is not null)
         {
-            _invocation.Error.WriteLine($"error: {Describe(result)}");
+            _invocation.Error.WriteLine($"error: {Program.Printable(Describe(result))}");
             return UsageError;
         }
 

@@ -23,6 +23,20 @@ internal static class DataSource
         && ImageFolder.HasSubfolders(directory);
 
     /// <summary>
+    /// Refuses a folder that holds neither MNIST's files nor a sub-folder (an empty folder, say), naming both kinds of
+    /// data it could hold, where MNIST's loader alone would report only its own missing files. A missing folder, and any
+    /// folder with something in it, is left to the loaders.
+    /// </summary>
+    /// <exception cref="IOException">The folder holds no IDX file and no sub-folder.</exception>
+    public static void RequireData(string directory)
+    {
+        if (!Directory.Exists(directory) || IsImageFolder(directory)) return;
+        if (Mnist.Files.Any(f => File.Exists(Path.Combine(directory, f.Name)) || File.Exists(Path.Combine(directory, f.Name + ".gz")))) return;
+        throw new IOException($"{directory}: no MNIST IDX files ({Mnist.Files[0].Name}, … or .gz; the fetch command downloads them) "
+            + $"and no image folder (one sub-folder of pictures per class, or {ImageFolder.TrainFolder}/ and {ImageFolder.TestFolder}/ holding them).");
+    }
+
+    /// <summary>
     /// The training images and the test images (null when the folder has no test split) of an image folder, after
     /// printing the "data: …" line.
     /// </summary>

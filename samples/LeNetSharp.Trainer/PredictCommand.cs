@@ -45,7 +45,7 @@ internal static class PredictCommand
                 string message = e is FileNotFoundException or DirectoryNotFoundException ? $"{file}: file not found"
                     : Directory.Exists(file) ? $"{file}: a folder, not a picture"
                     : e.Message.Contains(file, StringComparison.Ordinal) ? e.Message : $"{file}: {e.Message}";
-                stderr.WriteLine($"error: {message.ReplaceLineEndings(" ")}");
+                stderr.WriteLine($"error: {Program.Printable(message.ReplaceLineEndings(" "))}");
                 failed++;
                 continue;
             }

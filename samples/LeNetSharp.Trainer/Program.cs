@@ -57,7 +57,7 @@ public static class Program
     /// <summary>The exit code of a run interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it).</summary>
     internal const int Interrupted = 130;
 
-    /// <summary>One line for any exception: its message, unwrapped and folded; an unexpected type is named.</summary>
+    /// <summary>One line for any exception: its message, unwrapped and folded, control characters escaped; an unexpected type is named.</summary>
     internal static string ErrorLine(Exception e)
     {
         while (e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException && e.InnerException is not null) e = e.InnerException!;
@@ -66,7 +66,24 @@ public static class Program
         message = string.Join(" ", message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         bool expected = e is IOException or InvalidDataException or MnistUnavailableException or UnauthorizedAccessException or ArgumentException
             or PlatformNotSupportedException or NotSupportedException or NonFiniteLossException;
-        return expected ? message : $"unexpected {e.GetType().Name}: {message}";
+        return Printable(expected ? message : $"unexpected {e.GetType().Name}: {message}");
+    }
+
+    /// <summary>
+    /// <paramref name="line"/> with every control character (C0, DEL, C1) written as <c>\u001B</c>: a file name's
+    /// terminal escapes or line breaks reach an error line as text, never as commands to the terminal.
+    /// </summary>
+    internal static string Printable(string line)
+    {
+        if (!line.Any(char.IsControl)) return line;
+        var sb = new System.Text.StringBuilder(line.Length + 16);
+        foreach (char c in line)
+        {
+            if (char.IsControl(c)) sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            else sb.Append(c);
+        }
+
+        return sb.ToString();
     }
 
     private static int Execute(Options options, TextWriter stdout, TextWriter stderr)
@@ -78,8 +95,10 @@ public static class Program
                 Fetch(options, stdout);
                 return 0;
             case "train":
+                DataSource.RequireData(options.Data);
                 return Train(options, stdout, stderr);
             case "eval":
+                DataSource.RequireData(options.Data);
                 var model = LoadModel(options.Model);
                 if (DataSource.IsImageFolder(options.Data))
                 {
@@ -304,7 +323,8 @@ public static class Program
     private static void Export(Options o, TextWriter stdout)
     {
         var network = LoadModel(o.Model);
-        ModelFiles.RequireWithinCeilings(network, o.Model, LeNet.ImageSize, LeNet.ImageSize, 1); // what eval and predict would refuse
+        var (height, width, channels) = ModelFiles.InputShape(network, o.Model);
+        ModelFiles.RequireWithinCeilings(network, o.Model, height, width, channels); // what eval and predict would refuse
         SaveModel(network, o.To!);
         stdout.WriteLine($"exported {o.Model} to {o.To}");
     }

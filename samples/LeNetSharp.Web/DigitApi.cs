@@ -207,8 +207,12 @@ internal static class DigitApi
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
-            // The reader's own words: "Unexpected end of Stream…" for a missing closing boundary, a header line too long…
-            throw new InvalidDataException($"malformed multipart/form-data: {e.Message}");
+            // The reader's own words for a header line too long or broken; its end-of-stream error (a missing closing
+            // boundary) speaks of components rather than of the body, so it is reworded.
+            string problem = e.Message.StartsWith("Unexpected end of Stream", StringComparison.Ordinal)
+                ? "the body ended before the closing boundary"
+                : e.Message.ReplaceLineEndings(" ").TrimEnd();
+            throw new InvalidDataException($"malformed multipart/form-data: {problem}");
         }
 
         if (second is not null)

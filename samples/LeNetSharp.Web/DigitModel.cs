@@ -36,6 +36,12 @@ internal sealed class DigitModel : IDisposable
     public DigitModel(DigitAppSettings settings, ILogger<DigitModel> log)
     {
         var network = ModelFiles.Load(settings.ModelPath); // by extension, as the trainer reads it
+        if (ModelFiles.InputShape(network, settings.ModelPath) is var (h, w, c) && (h, w, c) != (Size, Size, 1))
+        {
+            throw new InvalidDataException(
+                $"{settings.ModelPath}: the model takes {h}x{w}x{c} images; this sample serves drawn digits as 28x28x1 images (use the trainer's predict for this model).");
+        }
+
         ModelFiles.RequireWithinCeilings(network, settings.ModelPath, Size, Size, 1);
         var shapes = network.OutputShapes([1, Size, Size, 1]); // throws, naming both shapes, if the input does not fit
         if (shapes[^1] is not [1, LeNet.Classes])

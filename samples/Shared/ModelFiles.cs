@@ -41,11 +41,45 @@ internal static class ModelFiles
         NetworkLimits.Check(network.Layers, [height, width, channels], problem => new InvalidDataException($"{path}: {problem}"));
     }
 
-    /// <summary>Writes <paramref name="network"/> to <paramref name="path"/> in the format its extension says.</summary>
+    /// <summary>
+    /// The (height, width, channels) of the images <paramref name="network"/>, read from <paramref name="path"/>, takes:
+    /// its recorded <see cref="Sequential{T}.InputShape"/> (a model trained on an image folder), else MNIST's 28x28x1.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The model records no input size and its network does not take 28x28x1 images.</exception>
+    public static (int Height, int Width, int Channels) InputShape(Sequential<float> network, string path)
+    {
+        if (network.InputShape is { } recorded) return recorded;
+        try
+        {
+            network.OutputShapes([1, LeNet.ImageSize, LeNet.ImageSize, 1]);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException(
+                $"{path}: the model records no input size, and its network does not take MNIST's 28x28x1 images ({e.Message.Split(" (Parameter", 2)[0].TrimEnd('.')}).", e);
+        }
+
+        return (LeNet.ImageSize, LeNet.ImageSize, 1);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="network"/> to <paramref name="path"/> in the format its extension says; an ONNX graph
+    /// takes the network's recorded input shape (else 28x28x1).
+    /// </summary>
     public static void Save(Sequential<float> network, string path)
     {
-        if (IsNpz(path)) TutorialWeights.Export(network, path);
-        else if (IsOnnx(path)) OnnxModel.Export(network, path);
-        else ModelFile.Save(network, path);
+        if (IsNpz(path))
+        {
+            TutorialWeights.Export(network, path);
+        }
+        else if (IsOnnx(path))
+        {
+            var (height, width, channels) = network.InputShape ?? (LeNet.ImageSize, LeNet.ImageSize, 1);
+            OnnxModel.Export(network, path, height, width, channels);
+        }
+        else
+        {
+            ModelFile.Save(network, path);
+        }
     }
 }

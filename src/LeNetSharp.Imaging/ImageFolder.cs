@@ -129,7 +129,7 @@ public static class ImageFolder
     /// </returns>
     /// <exception cref="DirectoryNotFoundException"><paramref name="directory"/> does not exist.</exception>
     /// <exception cref="InvalidDataException">
-    /// <paramref name="directory"/> is not a folder or has no class sub-folder, or fewer than 2 or more than
+    /// <paramref name="directory"/> is not a folder or has no class sub-folder, has a train or a test sub-folder of class folders without the other, or fewer than 2 or more than
     /// <see cref="MaxClasses"/> classes; a class folder is empty or holds something that is not an image file; an image
     /// is unreadable, corrupt, larger than <see cref="ImageFolderOptions.MaxPixels"/> or <see cref="ImageDecoder.MaxBytes"/>,
     /// or (without a size) not the first image's size; a sub-folder is not among <see cref="ImageFolderOptions.ClassNames"/>;
@@ -235,6 +235,14 @@ public static class ImageFolder
             if (kind == FileKind.Directory) folders.Add((name, path));
             else if (kind is FileKind.LinkLoop or FileKind.Inaccessible) throw new InvalidDataException($"{path}: expected a class folder or a file, found {SafeFile.Describe(kind)}.");
             else imagesAtTop |= IsImageName(name);
+        }
+
+        // One split without the other: the folder is neither layout, and reading "train" as a class would mislead.
+        var splits = folders.Where(f => f.Name is TrainFolder or TestFolder).ToList();
+        if (splits is [var (split, splitPath)] && HasSubfolders(splitPath))
+        {
+            string other = split == TrainFolder ? TestFolder : TrainFolder;
+            throw new InvalidDataException($"{directory} has {split}/ but no {other}/: give both, or put the class folders directly in {directory}.");
         }
 
         if (folders.Count == 0)

@@ -39,6 +39,10 @@ public sealed class ClassNamesTests : TempDirectoryTest
     [InlineData(new[] { "a", "b", "a" }, "Classes 0 and 2 are both named 'a'.*")]
     [InlineData(new[] { "a", " ", "c" }, "The name of class 1 is empty or blank*")]
     [InlineData(new[] { "a", "b\nc", "d" }, "The name of class 1 'b\\u000Ac' *")]
+    [InlineData(new[] { "a", "b\u001B[31mc", "d" }, "The name of class 1 'b\\u001B[31mc' holds U+001B, a control character*")]
+    [InlineData(new[] { "a", "b\u0085c", "d" }, "The name of class 1 'b\\u0085c' holds U+0085, a control character*")]
+    [InlineData(new[] { "a", "b\u202Ec", "d" }, "The name of class 1 'b\\u202Ec' holds U+202E, a bidirectional embedding, override or isolate*")]
+    [InlineData(new[] { "a", "\u2066b", "d" }, "The name of class 1 '\\u2066b' holds U+2066, a bidirectional embedding, override or isolate*")]
     public void Bad_class_names_are_refused_naming_the_class(string[] names, string message)
     {
         FluentActions.Invoking(() => TestData.RandomImages(4, 1).WithClassNames(names)).Should().Throw<ArgumentException>().WithMessage(message);
@@ -130,6 +134,35 @@ public sealed class ClassNamesTests : TempDirectoryTest
         Load(cut.Concat(SHA256.HashData(cut)).ToArray()).Should().Throw<ModelFormatException>().WithMessage("*: truncated: the file ends inside the metadata*");
 
         Action Load(byte[] bytes) => () => ModelFile.Deserialize<float>(bytes, "damaged.model");
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xFF, 0xFE, 0xFD })] // bytes UTF-8 never uses
+    [InlineData(new byte[] { 0xC0, 0xAF, 0x41 })] // an overlong '/'
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 })] // a lone surrogate, U+D800
+    public void Class_names_that_are_not_valid_utf8_are_refused_naming_the_file_and_the_class(byte[] name)
+    {
+        var net = TestData.SmallNet<float>(1);
+        net.ClassNames = Abc; // metadata: flag 0, count 3, then 3 'bee'… : the second name's bytes start 10 bytes after the count
+        byte[] good = ModelFile.Serialize(net);
+        int second = good.Length - 32 - 17 + 1 + 4 + 4 + 1;
+
+        FluentActions.Invoking(() => ModelFile.Deserialize<float>(Edit(good, b => name.CopyTo(b, second)), "bad.model"))
+            .Should().Throw<ModelFormatException>()
+            .WithMessage($"bad.model*metadata: the name of class 1 is not valid UTF-8 (bytes {Convert.ToHexString(name)}).");
+    }
+
+    [Fact]
+    public void A_bidirectional_override_in_a_stored_class_name_is_refused_at_load()
+    {
+        var net = TestData.SmallNet<float>(1);
+        net.ClassNames = Abc;
+        byte[] good = ModelFile.Serialize(net);
+        int second = good.Length - 32 - 17 + 1 + 4 + 4 + 1;
+        byte[] bad = Edit(good, b => "\u202E"u8.ToArray().CopyTo(b, second)); // U+202E is three UTF-8 bytes, as "bee" is
+
+        FluentActions.Invoking(() => ModelFile.Deserialize<float>(bad, "bad.model")).Should().Throw<ModelFormatException>()
+            .WithMessage("bad.model*metadata: The name of class 1 '\\u202E' holds U+202E, a bidirectional*");
     }
 
     [Fact]

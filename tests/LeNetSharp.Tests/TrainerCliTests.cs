@@ -112,6 +112,12 @@ public class TrainerCliTests
         {
             var (code, _, err) = Run("train", "--data", empty);
             code.Should().Be(1);
+            err.Should().StartWith($"error: {empty}: no MNIST IDX files (train-images-idx3-ubyte, … or .gz").And.Contain("no image folder (one sub-folder of pictures per class");
+            err.TrimEnd().Should().NotContain("\n");
+
+            File.WriteAllBytes(Path.Combine(empty, "t10k-labels-idx1-ubyte"), []); // one of MNIST's files: MNIST's own error
+            (code, _, err) = Run("train", "--data", empty);
+            code.Should().Be(1);
             err.Should().StartWith("error: ").And.Contain("train-images-idx3-ubyte (or .gz): file not found");
             err.TrimEnd().Should().NotContain("\n");
         }

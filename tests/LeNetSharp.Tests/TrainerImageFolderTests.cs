@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using LeNetSharp.Layers;
+using LeNetSharp.Onnx;
 using LeNetSharp.Persistence;
+using LeNetSharp.Trainer;
 
 namespace LeNetSharp.Tests;
 
@@ -126,6 +129,80 @@ public class TrainerImageFolderTests(MnistTree tree) : TempDirectoryTest, IClass
         code.Should().Be(1);
         output.Should().StartWith("data: image folder");
         err.Should().Be($"error: {model}: the network gives 10 outputs per image, but the data has 3 classes.\n");
+    }
+
+    [Fact]
+    public void Export_takes_the_input_shape_the_model_records()
+    {
+        string model = Path.Combine(Dir, "img.model"), onnx = Path.Combine(Dir, "img.onnx"), npz = Path.Combine(Dir, "img.npz");
+        var network = LeNet.ForImages<float>(1, 16, 16, 1, 3);
+        network.ClassNames = ["a", "b", "c"];
+        network.InputShape = (16, 16, 1);
+        ModelFile.Save(network, model);
+
+        var (code, output, err) = Run("export", "--model", model, "--to", onnx);
+        (code, err).Should().Be((0, ""));
+        output.Should().Be($"exported {model} to {onnx}\n");
+        OnnxModel.Import(onnx).OutputShapes([1, 16, 16, 1])[^1].Should().Equal(1, 3);
+
+        (code, _, err) = Run("export", "--model", model, "--to", npz);
+        code.Should().Be(1);
+        err.Should().Be($"error: {npz}: the tutorial's weight file holds only LeNet's weights for 28x28x1 images and 10 classes; "
+            + "the network has Linear 16→3 as layer 7 where LeNet has Linear 256→10 (it takes 16x16x1 images, 3 classes).\n");
+        File.Exists(npz).Should().BeFalse();
+
+        string bare = Path.Combine(Dir, "bare.model"); // the same layers, no recorded size: 28x28x1 is tried, and does not fit
+        ModelFile.Save(LeNet.ForImages<float>(1, 16, 16, 1, 3), bare);
+        (code, _, err) = Run("export", "--model", bare, "--to", Path.Combine(Dir, "bare.onnx"));
+        code.Should().Be(1);
+        err.Should().Be($"error: {bare}: the model records no input size, and its network does not take MNIST's 28x28x1 images (Linear 16→3: expected input (N, 16), got (1, 256)).\n");
+        File.Exists(Path.Combine(Dir, "bare.onnx")).Should().BeFalse();
+    }
+
+    [Theory]
+    [InlineData("train", "test")]
+    [InlineData("test", "train")]
+    public void One_split_without_the_other_is_named_not_read_as_one_class(string present, string missing)
+    {
+        string data = Path.Combine(Dir, "half");
+        MnistTree.Copy(tree.Train, Path.Combine(data, present));
+        var (code, _, err) = Run("train", "--data", data, "--model", Path.Combine(Dir, "m.model"));
+        code.Should().Be(1);
+        err.Should().Be($"error: {data} has {present}/ but no {missing}/: give both, or put the class folders directly in {data}.\n");
+    }
+
+    [Theory]
+    [InlineData("train")]
+    [InlineData("eval")]
+    public void An_empty_data_folder_names_both_kinds_of_data(string command)
+    {
+        string empty = Path.Combine(Dir, "empty");
+        Directory.CreateDirectory(empty);
+        var (code, _, err) = Run(command, "--data", empty, "--model", Path.Combine(Dir, "m.model"));
+        code.Should().Be(1);
+        err.Should().Be($"error: {empty}: no MNIST IDX files (train-images-idx3-ubyte, … or .gz; the fetch command downloads them) "
+            + "and no image folder (one sub-folder of pictures per class, or train/ and test/ holding them).\n");
+    }
+
+    [Fact]
+    public void Terminal_escapes_in_file_names_reach_the_error_line_escaped()
+    {
+        string data = Path.Combine(Dir, "esc");
+        MnistTree.Copy(tree.Train, data);
+        string corrupt = Path.Combine(data, "one", "\u001B]0;pwned\u0007x.png");
+        File.WriteAllText(corrupt, "not a picture");
+        var (code, _, err) = Run("train", "--data", data, "--model", Path.Combine(Dir, "m.model"));
+        code.Should().Be(1);
+        err.Should().StartWith($"error: {Path.Combine(data, "one")}/\\u001B]0;pwned\\u0007x.png: ");
+        err.TrimEnd('\n').Should().NotContain("\n").And.Match(e => !e.Any(char.IsControl));
+
+        File.Delete(corrupt);
+        Directory.CreateDirectory(Path.Combine(data, "\u001B[31mred\u009B"));
+        (code, _, err) = Run("train", "--data", data, "--model", Path.Combine(Dir, "m.model"));
+        code.Should().Be(1);
+        err.Should().StartWith($"error: {data}/\\u001B[31mred\\u009B: ");
+        err.TrimEnd('\n').Should().Match(e => !e.Any(char.IsControl));
+        Program.Printable("a\u007Fb\rc\td").Should().Be("a\\u007Fb\\u000Dc\\u0009d");
     }
 
     [Fact]

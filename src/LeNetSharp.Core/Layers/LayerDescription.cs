@@ -133,14 +133,14 @@ public sealed class LayerDescription
         if (bytes > 255) throw new ArgumentException($"The {what} '{Shown(name)}' has {bytes:N0} UTF-8 bytes, at most 255.", parameter);
     }
 
-    /// <summary>A name as a message shows it: control characters, separators and surrogates as \uXXXX, cut after 40 characters.</summary>
+    /// <summary>A name as a message shows it: control characters, separators, surrogates and bidirectional controls as \uXXXX, cut after 40 characters.</summary>
     internal static string Shown(string name)
     {
         const int Keep = 40;
         var sb = new System.Text.StringBuilder();
         foreach (char c in name.Length > Keep ? name[..Keep] : name)
         {
-            if (char.IsControl(c) || char.IsSurrogate(c) || c is '\u2028' or '\u2029') sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            if (char.IsControl(c) || char.IsSurrogate(c) || c is '\u2028' or '\u2029' || Data.ClassNames.IsBidiControl(c)) sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
             else sb.Append(c);
         }
 

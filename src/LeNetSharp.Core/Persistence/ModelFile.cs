@@ -322,7 +322,7 @@ public static class ModelFile
         if (count > 0)
         {
             var names = new string[count];
-            for (int i = 0; i < count; i++) names[i] = ReadName(r);
+            for (int i = 0; i < count; i++) names[i] = ReadClassName(r, path, i);
             try
             {
                 network.ClassNames = names;
@@ -681,12 +681,32 @@ public static class ModelFile
         OneLine(e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal) : e.Message);
 
     /// <summary>A name: a length byte and that many UTF-8 bytes (<see cref="EndOfStreamException"/> when the file has fewer).</summary>
-    private static string ReadName(BinaryReader r)
+    private static string ReadName(BinaryReader r) => Encoding.UTF8.GetString(ReadNameBytes(r));
+
+    private static byte[] ReadNameBytes(BinaryReader r)
     {
         int length = r.ReadByte();
         byte[] bytes = r.ReadBytes(length);
         if (bytes.Length < length) throw new EndOfStreamException();
-        return Encoding.UTF8.GetString(bytes);
+        return bytes;
+    }
+
+    /// <summary>Decodes class names strictly: an invalid byte sequence is refused, not turned into U+FFFD.</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
+
+    /// <summary>Class <paramref name="index"/>'s name; bytes that are not valid UTF-8 (an overlong form, a surrogate, a stray byte) are the file's fault.</summary>
+    private static string ReadClassName(BinaryReader r, string path, int index)
+    {
+        byte[] bytes = ReadNameBytes(r);
+        try
+        {
+            return StrictUtf8.GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            string shown = Convert.ToHexString(bytes.AsSpan(0, Math.Min(bytes.Length, 32))) + (bytes.Length > 32 ? "…" : "");
+            throw new ModelFormatException(path, $"metadata: the name of class {index} is not valid UTF-8 (bytes {shown}).");
+        }
     }
 
     private static void CheckRange(string path, string what, params (string Name, int Value, int Min)[] values)

@@ -473,20 +473,47 @@ public static class TutorialWeights
         return network;
     }
 
+    /// <summary>How <paramref name="network"/> differs from the tutorial's LeNet (its layers, a weight's shape), or null when it is one.</summary>
+    private static string? NotLeNet<T>(Layers.Sequential<T> network) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var reference = Layers.LeNet.Create<T>(0);
+        string classes = network.ClassNames is { } names ? $", {names.Count} classes" : "";
+        string taking = network.InputShape is var (h, w, c) ? $" (it takes {h}x{w}x{c} images{classes})" : "";
+        int common = Math.Min(network.Layers.Count, reference.Layers.Count);
+        if (Enumerable.Range(0, common).FirstOrDefault(k => network.Layers[k].Name != reference.Layers[k].Name, -1) is var i and >= 0)
+        {
+            return $"has {network.Layers[i].Name} as layer {i} where LeNet has {reference.Layers[i].Name}{taking}";
+        }
+
+        if (network.Layers.Count != reference.Layers.Count) return $"has {network.Layers.Count} layers, LeNet {reference.Layers.Count}{taking}";
+
+        foreach (var (_, layer, parameter) in Map)
+        {
+            var expected = reference.Layers[layer].Parameters.Single(p => p.Name == parameter).Value;
+            var actual = network.Layers[layer].Parameters.FirstOrDefault(p => p.Name == parameter)?.Value;
+            if (actual is null || !actual.HasShape(expected.Shape))
+            {
+                return $"has a {network.Layers[layer].Name} {parameter} of shape {actual?.ShapeString ?? "(none)"}, LeNet's is {expected.ShapeString}{taking}";
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Writes a LeNet's weights as a tutorial .npz (float64, np.savez layout) that its numpy code can load.</summary>
     /// <param name="network">A network built by <see cref="Layers.LeNet"/> (or loaded from such a model).</param>
     /// <param name="path">Destination .npz.</param>
     /// <typeparam name="T">Element type.</typeparam>
-    /// <exception cref="ArgumentException">The network does not have LeNet's layers.</exception>
+    /// <exception cref="ArgumentException">The network does not have LeNet's layers or weight shapes (28x28x1 images, 10 classes); the message names <paramref name="path"/>, LeNet's and the network's.</exception>
     /// <exception cref="InvalidOperationException">A weight is not a finite number, so the file would not load back (nothing is written).</exception>
     public static void Export<T>(Layers.Sequential<T> network, string path) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(network);
-        var reference = Layers.LeNet.Create<T>(0);
-        if (network.Layers.Count != reference.Layers.Count
-            || network.Layers.Zip(reference.Layers).Any(p => p.First.Name != p.Second.Name))
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (NotLeNet(network) is { } actual)
         {
-            throw new ArgumentException("Only the LeNet architecture maps onto the tutorial's weight file.", nameof(network));
+            throw new ArgumentException(
+                $"{path}: the tutorial's weight file holds only LeNet's weights for 28x28x1 images and {Layers.LeNet.Classes} classes; the network {actual}.", nameof(network));
         }
 
         for (int i = 0; i < network.Layers.Count; i++)

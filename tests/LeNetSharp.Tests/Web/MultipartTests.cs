@@ -117,7 +117,7 @@ public class MultipartTests(WebFixture web)
     [Theory]
     [InlineData("multipart/form-data", "--x\r\n", "multipart/form-data needs a boundary of 1 to 70 characters in its Content-Type, got 'multipart/form-data'")]
     [InlineData("multipart/form-data; boundary=\"\"", "--x\r\n", "multipart/form-data needs a boundary")]
-    [InlineData("multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\x89PNG", "malformed multipart/form-data: ")]
+    [InlineData("multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\x89PNG", "malformed multipart/form-data: the body ended before the closing boundary")]
     [InlineData("multipart/form-data; boundary=x", "not multipart at all", "malformed multipart/form-data: ")]
     [InlineData("multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"a\"\r\nBroken header line\r\n\r\nv\r\n--x--\r\n", "malformed multipart/form-data: ")]
     [InlineData("multipart/form-data; boundary=x", "--x--\r\n", "multipart/form-data holds no file")]
@@ -129,7 +129,9 @@ public class MultipartTests(WebFixture web)
         var (status, body) = await PostAsync(content);
 
         status.Should().Be(HttpStatusCode.BadRequest, body);
-        HostileInputTests.OneLineError(body).Should().StartWith(message);
+        string error = HostileInputTests.OneLineError(body);
+        error.Should().StartWith(message);
+        error.Should().NotContainAny("Stream", "component"); // the body's fault, in the body's terms
     }
 
     [Fact]

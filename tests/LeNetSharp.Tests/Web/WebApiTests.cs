@@ -232,6 +232,34 @@ public class WebApiTests(WebFixture web)
         File.Exists(missing).Should().BeFalse("it never trains");
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_model_for_other_images_is_refused_in_one_line_naming_its_input(bool recordsShape)
+    {
+        var network = LeNetSharp.Layers.LeNet.ForImages<float>(1, 16, 16, 1, 3);
+        if (recordsShape)
+        {
+            network.ClassNames = ["a", "b", "c"];
+            network.InputShape = (16, 16, 1);
+        }
+
+        string path = Path.Combine(Path.GetTempPath(), $"img-{Guid.NewGuid():N}.model");
+        LeNetSharp.Persistence.ModelFile.Save(network, path);
+        try
+        {
+            var stderr = new StringWriter();
+            Program.Run(["--model", path, "--data", "/nonexistent"], new StringWriter(), stderr).Should().Be(1);
+            stderr.ToString().Should().Be(recordsShape
+                ? $"error: {path}: the model takes 16x16x1 images; this sample serves drawn digits as 28x28x1 images (use the trainer's predict for this model).\n"
+                : $"error: {path}: the model records no input size, and its network does not take MNIST's 28x28x1 images (Linear 16→3: expected input (N, 16), got (1, 256)).\n");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void A_corrupt_model_file_gives_one_line_and_exit_code_1()
     {
