@@ -73,9 +73,9 @@ public static class OnnxModel
     /// form whatever its <see cref="Sequential{T}.Training"/> mode.
     /// </param>
     /// <param name="path">Destination file (conventionally <c>.onnx</c>).</param>
-    /// <param name="height">H of the input images (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="height">H of the input images (default 0, with width: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
     /// <param name="width">W of the input images (default 0: see height).</param>
-    /// <param name="channels">C of the input images (default 0: see height).</param>
+    /// <param name="channels">C of the input images (default 0: the InputShape's, else 1).</param>
     /// <exception cref="NotSupportedException">The network has a layer type ONNX export does not know, or a setting float32 cannot hold (a LeakyRelu slope beyond its range, a BatchNorm eps that rounds to 0, a Dropout p that rounds to 1).</exception>
     /// <exception cref="ArgumentException">
     /// The network does not accept (N, <paramref name="height"/>, <paramref name="width"/>, <paramref name="channels"/>)
@@ -126,9 +126,9 @@ public static class OnnxModel
     /// </summary>
     /// <param name="network">Any of the built-in layers (see <see cref="Export(Sequential{float}, string, int, int, int)"/>).</param>
     /// <param name="stream">A writable stream; seeking is not needed.</param>
-    /// <param name="height">H of the input images (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="height">H of the input images (default 0, with width: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
     /// <param name="width">W of the input images (default 0: see height).</param>
-    /// <param name="channels">C of the input images (default 0: see height).</param>
+    /// <param name="channels">C of the input images (default 0: the InputShape's, else 1).</param>
     /// <exception cref="ArgumentException">
     /// <paramref name="stream"/> cannot be written, or the network does not accept (N, <paramref name="height"/>,
     /// <paramref name="width"/>, <paramref name="channels"/>) input (nothing is written).

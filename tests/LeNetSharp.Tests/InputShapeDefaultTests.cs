@@ -24,8 +24,9 @@ public sealed class InputShapeDefaultTests : TempDirectoryTest
         OnnxModel.Import(path, out var shape);
         shape.Should().Be((12, 10, 3));
 
-        FluentActions.Invoking(() => net.Predict(pixels, 12, 0, 0)).Should().Throw<ArgumentException>()
-            .WithMessage("Give the image's height, width and channels together (12, 0, 0 given), or none (0, 0, 0) for the network's InputShape.");
+        net.Predict(pixels, 12, 10).Probabilities.Should().Equal(expected.Probabilities, "channels from the InputShape");
+        FluentActions.Invoking(() => net.Predict(pixels, 12, 0, 3)).Should().Throw<ArgumentException>()
+            .WithMessage("Give the image's height and width together (12, 0 given), or neither (0) for the network's InputShape.");
         LeNet.Create<float>(1).Predict(new byte[784]).Probabilities.Should().HaveCount(10, "no InputShape: 28x28x1");
     }
 

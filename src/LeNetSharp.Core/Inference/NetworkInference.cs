@@ -27,9 +27,9 @@ public static class NetworkInference
     /// <summary>Classifies one image given as bytes (0–255).</summary>
     /// <param name="network">A trained network.</param>
     /// <param name="pixels">height·width·channels bytes, (H, W, C) order.</param>
-    /// <param name="height">Image height (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="height">Image height (default 0, with width: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
     /// <param name="width">Image width (default 0: see height).</param>
-    /// <param name="channels">Channels per pixel (default 0: see height).</param>
+    /// <param name="channels">Channels per pixel (default 0: the InputShape's, else 1).</param>
     /// <returns>The label and K class probabilities.</returns>
     /// <exception cref="ArgumentException">The pixel count or shape does not fit the network.</exception>
     public static Prediction Predict(this Sequential<float> network, ReadOnlySpan<byte> pixels, int height = 0, int width = 0, int channels = 0) =>
@@ -38,9 +38,9 @@ public static class NetworkInference
     /// <summary>Classifies one image given as floats (already scaled to [0, 1]).</summary>
     /// <param name="network">A trained network.</param>
     /// <param name="pixels">height·width·channels values, (H, W, C) order.</param>
-    /// <param name="height">Image height (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="height">Image height (default 0, with width: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
     /// <param name="width">Image width (default 0: see height).</param>
-    /// <param name="channels">Channels per pixel (default 0: see height).</param>
+    /// <param name="channels">Channels per pixel (default 0: the InputShape's, else 1).</param>
     /// <returns>The label and K class probabilities.</returns>
     /// <exception cref="ArgumentException">The pixel count or shape does not fit the network, or a value is NaN or infinite (the message names the first one's index).</exception>
     public static Prediction Predict(this Sequential<float> network, ReadOnlySpan<float> pixels, int height = 0, int width = 0, int channels = 0) =>
@@ -120,9 +120,9 @@ public static class NetworkInference
     /// </summary>
     /// <param name="network">A network.</param>
     /// <param name="pixels">height·width·channels values, (H, W, C) order, scaled as for training.</param>
-    /// <param name="height">Image height (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="height">Image height (default 0, with width: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
     /// <param name="width">Image width (default 0: see height).</param>
-    /// <param name="channels">Channels per pixel (default 0: see height).</param>
+    /// <param name="channels">Channels per pixel (default 0: the InputShape's, else 1).</param>
     /// <returns>
     /// One tensor per layer, in layer order, each owned by the caller; for LeNet: (1, 24, 24, 6), (1, 24, 24, 6),
     /// (1, 12, 12, 6), (1, 8, 8, 16), (1, 8, 8, 16), (1, 4, 4, 16), (1, 256), (1, 10) — the last being the logits.

@@ -29,9 +29,9 @@ public sealed class Predictor : IDisposable
 
     /// <summary>Builds the pool for images of the given shape.</summary>
     /// <param name="network">The trained network (the template; it is copied, not used, by the predictor).</param>
-    /// <param name="height">Image height (default 0, with width and channels: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
+    /// <param name="height">Image height (default 0, with width: the network's <see cref="Sequential{T}.InputShape"/>, else 28x28x1).</param>
     /// <param name="width">Image width (default 0: see height).</param>
-    /// <param name="channels">Channels per pixel (default 0: see height).</param>
+    /// <param name="channels">Channels per pixel (default 0: the InputShape's, else 1).</param>
     /// <param name="concurrency">How many predictions can run at once (one network copy each), 1 to <see cref="MaxConcurrency"/> (default 0: <see cref="Environment.ProcessorCount"/>, at most <see cref="MaxConcurrency"/>).</param>
     /// <exception cref="ArgumentException">The network does not take (N, height, width, channels) images or does not return (N, K) logits.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="concurrency"/> is negative or above <see cref="MaxConcurrency"/>.</exception>

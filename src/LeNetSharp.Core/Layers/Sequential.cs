@@ -128,18 +128,19 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>
     /// The image size of a call that takes (<paramref name="height"/>, <paramref name="width"/>,
-    /// <paramref name="channels"/>): as given, or for three zeros <see cref="InputShape"/>, else 28x28x1.
+    /// <paramref name="channels"/>), where 0 means not given: three zeros give <see cref="InputShape"/>, else 28x28x1;
+    /// a height and width with channels 0 take <see cref="InputShape"/>'s channels, else 1.
     /// </summary>
-    /// <exception cref="ArgumentException">Some of the three are 0 and some are not.</exception>
+    /// <exception cref="ArgumentException">One of height and width is 0 and the other is not, or channels alone is given.</exception>
     internal (int Height, int Width, int Channels) ImageShape(int height, int width, int channels)
     {
         if (height == 0 && width == 0 && channels == 0) return InputShape ?? (LeNet.ImageSize, LeNet.ImageSize, 1);
-        if (height == 0 || width == 0 || channels == 0)
+        if (height == 0 || width == 0)
         {
-            throw new ArgumentException($"Give the image's height, width and channels together ({height}, {width}, {channels} given), or none (0, 0, 0) for the network's InputShape.");
+            throw new ArgumentException($"Give the image's height and width together ({height}, {width} given), or neither (0) for the network's InputShape.");
         }
 
-        return (height, width, channels);
+        return (height, width, channels == 0 ? InputShape?.Channels ?? 1 : channels);
     }
 
     /// <summary>
