@@ -64,16 +64,7 @@ public static class LeNet
                 $"LeNet on {height}x{width} images would end in a Linear layer of {features:N0} inputs, above the {Max:N0} a model file stores: use smaller images or a network with more pooling.");
         }
 
-        var random = new Random(seed);
-        return new Sequential<T>(
-            new Conv<T>(channels, 6, 5, 5, random) { ComputeInputGradient = false },
-            new Relu<T>(),
-            new MaxPool2x2<T>(),
-            new Conv<T>(6, 16, 5, 5, random),
-            new Relu<T>(),
-            new MaxPool2x2<T>(),
-            new Flatten<T>(),
-            new Linear<T>((int)features, classes, random));
+        return Build<T>(new Random(seed), channels, (int)features, classes, computeInputGradient: false);
     }
 
     /// <summary>Builds the network with weights drawn from <paramref name="random"/>.</summary>
@@ -87,14 +78,18 @@ public static class LeNet
     public static Sequential<T> Create<T>(Random random, bool computeInputGradient = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(random);
-        return new Sequential<T>(
-            new Conv<T>(1, 6, 5, 5, random) { ComputeInputGradient = computeInputGradient },
+        return Build<T>(random, 1, 4 * 4 * 16, Classes, computeInputGradient);
+    }
+
+    /// <summary>The layers, weights drawn from <paramref name="random"/> in layer order.</summary>
+    private static Sequential<T> Build<T>(Random random, int channels, int features, int classes, bool computeInputGradient)
+        where T : unmanaged, IFloatingPointIeee754<T> => new(
+            new Conv<T>(channels, 6, 5, 5, random) { ComputeInputGradient = computeInputGradient },
             new Relu<T>(),
             new MaxPool2x2<T>(),
             new Conv<T>(6, 16, 5, 5, random),
             new Relu<T>(),
             new MaxPool2x2<T>(),
             new Flatten<T>(),
-            new Linear<T>(4 * 4 * 16, Classes, random));
-    }
+            new Linear<T>(features, classes, random));
 }
