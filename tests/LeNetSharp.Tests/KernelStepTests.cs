@@ -317,6 +317,9 @@ public class KernelStepTests
             // One input channel with padding and ∂x (not fused), odd sizes, 16 output channels (a whole vector and more).
             (new Sequential<T>(new Conv<T>(1, 4, 3, 3, r, padding: 1), new Relu<T>(), new MaxPool2x2<T>(),
                 new Conv<T>(4, 16, 3, 3, r), new Relu<T>(), new Flatten<T>(), new Linear<T>(96, 5, r)), 11, 9, 1),
+            // Padding 1 and 2 on several channels at stride 1 (direct, from the input framed by zeros), 16 and 19 outputs.
+            (new Sequential<T>(new Conv<T>(3, 16, 3, 3, r, padding: 1), new Relu<T>(), new MaxPool2x2<T>(),
+                new Conv<T>(16, 19, 5, 5, r, padding: 2), new Relu<T>(), new Flatten<T>(), new Linear<T>(19 * 4 * 3, 4, r)), 9, 7, 3),
             // Stride 2 with padding 2, a 1x1 Conv, a pool after a Conv (no Relu), then Relu after Linear.
             (new Sequential<T>(new Conv<T>(2, 3, 3, 3, r, stride: 2, padding: 2), new Relu<T>(), new Conv<T>(3, 8, 1, 1, r), new MaxPool2x2<T>(),
                 new Flatten<T>(), new Linear<T>(72, 4, r), new Relu<T>(), new Linear<T>(4, 3, r)), 10, 9, 2),

@@ -10,8 +10,9 @@ namespace LeNetSharp.Kernels;
 /// <summary>
 /// <see cref="Conv{T}"/> at one SIMD width, the same bits as the layer's im2col + GEMM with that width's GEMM:
 /// <list type="bullet">
-/// <item>forward straight from the input (<see cref="DirectConv{TOps, TV, T}"/>) for stride 1, no padding, several input
-/// channels and at least a vector of outputs;</item>
+/// <item>forward straight from the input (<see cref="DirectConv{TOps, TV, T}"/>) for stride 1, several input channels and
+/// at least a vector of outputs; with padding, from a copy of the input with its zero border (the patch matrix's zeros,
+/// multiplied in the same order: the same bits) instead of the patch matrix nine or more times its size;</item>
 /// <item>single-channel inputs keep the patch matrix transposed, Pᵀ (K, M): built from contiguous runs and multiplied
 /// along its long side;</item>
 /// <item>backward from ∂y's nonzeros (<see cref="SparseConvBackward{TOps, TV, T}"/>) for stride 1 and no padding, without
@@ -29,6 +30,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     private Tensor<T>? _patchGrad;    // ∂P, or ∂Pᵀ when TransposedPatches
     private Tensor<T>? _inputGrad;    // ∂x: (N, H, W, C)
     private Tensor<T>? _input;        // x of the last forward when it ran without patches (the caller's tensor; not copied)
+    private T[] _padded = [];         // x with its zero border, for a padded direct forward
     private ConvGeometry _geometry;
     private SparseConvScratch<T>? _sparse;
 
@@ -40,7 +42,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     }
 
     /// <summary>Whether the step has anything faster than the layer for <paramref name="conv"/>.</summary>
-    public static bool Applies(Conv<T> conv) => conv.InChannels == 1 || (conv.Stride == 1 && conv.Padding == 0);
+    public static bool Applies(Conv<T> conv) => conv.InChannels == 1 || conv.Stride == 1;
 
     public override string Name => $"{_conv.Name} (Vector{_bits})";
 
@@ -156,9 +158,30 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         return true;
     }
 
-    /// <summary>y = conv(x) + b straight from the input: stride 1, no padding, several input channels. False when it does not apply.</summary>
+    /// <summary>y = conv(x) + b straight from the input: stride 1, several input channels (padded ones through a zero-framed copy). False when it does not apply.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output) =>
-        !TransposedPatches && _conv.Stride == 1 && _conv.Padding == 0
-        && DirectConv.TryForward(_bits, g, OutChannels, input.Data, _conv.Weight.Value.Data, _conv.Bias.Value.Data, output.Data);
+    private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output)
+    {
+        if (TransposedPatches || _conv.Stride != 1) return false;
+        if (g.Padding == 0) return DirectConv.TryForward(_bits, g, OutChannels, input.Data, _conv.Weight.Value.Data, _conv.Bias.Value.Data, output.Data);
+
+        // The same convolution without padding over the input framed by zeros: each output is the same chain over the
+        // same taps, the border's zeros where the patch matrix has them.
+        int p = g.Padding, h = g.H + 2 * p, w = g.W + 2 * p, c = g.C;
+        var padded = g with { H = h, W = w, Padding = 0 };
+        if (!DirectConv.Supports<T>(_bits, OutChannels)) return false;
+        int size = g.N * h * w * c;
+        if (_padded.Length != size) _padded = new T[size];
+        else Array.Clear(_padded);
+        var x = input.Span;
+        for (int n = 0; n < g.N; n++)
+        {
+            for (int y = 0; y < g.H; y++)
+            {
+                x.Slice(((n * g.H + y) * g.W) * c, g.W * c).CopyTo(_padded.AsSpan(((n * h + y + p) * w + p) * c, g.W * c));
+            }
+        }
+
+        return DirectConv.TryForward(_bits, padded, OutChannels, _padded, _conv.Weight.Value.Data, _conv.Bias.Value.Data, output.Data);
+    }
 }

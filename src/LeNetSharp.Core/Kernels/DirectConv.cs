@@ -8,6 +8,15 @@ namespace LeNetSharp.Kernels;
 /// <summary>Runs <see cref="DirectConv{TOps, TV, T}"/> at a given vector width.</summary>
 internal static class DirectConv
 {
+    /// <summary>Whether <see cref="TryForward"/> runs <paramref name="outChannels"/> output channels at <paramref name="bits"/>-bit vectors.</summary>
+    public static bool Supports<T>(int bits, int outChannels) where T : unmanaged, IFloatingPointIeee754<T> => bits switch
+    {
+        512 => DirectConv<Simd512<T>, Vector512<T>, T>.Supports(outChannels),
+        256 => DirectConv<Simd256<T>, Vector256<T>, T>.Supports(outChannels),
+        128 => DirectConv<Simd128<T>, Vector128<T>, T>.Supports(outChannels),
+        _ => false,
+    };
+
     /// <summary>
     /// y ← conv(x, K) + b (stride 1, no padding) at <paramref name="bits"/>-bit vectors when <paramref name="outChannels"/>
     /// fills a vector of that width; false (nothing written) otherwise.
