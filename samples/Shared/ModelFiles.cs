@@ -48,10 +48,11 @@ internal static class ModelFiles
     /// <exception cref="InvalidDataException">The model records no input size and its network does not take 28x28x1 images.</exception>
     public static (int Height, int Width, int Channels) InputShape(Sequential<float> network, string path)
     {
-        if (network.InputShape is { } recorded) return recorded;
+        var shape = network.ImageShape(0, 0, 0); // the recorded shape, else 28x28x1
+        if (network.InputShape is not null) return shape;
         try
         {
-            network.OutputShapes([1, LeNet.ImageSize, LeNet.ImageSize, 1]);
+            network.OutputShapes([1, shape.Height, shape.Width, shape.Channels]);
         }
         catch (ArgumentException e)
         {
@@ -59,7 +60,7 @@ internal static class ModelFiles
                 $"{path}: the model records no input size, and its network does not take MNIST's 28x28x1 images ({e.Message.Split(" (Parameter", 2)[0].TrimEnd('.')}).", e);
         }
 
-        return (LeNet.ImageSize, LeNet.ImageSize, 1);
+        return shape;
     }
 
     /// <summary>
@@ -74,8 +75,7 @@ internal static class ModelFiles
         }
         else if (IsOnnx(path))
         {
-            var (height, width, channels) = network.InputShape ?? (LeNet.ImageSize, LeNet.ImageSize, 1);
-            OnnxModel.Export(network, path, height, width, channels);
+            OnnxModel.Export(network, path); // at the recorded input shape, else 28x28x1
         }
         else
         {

@@ -7,6 +7,52 @@ using LeNetSharp.Tensors;
 namespace LeNetSharp.Training;
 
 /// <summary>
+/// What Adam and AdamW share: β₁, β₂, ε, the weight decay, AMSGrad, the moment estimates and their update; the two
+/// differ only in how the weight decay enters (<see cref="Adam{T}"/>: an L2 penalty added to the gradient;
+/// <see cref="AdamW{T}"/>: decoupled from it).
+/// </summary>
+/// <typeparam name="T">Element type.</typeparam>
+public abstract class AdamBase<T> : Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly AdamMoments<T> _moments;
+    private readonly bool _decoupled;
+
+    /// <summary>Checks the settings and creates zero moment estimates.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter is out of range.</exception>
+    /// <exception cref="ArgumentException">A parameter is null or listed twice.</exception>
+    private protected AdamBase(IEnumerable<Parameter<T>> parameters, double learningRate, double beta1, double beta2, double epsilon,
+        double weightDecay, bool amsGrad, bool decoupled)
+        : base(parameters, learningRate)
+    {
+        _moments = new AdamMoments<T>(Name, ParameterArray, beta1, beta2, epsilon, weightDecay, amsGrad);
+        _decoupled = decoupled;
+    }
+
+    /// <summary>β₁, the decay of the first-moment estimate.</summary>
+    public double Beta1 => _moments.Beta1;
+
+    /// <summary>β₂, the decay of the second-moment estimate.</summary>
+    public double Beta2 => _moments.Beta2;
+
+    /// <summary>ε, added to the denominator.</summary>
+    public double Epsilon => _moments.Epsilon;
+
+    /// <summary>
+    /// The weight decay (0 for none): for Adam an L2 penalty added to the gradient; for AdamW decoupled, each step
+    /// multiplying the weights by 1 − lr·WeightDecay.
+    /// </summary>
+    public double WeightDecay => _moments.WeightDecay;
+
+    /// <summary>Whether the AMSGrad variant is used.</summary>
+    public bool AmsGrad => _moments.AmsGrad;
+
+    private protected override IReadOnlyList<(string Name, T[][] Arrays)> Buffers => _moments.Buffers;
+
+    /// <inheritdoc />
+    private protected override void Update(long step) => _moments.Update(ParameterArray, LearningRate, step, _decoupled);
+}
+
+/// <summary>
 /// Adam (Kingma and Ba) with PyTorch 1.13's rules (<c>torch.optim.Adam</c>). At step t, for every parameter w with
 /// gradient g:
 /// <code>
@@ -18,10 +64,8 @@ namespace LeNetSharp.Training;
 /// ε is added after the bias correction of √v, as in PyTorch. For decay that is not an L2 penalty see <see cref="AdamW{T}"/>.
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class Adam<T> : Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class Adam<T> : AdamBase<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly AdamMoments<T> _moments;
-
     /// <summary>Creates an optimizer over the given parameters.</summary>
     /// <param name="parameters">The parameters it updates (e.g. <see cref="Sequential{T}.Parameters"/>).</param>
     /// <param name="learningRate">Learning rate (positive and finite; PyTorch's default is 0.001).</param>
@@ -34,31 +78,12 @@ public sealed class Adam<T> : Optimizer<T> where T : unmanaged, IFloatingPointIe
     /// <exception cref="ArgumentException">A parameter is null or listed twice.</exception>
     public Adam(IEnumerable<Parameter<T>> parameters, double learningRate = 0.001, double beta1 = 0.9, double beta2 = 0.999,
         double epsilon = 1e-8, double weightDecay = 0, bool amsGrad = false)
-        : base(parameters, learningRate) =>
-        _moments = new AdamMoments<T>(Name, ParameterArray, beta1, beta2, epsilon, weightDecay, amsGrad);
+        : base(parameters, learningRate, beta1, beta2, epsilon, weightDecay, amsGrad, decoupled: false)
+    {
+    }
 
     /// <inheritdoc />
     public override string Name => "Adam";
-
-    /// <summary>β₁, the decay of the first-moment estimate.</summary>
-    public double Beta1 => _moments.Beta1;
-
-    /// <summary>β₂, the decay of the second-moment estimate.</summary>
-    public double Beta2 => _moments.Beta2;
-
-    /// <summary>ε, added to the denominator.</summary>
-    public double Epsilon => _moments.Epsilon;
-
-    /// <summary>The L2 penalty added to the gradient (0 for none).</summary>
-    public double WeightDecay => _moments.WeightDecay;
-
-    /// <summary>Whether the AMSGrad variant is used.</summary>
-    public bool AmsGrad => _moments.AmsGrad;
-
-    private protected override IReadOnlyList<(string Name, T[][] Arrays)> Buffers => _moments.Buffers;
-
-    /// <inheritdoc />
-    private protected override void Update(long step) => _moments.Update(ParameterArray, LearningRate, step, decoupled: false);
 }
 
 /// <summary>
@@ -67,10 +92,8 @@ public sealed class Adam<T> : Optimizer<T> where T : unmanaged, IFloatingPointIe
 /// <see cref="Adam{T}"/> without the L2 term.
 /// </summary>
 /// <typeparam name="T">Element type.</typeparam>
-public sealed class AdamW<T> : Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class AdamW<T> : AdamBase<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly AdamMoments<T> _moments;
-
     /// <summary>Creates an optimizer over the given parameters.</summary>
     /// <param name="parameters">The parameters it updates (e.g. <see cref="Sequential{T}.Parameters"/>).</param>
     /// <param name="learningRate">Learning rate (positive and finite; PyTorch's default is 0.001).</param>
@@ -83,31 +106,12 @@ public sealed class AdamW<T> : Optimizer<T> where T : unmanaged, IFloatingPointI
     /// <exception cref="ArgumentException">A parameter is null or listed twice.</exception>
     public AdamW(IEnumerable<Parameter<T>> parameters, double learningRate = 0.001, double beta1 = 0.9, double beta2 = 0.999,
         double epsilon = 1e-8, double weightDecay = 0.01, bool amsGrad = false)
-        : base(parameters, learningRate) =>
-        _moments = new AdamMoments<T>(Name, ParameterArray, beta1, beta2, epsilon, weightDecay, amsGrad);
+        : base(parameters, learningRate, beta1, beta2, epsilon, weightDecay, amsGrad, decoupled: true)
+    {
+    }
 
     /// <inheritdoc />
     public override string Name => "AdamW";
-
-    /// <summary>β₁, the decay of the first-moment estimate.</summary>
-    public double Beta1 => _moments.Beta1;
-
-    /// <summary>β₂, the decay of the second-moment estimate.</summary>
-    public double Beta2 => _moments.Beta2;
-
-    /// <summary>ε, added to the denominator.</summary>
-    public double Epsilon => _moments.Epsilon;
-
-    /// <summary>The decoupled weight decay: each step multiplies the weights by 1 − lr·WeightDecay.</summary>
-    public double WeightDecay => _moments.WeightDecay;
-
-    /// <summary>Whether the AMSGrad variant is used.</summary>
-    public bool AmsGrad => _moments.AmsGrad;
-
-    private protected override IReadOnlyList<(string Name, T[][] Arrays)> Buffers => _moments.Buffers;
-
-    /// <inheritdoc />
-    private protected override void Update(long step) => _moments.Update(ParameterArray, LearningRate, step, decoupled: true);
 }
 
 /// <summary>
