@@ -33,6 +33,8 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     private T[] _padded = [];         // x with its zero border, for a padded direct forward
     private ConvGeometry _geometry;
     private SparseConvScratch<T>? _sparse;
+    private T[] _accumulators = [];   // the direct backward's ∂K chains
+    private T[] _packedWeight = [];   // K's taps as (OC, C) rows for the direct ∂x
 
     public ConvStep(Conv<T> conv, int bits)
     {
@@ -96,6 +98,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         {
             _input = null;
             if (SparseBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
+            if (DirectBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
             Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
         }
 
@@ -155,6 +158,45 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
 
         if (x is null || _conv.ComputeInputGradient) SparseConvBackward<TOps, TV, T>.InputGradient(g, OutChannels, _conv.Weight.Value.Data, dx, scratch);
         else Array.Clear(dx);
+        return true;
+    }
+
+    /// <summary>
+    /// ∂K, ∂b and ∂x (when wanted) straight from x (framed by its zero border when padded, as the direct forward left it)
+    /// and ∂y, without the patch matrix or ∂P: bit for bit the im2col + GEMM path (<see cref="DirectConvBackward{TOps, TV, T}"/>).
+    /// ∂x goes through ∂P + col2im when the input has fewer channels than a vector. False (nothing written) when it does not apply.
+    /// </summary>
+    private bool DirectBackward(T[] dy, in ConvGeometry g, T[] x, T[] dx) => _bits switch
+    {
+        512 => DirectBackward<Simd512<T>, Vector512<T>>(dy, g, x, dx),
+        256 => DirectBackward<Simd256<T>, Vector256<T>>(dy, g, x, dx),
+        _ => DirectBackward<Simd128<T>, Vector128<T>>(dy, g, x, dx),
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private bool DirectBackward<TOps, TV>(T[] dy, in ConvGeometry g, T[] x, T[] dx) where TOps : struct, ISimdOps<TV, T> where TV : struct
+    {
+        if (!DirectConvBackward<TOps, TV, T>.SupportsWeightGradient(g, OutChannels)) return false;
+        var framed = g with { H = g.H + 2 * g.Padding, W = g.W + 2 * g.Padding, Padding = 0 };
+        Scratch.Ensure(ref _accumulators, DirectConvBackward<TOps, TV, T>.AccumulatorLength(g, OutChannels));
+        DirectConvBackward<TOps, TV, T>.WeightGradient(framed, OutChannels, g.Padding == 0 ? x : _padded, dy, _accumulators, _conv.Weight.Gradient.Data);
+        RowOps.AddColumnSums<T>(dy, _conv.Bias.Gradient.Span);
+        if (!_conv.ComputeInputGradient)
+        {
+            Array.Clear(dx);
+        }
+        else if (DirectConvBackward<TOps, TV, T>.Supports(g, OutChannels))
+        {
+            Scratch.Ensure(ref _packedWeight, g.PatchColumns * OutChannels);
+            DirectConvBackward<TOps, TV, T>.InputGradient(g, OutChannels, dy, _conv.Weight.Value.Data, _packedWeight, dx);
+        }
+        else
+        {
+            var patchGrad = Tensor<T>.Reuse(ref _patchGrad, g.PatchRows, g.PatchColumns);
+            Gemm.Multiply(_gemm, false, true, g.PatchRows, g.PatchColumns, OutChannels, T.One, dy, _conv.Weight.Value.Data, T.Zero, patchGrad.Data);
+            Im2Col.Backward<T>(patchGrad.Data, g, dx);
+        }
+
         return true;
     }
 

@@ -1,0 +1,95 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using LeNetSharp.Layers;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Tests;
+
+/// <summary>
+/// A stride-1 convolution's backward straight from the input (framed by its zero border when padded) and ∂y, without
+/// the patch matrix or ∂P: ∂K and ∂b added to the old gradients, and ∂x, must be the bits of im2col + the SIMD GEMM at
+/// the same width followed by col2im, at every width, in float and double, for any padding, kernel and channel counts.
+/// </summary>
+public class DirectConvBackwardTests
+{
+    // (batch, height, width, in channels, out channels, kernel, padding): the 3×3 network's second layer; channel counts
+    // that are not whole vectors at some width (shifted last vectors); fewer input channels than a vector (∂x through
+    // ∂P); a kernel wider than the image; 1×1 with padding; rows longer than a range of the weight gradient's sums;
+    // ranges that span images.
+    public static TheoryData<int, int, int, int, int, int, int, int> Shapes(int bits)
+    {
+        var data = new TheoryData<int, int, int, int, int, int, int, int>();
+        foreach (var (n, h, w, c, oc, k, p) in new[]
+        {
+            (3, 14, 14, 32, 64, 3, 1), (2, 7, 9, 16, 20, 3, 1), (3, 6, 5, 17, 33, 5, 2), (1, 5, 5, 8, 8, 3, 1), (2, 9, 9, 3, 16, 3, 1),
+            (1, 3, 3, 16, 16, 5, 2), (2, 4, 6, 24, 16, 1, 1), (1, 2, 140, 8, 24, 3, 1), (9, 3, 4, 16, 17, 3, 1), (2, 6, 6, 64, 64, 3, 1),
+        })
+        {
+            data.Add(bits, n, h, w, c, oc, k, p);
+        }
+
+        return data;
+    }
+
+    private static void SameBits<T>(int bits, int n, int h, int w, int c, int oc, int k, int p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var provider = SimdWidths.Provider(bits);
+        foreach (double zeros in new[] { 0.0, 0.6 })
+        {
+            var random = new Random(k * 31 + oc + c);
+            var conv = new Conv<T>(c, oc, k, k, random, padding: p) { GemmProvider = provider };
+            var input = new Tensor<T>(n, h, w, c);
+            GradientCheck.Random(random, n, h, w, c).Data.Select(T.CreateTruncating).ToArray().CopyTo(input.Data, 0);
+            var kernel = SimdWidths.Kernel(conv, bits);
+            var y = kernel.Forward(input);
+            var dy = new Tensor<T>(y.Shape.ToArray());
+            for (int i = 0; i < dy.Length; i++)
+            {
+                // Zeros of both signs, as a ReLU's and a pool's backward leave them.
+                dy.Data[i] = random.NextDouble() < zeros ? (random.Next(2) == 0 ? T.Zero : T.NegativeZero) : T.CreateTruncating(random.NextDouble() * 2 - 1);
+            }
+
+            // Gradients already hold values (accumulation over batches): the new sums are added to them.
+            for (int i = 0; i < conv.Weight.Gradient.Length; i++) conv.Weight.Gradient.Data[i] = T.CreateTruncating(random.NextDouble() - 0.5);
+            for (int i = 0; i < oc; i++) conv.Bias.Gradient.Data[i] = T.CreateTruncating(random.NextDouble() - 0.5);
+            var expectedWeightGrad = conv.Weight.Gradient.Data.ToArray();
+            var expectedBiasGrad = conv.Bias.Gradient.Data.ToArray();
+
+            var g = new ConvGeometry(n, h, w, c, k, k, 1, p);
+            var patches = new T[g.PatchRows * g.PatchColumns];
+            Im2Col.Forward<T>(input.Data, g, patches);
+            Gemm.Multiply(provider, true, false, g.PatchColumns, oc, g.PatchRows, T.One, patches, dy.Data, T.One, expectedWeightGrad);
+            RowOps.AddColumnSums<T>(dy.Data, expectedBiasGrad);
+            var patchGrad = new T[g.PatchRows * g.PatchColumns];
+            Gemm.Multiply(provider, false, true, g.PatchRows, g.PatchColumns, oc, T.One, dy.Data, conv.Weight.Value.Data, T.Zero, patchGrad);
+            var expected = new T[n * h * w * c];
+            Im2Col.Backward<T>(patchGrad, g, expected);
+
+            var dx = kernel.Backward(dy).Data;
+            Bits(dx).Should().Equal(Bits(expected), "∂x, zeros {0}", zeros);
+            Bits(conv.Weight.Gradient.Data).Should().Equal(Bits(expectedWeightGrad), "∂K, zeros {0}", zeros);
+            Bits(conv.Bias.Gradient.Data).Should().Equal(Bits(expectedBiasGrad), "∂b, zeros {0}", zeros);
+            expected.Any(v => v != T.Zero).Should().BeTrue("the check must not pass on an all-zero gradient");
+        }
+    }
+
+    /// <summary>The values' bit patterns: −0 and +0 differ, a NaN equals only its own payload.</summary>
+    private static long[] Bits<T>(T[] values) where T : unmanaged =>
+        typeof(T) == typeof(float)
+            ? MemoryMarshal.Cast<T, int>(values).ToArray().Select(b => (long)b).ToArray()
+            : MemoryMarshal.Cast<T, long>(values).ToArray();
+
+    [Theory]
+    [WidthData(nameof(Shapes), 128)]
+    [WidthData(nameof(Shapes), 256)]
+    [WidthData(nameof(Shapes), 512)]
+    public void Float_gradients_equal_im2col_gemm_and_col2im_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int k, int p) =>
+        SameBits<float>(bits, n, h, w, c, oc, k, p);
+
+    [Theory]
+    [WidthData(nameof(Shapes), 128)]
+    [WidthData(nameof(Shapes), 256)]
+    [WidthData(nameof(Shapes), 512)]
+    public void Double_gradients_equal_im2col_gemm_and_col2im_bit_for_bit(int bits, int n, int h, int w, int c, int oc, int k, int p) =>
+        SameBits<double>(bits, n, h, w, c, oc, k, p);
+}
