@@ -99,7 +99,8 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
             _input = null;
             if (SparseBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
             if (DirectBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
-            Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
+            if (TransposedPatches) Im2Col.ForwardTransposed<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, k, m).Data);
+            else Im2Col.Forward<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, m, k).Data);
         }
 
         // ∂K (KH·KW·C, OC) += Pᵀ (K, M) · ∂y (M, OC)
@@ -204,7 +205,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private bool DirectForward(in ConvGeometry g, Tensor<T> input, Tensor<T> output)
     {
-        if (TransposedPatches || _conv.Stride != 1) return false;
+        if (_conv.Stride != 1) return false;
         if (g.Padding == 0) return DirectConv.TryForward(_bits, g, OutChannels, input.Data, _conv.Weight.Value.Data, _conv.Bias.Value.Data, output.Data);
 
         // The same convolution without padding over the input framed by zeros: each output is the same chain over the
