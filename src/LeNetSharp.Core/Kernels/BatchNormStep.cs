@@ -31,7 +31,7 @@ namespace LeNetSharp.Kernels;
 /// Relu's 2. Evaluation forward: the output sweep alone, x̂ written only when kept for backward: 2 or 3 streams against
 /// 4 (+2). Training backward: Σ∂y and Σ∂y·x̂ (read ∂y, x̂), then ∂x (read ∂y, x̂, write ∂x): 5 streams, with or
 /// without the Relu (whose own backward adds 3). Evaluation backward: the sums and ∂x = scale·∂y in one sweep (the
-/// scale needs no sum): 3 streams against the layer's 5. A training step of BatchNorm → Relu: 10 streams against 16.
+/// scale needs no sum): 3 streams against the layer's 4. A training step of BatchNorm → Relu: 10 streams against 16.
 /// </para>
 /// </summary>
 internal sealed class BatchNormStep<T> : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
