@@ -181,12 +181,23 @@ public class KernelStepTests
     [WidthData(nameof(Types), 256)]
     [WidthData(nameof(Types), 512)]
     public void BatchNormStep_gives_the_bits_of_the_BatchNorm_layers_in_training_and_evaluation(int bits, string type) =>
-        ForType(type, () => BatchNormMatches<float>(bits), () => BatchNormMatches<double>(bits));
+        ForType(type, () => BatchNormMatches<float>(bits, relu: false), () => BatchNormMatches<double>(bits, relu: false));
 
-    private static void BatchNormMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void BatchNormStep_with_the_Relu_gives_the_bits_of_BatchNorm_then_Relu_in_training_and_evaluation(int bits, string type) =>
+        ForType(type, () => BatchNormMatches<float>(bits, relu: true), () => BatchNormMatches<double>(bits, relu: true));
+
+    /// <summary>
+    /// BatchNorm1d and 2d (and with <paramref name="relu"/> the Relu after each, as one step) against the layers, forward,
+    /// running statistics, ∂x, ∂γ and ∂β, in training and evaluation, and the inference plan's output.
+    /// </summary>
+    private static void BatchNormMatches<T>(int bits, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var random = new Random(13);
-        foreach (int channels in Channels<T>(bits).Append(32).Append(64))
+        var random = new Random(relu ? 14 : 13);
+        foreach (int channels in Channels<T>(bits).Concat([17, 32, 33, 64]).Distinct())
         {
             foreach (bool affine in new[] { true, false })
             {
@@ -200,35 +211,57 @@ public class KernelStepTests
                 };
                 foreach (var (kernelLayer, reference, shapes) in cases)
                 {
-                    foreach (var p in kernelLayer.Parameters)
+                    if (affine)
                     {
-                        for (int i = 0; i < p.Value.Length; i++) p.Value.Data[i] = T.CreateTruncating(random.NextDouble() * 2 - 0.5);
+                        var (gamma, beta) = (kernelLayer.Weight!.Value.Data, kernelLayer.Bias!.Value.Data);
+                        for (int c = 0; c < channels; c++)
+                        {
+                            // Mostly random, some negative; channels where y is ±0 for x̂ of either sign (γ = ±0, β = −0) or for x̂ = 0.
+                            (gamma[c], beta[c]) = (c % 6) switch
+                            {
+                                1 => (T.Zero, T.NegativeZero),
+                                2 => (T.CreateTruncating(-0.75), T.NegativeZero),
+                                3 => (T.NegativeZero, T.Zero),
+                                _ => (T.CreateTruncating(random.NextDouble() * 2 - 0.5), T.CreateTruncating(random.NextDouble() - 0.5)),
+                            };
+                        }
                     }
 
                     for (int i = 0; i < kernelLayer.Parameters.Count; i++) kernelLayer.Parameters[i].Value.Data.CopyTo(reference.Parameters[i].Value.Data, 0);
-                    var kernel = SimdWidths.Kernel<T>(kernelLayer, bits);
-                    foreach (bool training in new[] { true, false, true })
+                    var kernel = relu
+                        ? new Sequential<T>(kernelLayer, new Relu<T>()) { Backend = ComputeBackend.SimdWithWidth(bits) }
+                        : SimdWidths.Kernel<T>(kernelLayer, bits);
+                    var referenceRelu = new Relu<T>();
+                    foreach (bool training in new[] { false, true, false, true }) // evaluation first: running_mean still +0
                     {
                         kernel.Training = training;
                         reference.Training = training;
                         foreach (var shape in shapes)
                         {
-                            string what = $"{kernelLayer.Name}<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}, {(training ? "training" : "evaluation")}";
+                            string what = $"{kernelLayer.Name}{(relu ? " → Relu" : "")}<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}, {(training ? "training" : "evaluation")}";
                             // Special values in some batches. A sum of several NaNs carries one of their payloads, which one
                             // depending on the order the JIT gives an addition's operands (in the layer's scalar code too):
                             // any NaN stands for any other here; every other value must match bit for bit.
                             var x = shape[0] == 3 ? Hostile<T>(random, shape) : Finite<T>(random, shape);
                             for (int i = 0; i < x.Length; i += 2) x.Data[i] += T.CreateTruncating(3.0 * (i % channels)); // channels with their own means
-                            var dy = Finite<T>(random, shape);
-                            SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward", anyNaN: true);
-                            kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<BatchNormStep<T>>();
+                            for (int i = channels - 1; i < x.Length; i += channels) x.Data[i] = T.CreateTruncating(0.5); // the last channel constant: x̂ = +0 in training
+                            for (int i = channels / 2; i < x.Length; i += 4 * channels) x.Data[i] = T.NegativeZero; // x̂ = −0 while running_mean is +0
+                            var dy = shape[0] == 5 ? Hostile<T>(random, shape) : Finite<T>(random, shape);
+                            var expected = reference.Forward(x);
+                            if (relu) expected = referenceRelu.Forward(expected);
+                            SameBits(expected, kernel.Forward(x), what + ", forward", anyNaN: true);
+                            var step = kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<BatchNormStep<T>>().Subject;
+                            step.LayerCount.Should().Be(relu ? 2 : 1);
+                            step.Name.Should().Be($"{kernelLayer.Name}{(relu ? " → Relu (fused, " : " (")}{VectorOps.WidthName<T>()})");
                             SameBits(reference.RunningMean.Value, kernelLayer.RunningMean.Value, what + ", running mean", anyNaN: true);
                             SameBits(reference.RunningVar.Value, kernelLayer.RunningVar.Value, what + ", running variance", anyNaN: true);
-                            SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward", anyNaN: true);
+                            SameBits(reference.Backward(relu ? referenceRelu.Backward(dy) : dy), kernel.Backward(dy), what + ", backward", anyNaN: true);
                             for (int i = 0; i < kernelLayer.Parameters.Count; i++)
                             {
                                 SameBits(reference.Parameters[i].Gradient, kernelLayer.Parameters[i].Gradient, $"{what}, gradient of {kernelLayer.Parameters[i].Name}", anyNaN: true);
                             }
+
+                            if (!training) SameBits(expected, kernel.Infer(x), what + ", inference plan", anyNaN: true);
                         }
                     }
                 }
@@ -388,6 +421,91 @@ public class KernelStepTests
                 }
 
                 SameBits(expected, net.Infer(x), what + ", inference output");
+            }
+        }
+    }
+
+    // ----- BatchNorm networks: training steps on the SIMD backend against the layers one by one -----
+
+    /// <summary>Networks of Conv → BatchNorm → Relu (→ MaxPool2x2) as <see cref="ModernCnn"/> builds them, with their input images (H, W, C).</summary>
+    private static (Sequential<T> Net, int H, int W, int C)[] BatchNormNetworks<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var r = new Random(23);
+        return
+        [
+            // The trainer's --net modern for 12x10 images of 3 channels and 4 classes, its Dropout included.
+            (ModernCnn.Create<T>(5, height: 12, width: 10, channels: 3, classes: 4), 12, 10, 3),
+            // BatchNorm2d → Relu on the caller's images, on 17 channels without affine, a BatchNorm2d of 33 channels not
+            // followed by Relu, and BatchNorm1d → Relu after a Linear.
+            (new Sequential<T>(new BatchNorm2d<T>(3), new Relu<T>(), new Conv<T>(3, 17, 3, 3, r, padding: 1), new BatchNorm2d<T>(17, affine: false),
+                new Relu<T>(), new MaxPool2x2<T>(), new Conv<T>(17, 33, 3, 3, r, padding: 1), new BatchNorm2d<T>(33, momentum: 0.5), new MaxPool2x2<T>(),
+                new Relu<T>(), new Flatten<T>(), new Linear<T>(33 * 2 * 2, 9, r), new BatchNorm1d<T>(9, eps: 1e-3), new Relu<T>(), new Linear<T>(9, 4, r)), 9, 8, 3),
+        ];
+    }
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void BatchNorm_networks_train_on_the_SIMD_backend_to_the_bits_of_their_layers_run_one_by_one(int bits, string type) =>
+        ForType(type, () => BatchNormNetworksMatch<float>(bits), () => BatchNormNetworksMatch<double>(bits));
+
+    private static void BatchNormNetworksMatch<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(24);
+        foreach (var (net, h, w, c) in BatchNormNetworks<T>())
+        {
+            // The reference: an independent copy (its Dropout at the same position) whose Conv and Linear layers multiply
+            // with the same width's GEMM; each network steps its own SGD with momentum.
+            var reference = net.Clone();
+            foreach (var layer in reference.Layers)
+            {
+                if (layer is IUsesGemm user) user.GemmProvider = GemmProvider.SimdWithWidth(bits);
+            }
+
+            net.Backend = ComputeBackend.SimdWithWidth(bits);
+            var optimizer = new Sgd<T>(net.Parameters, 0.05, momentum: 0.9);
+            var referenceOptimizer = new Sgd<T>(reference.Parameters, 0.05, momentum: 0.9);
+            int step = 0;
+            foreach (int n in new[] { 4, 4, 2, 5 })
+            {
+                string what = $"{net} at {bits} bits, training step {++step} on a batch of {n}";
+                var x = Finite<T>(random, n, h, w, c);
+                var expected = x;
+                foreach (var layer in reference.Layers) expected = layer.Forward(expected);
+                SameBits(expected, net.Forward(x), what + ", output");
+                var steps = net.Runner.LastPlan!.Steps;
+                steps.OfType<BatchNormStep<T>>().Count(s => s.LayerCount == 2).Should().Be(3, "each BatchNorm followed by a Relu runs with it as one step");
+                if (net.Layers.Count == 14)
+                {
+                    steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
+                        "ConvStep", "BatchNormStep", "MaxPool2x2Step", "ConvStep", "BatchNormStep", "MaxPool2x2Step", "ConvStep", "BatchNormStep",
+                        "LayerStep", "LayerStep", "LinearStep");
+                }
+
+                var dy = Finite<T>(random, expected.Shape.ToArray());
+                var expectedDx = dy;
+                for (int l = reference.Layers.Count - 1; l >= 0; l--) expectedDx = reference.Layers[l].Backward(expectedDx);
+                SameBits(expectedDx, net.Backward(dy), what + ", ∂x");
+                for (int p = 0; p < net.Parameters.Count; p++)
+                {
+                    SameBits(reference.Parameters[p].Gradient, net.Parameters[p].Gradient, $"{what}, gradient of parameter {p} ({net.Parameters[p].Name})");
+                }
+
+                optimizer.Step();
+                referenceOptimizer.Step();
+                for (int p = 0; p < net.Parameters.Count; p++) SameBits(reference.Parameters[p].Value, net.Parameters[p].Value, $"{what}, parameter {p} after the step");
+                for (int s = 0; s < net.State.Count; s++) SameBits(reference.State[s].Value, net.State[s].Value, $"{what}, {net.State[s].Name} {s}");
+
+                // Evaluation with the running statistics, by the training plan and by the inference plan.
+                reference.Training = false;
+                net.Training = false;
+                expected = x;
+                foreach (var layer in reference.Layers) expected = layer.Forward(expected);
+                SameBits(expected, net.Forward(x), what + ", evaluation output");
+                SameBits(expected, net.Infer(x), what + ", inference output");
+                reference.Training = true;
+                net.Training = true;
             }
         }
     }

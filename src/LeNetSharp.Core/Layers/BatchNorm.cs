@@ -357,16 +357,26 @@ public abstract class BatchNorm<T> : Layer<T>, IStatefulLayer<T> where T : unman
     /// </summary>
     internal void AddParameterGradients(ReadOnlySpan<double> sumDy, ReadOnlySpan<double> sumDyXhat, ReadOnlySpan<double> invStd, Span<double> scale)
     {
-        int channels = Channels;
-        for (int c = 0; c < channels; c++) scale[c] = invStd[c];
+        GradientScale(invStd, scale);
         if (!Affine) return;
         Span<T> gammaGrad = Weight!.Gradient.Span, betaGrad = Bias!.Gradient.Span;
-        ReadOnlySpan<T> gamma = Weight.Value.Span;
-        for (int c = 0; c < channels; c++)
+        for (int c = 0; c < Channels; c++)
         {
             betaGrad[c] += T.CreateTruncating(sumDy[c]);
             gammaGrad[c] += T.CreateTruncating(sumDyXhat[c]);
-            scale[c] *= double.CreateTruncating(gamma[c]);
         }
+    }
+
+    /// <summary>The scale of ∂x per channel, γ/√(var + ε) (1/√(var + ε) without <see cref="Affine"/>), into <paramref name="scale"/>: no sum needed.</summary>
+    internal void GradientScale(ReadOnlySpan<double> invStd, Span<double> scale)
+    {
+        if (!Affine)
+        {
+            invStd[..Channels].CopyTo(scale);
+            return;
+        }
+
+        ReadOnlySpan<T> gamma = Weight!.Value.Span;
+        for (int c = 0; c < Channels; c++) scale[c] = invStd[c] * double.CreateTruncating(gamma[c]);
     }
 }
