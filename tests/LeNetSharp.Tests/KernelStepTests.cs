@@ -353,6 +353,12 @@ public class KernelStepTests
             // Padding 1 and 2 on several channels at stride 1 (direct, from the input framed by zeros), 16 and 19 outputs.
             (new Sequential<T>(new Conv<T>(3, 16, 3, 3, r, padding: 1), new Relu<T>(), new MaxPool2x2<T>(),
                 new Conv<T>(16, 19, 5, 5, r, padding: 2), new Relu<T>(), new Flatten<T>(), new Linear<T>(19 * 4 * 3, 4, r)), 9, 7, 3),
+            // One input channel with padding 1 and no ∂x, 6 outputs (fused, over the input framed by zeros) and 32 (direct);
+            // then padding 1 on 32 channels (direct forward and backward) with 20 outputs.
+            (new Sequential<T>(new Conv<T>(1, 6, 5, 5, r, padding: 2) { ComputeInputGradient = false }, new Relu<T>(), new MaxPool2x2<T>(), new Flatten<T>(),
+                new Linear<T>(6 * 6 * 5, 4, r)), 12, 10, 1),
+            (new Sequential<T>(new Conv<T>(1, 32, 3, 3, r, padding: 1) { ComputeInputGradient = false }, new Relu<T>(), new MaxPool2x2<T>(),
+                new Conv<T>(32, 20, 3, 3, r, padding: 1), new Relu<T>(), new MaxPool2x2<T>(), new Flatten<T>(), new Linear<T>(20 * 3 * 2, 6, r)), 12, 10, 1),
             // Stride 2 with padding 2, a 1x1 Conv, a pool after a Conv (no Relu), then Relu after Linear.
             (new Sequential<T>(new Conv<T>(2, 3, 3, 3, r, stride: 2, padding: 2), new Relu<T>(), new Conv<T>(3, 8, 1, 1, r), new MaxPool2x2<T>(),
                 new Flatten<T>(), new Linear<T>(72, 4, r), new Relu<T>(), new Linear<T>(4, 3, r)), 10, 9, 2),
@@ -406,7 +412,7 @@ public class KernelStepTests
                 for (int i = 0; i < dy.Length; i += 3) dy.Data[i] = T.Zero; // zeros in ∂y, as Relu makes them
 
                 SameBits(expected, net.Forward(x), what + ", output");
-                if (typeof(T) == typeof(float) && net.Layers[0] is Conv<T> { InChannels: 1, ComputeInputGradient: false })
+                if (typeof(T) == typeof(float) && net.Layers[0] is Conv<T> { InChannels: 1, ComputeInputGradient: false, OutChannels: < 16 })
                 {
                     net.FusedPassesInLastForward().Should().Be(1, "LeNet's Conv 5x5 → Relu → MaxPool2x2 runs fused in float at every width");
                 }

@@ -214,8 +214,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         var padded = g with { H = h, W = w, Padding = 0 };
         if (!DirectConv.Supports<T>(_bits, OutChannels)) return false;
         int size = g.N * h * w * c;
-        if (_padded.Length != size) _padded = new T[size];
-        else Array.Clear(_padded);
+        if (_padded.Length != size) _padded = new T[size]; // the border is never written: it stays zero
         var x = input.Span;
         for (int n = 0; n < g.N; n++)
         {

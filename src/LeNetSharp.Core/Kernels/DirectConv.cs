@@ -70,14 +70,31 @@ internal static class DirectConv<TOps, TV, T>
     {
         int w = TOps.Count, oh = g.OH, ow = g.OW, pixels = g.N * oh * ow;
         Span<int> bases = stackalloc int[Rows];
+        int i = 0, j = 0, at = 0; // output pixel m's row (over the whole batch) and column; its window's first input element
         for (int m = 0; m < pixels; m += Rows)
         {
             int rows = Math.Min(Rows, pixels - m);
             for (int r = 0; r < Rows; r++)
             {
                 // Missing pixels repeat the last one and are not written.
-                int p = m + Math.Min(r, rows - 1), n = p / (oh * ow), rest = p - n * oh * ow, i = rest / ow, j = rest - i * ow;
-                bases[r] = ((n * g.H + i) * g.W + j) * g.C;
+                if (r < rows)
+                {
+                    bases[r] = at;
+                    if (++j < ow)
+                    {
+                        at += g.C;
+                    }
+                    else
+                    {
+                        // Next output row; past an image's last one, the next image (its first KH − 1 input rows skipped).
+                        j = 0;
+                        at += (g.KW - 1) * g.C + (++i % oh == 0 ? (g.KH - 1) * g.W * g.C : 0) + g.C;
+                    }
+                }
+                else
+                {
+                    bases[r] = bases[rows - 1];
+                }
             }
 
             for (int v = 0; v < outChannels; v += 2 * w)

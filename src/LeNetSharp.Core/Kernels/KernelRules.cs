@@ -20,8 +20,8 @@ internal static class KernelRules
         /// <summary>The rules in the order they are tried: fusions first, then single-layer kernels.</summary>
         public static readonly Rule<T>[] All =
         [
-            // Conv (one input channel, no input gradient) → Relu → MaxPool2x2 in one pass: the activation never goes to memory.
-            (layers, i, shape, mode, bits) => FusedConvReluPoolStep<T>.Applies(layers, i, shape, bits)
+            // Conv (one input channel, no input gradient, few output channels) → Relu → MaxPool2x2 in one pass: the activation never goes to memory.
+            (layers, i, shape, mode, bits) => FusedConvReluPoolStep<T>.Applies(layers, i, shape, bits) && FusedConvReluPoolStep<T>.Pays((Conv<T>)layers[i])
                 ? new FusedConvReluPoolStep<T>((Conv<T>)layers[i], bits) : null,
             // Relu → MaxPool2x2 in one pass, for inference (nothing kept for backward).
             (layers, i, shape, mode, bits) => mode == PlanMode.Inference && ReluMaxPoolStep<T>.Matches(layers, i) && ReluMaxPoolStep<T>.Applies(shape)
