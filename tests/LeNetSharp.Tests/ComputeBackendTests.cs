@@ -43,7 +43,7 @@ public class ComputeBackendTests
         net.Forward(x);
         var training = net.Runner.LastPlan!;
         training.Steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
-            "FusedConvReluPoolStep", "ConvStep", "ReluStep", "MaxPool2x2Step", "LayerStep", "LinearStep");
+            "FusedConvReluPoolStep", "ConvStep", "ReluMaxPoolStep", "LayerStep", "LinearStep");
         net.Infer(x);
         net.Runner.LastPlan!.Steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
             "FusedConvReluPoolStep", "ConvStep", "ReluMaxPoolStep", "LayerStep", "LinearStep");
