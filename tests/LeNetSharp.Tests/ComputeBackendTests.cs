@@ -35,7 +35,7 @@ public class ComputeBackendTests
     }
 
     [Fact]
-    public void The_simd_backend_plans_the_tutorial_network_with_its_kernels_and_one_fused_pass()
+    public void The_simd_backend_plans_the_tutorial_network_with_its_kernels_and_fused_passes()
     {
         var net = LeNet.Create<float>(1);
         net.Backend = ComputeBackend.SimdWithWidth(128);
