@@ -59,7 +59,6 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
             (_n, _h, _w, _c) = (n, h, w, c);
         }
 
-        bool keep = keepForBackward;
         ref T x0 = ref MemoryMarshal.GetArrayDataReference(input.Data);
         ref T p0 = ref MemoryMarshal.GetArrayDataReference(output.Data);
         ref byte r0 = ref MemoryMarshal.GetArrayDataReference(_record);
@@ -90,7 +89,7 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
                             Vector<T> y10 = Vector.LoadUnsafe(ref d, (nuint)k), y11 = Vector.LoadUnsafe(ref d, (nuint)(k + c));
                             Vector<T> upper = VectorOps.MaxKeepingNaN(y00, y01), lower = VectorOps.MaxKeepingNaN(y10, y11);
                             VectorOps.Relu(VectorOps.MaxKeepingNaN(upper, lower)).StoreUnsafe(ref p, (nuint)k);
-                            if (keep)
+                            if (keepForBackward)
                             {
                                 // The row the gradient goes to (the lower one when its maximum beats the upper one's;
                                 // never with a NaN in the window), then within it the right element when it beats the
@@ -115,7 +114,7 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
                         T y00 = Unsafe.Add(ref t, k), y01 = Unsafe.Add(ref t, k + c), y10 = Unsafe.Add(ref d, k), y11 = Unsafe.Add(ref d, k + c);
                         T upper = ScalarOps.MaxKeepingNaN(y00, y01), lower = ScalarOps.MaxKeepingNaN(y10, y11);
                         Unsafe.Add(ref p, k) = ScalarOps.Relu(ScalarOps.MaxKeepingNaN(upper, lower));
-                        if (keep)
+                        if (keepForBackward)
                         {
                             bool down = lower > upper; // as the vector lanes above
                             T left = down ? y10 : y00, right = down ? y11 : y01;
