@@ -9,7 +9,8 @@ namespace LeNetSharp.Tests;
 
 /// <summary>
 /// The SIMD backend's kernel steps against the reference layers they stand in for, compared as bits (a NaN's payload,
-/// a zero's sign): ReluStep and MaxPool2x2Step forward and backward, the inference pass ReluMaxPoolStep, whole networks
+/// a zero's sign): ReluStep and MaxPool2x2Step forward and backward, the Relu → MaxPool2x2 pass ReluMaxPoolStep (inference
+/// and training, every window of special values), SGD steps of a network through it, whole networks
 /// of Conv, Relu, MaxPool2x2, Flatten and Linear, and the measured width against every fixed one. Inputs hold NaNs of
 /// several payloads (quiet and signalling, both signs), ±∞, ±0, denormals and equal maxima; shapes have odd heights and
 /// widths, channel counts around the vector length, batches of 1 to 5, and each step is reused across shapes.
@@ -303,13 +304,13 @@ public class KernelStepTests
         }
     }
 
-    // ----- ReluMaxPoolStep (inference) against Relu then MaxPool2x2 -----
+    // ----- ReluMaxPoolStep (inference and training) against Relu then MaxPool2x2 -----
 
     [Theory]
     [WidthData(nameof(Types), 128)]
     [WidthData(nameof(Types), 256)]
     [WidthData(nameof(Types), 512)]
-    public void ReluMaxPoolStep_gives_the_bits_of_Relu_then_MaxPool2x2(int bits, string type) =>
+    public void ReluMaxPoolStep_gives_the_bits_of_Relu_then_MaxPool2x2_in_inference_and_training(int bits, string type) =>
         ForType(type, () => ReluMaxPoolMatches<float>(bits), () => ReluMaxPoolMatches<double>(bits));
 
     private static void ReluMaxPoolMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
@@ -318,19 +319,146 @@ public class KernelStepTests
         var net = new Sequential<T>(new Relu<T>(), new MaxPool2x2<T>()) { Backend = ComputeBackend.SimdWithWidth(bits) };
         var relu = new Relu<T>();
         var pool = new MaxPool2x2<T>();
-        foreach (var shape in ImageShapes<T>(bits))
+        // The channel counts around the vectors, then those of convolutional networks (16, 17, 32, 64).
+        var shapes = ImageShapes<T>(bits).Concat(new[] { 16, 17, 32, 64 }.SelectMany(c => Images.Select(s => new[] { s.N, s.H, s.W, c })));
+        foreach (var shape in shapes)
         {
             string what = $"Relu → MaxPool2x2<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}";
             var x = Hostile<T>(random, shape);
+            if (shape[0] >= 2)
+            {
+                // The second image negative-only (−∞ to −0, ties among them): no window passes a gradient.
+                int size = x.Length / shape[0];
+                for (int i = size; i < 2 * size; i++) x.Data[i] = T.IsNaN(x.Data[i]) ? T.NegativeZero : -T.Abs(x.Data[i]);
+            }
+
             var expected = pool.Forward(relu.Forward(x));
             SameBits(expected, net.Infer(x), what + ", inference");
             net.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluMaxPoolStep<T>>();
             net.Invoking(n => n.Backward(expected)).Should().Throw<InvalidOperationException>().WithMessage("*Backward was called before Forward*");
 
-            // The training plan: ReluStep then MaxPool2x2Step, the second reading the first's buffer.
+            // The training plan: the same pass, keeping a byte per pooled element for backward.
             SameBits(expected, net.Forward(x), what + ", training forward");
+            net.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluMaxPoolStep<T>>();
             var dy = Hostile<T>(random, expected.Shape.ToArray());
-            SameBits(relu.Backward(pool.Backward(dy)), net.Backward(dy), what + ", backward");
+            var expectedDx = relu.Backward(pool.Backward(dy));
+            var dx = net.Backward(dy);
+            SameBits(expectedDx, dx, what + ", backward");
+            dx.Data.AsSpan().Fill(T.NaN); // a caller writing into the returned buffer changes no later result
+            SameBits(expectedDx, net.Backward(dy), what + ", backward again");
+        }
+    }
+
+    [Theory]
+    [InlineData("float")]
+    [InlineData("double")]
+    public void ReluMaxPoolStep_gives_the_layers_bits_on_every_window_of_special_values(string type) => ForType(type, WindowsMatch<float>, WindowsMatch<double>);
+
+    /// <summary>
+    /// Every window of 4 out of 10 values (two quiet NaNs, a signalling one, −∞, −1, −0, +0, ½, 1, +∞): 10⁴ windows, each
+    /// channel visiting them in another order, forward and backward at every width, on vector lanes, the shifted last
+    /// vector and the scalar path, with an odd last row and column.
+    /// </summary>
+    private static void WindowsMatch<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var specials = Specials<T>();
+        T[] values = [specials[2], specials[3], specials[4], specials[8], -T.One, specials[10], specials[9], T.CreateTruncating(0.5), T.One, specials[7]];
+        const int Side = 100, Windows = Side * Side; // 10⁴ = values.Length⁴
+        var random = new Random(14);
+        foreach (int c in new[] { 1, 3, Vector<T>.Count, Vector<T>.Count + 1, 17 }.Distinct())
+        {
+            var x = new Tensor<T>(1, 2 * Side + 1, 2 * Side + 1, c);
+            Hostile<T>(random, x.Shape.ToArray()).Data.CopyTo(x.Data, 0); // the last row and column: anything
+            for (int i = 0; i < Side; i++)
+            {
+                for (int j = 0; j < Side; j++)
+                {
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        int window = (i * Side + j + 37 * ch) % Windows;
+                        for (int at = 0; at < 4; at++, window /= values.Length)
+                        {
+                            x.Data[((2 * i + at / 2) * (2 * Side + 1) + 2 * j + at % 2) * c + ch] = values[window % values.Length];
+                        }
+                    }
+                }
+            }
+
+            var relu = new Relu<T>();
+            var pool = new MaxPool2x2<T>();
+            var expected = pool.Forward(relu.Forward(x));
+            var dy = Hostile<T>(random, expected.Shape.ToArray());
+            var expectedDx = relu.Backward(pool.Backward(dy));
+            foreach (int bits in ComputeBackend.AcceleratedWidths)
+            {
+                string what = $"Relu → MaxPool2x2<{typeof(T).Name}> at {bits} bits, {c} channels, every window of special values";
+                var net = new Sequential<T>(new Relu<T>(), new MaxPool2x2<T>()) { Backend = ComputeBackend.SimdWithWidth(bits) };
+                SameBits(expected, net.Forward(x), what + ", forward");
+                net.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluMaxPoolStep<T>>();
+                SameBits(expectedDx, net.Backward(dy), what + ", backward");
+                SameBits(expected, net.Infer(x), what + ", inference");
+            }
+        }
+    }
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void A_network_trained_with_Relu_MaxPool2x2_as_one_pass_takes_the_SGD_steps_of_its_layers(int bits, string type) =>
+        ForType(type, () => SgdStepsMatch<float>(bits), () => SgdStepsMatch<double>(bits));
+
+    /// <summary>
+    /// Conv 3x3 pad 1 1→32 → Relu → MaxPool2x2 → Conv 3x3 pad 1 32→64 → Relu → MaxPool2x2 → Linear 3136→10 on 28x28
+    /// images: 4 SGD steps with momentum on the SIMD backend (both Relu → MaxPool2x2 pairs one pass) against the layers run
+    /// one by one with that width's GEMM: the same logits every step and the same parameters after, as bits.
+    /// </summary>
+    private static void SgdStepsMatch<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var r = new Random(41);
+        var net = new Sequential<T>(new Conv<T>(1, 32, 3, 3, r, padding: 1), new Relu<T>(), new MaxPool2x2<T>(),
+            new Conv<T>(32, 64, 3, 3, r, padding: 1), new Relu<T>(), new MaxPool2x2<T>(), new Flatten<T>(), new Linear<T>(3136, 10, r));
+        foreach (var conv in net.Layers.OfType<Conv<T>>())
+        {
+            for (int i = 0; i < conv.Bias.Value.Length; i++) conv.Bias.Value.Data[i] = T.CreateTruncating(r.NextDouble() - 0.5);
+        }
+
+        var reference = net.Clone();
+        foreach (var layer in reference.Layers)
+        {
+            if (layer is IUsesGemm user) user.GemmProvider = GemmProvider.SimdWithWidth(bits);
+        }
+
+        net.Backend = ComputeBackend.SimdWithWidth(bits);
+        var sgd = new Sgd<T>(net.Parameters, 0.05, momentum: 0.9);
+        var referenceSgd = new Sgd<T>(reference.Parameters, 0.05, momentum: 0.9);
+        var loss = new SoftmaxCrossEntropy<T>();
+        var referenceLoss = new SoftmaxCrossEntropy<T>();
+        for (int step = 0; step < 4; step++)
+        {
+            string what = $"{typeof(T).Name} at {bits} bits, step {step + 1}";
+            int n = step == 2 ? 2 : 3; // a second shape: its own plan
+            var x = Finite<T>(r, n, 28, 28, 1);
+            int[] labels = Enumerable.Range(0, n).Select(_ => r.Next(10)).ToArray();
+
+            var logits = net.Forward(x);
+            net.Runner.LastPlan!.Steps.Count(s => s is ReluMaxPoolStep<T>).Should().Be(2, "both Relu → MaxPool2x2 pairs run as one pass in training");
+            loss.Forward(logits, labels);
+            net.Backward(loss.Backward());
+            sgd.Step();
+
+            var expected = x;
+            foreach (var layer in reference.Layers) expected = layer.Forward(expected);
+            SameBits(expected, logits, what + ", logits");
+            referenceLoss.Forward(expected, labels);
+            var g = referenceLoss.Backward();
+            for (int l = reference.Layers.Count - 1; l >= 0; l--) g = reference.Layers[l].Backward(g);
+            referenceSgd.Step();
+        }
+
+        for (int p = 0; p < net.Parameters.Count; p++)
+        {
+            SameBits(reference.Parameters[p].Value, net.Parameters[p].Value, $"{typeof(T).Name} at {bits} bits, parameter {p} ({net.Parameters[p].Name}) after 4 steps");
         }
     }
 

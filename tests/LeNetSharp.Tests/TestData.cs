@@ -88,9 +88,12 @@ internal static class TestData
 /// <summary>What the execution plan of a network's last forward ran.</summary>
 internal static class PlanInspection
 {
-    /// <summary>How many backend kernels standing in for several layers (fused passes) the last forward ran.</summary>
+    /// <summary>
+    /// How many fused Conv → Relu → MaxPool2x2 passes the last forward ran (other kernels standing in for several layers,
+    /// such as Relu → MaxPool2x2 as one pass, are not counted).
+    /// </summary>
     public static int FusedPassesInLastForward<T>(this Sequential<T> network) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
-        network.Runner.LastPlan?.FusedSteps ?? 0;
+        network.Runner.LastPlan?.Steps.Count(s => s is LeNetSharp.Kernels.FusedConvReluPoolStep<T>) ?? 0;
 }
 
 /// <summary>A pass-through layer that, when armed, signals it is inside Forward and waits to be released.</summary>

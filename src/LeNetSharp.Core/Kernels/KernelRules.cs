@@ -23,8 +23,8 @@ internal static class KernelRules
             // Conv (one input channel, no input gradient, few output channels) → Relu → MaxPool2x2 in one pass: the activation never goes to memory.
             (layers, i, shape, mode, bits) => FusedConvReluPoolStep<T>.Applies(layers, i, shape, bits) && FusedConvReluPoolStep<T>.Pays((Conv<T>)layers[i])
                 ? new FusedConvReluPoolStep<T>((Conv<T>)layers[i], bits) : null,
-            // Relu → MaxPool2x2 in one pass, for inference (nothing kept for backward).
-            (layers, i, shape, mode, bits) => mode == PlanMode.Inference && ReluMaxPoolStep<T>.Matches(layers, i) && ReluMaxPoolStep<T>.Applies(shape)
+            // Relu → MaxPool2x2 in one pass, the Relu output never written (training keeps a byte per pooled element for backward).
+            (layers, i, shape, mode, bits) => ReluMaxPoolStep<T>.Matches(layers, i) && ReluMaxPoolStep<T>.Applies(shape)
                 ? new ReluMaxPoolStep<T>() : null,
             // BatchNorm1d/2d, with the Relu after it in the same sweeps (a MaxPool2x2 after that Relu runs as its own step).
             (layers, i, shape, mode, bits) => layers[i] is BatchNorm<T> norm && BatchNormStep<T>.Applies
