@@ -158,7 +158,7 @@ public class KernelStepTests
     [WidthData(nameof(Types), 128)]
     [WidthData(nameof(Types), 256)]
     [WidthData(nameof(Types), 512)]
-    public void MaxPool2x2Step_gives_the_bits_of_the_MaxPool2x2_layer_forward_and_backward(int bits, string type) =>
+    public void MaxPool2x2_steps_give_the_bits_of_the_MaxPool2x2_layer_in_inference_and_training(int bits, string type) =>
         ForType(type, () => MaxPoolMatches<float>(bits), () => MaxPoolMatches<double>(bits));
 
     private static void MaxPoolMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
@@ -171,8 +171,11 @@ public class KernelStepTests
             string what = $"MaxPool2x2<{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}";
             var x = Hostile<T>(random, shape);
             var dy = Hostile<T>(random, shape[0], shape[1] / 2, shape[2] / 2, shape[3]);
-            SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward");
+            var expected = reference.Forward(x);
+            SameBits(expected, kernel.Infer(x), what + ", inference");
             kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<MaxPool2x2Step<T>>();
+            SameBits(expected, kernel.Forward(x), what + ", forward");
+            kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluMaxPoolStep<T>>("training keeps the window positions");
             SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward");
         }
     }
@@ -352,7 +355,7 @@ public class KernelStepTests
     [Theory]
     [InlineData("float")]
     [InlineData("double")]
-    public void ReluMaxPoolStep_gives_the_layers_bits_on_every_window_of_special_values(string type) => ForType(type, WindowsMatch<float>, WindowsMatch<double>);
+    public void ReluMaxPoolStep_gives_the_layers_bits_on_every_window_of_special_values_with_and_without_the_Relu(string type) => ForType(type, WindowsMatch<float>, WindowsMatch<double>);
 
     /// <summary>
     /// Every window of 4 out of 10 values (two quiet NaNs, a signalling one, −∞, −1, −0, +0, ½, 1, +∞): 10⁴ windows, each
@@ -389,6 +392,9 @@ public class KernelStepTests
             var expected = pool.Forward(relu.Forward(x));
             var dy = Hostile<T>(random, expected.Shape.ToArray());
             var expectedDx = relu.Backward(pool.Backward(dy));
+            var alonePool = new MaxPool2x2<T>();
+            var pooled = alonePool.Forward(x).Data.ToArray();
+            var pooledDx = alonePool.Backward(dy).Data.ToArray();
             foreach (int bits in ComputeBackend.AcceleratedWidths)
             {
                 string what = $"Relu → MaxPool2x2<{typeof(T).Name}> at {bits} bits, {c} channels, every window of special values";
@@ -397,6 +403,13 @@ public class KernelStepTests
                 net.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluMaxPoolStep<T>>();
                 SameBits(expectedDx, net.Backward(dy), what + ", backward");
                 SameBits(expected, net.Infer(x), what + ", inference");
+
+                // MaxPool2x2 alone in training: the same pass without the Relu, keeping the layer's own positions.
+                what = $"MaxPool2x2<{typeof(T).Name}> at {bits} bits, {c} channels, every window of special values";
+                var alone = new Sequential<T>(new MaxPool2x2<T>()) { Backend = ComputeBackend.SimdWithWidth(bits) };
+                SameBits(new Tensor<T>(pooled, expected.Shape.ToArray()), alone.Forward(x), what + ", forward");
+                alone.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<ReluMaxPoolStep<T>>();
+                SameBits(new Tensor<T>(pooledDx, x.Shape.ToArray()), alone.Backward(dy), what + ", backward");
             }
         }
     }
@@ -613,7 +626,7 @@ public class KernelStepTests
                 if (net.Layers.Count == 14)
                 {
                     steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
-                        "ConvStep", "BatchNormStep", "MaxPool2x2Step", "ConvStep", "BatchNormStep", "MaxPool2x2Step", "ConvStep", "BatchNormStep",
+                        "ConvStep", "BatchNormStep", "ReluMaxPoolStep", "ConvStep", "BatchNormStep", "ReluMaxPoolStep", "ConvStep", "BatchNormStep",
                         "LayerStep", "LayerStep", "LinearStep");
                 }
 

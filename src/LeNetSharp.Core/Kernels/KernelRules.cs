@@ -32,6 +32,9 @@ internal static class KernelRules
             (layers, i, shape, mode, bits) => layers[i] is Conv<T> conv && ConvStep<T>.Applies(conv) ? new ConvStep<T>(conv, bits) : null,
             (layers, i, shape, mode, bits) => layers[i] is Linear<T> linear ? new LinearStep<T>(linear, bits) : null,
             (layers, i, shape, mode, bits) => layers[i] is Relu<T> relu ? new ReluStep<T>(relu) : null,
+            // MaxPool2x2 alone in training keeps its window positions (a byte each) for backward; in inference a pure max.
+            (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool && mode == PlanMode.Training && ReluMaxPoolStep<T>.Applies(shape)
+                ? new ReluMaxPoolStep<T>(pool) : null,
             (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool ? new MaxPool2x2Step<T>(pool) : null,
         ];
     }

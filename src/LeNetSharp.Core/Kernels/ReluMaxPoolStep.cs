@@ -29,14 +29,29 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
     /// <summary>The record's value for a window that passes no gradient (its chosen element is not above 0).</summary>
     private const byte None = 4;
 
+    private readonly MaxPool2x2<T>? _alone; // the pool when the pass runs it without a Relu before it
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
     private byte[] _record = [];
     private int _n, _h, _w, _c; // the last training forward's input shape
 
-    public override string Name => $"Relu → MaxPool2x2 (fused, {VectorOps.WidthName<T>()})";
+    /// <summary>Relu → MaxPool2x2.</summary>
+    public ReluMaxPoolStep()
+    {
+    }
 
-    public override int LayerCount => 2;
+    /// <summary>
+    /// <paramref name="pool"/> alone, for training: the same pass without the Relu, the record holding the position
+    /// the layer's backward picks (its own comparisons: a later element wins only when strictly greater, the lower row
+    /// when the larger of its two beats the upper row's), so that backward need not read the input again.
+    /// </summary>
+    public ReluMaxPoolStep(MaxPool2x2<T> pool) => _alone = pool;
+
+    private bool WithRelu => _alone is null;
+
+    public override string Name => WithRelu ? $"Relu → MaxPool2x2 (fused, {VectorOps.WidthName<T>()})" : $"{_alone!.Name} (with positions, {VectorOps.WidthName<T>()})";
+
+    public override int LayerCount => WithRelu ? 2 : 1;
 
     /// <summary>The pattern this pass replaces, at positions i, i + 1 of a layer list.</summary>
     public static bool Matches(IReadOnlyList<ILayer<T>> layers, int i) => i + 1 < layers.Count && layers[i] is Relu<T> && layers[i + 1] is MaxPool2x2<T>;
@@ -51,8 +66,10 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first call: no tier-0 or OSR code in a kernel
     protected override Tensor<T> ForwardCore(Tensor<T> input, bool keepForBackward)
     {
+        _alone?.RequireInput(input.Shape);
         int n = input.Dim(0), h = input.Dim(1), w = input.Dim(2), c = input.Dim(3), ph = h / 2, pw = w / 2, row = w * c;
         var output = Tensor<T>.Reuse(ref _output, n, ph, pw, c);
+        bool relu = WithRelu;
         if (keepForBackward)
         {
             Scratch.Ensure(ref _record, output.Length);
@@ -88,8 +105,15 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
                             Vector<T> y00 = Vector.LoadUnsafe(ref t, (nuint)k), y01 = Vector.LoadUnsafe(ref t, (nuint)(k + c));
                             Vector<T> y10 = Vector.LoadUnsafe(ref d, (nuint)k), y11 = Vector.LoadUnsafe(ref d, (nuint)(k + c));
                             Vector<T> upper = VectorOps.MaxKeepingNaN(y00, y01), lower = VectorOps.MaxKeepingNaN(y10, y11);
-                            VectorOps.Relu(VectorOps.MaxKeepingNaN(upper, lower)).StoreUnsafe(ref p, (nuint)k);
-                            if (keepForBackward)
+                            var max = VectorOps.MaxKeepingNaN(upper, lower);
+                            (relu ? VectorOps.Relu(max) : max).StoreUnsafe(ref p, (nuint)k);
+                            if (keepForBackward && !relu)
+                            {
+                                var down = Vector.GreaterThan(Vector.Max(y10, y11), Vector.Max(y00, y01));
+                                var right = Vector.ConditionalSelect(down, Vector.GreaterThan(y11, y10), Vector.GreaterThan(y01, y00));
+                                StoreBytes((down & two) | (right & one), ref Unsafe.Add(ref r0, o + k));
+                            }
+                            else if (keepForBackward)
                             {
                                 // The row the gradient goes to (the lower one when its maximum beats the upper one's;
                                 // never with a NaN in the window), then within it the right element when it beats the
@@ -113,8 +137,14 @@ internal sealed class ReluMaxPoolStep<T> : KernelStep<T> where T : unmanaged, IF
                     {
                         T y00 = Unsafe.Add(ref t, k), y01 = Unsafe.Add(ref t, k + c), y10 = Unsafe.Add(ref d, k), y11 = Unsafe.Add(ref d, k + c);
                         T upper = ScalarOps.MaxKeepingNaN(y00, y01), lower = ScalarOps.MaxKeepingNaN(y10, y11);
-                        Unsafe.Add(ref p, k) = ScalarOps.Relu(ScalarOps.MaxKeepingNaN(upper, lower));
-                        if (keepForBackward)
+                        T max = ScalarOps.MaxKeepingNaN(upper, lower);
+                        Unsafe.Add(ref p, k) = relu ? ScalarOps.Relu(max) : max;
+                        if (keepForBackward && !relu)
+                        {
+                            bool down = T.Max(y10, y11) > T.Max(y00, y01), right = down ? y11 > y10 : y01 > y00;
+                            Unsafe.Add(ref r0, o + k) = (byte)((down ? 2 : 0) + (right ? 1 : 0));
+                        }
+                        else if (keepForBackward)
                         {
                             bool down = lower > upper; // as the vector lanes above
                             T left = down ? y10 : y00, right = down ? y11 : y01;
