@@ -33,6 +33,7 @@ internal static class KernelRules
             (layers, i, shape, mode, bits) => layers[i] is Linear<T> linear ? new LinearStep<T>(linear, bits) : null,
             (layers, i, shape, mode, bits) => layers[i] is Relu<T> relu ? new ReluStep<T>(relu) : null,
             (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool ? new MaxPool2x2Step<T>(pool) : null,
+            (layers, i, shape, mode, bits) => layers[i] is Dropout<T> dropout && DropoutStep<T>.Applies ? new DropoutStep<T>(dropout, bits) : null,
         ];
     }
 
