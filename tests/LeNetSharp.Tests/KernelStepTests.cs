@@ -9,8 +9,9 @@ namespace LeNetSharp.Tests;
 
 /// <summary>
 /// The SIMD backend's kernel steps against the reference layers they stand in for, compared as bits (a NaN's payload,
-/// a zero's sign): ReluStep and MaxPool2x2Step forward and backward, the inference pass ReluMaxPoolStep, whole networks
-/// of Conv, Relu, MaxPool2x2, Flatten and Linear, and the measured width against every fixed one. Inputs hold NaNs of
+/// a zero's sign): ReluStep, MaxPool2x2Step, BatchNormStep and DropoutStep forward and backward, the inference pass
+/// ReluMaxPoolStep, whole networks of Conv, Relu, MaxPool2x2, Flatten and Linear, BatchNorm networks through SGD steps,
+/// and the measured width against every fixed one. Inputs hold NaNs of
 /// several payloads (quiet and signalling, both signs), ±∞, ±0, denormals and equal maxima; shapes have odd heights and
 /// widths, channel counts around the vector length, batches of 1 to 5, and each step is reused across shapes.
 /// </summary>
