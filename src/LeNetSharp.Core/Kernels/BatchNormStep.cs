@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using LeNetSharp.Compute;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
@@ -94,9 +93,9 @@ internal sealed class BatchNormStep<T> : KernelStep<T> where T : unmanaged, IFlo
         _lastForwardTrained = _layer.Training;
         if (_layer.Training)
         {
-            _passes.Sums(x, m, channels, _sumA);                         // Σx
+            _passes.Sums(x, m, channels, _sumA);                     // Σx
             for (int c = 0; c < channels; c++) _mean[c] = _sumA[c] / m;
-            _passes.SquaredDeviations(x, m, channels, _mean, _sumA);     // Σ(x − μ)²
+            _passes.SquaredDeviations(x, m, channels, _mean, _sumA); // Σ(x − μ)²
             _layer.FinishBatchStatistics(_mean, _sumA, m, _invStd);
         }
         else

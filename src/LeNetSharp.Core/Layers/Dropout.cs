@@ -141,7 +141,6 @@ public sealed class Dropout<T> : Layer<T>, IStochasticLayer where T : unmanaged,
             }
 
             _streamStep = -1;
-
             for (int i = 0; i < m.Length; i++) m[i] = keep[i] ? _scale : T.Zero;
             return;
         }
