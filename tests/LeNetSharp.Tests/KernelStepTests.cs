@@ -9,9 +9,10 @@ namespace LeNetSharp.Tests;
 
 /// <summary>
 /// The SIMD backend's kernel steps against the reference layers they stand in for, compared as bits (a NaN's payload,
-/// a zero's sign): ReluStep and MaxPool2x2Step forward and backward, the Relu → MaxPool2x2 pass ReluMaxPoolStep (inference
-/// and training, every window of special values), SGD steps of a network through it, whole networks
-/// of Conv, Relu, MaxPool2x2, Flatten and Linear, and the measured width against every fixed one. Inputs hold NaNs of
+/// a zero's sign): ReluStep, MaxPool2x2Step, BatchNormStep and DropoutStep forward and backward, the Relu → MaxPool2x2
+/// pass ReluMaxPoolStep (inference and training, with and without the Relu, every window of special values), SGD steps
+/// of a network through it, whole networks of Conv, Relu, MaxPool2x2, Flatten and Linear, BatchNorm networks through SGD
+/// steps, and the measured width against every fixed one. Inputs hold NaNs of
 /// several payloads (quiet and signalling, both signs), ±∞, ±0, denormals and equal maxima; shapes have odd heights and
 /// widths, channel counts around the vector length, batches of 1 to 5, and each step is reused across shapes.
 /// </summary>
@@ -211,7 +212,7 @@ public class KernelStepTests
                     (new BatchNorm2d<T>(channels, affine: affine), new BatchNorm2d<T>(channels, affine: affine),
                         Images.Select(s => new[] { s.N, s.H, s.W, channels }).Where(s => s[0] * s[1] * s[2] >= 2).ToArray()),
                     (new BatchNorm1d<T>(channels, eps: 1e-3, momentum: 0.3, affine: affine), new BatchNorm1d<T>(channels, eps: 1e-3, momentum: 0.3, affine: affine),
-                        [[2, channels], [5, channels], [3, channels], [17, channels]]),
+                        [[2, channels], [5, channels], [3, channels], [17, channels], [600, channels]]), // 600 rows: several chunks of the passes
                 };
                 foreach (var (kernelLayer, reference, shapes) in cases)
                 {
@@ -256,7 +257,7 @@ public class KernelStepTests
                             SameBits(expected, kernel.Forward(x), what + ", forward", anyNaN: true);
                             var step = kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Should().BeOfType<BatchNormStep<T>>().Subject;
                             step.LayerCount.Should().Be(relu ? 2 : 1);
-                            step.Name.Should().Be($"{kernelLayer.Name}{(relu ? " → Relu (fused, " : " (")}{VectorOps.WidthName<T>()})");
+                            step.Name.Should().Be($"{kernelLayer.Name}{(relu ? " → Relu (fused, " : " (")}{BatchNormWidth<T>(bits, channels)})");
                             SameBits(reference.RunningMean.Value, kernelLayer.RunningMean.Value, what + ", running mean", anyNaN: true);
                             SameBits(reference.RunningVar.Value, kernelLayer.RunningVar.Value, what + ", running variance", anyNaN: true);
                             SameBits(reference.Backward(relu ? referenceRelu.Backward(dy) : dy), kernel.Backward(dy), what + ", backward", anyNaN: true);
@@ -271,6 +272,127 @@ public class KernelStepTests
                 }
             }
         }
+    }
+
+    // ----- Dropout: the vector draws against the layer's -----
+
+    /// <summary>p = 0, the smallest positive double, 2⁻⁵³, common rates, p·2⁵³ just off an integer, and the largest double below 1.</summary>
+    private static readonly double[] DropoutRates =
+        [0, double.Epsilon, Math.ScaleB(1, -53), 0.1, 0.3, 0.5, 0.75, Math.ScaleB(3, -2) + Math.ScaleB(1, -52), 0.999, Math.BitDecrement(1.0)];
+
+    [Fact]
+    public void Dropouts_integer_threshold_keeps_exactly_the_draws_whose_fraction_is_at_least_p()
+    {
+        // The kernel keeps a draw when (z >> 11) ≥ ⌈p·2⁵³⌉; the layer when (z >> 11)·2⁻⁵³ ≥ p. Around the threshold and at the ends of the range:
+        var random = new Random(31);
+        var rates = DropoutRates.Concat(Enumerable.Range(0, 200).Select(_ => random.NextDouble())).Concat(Enumerable.Range(1, 60).Select(e => Math.ScaleB(1, -e)));
+        foreach (double p in rates)
+        {
+            ulong t = new Dropout<float>(p).KeepThreshold;
+            t.Should().BeLessThan(1UL << 53, $"p = {p:R}");
+            foreach (ulong k in new[] { 0UL, 1UL, t - 2, t - 1, t, t + 1, t + 2, (1UL << 53) - 1 })
+            {
+                if (k >= 1UL << 53) continue; // t − 1 and t − 2 wrap below t = 0
+                (k >= t).Should().Be(k * (1.0 / (1UL << 53)) >= p, $"p = {p:R}, threshold {t}, k = {k}");
+            }
+        }
+    }
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void Dropouts_vector_draws_give_the_masks_of_the_scalar_generator(int bits, string type) =>
+        ForType(type, () => DropoutDrawsMatch<float>(bits), () => DropoutDrawsMatch<double>(bits));
+
+    /// <summary>Many generator states, every length to a few vectors past 64 and some long odd ones, every rate: mask and product as the layer's loop draws them.</summary>
+    private static void DropoutDrawsMatch<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(32);
+        ulong[] states = [0, 1, ulong.MaxValue, ulong.MaxValue - Dropout<T>.Gamma, unchecked(0x9E3779B97F4A7C15UL * 3), .. Enumerable.Range(0, 6).Select(_ => (ulong)random.NextInt64() << 1 ^ (ulong)random.Next())];
+        int[] lengths = [.. Enumerable.Range(0, 70), 127, 1001, 3136 * 3 + 5];
+        foreach (double p in DropoutRates)
+        {
+            var layer = new Dropout<T>(p);
+            foreach (ulong state in states)
+            {
+                foreach (int n in lengths)
+                {
+                    var x = Hostile<T>(random, Math.Max(n, 1));
+                    var expectedMask = new T[n];
+                    var generator = new SplitMix64(state);
+                    for (int i = 0; i < n; i++) expectedMask[i] = generator.NextDouble() >= p ? layer.Scale : T.Zero;
+                    var expectedY = new T[n];
+                    for (int i = 0; i < n; i++) expectedY[i] = x.Data[i] * expectedMask[i];
+
+                    var mask = new T[n + 3];
+                    var y = new T[n + 3];
+                    Kernels.DropoutKernel.Forward(bits, state, layer.KeepThreshold, layer.Scale, x.Data.AsSpan(0, n), mask, y);
+                    string what = $"Dropout<{typeof(T).Name}> p {p:R} at {bits} bits, state 0x{state:X16}, {n} elements";
+                    SameBits<T>(expectedMask, mask.AsSpan(0, n), what + ", mask");
+                    SameBits<T>(expectedY, y.AsSpan(0, n), what + ", output");
+                    SameBits<T>(new T[3], mask.AsSpan(n), what + ": nothing written past the input");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [WidthData(nameof(Types), 128)]
+    [WidthData(nameof(Types), 256)]
+    [WidthData(nameof(Types), 512)]
+    public void DropoutStep_gives_the_bits_of_the_Dropout_layer_with_its_generator_its_streams_and_a_fixed_mask(int bits, string type) =>
+        ForType(type, () => DropoutStepMatches<float>(bits), () => DropoutStepMatches<double>(bits));
+
+    private static void DropoutStepMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(33);
+        foreach (double p in new[] { 0.0, 0.3, 0.5, 0.9 })
+        {
+            var kernelLayer = new Dropout<T>(p, seed: 7);
+            var reference = new Dropout<T>(p, seed: 7);
+            var kernel = SimdWidths.Kernel<T>(kernelLayer, bits);
+            int forward = 0;
+            foreach (var shape in new[] { new[] { 3, 5 }, [4, 3136], [1, 1], [2, 3, 3, 7], [5, 17], [3, 5] })
+            {
+                foreach (string mode in new[] { "generator", "stream", "evaluation", "stream from image 1", "fixed", "generator" })
+                {
+                    string what = $"Dropout p {p} <{typeof(T).Name}> at {bits} bits on {Tensor<T>.ShapeToString(shape)}, forward {++forward} ({mode})";
+                    kernel.Training = reference.Training = mode != "evaluation";
+                    if (mode.StartsWith("stream", StringComparison.Ordinal))
+                    {
+                        int first = mode.EndsWith('1') ? 1 : 0;
+                        ((IStochasticLayer)kernelLayer).SetStream(forward, first);
+                        ((IStochasticLayer)reference).SetStream(forward, first);
+                    }
+
+                    bool[]? keep = mode == "fixed" ? Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => random.Next(2) == 0).ToArray() : null;
+                    kernelLayer.FixedKeep = reference.FixedKeep = keep;
+                    var x = Hostile<T>(random, shape);
+                    var dy = Hostile<T>(random, shape);
+                    SameBits(reference.Forward(x), kernel.Forward(x), what + ", forward");
+                    kernel.Runner.LastPlan!.Steps.Should().ContainSingle().Which.Name.Should().Be($"{reference.Name} (Vector{bits})");
+                    SameBits(reference.Backward(dy), kernel.Backward(dy), what + ", backward");
+                    if (mode == "evaluation") SameBits(x, kernel.Infer(x), what + ", inference plan");
+                }
+            }
+
+            // The generators stand where they would after the same forwards: the next masks agree.
+            kernelLayer.FixedKeep = reference.FixedKeep = null;
+            var last = Finite<T>(random, 6, 11);
+            SameBits(reference.Forward(last), kernel.Forward(last), $"Dropout p {p} <{typeof(T).Name}> at {bits} bits, the next forward");
+        }
+    }
+
+    /// <summary>The width BatchNormStep runs at: the plan's, or the widest narrower one whose vector the channels fill, else scalar.</summary>
+    private static string BatchNormWidth<T>(int bits, int channels) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int width = bits; width >= 128; width /= 2)
+        {
+            if (width / (8 * Unsafe.SizeOf<T>()) <= channels) return $"Vector{width}";
+        }
+
+        return "scalar";
     }
 
     [Fact]
@@ -627,7 +749,7 @@ public class KernelStepTests
                 {
                     steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
                         "ConvStep", "BatchNormStep", "ReluMaxPoolStep", "ConvStep", "BatchNormStep", "ReluMaxPoolStep", "ConvStep", "BatchNormStep",
-                        "LayerStep", "LayerStep", "LinearStep");
+                        "LayerStep", "DropoutStep", "LinearStep");
                 }
 
                 var dy = Finite<T>(random, expected.Shape.ToArray());

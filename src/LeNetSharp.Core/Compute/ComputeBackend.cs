@@ -46,9 +46,10 @@ public abstract class ComputeBackend
         new[] { 128, 256, 512 }.Where(b => b == 128 || (b == 256 ? Vector256.IsHardwareAccelerated : Vector512.IsHardwareAccelerated)).ToArray();
 
     /// <summary>
-    /// The SIMD kernels at one vector width, without timing: the GEMM, the convolution, linear and fused kernels run at
-    /// <paramref name="bits"/>; the element-wise ReLU and pooling kernels use <see cref="System.Numerics.Vector{T}"/>,
-    /// whose width .NET picks for the CPU (the same bits either way).
+    /// The SIMD kernels at one vector width, without timing: the GEMM, the convolution, linear, batch-norm, dropout and
+    /// fused kernels run at <paramref name="bits"/> (a batch norm of fewer channels than a vector holds at a narrower
+    /// width); the element-wise ReLU and pooling kernels use <see cref="System.Numerics.Vector{T}"/>, whose width .NET
+    /// picks for the CPU (the same bits either way).
     /// </summary>
     /// <param name="bits">128, 256 or 512.</param>
     /// <returns>The backend.</returns>

@@ -28,7 +28,7 @@ internal static class KernelRules
                 ? new ReluMaxPoolStep<T>() : null,
             // BatchNorm1d/2d, with the Relu after it in the same sweeps (a MaxPool2x2 after that Relu runs as its own step).
             (layers, i, shape, mode, bits) => layers[i] is BatchNorm<T> norm && BatchNormStep<T>.Applies
-                ? new BatchNormStep<T>(norm, relu: BatchNormStep<T>.FollowedByRelu(layers, i)) : null,
+                ? new BatchNormStep<T>(norm, bits, relu: BatchNormStep<T>.FollowedByRelu(layers, i)) : null,
             (layers, i, shape, mode, bits) => layers[i] is Conv<T> conv && ConvStep<T>.Applies(conv) ? new ConvStep<T>(conv, bits) : null,
             (layers, i, shape, mode, bits) => layers[i] is Linear<T> linear ? new LinearStep<T>(linear, bits) : null,
             (layers, i, shape, mode, bits) => layers[i] is Relu<T> relu ? new ReluStep<T>(relu) : null,
@@ -36,6 +36,7 @@ internal static class KernelRules
             (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool && mode == PlanMode.Training && ReluMaxPoolStep<T>.Applies(shape)
                 ? new ReluMaxPoolStep<T>(pool) : null,
             (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool ? new MaxPool2x2Step<T>(pool) : null,
+            (layers, i, shape, mode, bits) => layers[i] is Dropout<T> dropout && DropoutStep<T>.Applies ? new DropoutStep<T>(dropout, bits) : null,
         ];
     }
 

@@ -30,10 +30,66 @@ internal interface ISimdOps<TV, T> where TV : struct where T : unmanaged
     static abstract TV Select(TV mask, TV whereSet, TV whereClear);
     static abstract TV And(TV a, TV b);                        // bitwise: an all-ones/zero lane mask keeps/clears the other
     static abstract void Deinterleave(TV a, TV b, out TV even, out TV odd); // lanes 0, 2, 4, … and 1, 3, 5, … of a then b
+    static abstract TV AllBitsSet { get; }
+    static abstract TV Subtract(TV a, TV b);
+    static abstract TV LessThanOrEqual(TV a, TV b);            // all-ones lanes where a <= b
+    static abstract TV AndNot(TV a, TV b);                     // bitwise a & ~b
 }
 
-internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmanaged, INumberBase<T>
+/// <summary>
+/// <see cref="ISimdOps{TV, T}"/> with the same width's vectors of double, <typeparamref name="TD"/>, for kernels that
+/// compute in double what they read and write in <typeparamref name="T"/> (float or double).
+/// </summary>
+internal interface ISimdWidening<TV, TD, T> : ISimdOps<TV, T> where TV : struct where TD : struct where T : unmanaged
 {
+    /// <summary>
+    /// The lanes of <paramref name="value"/> as double, exactly: for float the lower and the upper half, for double
+    /// <paramref name="value"/> itself in <paramref name="lower"/> (<paramref name="upper"/> is then zero and unused).
+    /// </summary>
+    static abstract void Widen(TV value, out TD lower, out TD upper);
+
+    /// <summary>
+    /// The inverse of <see cref="Widen"/>: for float both halves rounded to nearest (as a cast of each lane), for double
+    /// <paramref name="lower"/>.
+    /// </summary>
+    static abstract TV Narrow(TD lower, TD upper);
+}
+
+internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<double>, T> where T : unmanaged, INumberBase<T>
+{
+    public static Vector512<T> AllBitsSet => Vector512<T>.AllBitsSet;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Subtract(Vector512<T> a, Vector512<T> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> LessThanOrEqual(Vector512<T> a, Vector512<T> b) => Vector512.LessThanOrEqual(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> AndNot(Vector512<T> a, Vector512<T> b) => Vector512.AndNot(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Widen(Vector512<T> value, out Vector512<double> lower, out Vector512<double> upper)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            lower = Vector512.WidenLower(value.As<T, float>());
+            upper = Vector512.WidenUpper(value.As<T, float>());
+            return;
+        }
+
+        if (typeof(T) == typeof(double))
+        {
+            lower = value.As<T, double>();
+            upper = Vector512<double>.Zero;
+            return;
+        }
+
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<T> Narrow(Vector512<double> lower, Vector512<double> upper)
+    {
+        if (typeof(T) == typeof(float)) return Vector512.Narrow(lower, upper).As<float, T>();
+        if (typeof(T) == typeof(double)) return lower.As<double, T>();
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
     public static int Count => Vector512<T>.Count;
     public static string Name => "Vector512";
     public static Vector512<T> Zero => Vector512<T>.Zero;
@@ -94,8 +150,41 @@ internal readonly struct Simd512<T> : ISimdOps<Vector512<T>, T> where T : unmana
     }
 }
 
-internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmanaged, INumberBase<T>
+internal readonly struct Simd256<T> : ISimdWidening<Vector256<T>, Vector256<double>, T> where T : unmanaged, INumberBase<T>
 {
+    public static Vector256<T> AllBitsSet => Vector256<T>.AllBitsSet;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Subtract(Vector256<T> a, Vector256<T> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> LessThanOrEqual(Vector256<T> a, Vector256<T> b) => Vector256.LessThanOrEqual(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> AndNot(Vector256<T> a, Vector256<T> b) => Vector256.AndNot(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Widen(Vector256<T> value, out Vector256<double> lower, out Vector256<double> upper)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            lower = Vector256.WidenLower(value.As<T, float>());
+            upper = Vector256.WidenUpper(value.As<T, float>());
+            return;
+        }
+
+        if (typeof(T) == typeof(double))
+        {
+            lower = value.As<T, double>();
+            upper = Vector256<double>.Zero;
+            return;
+        }
+
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<T> Narrow(Vector256<double> lower, Vector256<double> upper)
+    {
+        if (typeof(T) == typeof(float)) return Vector256.Narrow(lower, upper).As<float, T>();
+        if (typeof(T) == typeof(double)) return lower.As<double, T>();
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
     public static int Count => Vector256<T>.Count;
     public static string Name => "Vector256";
     public static Vector256<T> Zero => Vector256<T>.Zero;
@@ -165,8 +254,41 @@ internal readonly struct Simd256<T> : ISimdOps<Vector256<T>, T> where T : unmana
     }
 }
 
-internal readonly struct Simd128<T> : ISimdOps<Vector128<T>, T> where T : unmanaged, INumberBase<T>
+internal readonly struct Simd128<T> : ISimdWidening<Vector128<T>, Vector128<double>, T> where T : unmanaged, INumberBase<T>
 {
+    public static Vector128<T> AllBitsSet => Vector128<T>.AllBitsSet;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Subtract(Vector128<T> a, Vector128<T> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> LessThanOrEqual(Vector128<T> a, Vector128<T> b) => Vector128.LessThanOrEqual(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> AndNot(Vector128<T> a, Vector128<T> b) => Vector128.AndNot(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Widen(Vector128<T> value, out Vector128<double> lower, out Vector128<double> upper)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            lower = Vector128.WidenLower(value.As<T, float>());
+            upper = Vector128.WidenUpper(value.As<T, float>());
+            return;
+        }
+
+        if (typeof(T) == typeof(double))
+        {
+            lower = value.As<T, double>();
+            upper = Vector128<double>.Zero;
+            return;
+        }
+
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<T> Narrow(Vector128<double> lower, Vector128<double> upper)
+    {
+        if (typeof(T) == typeof(float)) return Vector128.Narrow(lower, upper).As<float, T>();
+        if (typeof(T) == typeof(double)) return lower.As<double, T>();
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
     public static int Count => Vector128<T>.Count;
     public static string Name => "Vector128";
     public static Vector128<T> Zero => Vector128<T>.Zero;
@@ -233,4 +355,8 @@ internal static class SimdOps
     /// <summary>The error for Deinterleave on an element type other than float or double.</summary>
     public static NotSupportedException DeinterleaveUnsupported<T>() =>
         new($"Deinterleave supports float and double, not {typeof(T).Name}.");
+
+    /// <summary>The error for Widen and Narrow on an element type other than float or double.</summary>
+    public static NotSupportedException WideningUnsupported<T>() =>
+        new($"Widening to double supports float and double, not {typeof(T).Name}.");
 }

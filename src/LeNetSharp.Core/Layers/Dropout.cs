@@ -119,6 +119,20 @@ public sealed class Dropout<T> : Layer<T>, IStochasticLayer where T : unmanaged,
 
         var mask = Tensor<T>.ReuseLike(ref _mask, input);
         Span<T> m = mask.Span;
+        DrawMask(input, m);
+        for (int i = 0; i < x.Length; i++) y[i] = x[i] * m[i];
+        return output;
+    }
+
+    /// <summary>
+    /// A training forward's mask for <paramref name="input"/> into <paramref name="m"/> (the input's length): 1/(1 − p)
+    /// where draw i + 1 of <see cref="TakeDraws"/>' state is at least p, else +0 (or from <see cref="FixedKeep"/> when
+    /// set). The reference the SIMD backend's kernel matches.
+    /// </summary>
+    /// <exception cref="InvalidOperationException"><see cref="FixedKeep"/> is set and its length is not the input's.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    internal void DrawMask(Tensor<T> input, Span<T> m)
+    {
         if (FixedKeep is { } keep)
         {
             if (keep.Length != m.Length)
@@ -126,25 +140,49 @@ public sealed class Dropout<T> : Layer<T>, IStochasticLayer where T : unmanaged,
                 throw new InvalidOperationException($"{Name}: the fixed mask has {keep.Length} elements, the input {input.ShapeString} {m.Length}.");
             }
 
+            _streamStep = -1;
             for (int i = 0; i < m.Length; i++) m[i] = keep[i] ? _scale : T.Zero;
+            return;
         }
-        else if (_streamStep >= 0)
+
+        ulong state = TakeDraws(input);
+        for (int i = 0; i < m.Length; i++) m[i] = Uniform(ref state) >= P ? _scale : T.Zero;
+    }
+
+    /// <summary>
+    /// The generator state s of a training forward on <paramref name="input"/>: element i (row-major) is kept or dropped
+    /// by SplitMix64's draw Mix(s + (i + 1)·<see cref="Gamma"/>). Under a trainer the step's stream (then used up):
+    /// element e of the whole batch is draw e + 1 of a generator started at the step's own state, so a sub-batch starting
+    /// at image f skips f·(values per image) draws, as SplitMix64 advances by a constant per draw. Otherwise the layer's
+    /// own generator, advanced past the forward's draws.
+    /// </summary>
+    internal ulong TakeDraws(Tensor<T> input)
+    {
+        ulong state;
+        if (_streamStep >= 0)
         {
-            // Element e of the whole batch is draw e + 1 of a generator started at the step's own state, so a sub-batch
-            // starting at image f skips f·(values per image) draws: SplitMix64 advances by a constant per draw.
-            ulong state = StepState(_streamStep) + (ulong)_streamFirstImage * (ulong)(m.Length / input.Shape[0]) * Gamma;
-            for (int i = 0; i < m.Length; i++) m[i] = Uniform(ref state) >= P ? _scale : T.Zero;
+            state = StepState(_streamStep) + (ulong)_streamFirstImage * (ulong)(input.Length / input.Shape[0]) * Gamma;
         }
         else
         {
-            for (int i = 0; i < m.Length; i++) m[i] = Uniform(ref _state) >= P ? _scale : T.Zero;
+            state = _state;
+            _state += (ulong)input.Length * Gamma;
         }
 
         _streamStep = -1;
-
-        for (int i = 0; i < x.Length; i++) y[i] = x[i] * m[i];
-        return output;
+        return state;
     }
+
+    /// <summary>1/(1 − p), a kept element's factor.</summary>
+    internal T Scale => _scale;
+
+    /// <summary>
+    /// ⌈p·2⁵³⌉: draw z keeps its element exactly when (z &gt;&gt; 11) ≥ this. The layer keeps it when (z &gt;&gt; 11)·2⁻⁵³ ≥ p;
+    /// that product is exact (an integer below 2⁵³ times a power of two), and so is p·2⁵³ (below 2⁵³ as p &lt; 1), so the
+    /// comparison is between the integer z &gt;&gt; 11 and the real p·2⁵³, which an integer meets exactly when it meets the
+    /// ceiling: 0 for p = 0 (every element kept), at most 2⁵³ − 1 for the largest p below 1.
+    /// </summary>
+    internal ulong KeepThreshold => (ulong)Math.Ceiling(P * 9007199254740992.0);
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
@@ -171,7 +209,7 @@ public sealed class Dropout<T> : Layer<T>, IStochasticLayer where T : unmanaged,
     }
 
     /// <summary>SplitMix64's increment per draw.</summary>
-    private const ulong Gamma = 0x9E3779B97F4A7C15UL;
+    internal const ulong Gamma = 0x9E3779B97F4A7C15UL;
 
     /// <summary>Where the draws of trainer step <paramref name="step"/> start: a hash of the seed and the step.</summary>
     private ulong StepState(long step) => SplitMix64.Mix((ulong)(long)Seed ^ SplitMix64.Mix((ulong)step + Gamma));
