@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using LeNetSharp.Tensors;
 
@@ -123,7 +124,6 @@ internal static class DirectConvBackward<TOps, TV, T>
 
         Span<nint> vectors = stackalloc nint[Vectors(c)];
         VectorStarts(c, vectors);
-        bool wide = MostVectors >= 4;
         const int rows = 6;
         Span<int> pixel = stackalloc int[3 * 6];
         for (int q = 0; q < pixels; q += rows)
@@ -143,8 +143,7 @@ internal static class DirectConvBackward<TOps, TV, T>
             {
                 // A last single vector is computed twice, the same sums stored to the same place.
                 nint u0 = vectors[v], u1 = vectors[Math.Min(v + 1, vectors.Length - 1)];
-                if (wide) InputBlock6x2(g, oc, dy, packed, u0, u1, pixel, count, ref dxRow);
-                else InputBlock6x2Stacked(g, oc, dy, packed, u0, u1, pixel, count, ref dxRow);
+                InputBlock6x2(g, oc, dy, packed, u0, u1, pixel, count, ref dxRow);
             }
         }
     }
@@ -180,15 +179,21 @@ internal static class DirectConvBackward<TOps, TV, T>
     }
 
     /// <summary>
-    /// ∂x of 6 pixels × 2 channel vectors (32 registers): for each tap in the order of m, 12 chains over the output
-    /// channels from zero, each added to its pixel's sum when the window is inside; 12 sums, 12 chains, 2 loaded vectors
-    /// and a broadcast: 27 registers. The sums are stored once, complete.
+    /// ∂x of 6 pixels × 2 channel vectors: for each tap in the order of m, 12 chains over the output channels from zero,
+    /// each added to its pixel's sum when the window is inside; the sums are stored once, complete. With 32 registers
+    /// the 12 sums stay in registers beside the 12 chains, 2 loaded vectors and a broadcast (27); with 16 the sums are
+    /// on the stack (the chains, loads and broadcast take 15).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void InputBlock6x2(in ConvGeometry g, int oc, T[] dy, T[] packed, nint u0, nint u1, ReadOnlySpan<int> pixel, int count, ref T dx)
     {
+        bool inRegisters = MostVectors >= 4; // a constant for the JIT
+        int w = TOps.Count;
         TV d0 = TOps.Zero, e0 = TOps.Zero, d1 = TOps.Zero, e1 = TOps.Zero, d2 = TOps.Zero, e2 = TOps.Zero;
         TV d3 = TOps.Zero, e3 = TOps.Zero, d4 = TOps.Zero, e4 = TOps.Zero, d5 = TOps.Zero, e5 = TOps.Zero;
+        Span<T> sums = stackalloc T[inRegisters ? 0 : 12 * w]; // sum (r, j) at (2r + j)·W
+        sums.Clear();
+        ref T sum = ref MemoryMarshal.GetReference(sums);
         Span<nint> sources = stackalloc nint[6];
         nint c = g.C;
         for (int kh = g.KH - 1; kh >= 0; kh--)
@@ -221,6 +226,17 @@ internal static class DirectConvBackward<TOps, TV, T>
                 }
 
                 // col2im's dx = dx + ∂P entry, for the windows inside.
+                if (!inRegisters)
+                {
+                    if ((mask & 1) != 0) AddTo(ref sum, 0, w, a0, b0);
+                    if ((mask & 2) != 0) AddTo(ref sum, 2 * w, w, a1, b1);
+                    if ((mask & 4) != 0) AddTo(ref sum, 4 * w, w, a2, b2);
+                    if ((mask & 8) != 0) AddTo(ref sum, 6 * w, w, a3, b3);
+                    if ((mask & 16) != 0) AddTo(ref sum, 8 * w, w, a4, b4);
+                    if ((mask & 32) != 0) AddTo(ref sum, 10 * w, w, a5, b5);
+                    continue;
+                }
+
                 if ((mask & 1) != 0) { d0 = TOps.Add(d0, a0); e0 = TOps.Add(e0, b0); }
                 if ((mask & 2) != 0) { d1 = TOps.Add(d1, a1); e1 = TOps.Add(e1, b1); }
                 if ((mask & 4) != 0) { d2 = TOps.Add(d2, a2); e2 = TOps.Add(e2, b2); }
@@ -230,69 +246,22 @@ internal static class DirectConvBackward<TOps, TV, T>
             }
         }
 
+        if (!inRegisters)
+        {
+            for (int r = 0; r < count; r++)
+            {
+                Store(TOps.Load(ref Unsafe.Add(ref sum, 2 * r * w)), TOps.Load(ref Unsafe.Add(ref sum, (2 * r + 1) * w)), ref Unsafe.Add(ref dx, r * c), u0, u1);
+            }
+
+            return;
+        }
+
         Store(d0, e0, ref dx, u0, u1);
         if (count > 1) Store(d1, e1, ref Unsafe.Add(ref dx, c), u0, u1);
         if (count > 2) Store(d2, e2, ref Unsafe.Add(ref dx, 2 * c), u0, u1);
         if (count > 3) Store(d3, e3, ref Unsafe.Add(ref dx, 3 * c), u0, u1);
         if (count > 4) Store(d4, e4, ref Unsafe.Add(ref dx, 4 * c), u0, u1);
         if (count > 5) Store(d5, e5, ref Unsafe.Add(ref dx, 5 * c), u0, u1);
-    }
-
-    /// <summary>
-    /// <see cref="InputBlock6x2"/> for 16 registers: the 12 chains in registers (with 2 loaded vectors and a broadcast:
-    /// 15), the 12 sums on the stack, each chain added to its sum after the tap.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void InputBlock6x2Stacked(in ConvGeometry g, int oc, T[] dy, T[] packed, nint u0, nint u1, ReadOnlySpan<int> pixel, int count, ref T dx)
-    {
-        int w = TOps.Count;
-        Span<T> sums = stackalloc T[12 * 16]; // sum (r, j) at (2r + j)·W; W ≤ 16
-        sums.Clear();
-        Span<nint> sources = stackalloc nint[6];
-        nint c = g.C;
-        ref T sum = ref sums[0];
-        for (int kh = g.KH - 1; kh >= 0; kh--)
-        {
-            for (int kw = g.KW - 1; kw >= 0; kw--)
-            {
-                int mask = Sources(g, oc, kh, kw, pixel, 6, count, sources);
-                if (mask == 0) continue;
-                ref T s0 = ref dy[sources[0]], s1 = ref dy[sources[1]], s2 = ref dy[sources[2]];
-                ref T s3 = ref dy[sources[3]], s4 = ref dy[sources[4]], s5 = ref dy[sources[5]];
-                ref T u = ref packed[(nint)(kh * g.KW + kw) * oc * c];
-                TV a0 = TOps.Zero, b0 = TOps.Zero, a1 = TOps.Zero, b1 = TOps.Zero, a2 = TOps.Zero, b2 = TOps.Zero;
-                TV a3 = TOps.Zero, b3 = TOps.Zero, a4 = TOps.Zero, b4 = TOps.Zero, a5 = TOps.Zero, b5 = TOps.Zero;
-                for (nint o = 0; o < oc; o++)
-                {
-                    TV v0 = TOps.Load(ref Unsafe.Add(ref u, u0)), v1 = TOps.Load(ref Unsafe.Add(ref u, u1));
-                    TV x = TOps.Broadcast(Unsafe.Add(ref s0, o));
-                    a0 = TOps.MultiplyAdd(x, v0, a0); b0 = TOps.MultiplyAdd(x, v1, b0);
-                    x = TOps.Broadcast(Unsafe.Add(ref s1, o));
-                    a1 = TOps.MultiplyAdd(x, v0, a1); b1 = TOps.MultiplyAdd(x, v1, b1);
-                    x = TOps.Broadcast(Unsafe.Add(ref s2, o));
-                    a2 = TOps.MultiplyAdd(x, v0, a2); b2 = TOps.MultiplyAdd(x, v1, b2);
-                    x = TOps.Broadcast(Unsafe.Add(ref s3, o));
-                    a3 = TOps.MultiplyAdd(x, v0, a3); b3 = TOps.MultiplyAdd(x, v1, b3);
-                    x = TOps.Broadcast(Unsafe.Add(ref s4, o));
-                    a4 = TOps.MultiplyAdd(x, v0, a4); b4 = TOps.MultiplyAdd(x, v1, b4);
-                    x = TOps.Broadcast(Unsafe.Add(ref s5, o));
-                    a5 = TOps.MultiplyAdd(x, v0, a5); b5 = TOps.MultiplyAdd(x, v1, b5);
-                    u = ref Unsafe.Add(ref u, c);
-                }
-
-                if ((mask & 1) != 0) AddTo(ref sum, 0, w, a0, b0);
-                if ((mask & 2) != 0) AddTo(ref sum, 2 * w, w, a1, b1);
-                if ((mask & 4) != 0) AddTo(ref sum, 4 * w, w, a2, b2);
-                if ((mask & 8) != 0) AddTo(ref sum, 6 * w, w, a3, b3);
-                if ((mask & 16) != 0) AddTo(ref sum, 8 * w, w, a4, b4);
-                if ((mask & 32) != 0) AddTo(ref sum, 10 * w, w, a5, b5);
-            }
-        }
-
-        for (int r = 0; r < count; r++)
-        {
-            Store(TOps.Load(ref sums[2 * r * w]), TOps.Load(ref sums[(2 * r + 1) * w]), ref Unsafe.Add(ref dx, r * c), u0, u1);
-        }
     }
 
     /// <summary>A pixel's two sums at <paramref name="at"/> and at + W of <paramref name="sums"/> += the tap's chains (col2im's dx + ∂P entry).</summary>
