@@ -62,6 +62,7 @@ internal sealed class OnnxImporter
 
     public static Sequential<float> Import(byte[] bytes, string path, out (int Height, int Width, int Channels) inputShape)
     {
+        if (bytes.Length == 0) throw new OnnxFormatException(path, "the file is empty (0 bytes); expected an ONNX model.");
         ModelProto model;
         try
         {

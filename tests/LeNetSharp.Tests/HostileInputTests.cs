@@ -621,6 +621,16 @@ public sealed class HostileInputTests : TempDirectoryTest
         File.Delete(Path.Combine(Dir, "t10k-labels-idx1-ubyte"));
         File.Copy(Path.Combine(mnist, labels), Path.Combine(Dir, labels));
         FluentActions.Invoking(() => Mnist.Recognize(Dir, MnistSplit.Test)).Should().Throw<IdxFormatException>()
-            .WithMessage($"{Path.Combine(Dir, "t10k-images-idx3-ubyte")}: matches no known dataset while *{labels} is MNIST's: a half-replaced dataset?*");
+            .WithMessage($"{Path.Combine(Dir, "t10k-images-idx3-ubyte")}: matches no known dataset while *{labels} is MNIST's: a half-replaced dataset?"
+                + " (MNIST's t10k-images-idx3-ubyte has 7,840,016 bytes, this one 800.)*", "the expected and the actual size are named");
+    }
+
+    [Fact]
+    public void An_empty_onnx_file_is_refused_as_empty()
+    {
+        string path = Path.Combine(Dir, "empty.onnx");
+        File.WriteAllBytes(path, []);
+        FluentActions.Invoking(() => OnnxModel.Import(path)).Should().Throw<OnnxFormatException>()
+            .WithMessage($"{path}: the file is empty (0 bytes); expected an ONNX model.");
     }
 }

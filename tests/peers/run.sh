@@ -23,9 +23,16 @@ mkdir -p "$out"
 grep -m1 'model name' /proc/cpuinfo || true
 "${pin[@]}" "$py" tests/peers/peers.py "$data" --conv3x3-infer-batch "$conv3x3_infer" --modern-infer-batch "$modern_infer" "$@" | tee "$out/pytorch.txt"
 bench=("${pin[@]}" dotnet samples/LeNetSharp.Trainer/bin/Release/net10.0/LeNetSharp.Trainer.dll bench --data "$data" --threads 1)
-"${bench[@]}" --steps "${LENET_STEPS:-20000}" | tee "$out/lenet.txt" | grep -E '^(peak|train|infer)'
-"${bench[@]}" --arch tests/peers/conv3x3.onnx --batch 32 --optimizer sgd --momentum 0.9 --infer-batch "$conv3x3_infer" \
+# The networks asked for with --nets (all three by default).
+nets=lenet,conv3x3,modern
+for ((i = 1; i <= $#; i++)); do
+  if [ "${!i}" = --nets ]; then j=$((i + 1)); nets=${!j}; fi
+  case "${!i}" in --nets=*) nets=${!i#--nets=} ;; esac
+done
+wanted() { [[ ",$nets," == *",$1,"* ]]; }
+wanted lenet && "${bench[@]}" --steps "${LENET_STEPS:-20000}" | tee "$out/lenet.txt" | grep -E '^(peak|train|infer)'
+wanted conv3x3 && "${bench[@]}" --arch tests/peers/conv3x3.onnx --batch 32 --optimizer sgd --momentum 0.9 --infer-batch "$conv3x3_infer" \
   --steps "${CONV3X3_STEPS:-1000}" | tee "$out/conv3x3.txt" | grep -E '^(train|infer)'
-"${bench[@]}" --net modern --batch 64 --optimizer adamw --infer-batch "$modern_infer" --steps "${MODERN_STEPS:-500}" \
+wanted modern && "${bench[@]}" --net modern --batch 64 --optimizer adamw --infer-batch "$modern_infer" --steps "${MODERN_STEPS:-500}" \
   | tee "$out/modern.txt" | grep -E '^(train|infer)'
 "$py" tests/peers/ratios.py "$out"

@@ -156,11 +156,19 @@ public static class Mnist
         if (odd.Path is not null)
         {
             throw new IdxFormatException(odd.Path, odd.Dataset is null
-                ? $"matches no known dataset while {known[0].Path} is {known[0].Dataset}'s: a half-replaced dataset? Restore the file (fetch) or replace all the files."
+                ? $"matches no known dataset while {known[0].Path} is {known[0].Dataset}'s: a half-replaced dataset?{Sizes(known[0].Dataset!, odd.Path)} Restore the file (fetch) or replace all the files."
                 : $"is {odd.Dataset}'s while {known[0].Path} is {known[0].Dataset}'s: the files mix two datasets.");
         }
 
         return new DatasetRecognition(known[0].Dataset, found.Select(f => f.Path).ToArray());
+    }
+
+    /// <summary>" (D's NAME has N bytes, this one M.)" for an unpacked file of a known name, else empty.</summary>
+    private static string Sizes(string dataset, string path)
+    {
+        string name = Path.GetFileName(path);
+        long expected = KnownDatasets[dataset].FirstOrDefault(f => f.Name == name).Size;
+        return expected == 0 ? "" : FormattableString.Invariant($" ({dataset}'s {name} has {expected:N0} bytes, this one {new FileInfo(path).Length:N0}.)");
     }
 
     /// <summary>
