@@ -115,22 +115,26 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
             return inputGrad;
         }
 
+        if (TransposedPatches || !SparseBackward(dy, g, null, inputGrad.Data)) InputGradientThroughPatches(dy, g, inputGrad.Data);
+        return inputGrad;
+    }
+
+    /// <summary>∂x through the patch matrix's gradient: ∂P = ∂y·Kᵀ (∂Pᵀ = K·∂yᵀ for single-channel inputs) scattered back onto the image.</summary>
+    private void InputGradientThroughPatches(T[] dy, in ConvGeometry g, T[] dx)
+    {
+        int m = g.PatchRows, k = g.PatchColumns;
         if (TransposedPatches)
         {
-            // ∂Pᵀ (K, M) = K (K, OC) · ∂yᵀ (OC, M), then scatter back onto the image.
             var patchGradT = Tensor<T>.Reuse(ref _patchGrad, k, m);
             Gemm.Multiply(_gemm, false, true, k, m, OutChannels, T.One, _conv.Weight.Value.Data, dy, T.Zero, patchGradT.Data);
-            Im2Col.BackwardTransposed<T>(patchGradT.Data, g, inputGrad.Data);
+            Im2Col.BackwardTransposed<T>(patchGradT.Data, g, dx);
         }
-        else if (!SparseBackward(dy, g, null, inputGrad.Data))
+        else
         {
-            // ∂P (M, K) = ∂y (M, OC) · Kᵀ (OC, K), then scatter back onto the image.
             var patchGrad = Tensor<T>.Reuse(ref _patchGrad, m, k);
             Gemm.Multiply(_gemm, false, true, m, k, OutChannels, T.One, dy, _conv.Weight.Value.Data, T.Zero, patchGrad.Data);
-            Im2Col.Backward<T>(patchGrad.Data, g, inputGrad.Data);
+            Im2Col.Backward<T>(patchGrad.Data, g, dx);
         }
-
-        return inputGrad;
     }
 
     /// <summary>
@@ -193,9 +197,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         }
         else
         {
-            var patchGrad = Tensor<T>.Reuse(ref _patchGrad, g.PatchRows, g.PatchColumns);
-            Gemm.Multiply(_gemm, false, true, g.PatchRows, g.PatchColumns, OutChannels, T.One, dy, _conv.Weight.Value.Data, T.Zero, patchGrad.Data);
-            Im2Col.Backward<T>(patchGrad.Data, g, dx);
+            InputGradientThroughPatches(dy, g, dx);
         }
 
         return true;

@@ -87,7 +87,7 @@ internal static class DirectConvBackward<TOps, TV, T>
                 {
                     int n = r / oh, oy = r - n * oh, rows = Math.Min(r1 - r, oh - oy);
                     nint xAt = ((nint)(n * framed.H + oy) * framed.W) * c, dyAt = (nint)r * ow * oc;
-                    Sweep(ref xFramed[xAt], taps, c, rowStep - ow * c, ref dy[dyAt], vectors, oc, ow, rows, ref acc[0], tile, columns, resume: true);
+                    Sweep(ref xFramed[xAt], taps, c, rowStep - ow * c, ref dy[dyAt], vectors, oc, ow, rows, ref acc[0], tile, columns);
                     r += rows;
                 }
             }
@@ -290,49 +290,49 @@ internal static class DirectConvBackward<TOps, TV, T>
 
     /// <summary>
     /// Every vector of <paramref name="vectors"/> in blocks of up to <see cref="MostVectors"/>: for broadcast row r
-    /// (at s + sources[r]) and vector column v (at u + v), X[r, v] = tile[rows[r] + v] (resume) or 0, then for each of
+    /// (at s + sources[r]) and vector column v (at u + v), X[r, v] = tile[rows[r] + v], then for each of
     /// <paramref name="outer"/> × <paramref name="inner"/> steps X[r, v] = fma(s[r], u[v], X[r, v]) with s advancing by
     /// <paramref name="sStep"/> (and <paramref name="sJump"/> more after each inner run) and u by <paramref name="uStep"/>;
     /// X is stored back to the tile.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Sweep(ref T s, ReadOnlySpan<nint> sources, nint sStep, nint sJump, ref T u, ReadOnlySpan<nint> vectors, nint uStep,
-        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns, bool resume)
+        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns)
     {
         int v = 0, most = MostVectors;
         for (; vectors.Length - v >= 4 && most >= 4; v += 4)
         {
-            Block4(ref s, sources, sStep, sJump, ref u, vectors.Slice(v, 4), uStep, inner, outer, ref tile, rows, columns.Slice(v, 4), resume);
+            Block4(ref s, sources, sStep, sJump, ref u, vectors.Slice(v, 4), uStep, inner, outer, ref tile, rows, columns.Slice(v, 4));
         }
 
         for (; vectors.Length - v >= 2; v += 2)
         {
-            Block2(ref s, sources, sStep, sJump, ref u, vectors.Slice(v, 2), uStep, inner, outer, ref tile, rows, columns.Slice(v, 2), resume);
+            Block2(ref s, sources, sStep, sJump, ref u, vectors.Slice(v, 2), uStep, inner, outer, ref tile, rows, columns.Slice(v, 2));
         }
 
         if (v < vectors.Length)
         {
             // One vector left: computed twice in a 2-vector block, the same chain stored to the same place.
             Span<nint> one = [vectors[v], vectors[v]], at = [columns[v], columns[v]];
-            Block2(ref s, sources, sStep, sJump, ref u, one, uStep, inner, outer, ref tile, rows, at, resume);
+            Block2(ref s, sources, sStep, sJump, ref u, one, uStep, inner, outer, ref tile, rows, at);
         }
     }
 
     /// <summary>6 rows × 4 vectors (24 accumulators, 4 loaded vectors, a broadcast: 29 of 32 registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block4(ref T s, ReadOnlySpan<nint> sources, nint sStep, nint sJump, ref T u, ReadOnlySpan<nint> vectors, nint uStep,
-        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns, bool resume)
+        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns)
     {
         nint u0 = vectors[0], u1 = vectors[1], u2 = vectors[2], u3 = vectors[3];
         nint c0 = columns[0], c1 = columns[1], c2 = columns[2], c3 = columns[3];
         ref T t0 = ref Unsafe.Add(ref tile, rows[0]), t1 = ref Unsafe.Add(ref tile, rows[1]), t2 = ref Unsafe.Add(ref tile, rows[2]);
         ref T t3 = ref Unsafe.Add(ref tile, rows[3]), t4 = ref Unsafe.Add(ref tile, rows[4]), t5 = ref Unsafe.Add(ref tile, rows[5]);
-        TV a0 = Start(ref t0, c0, resume), a1 = Start(ref t0, c1, resume), a2 = Start(ref t0, c2, resume), a3 = Start(ref t0, c3, resume);
-        TV b0 = Start(ref t1, c0, resume), b1 = Start(ref t1, c1, resume), b2 = Start(ref t1, c2, resume), b3 = Start(ref t1, c3, resume);
-        TV d0 = Start(ref t2, c0, resume), d1 = Start(ref t2, c1, resume), d2 = Start(ref t2, c2, resume), d3 = Start(ref t2, c3, resume);
-        TV e0 = Start(ref t3, c0, resume), e1 = Start(ref t3, c1, resume), e2 = Start(ref t3, c2, resume), e3 = Start(ref t3, c3, resume);
-        TV f0 = Start(ref t4, c0, resume), f1 = Start(ref t4, c1, resume), f2 = Start(ref t4, c2, resume), f3 = Start(ref t4, c3, resume);
-        TV g0 = Start(ref t5, c0, resume), g1 = Start(ref t5, c1, resume), g2 = Start(ref t5, c2, resume), g3 = Start(ref t5, c3, resume);
+        TV a0 = Start(ref t0, c0), a1 = Start(ref t0, c1), a2 = Start(ref t0, c2), a3 = Start(ref t0, c3);
+        TV b0 = Start(ref t1, c0), b1 = Start(ref t1, c1), b2 = Start(ref t1, c2), b3 = Start(ref t1, c3);
+        TV d0 = Start(ref t2, c0), d1 = Start(ref t2, c1), d2 = Start(ref t2, c2), d3 = Start(ref t2, c3);
+        TV e0 = Start(ref t3, c0), e1 = Start(ref t3, c1), e2 = Start(ref t3, c2), e3 = Start(ref t3, c3);
+        TV f0 = Start(ref t4, c0), f1 = Start(ref t4, c1), f2 = Start(ref t4, c2), f3 = Start(ref t4, c3);
+        TV g0 = Start(ref t5, c0), g1 = Start(ref t5, c1), g2 = Start(ref t5, c2), g3 = Start(ref t5, c3);
         ref T s0 = ref Unsafe.Add(ref s, sources[0]), s1 = ref Unsafe.Add(ref s, sources[1]), s2 = ref Unsafe.Add(ref s, sources[2]);
         ref T s3 = ref Unsafe.Add(ref s, sources[3]), s4 = ref Unsafe.Add(ref s, sources[4]), s5 = ref Unsafe.Add(ref s, sources[5]);
         ref T uu = ref u;
@@ -368,14 +368,14 @@ internal static class DirectConvBackward<TOps, TV, T>
     /// <summary>6 rows × 2 vectors (12 accumulators, 2 loaded vectors, a broadcast: 15 of 16 registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block2(ref T s, ReadOnlySpan<nint> sources, nint sStep, nint sJump, ref T u, ReadOnlySpan<nint> vectors, nint uStep,
-        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns, bool resume)
+        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns)
     {
         nint u0 = vectors[0], u1 = vectors[1], c0 = columns[0], c1 = columns[1];
         ref T t0 = ref Unsafe.Add(ref tile, rows[0]), t1 = ref Unsafe.Add(ref tile, rows[1]), t2 = ref Unsafe.Add(ref tile, rows[2]);
         ref T t3 = ref Unsafe.Add(ref tile, rows[3]), t4 = ref Unsafe.Add(ref tile, rows[4]), t5 = ref Unsafe.Add(ref tile, rows[5]);
-        TV a0 = Start(ref t0, c0, resume), a1 = Start(ref t0, c1, resume), b0 = Start(ref t1, c0, resume), b1 = Start(ref t1, c1, resume);
-        TV d0 = Start(ref t2, c0, resume), d1 = Start(ref t2, c1, resume), e0 = Start(ref t3, c0, resume), e1 = Start(ref t3, c1, resume);
-        TV f0 = Start(ref t4, c0, resume), f1 = Start(ref t4, c1, resume), g0 = Start(ref t5, c0, resume), g1 = Start(ref t5, c1, resume);
+        TV a0 = Start(ref t0, c0), a1 = Start(ref t0, c1), b0 = Start(ref t1, c0), b1 = Start(ref t1, c1);
+        TV d0 = Start(ref t2, c0), d1 = Start(ref t2, c1), e0 = Start(ref t3, c0), e1 = Start(ref t3, c1);
+        TV f0 = Start(ref t4, c0), f1 = Start(ref t4, c1), g0 = Start(ref t5, c0), g1 = Start(ref t5, c1);
         ref T s0 = ref Unsafe.Add(ref s, sources[0]), s1 = ref Unsafe.Add(ref s, sources[1]), s2 = ref Unsafe.Add(ref s, sources[2]);
         ref T s3 = ref Unsafe.Add(ref s, sources[3]), s4 = ref Unsafe.Add(ref s, sources[4]), s5 = ref Unsafe.Add(ref s, sources[5]);
         ref T uu = ref u;
@@ -405,9 +405,9 @@ internal static class DirectConvBackward<TOps, TV, T>
         Store(d0, d1, ref t2, c0, c1); Store(b0, b1, ref t1, c0, c1); Store(a0, a1, ref t0, c0, c1);
     }
 
-    /// <summary>The accumulator at <paramref name="column"/> of a tile row: its stored value (resume) or 0.</summary>
+    /// <summary>The accumulator at <paramref name="column"/> of a tile row: the chain so far, carried from the previous range.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Start(ref T row, nint column, bool resume) => resume ? TOps.Load(ref Unsafe.Add(ref row, column)) : TOps.Zero;
+    private static TV Start(ref T row, nint column) => TOps.Load(ref Unsafe.Add(ref row, column));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(TV x0, TV x1, ref T row, nint c0, nint c1)
