@@ -342,9 +342,12 @@ public static class Program
         stdout.WriteLine(Evaluator.Evaluate(network, test, o.InferBatch, o.Threads).ToString(split));
     }
 
-    /// <summary>" (trained at 256-bit vectors, measured fastest here)": the width the SIMD backend's last plan ran at, or "".</summary>
+    /// <summary>
+    /// " (trained at 256-bit vectors, measured fastest here)", or " (trained at 512- and 256-bit vectors, …)" when the steps
+    /// ran at different widths: the widths of the SIMD backend's last plan, or "".
+    /// </summary>
     internal static string RanAt(LeNetSharp.Layers.Sequential<float> network) => network.Runner.LastPlan is { Bits: > 0 } plan
-        ? $" (trained at {plan.Bits}-bit vectors{(network.Backend == LeNetSharp.Compute.ComputeBackend.Simd ? ", measured fastest here" : "")})"
+        ? $" (trained at {string.Join("- and ", plan.Widths)}-bit vectors{(network.Backend == LeNetSharp.Compute.ComputeBackend.Simd ? ", measured fastest here" : "")})"
         : "";
 }
 

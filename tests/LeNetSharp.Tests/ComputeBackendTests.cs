@@ -52,23 +52,59 @@ public class ComputeBackendTests
     }
 
     [Fact]
-    public void The_measured_width_is_one_this_cpu_runs_remembered_and_shared_by_networks_of_the_same_layers()
+    public void The_measured_widths_are_ones_this_cpu_runs_one_per_step_remembered_and_shared_by_networks_of_the_same_layers()
     {
         var first = LeNet.Create<float>(7);
         var x = new Tensor<float>(5, 28, 28, 1);
         first.Forward(x);
-        int bits = first.Runner.LastPlan!.Bits;
-        ComputeBackend.AcceleratedWidths.Should().Contain(bits);
+        var plan = first.Runner.LastPlan!;
+        ComputeBackend.AcceleratedWidths.Should().Contain(plan.Widths);
         string key = WidthCalibration.Key(first, x.Shape, PlanMode.Training);
         var calibration = WidthCalibration.All.Single(c => c.Key == key);
-        calibration.Bits.Should().Be(bits);
+        calibration.LayerBits.Should().HaveCount(first.Layers.Count);
+        for (int s = 0, layer = 0; s < plan.Steps.Count; layer += plan.Steps[s].LayerCount, s++)
+        {
+            // A step's layers share its width; the plan runs each step at the width chosen for its first layer.
+            calibration.LayerBits.Skip(layer).Take(plan.Steps[s].LayerCount).Should().OnlyContain(b => b == plan.StepBits(s));
+        }
+
+        calibration.Widths.Should().Equal(plan.Widths);
         calibration.Times.Select(t => t.Bits).Should().Equal(ComputeBackend.AcceleratedWidths);
         calibration.Times.Should().OnlyContain(t => t.Microseconds > 0);
+        calibration.Microseconds.Should().BeGreaterThan(0).And.BeLessThanOrEqualTo(calibration.Times.Min(t => t.Microseconds) * (1 + 1e-12),
+            "each run of layers takes its fastest width, so the choice is never slower than any one width (as measured)");
 
         var second = LeNet.Create<float>(8);
         second.Forward(x);
-        second.Runner.LastPlan!.Bits.Should().Be(bits);
+        Enumerable.Range(0, plan.Steps.Count).Select(second.Runner.LastPlan!.StepBits).Should().Equal(Enumerable.Range(0, plan.Steps.Count).Select(plan.StepBits));
         WidthCalibration.All.Count(c => c.Key == key).Should().Be(1, "a second network of the same layers and shape is not timed again");
+    }
+
+    [Fact]
+    public void A_plan_whose_steps_run_at_different_widths_gives_the_bits_of_one_width()
+    {
+        // Every width gives the same bits, so any mix does: forward, ∂x and every parameter's gradient.
+        var widths = ComputeBackend.AcceleratedWidths;
+        var x = new Tensor<float>(5, 28, 28, 1);
+        var r = new Random(3);
+        foreach (ref float v in x.Span) v = r.NextSingle();
+        var upstream = new Tensor<float>(5, 10);
+        foreach (ref float v in upstream.Span) v = 2 * r.NextSingle() - 1;
+        (float[] Y, float[] Dx, float[][] Grads) Run(int[] layerBits)
+        {
+            var net = LeNet.Create<float>(11);
+            var plan = SimdBackend.Build(net, x.Shape, PlanMode.Training, layerBits);
+            var y = plan.Forward(x).Span.ToArray();
+            var dx = plan.Backward(upstream).Span.ToArray();
+            return (y, dx, net.Parameters.Select(p => p.Gradient.Span.ToArray()).ToArray());
+        }
+
+        var one = Run(Enumerable.Repeat(widths[0], 8).ToArray());
+        // Each layer at a width of its own, cycling through the widths (a fused step takes its first layer's).
+        var mixed = Run(Enumerable.Range(0, 8).Select(i => widths[(i + 1) % widths.Count]).ToArray());
+        mixed.Y.Should().Equal(one.Y);
+        mixed.Dx.Should().Equal(one.Dx);
+        for (int p = 0; p < one.Grads.Length; p++) mixed.Grads[p].Should().Equal(one.Grads[p]);
     }
 
     [Fact]

@@ -118,13 +118,13 @@ internal sealed class ReferenceBackend : ComputeBackend
     internal override ExecutionPlan<T> BuildPlan<T>(Sequential<T> network, Tensor<T> input, PlanMode mode)
     {
         RequireShape(network, input.Shape);
-        return new ExecutionPlan<T>(input.Shape, mode, LayerSteps(network), GemmProvider.MathNet, Name);
+        return new ExecutionPlan<T>(input.Shape, mode, LayerSteps(network), new int[network.Layers.Count], Name);
     }
 }
 
 /// <summary>
-/// The SIMD kernels (<see cref="KernelRules"/>) at a fixed width, or at the width <see cref="WidthCalibration"/> measured
-/// fastest for the network, shape and mode.
+/// The SIMD kernels (<see cref="KernelRules"/>) at a fixed width, or each step at the width <see cref="WidthCalibration"/>
+/// measured fastest for it in this network, shape and mode.
 /// </summary>
 internal sealed class SimdBackend(int? bits) : ComputeBackend
 {
@@ -135,19 +135,29 @@ internal sealed class SimdBackend(int? bits) : ComputeBackend
     internal override ExecutionPlan<T> BuildPlan<T>(Sequential<T> network, Tensor<T> input, PlanMode mode)
     {
         RequireShape(network, input.Shape);
-        // Layer by layer runs no kernel but the GEMM: the width measured for inference serves it.
-        int width = Bits ?? WidthCalibration.Choose(network, input, mode == PlanMode.LayerByLayer ? PlanMode.Inference : mode);
-        return Build(network, input.Shape, mode, width);
+        // Layer by layer runs no kernel but the GEMM: the widths measured for inference serve it.
+        int[] layerBits = Bits is int b
+            ? Uniform(network, b)
+            : WidthCalibration.Choose(network, input, mode == PlanMode.LayerByLayer ? PlanMode.Inference : mode);
+        return Build(network, input.Shape, mode, layerBits);
     }
 
-    /// <summary>The plan at <paramref name="bits"/>-bit vectors.</summary>
-    internal static ExecutionPlan<T> Build<T>(Sequential<T> network, ReadOnlySpan<int> inputShape, PlanMode mode, int bits)
+    /// <summary>Every layer at <paramref name="bits"/>-bit vectors.</summary>
+    internal static int[] Uniform<T>(Sequential<T> network, int bits) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Enumerable.Repeat(bits, network.Layers.Count).ToArray();
+
+    /// <summary>
+    /// The plan with the step that starts at layer i at <paramref name="layerBits"/>[i]-bit vectors (the layers a step
+    /// fuses share its width).
+    /// </summary>
+    internal static ExecutionPlan<T> Build<T>(Sequential<T> network, ReadOnlySpan<int> inputShape, PlanMode mode, int[] layerBits)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var gemm = GemmProvider.SimdWithWidth(bits);
-        string name = $"simd (Vector{bits})";
-        if (mode == PlanMode.LayerByLayer) return new ExecutionPlan<T>(inputShape, mode, LayerSteps(network), gemm, name, bits);
-        var steps = KernelRules.Steps(network.Layers, inputShape, mode, bits);
-        return new ExecutionPlan<T>(inputShape, mode, steps, gemm, name, bits);
+        PlanStep<T>[] steps = mode == PlanMode.LayerByLayer ? LayerSteps(network) : KernelRules.Steps(network.Layers, inputShape, mode, layerBits);
+        var stepBits = new int[steps.Length];
+        for (int s = 0, layer = 0; s < steps.Length; layer += steps[s].LayerCount, s++) stepBits[s] = layerBits[layer];
+        var widths = stepBits.Distinct().OrderDescending().Select(b => $"Vector{b}").ToArray();
+        string name = widths.Length == 1 ? $"simd ({widths[0]})" : $"simd ({string.Join(" and ", widths)} by step)";
+        return new ExecutionPlan<T>(inputShape, mode, steps, stepBits, name);
     }
 }

@@ -22,26 +22,41 @@ internal sealed class ExecutionPlan<T> where T : unmanaged, IFloatingPointIeee75
 {
     private readonly int[] _inputShape;
     private readonly PlanStep<T>[] _steps;
-    private readonly IUsesGemm[] _gemmUsers; // layers run by their own code that multiply matrices
-    private readonly GemmProvider _gemm;
+    private readonly int[] _stepBits;
+    private readonly (IUsesGemm Layer, GemmProvider Gemm)[] _gemmUsers; // layers run by their own code that multiply matrices, and the GEMM of their step's width
 
-    public ExecutionPlan(ReadOnlySpan<int> inputShape, PlanMode mode, PlanStep<T>[] steps, GemmProvider gemm, string backend, int bits = 0)
+    /// <summary>A plan of <paramref name="steps"/>, step s at <paramref name="stepBits"/>[s]-bit vectors (0: the reference, MathNet's GEMM).</summary>
+    public ExecutionPlan(ReadOnlySpan<int> inputShape, PlanMode mode, PlanStep<T>[] steps, int[] stepBits, string backend)
     {
-        Bits = bits;
+        if (stepBits.Length != steps.Length) throw new ArgumentException("One width per step.", nameof(stepBits));
         _inputShape = inputShape.ToArray();
         Mode = mode;
         _steps = steps;
-        _gemm = gemm;
+        _stepBits = stepBits;
+        Bits = stepBits.DefaultIfEmpty(0).Max();
+        Widths = stepBits.Where(b => b > 0).Distinct().OrderDescending().ToArray();
         Backend = backend;
-        _gemmUsers = steps.OfType<LayerStep<T>>().Select(s => s.Layer).OfType<IUsesGemm>().ToArray();
+        var users = new List<(IUsesGemm, GemmProvider)>();
+        for (int s = 0; s < steps.Length; s++)
+        {
+            if (steps[s] is LayerStep<T> { Layer: IUsesGemm user }) users.Add((user, stepBits[s] == 0 ? GemmProvider.MathNet : GemmProvider.SimdWithWidth(stepBits[s])));
+        }
+
+        _gemmUsers = users.ToArray();
     }
 
     public PlanMode Mode { get; }
 
-    /// <summary>The vector width the kernels run at, or 0 for the reference backend.</summary>
+    /// <summary>The widest vector width a step runs at, or 0 for the reference backend.</summary>
     public int Bits { get; }
 
-    /// <summary>The backend and width that built the plan, e.g. "simd (Vector256)".</summary>
+    /// <summary>The vector widths the steps run at, widest first (one when the width is fixed; empty for the reference backend).</summary>
+    public IReadOnlyList<int> Widths { get; }
+
+    /// <summary>The vector width step <paramref name="step"/> runs at (0: the reference backend).</summary>
+    public int StepBits(int step) => _stepBits[step];
+
+    /// <summary>The backend and width that built the plan, e.g. "simd (Vector256)" or "simd (Vector512 and Vector256 by step)".</summary>
     public string Backend { get; }
 
     public IReadOnlyList<PlanStep<T>> Steps => _steps;
@@ -56,9 +71,9 @@ internal sealed class ExecutionPlan<T> where T : unmanaged, IFloatingPointIeee75
     public Tensor<T> Forward(Tensor<T> input, Action<int, Tensor<T>>? observe = null)
     {
         // Layers are shared by every plan of the network: each run sets the GEMM its own plan chose.
-        foreach (var user in _gemmUsers)
+        foreach (var (user, gemm) in _gemmUsers)
         {
-            if (!ReferenceEquals(user.GemmProvider, _gemm)) user.GemmProvider = _gemm;
+            if (!ReferenceEquals(user.GemmProvider, gemm)) user.GemmProvider = gemm;
         }
 
         bool keep = Mode != PlanMode.Inference;
@@ -72,12 +87,17 @@ internal sealed class ExecutionPlan<T> where T : unmanaged, IFloatingPointIeee75
         return x;
     }
 
-    /// <summary>Runs every step backward from ∂loss/∂output; ∂loss/∂input.</summary>
+    /// <summary>Runs every step backward from ∂loss/∂output; ∂loss/∂input. <paramref name="observe"/> is told of each step done (last step first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public Tensor<T> Backward(Tensor<T> outputGradient)
+    public Tensor<T> Backward(Tensor<T> outputGradient, Action<int>? observe = null)
     {
         var g = outputGradient;
-        for (int s = _steps.Length - 1; s >= 0; s--) g = _steps[s].Backward(g);
+        for (int s = _steps.Length - 1; s >= 0; s--)
+        {
+            g = _steps[s].Backward(g);
+            observe?.Invoke(s);
+        }
+
         return g;
     }
 

@@ -40,8 +40,11 @@ internal static class KernelRules
         ];
     }
 
-    /// <summary>The steps for <paramref name="layers"/> on inputs of <paramref name="inputShape"/> at <paramref name="bits"/>-bit vectors.</summary>
-    public static PlanStep<T>[] Steps<T>(IReadOnlyList<ILayer<T>> layers, ReadOnlySpan<int> inputShape, PlanMode mode, int bits)
+    /// <summary>
+    /// The steps for <paramref name="layers"/> on inputs of <paramref name="inputShape"/>, the step that starts at layer i
+    /// at <paramref name="layerBits"/>[i]-bit vectors.
+    /// </summary>
+    public static PlanStep<T>[] Steps<T>(IReadOnlyList<ILayer<T>> layers, ReadOnlySpan<int> inputShape, PlanMode mode, int[] layerBits)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var steps = new List<PlanStep<T>>(layers.Count);
@@ -51,7 +54,7 @@ internal static class KernelRules
             PlanStep<T>? step = null;
             foreach (var rule in For<T>.All)
             {
-                if ((step = rule(layers, i, shape, mode, bits)) is not null) break;
+                if ((step = rule(layers, i, shape, mode, layerBits[i])) is not null) break;
             }
 
             step ??= new LayerStep<T>(layers[i]);
