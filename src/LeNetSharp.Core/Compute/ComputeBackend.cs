@@ -14,9 +14,9 @@ namespace LeNetSharp.Compute;
 /// <remarks>
 /// <list type="bullet">
 /// <item><see cref="Reference"/>: the layers' own code with MathNet's GEMM, nothing replaced.</item>
-/// <item><see cref="Simd"/>: LeNetSharp's SIMD kernels; the vector width (128, 256 or 512 bits) is chosen per network,
-/// shape and mode by timing each candidate once on the first batch (a few milliseconds, remembered for the process),
-/// since the fastest width differs by CPU and by network and all give the same bits.</item>
+/// <item><see cref="Simd"/>: LeNetSharp's SIMD kernels; the vector width (128, 256 or 512 bits) of each step is chosen
+/// per network, shape and mode by timing each candidate once on the first batch (a few milliseconds, remembered for the
+/// process), since the fastest width differs by CPU, by network and by layer, and all give the same bits.</item>
 /// <item><see cref="SimdWithWidth"/>: the SIMD kernels at one width, no timing.</item>
 /// </list>
 /// A backend is immutable and can be shared by any number of networks and threads.
@@ -32,7 +32,7 @@ public abstract class ComputeBackend
     /// <summary>The layers' own code with MathNet's GEMM (<see cref="GemmProvider.MathNet"/>): the reference every kernel is checked against.</summary>
     public static ComputeBackend Reference { get; } = new ReferenceBackend();
 
-    /// <summary>The SIMD kernels at the width measured fastest for each network, input shape and mode.</summary>
+    /// <summary>The SIMD kernels, each step at the width measured fastest for it in each network, input shape and mode.</summary>
     public static ComputeBackend Simd { get; } = new SimdBackend(null);
 
     /// <summary>
