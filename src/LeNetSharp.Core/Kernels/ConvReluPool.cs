@@ -28,12 +28,13 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// <para>
 /// Forward splits each image into planes by row parity, column parity and column offset: plane (b, rp), row i, column
 /// q holds x[2i + rp, 2q + b] for b = 0..KW. Vectors run over the flattened pooled positions L = i·PW + q of one image
-/// (LeNet: 144 = 18 vectors of 8, no idle lane), and the input a conv output at window corner (dr, dc) needs for tap
-/// (kh, kw) is one contiguous load: plane (kw + dc, (kh + dr) mod 2) at L + ((kh + dr) / 2)·PW. Register block: 3
-/// output channels × the 4 window corners = 12 accumulators, 3 broadcast weights and 1 loaded vector (16 ymm
-/// registers); the weights are first copied so that a block's 3 of each tap sit together, and the tap loop is 3
-/// broadcasts, 4 loads and 12 FMAs with 4 instructions of overhead (on a core that is at times shared with another
-/// hardware thread, every instruction besides the FMAs costs time). Each conv output is the same chain as the GEMM path
+/// (LeNet: 144 = 18 vectors of 8 or 9 of 16, no idle lane; rows shorter than a 512-bit vector are split with 256-bit
+/// ones), and the input a conv output at window corner (dr, dc) needs for tap (kh, kw) is one contiguous load: plane
+/// (kw + dc, (kh + dr) mod 2) at L + ((kh + dr) / 2)·PW. Register block: 3 output channels × the 4 window corners = 12
+/// accumulators, 3 broadcast weights and 1 loaded vector (16 ymm registers); at 512 bits, with AVX-512's 32 registers,
+/// 6 channels (24 accumulators). The weights are first copied so that a block's channels of each tap sit together, and
+/// the tap loop is 3 (6) broadcasts, 4 loads and 12 (24) FMAs with 4 instructions of overhead (on a core that is at
+/// times shared with another hardware thread, every instruction besides the FMAs costs time). Each conv output is the same chain as the GEMM path
 /// computes: fused multiply-adds over the taps in (kh, kw) order from zero, then + bias, so results equal
 /// Conv → Relu → MaxPool2x2 bit for bit, at every vector width, when x, K, b and ∂p are finite. With a NaN or ±∞
 /// among them both give non-finite results, not always the same ones: the layers' GEMM turns ∞·0 and NaN·0 into NaN
@@ -74,27 +75,34 @@ internal static partial class ConvReluPool<TOps, TV, T>
     /// </summary>
     public static int TileLength(ConvPoolGeometry g) => VectorsAt(g) + Vectors(g) * 2 * g.OC * TOps.Count;
 
+    /// <summary>
+    /// Output channels a register block computes: 6 at 512 bits (24 accumulators, 6 broadcasts, 1 loaded vector: AVX-512
+    /// has 32 vector registers; each loaded input vector feeds twice the FMAs), 3 at the narrower widths, which run on
+    /// CPUs with 16.
+    /// </summary>
+    private static int BlockChannels => TOps.Count * Unsafe.SizeOf<T>() == 64 ? 6 : 3;
+
     /// <summary>Where the packed weights start in the tile.</summary>
-    private static int WeightsAt => 12 * TOps.Count;
+    private static int WeightsAt => 4 * BlockChannels * TOps.Count;
 
     /// <summary>Where vector v's (OC, W) values start in the tile; its positions follow them.</summary>
-    private static int VectorsAt(ConvPoolGeometry g) => WeightsAt + (g.OC + 2) / 3 * 3 * g.KH * g.KW;
+    private static int VectorsAt(ConvPoolGeometry g) => WeightsAt + (g.OC + BlockChannels - 1) / BlockChannels * BlockChannels * g.KH * g.KW;
 
     /// <summary>Vectors of pooled positions in one image (the last may be partly outside it).</summary>
     private static int Vectors(ConvPoolGeometry g) => (g.PH * g.PW + TOps.Count - 1) / TOps.Count;
 
     /// <summary>
-    /// The weights (KH, KW, 1, OC) as blocks of 3 channels, each (KH, KW, 3) with channels past OC repeating the last:
-    /// a block's taps are consecutive, its 3 weights at fixed offsets.
+    /// The weights (KH, KW, 1, OC) as blocks of <see cref="BlockChannels"/> channels, each (KH, KW, BlockChannels) with
+    /// channels past OC repeating the last: a block's taps are consecutive, its weights at fixed offsets.
     /// </summary>
     private static void PackWeights(ConvPoolGeometry g, T[] weight, T[] tile)
     {
-        int oc = g.OC, taps = g.KH * g.KW, at = WeightsAt;
-        for (int ob = 0; ob < oc; ob += 3)
+        int oc = g.OC, taps = g.KH * g.KW, at = WeightsAt, block = BlockChannels;
+        for (int ob = 0; ob < oc; ob += block)
         {
             for (int tap = 0; tap < taps; tap++)
             {
-                for (int j = 0; j < 3; j++) tile[at++] = weight[tap * oc + Math.Min(ob + j, oc - 1)];
+                for (int j = 0; j < block; j++) tile[at++] = weight[tap * oc + Math.Min(ob + j, oc - 1)];
             }
         }
     }
@@ -118,11 +126,20 @@ internal static partial class ConvReluPool<TOps, TV, T>
         PackWeights(g, weight, tile);
         for (int n = 0; n < g.N; n++)
         {
-            Split(g, x, n * image, planes, planeSize);
-            for (int ob = 0; ob < g.OC; ob += 3) Block(g, ob, planeSize, planes, tile, bias, mask is not null);
+            if (g.PW >= TOps.Count || TOps.Count <= Vector256<T>.Count) Split(g, x, n * image, planes, planeSize);
+            else ConvReluPool<Simd256<T>, Vector256<T>, T>.Split(g, x, n * image, planes, planeSize); // rows shorter than a 512-bit vector: split with 256-bit ones (moving bits only)
+            if (BlockChannels == 6)
+            {
+                for (int ob = 0; ob < g.OC; ob += 6) Block6(g, ob, planeSize, planes, tile, bias, mask is not null);
+            }
+            else
+            {
+                for (int ob = 0; ob < g.OC; ob += 3) Block(g, ob, planeSize, planes, tile, bias, mask is not null);
+            }
             WriteOut(g, tile, n * positions, output, mask);
         }
     }
+
 
     /// <summary>Plane (b, rp) row i ← x[2i + rp, 2q + b] for q &lt; PW, of the image at <paramref name="offset"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
@@ -213,21 +230,91 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
             // The sums leave registers here, and are finished by another method: with the finishing code after the loop
             // in this one, the JIT keeps fewer accumulators in registers through the loop (spilling them on every tap).
-            TOps.Store(te0, ref sums); TOps.Store(to0, ref Unsafe.Add(ref sums, w)); TOps.Store(be0, ref Unsafe.Add(ref sums, 2 * w)); TOps.Store(bo0, ref Unsafe.Add(ref sums, 3 * w));
-            TOps.Store(te1, ref Unsafe.Add(ref sums, 4 * w)); TOps.Store(to1, ref Unsafe.Add(ref sums, 5 * w)); TOps.Store(be1, ref Unsafe.Add(ref sums, 6 * w)); TOps.Store(bo1, ref Unsafe.Add(ref sums, 7 * w));
-            TOps.Store(te2, ref Unsafe.Add(ref sums, 8 * w)); TOps.Store(to2, ref Unsafe.Add(ref sums, 9 * w)); TOps.Store(be2, ref Unsafe.Add(ref sums, 10 * w)); TOps.Store(bo2, ref Unsafe.Add(ref sums, 11 * w));
+            StoreCorners(te0, to0, be0, bo0, ref sums);
+            StoreCorners(te1, to1, be1, bo1, ref Unsafe.Add(ref sums, 4 * w));
+            StoreCorners(te2, to2, be2, bo2, ref Unsafe.Add(ref sums, 8 * w));
             FinishBlock(oc, ob, bias, tile, VectorsAt(g) + vector * 2 * oc * w, positions);
         }
     }
 
     /// <summary>
-    /// Finishes the sums <see cref="Block"/> left in the tile (4 corners a channel) for channels ob … ob + 2 (those below
+    /// <see cref="Block"/> for channels ob..ob+5 (clamped), with 32 vector registers: 24 accumulators, 6 broadcast weights
+    /// and the loaded vector. The same chains (taps in (kh, kw) order from zero), so the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
+    private static void Block6(ConvPoolGeometry g, int ob, int planeSize, T[] planes, T[] tile, T[] bias, bool positions)
+    {
+        int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count, pw = g.PW, count = g.PH * g.PW;
+        Span<nint> rows = stackalloc nint[10]; // KH ≤ 5: as in Block
+        for (int r = 0; r < kh; r++)
+        {
+            int topAt = (r & 1) * planeSize + (r >> 1) * pw;
+            rows[2 * r] = topAt;
+            rows[2 * r + 1] = ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * pw - topAt;
+        }
+
+        ref T weights = ref tile[WeightsAt + ob * kh * kw]; // this block's 6 weights a tap, taps in (kh, kw) order
+        ref T sums = ref tile[0];
+        for (int l0 = 0, vector = 0; l0 < count; l0 += w, vector++)
+        {
+            TV te0 = TOps.Zero, to0 = TOps.Zero, be0 = TOps.Zero, bo0 = TOps.Zero;
+            TV te1 = TOps.Zero, to1 = TOps.Zero, be1 = TOps.Zero, bo1 = TOps.Zero;
+            TV te2 = TOps.Zero, to2 = TOps.Zero, be2 = TOps.Zero, bo2 = TOps.Zero;
+            TV te3 = TOps.Zero, to3 = TOps.Zero, be3 = TOps.Zero, bo3 = TOps.Zero;
+            TV te4 = TOps.Zero, to4 = TOps.Zero, be4 = TOps.Zero, bo4 = TOps.Zero;
+            TV te5 = TOps.Zero, to5 = TOps.Zero, be5 = TOps.Zero, bo5 = TOps.Zero;
+            ref T p0 = ref Unsafe.Add(ref planes[0], l0);
+            ref T k = ref weights;
+            for (int r = 0; r < kh; r++)
+            {
+                ref T top = ref Unsafe.Add(ref p0, rows[2 * r]);
+                nint next = 2 * planeSize, down = rows[2 * r + 1], downNext = down + next;
+                ref T rowEnd = ref Unsafe.Add(ref k, 6 * kw);
+                for (; Unsafe.IsAddressLessThan(ref k, ref rowEnd); k = ref Unsafe.Add(ref k, 6), top = ref Unsafe.Add(ref top, next))
+                {
+                    TV s0 = TOps.Broadcast(k), s1 = TOps.Broadcast(Unsafe.Add(ref k, 1)), s2 = TOps.Broadcast(Unsafe.Add(ref k, 2));
+                    TV s3 = TOps.Broadcast(Unsafe.Add(ref k, 3)), s4 = TOps.Broadcast(Unsafe.Add(ref k, 4)), s5 = TOps.Broadcast(Unsafe.Add(ref k, 5));
+                    TV v = TOps.Load(ref top);
+                    te0 = TOps.MultiplyAdd(s0, v, te0); te1 = TOps.MultiplyAdd(s1, v, te1); te2 = TOps.MultiplyAdd(s2, v, te2);
+                    te3 = TOps.MultiplyAdd(s3, v, te3); te4 = TOps.MultiplyAdd(s4, v, te4); te5 = TOps.MultiplyAdd(s5, v, te5);
+                    v = TOps.Load(ref Unsafe.Add(ref top, next));
+                    to0 = TOps.MultiplyAdd(s0, v, to0); to1 = TOps.MultiplyAdd(s1, v, to1); to2 = TOps.MultiplyAdd(s2, v, to2);
+                    to3 = TOps.MultiplyAdd(s3, v, to3); to4 = TOps.MultiplyAdd(s4, v, to4); to5 = TOps.MultiplyAdd(s5, v, to5);
+                    v = TOps.Load(ref Unsafe.Add(ref top, down));
+                    be0 = TOps.MultiplyAdd(s0, v, be0); be1 = TOps.MultiplyAdd(s1, v, be1); be2 = TOps.MultiplyAdd(s2, v, be2);
+                    be3 = TOps.MultiplyAdd(s3, v, be3); be4 = TOps.MultiplyAdd(s4, v, be4); be5 = TOps.MultiplyAdd(s5, v, be5);
+                    v = TOps.Load(ref Unsafe.Add(ref top, downNext));
+                    bo0 = TOps.MultiplyAdd(s0, v, bo0); bo1 = TOps.MultiplyAdd(s1, v, bo1); bo2 = TOps.MultiplyAdd(s2, v, bo2);
+                    bo3 = TOps.MultiplyAdd(s3, v, bo3); bo4 = TOps.MultiplyAdd(s4, v, bo4); bo5 = TOps.MultiplyAdd(s5, v, bo5);
+                }
+            }
+
+            StoreCorners(te0, to0, be0, bo0, ref sums);
+            StoreCorners(te1, to1, be1, bo1, ref Unsafe.Add(ref sums, 4 * w));
+            StoreCorners(te2, to2, be2, bo2, ref Unsafe.Add(ref sums, 8 * w));
+            StoreCorners(te3, to3, be3, bo3, ref Unsafe.Add(ref sums, 12 * w));
+            StoreCorners(te4, to4, be4, bo4, ref Unsafe.Add(ref sums, 16 * w));
+            StoreCorners(te5, to5, be5, bo5, ref Unsafe.Add(ref sums, 20 * w));
+            FinishBlock(oc, ob, bias, tile, VectorsAt(g) + vector * 2 * oc * w, positions);
+        }
+    }
+
+    /// <summary>One channel's four corner sums to the tile, in the order <see cref="Corners"/> reads them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreCorners(TV te, TV to, TV be, TV bo, ref T sums)
+    {
+        int w = TOps.Count;
+        TOps.Store(te, ref sums); TOps.Store(to, ref Unsafe.Add(ref sums, w)); TOps.Store(be, ref Unsafe.Add(ref sums, 2 * w)); TOps.Store(bo, ref Unsafe.Add(ref sums, 3 * w));
+    }
+
+    /// <summary>
+    /// Finishes the sums <see cref="Block"/> or <see cref="Block6"/> left in the tile (4 corners a channel) for the block's channels from ob (those below
     /// OC): values to the vector's (OC, W) rows at <paramref name="vectorAt"/>, positions to the (OC, W) after them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
     private static void FinishBlock(int oc, int ob, T[] bias, T[] tile, int vectorAt, bool positions)
     {
-        int w = TOps.Count, end = Math.Min(ob + 3, oc);
+        int w = TOps.Count, end = Math.Min(ob + BlockChannels, oc);
         ref T sums = ref tile[0];
         ref T values = ref tile[vectorAt];
         ref T at = ref Unsafe.Add(ref values, oc * w);
@@ -269,7 +356,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>
     /// rows (OC, W) → columns[l·OC + c] = rows[c·W + l] for l &lt; count. Whole vectors of 4-byte lanes when the CPU
-    /// has AVX (W = 8, 4 ≤ OC ≤ 8) or SSE (W = 4, OC ≤ 8), else element by element.
+    /// has AVX (W = 8 or 16 as two halves, 4 ≤ OC ≤ 8) or SSE (W = 4, OC ≤ 8), else element by element.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose(ref T rows, int oc, int w, int count, ref T columns)
@@ -278,7 +365,15 @@ internal static partial class ConvReluPool<TOps, TV, T>
         {
             if (w == 8 && oc >= 4 && Avx.IsSupported)
             {
-                Transpose8(ref Unsafe.As<T, float>(ref rows), oc, ref Unsafe.As<T, float>(ref columns));
+                Transpose8(ref Unsafe.As<T, float>(ref rows), oc, 8, ref Unsafe.As<T, float>(ref columns));
+                return;
+            }
+
+            if (w == 16 && oc >= 4 && Avx.IsSupported)
+            {
+                // Lanes 0–7, then 8–15: the first's last column stops at its OC lanes, where the second's first begins.
+                Transpose8(ref Unsafe.As<T, float>(ref rows), oc, 16, ref Unsafe.As<T, float>(ref columns));
+                Transpose8(ref Unsafe.As<T, float>(ref Unsafe.Add(ref rows, 8)), oc, 16, ref Unsafe.As<T, float>(ref Unsafe.Add(ref columns, 8 * oc)));
                 return;
             }
 
@@ -296,13 +391,13 @@ internal static partial class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>
-    /// The 8 × 8 transpose of AVX (rows past OC read as 0), then column l stored at l·OC: whole vectors, each one's lanes
+    /// The 8 × 8 transpose of AVX (rows <paramref name="stride"/> apart, those past OC read as 0), then column l stored at l·OC: whole vectors, each one's lanes
     /// past OC (8 − OC ≤ OC of them) overwritten by the next; the last column's OC lanes alone, nothing past the end.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8(ref float rows, int oc, ref float columns)
+    private static void Transpose8(ref float rows, int oc, int stride, ref float columns)
     {
-        Vector256<float> Row(ref float r, int c) => c < oc ? Vector256.LoadUnsafe(ref r, (nuint)(c * 8)) : Vector256<float>.Zero;
+        Vector256<float> Row(ref float r, int c) => c < oc ? Vector256.LoadUnsafe(ref r, (nuint)(c * stride)) : Vector256<float>.Zero;
         Vector256<float> r0 = Row(ref rows, 0), r1 = Row(ref rows, 1), r2 = Row(ref rows, 2), r3 = Row(ref rows, 3);
         Vector256<float> r4 = Row(ref rows, 4), r5 = Row(ref rows, 5), r6 = Row(ref rows, 6), r7 = Row(ref rows, 7);
         Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
