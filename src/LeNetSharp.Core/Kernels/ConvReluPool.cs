@@ -48,7 +48,9 @@ internal readonly record struct ConvPoolGeometry(int N, int H, int W, int OC, in
 /// the layers' zeroing never leaves there), accumulated from zero as the GEMM does. Per
 /// channel, the windows that pass a gradient are listed in the order of their maxima (per pooled row, those in the
 /// upper conv row, then the lower; branch-free), then summed with one vector per kernel row (up to 5 accumulators) and
-/// ∂b's four partial sums (conv output mod 4, as <see cref="RowOps.AddColumnSums{T}"/>) in the lanes of a sixth.
+/// ∂b's four partial sums (conv output mod 4, as <see cref="RowOps.AddColumnSums{T}"/>) in the lanes of a sixth, two
+/// channels' lists side by side (two sets of dependent chains in flight); a kernel row that fits 256 bits is summed at
+/// 256 bits in the 512-bit pass too (the lanes past KW only cost loads).
 /// </para>
 /// </summary>
 internal static partial class ConvReluPool<TOps, TV, T>
