@@ -21,11 +21,13 @@ namespace LeNetSharp.Kernels;
 /// (kernel rows, then columns, descending). So the results are the same bits as <see cref="SimdGemm{TOps, TV, T}"/> at
 /// the same width followed by col2im.
 /// <para>
-/// Register blocks hold 6 broadcast rows × up to 4 vectors (32 vector registers) or × 2 (16): for ∂K, 6 taps × output
-/// channels over a range of output pixels (the chains carried from range to range in an accumulator buffer, so a
-/// range's pixels stay in cache); for ∂x, 6 input pixels × input channels over the output channels, for one tap at a
-/// time. Vectors run over channels at 0, W, 2W, … with the last one shifted back to end at the channel count (channel
-/// counts of at least a vector); lanes computed twice hold the same values.
+/// Register blocks hold broadcast rows × vectors. For ∂K, up to 6 taps × 4 vectors or 9 taps × 2 (32 vector
+/// registers), 6 × 2 (16), over a range of output pixels (the chains carried from range to range in an accumulator
+/// buffer, so a range's pixels stay in cache); the taps are shared out evenly over the fewest blocks, so no row is
+/// computed twice (9 taps: one block of 9 or 5 + 4). ∂b's column sums run in the same range loop. For ∂x, 6 input
+/// pixels × 2 vectors of input channels over the output channels, one tap at a time, the pixels of a block chosen by
+/// <see cref="InputSchedule"/>. Vectors run over channels at 0, W, 2W, … with the last one shifted back to end at the
+/// channel count (channel counts of at least a vector); lanes computed twice hold the same values.
 /// </para>
 /// </summary>
 internal static class DirectConvBackward<TOps, TV, T>

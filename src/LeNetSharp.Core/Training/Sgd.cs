@@ -95,8 +95,8 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
     /// <summary>
     /// The momentum rule for one parameter in one sweep, element by element: g′ = g + decay·w (with decay), v = μ·v + g′
     /// (μ·v + (1 − dampening)·g′ when dampened), w = w − lr·v (w − lr·(g′ + μ·v) for Nesterov). Vectors and the scalar
-    /// tail round every product and sum on its own, as the scalar rule does: the same bits. g is left as it was (the
-    /// optimizer clears it next).
+    /// tail round every product and sum on its own, as the scalar rule does: the same bits. v starts at zero, so the
+    /// first step's v = 0·μ + g′ = g′: PyTorch's copy, bit for bit. g is left as it was (the optimizer clears it next).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private static void MomentumStep(Span<T> w, ReadOnlySpan<T> g, Span<T> v, T lr, T mu, T keep, T decay, bool withDecay, bool dampen, bool nesterov)
