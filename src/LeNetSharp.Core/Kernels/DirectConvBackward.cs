@@ -226,9 +226,9 @@ internal static class DirectConvBackward<TOps, TV, T>
     }
 
     /// <summary>
-    /// Where each of <paramref name="rows"/> pixels (n, i, j in <paramref name="pixel"/>, 4 entries a pixel) takes tap (kh, kw) from: the
-    /// offset of its ∂y row, or of the first valid row when its window falls outside the output (computed, not added).
-    /// Returns the rows whose window is inside as a bit mask (0: none).
+    /// Where each of <paramref name="rows"/> pixels (n, i, j and its index in <paramref name="pixel"/>, 4 entries a
+    /// pixel) takes tap (kh, kw) from: the offset of its ∂y row, or of the first valid row when its window falls outside
+    /// the output (computed, not added). Returns the rows whose window is inside as a bit mask (0: none).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Sources(in ConvGeometry g, int oc, int kh, int kw, ReadOnlySpan<int> pixel, int rows, int count, Span<nint> sources)
