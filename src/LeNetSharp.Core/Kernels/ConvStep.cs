@@ -35,6 +35,9 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     private SparseConvScratch<T>? _sparse;
     private T[] _accumulators = [];   // the direct backward's ∂K chains
     private T[] _packedWeight = [];   // K's taps as (OC, C) rows for the direct ∂x
+    private int[] _schedule = [];     // the direct ∂x's blocks of input pixels, built for _scheduled
+    private int _blocks;
+    private ConvGeometry _scheduled;
 
     public ConvStep(Conv<T> conv, int bits)
     {
@@ -184,8 +187,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         if (!DirectConvBackward<TOps, TV, T>.SupportsWeightGradient(g, OutChannels)) return false;
         var framed = g with { H = g.H + 2 * g.Padding, W = g.W + 2 * g.Padding, Padding = 0 };
         Scratch.Ensure(ref _accumulators, DirectConvBackward<TOps, TV, T>.AccumulatorLength(g, OutChannels));
-        DirectConvBackward<TOps, TV, T>.WeightGradient(framed, OutChannels, g.Padding == 0 ? x : _padded, dy, _accumulators, _conv.Weight.Gradient.Data);
-        RowOps.AddColumnSums<T>(dy, _conv.Bias.Gradient.Span);
+        DirectConvBackward<TOps, TV, T>.WeightGradient(framed, OutChannels, g.Padding == 0 ? x : _padded, dy, _accumulators, _conv.Weight.Gradient.Data, _conv.Bias.Gradient.Span);
         if (!_conv.ComputeInputGradient)
         {
             Array.Clear(dx);
@@ -193,7 +195,14 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         else if (DirectConvBackward<TOps, TV, T>.Supports(g, OutChannels))
         {
             Scratch.Ensure(ref _packedWeight, g.PatchColumns * OutChannels);
-            DirectConvBackward<TOps, TV, T>.InputGradient(g, OutChannels, dy, _conv.Weight.Value.Data, _packedWeight, dx);
+            if (_scheduled != g)
+            {
+                Scratch.Ensure(ref _schedule, InputSchedule.Length(g));
+                _blocks = InputSchedule.Build(g, _schedule);
+                _scheduled = g;
+            }
+
+            DirectConvBackward<TOps, TV, T>.InputGradient(g, OutChannels, dy, _conv.Weight.Value.Data, _packedWeight, _schedule, _blocks, dx);
         }
         else
         {

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
 
@@ -76,36 +77,53 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
         for (int p = 0; p < parameters.Length; p++)
         {
             Span<T> w = parameters[p].Value.Span, g = parameters[p].Gradient.Span;
-            if (WeightDecay > 0)
-            {
-                for (int i = 0; i < w.Length; i++) g[i] += decay * w[i];
-            }
-
             if (Momentum == 0)
             {
+                if (WeightDecay > 0)
+                {
+                    for (int i = 0; i < w.Length; i++) g[i] += decay * w[i];
+                }
+
                 VectorOps.SubtractScaled(w, g, lr);
                 continue;
             }
 
-            Span<T> v = _velocity[p];
-            if (dampen)
-            {
-                for (int i = 0; i < w.Length; i++) v[i] = mu * v[i] + keep * g[i];
-            }
-            else
-            {
-                // v starts at zero, so the first step's v = 0·μ + g = g: PyTorch's copy, bit for bit.
-                for (int i = 0; i < w.Length; i++) v[i] = mu * v[i] + g[i];
-            }
+            MomentumStep(w, g, _velocity[p], lr, mu, keep, decay, WeightDecay > 0, dampen, Nesterov);
+        }
+    }
 
-            if (Nesterov)
+    /// <summary>
+    /// The momentum rule for one parameter in one sweep, element by element: g′ = g + decay·w (with decay), v = μ·v + g′
+    /// (μ·v + (1 − dampening)·g′ when dampened), w = w − lr·v (w − lr·(g′ + μ·v) for Nesterov). Vectors and the scalar
+    /// tail round every product and sum on its own, as the scalar rule does: the same bits. v starts at zero, so the
+    /// first step's v = 0·μ + g′ = g′: PyTorch's copy, bit for bit. g is left as it was (the optimizer clears it next).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    private static void MomentumStep(Span<T> w, ReadOnlySpan<T> g, Span<T> v, T lr, T mu, T keep, T decay, bool withDecay, bool dampen, bool nesterov)
+    {
+        ref T ws = ref MemoryMarshal.GetReference(w);
+        ref T gs = ref MemoryMarshal.GetReference(g[..w.Length]);
+        ref T vs = ref MemoryMarshal.GetReference(v[..w.Length]);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            Vector<T> lrs = new(lr), mus = new(mu), keeps = new(keep), decays = new(decay);
+            for (; i + Vector<T>.Count <= w.Length; i += Vector<T>.Count)
             {
-                for (int i = 0; i < w.Length; i++) w[i] -= lr * (g[i] + mu * v[i]);
+                Vector<T> wi = Vector.LoadUnsafe(ref ws, (nuint)i), gi = Vector.LoadUnsafe(ref gs, (nuint)i);
+                if (withDecay) gi += decays * wi;
+                Vector<T> vi = mus * Vector.LoadUnsafe(ref vs, (nuint)i) + (dampen ? keeps * gi : gi);
+                vi.StoreUnsafe(ref vs, (nuint)i);
+                (wi - lrs * (nesterov ? gi + mus * vi : vi)).StoreUnsafe(ref ws, (nuint)i);
             }
-            else
-            {
-                for (int i = 0; i < w.Length; i++) w[i] -= lr * v[i];
-            }
+        }
+
+        for (; i < w.Length; i++)
+        {
+            T wi = Unsafe.Add(ref ws, i), gi = Unsafe.Add(ref gs, i);
+            if (withDecay) gi += decay * wi;
+            T vi = Unsafe.Add(ref vs, i) = mu * Unsafe.Add(ref vs, i) + (dampen ? keep * gi : gi);
+            Unsafe.Add(ref ws, i) = wi - lr * (nesterov ? gi + mu * vi : vi);
         }
     }
 }
