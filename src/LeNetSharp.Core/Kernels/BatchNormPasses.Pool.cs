@@ -16,20 +16,21 @@ internal interface IBatchNormPoolPasses<T> where T : unmanaged, IFloatingPointIe
 {
     /// <summary>
     /// p = MaxPool2x2(Relu(γ·x̂ + β)) with x̂ = T((x − μ)·invStd), and with a non-empty <paramref name="record"/> the
-    /// window positions; only the elements the pool's windows cover are read.
+    /// window positions and, in <paramref name="chosen"/> (the shape of p), the x̂ at each window's position (at one of
+    /// its four where none passes ∂p); only the elements the pool's windows cover are read.
     /// </summary>
     void Forward(ReadOnlySpan<T> x, int n, int h, int w, int channels, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd,
-        in BatchNormTail<T> tail, Span<T> p, Span<byte> record);
+        in BatchNormTail<T> tail, Span<T> p, Span<byte> record, Span<T> chosen);
 
     /// <summary>
     /// sumDy[c] = Σ g, sumDyXhat[c] = Σ g·x̂ over the elements where g, BatchNorm's ∂y, is ∂p (one per window at most), in
     /// the layer's order (image rows, then columns): for each pair of image rows, the upper row's terms, then the lower
     /// row's. The layer also adds g = +0 everywhere else, and +0·x̂ = ±0, which leaves a sum that starts at +0 as it is
-    /// when every x̂ is finite: the caller's condition. <paramref name="stash"/> holds at least
-    /// <see cref="StashLength"/>(W/2) doubles.
+    /// when every x̂ is finite: the caller's condition. Reads only pooled-size data: ∂p, the record and the forward's x̂
+    /// at the positions (<paramref name="chosen"/>). <paramref name="stash"/> holds at least <see cref="StashLength"/>(W/2) doubles.
     /// </summary>
-    void GradientSums(ReadOnlySpan<T> x, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
-        ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd, Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash);
+    void GradientSums(ReadOnlySpan<T> chosen, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
+        Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash);
 
     /// <summary>The doubles <see cref="GradientSums"/> keeps aside for a row of <paramref name="pooledWidth"/> windows.</summary>
     int StashLength(int pooledWidth);
@@ -75,13 +76,14 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public void Forward(ReadOnlySpan<T> x, int n, int h, int w, int channels, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd,
-        in BatchNormTail<T> tail, Span<T> p, Span<byte> record)
+        in BatchNormTail<T> tail, Span<T> p, Span<byte> record, Span<T> chosen)
     {
         int b = TOps.Count, ph = h / 2, pw = w / 2, row = w * channels;
         bool keep = !record.IsEmpty, affine = tail.Affine;
         ref T x0 = ref MemoryMarshal.GetReference(x);
         ref T p0 = ref MemoryMarshal.GetReference(p);
         ref byte r0 = ref MemoryMarshal.GetReference(record);
+        ref T c0 = ref MemoryMarshal.GetReference(chosen);
         TV one = TOps.Lanes(1), two = TOps.Lanes(2), none = TOps.Lanes(None);
         for (int image = 0; image < n; image++)
         {
@@ -95,10 +97,10 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
                     Affine(tail, at, out var gamma, out var beta);
                     for (int j = 0, xo = top + at, o = pooled + at; j < pw; j++, xo += 2 * channels, o += channels)
                     {
-                        TV y00 = Y(XHat(At(ref x0, xo), muLo, muHi, sLo, sHi), affine, gamma, beta);
-                        TV y01 = Y(XHat(At(ref x0, xo + channels), muLo, muHi, sLo, sHi), affine, gamma, beta);
-                        TV y10 = Y(XHat(At(ref x0, xo + row), muLo, muHi, sLo, sHi), affine, gamma, beta);
-                        TV y11 = Y(XHat(At(ref x0, xo + row + channels), muLo, muHi, sLo, sHi), affine, gamma, beta);
+                        TV xh00 = XHat(At(ref x0, xo), muLo, muHi, sLo, sHi), xh01 = XHat(At(ref x0, xo + channels), muLo, muHi, sLo, sHi);
+                        TV xh10 = XHat(At(ref x0, xo + row), muLo, muHi, sLo, sHi), xh11 = XHat(At(ref x0, xo + row + channels), muLo, muHi, sLo, sHi);
+                        TV y00 = Y(xh00, affine, gamma, beta), y01 = Y(xh01, affine, gamma, beta);
+                        TV y10 = Y(xh10, affine, gamma, beta), y11 = Y(xh11, affine, gamma, beta);
                         TV upper = MaxKeepingNaN(y00, y01), lower = MaxKeepingNaN(y10, y11);
                         TOps.Store(Relu(MaxKeepingNaN(upper, lower)), ref Unsafe.Add(ref p0, o));
                         if (!keep) continue;
@@ -111,6 +113,7 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
                         TV flows = TOps.Or(toRight, TOps.GreaterThan(left, TOps.Zero));
                         TV position = TOps.Select(flows, TOps.Or(TOps.And(down, two), TOps.And(toRight, one)), none);
                         TOps.StoreLowBytes(position, ref Unsafe.Add(ref r0, o));
+                        TOps.Store(TOps.Select(down, TOps.Select(toRight, xh11, xh10), TOps.Select(toRight, xh01, xh00)), ref Unsafe.Add(ref c0, o));
                     }
                 }
             }
@@ -118,11 +121,11 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    public void GradientSums(ReadOnlySpan<T> x, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
-        ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd, Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash)
+    public void GradientSums(ReadOnlySpan<T> chosen, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
+        Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash)
     {
-        int b = TOps.Count, d = DOps.Count, ph = h / 2, pw = w / 2, row = w * channels;
-        ref T x0 = ref MemoryMarshal.GetReference(x);
+        int b = TOps.Count, d = DOps.Count, ph = h / 2, pw = w / 2;
+        ref T c0 = ref MemoryMarshal.GetReference(chosen);
         ref T g0 = ref MemoryMarshal.GetReference(dp);
         ref byte r0 = ref MemoryMarshal.GetReference(record);
         ref double s0 = ref MemoryMarshal.GetReference(stash[..StashLength(pw)]);
@@ -133,25 +136,20 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
         {
             for (int i = 0; i < ph; i++)
             {
-                int top = (image * h + 2 * i) * row, pooled = (image * ph + i) * pw * channels;
+                int pooled = (image * ph + i) * pw * channels;
                 for (int c = 0; c < channels; c += b)
                 {
                     int at = Start(c, channels);
                     TV fresh = at == c ? TOps.AllBitsSet : TOps.SelectLow(TOps.Zero, TOps.AllBitsSet, c - at); // lanes no block before covered
-                    TD muLo = LoadD(mean, at), muHi = LoadUpper(mean, at), sLo = LoadD(invStd, at), sHi = LoadUpper(invStd, at);
                     TD dyLo = LoadD(sumDy, at), dyHi = LoadUpper(sumDy, at), pLo = LoadD(sumDyXhat, at), pHi = LoadUpper(sumDyXhat, at);
                     ref double stashed = ref s0;
-                    for (int j = 0, xo = top + at, o = pooled + at; j < pw; j++, xo += 2 * channels, o += channels, stashed = ref Unsafe.Add(ref stashed, 4 * d))
+                    for (int j = 0, o = pooled + at; j < pw; j++, o += channels, stashed = ref Unsafe.Add(ref stashed, 4 * d))
                     {
                         TV position = TOps.LoadLowBytes(ref Unsafe.Add(ref r0, o));
                         TV g = TOps.And(At(ref g0, o), fresh);
-                        TV right = TOps.Or(TOps.EqualLanes(position, one), TOps.EqualLanes(position, three));
                         TV down = TOps.Or(TOps.EqualLanes(position, two), TOps.EqualLanes(position, three));
                         TV up = TOps.Or(TOps.EqualLanes(position, TOps.Zero), TOps.EqualLanes(position, one));
-                        TV chosen = TOps.Select(down,
-                            TOps.Select(right, At(ref x0, xo + row + channels), At(ref x0, xo + row)),
-                            TOps.Select(right, At(ref x0, xo + channels), At(ref x0, xo)));
-                        TOps.Widen(XHat(chosen, muLo, muHi, sLo, sHi), out var xLo, out var xHi);
+                        TOps.Widen(At(ref c0, o), out var xLo, out var xHi);
 
                         // The upper row's term now, the lower row's after the whole row of windows.
                         TOps.Widen(TOps.And(up, g), out var gLo, out var gHi);

@@ -49,6 +49,7 @@ internal sealed class BatchNormReluPoolStep<T> : KernelStep<T> where T : unmanag
     private readonly double[] _scale;   // γ/√(var + ε) backward
     private double[] _stash = [];       // the lower rows' terms of a row of windows
     private byte[] _record = [];
+    private T[] _chosen = [];           // x̂ at each window's position
     private Tensor<T>? _input;          // x of the last forward that kept it (the caller's tensor)
     private Tensor<T>? _output;
     private Tensor<T>? _inputGrad;
@@ -115,14 +116,17 @@ internal sealed class BatchNormReluPoolStep<T> : KernelStep<T> where T : unmanag
         }
 
         Span<byte> record = [];
+        Span<T> chosen = [];
         if (keepForBackward)
         {
             Scratch.Ensure(ref _record, output.Length);
+            Scratch.Ensure(ref _chosen, output.Length);
             record = _record.AsSpan(0, output.Length);
+            chosen = _chosen.AsSpan(0, output.Length);
             _input = input;
         }
 
-        _passes.Forward(x, n, h, w, channels, _mean, _invStd, Tail, output.Span, record);
+        _passes.Forward(x, n, h, w, channels, _mean, _invStd, Tail, output.Span, record, chosen);
         return output;
     }
 
@@ -137,7 +141,7 @@ internal sealed class BatchNormReluPoolStep<T> : KernelStep<T> where T : unmanag
         if (_lastForwardTrained && _finite)
         {
             Scratch.Ensure(ref _stash, _passes.StashLength(w / 2));
-            _passes.GradientSums(x, dp, record, n, h, w, channels, _mean, _invStd, _sumA, _sumB, _stash);
+            _passes.GradientSums(_chosen.AsSpan(0, dp.Length), dp, record, n, h, w, channels, _sumA, _sumB, _stash);
         }
         else
         {
