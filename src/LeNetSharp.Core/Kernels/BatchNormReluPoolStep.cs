@@ -16,9 +16,9 @@ namespace LeNetSharp.Kernels;
 /// Forward: in training the batch statistics by <see cref="BatchNormStep{T}"/>'s passes (Σx, then Σ(x − μ)²: the layer's
 /// order and two-pass variance) and the layer's own per-channel end (1/√(σ² + ε), the running statistics), in evaluation
 /// the running statistics; then one sweep over the pool's windows computes x̂ and y for the four elements, the maximum,
-/// the Relu and, when kept for backward, the position (<see cref="IBatchNormPoolPasses{T}"/>). Backward keeps x (the
-/// caller's tensor, not copied, as <see cref="MaxPool2x2{T}"/> keeps its input) and recomputes x̂ from it, rounding as
-/// the forward did.
+/// the Relu and, when kept for backward, the position and the x̂ there (<see cref="IBatchNormPoolPasses{T}"/>).
+/// Backward keeps x (the caller's tensor, not copied, as <see cref="MaxPool2x2{T}"/> keeps its input) and recomputes x̂
+/// from it for ∂x, rounding as the forward did.
 /// <para>
 /// Backward: BatchNorm's ∂y (g) is ∂p at the recorded position and +0 everywhere else, so its sums Σg and Σg·x̂ take one
 /// term per window where the layer adds one per element. Skipping the others changes no bit: the layer's sums run
@@ -31,9 +31,10 @@ namespace LeNetSharp.Kernels;
 /// </para>
 /// <para>
 /// Memory traffic, in sweeps over the N·H·W·C values: training forward 3 reads of x (Σx, Σ(x − μ)², the pooled sweep)
-/// and ¼ written (p) plus the record, against BatchNormStep's 5 and the Relu → MaxPool2x2 pass's 1¼; training backward
-/// 2 reads of x and 1 write (∂x) plus ¼-size reads of ∂p and the record, against 5 and 1. Float and double, channels
-/// that fill at least one 128-bit vector (else the layers' other steps run).
+/// and quarter-size writes (p, the record, the x̂ at the positions), against 5 for BatchNormStep with the Relu and 1
+/// for the pool's step after it; training backward 1 read of x and 1 write (∂x) plus quarter-size reads, against 5
+/// and 1: 5 full-size streams a training step against 12. Float and double, channels that fill at least one 128-bit
+/// vector (else the layers' other steps run).
 /// </para>
 /// </summary>
 internal sealed class BatchNormReluPoolStep<T> : KernelStep<T> where T : unmanaged, IFloatingPointIeee754<T>
