@@ -16,7 +16,7 @@ namespace LeNetSharp.Tests;
 /// several payloads (quiet and signalling, both signs), ±∞, ±0, denormals and equal maxima; shapes have odd heights and
 /// widths, channel counts around the vector length, batches of 1 to 5, and each step is reused across shapes.
 /// </summary>
-public class KernelStepTests
+public partial class KernelStepTests
 {
     // ----- values and comparison -----
 
@@ -744,11 +744,13 @@ public class KernelStepTests
                 foreach (var layer in reference.Layers) expected = layer.Forward(expected);
                 SameBits(expected, net.Forward(x), what + ", output");
                 var steps = net.Runner.LastPlan!.Steps;
-                steps.OfType<BatchNormStep<T>>().Count(s => s.LayerCount == 2).Should().Be(3, "each BatchNorm followed by a Relu runs with it as one step");
+                (steps.OfType<BatchNormStep<T>>().Count(s => s.LayerCount == 2) + steps.OfType<BatchNormReluPoolStep<T>>().Count())
+                    .Should().Be(3, "each BatchNorm followed by a Relu runs with it as one step");
+                steps.OfType<BatchNormReluPoolStep<T>>().Should().HaveCount(net.Layers.Count == 14 ? 2 : 1, "BatchNorm2d → Relu → MaxPool2x2 runs as one step");
                 if (net.Layers.Count == 14)
                 {
                     steps.Select(s => s.GetType().Name.Split('`')[0]).Should().Equal(
-                        "ConvStep", "BatchNormStep", "ReluMaxPoolStep", "ConvStep", "BatchNormStep", "ReluMaxPoolStep", "ConvStep", "BatchNormStep",
+                        "ConvStep", "BatchNormReluPoolStep", "ConvStep", "BatchNormReluPoolStep", "ConvStep", "BatchNormStep",
                         "LayerStep", "DropoutStep", "LinearStep");
                 }
 

@@ -21,20 +21,27 @@ internal abstract class BatchNormPasses<T> where T : unmanaged, IFloatingPointIe
     /// <typeparamref name="T"/> the <paramref name="channels"/> fill (a block of channels is one vector), or scalar
     /// when not even 128 bits' does.
     /// </summary>
-    public static BatchNormPasses<T> For(int bits, int channels)
+    public static BatchNormPasses<T> For(int bits, int channels) => VectorBits(bits, channels) switch
+    {
+        512 => new BatchNormPasses<Simd512<T>, Vector512<T>, Simd512<double>, Vector512<double>, T>(),
+        256 => new BatchNormPasses<Simd256<T>, Vector256<T>, Simd256<double>, Vector256<double>, T>(),
+        128 => new BatchNormPasses<Simd128<T>, Vector128<T>, Simd128<double>, Vector128<double>, T>(),
+        _ => new ScalarBatchNormPasses<T>(),
+    };
+
+    /// <summary>
+    /// The vector width the passes for <paramref name="channels"/> run at with <paramref name="bits"/>-bit vectors: that
+    /// width, or the widest narrower one whose vector of <typeparamref name="T"/> the channels fill; 0 (scalar) when not
+    /// even 128 bits' does.
+    /// </summary>
+    public static int VectorBits(int bits, int channels)
     {
         for (int width = bits is 512 or 256 ? bits : 128; width >= 128; width /= 2)
         {
-            if (width / (8 * Unsafe.SizeOf<T>()) > channels) continue;
-            return width switch
-            {
-                512 => new BatchNormPasses<Simd512<T>, Vector512<T>, Simd512<double>, Vector512<double>, T>(),
-                256 => new BatchNormPasses<Simd256<T>, Vector256<T>, Simd256<double>, Vector256<double>, T>(),
-                _ => new BatchNormPasses<Simd128<T>, Vector128<T>, Simd128<double>, Vector128<double>, T>(),
-            };
+            if (width / (8 * Unsafe.SizeOf<T>()) <= channels) return width;
         }
 
-        return new ScalarBatchNormPasses<T>();
+        return 0;
     }
 
     /// <summary>sum[c] = Σ_r x[r, c], the rows in order.</summary>
@@ -118,7 +125,7 @@ internal readonly ref struct BatchNormTail<T> where T : unmanaged, IFloatingPoin
 /// once and a sum waits on its addition only, not on a store and reload per row.
 /// </para>
 /// </summary>
-internal sealed class BatchNormPasses<TOps, TV, DOps, TD, T> : BatchNormPasses<T>
+internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : BatchNormPasses<T>
     where TOps : struct, ISimdWidening<TV, TD, T>
     where DOps : struct, ISimdOps<TD, double>
     where TV : struct

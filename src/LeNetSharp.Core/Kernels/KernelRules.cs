@@ -26,7 +26,12 @@ internal static class KernelRules
             // Relu → MaxPool2x2 in one pass, the Relu output never written (training keeps a byte per pooled element for backward).
             (layers, i, shape, mode, bits) => ReluMaxPoolStep<T>.Matches(layers, i) && ReluMaxPoolStep<T>.Applies(shape)
                 ? new ReluMaxPoolStep<T>() : null,
-            // BatchNorm1d/2d, with the Relu after it in the same sweeps (a MaxPool2x2 after that Relu runs as its own step).
+            // BatchNorm2d → Relu → MaxPool2x2: the statistics, then one sweep over the pool's windows; only the pooled output (and in
+            // training a byte per pooled element) is written, and backward takes BatchNorm's sums from the pooled gradient.
+            (layers, i, shape, mode, bits) => BatchNormReluPoolStep<T>.Matches(layers, i) && BatchNormReluPoolStep<T>.Applies((BatchNorm2d<T>)layers[i], shape, bits)
+                ? new BatchNormReluPoolStep<T>((BatchNorm2d<T>)layers[i], (MaxPool2x2<T>)layers[i + 2], bits) : null,
+            // BatchNorm1d/2d, with the Relu after it in the same sweeps (a MaxPool2x2 after that Relu, where the step above does
+            // not apply, runs as its own step).
             (layers, i, shape, mode, bits) => layers[i] is BatchNorm<T> norm && BatchNormStep<T>.Applies
                 ? new BatchNormStep<T>(norm, bits, relu: BatchNormStep<T>.FollowedByRelu(layers, i)) : null,
             (layers, i, shape, mode, bits) => layers[i] is Conv<T> conv && ConvStep<T>.Applies(conv) ? new ConvStep<T>(conv, bits) : null,

@@ -53,6 +53,21 @@ internal interface ISimdWidening<TV, TD, T> : ISimdOps<TV, T> where TV : struct 
     /// <paramref name="lower"/>.
     /// </summary>
     static abstract TV Narrow(TD lower, TD upper);
+
+    /// <summary>The IEEE maximum lane by lane for numbers (+0 above −0); which of two NaNs it gives is not fixed.</summary>
+    static abstract TV Max(TV a, TV b);
+
+    /// <summary>Every lane holding the unsigned integer <paramref name="value"/> (its bits, not the number).</summary>
+    static abstract TV Lanes(int value);
+
+    /// <summary>All-ones lanes where <paramref name="a"/> and <paramref name="b"/> hold the same bits (integer equality).</summary>
+    static abstract TV EqualLanes(TV a, TV b);
+
+    /// <summary>The low byte of each lane of <paramref name="lanes"/> (integers 0–255) to <c>Count</c> bytes at <paramref name="destination"/>.</summary>
+    static abstract void StoreLowBytes(TV lanes, ref byte destination);
+
+    /// <summary>The inverse of <see cref="StoreLowBytes"/>: <c>Count</c> bytes from <paramref name="source"/>, each widened to a lane.</summary>
+    static abstract TV LoadLowBytes(ref byte source);
 }
 
 internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<double>, T> where T : unmanaged, INumberBase<T>
@@ -147,6 +162,47 @@ internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<doub
         if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
         if (typeof(T) == typeof(double)) return Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
         return a * b + c;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Max(Vector512<T> a, Vector512<T> b) => Vector512.Max(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<T> Lanes(int value) => Unsafe.SizeOf<T>() == 4
+        ? Vector512.Create((uint)value).As<uint, T>()
+        : Vector512.Create((ulong)value).As<ulong, T>();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<T> EqualLanes(Vector512<T> a, Vector512<T> b) => Unsafe.SizeOf<T>() == 4
+        ? Vector512.Equals(a.As<T, uint>(), b.As<T, uint>()).As<uint, T>()
+        : Vector512.Equals(a.As<T, ulong>(), b.As<T, ulong>()).As<ulong, T>();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreLowBytes(Vector512<T> lanes, ref byte destination)
+    {
+        Vector512<byte> bytes; // the lanes' low bytes first, in order
+        if (Unsafe.SizeOf<T>() == 4)
+        {
+            var u = lanes.As<T, uint>();
+            var s = Vector512.Narrow(u, u);
+            bytes = Vector512.Narrow(s, s);
+        }
+        else
+        {
+            var u = lanes.As<T, ulong>();
+            var i = Vector512.Narrow(u, u);
+            var s = Vector512.Narrow(i, i);
+            bytes = Vector512.Narrow(s, s);
+        }
+
+        SimdOps.StoreFirst(bytes.GetLower().GetLower(), Count, ref destination);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<T> LoadLowBytes(ref byte source)
+    {
+        var bytes = SimdOps.LoadFirst(ref source, Count).ToVector256Unsafe().ToVector512Unsafe();
+        var widened = Vector512.WidenLower(Vector512.WidenLower(bytes));
+        return Unsafe.SizeOf<T>() == 4 ? widened.As<uint, T>() : Vector512.WidenLower(widened).As<ulong, T>();
     }
 }
 
@@ -252,6 +308,47 @@ internal readonly struct Simd256<T> : ISimdWidening<Vector256<T>, Vector256<doub
         if (typeof(T) == typeof(double)) return Vector256.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
         return a * b + c;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Max(Vector256<T> a, Vector256<T> b) => Vector256.Max(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<T> Lanes(int value) => Unsafe.SizeOf<T>() == 4
+        ? Vector256.Create((uint)value).As<uint, T>()
+        : Vector256.Create((ulong)value).As<ulong, T>();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<T> EqualLanes(Vector256<T> a, Vector256<T> b) => Unsafe.SizeOf<T>() == 4
+        ? Vector256.Equals(a.As<T, uint>(), b.As<T, uint>()).As<uint, T>()
+        : Vector256.Equals(a.As<T, ulong>(), b.As<T, ulong>()).As<ulong, T>();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreLowBytes(Vector256<T> lanes, ref byte destination)
+    {
+        Vector256<byte> bytes; // the lanes' low bytes first, in order
+        if (Unsafe.SizeOf<T>() == 4)
+        {
+            var u = lanes.As<T, uint>();
+            var s = Vector256.Narrow(u, u);
+            bytes = Vector256.Narrow(s, s);
+        }
+        else
+        {
+            var u = lanes.As<T, ulong>();
+            var i = Vector256.Narrow(u, u);
+            var s = Vector256.Narrow(i, i);
+            bytes = Vector256.Narrow(s, s);
+        }
+
+        SimdOps.StoreFirst(bytes.GetLower(), Count, ref destination);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<T> LoadLowBytes(ref byte source)
+    {
+        var bytes = SimdOps.LoadFirst(ref source, Count).ToVector256Unsafe();
+        var widened = Vector256.WidenLower(Vector256.WidenLower(bytes));
+        return Unsafe.SizeOf<T>() == 4 ? widened.As<uint, T>() : Vector256.WidenLower(widened).As<ulong, T>();
+    }
 }
 
 internal readonly struct Simd128<T> : ISimdWidening<Vector128<T>, Vector128<double>, T> where T : unmanaged, INumberBase<T>
@@ -347,6 +444,47 @@ internal readonly struct Simd128<T> : ISimdWidening<Vector128<T>, Vector128<doub
         if (typeof(T) == typeof(double)) return Vector128.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
         return a * b + c;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Max(Vector128<T> a, Vector128<T> b) => Vector128.Max(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<T> Lanes(int value) => Unsafe.SizeOf<T>() == 4
+        ? Vector128.Create((uint)value).As<uint, T>()
+        : Vector128.Create((ulong)value).As<ulong, T>();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<T> EqualLanes(Vector128<T> a, Vector128<T> b) => Unsafe.SizeOf<T>() == 4
+        ? Vector128.Equals(a.As<T, uint>(), b.As<T, uint>()).As<uint, T>()
+        : Vector128.Equals(a.As<T, ulong>(), b.As<T, ulong>()).As<ulong, T>();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreLowBytes(Vector128<T> lanes, ref byte destination)
+    {
+        Vector128<byte> bytes; // the lanes' low bytes first, in order
+        if (Unsafe.SizeOf<T>() == 4)
+        {
+            var u = lanes.As<T, uint>();
+            var s = Vector128.Narrow(u, u);
+            bytes = Vector128.Narrow(s, s);
+        }
+        else
+        {
+            var u = lanes.As<T, ulong>();
+            var i = Vector128.Narrow(u, u);
+            var s = Vector128.Narrow(i, i);
+            bytes = Vector128.Narrow(s, s);
+        }
+
+        SimdOps.StoreFirst(bytes, Count, ref destination);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<T> LoadLowBytes(ref byte source)
+    {
+        var bytes = SimdOps.LoadFirst(ref source, Count);
+        var widened = Vector128.WidenLower(Vector128.WidenLower(bytes));
+        return Unsafe.SizeOf<T>() == 4 ? widened.As<uint, T>() : Vector128.WidenLower(widened).As<ulong, T>();
+    }
 }
 
 /// <summary>What the SIMD operation structs share.</summary>
@@ -359,4 +497,27 @@ internal static class SimdOps
     /// <summary>The error for Widen and Narrow on an element type other than float or double.</summary>
     public static NotSupportedException WideningUnsupported<T>() =>
         new($"Widening to double supports float and double, not {typeof(T).Name}.");
+
+    /// <summary>The first <paramref name="count"/> (2, 4, 8 or 16) bytes of <paramref name="bytes"/> to <paramref name="destination"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreFirst(Vector128<byte> bytes, int count, ref byte destination)
+    {
+        switch (count) // a constant for the JIT: one branch remains
+        {
+            case 2: Unsafe.WriteUnaligned(ref destination, bytes.AsUInt16().ToScalar()); break;
+            case 4: Unsafe.WriteUnaligned(ref destination, bytes.AsUInt32().ToScalar()); break;
+            case 8: Unsafe.WriteUnaligned(ref destination, bytes.AsUInt64().ToScalar()); break;
+            default: bytes.StoreUnsafe(ref destination); break;
+        }
+    }
+
+    /// <summary><paramref name="count"/> (2, 4, 8 or 16) bytes from <paramref name="source"/> in the first lanes (nothing after them is read).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> LoadFirst(ref byte source, int count) => count switch
+    {
+        2 => Vector128.CreateScalar(Unsafe.ReadUnaligned<ushort>(ref source)).AsByte(),
+        4 => Vector128.CreateScalar(Unsafe.ReadUnaligned<uint>(ref source)).AsByte(),
+        8 => Vector128.CreateScalar(Unsafe.ReadUnaligned<ulong>(ref source)).AsByte(),
+        _ => Vector128.LoadUnsafe(ref source),
+    };
 }

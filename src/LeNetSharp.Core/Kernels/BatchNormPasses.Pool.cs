@@ -1,0 +1,286 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using LeNetSharp.Tensors;
+
+namespace LeNetSharp.Kernels;
+
+/// <summary>
+/// <see cref="BatchNormReluPoolStep{T}"/>'s sweeps over an (N, H, W, C) batch x, the input of BatchNorm2d → Relu →
+/// MaxPool2x2, at one vector width: x̂, y = γ·x̂ + β, the Relu and the pool in one sweep forward, and backward the
+/// gradient sums and ∂x from the pooled gradient ∂p and the window positions, each element through the layers'
+/// operations. The record holds a byte per pooled element, as <see cref="ReluMaxPoolStep{T}"/>'s: the window position
+/// (0–3, row-major) whose element ∂p reaches through the pool and the Relu, 4 for none.
+/// </summary>
+internal interface IBatchNormPoolPasses<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>
+    /// p = MaxPool2x2(Relu(γ·x̂ + β)) with x̂ = T((x − μ)·invStd), and with a non-empty <paramref name="record"/> the
+    /// window positions and, in <paramref name="chosen"/> (the shape of p), the x̂ at each window's position (at one of
+    /// its four where none passes ∂p); only the elements the pool's windows cover are read.
+    /// </summary>
+    void Forward(ReadOnlySpan<T> x, int n, int h, int w, int channels, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd,
+        in BatchNormTail<T> tail, Span<T> p, Span<byte> record, Span<T> chosen);
+
+    /// <summary>
+    /// sumDy[c] = Σ g, sumDyXhat[c] = Σ g·x̂ over the elements where g, BatchNorm's ∂y, is ∂p (one per window at most), in
+    /// the layer's order (image rows, then columns): for each pair of image rows, the upper row's terms, then the lower
+    /// row's. The layer also adds g = +0 everywhere else, and +0·x̂ = ±0, which leaves a sum that starts at +0 as it is
+    /// when every x̂ is finite: the caller's condition. Reads only pooled-size data: ∂p, the record and the forward's x̂
+    /// at the positions (<paramref name="chosen"/>). <paramref name="stash"/> holds at least <see cref="StashLength"/>(W/2) doubles.
+    /// </summary>
+    void GradientSums(ReadOnlySpan<T> chosen, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
+        Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash);
+
+    /// <summary>The doubles <see cref="GradientSums"/> keeps aside for a row of <paramref name="pooledWidth"/> windows.</summary>
+    int StashLength(int pooledWidth);
+
+    /// <summary>
+    /// ∂x for every element of x (g = ∂p where the record points, +0 elsewhere, an odd last row and column included):
+    /// <paramref name="trained"/>, T(scale·((g − mean g) − x̂·mean(g·x̂))), else T(scale·g).
+    /// </summary>
+    void InputGradient(ReadOnlySpan<T> x, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
+        ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd, bool trained, ReadOnlySpan<double> meanDy, ReadOnlySpan<double> meanDyXhat,
+        ReadOnlySpan<double> scale, Span<T> dx);
+}
+
+/// <summary>
+/// The pooled sweeps: each block of channels (one vector, the last one shifted back to end at C as in the other passes)
+/// goes along a row of windows with its per-channel constants in registers. The maximum, the Relu and the position are
+/// <see cref="ReluMaxPoolStep{T}"/>'s, lane by lane at this width.
+/// </summary>
+internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNormPoolPasses<T>
+{
+    /// <summary>The record's value for a window that passes no gradient.</summary>
+    private const int None = 4;
+
+    /// <summary>x̂ = T((x − μ)·invStd) lane by lane, in double as the layer computes it, rounded to nearest.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV XHat(TV x, TD muLo, TD muHi, TD sLo, TD sHi)
+    {
+        TOps.Widen(x, out var lo, out var hi);
+        lo = DOps.Multiply(DOps.Subtract(lo, muLo), sLo);
+        if (Halves) hi = DOps.Multiply(DOps.Subtract(hi, muHi), sHi);
+        return TOps.Narrow(lo, hi);
+    }
+
+    /// <summary><see cref="ScalarOps.MaxKeepingNaN{T}(T, T)"/> lane by lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV MaxKeepingNaN(TV a, TV b) => TOps.Select(TOps.AnyNaN(a, a), a, TOps.Select(TOps.AnyNaN(b, b), b, TOps.Max(a, b)));
+
+    /// <summary>The element at o of x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV At(ref T x, int o) => TOps.Load(ref Unsafe.Add(ref x, o));
+
+    public int StashLength(int pooledWidth) => pooledWidth * 4 * DOps.Count;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    public void Forward(ReadOnlySpan<T> x, int n, int h, int w, int channels, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd,
+        in BatchNormTail<T> tail, Span<T> p, Span<byte> record, Span<T> chosen)
+    {
+        int b = TOps.Count, ph = h / 2, pw = w / 2, row = w * channels;
+        bool keep = !record.IsEmpty, affine = tail.Affine;
+        ref T x0 = ref MemoryMarshal.GetReference(x);
+        ref T p0 = ref MemoryMarshal.GetReference(p);
+        ref byte r0 = ref MemoryMarshal.GetReference(record);
+        ref T c0 = ref MemoryMarshal.GetReference(chosen);
+        TV one = TOps.Lanes(1), two = TOps.Lanes(2), none = TOps.Lanes(None);
+        for (int image = 0; image < n; image++)
+        {
+            for (int i = 0; i < ph; i++)
+            {
+                int top = (image * h + 2 * i) * row, pooled = (image * ph + i) * pw * channels;
+                for (int c = 0; c < channels; c += b)
+                {
+                    int at = Start(c, channels);
+                    TD muLo = LoadD(mean, at), muHi = LoadUpper(mean, at), sLo = LoadD(invStd, at), sHi = LoadUpper(invStd, at);
+                    Affine(tail, at, out var gamma, out var beta);
+                    for (int j = 0, xo = top + at, o = pooled + at; j < pw; j++, xo += 2 * channels, o += channels)
+                    {
+                        TV xh00 = XHat(At(ref x0, xo), muLo, muHi, sLo, sHi), xh01 = XHat(At(ref x0, xo + channels), muLo, muHi, sLo, sHi);
+                        TV xh10 = XHat(At(ref x0, xo + row), muLo, muHi, sLo, sHi), xh11 = XHat(At(ref x0, xo + row + channels), muLo, muHi, sLo, sHi);
+                        TV y00 = Y(xh00, affine, gamma, beta), y01 = Y(xh01, affine, gamma, beta);
+                        TV y10 = Y(xh10, affine, gamma, beta), y11 = Y(xh11, affine, gamma, beta);
+                        TV upper = MaxKeepingNaN(y00, y01), lower = MaxKeepingNaN(y10, y11);
+                        TOps.Store(Relu(MaxKeepingNaN(upper, lower)), ref Unsafe.Add(ref p0, o));
+                        if (!keep) continue;
+
+                        // ReluMaxPoolStep's choice: the lower row when its maximum beats the upper row's, then the right
+                        // element when it beats the left one and 0; the chosen element passes ∂p when it is above 0.
+                        TV down = TOps.GreaterThan(lower, upper);
+                        TV left = TOps.Select(down, y10, y00), right = TOps.Select(down, y11, y01);
+                        TV toRight = TOps.And(TOps.GreaterThan(right, left), TOps.GreaterThan(right, TOps.Zero));
+                        TV flows = TOps.Or(toRight, TOps.GreaterThan(left, TOps.Zero));
+                        TV position = TOps.Select(flows, TOps.Or(TOps.And(down, two), TOps.And(toRight, one)), none);
+                        TOps.StoreLowBytes(position, ref Unsafe.Add(ref r0, o));
+                        TOps.Store(TOps.Select(down, TOps.Select(toRight, xh11, xh10), TOps.Select(toRight, xh01, xh00)), ref Unsafe.Add(ref c0, o));
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    public void GradientSums(ReadOnlySpan<T> chosen, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
+        Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash)
+    {
+        int b = TOps.Count, d = DOps.Count, ph = h / 2, pw = w / 2;
+        ref T c0 = ref MemoryMarshal.GetReference(chosen);
+        ref T g0 = ref MemoryMarshal.GetReference(dp);
+        ref byte r0 = ref MemoryMarshal.GetReference(record);
+        ref double s0 = ref MemoryMarshal.GetReference(stash[..StashLength(pw)]);
+        TV one = TOps.Lanes(1), two = TOps.Lanes(2), three = TOps.Lanes(3);
+        sumDy[..channels].Clear();
+        sumDyXhat[..channels].Clear();
+        for (int image = 0; image < n; image++)
+        {
+            for (int i = 0; i < ph; i++)
+            {
+                int pooled = (image * ph + i) * pw * channels;
+                for (int c = 0; c < channels; c += b)
+                {
+                    int at = Start(c, channels);
+                    TV fresh = at == c ? TOps.AllBitsSet : TOps.SelectLow(TOps.Zero, TOps.AllBitsSet, c - at); // lanes no block before covered
+                    TD dyLo = LoadD(sumDy, at), dyHi = LoadUpper(sumDy, at), pLo = LoadD(sumDyXhat, at), pHi = LoadUpper(sumDyXhat, at);
+                    ref double stashed = ref s0;
+                    for (int j = 0, o = pooled + at; j < pw; j++, o += channels, stashed = ref Unsafe.Add(ref stashed, 4 * d))
+                    {
+                        TV position = TOps.LoadLowBytes(ref Unsafe.Add(ref r0, o));
+                        TV g = TOps.And(At(ref g0, o), fresh);
+                        TV down = TOps.Or(TOps.EqualLanes(position, two), TOps.EqualLanes(position, three));
+                        TV up = TOps.Or(TOps.EqualLanes(position, TOps.Zero), TOps.EqualLanes(position, one));
+                        TOps.Widen(At(ref c0, o), out var xLo, out var xHi);
+
+                        // The upper row's term now, the lower row's after the whole row of windows.
+                        TOps.Widen(TOps.And(up, g), out var gLo, out var gHi);
+                        dyLo = DOps.Add(dyLo, gLo);
+                        pLo = DOps.Add(pLo, DOps.Multiply(gLo, xLo));
+                        if (Halves)
+                        {
+                            dyHi = DOps.Add(dyHi, gHi);
+                            pHi = DOps.Add(pHi, DOps.Multiply(gHi, xHi));
+                        }
+
+                        TOps.Widen(TOps.And(down, g), out gLo, out gHi);
+                        DOps.Store(gLo, ref stashed);
+                        DOps.Store(DOps.Multiply(gLo, xLo), ref Unsafe.Add(ref stashed, d));
+                        if (Halves)
+                        {
+                            DOps.Store(gHi, ref Unsafe.Add(ref stashed, 2 * d));
+                            DOps.Store(DOps.Multiply(gHi, xHi), ref Unsafe.Add(ref stashed, 3 * d));
+                        }
+                    }
+
+                    stashed = ref s0;
+                    for (int j = 0; j < pw; j++, stashed = ref Unsafe.Add(ref stashed, 4 * d))
+                    {
+                        dyLo = DOps.Add(dyLo, DOps.Load(ref stashed));
+                        pLo = DOps.Add(pLo, DOps.Load(ref Unsafe.Add(ref stashed, d)));
+                        if (Halves)
+                        {
+                            dyHi = DOps.Add(dyHi, DOps.Load(ref Unsafe.Add(ref stashed, 2 * d)));
+                            pHi = DOps.Add(pHi, DOps.Load(ref Unsafe.Add(ref stashed, 3 * d)));
+                        }
+                    }
+
+                    StoreD(dyLo, dyHi, sumDy, at);
+                    StoreD(pLo, pHi, sumDyXhat, at);
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    public void InputGradient(ReadOnlySpan<T> x, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
+        ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd, bool trained, ReadOnlySpan<double> meanDy, ReadOnlySpan<double> meanDyXhat,
+        ReadOnlySpan<double> scale, Span<T> dx)
+    {
+        int b = TOps.Count, ph = h / 2, pw = w / 2, row = w * channels;
+        ref T x0 = ref MemoryMarshal.GetReference(x);
+        ref T g0 = ref MemoryMarshal.GetReference(dp);
+        ref T dx0 = ref MemoryMarshal.GetReference(dx);
+        ref byte r0 = ref MemoryMarshal.GetReference(record);
+        TV one = TOps.Lanes(1), two = TOps.Lanes(2), three = TOps.Lanes(3);
+        var k = new GradientConstants();
+        for (int image = 0; image < n; image++)
+        {
+            for (int i = 0; i < ph; i++)
+            {
+                int top = (image * h + 2 * i) * row, pooled = (image * ph + i) * pw * channels;
+                for (int c = 0; c < channels; c += b)
+                {
+                    int at = Start(c, channels);
+                    k.Load(at, trained, mean, invStd, meanDy, meanDyXhat, scale);
+                    for (int j = 0, xo = top + at, o = pooled + at; j < pw; j++, xo += 2 * channels, o += channels)
+                    {
+                        TV position = TOps.LoadLowBytes(ref Unsafe.Add(ref r0, o));
+                        TV g = At(ref g0, o);
+                        Element(ref x0, ref dx0, xo, TOps.And(TOps.EqualLanes(position, TOps.Zero), g), trained, k);
+                        Element(ref x0, ref dx0, xo + channels, TOps.And(TOps.EqualLanes(position, one), g), trained, k);
+                        Element(ref x0, ref dx0, xo + row, TOps.And(TOps.EqualLanes(position, two), g), trained, k);
+                        Element(ref x0, ref dx0, xo + row + channels, TOps.And(TOps.EqualLanes(position, three), g), trained, k);
+                    }
+                }
+            }
+        }
+
+        // The odd last column and row no window covers: g = +0 there.
+        for (int image = 0; image < n; image++)
+        {
+            if (w % 2 != 0)
+            {
+                for (int r = 0; r < 2 * ph; r++)
+                {
+                    UncoveredPixels(ref x0, ref dx0, ((image * h + r) * w + w - 1) * channels, 1, channels, mean, invStd, trained, meanDy, meanDyXhat, scale);
+                }
+            }
+
+            if (h % 2 != 0) UncoveredPixels(ref x0, ref dx0, (image * h + h - 1) * row, w, channels, mean, invStd, trained, meanDy, meanDyXhat, scale);
+        }
+    }
+
+    /// <summary>∂x of <paramref name="count"/> pixels from <paramref name="start"/> that no window covers (g = +0).</summary>
+    private static void UncoveredPixels(ref T x0, ref T dx0, int start, int count, int channels, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd,
+        bool trained, ReadOnlySpan<double> meanDy, ReadOnlySpan<double> meanDyXhat, ReadOnlySpan<double> scale)
+    {
+        var k = new GradientConstants();
+        for (int c = 0; c < channels; c += TOps.Count)
+        {
+            int at = Start(c, channels);
+            k.Load(at, trained, mean, invStd, meanDy, meanDyXhat, scale);
+            for (int q = 0, o = start + at; q < count; q++, o += channels) Element(ref x0, ref dx0, o, TOps.Zero, trained, k);
+        }
+    }
+
+    /// <summary>∂x at o from BatchNorm's ∂y there, g, with the block's constants.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Element(ref T x0, ref T dx0, int o, TV g, bool trained, in GradientConstants k)
+    {
+        TOps.Widen(g, out var gLo, out var gHi);
+        if (trained)
+        {
+            TOps.Widen(XHat(At(ref x0, o), k.MuLo, k.MuHi, k.InvStdLo, k.InvStdHi), out var xLo, out var xHi);
+            gLo = DOps.Subtract(DOps.Subtract(gLo, k.MeanDyLo), DOps.Multiply(xLo, k.MeanDyXhatLo));
+            gHi = Halves ? DOps.Subtract(DOps.Subtract(gHi, k.MeanDyHi), DOps.Multiply(xHi, k.MeanDyXhatHi)) : DOps.Zero;
+        }
+
+        TOps.Store(TOps.Narrow(DOps.Multiply(k.ScaleLo, gLo), DOps.Multiply(k.ScaleHi, gHi)), ref Unsafe.Add(ref dx0, o));
+    }
+
+    /// <summary>A block's per-channel constants for ∂x, as vectors of double (the lower and, for float, upper half).</summary>
+    private struct GradientConstants
+    {
+        public TD MuLo, MuHi, InvStdLo, InvStdHi, MeanDyLo, MeanDyHi, MeanDyXhatLo, MeanDyXhatHi, ScaleLo, ScaleHi;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Load(int at, bool trained, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd, ReadOnlySpan<double> meanDy,
+            ReadOnlySpan<double> meanDyXhat, ReadOnlySpan<double> scale)
+        {
+            (ScaleLo, ScaleHi) = (LoadD(scale, at), LoadUpper(scale, at));
+            if (!trained) return;
+            (MuLo, MuHi, InvStdLo, InvStdHi) = (LoadD(mean, at), LoadUpper(mean, at), LoadD(invStd, at), LoadUpper(invStd, at));
+            (MeanDyLo, MeanDyHi) = (LoadD(meanDy, at), LoadUpper(meanDy, at));
+            (MeanDyXhatLo, MeanDyXhatHi) = (LoadD(meanDyXhat, at), LoadUpper(meanDyXhat, at));
+        }
+    }
+}
