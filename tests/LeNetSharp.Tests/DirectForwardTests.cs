@@ -12,11 +12,18 @@ public class DirectForwardTests
 {
     // (batch, height, width, channels, out channels, kernel height, kernel width): LeNet's conv2; out channels that are
     // not a whole number of vectors (overlapping last vector, or too few for one: the GEMM path); pixel counts that are
-    // not a multiple of the 6-pixel block; 1x1 kernels.
+    // not a multiple of the 6- and 12-pixel blocks; 1x1 kernels. Out channels of exactly one vector (16, 8, 4, 2: float
+    // at 512, 256, 128 bits and double at 512, 256, 128), one vector and a few (19, 11, 7, 3), and three vectors (48,
+    // 24) take the 12-pixel one-vector block for their last vector.
     public static TheoryData<int, int, int, int, int, int, int, int> ConvShapes(int bits)
     {
         var data = new TheoryData<int, int, int, int, int, int, int, int>();
-        foreach (var (n, h, w, c, oc, kh, kw) in new[] { (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 8, 3, 2), (1, 6, 6, 2, 12, 1, 1), (5, 5, 5, 4, 20, 3, 3), (1, 4, 5, 2, 3, 2, 2) })
+        foreach (var (n, h, w, c, oc, kh, kw) in new[]
+        {
+            (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 8, 3, 2), (1, 6, 6, 2, 12, 1, 1), (5, 5, 5, 4, 20, 3, 3), (1, 4, 5, 2, 3, 2, 2),
+            (3, 12, 12, 6, 8, 5, 5), (2, 6, 7, 5, 4, 3, 3), (1, 5, 9, 3, 2, 2, 3), (1, 7, 7, 4, 19, 3, 3), (2, 5, 6, 3, 11, 2, 2),
+            (1, 5, 5, 3, 7, 2, 2), (1, 6, 6, 2, 24, 3, 3), (1, 4, 6, 3, 48, 2, 2),
+        })
             data.Add(bits, n, h, w, c, oc, kh, kw);
         return data;
     }
