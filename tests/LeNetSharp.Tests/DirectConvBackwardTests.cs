@@ -15,7 +15,8 @@ public class DirectConvBackwardTests
     // (batch, height, width, in channels, out channels, kernel, padding): the 3×3 network's second layer; channel counts
     // that are not whole vectors at some width (shifted last vectors); fewer input channels than a vector (∂x through
     // ∂P); a kernel wider than the image; 1×1 with padding; rows longer than a range of the weight gradient's sums;
-    // ranges that span images.
+    // ranges that span images. Then channel counts of one vector (16, 8, 4, 2: float at 512, 256, 128 bits and double at
+    // 512, 256, 128), one vector and a few (19, 11, 7) and three vectors (48, 24): a last odd vector in and out.
     public static TheoryData<int, int, int, int, int, int, int, int> Shapes(int bits)
     {
         var data = new TheoryData<int, int, int, int, int, int, int, int>();
@@ -23,6 +24,8 @@ public class DirectConvBackwardTests
         {
             (3, 14, 14, 32, 64, 3, 1), (2, 7, 9, 16, 20, 3, 1), (3, 6, 5, 17, 33, 5, 2), (1, 5, 5, 8, 8, 3, 1), (2, 9, 9, 3, 16, 3, 1),
             (1, 3, 3, 16, 16, 5, 2), (2, 4, 6, 24, 16, 1, 1), (1, 2, 140, 8, 24, 3, 1), (9, 3, 4, 16, 17, 3, 1), (2, 6, 6, 64, 64, 3, 1),
+            (2, 5, 6, 8, 8, 3, 1), (1, 6, 5, 4, 4, 3, 1), (2, 4, 5, 2, 2, 3, 1), (1, 5, 7, 11, 11, 3, 1), (1, 4, 6, 7, 7, 3, 2),
+            (1, 5, 5, 48, 48, 3, 1), (1, 4, 4, 24, 24, 3, 1), (1, 6, 6, 16, 19, 3, 1),
         })
         {
             data.Add(bits, n, h, w, c, oc, k, p);

@@ -25,7 +25,8 @@ namespace LeNetSharp.Kernels;
 /// channels over a range of output pixels (the chains carried from range to range in an accumulator buffer, so a
 /// range's pixels stay in cache); for ∂x, 6 input pixels × input channels over the output channels, for one tap at a
 /// time. Vectors run over channels at 0, W, 2W, … with the last one shifted back to end at the channel count (channel
-/// counts of at least a vector); lanes computed twice hold the same values.
+/// counts of at least a vector); lanes computed twice hold the same values. An odd last vector (a channel count of
+/// one vector, or three) runs in a 6 × 1 block rather than in a 2-vector block that would compute it twice.
 /// </para>
 /// </summary>
 internal static class DirectConvBackward<TOps, TV, T>
@@ -139,12 +140,9 @@ internal static class DirectConvBackward<TOps, TV, T>
             }
 
             ref T dxRow = ref dx[(nint)q * c];
-            for (int v = 0; v < vectors.Length; v += 2)
-            {
-                // A last single vector is computed twice, the same sums stored to the same place.
-                nint u0 = vectors[v], u1 = vectors[Math.Min(v + 1, vectors.Length - 1)];
-                InputBlock6x2(g, oc, dy, packed, u0, u1, pixel, count, ref dxRow);
-            }
+            int v = 0;
+            for (; v + 1 < vectors.Length; v += 2) InputBlock6x2(g, oc, dy, packed, vectors[v], vectors[v + 1], pixel, count, ref dxRow);
+            if (v < vectors.Length) InputBlock6x1(g, oc, dy, packed, vectors[v], pixel, count, ref dxRow);
         }
     }
 
@@ -264,6 +262,56 @@ internal static class DirectConvBackward<TOps, TV, T>
         if (count > 5) Store(d5, e5, ref Unsafe.Add(ref dx, 5 * c), u0, u1);
     }
 
+    /// <summary>
+    /// ∂x of 6 pixels × 1 channel vector, for a last odd vector (C = W, say), as <see cref="InputBlock6x2"/>: 6 chains,
+    /// 6 sums, the loaded vector and a broadcast fit 16 registers, so the sums stay in registers at every width.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void InputBlock6x1(in ConvGeometry g, int oc, T[] dy, T[] packed, nint u0, ReadOnlySpan<int> pixel, int count, ref T dx)
+    {
+        TV d0 = TOps.Zero, d1 = TOps.Zero, d2 = TOps.Zero, d3 = TOps.Zero, d4 = TOps.Zero, d5 = TOps.Zero;
+        Span<nint> sources = stackalloc nint[6];
+        nint c = g.C;
+        for (int kh = g.KH - 1; kh >= 0; kh--)
+        {
+            for (int kw = g.KW - 1; kw >= 0; kw--)
+            {
+                int mask = Sources(g, oc, kh, kw, pixel, 6, count, sources);
+                if (mask == 0) continue;
+                ref T s0 = ref dy[sources[0]], s1 = ref dy[sources[1]], s2 = ref dy[sources[2]];
+                ref T s3 = ref dy[sources[3]], s4 = ref dy[sources[4]], s5 = ref dy[sources[5]];
+                ref T u = ref packed[(nint)(kh * g.KW + kw) * oc * c + u0];
+                TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero, a4 = TOps.Zero, a5 = TOps.Zero;
+                for (nint o = 0; o < oc; o++)
+                {
+                    TV v0 = TOps.Load(ref u);
+                    a0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s0, o)), v0, a0);
+                    a1 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s1, o)), v0, a1);
+                    a2 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s2, o)), v0, a2);
+                    a3 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s3, o)), v0, a3);
+                    a4 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s4, o)), v0, a4);
+                    a5 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s5, o)), v0, a5);
+                    u = ref Unsafe.Add(ref u, c);
+                }
+
+                // col2im's dx = dx + ∂P entry, for the windows inside.
+                if ((mask & 1) != 0) d0 = TOps.Add(d0, a0);
+                if ((mask & 2) != 0) d1 = TOps.Add(d1, a1);
+                if ((mask & 4) != 0) d2 = TOps.Add(d2, a2);
+                if ((mask & 8) != 0) d3 = TOps.Add(d3, a3);
+                if ((mask & 16) != 0) d4 = TOps.Add(d4, a4);
+                if ((mask & 32) != 0) d5 = TOps.Add(d5, a5);
+            }
+        }
+
+        TOps.Store(d0, ref Unsafe.Add(ref dx, u0));
+        if (count > 1) TOps.Store(d1, ref Unsafe.Add(ref dx, c + u0));
+        if (count > 2) TOps.Store(d2, ref Unsafe.Add(ref dx, 2 * c + u0));
+        if (count > 3) TOps.Store(d3, ref Unsafe.Add(ref dx, 3 * c + u0));
+        if (count > 4) TOps.Store(d4, ref Unsafe.Add(ref dx, 4 * c + u0));
+        if (count > 5) TOps.Store(d5, ref Unsafe.Add(ref dx, 5 * c + u0));
+    }
+
     /// <summary>A pixel's two sums at <paramref name="at"/> and at + W of <paramref name="sums"/> += the tap's chains (col2im's dx + ∂P entry).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void AddTo(ref T sums, nint at, nint w, TV a, TV b)
@@ -310,12 +358,7 @@ internal static class DirectConvBackward<TOps, TV, T>
             Block2(ref s, sources, sStep, sJump, ref u, vectors.Slice(v, 2), uStep, inner, outer, ref tile, rows, columns.Slice(v, 2));
         }
 
-        if (v < vectors.Length)
-        {
-            // One vector left: computed twice in a 2-vector block, the same chain stored to the same place.
-            Span<nint> one = [vectors[v], vectors[v]], at = [columns[v], columns[v]];
-            Block2(ref s, sources, sStep, sJump, ref u, one, uStep, inner, outer, ref tile, rows, at);
-        }
+        if (v < vectors.Length) Block1(ref s, sources, sStep, sJump, ref u, vectors[v], uStep, inner, outer, ref tile, rows, columns[v]);
     }
 
     /// <summary>6 rows × 4 vectors (24 accumulators, 4 loaded vectors, a broadcast: 29 of 32 registers).</summary>
@@ -403,6 +446,38 @@ internal static class DirectConvBackward<TOps, TV, T>
 
         Store(g0, g1, ref t5, c0, c1); Store(f0, f1, ref t4, c0, c1); Store(e0, e1, ref t3, c0, c1);
         Store(d0, d1, ref t2, c0, c1); Store(b0, b1, ref t1, c0, c1); Store(a0, a1, ref t0, c0, c1);
+    }
+
+    /// <summary>6 rows × 1 vector, for a last odd vector (OC = W, say): 6 accumulators, the loaded vector, a broadcast.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block1(ref T s, ReadOnlySpan<nint> sources, nint sStep, nint sJump, ref T u, nint u0, nint uStep,
+        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, nint c0)
+    {
+        ref T t0 = ref Unsafe.Add(ref tile, rows[0]), t1 = ref Unsafe.Add(ref tile, rows[1]), t2 = ref Unsafe.Add(ref tile, rows[2]);
+        ref T t3 = ref Unsafe.Add(ref tile, rows[3]), t4 = ref Unsafe.Add(ref tile, rows[4]), t5 = ref Unsafe.Add(ref tile, rows[5]);
+        TV a0 = Start(ref t0, c0), b0 = Start(ref t1, c0), d0 = Start(ref t2, c0), e0 = Start(ref t3, c0), f0 = Start(ref t4, c0), g0 = Start(ref t5, c0);
+        ref T s0 = ref Unsafe.Add(ref s, sources[0]), s1 = ref Unsafe.Add(ref s, sources[1]), s2 = ref Unsafe.Add(ref s, sources[2]);
+        ref T s3 = ref Unsafe.Add(ref s, sources[3]), s4 = ref Unsafe.Add(ref s, sources[4]), s5 = ref Unsafe.Add(ref s, sources[5]);
+        ref T uu = ref Unsafe.Add(ref u, u0);
+        nint at = 0;
+        for (int o = 0; o < outer; o++, at += sJump)
+        {
+            for (int i = 0; i < inner; i++, at += sStep)
+            {
+                TV v0 = TOps.Load(ref uu);
+                a0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s0, at)), v0, a0);
+                b0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s1, at)), v0, b0);
+                d0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s2, at)), v0, d0);
+                e0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s3, at)), v0, e0);
+                f0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s4, at)), v0, f0);
+                g0 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref s5, at)), v0, g0);
+                uu = ref Unsafe.Add(ref uu, uStep);
+            }
+        }
+
+        // Rows stored last to first: a repeated row (the same chain) lands where its original does, with the same value.
+        TOps.Store(g0, ref Unsafe.Add(ref t5, c0)); TOps.Store(f0, ref Unsafe.Add(ref t4, c0)); TOps.Store(e0, ref Unsafe.Add(ref t3, c0));
+        TOps.Store(d0, ref Unsafe.Add(ref t2, c0)); TOps.Store(b0, ref Unsafe.Add(ref t1, c0)); TOps.Store(a0, ref Unsafe.Add(ref t0, c0));
     }
 
     /// <summary>The accumulator at <paramref name="column"/> of a tile row: the chain so far, carried from the previous range.</summary>
