@@ -283,7 +283,7 @@ internal static class SparseConvBackward<TOps, TV, T>
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block<TColumns>(ref T x0, int rowLength, ref int patches, ref T values, int count, int rows, ref T destination, int rowStride)
-        where TColumns : struct, IColumns
+        where TColumns : struct, IFixedCount
     {
         int v = TColumns.Count; // a constant for the JIT: the unused sums and branches disappear
         nint w = TOps.Count, row1 = rowLength, row2 = 2 * row1, row3 = 3 * row1, row4 = 4 * row1;
@@ -356,7 +356,7 @@ internal static class SparseConvBackward<TOps, TV, T>
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Chunk<TColumns>(ref T k, int stride, int run, ref T values, ref byte channels, int count, int rows, ref T line, int rowLength, ref T mask)
-        where TColumns : struct, IColumns
+        where TColumns : struct, IFixedCount
     {
         int v = TColumns.Count; // a constant for the JIT: the unused sums and branches disappear
         nint w = TOps.Count, run1 = run, run2 = 2 * run1, run3 = 3 * run1, run4 = 4 * run1;
@@ -429,19 +429,3 @@ internal static class SparseConvBackward<TOps, TV, T>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Add(ref T destination, TV value) => TOps.Store(TOps.Add(TOps.Load(ref destination), value), ref destination);
 }
-
-/// <summary>A count of vector columns known when the JIT compiles a kernel instantiated with it (unused sums and branches vanish).</summary>
-internal interface IColumns
-{
-    static abstract int Count { get; }
-}
-
-internal readonly struct One : IColumns { public static int Count => 1; }
-
-internal readonly struct Two : IColumns { public static int Count => 2; }
-
-internal readonly struct Three : IColumns { public static int Count => 3; }
-
-internal readonly struct Four : IColumns { public static int Count => 4; }
-
-internal readonly struct Five : IColumns { public static int Count => 5; }
