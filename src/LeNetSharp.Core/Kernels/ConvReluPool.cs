@@ -269,7 +269,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
 
     /// <summary>
     /// rows (OC, W) → columns[l·OC + c] = rows[c·W + l] for l &lt; count. Whole vectors of 4-byte lanes when the CPU
-    /// has AVX (W = 8, 4 ≤ OC ≤ 8) or SSE (W = 4, OC ≤ 8), else element by element.
+    /// has AVX (W = 8, or W = 16 as two 8 × 8 halves, 4 ≤ OC ≤ 8) or SSE (W = 4, OC ≤ 8), else element by element.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose(ref T rows, int oc, int w, int count, ref T columns)
@@ -278,7 +278,15 @@ internal static partial class ConvReluPool<TOps, TV, T>
         {
             if (w == 8 && oc >= 4 && Avx.IsSupported)
             {
-                Transpose8(ref Unsafe.As<T, float>(ref rows), oc, ref Unsafe.As<T, float>(ref columns));
+                Transpose8(ref Unsafe.As<T, float>(ref rows), 8, oc, ref Unsafe.As<T, float>(ref columns));
+                return;
+            }
+
+            if (w == 16 && oc >= 4 && Avx.IsSupported)
+            {
+                // Lanes 0–7 to columns 0–7, then lanes 8–15 to columns 8–15 (the first half's last column stores only its OC lanes).
+                Transpose8(ref Unsafe.As<T, float>(ref rows), 16, oc, ref Unsafe.As<T, float>(ref columns));
+                Transpose8(ref Unsafe.As<T, float>(ref Unsafe.Add(ref rows, 8)), 16, oc, ref Unsafe.As<T, float>(ref Unsafe.Add(ref columns, 8 * oc)));
                 return;
             }
 
@@ -296,13 +304,14 @@ internal static partial class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>
-    /// The 8 × 8 transpose of AVX (rows past OC read as 0), then column l stored at l·OC: whole vectors, each one's lanes
-    /// past OC (8 − OC ≤ OC of them) overwritten by the next; the last column's OC lanes alone, nothing past the end.
+    /// The 8 × 8 transpose of AVX (row c at c·<paramref name="stride"/>, rows past OC read as 0), then column l stored at
+    /// l·OC: whole vectors, each one's lanes past OC (8 − OC ≤ OC of them) overwritten by the next; the last column's OC
+    /// lanes alone, nothing past the end.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8(ref float rows, int oc, ref float columns)
+    private static void Transpose8(ref float rows, int stride, int oc, ref float columns)
     {
-        Vector256<float> Row(ref float r, int c) => c < oc ? Vector256.LoadUnsafe(ref r, (nuint)(c * 8)) : Vector256<float>.Zero;
+        Vector256<float> Row(ref float r, int c) => c < oc ? Vector256.LoadUnsafe(ref r, (nuint)(c * stride)) : Vector256<float>.Zero;
         Vector256<float> r0 = Row(ref rows, 0), r1 = Row(ref rows, 1), r2 = Row(ref rows, 2), r3 = Row(ref rows, 3);
         Vector256<float> r4 = Row(ref rows, 4), r5 = Row(ref rows, 5), r6 = Row(ref rows, 6), r7 = Row(ref rows, 7);
         Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
