@@ -10,7 +10,8 @@ namespace LeNetSharp.Kernels;
 
 /// <summary>
 /// <see cref="Linear{T}"/> at one SIMD width, the same bits as the layer with that width's GEMM: the forward as a 1x1
-/// convolution read straight from W (<see cref="DirectConv{TOps, TV, T}"/>); for small batches (up to 8 rows) a
+/// convolution read straight from W (<see cref="DirectConv{TOps, TV, T}"/>) with the widest vectors up to the step's
+/// that the outputs fill; for small batches (up to 8 rows) a
 /// backward without the GEMM's packing, tiling and scattered writes, which cost more than the arithmetic there (Linear
 /// 256→10 at batch 3: 7,680 multiply-adds each for ∂W and ∂x):
 /// <list type="bullet">
@@ -77,13 +78,23 @@ internal sealed class LinearStep<T> : KernelStep<T> where T : unmanaged, IFloati
     }
 
     /// <summary>
-    /// y = x·W + b as a 1x1 convolution over (N, 1, 1, in) (<see cref="DirectConv{TOps, TV, T}"/>): with at least a vector of
-    /// outputs, reading W in place (no padded copy per call). The same
-    /// bits as that GEMM. False when it does not apply.
+    /// y = x·W + b as a 1x1 convolution over (N, 1, 1, in) (<see cref="DirectConv{TOps, TV, T}"/>), reading W in place (no
+    /// padded copy per call), at the widest width up to the step's that the outputs fill (Linear 256→10 at 512 bits runs
+    /// 256-bit vectors): the same bits as that GEMM. False when the outputs fill no vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     private bool DirectForward(int n, Tensor<T> input, Tensor<T> output) =>
-        DirectConv.TryForward(_bits, new ConvGeometry(n, 1, 1, _linear.InFeatures, 1, 1, 1, 0), _linear.OutFeatures, input.Data, _linear.Weight.Value.Data, _linear.Bias.Value.Data, output.Data);
+        OutputBits() > 0 && DirectConv.TryForward(OutputBits(), new ConvGeometry(n, 1, 1, _linear.InFeatures, 1, 1, 1, 0), _linear.OutFeatures,
+            input.Data, _linear.Weight.Value.Data, _linear.Bias.Value.Data, output.Data);
+
+    /// <summary>The widest vector width up to the step's that the outputs fill; 0 when they fill none.</summary>
+    private int OutputBits()
+    {
+        int outF = _linear.OutFeatures;
+        if (_bits >= 512 && outF >= Vector512<T>.Count) return 512;
+        if (_bits >= 256 && outF >= Vector256<T>.Count) return 256;
+        return outF >= Vector128<T>.Count ? 128 : 0;
+    }
 
     /// <summary>Batches up to this many rows take the small-batch backward.</summary>
     private const int SmallBatch = 8;
@@ -94,13 +105,14 @@ internal sealed class LinearStep<T> : KernelStep<T> where T : unmanaged, IFloati
     /// </summary>
     private bool AddWeightGradient(T[] x, T[] dy, int n)
     {
-        int outF = _linear.OutFeatures;
         if (n > SmallBatch) return false;
-        if (_bits >= 512 && outF >= Vector512<T>.Count) AddWeightGradient<Simd512<T>, Vector512<T>>(x, dy, n);
-        else if (_bits >= 256 && outF >= Vector256<T>.Count) AddWeightGradient<Simd256<T>, Vector256<T>>(x, dy, n);
-        else if (outF >= Vector128<T>.Count) AddWeightGradient<Simd128<T>, Vector128<T>>(x, dy, n);
-        else return false;
-        return true;
+        switch (OutputBits())
+        {
+            case 512: AddWeightGradient<Simd512<T>, Vector512<T>>(x, dy, n); return true;
+            case 256: AddWeightGradient<Simd256<T>, Vector256<T>>(x, dy, n); return true;
+            case 128: AddWeightGradient<Simd128<T>, Vector128<T>>(x, dy, n); return true;
+            default: return false;
+        }
     }
 
     /// <summary>
