@@ -18,7 +18,9 @@ public class DirectConvBackwardTests
     // ∂P); a kernel wider than the image; 1×1 with padding; rows longer than a range of the weight gradient's sums;
     // ranges that span images; single-channel inputs (the 3×3 network's first layer, 9 and 25 taps, one tap, ranges of
     // ∂y rows that are not whole groups of 4 for ∂b's partial sums); batches of more than one group of 6 images for ∂x's
-    // schedule, one with padding 2 around 4×4 images (5 classes of rows and of columns).
+    // schedule, one with padding 2 around 4×4 images (5 classes of rows and of columns). Then channel counts of one
+    // vector (16, 8, 4, 2: float at 512, 256, 128 bits and double at 512, 256, 128), one vector and a few (19, 11, 7)
+    // and three vectors (48, 24): a last odd vector in and out.
     public static TheoryData<int, int, int, int, int, int, int, int> Shapes(int bits)
     {
         var data = new TheoryData<int, int, int, int, int, int, int, int>();
@@ -28,6 +30,8 @@ public class DirectConvBackwardTests
             (1, 3, 3, 16, 16, 5, 2), (2, 4, 6, 24, 16, 1, 1), (1, 2, 140, 8, 24, 3, 1), (9, 3, 4, 16, 17, 3, 1), (2, 6, 6, 64, 64, 3, 1),
             (4, 7, 7, 1, 32, 3, 1), (2, 11, 9, 1, 24, 5, 2), (3, 8, 8, 1, 64, 3, 1), (2, 5, 6, 1, 16, 1, 0), (2, 6, 7, 2, 40, 3, 1),
             (7, 5, 6, 16, 16, 3, 1), (13, 4, 4, 32, 16, 3, 2),
+            (2, 5, 6, 8, 8, 3, 1), (1, 6, 5, 4, 4, 3, 1), (2, 4, 5, 2, 2, 3, 1), (1, 5, 7, 11, 11, 3, 1), (1, 4, 6, 7, 7, 3, 2),
+            (1, 5, 5, 48, 48, 3, 1), (1, 4, 4, 24, 24, 3, 1), (1, 6, 6, 16, 19, 3, 1),
         })
         {
             data.Add(bits, n, h, w, c, oc, k, p);

@@ -12,11 +12,18 @@ public class DirectForwardTests
 {
     // (batch, height, width, channels, out channels, kernel height, kernel width): LeNet's conv2; out channels that are
     // not a whole number of vectors (overlapping last vector, or too few for one: the GEMM path); pixel counts that are
-    // not a multiple of the 6-pixel block; 1x1 kernels.
+    // not a multiple of the 6- and 12-pixel blocks; 1x1 kernels. Out channels of exactly one vector (16, 8, 4, 2: float
+    // at 512, 256, 128 bits and double at 512, 256, 128), one vector and a few (19, 11, 7, 3), and three vectors (48,
+    // 24) take the 12-pixel one-vector block for their last vector.
     public static TheoryData<int, int, int, int, int, int, int, int> ConvShapes(int bits)
     {
         var data = new TheoryData<int, int, int, int, int, int, int, int>();
-        foreach (var (n, h, w, c, oc, kh, kw) in new[] { (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 8, 3, 2), (1, 6, 6, 2, 12, 1, 1), (5, 5, 5, 4, 20, 3, 3), (1, 4, 5, 2, 3, 2, 2) })
+        foreach (var (n, h, w, c, oc, kh, kw) in new[]
+        {
+            (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 8, 3, 2), (1, 6, 6, 2, 12, 1, 1), (5, 5, 5, 4, 20, 3, 3), (1, 4, 5, 2, 3, 2, 2),
+            (3, 12, 12, 6, 8, 5, 5), (2, 6, 7, 5, 4, 3, 3), (1, 5, 9, 3, 2, 2, 3), (1, 7, 7, 4, 19, 3, 3), (2, 5, 6, 3, 11, 2, 2),
+            (1, 5, 5, 3, 7, 2, 2), (1, 6, 6, 2, 24, 3, 3), (1, 4, 6, 3, 48, 2, 2),
+        })
             data.Add(bits, n, h, w, c, oc, kh, kw);
         return data;
     }
@@ -90,10 +97,22 @@ public class DirectForwardTests
                     dx.Data[((b * 7 + i + 1) * 8 + 1) * 3 + j].Should().Be(dxPadded.Data[(b * 5 + i) * 6 * 3 + j]);
     }
 
+    // (batch, in, out): LeNet's Linear at inference and training batches; batches of 1 to 8 rows (the small-batch
+    // backward, its vectors over the batch at 128, 256 or 512 bits) and 9 (the GEMM); outputs of one vector at some
+    // width (4, 8, 16), a vector and a few (10, 21), several vectors with a shifted last one (40), fewer than a vector
+    // (3); in-feature counts that are not a multiple of the backward's 8-row blocks.
     public static TheoryData<int, int, int, int> LinearShapes(int bits)
     {
         var data = new TheoryData<int, int, int, int>();
-        foreach (var (n, i, o) in new[] { (16, 256, 10), (3, 256, 10), (7, 5, 16), (1, 9, 3), (13, 30, 21) }) data.Add(bits, n, i, o);
+        foreach (var (n, i, o) in new[]
+        {
+            (16, 256, 10), (3, 256, 10), (7, 5, 16), (1, 9, 3), (13, 30, 21), (2, 19, 4), (5, 33, 8), (8, 12, 40), (4, 7, 17),
+            (6, 64, 10), (9, 20, 10), (3, 1, 21),
+        })
+        {
+            data.Add(bits, n, i, o);
+        }
+
         return data;
     }
 
@@ -115,24 +134,23 @@ public class DirectForwardTests
         SimdWidths.Kernel(linear, bits).Forward(x).Data.Should().Equal(expected);
     }
 
-    [Theory]
-    [WidthData(nameof(LinearShapes), 128)]
-    [WidthData(nameof(LinearShapes), 256)]
-    [WidthData(nameof(LinearShapes), 512)]
-    public void Linear_backward_equals_the_gemm_bit_for_bit(int bits, int n, int inFeatures, int outFeatures)
+    private static void LinearBackwardSameBits<T>(int bits, int n, int inFeatures, int outFeatures) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // Small batches take a loop of their own for ∂W: the same bits as the GEMM, onto gradients that already hold values.
+        // Small batches take loops of their own for ∂W and ∂x: the same bits as the GEMM, onto gradients that already hold values.
         var random = new Random(4);
-        var linear = new Linear<float>(inFeatures, outFeatures, random) { GemmProvider = SimdWidths.Provider(bits) };
-        var x = new Tensor<float>(n, inFeatures);
-        Random<float>(random, x.Length).CopyTo(x.Data, 0);
-        var dy = new Tensor<float>(n, outFeatures);
-        Random<float>(random, dy.Length).CopyTo(dy.Data, 0);
-        Random<float>(random, linear.Weight.Gradient.Length).CopyTo(linear.Weight.Gradient.Data, 0);
+        var linear = new Linear<T>(inFeatures, outFeatures, random) { GemmProvider = SimdWidths.Provider(bits) };
+        var x = new Tensor<T>(n, inFeatures);
+        Random<T>(random, x.Length).CopyTo(x.Data, 0);
+        var dy = new Tensor<T>(n, outFeatures);
+        Random<T>(random, dy.Length).CopyTo(dy.Data, 0);
+        Random<T>(random, linear.Weight.Gradient.Length).CopyTo(linear.Weight.Gradient.Data, 0);
+        Random<T>(random, outFeatures).CopyTo(linear.Bias.Gradient.Data, 0);
         var expectedWeightGrad = linear.Weight.Gradient.Data.ToArray();
-        Gemm.Multiply(linear.GemmProvider, true, false, inFeatures, outFeatures, n, 1f, x.Data, dy.Data, 1f, expectedWeightGrad);
-        var expectedInputGrad = new float[n * inFeatures];
-        Gemm.Multiply(linear.GemmProvider, false, true, n, inFeatures, outFeatures, 1f, dy.Data, linear.Weight.Value.Data, 0f, expectedInputGrad);
+        Gemm.Multiply(linear.GemmProvider, true, false, inFeatures, outFeatures, n, T.One, x.Data, dy.Data, T.One, expectedWeightGrad);
+        var expectedBiasGrad = linear.Bias.Gradient.Data.ToArray();
+        RowOps.AddColumnSums<T>(dy.Data, expectedBiasGrad);
+        var expectedInputGrad = new T[n * inFeatures];
+        Gemm.Multiply(linear.GemmProvider, false, true, n, inFeatures, outFeatures, T.One, dy.Data, linear.Weight.Value.Data, T.Zero, expectedInputGrad);
 
         var kernel = SimdWidths.Kernel(linear, bits);
         kernel.Forward(x);
@@ -140,7 +158,28 @@ public class DirectForwardTests
 
         dx.Should().Equal(expectedInputGrad);
         linear.Weight.Gradient.Data.Should().Equal(expectedWeightGrad);
+        linear.Bias.Gradient.Data.Should().Equal(expectedBiasGrad);
+
+        // A second step: the buffers are reused and the gradients accumulate.
+        Gemm.Multiply(linear.GemmProvider, true, false, inFeatures, outFeatures, n, T.One, x.Data, dy.Data, T.One, expectedWeightGrad);
+        kernel.Forward(x);
+        kernel.Backward(dy).Data.Should().Equal(expectedInputGrad);
+        linear.Weight.Gradient.Data.Should().Equal(expectedWeightGrad);
     }
+
+    [Theory]
+    [WidthData(nameof(LinearShapes), 128)]
+    [WidthData(nameof(LinearShapes), 256)]
+    [WidthData(nameof(LinearShapes), 512)]
+    public void Linear_backward_equals_the_gemm_bit_for_bit(int bits, int n, int inFeatures, int outFeatures) =>
+        LinearBackwardSameBits<float>(bits, n, inFeatures, outFeatures);
+
+    [Theory]
+    [WidthData(nameof(LinearShapes), 128)]
+    [WidthData(nameof(LinearShapes), 256)]
+    [WidthData(nameof(LinearShapes), 512)]
+    public void Double_linear_backward_equals_the_gemm_bit_for_bit(int bits, int n, int inFeatures, int outFeatures) =>
+        LinearBackwardSameBits<double>(bits, n, inFeatures, outFeatures);
 
     [Theory]
     [WidthData(nameof(Widths), 128)]

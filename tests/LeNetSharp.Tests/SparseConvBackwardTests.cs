@@ -12,12 +12,23 @@ namespace LeNetSharp.Tests;
 public class SparseConvBackwardTests
 {
     // (batch, height, width, in channels, out channels, kernel height, kernel width): LeNet's conv2, odd sizes, runs
-    // shorter than a vector, a 1x1 kernel, more channels than a vector.
+    // shorter than a vector, a 1x1 kernel, more channels than a vector. Then runs (KW·C) that take 1, 2, 3, 4 and 5
+    // vectors at some width and their blocks of 5, 3 and 2 kernel rows, with kernels of 5 and 7 rows (blocks with rows
+    // left over); out channels of one vector (8, 4, 2: float at 256 and 128 bits, double at 512, 256, 128) and one
+    // vector and a few (11, 7).
     public static TheoryData<int, int, int, int, int, int, int, int> Shapes(int bits)
     {
         var data = new TheoryData<int, int, int, int, int, int, int, int>();
-        foreach (var (n, h, w, c, oc, kh, kw) in new[] { (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 5, 3, 2), (1, 5, 6, 2, 1, 1, 1), (2, 10, 8, 7, 19, 4, 3), (1, 6, 7, 20, 3, 2, 2) })
+        foreach (var (n, h, w, c, oc, kh, kw) in new[]
+        {
+            (3, 12, 12, 6, 16, 5, 5), (2, 7, 9, 3, 5, 3, 2), (1, 5, 6, 2, 1, 1, 1), (2, 10, 8, 7, 19, 4, 3), (1, 6, 7, 20, 3, 2, 2),
+            (3, 12, 12, 6, 8, 5, 5), (2, 9, 8, 6, 4, 5, 5), (1, 8, 8, 9, 11, 3, 5), (1, 7, 9, 13, 2, 3, 5), (1, 6, 9, 12, 7, 2, 5),
+            (1, 9, 8, 2, 5, 7, 3), (2, 8, 7, 3, 16, 7, 2),
+        })
+        {
             data.Add(bits, n, h, w, c, oc, kh, kw);
+        }
+
         return data;
     }
 

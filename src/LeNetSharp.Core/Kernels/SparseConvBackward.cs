@@ -93,8 +93,11 @@ internal static class SparseConvBackward<TOps, TV, T>
     /// <summary>
     /// ∂x = col2im(∂P) without storing ∂P: for each row m in order (rows of zeros skipped) and each kernel row, ∂P's run
     /// of KW·C values is computed straight onto a fixed grid of whole vectors of the ∂x image row it lands on (lanes
-    /// outside the run masked to an exact +0), two kernel rows × five vectors at a time, and added there: every load of
-    /// ∂x then finds the previous store of that vector whole.
+    /// outside the run masked to an exact +0) and added there: every load of ∂x then finds the previous store of that
+    /// vector whole. Only the grid vectors the run reaches are computed, up to 5 at a time, for blocks of kernel rows
+    /// sized to the vector count (<see cref="Chunk"/>): 2 rows × 4 or 5 vectors, 3 × 3, 5 × 2 (the tutorial's 30-tap
+    /// runs at 512-bit float), 5 × 1. Vectors wholly outside the run would add only +0 to an image that starts at +0
+    /// and so never holds −0: leaving them out changes no bit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void InputGradient(in ConvGeometry g, int oc, T[] kernel, T[] dx, SparseConvScratch<T> s)
@@ -145,7 +148,6 @@ internal static class SparseConvBackward<TOps, TV, T>
         ref T values = ref s.Values[0];
         ref byte channels = ref s.Channels[0];
         int[] counts = s.Counts;
-        nint w1 = w, w2 = 2 * w, w3 = 3 * w, w4 = 4 * w;
         for (int r = 0, n = 0; n < g.N; n++)
         {
             for (int y = 0; y < g.OH; y++)
@@ -156,41 +158,30 @@ internal static class SparseConvBackward<TOps, TV, T>
                     if (count == 0) continue; // a row of zeros adds nothing
                     ref T rowValues = ref Unsafe.Add(ref values, r * oc1);
                     ref byte rowChannels = ref Unsafe.Add(ref channels, r * oc1);
-                    int start = xo * c1, first = start / w * w, last = start + run - 1;
-                    for (int kh = 0; kh < g.KH; kh += 2)
+                    ref T lines = ref Unsafe.Add(ref line0, (n * g.H + y) * rowLength); // the image row of kernel row 0
+                    int start = xo * c1, first = start / w * w, left = (start + run - 1 - first) / w + 1; // the grid's vectors
+                    for (int e = first; left > 0;)
                     {
-                        int kh1 = Math.Min(kh + 1, g.KH - 1); // past the last kernel row: kh again, not added twice
-                        ref T lineA = ref Unsafe.Add(ref line0, (n * g.H + y + kh) * rowLength);
-                        ref T lineB = ref Unsafe.Add(ref line0, (n * g.H + y + kh1) * rowLength);
-                        for (int e = first; e <= last; e += 5 * w)
+                        // Up to 5 vectors of the grid, exactly the ones the run reaches, for a block of kernel rows.
+                        int columns = Math.Min(5, left), blockRows = RowsFor(columns), i = e - start; // i: −(W − 1) … run − 1
+                        ref T mask = ref Unsafe.Add(ref masks, (i + w - 1) * w);
+                        for (int kh = 0; kh < g.KH; kh += blockRows)
                         {
-                            int i = e - start; // −(W − 1) … run − 1
-                            nint a = kh * run + i, b = kh1 * run + i;
-                            TV p0 = TOps.Zero, p1 = TOps.Zero, p2 = TOps.Zero, p3 = TOps.Zero, p4 = TOps.Zero;
-                            TV q0 = TOps.Zero, q1 = TOps.Zero, q2 = TOps.Zero, q3 = TOps.Zero, q4 = TOps.Zero;
-                            for (int t = 0; t < count; t++)
+                            ref T kr = ref Unsafe.Add(ref k0, kh * run + i);
+                            ref T line = ref Unsafe.Add(ref lines, kh * rowLength + e);
+                            int blockCount = Math.Min(blockRows, g.KH - kh);
+                            switch (columns)
                             {
-                                // ∂P[m, tap] = Σ over the nonzero ∂y[m, c], c in order, of ∂y·K[tap, c]: the GEMM's chain.
-                                ref T kr = ref Unsafe.Add(ref k0, (nint)Unsafe.Add(ref rowChannels, t) * stride);
-                                TV v = TOps.Broadcast(Unsafe.Add(ref rowValues, t));
-                                ref T ka = ref Unsafe.Add(ref kr, a);
-                                ref T kb = ref Unsafe.Add(ref kr, b);
-                                p0 = TOps.MultiplyAdd(TOps.Load(ref ka), v, p0);
-                                p1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref ka, w1)), v, p1);
-                                p2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref ka, w2)), v, p2);
-                                p3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref ka, w3)), v, p3);
-                                p4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref ka, w4)), v, p4);
-                                q0 = TOps.MultiplyAdd(TOps.Load(ref kb), v, q0);
-                                q1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref kb, w1)), v, q1);
-                                q2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref kb, w2)), v, q2);
-                                q3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref kb, w3)), v, q3);
-                                q4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref kb, w4)), v, q4);
+                                case 5: Chunk<Five>(ref kr, stride, run, ref rowValues, ref rowChannels, count, blockCount, ref line, rowLength, ref mask); break;
+                                case 4: Chunk<Four>(ref kr, stride, run, ref rowValues, ref rowChannels, count, blockCount, ref line, rowLength, ref mask); break;
+                                case 3: Chunk<Three>(ref kr, stride, run, ref rowValues, ref rowChannels, count, blockCount, ref line, rowLength, ref mask); break;
+                                case 2: Chunk<Two>(ref kr, stride, run, ref rowValues, ref rowChannels, count, blockCount, ref line, rowLength, ref mask); break;
+                                default: Chunk<One>(ref kr, stride, run, ref rowValues, ref rowChannels, count, blockCount, ref line, rowLength, ref mask); break;
                             }
-
-                            ref T mask = ref Unsafe.Add(ref masks, (i + w - 1) * w);
-                            AddMasked(ref Unsafe.Add(ref lineA, e), ref mask, p0, p1, p2, p3, p4);
-                            if (kh1 != kh) AddMasked(ref Unsafe.Add(ref lineB, e), ref mask, q0, q1, q2, q3, q4);
                         }
+
+                        e += columns * w;
+                        left -= columns;
                     }
                 }
             }
@@ -201,8 +192,9 @@ internal static class SparseConvBackward<TOps, TV, T>
 
     /// <summary>
     /// ∂K (KH·KW·C, OC) += Pᵀ·∂y over the gathered nonzeros of ∂y, x (N, H, W, C) being the forward's input. The nonzeros
-    /// are sorted by channel (rows in order); for each channel, blocks of two kernel rows × four vectors of their runs of
-    /// KW·C input pixels are summed in registers over that channel's nonzeros, stored to ∂Kᵀ, and ∂Kᵀ is added to ∂K.
+    /// are sorted by channel (rows in order); for each channel, blocks of kernel rows × up to four vectors of their runs
+    /// of KW·C input pixels (exactly the vectors a run needs: 2 rows × 4, 3 × 3, 5 × 2, 5 × 1) are summed in registers
+    /// over that channel's nonzeros, stored to ∂Kᵀ, and ∂Kᵀ is added to ∂K.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void WeightGradient(in ConvGeometry g, int oc, T[] x, T[] dk, SparseConvScratch<T> s)
@@ -243,13 +235,25 @@ internal static class SparseConvBackward<TOps, TV, T>
         ref T accT = ref s.KernelGradientT[0];
         for (int c = 0; c < oc; c++)
         {
-            for (int kh = 0; kh < g.KH; kh += 2)
+            for (int j = 0; j < vectors;)
             {
-                for (int j = 0; j < vectors; j += 4)
+                // Columns of up to 4 vectors, exactly the run's: a block of kernel rows × those columns (at most 10 sums).
+                int columns = Math.Min(4, vectors - j), blockRows = RowsFor(columns);
+                for (int kh = 0; kh < g.KH; kh += blockRows)
                 {
-                    Block(ref s.Input[kh * rowLength + j * w], rowLength, ref patches[c * rows], ref channelValues[c * rows], channelCounts[c],
-                        kh + 1 < g.KH, Math.Min(4, vectors - j), ref Unsafe.Add(ref accT, c * rowStride + kh * runStride + j * w), runStride);
+                    ref T x0 = ref s.Input[kh * rowLength + j * w];
+                    ref T destination = ref Unsafe.Add(ref accT, c * rowStride + kh * runStride + j * w);
+                    int blockCount = Math.Min(blockRows, g.KH - kh);
+                    switch (columns)
+                    {
+                        case 4: Block<Four>(ref x0, rowLength, ref patches[c * rows], ref channelValues[c * rows], channelCounts[c], blockCount, ref destination, runStride); break;
+                        case 3: Block<Three>(ref x0, rowLength, ref patches[c * rows], ref channelValues[c * rows], channelCounts[c], blockCount, ref destination, runStride); break;
+                        case 2: Block<Two>(ref x0, rowLength, ref patches[c * rows], ref channelValues[c * rows], channelCounts[c], blockCount, ref destination, runStride); break;
+                        default: Block<One>(ref x0, rowLength, ref patches[c * rows], ref channelValues[c * rows], channelCounts[c], blockCount, ref destination, runStride); break;
+                    }
                 }
+
+                j += columns;
             }
         }
 
@@ -267,35 +271,71 @@ internal static class SparseConvBackward<TOps, TV, T>
     }
 
     /// <summary>
-    /// Σ over one channel's nonzeros, in order, of value × four vectors at the patch (row a) and one image row below
-    /// (row b, when <paramref name="second"/>), from zero; the first <paramref name="columns"/> vectors of each row stored.
+    /// Kernel rows in a block of <paramref name="columns"/> vectors: at most 10 sums, so 16 registers hold them with a
+    /// broadcast and a loaded vector, and at least 8 chains are in flight where the columns allow (5 × 1 has 5).
+    /// </summary>
+    private static int RowsFor(int columns) => columns switch { >= 4 => 2, 3 => 3, _ => 5 };
+
+    /// <summary>
+    /// Σ over one channel's nonzeros, in order, of value × <typeparamref name="TColumns"/> vectors at the patch (row 0)
+    /// and at the next image rows (rows 1 … <paramref name="rows"/> − 1, at most <see cref="RowsFor"/> of the columns),
+    /// from zero; stored at <paramref name="destination"/>, row r at r·<paramref name="rowStride"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block(ref T x0, int rowLength, ref int patches, ref T values, int count, bool second, int columns, ref T destination, int rowStride)
+    private static void Block<TColumns>(ref T x0, int rowLength, ref int patches, ref T values, int count, int rows, ref T destination, int rowStride)
+        where TColumns : struct, IFixedCount
     {
-        nint w = TOps.Count, row = rowLength;
+        int v = TColumns.Count; // a constant for the JIT: the unused sums and branches disappear
+        nint w = TOps.Count, row1 = rowLength, row2 = 2 * row1, row3 = 3 * row1, row4 = 4 * row1;
         TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
         TV b0 = TOps.Zero, b1 = TOps.Zero, b2 = TOps.Zero, b3 = TOps.Zero;
+        TV c0 = TOps.Zero, c1 = TOps.Zero, c2 = TOps.Zero;
+        TV d0 = TOps.Zero, d1 = TOps.Zero, e0 = TOps.Zero, e1 = TOps.Zero;
         for (int i = 0; i < count; i++)
         {
             ref T p = ref Unsafe.Add(ref x0, Unsafe.Add(ref patches, i));
-            TV v = TOps.Broadcast(Unsafe.Add(ref values, i));
-            a0 = TOps.MultiplyAdd(TOps.Load(ref p), v, a0);
-            a1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w)), v, a1);
-            a2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 2 * w)), v, a2);
-            a3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 3 * w)), v, a3);
-            if (second)
+            TV s = TOps.Broadcast(Unsafe.Add(ref values, i));
+            a0 = TOps.MultiplyAdd(TOps.Load(ref p), s, a0);
+            if (v > 1) a1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w)), s, a1);
+            if (v > 2) a2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 2 * w)), s, a2);
+            if (v > 3) a3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 3 * w)), s, a3);
+            if (rows > 1)
             {
-                ref T q = ref Unsafe.Add(ref p, row);
-                b0 = TOps.MultiplyAdd(TOps.Load(ref q), v, b0);
-                b1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), v, b1);
-                b2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 2 * w)), v, b2);
-                b3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 3 * w)), v, b3);
+                ref T q = ref Unsafe.Add(ref p, row1);
+                b0 = TOps.MultiplyAdd(TOps.Load(ref q), s, b0);
+                if (v > 1) b1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, b1);
+                if (v > 2) b2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 2 * w)), s, b2);
+                if (v > 3) b3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 3 * w)), s, b3);
+            }
+
+            if (v < 4 && rows > 2)
+            {
+                ref T q = ref Unsafe.Add(ref p, row2);
+                c0 = TOps.MultiplyAdd(TOps.Load(ref q), s, c0);
+                if (v > 1) c1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, c1);
+                if (v > 2) c2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 2 * w)), s, c2);
+            }
+
+            if (v < 3 && rows > 3)
+            {
+                ref T q = ref Unsafe.Add(ref p, row3);
+                d0 = TOps.MultiplyAdd(TOps.Load(ref q), s, d0);
+                if (v > 1) d1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, d1);
+            }
+
+            if (v < 3 && rows > 4)
+            {
+                ref T q = ref Unsafe.Add(ref p, row4);
+                e0 = TOps.MultiplyAdd(TOps.Load(ref q), s, e0);
+                if (v > 1) e1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, e1);
             }
         }
 
-        StoreColumns(ref destination, columns, a0, a1, a2, a3);
-        if (second) StoreColumns(ref Unsafe.Add(ref destination, rowStride), columns, b0, b1, b2, b3);
+        StoreColumns(ref destination, v, a0, a1, a2, a3);
+        if (rows > 1) StoreColumns(ref Unsafe.Add(ref destination, rowStride), v, b0, b1, b2, b3);
+        if (v < 4 && rows > 2) StoreColumns(ref Unsafe.Add(ref destination, 2 * rowStride), v, c0, c1, c2, c2);
+        if (v < 3 && rows > 3) StoreColumns(ref Unsafe.Add(ref destination, 3 * rowStride), v, d0, d1, d1, d1);
+        if (v < 3 && rows > 4) StoreColumns(ref Unsafe.Add(ref destination, 4 * rowStride), v, e0, e1, e1, e1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -308,16 +348,82 @@ internal static class SparseConvBackward<TOps, TV, T>
         if (columns > 3) TOps.Store(v3, ref Unsafe.Add(ref destination, 3 * w));
     }
 
-    /// <summary>line[j·W …] += p_j masked by the mask W·W lanes on, j = 0 … 4 (masked lanes add an exact +0).</summary>
+    /// <summary>
+    /// ∂P's values at <typeparamref name="TColumns"/> grid vectors of kernel rows 0 … <paramref name="rows"/> − 1 (at most
+    /// <see cref="RowsFor"/> of the columns) for one output pixel: for each, Σ over its nonzero ∂y, channels in order,
+    /// of ∂y·Kᵀ (the GEMM's chain, from zero), read at <paramref name="k"/> + row·<paramref name="run"/> of the channel's
+    /// row of Kᵀ; then added, masked to the run, onto the ∂x image rows at <paramref name="line"/> + row·<paramref name="rowLength"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Chunk<TColumns>(ref T k, int stride, int run, ref T values, ref byte channels, int count, int rows, ref T line, int rowLength, ref T mask)
+        where TColumns : struct, IFixedCount
+    {
+        int v = TColumns.Count; // a constant for the JIT: the unused sums and branches disappear
+        nint w = TOps.Count, run1 = run, run2 = 2 * run1, run3 = 3 * run1, run4 = 4 * run1;
+        TV a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero, a4 = TOps.Zero;
+        TV b0 = TOps.Zero, b1 = TOps.Zero, b2 = TOps.Zero, b3 = TOps.Zero, b4 = TOps.Zero;
+        TV c0 = TOps.Zero, c1 = TOps.Zero, c2 = TOps.Zero;
+        TV d0 = TOps.Zero, d1 = TOps.Zero, e0 = TOps.Zero, e1 = TOps.Zero;
+        for (int t = 0; t < count; t++)
+        {
+            ref T p = ref Unsafe.Add(ref k, (nint)Unsafe.Add(ref channels, t) * stride);
+            TV s = TOps.Broadcast(Unsafe.Add(ref values, t));
+            a0 = TOps.MultiplyAdd(TOps.Load(ref p), s, a0);
+            if (v > 1) a1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, w)), s, a1);
+            if (v > 2) a2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 2 * w)), s, a2);
+            if (v > 3) a3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 3 * w)), s, a3);
+            if (v > 4) a4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref p, 4 * w)), s, a4);
+            if (rows > 1)
+            {
+                ref T q = ref Unsafe.Add(ref p, run1);
+                b0 = TOps.MultiplyAdd(TOps.Load(ref q), s, b0);
+                if (v > 1) b1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, b1);
+                if (v > 2) b2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 2 * w)), s, b2);
+                if (v > 3) b3 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 3 * w)), s, b3);
+                if (v > 4) b4 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 4 * w)), s, b4);
+            }
+
+            if (v < 4 && rows > 2)
+            {
+                ref T q = ref Unsafe.Add(ref p, run2);
+                c0 = TOps.MultiplyAdd(TOps.Load(ref q), s, c0);
+                if (v > 1) c1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, c1);
+                if (v > 2) c2 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, 2 * w)), s, c2);
+            }
+
+            if (v < 3 && rows > 3)
+            {
+                ref T q = ref Unsafe.Add(ref p, run3);
+                d0 = TOps.MultiplyAdd(TOps.Load(ref q), s, d0);
+                if (v > 1) d1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, d1);
+            }
+
+            if (v < 3 && rows > 4)
+            {
+                ref T q = ref Unsafe.Add(ref p, run4);
+                e0 = TOps.MultiplyAdd(TOps.Load(ref q), s, e0);
+                if (v > 1) e1 = TOps.MultiplyAdd(TOps.Load(ref Unsafe.Add(ref q, w)), s, e1);
+            }
+        }
+
+        nint line1 = rowLength;
+        AddMasked(ref line, ref mask, v, a0, a1, a2, a3, a4);
+        if (rows > 1) AddMasked(ref Unsafe.Add(ref line, line1), ref mask, v, b0, b1, b2, b3, b4);
+        if (v < 4 && rows > 2) AddMasked(ref Unsafe.Add(ref line, 2 * line1), ref mask, v, c0, c1, c2, c2, c2);
+        if (v < 3 && rows > 3) AddMasked(ref Unsafe.Add(ref line, 3 * line1), ref mask, v, d0, d1, d1, d1, d1);
+        if (v < 3 && rows > 4) AddMasked(ref Unsafe.Add(ref line, 4 * line1), ref mask, v, e0, e1, e1, e1, e1);
+    }
+
+    /// <summary>line[j·W …] += p_j masked by the mask W·W lanes on, j = 0 … <paramref name="columns"/> − 1 (masked lanes add an exact +0).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddMasked(ref T line, ref T mask, TV p0, TV p1, TV p2, TV p3, TV p4)
+    private static void AddMasked(ref T line, ref T mask, int columns, TV p0, TV p1, TV p2, TV p3, TV p4)
     {
         int w = TOps.Count; // vector j starts W·j further into the run: its mask W·W lanes further on
         Add(ref line, TOps.And(TOps.Load(ref mask), p0));
-        Add(ref Unsafe.Add(ref line, w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, w * w)), p1));
-        Add(ref Unsafe.Add(ref line, 2 * w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, 2 * w * w)), p2));
-        Add(ref Unsafe.Add(ref line, 3 * w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, 3 * w * w)), p3));
-        Add(ref Unsafe.Add(ref line, 4 * w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, 4 * w * w)), p4));
+        if (columns > 1) Add(ref Unsafe.Add(ref line, w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, w * w)), p1));
+        if (columns > 2) Add(ref Unsafe.Add(ref line, 2 * w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, 2 * w * w)), p2));
+        if (columns > 3) Add(ref Unsafe.Add(ref line, 3 * w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, 3 * w * w)), p3));
+        if (columns > 4) Add(ref Unsafe.Add(ref line, 4 * w), TOps.And(TOps.Load(ref Unsafe.Add(ref mask, 4 * w * w)), p4));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
