@@ -104,7 +104,10 @@ internal static partial class ConvReluPool<TOps, TV, T>
                     lowerCount += Unsafe.Add(ref row, 3);
                 }
 
-                for (int i = 0; i < lowerCount; i++)
+                // All PW slots, whatever lowerCount is: a loop of fixed length is predicted, one that ends after
+                // lowerCount (data) is not; the entries past lowerCount land past the list's end, where nothing reads.
+                // Reading ahead of the writes (count < lower), so no entry is overwritten before it is copied.
+                for (int i = 0; i < pw; i++)
                 {
                     Unsafe.Add(ref p0, count + i) = Unsafe.Add(ref p0, lower + i);
                     Unsafe.Add(ref v0, count + i) = Unsafe.Add(ref v0, lower + i);
