@@ -379,21 +379,21 @@ internal static class DirectConvBackward<TOps, TV, T>
     {
         switch (count)
         {
-            case 1: Sweep<Rows1>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            case 2: Sweep<Rows2>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            case 3: Sweep<Rows3>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            case 4: Sweep<Rows4>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            case 5: Sweep<Rows5>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            case 6: Sweep<Rows6>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            case 7: Sweep<Rows7>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            case 8: Sweep<Rows8>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
-            default: Sweep<Rows9>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 1: Sweep<One>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 2: Sweep<Two>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 3: Sweep<Three>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 4: Sweep<Four>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 5: Sweep<Five>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 6: Sweep<Six>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 7: Sweep<Seven>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            case 8: Sweep<Eight>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
+            default: Sweep<Nine>(ref s, sources, sStep, sJump, ref u, vectors, uStep, inner, outer, ref tile, rows, columns); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Sweep<TR>(ref T s, ReadOnlySpan<nint> sources, nint sStep, nint sJump, ref T u, ReadOnlySpan<nint> vectors, nint uStep,
-        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns) where TR : struct, IRowCount
+        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns) where TR : struct, IFixedCount
     {
         int v = 0, most = TR.Count <= Rows ? MostVectors : 2;
         for (; vectors.Length - v >= 4 && most >= 4; v += 4)
@@ -420,7 +420,7 @@ internal static class DirectConvBackward<TOps, TV, T>
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block4<TR>(ref T s, ReadOnlySpan<nint> sources, nint sStep, nint sJump, ref T u, ReadOnlySpan<nint> vectors, nint uStep,
-        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns) where TR : struct, IRowCount
+        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns) where TR : struct, IFixedCount
     {
         int n = TR.Count;
         nint u0 = vectors[0], u1 = vectors[1], u2 = vectors[2], u3 = vectors[3];
@@ -495,7 +495,7 @@ internal static class DirectConvBackward<TOps, TV, T>
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block2<TR>(ref T s, ReadOnlySpan<nint> sources, nint sStep, nint sJump, ref T u, ReadOnlySpan<nint> vectors, nint uStep,
-        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns) where TR : struct, IRowCount
+        int inner, int outer, ref T tile, ReadOnlySpan<nint> rows, ReadOnlySpan<nint> columns) where TR : struct, IFixedCount
     {
         int n = TR.Count;
         nint u0 = vectors[0], u1 = vectors[1], c0 = columns[0], c1 = columns[1];
@@ -702,19 +702,3 @@ internal static class InputSchedule
         return classes;
     }
 }
-
-/// <summary>A register block's row count: a constant in each instantiation of a kernel generic over it (struct type arguments are compiled one by one).</summary>
-internal interface IRowCount
-{
-    static abstract int Count { get; }
-}
-
-internal readonly struct Rows1 : IRowCount { public static int Count => 1; }
-internal readonly struct Rows2 : IRowCount { public static int Count => 2; }
-internal readonly struct Rows3 : IRowCount { public static int Count => 3; }
-internal readonly struct Rows4 : IRowCount { public static int Count => 4; }
-internal readonly struct Rows5 : IRowCount { public static int Count => 5; }
-internal readonly struct Rows6 : IRowCount { public static int Count => 6; }
-internal readonly struct Rows7 : IRowCount { public static int Count => 7; }
-internal readonly struct Rows8 : IRowCount { public static int Count => 8; }
-internal readonly struct Rows9 : IRowCount { public static int Count => 9; }
