@@ -16,7 +16,7 @@ namespace LeNetSharp.Kernels;
 /// <item>single-channel inputs keep the patch matrix transposed, Pᵀ (K, M): built from contiguous runs and multiplied
 /// along its long side;</item>
 /// <item>backward from ∂y's nonzeros (<see cref="SparseConvBackward{TOps, TV, T}"/>) for stride 1 and no padding, without
-/// the patch matrix or ∂P.</item>
+/// the patch matrix or ∂P, where x (for ∂K) and K (for ∂x) are finite: it leaves out the 0·∞ terms the GEMM turns into NaN.</item>
 /// </list>
 /// It uses the layer's own parameters and settings, so training, saving and loading see no difference.
 /// </summary>
@@ -99,7 +99,8 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         var inputGrad = Tensor<T>.Reuse(ref _inputGrad, g.N, g.H, g.W, g.C);
         if (_input is { } x)
         {
-            _input = null;
+            // x stays for another backward of the same forward (the patches built here would do, but a direct
+            // backward reads x itself).
             if (SparseBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
             if (DirectBackward(dy, g, x.Data, inputGrad.Data)) return inputGrad;
             if (TransposedPatches) Im2Col.ForwardTransposed<T>(x.Data, g, Tensor<T>.Reuse(ref _patches, k, m).Data);
@@ -145,7 +146,13 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     /// path's result (<see cref="SparseConvBackward{TOps, TV, T}"/>); with <paramref name="x"/> null ∂x only (the caller
     /// has added ∂K and ∂b). False when the shape is not one it takes (nothing is written then).
     /// </summary>
-    private bool SparseBackward(T[] dy, in ConvGeometry g, T[]? x, T[] dx) => _bits switch
+    /// <remarks>
+    /// It leaves out the terms where ∂y is exactly 0, which the GEMM path turns into NaN where x (for ∂K) or K (for ∂x)
+    /// holds a NaN or ±∞: such inputs and weights take the other paths, so that every width gives the layer's bits
+    /// whichever path its forward took.
+    /// </remarks>
+    private bool SparseBackward(T[] dy, in ConvGeometry g, T[]? x, T[] dx) =>
+        (x is null ? true : VectorOps.AllFinite<T>(x)) && (x is not null && !_conv.ComputeInputGradient || VectorOps.AllFinite<T>(_conv.Weight.Value.Data)) && _bits switch
     {
         512 => SparseBackward<Simd512<T>, Vector512<T>>(dy, g, x, dx),
         256 => SparseBackward<Simd256<T>, Vector256<T>>(dy, g, x, dx),

@@ -150,6 +150,24 @@ internal static class VectorOps
         for (; i < w.Length; i++) Unsafe.Add(ref ws, i) -= scale * Unsafe.Add(ref gs, i);
     }
 
+    /// <summary>True when no element is NaN or ±∞ (x·0 is 0 for each finite x and NaN otherwise).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
+    public static bool AllFinite<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ref T xs = ref MemoryMarshal.GetReference(x);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && x.Length >= Vector<T>.Count)
+        {
+            var sum = Vector<T>.Zero;
+            for (; i + Vector<T>.Count <= x.Length; i += Vector<T>.Count) sum += Vector.LoadUnsafe(ref xs, (nuint)i) * Vector<T>.Zero;
+            if (sum != Vector<T>.Zero) return false;
+        }
+
+        T tail = T.Zero;
+        for (; i < x.Length; i++) tail += Unsafe.Add(ref xs, i) * T.Zero;
+        return tail == T.Zero;
+    }
+
     /// <summary>x = scale·x.</summary>
     public static void Scale<T>(Span<T> x, T scale) where T : unmanaged, INumber<T>
     {
