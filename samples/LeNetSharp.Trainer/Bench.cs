@@ -330,7 +330,7 @@ internal static class Bench
             string times = string.Join(", ", c.Times.Select(m => string.Create(CultureInfo.InvariantCulture, $"{m.Bits}-bit {m.Microseconds:F1} µs")));
             string chosen = c.Widths.Count == 1 ? $"{c.Widths[0]} bits" : $"{string.Join(" and ", c.Widths)} bits by layer ({string.Join(" ", c.LayerBits)})";
             stdout.WriteLine($"vector width measured for {what[1].ToLowerInvariant()} in {element} on input {what[2]}: {chosen}"
-                + (c.Times.Count == 0 ? " (not timed: the network could not be copied)"
+                + (c.Times.Count == 0 ? " (not timed: the network's copy could not be run)"
                     : string.Create(CultureInfo.InvariantCulture, $" (a batch as the sum of each step's best of 9 rounds: {times}; as chosen {c.Microseconds:F1} µs)")));
         }
     }

@@ -296,10 +296,11 @@ public static class Program
 
         // An image folder without a test split is measured on the held-out images, or on the training images themselves.
         string split = test is not null ? "test" : validation is not null ? "validation" : "training";
+        string ranAt = RanAt(network);
         Evaluate(o, stdout, network, history, test ?? validation ?? train, save: () =>
         {
             SaveModel(network, o.Model);
-            stdout.WriteLine($"saved {o.Model}{RanAt(network)}");
+            stdout.WriteLine($"saved {o.Model}{ranAt}");
         }, split);
         return 0;
     }
@@ -346,9 +347,20 @@ public static class Program
     /// " (trained at 256-bit vectors, measured fastest here)", or " (trained at 512- and 256-bit vectors, …)" when the steps
     /// ran at different widths: the widths of the SIMD backend's last plan, or "".
     /// </summary>
-    internal static string RanAt(LeNetSharp.Layers.Sequential<float> network) => network.Runner.LastPlan is { Bits: > 0 } plan
-        ? $" (trained at {string.Join("- and ", plan.Widths)}-bit vectors{(network.Backend == LeNetSharp.Compute.ComputeBackend.Simd ? ", measured fastest here" : "")})"
-        : "";
+    /// <remarks>
+    /// Read from the network's training plans, not its last one: an evaluation after training (validation, --report)
+    /// runs inference plans, whose widths are measured apart. "measured fastest here" only where every training plan's
+    /// widths were timed (not for a network that could not be copied, nor on a CPU with one width).
+    /// </remarks>
+    internal static string RanAt(LeNetSharp.Layers.Sequential<float> network)
+    {
+        var plans = network.Runner.Plans.Where(p => p.Mode == LeNetSharp.Compute.PlanMode.Training && p.Bits > 0).ToArray();
+        if (plans.Length == 0) return "";
+        var widths = plans.SelectMany(p => p.Widths).Distinct().OrderDescending();
+        bool measured = network.Backend == LeNetSharp.Compute.ComputeBackend.Simd
+            && plans.All(p => LeNetSharp.Compute.WidthCalibration.Measured(network, p.InputShape, p.Mode));
+        return $" (trained at {string.Join("- and ", widths)}-bit vectors{(measured ? ", measured fastest here" : "")})";
+    }
 }
 
 /// <summary>SIGINT (Ctrl-C) and SIGTERM cancel a token instead of killing the process, once; a second signal kills it.</summary>

@@ -584,6 +584,34 @@ public sealed class LayerRegistryHostileTests : TempDirectoryTest
         Train(ComputeBackend.Simd).Should().Equal(Train(ComputeBackend.SimdWithWidth(128)), "every width gives the same bits");
     }
 
+    /// <summary>
+    /// The trainer's "saved … (trained at N-bit vectors, measured fastest here)" names the widths of the training plans,
+    /// not of an evaluation run after them, and says "measured" only when they were: not for a network that could not
+    /// be copied, and not when the CPU has one width.
+    /// </summary>
+    [Theory]
+    [InlineData("copyable")]
+    [InlineData("throws NotSupportedException")]
+    [InlineData("returns a copy that fails")]
+    public void The_trainers_width_line_names_the_training_plans_and_says_measured_only_when_they_were(string how)
+    {
+        var random = new Random(6);
+        ILayer<float> middle = how == "copyable" ? new Relu<float>() : new Uncopyable(how);
+        var net = new Sequential<float>(new Conv<float>(1, 4, 3, 3, random), new Relu<float>(), middle, new MaxPool2x2<float>(),
+            new Flatten<float>(), new Linear<float>(36, 3, random)) { Backend = ComputeBackend.Simd };
+        using (var trainer = new Trainer<float>(net, new TrainingOptions { Epochs = 1, BatchSize = 4, Seed = 2 }))
+        {
+            trainer.Train(TestData.RandomImages(24, 5));
+        }
+
+        var widths = net.Runner.Plans.Where(p => p.Mode == PlanMode.Training).SelectMany(p => p.Widths).Distinct().OrderDescending();
+        bool measured = how == "copyable" && ComputeBackend.AcceleratedWidths.Count > 1;
+        string line = Trainer.Program.RanAt(net);
+        line.Should().Be($" (trained at {string.Join("- and ", widths)}-bit vectors{(measured ? ", measured fastest here" : "")})");
+        Evaluator.Evaluate(net, TestData.RandomImages(40, 5)); // inference plans of their own
+        Trainer.Program.RanAt(net).Should().Be(line, "an evaluation after training does not change what training ran at");
+    }
+
     public static TheoryData<string, string> BadClones => new()
     {
         { "returns itself", "Layer 'uncopyable (returns itself)' (Uncopyable): Clone returned the layer itself, not a copy." },

@@ -47,6 +47,9 @@ internal sealed class ExecutionPlan<T> where T : unmanaged, IFloatingPointIeee75
 
     public PlanMode Mode { get; }
 
+    /// <summary>The input shape the plan was built for, batch first.</summary>
+    public ReadOnlySpan<int> InputShape => _inputShape;
+
     /// <summary>The widest vector width a step runs at, or 0 for the reference backend.</summary>
     public int Bits { get; }
 

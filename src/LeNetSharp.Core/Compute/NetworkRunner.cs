@@ -53,6 +53,9 @@ internal sealed class NetworkRunner<T> where T : unmanaged, IFloatingPointIeee75
         }
     }
 
+    /// <summary>The plans kept, oldest first (for tests and the samples' reports).</summary>
+    public IReadOnlyList<ExecutionPlan<T>> Plans => _plans;
+
     /// <summary>The plan of the last forward (for tests and benchmarks), or null.</summary>
     public ExecutionPlan<T>? LastPlan => _last;
 

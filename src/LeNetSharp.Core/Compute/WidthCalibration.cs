@@ -50,6 +50,16 @@ internal static class WidthCalibration
     /// <summary>Every calibration made in this process (for benchmarks and tests).</summary>
     internal static IEnumerable<Calibration> All => Choices.Values.Where(l => l.IsValueCreated).Select(l => l.Value);
 
+    /// <summary>
+    /// Whether the widths of <paramref name="network"/>'s plan for <paramref name="shape"/> and <paramref name="mode"/> were
+    /// timed (false when the network could not be copied or its copy failed to run, and on a CPU with one width).
+    /// </summary>
+    internal static bool Measured<T>(Sequential<T> network, ReadOnlySpan<int> shape, PlanMode mode) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        string key = Key(network, shape, mode == PlanMode.LayerByLayer ? PlanMode.Inference : mode);
+        return Choices.TryGetValue(key, out var known) && known.IsValueCreated && known.Value.Times.Count > 0;
+    }
+
     /// <summary>The width for the step starting at each layer of <paramref name="network"/>, running <paramref name="input"/>'s shape in <paramref name="mode"/>.</summary>
     public static int[] Choose<T>(Sequential<T> network, Tensor<T> input, PlanMode mode) where T : unmanaged, IFloatingPointIeee754<T>
     {
