@@ -347,8 +347,12 @@ public static class Program
     /// ran at different widths: the widths of the SIMD backend's last plan, or "".
     /// </summary>
     internal static string RanAt(LeNetSharp.Layers.Sequential<float> network) => network.Runner.LastPlan is { Bits: > 0 } plan
-        ? $" (trained at {string.Join("- and ", plan.Widths)}-bit vectors{(network.Backend == LeNetSharp.Compute.ComputeBackend.Simd ? ", measured fastest here" : "")})"
+        ? RanAt(plan.Widths, measured: network.Backend == LeNetSharp.Compute.ComputeBackend.Simd)
         : "";
+
+    /// <summary>" (trained at 512- and 256-bit vectors, measured fastest here)" for <paramref name="widths"/> (widest first).</summary>
+    internal static string RanAt(IReadOnlyList<int> widths, bool measured) =>
+        $" (trained at {LeNetSharp.Compute.WidthNames.Bits(widths)} vectors{(measured ? ", measured fastest here" : "")})";
 }
 
 /// <summary>SIGINT (Ctrl-C) and SIGTERM cancel a token instead of killing the process, once; a second signal kills it.</summary>
