@@ -48,8 +48,8 @@ internal static class Bench
         for (int s = 0; s < warmup; s++) trainer.Step(train, order.AsSpan(Offset(s), batch)); // warm-up: JIT tiers and buffers
 
         // Timed in chunks too: the median chunk is what the code does when no other process takes the core. The
-        // tutorial's 200 steps of 3 images; a twentieth of the run (at most 200 steps) for the others.
-        int chunk = extended ? Math.Clamp(steps / 20, 1, 200) : 200;
+        // tutorial's 200 steps of 3 images; a twentieth of the run (at most 200 steps) for the others; never more than the run.
+        int chunk = Math.Min(steps, extended ? Math.Clamp(steps / 20, 1, 200) : 200);
         var chunkRates = new List<double>();
         var process = Process.GetCurrentProcess();
         TimeSpan Cpu() { process.Refresh(); return process.TotalProcessorTime; }
@@ -328,7 +328,7 @@ internal static class Bench
             string[] what = c.Key[..c.Key.IndexOf(':')].Split(' ', 3);
             string element = what[0] == nameof(Single) ? "float" : what[0] == nameof(Double) ? "double" : what[0];
             string times = string.Join(", ", c.Times.Select(m => string.Create(CultureInfo.InvariantCulture, $"{m.Bits}-bit {m.Microseconds:F1} µs")));
-            string chosen = c.Widths.Count == 1 ? $"{c.Widths[0]} bits" : $"{string.Join(" and ", c.Widths)} bits by layer ({string.Join(" ", c.LayerBits)})";
+            string chosen = c.Widths.Count == 1 ? $"{c.Widths[0]} bits" : $"{LeNetSharp.Compute.WidthNames.List(c.Widths.Select(b => b.ToString(CultureInfo.InvariantCulture)))} bits by layer ({string.Join(" ", c.LayerBits)})";
             stdout.WriteLine($"vector width measured for {what[1].ToLowerInvariant()} in {element} on input {what[2]}: {chosen}"
                 + (c.Times.Count == 0 ? " (not timed: the network's copy could not be run)"
                     : string.Create(CultureInfo.InvariantCulture, $" (a batch as the sum of each step's best of 9 rounds: {times}; as chosen {c.Microseconds:F1} µs)")));

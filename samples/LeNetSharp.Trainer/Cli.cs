@@ -259,7 +259,7 @@ internal sealed class Cli
 
         Verb("fetch", "Fetch MNIST into the data folder (verified by SHA-256)", _mnistData);
         Verb("train", "Train (a new LeNet, or --arch FILE from its weights), save the model, evaluate it on the test images (MNIST's 10,000, or an image folder's)", training);
-        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx LeNet) on the test images (MNIST's, or an image folder's)", _data, _size, _channels, _model, _inferBatch, _threads, _backend, _report);
+        Verb("eval", "Evaluate a saved model (or a tutorial .npz weight file, or an .onnx network) on the test images (MNIST's, or an image folder's)", _data, _size, _channels, _model, _inferBatch, _threads, _backend, _report);
         Verb("export", "Convert --model to --to (model file, the tutorial's .npz weights, .onnx)", _model, _to);
         Verb("predict", "Read the digit in each picture (preprocessed like MNIST: inverted if dark on light, cropped, scaled, centred); "
             + "with a model trained on an image folder, name the class of each (the picture resized as in training)", _model, _json)

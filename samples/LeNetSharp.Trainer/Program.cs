@@ -344,8 +344,8 @@ public static class Program
     }
 
     /// <summary>
-    /// " (trained at 256-bit vectors, measured fastest here)", or " (trained at 512- and 256-bit vectors, …)" when the steps
-    /// ran at different widths: the widths of the SIMD backend's last plan, or "".
+    /// " (trained at 512-bit vectors, measured fastest here)", or " (trained at 512- and 256-bit vectors, …)" when the steps
+    /// ran at different widths: the widths of the SIMD backend's training plans, or "".
     /// </summary>
     /// <remarks>
     /// Read from the network's training plans, not its last one: an evaluation after training (validation, --report)
@@ -356,11 +356,15 @@ public static class Program
     {
         var plans = network.Runner.Plans.Where(p => p.Mode == LeNetSharp.Compute.PlanMode.Training && p.Bits > 0).ToArray();
         if (plans.Length == 0) return "";
-        var widths = plans.SelectMany(p => p.Widths).Distinct().OrderDescending();
+        var widths = plans.SelectMany(p => p.Widths).Distinct().OrderDescending().ToArray();
         bool measured = network.Backend == LeNetSharp.Compute.ComputeBackend.Simd
             && plans.All(p => LeNetSharp.Compute.WidthCalibration.Measured(network, p.InputShape, p.Mode));
-        return $" (trained at {string.Join("- and ", widths)}-bit vectors{(measured ? ", measured fastest here" : "")})";
+        return RanAt(widths, measured);
     }
+
+    /// <summary>" (trained at 512- and 256-bit vectors, measured fastest here)" for <paramref name="widths"/> (widest first).</summary>
+    internal static string RanAt(IReadOnlyList<int> widths, bool measured) =>
+        $" (trained at {LeNetSharp.Compute.WidthNames.Bits(widths)} vectors{(measured ? ", measured fastest here" : "")})";
 }
 
 /// <summary>SIGINT (Ctrl-C) and SIGTERM cancel a token instead of killing the process, once; a second signal kills it.</summary>

@@ -51,6 +51,21 @@ public class ComputeBackendTests
         net.Runner.LastPlan.Should().BeSameAs(training, "a plan is built once per shape and mode, then replayed");
     }
 
+    [WidthFact(512)]
+    public void A_plan_of_three_widths_lists_them_as_a_sentence_would_in_its_name_and_in_the_trainers_saved_line()
+    {
+        // LeNet's layers: conv1 → relu → pool (one fused step) at 512, conv2 → relu → pool → flatten at 256, the Linear at 128.
+        var plan = SimdBackend.Build(LeNet.Create<float>(1), [3, 28, 28, 1], PlanMode.Training, [512, 512, 512, 256, 256, 256, 256, 128]);
+        plan.Widths.Should().Equal(512, 256, 128);
+        plan.Backend.Should().Be("simd (Vector512, Vector256 and Vector128 by step)");
+        LeNetSharp.Trainer.Program.RanAt(plan.Widths, measured: true).Should().Be(" (trained at 512-, 256- and 128-bit vectors, measured fastest here)");
+        LeNetSharp.Trainer.Program.RanAt([512, 256], measured: true).Should().Be(" (trained at 512- and 256-bit vectors, measured fastest here)");
+        LeNetSharp.Trainer.Program.RanAt([256], measured: false).Should().Be(" (trained at 256-bit vectors)");
+        WidthNames.List(["512", "256", "128"]).Should().Be("512, 256 and 128");
+        WidthNames.List(["Vector256"]).Should().Be("Vector256");
+        WidthNames.List([]).Should().BeEmpty();
+    }
+
     [Fact]
     public void The_measured_widths_are_ones_this_cpu_runs_one_per_step_remembered_and_shared_by_networks_of_the_same_layers()
     {

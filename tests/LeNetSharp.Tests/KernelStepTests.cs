@@ -804,7 +804,7 @@ public partial class KernelStepTests
         }
 
         var (measured, plan) = Train(ComputeBackend.Simd);
-        plan.Should().MatchRegex(@"^simd \(Vector(128|256|512)( and Vector(128|256) by step)?\)$", "one width, or several chosen step by step");
+        plan.Should().MatchRegex(@"^simd \(Vector(128|256|512)((, Vector256)? and Vector(128|256) by step)?\)$", "one width, or several chosen step by step");
         foreach (int bits in ComputeBackend.AcceleratedWidths)
         {
             SameBits(Train(ComputeBackend.SimdWithWidth(bits)).Weights, measured, $"LeNet trained at {bits} bits against the measured width ({plan})");

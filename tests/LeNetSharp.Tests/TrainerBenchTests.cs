@@ -117,6 +117,14 @@ public sealed class TrainerBenchTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Bench_of_lenet_with_fewer_steps_than_its_chunk_times_one_chunk_of_the_whole_run()
+    {
+        string data = TestData.SyntheticIdx(Path.Combine(Dir, "data"), 64, 16);
+        var lines = Bench("--data", data, "--steps", "5");
+        lines.Should().ContainMatch("train (1.28 MFLOP/image): * images/s, *; median of 5-step chunks *", "the tutorial's 200-step chunk is longer than the run");
+    }
+
+    [Fact]
     public void Bench_arch_of_another_image_size_runs_on_synthetic_images_and_says_so()
     {
         var random = new Random(2);

@@ -157,7 +157,7 @@ internal sealed class SimdBackend(int? bits) : ComputeBackend
         var stepBits = new int[steps.Length];
         for (int s = 0, layer = 0; s < steps.Length; layer += steps[s].LayerCount, s++) stepBits[s] = layerBits[layer];
         var widths = stepBits.Distinct().OrderDescending().Select(b => $"Vector{b}").ToArray();
-        string name = widths.Length == 1 ? $"simd ({widths[0]})" : $"simd ({string.Join(" and ", widths)} by step)";
+        string name = widths.Length == 1 ? $"simd ({widths[0]})" : $"simd ({WidthNames.List(widths)} by step)";
         return new ExecutionPlan<T>(inputShape, mode, steps, stepBits, name);
     }
 }
