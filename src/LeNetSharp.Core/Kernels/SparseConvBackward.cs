@@ -401,7 +401,7 @@ internal static class SparseConvBackward<TOps, TV, T>
 
     /// <summary>
     /// Between K (KH·run, OC) and Kᵀ (OC rows of KH runs, each padded with zeros to <paramref name="runStride"/>):
-    /// Kᵀ from K, or with <paramref name="add"/> K += Kᵀ (one rounding each; the padding is not read).
+    /// Kᵀ from K, or with <paramref name="add"/> K += Kᵀ (one rounding each; nothing of the padding reaches K).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Transpose(ref T k, int oc, int run, int kh1, int runStride, ref T kt, bool add)
