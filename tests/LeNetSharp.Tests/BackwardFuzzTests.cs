@@ -205,6 +205,7 @@ public class BackwardFuzzTests
     [Theory]
     [InlineData(128)]
     [InlineData(256)]
+    [InlineData(512)]
     public void Two_backward_calls_accumulate_as_the_gemm_path(int bits)
     {
         if (SimdWidths.SkipReason(bits) is not null) return;
@@ -239,6 +240,8 @@ public class BackwardFuzzTests
     [Theory]
     [InlineData(256, 128)]
     [InlineData(128, 256)]
+    [InlineData(512, 256)]
+    [InlineData(256, 512)]
     public void Conv_input_gradient_is_right_after_its_provider_changes_width(int first, int second)
     {
         if (SimdWidths.SkipReason(first) is not null || SimdWidths.SkipReason(second) is not null) return;

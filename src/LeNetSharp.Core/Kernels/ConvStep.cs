@@ -167,7 +167,7 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
         SparseConvBackward<TOps, TV, T>.Gather(g, OutChannels, dy, scratch);
         if (x is not null)
         {
-            SparseConvBackward<TOps, TV, T>.WeightGradient(g, OutChannels, x, _conv.Weight.Gradient.Data, scratch);
+            SparseConvBackward<TOps, TV, T>.WeightGradient(g, OutChannels, x, dy, _conv.Weight.Gradient.Data, scratch);
             RowOps.AddColumnSums<T>(dy, _conv.Bias.Gradient.Span);
         }
 
