@@ -29,7 +29,8 @@ public partial class KernelStepTests
     /// counts around the vectors (below 128 bits' worth the layers' other steps run), odd heights and widths (the pool
     /// drops a row or column), batches of 1 to 5, windows of ties and negative-only windows (γ = ±0, or β far below 0:
     /// the Relu gives 0 in all four), special values in x (then every x̂ of a channel is NaN, or for double an infinite
-    /// Σ(x − μ)²: the sums over every element) and in ∂p.
+    /// Σ(x − μ)²: the sums over every element) and in ∂p. In evaluation the special values give a NaN in single elements
+    /// of a window (the NaN-keeping maximum) beside windows without one (the CPU's maximum, with ±0 ties from γ = ±0).
     /// </summary>
     private static void BatchNormReluPoolMatches<T>(int bits) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -101,8 +101,22 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
                         TV xh10 = XHat(At(ref x0, xo + row), muLo, muHi, sLo, sHi), xh11 = XHat(At(ref x0, xo + row + channels), muLo, muHi, sLo, sHi);
                         TV y00 = Y(xh00, affine, gamma, beta), y01 = Y(xh01, affine, gamma, beta);
                         TV y10 = Y(xh10, affine, gamma, beta), y11 = Y(xh11, affine, gamma, beta);
-                        TV upper = MaxKeepingNaN(y00, y01), lower = MaxKeepingNaN(y10, y11);
-                        TOps.Store(Relu(MaxKeepingNaN(upper, lower)), ref Unsafe.Add(ref p0, o));
+                        TV upper, lower;
+                        if (TOps.AnySet(TOps.Or(TOps.AnyNaN(y00, y01), TOps.AnyNaN(y10, y11))))
+                        {
+                            upper = MaxKeepingNaN(y00, y01);
+                            lower = MaxKeepingNaN(y10, y11);
+                            TOps.Store(Relu(MaxKeepingNaN(upper, lower)), ref Unsafe.Add(ref p0, o));
+                        }
+                        else
+                        {
+                            // No NaN in the window: the CPU's maximum gives the larger number, and of +0 and −0 either
+                            // one, a sign the Relu erases (it gives +0 for ±0) and no comparison below sees.
+                            upper = TOps.MaxNative(y00, y01);
+                            lower = TOps.MaxNative(y10, y11);
+                            TOps.Store(Relu(TOps.MaxNative(upper, lower)), ref Unsafe.Add(ref p0, o));
+                        }
+
                         if (!keep) continue;
 
                         // ReluMaxPoolStep's choice: the lower row when its maximum beats the upper row's, then the right
@@ -200,7 +214,7 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
         ref T g0 = ref MemoryMarshal.GetReference(dp);
         ref T dx0 = ref MemoryMarshal.GetReference(dx);
         ref byte r0 = ref MemoryMarshal.GetReference(record);
-        TV one = TOps.Lanes(1), two = TOps.Lanes(2), three = TOps.Lanes(3);
+        TD one = DOps.Lanes(1), two = DOps.Lanes(2), three = DOps.Lanes(3);
         var k = new GradientConstants();
         for (int image = 0; image < n; image++)
         {
@@ -213,12 +227,21 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
                     k.Load(at, trained, mean, invStd, meanDy, meanDyXhat, scale);
                     for (int j = 0, xo = top + at, o = pooled + at; j < pw; j++, xo += 2 * channels, o += channels)
                     {
-                        TV position = TOps.LoadLowBytes(ref Unsafe.Add(ref r0, o));
-                        TV g = At(ref g0, o);
-                        Element(ref x0, ref dx0, xo, TOps.And(TOps.EqualLanes(position, TOps.Zero), g), trained, k);
-                        Element(ref x0, ref dx0, xo + channels, TOps.And(TOps.EqualLanes(position, one), g), trained, k);
-                        Element(ref x0, ref dx0, xo + row, TOps.And(TOps.EqualLanes(position, two), g), trained, k);
-                        Element(ref x0, ref dx0, xo + row + channels, TOps.And(TOps.EqualLanes(position, three), g), trained, k);
+                        // The window's g − mean g once, and per element that or the constant +0 − mean g, lane by lane
+                        // in double: the bits of (g − mean g) with g = ∂p or +0.
+                        TOps.LoadWidened(ref Unsafe.Add(ref g0, o), out var reachLo, out var reachHi);
+                        if (trained)
+                        {
+                            reachLo = DOps.Subtract(reachLo, k.MeanDyLo);
+                            reachHi = DOps.Subtract(reachHi, k.MeanDyHi);
+                        }
+
+                        TD atLo = DOps.LoadLowBytes(ref Unsafe.Add(ref r0, o));
+                        TD atHi = Halves ? DOps.LoadLowBytes(ref Unsafe.Add(ref r0, o + DOps.Count)) : DOps.Zero;
+                        Element(ref x0, ref dx0, xo, Term(atLo, atHi, DOps.Zero, reachLo, reachHi, k), trained, k);
+                        Element(ref x0, ref dx0, xo + channels, Term(atLo, atHi, one, reachLo, reachHi, k), trained, k);
+                        Element(ref x0, ref dx0, xo + row, Term(atLo, atHi, two, reachLo, reachHi, k), trained, k);
+                        Element(ref x0, ref dx0, xo + row + channels, Term(atLo, atHi, three, reachLo, reachHi, k), trained, k);
                     }
                 }
             }
@@ -248,23 +271,39 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
         {
             int at = Start(c, channels);
             k.Load(at, trained, mean, invStd, meanDy, meanDyXhat, scale);
-            for (int q = 0, o = start + at; q < count; q++, o += channels) Element(ref x0, ref dx0, o, TOps.Zero, trained, k);
+            for (int q = 0, o = start + at; q < count; q++, o += channels) Element(ref x0, ref dx0, o, (k.RestLo, k.RestHi), trained, k);
         }
     }
 
-    /// <summary>∂x at o from BatchNorm's ∂y there, g, with the block's constants.</summary>
+    /// <summary>
+    /// The lanes of the window's term (g − mean g, or g in evaluation) where the record holds <paramref name="position"/>,
+    /// the block's term for g = +0 elsewhere.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Element(ref T x0, ref T dx0, int o, TV g, bool trained, in GradientConstants k)
+    private static (TD Lo, TD Hi) Term(TD atLo, TD atHi, TD position, TD reachLo, TD reachHi, in GradientConstants k) =>
+        (DOps.Select(DOps.EqualLanes(atLo, position), reachLo, k.RestLo), Halves ? DOps.Select(DOps.EqualLanes(atHi, position), reachHi, k.RestHi) : DOps.Zero);
+
+    /// <summary>
+    /// ∂x at o from <paramref name="term"/>, g − mean g there (g in evaluation), with the block's constants: x̂ recomputed
+    /// as the forward rounded it, each half rounded to T and back.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Element(ref T x0, ref T dx0, int o, (TD Lo, TD Hi) term, bool trained, in GradientConstants k)
     {
-        TOps.Widen(g, out var gLo, out var gHi);
+        var (lo, hi) = term;
         if (trained)
         {
-            TOps.Widen(XHat(At(ref x0, o), k.MuLo, k.MuHi, k.InvStdLo, k.InvStdHi), out var xLo, out var xHi);
-            gLo = DOps.Subtract(DOps.Subtract(gLo, k.MeanDyLo), DOps.Multiply(xLo, k.MeanDyXhatLo));
-            gHi = Halves ? DOps.Subtract(DOps.Subtract(gHi, k.MeanDyHi), DOps.Multiply(xHi, k.MeanDyXhatHi)) : DOps.Zero;
+            TOps.LoadWidened(ref Unsafe.Add(ref x0, o), out var xLo, out var xHi);
+            xLo = TOps.RoundThrough(DOps.Multiply(DOps.Subtract(xLo, k.MuLo), k.InvStdLo));
+            lo = DOps.Subtract(lo, DOps.Multiply(xLo, k.MeanDyXhatLo));
+            if (Halves)
+            {
+                xHi = TOps.RoundThrough(DOps.Multiply(DOps.Subtract(xHi, k.MuHi), k.InvStdHi));
+                hi = DOps.Subtract(hi, DOps.Multiply(xHi, k.MeanDyXhatHi));
+            }
         }
 
-        TOps.Store(TOps.Narrow(DOps.Multiply(k.ScaleLo, gLo), DOps.Multiply(k.ScaleHi, gHi)), ref Unsafe.Add(ref dx0, o));
+        TOps.Store(TOps.Narrow(DOps.Multiply(k.ScaleLo, lo), DOps.Multiply(k.ScaleHi, hi)), ref Unsafe.Add(ref dx0, o));
     }
 
     /// <summary>A block's per-channel constants for ∂x, as vectors of double (the lower and, for float, upper half).</summary>
@@ -272,15 +311,20 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
     {
         public TD MuLo, MuHi, InvStdLo, InvStdHi, MeanDyLo, MeanDyHi, MeanDyXhatLo, MeanDyXhatHi, ScaleLo, ScaleHi;
 
+        /// <summary>The term of an element ∂p does not reach (g = +0): +0 − mean g in training, +0 in evaluation.</summary>
+        public TD RestLo, RestHi;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Load(int at, bool trained, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd, ReadOnlySpan<double> meanDy,
             ReadOnlySpan<double> meanDyXhat, ReadOnlySpan<double> scale)
         {
             (ScaleLo, ScaleHi) = (LoadD(scale, at), LoadUpper(scale, at));
+            (RestLo, RestHi) = (DOps.Zero, DOps.Zero);
             if (!trained) return;
             (MuLo, MuHi, InvStdLo, InvStdHi) = (LoadD(mean, at), LoadUpper(mean, at), LoadD(invStd, at), LoadUpper(invStd, at));
             (MeanDyLo, MeanDyHi) = (LoadD(meanDy, at), LoadUpper(meanDy, at));
             (MeanDyXhatLo, MeanDyXhatHi) = (LoadD(meanDyXhat, at), LoadUpper(meanDyXhat, at));
+            (RestLo, RestHi) = (DOps.Subtract(DOps.Zero, MeanDyLo), DOps.Subtract(DOps.Zero, MeanDyHi));
         }
     }
 }

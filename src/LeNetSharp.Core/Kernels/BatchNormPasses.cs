@@ -127,13 +127,17 @@ internal readonly ref struct BatchNormTail<T> where T : unmanaged, IFloatingPoin
 /// </summary>
 internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : BatchNormPasses<T>
     where TOps : struct, ISimdWidening<TV, TD, T>
-    where DOps : struct, ISimdOps<TD, double>
+    where DOps : struct, ISimdWidening<TD, TD, double>
     where TV : struct
     where TD : struct
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>Whether a vector of T is two of double (float) rather than one (double).</summary>
-    private static bool Halves => typeof(T) == typeof(float);
+    private static bool Halves
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] // a JIT-time constant, also where a kernel has used up the inlining budget
+        get => typeof(T) == typeof(float);
+    }
 
     public override string Width => TOps.Name;
 

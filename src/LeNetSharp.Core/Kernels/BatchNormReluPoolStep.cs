@@ -16,7 +16,9 @@ namespace LeNetSharp.Kernels;
 /// Forward: in training the batch statistics by <see cref="BatchNormStep{T}"/>'s passes (Σx, then Σ(x − μ)²: the layer's
 /// order and two-pass variance) and the layer's own per-channel end (1/√(σ² + ε), the running statistics), in evaluation
 /// the running statistics; then one sweep over the pool's windows computes x̂ and y for the four elements, the maximum,
-/// the Relu and, when kept for backward, the position and the x̂ there (<see cref="IBatchNormPoolPasses{T}"/>).
+/// the Relu and, when kept for backward, the position and the x̂ there (<see cref="IBatchNormPoolPasses{T}"/>). Where
+/// none of a window's four y is NaN the maximum is the CPU's, which may give −0 for +0: the Relu turns either into +0,
+/// and the position's comparisons do not tell them apart; a window with a NaN takes the layers' NaN-keeping maximum.
 /// Backward keeps x (the caller's tensor, not copied, as <see cref="MaxPool2x2{T}"/> keeps its input) and recomputes x̂
 /// from it for ∂x, rounding as the forward did.
 /// <para>
@@ -27,7 +29,8 @@ namespace LeNetSharp.Kernels;
 /// (|x̂| is then at most about √m), which the forward checks; otherwise, and after an evaluation forward, the sums run
 /// over every element as the layer's do. The terms that remain keep the layer's order: a pair of image rows adds its
 /// upper row's terms window by window, then its lower row's. Then one sweep writes ∂x for every element (the layer's
-/// formula with g, the odd last row and column included).
+/// formula with g, the odd last row and column included), taking a window's g − mean g once and, per element, that or
+/// +0 − mean g by the recorded position.
 /// </para>
 /// <para>
 /// Memory traffic, in sweeps over the N·H·W·C values: training forward 3 reads of x (Σx, Σ(x − μ)², the pooled sweep)

@@ -25,6 +25,7 @@ internal interface ISimdOps<TV, T> where TV : struct where T : unmanaged
     static abstract TV SelectLow(TV low, TV high, int count); // lanes below count from low, the rest from high
     static abstract TV MaxNative(TV a, TV b);                  // the CPU's maximum: one of a, b, the larger when neither is NaN and they differ
     static abstract TV AnyNaN(TV a, TV b);                     // all-ones lanes where a or b is NaN
+    static abstract bool AnySet(TV mask);                      // whether any lane of an all-ones/zero lane mask is set
     static abstract TV Or(TV a, TV b);
     static abstract TV GreaterThan(TV a, TV b);                // all-ones lanes where a > b
     static abstract TV Select(TV mask, TV whereSet, TV whereClear);
@@ -53,6 +54,12 @@ internal interface ISimdWidening<TV, TD, T> : ISimdOps<TV, T> where TV : struct 
     /// <paramref name="lower"/>.
     /// </summary>
     static abstract TV Narrow(TD lower, TD upper);
+
+    /// <summary><see cref="Widen"/> of the vector at <paramref name="source"/>, each half converted as it is loaded where the CPU can.</summary>
+    static abstract void LoadWidened(ref T source, out TD lower, out TD upper);
+
+    /// <summary>Each lane rounded to nearest <typeparamref name="T"/> and widened back: the lanes of Widen(Narrow(·)), half by half.</summary>
+    static abstract TD RoundThrough(TD value);
 
     /// <summary>The IEEE maximum lane by lane for numbers (+0 above −0); which of two NaNs it gives is not fixed.</summary>
     static abstract TV Max(TV a, TV b);
@@ -105,6 +112,28 @@ internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<doub
         throw SimdOps.WideningUnsupported<T>();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadWidened(ref T source, out Vector512<double> lower, out Vector512<double> upper)
+    {
+        if (typeof(T) == typeof(float) && Avx512F.IsSupported)
+        {
+            ref float s = ref Unsafe.As<T, float>(ref source);
+            lower = Avx512F.ConvertToVector512Double(Vector256.LoadUnsafe(ref s));
+            upper = Avx512F.ConvertToVector512Double(Vector256.LoadUnsafe(ref s, 8));
+            return;
+        }
+        Widen(Vector512.LoadUnsafe(ref source), out lower, out upper);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<double> RoundThrough(Vector512<double> value)
+    {
+        if (typeof(T) == typeof(float) && Avx512F.IsSupported) return Avx512F.ConvertToVector512Double(Avx512F.ConvertToVector256Single(value));
+        if (typeof(T) == typeof(float)) return Vector512.WidenLower(Vector512.Narrow(value, value));
+        if (typeof(T) == typeof(double)) return value;
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
     public static int Count => Vector512<T>.Count;
     public static string Name => "Vector512";
     public static Vector512<T> Zero => Vector512<T>.Zero;
@@ -115,6 +144,7 @@ internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<doub
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> MaxNative(Vector512<T> a, Vector512<T> b) => Vector512.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Or(Vector512<T> a, Vector512<T> b) => a | b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool AnySet(Vector512<T> mask) => Vector512.ExtractMostSignificantBits(mask) != 0;
 
     /// <summary>One unordered compare where the CPU has it, else two self-compares.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -179,6 +209,12 @@ internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<doub
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreLowBytes(Vector512<T> lanes, ref byte destination)
     {
+        if (Avx512F.IsSupported) // one truncating move of each lane to its low byte
+        {
+            SimdOps.StoreFirst(Unsafe.SizeOf<T>() == 4 ? Avx512F.ConvertToVector128Byte(lanes.As<T, uint>()) : Avx512F.ConvertToVector128Byte(lanes.As<T, ulong>()), Count, ref destination);
+            return;
+        }
+
         Vector512<byte> bytes; // the lanes' low bytes first, in order
         if (Unsafe.SizeOf<T>() == 4)
         {
@@ -200,6 +236,12 @@ internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<doub
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<T> LoadLowBytes(ref byte source)
     {
+        if (Avx512F.IsSupported) // one zero-extending move of each byte to its lane
+        {
+            var first = SimdOps.LoadFirst(ref source, Count);
+            return Unsafe.SizeOf<T>() == 4 ? Avx512F.ConvertToVector512UInt32(first).As<uint, T>() : Avx512F.ConvertToVector512UInt64(first).As<ulong, T>();
+        }
+
         var bytes = SimdOps.LoadFirst(ref source, Count).ToVector256Unsafe().ToVector512Unsafe();
         var widened = Vector512.WidenLower(Vector512.WidenLower(bytes));
         return Unsafe.SizeOf<T>() == 4 ? widened.As<uint, T>() : Vector512.WidenLower(widened).As<ulong, T>();
@@ -241,6 +283,28 @@ internal readonly struct Simd256<T> : ISimdWidening<Vector256<T>, Vector256<doub
         throw SimdOps.WideningUnsupported<T>();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadWidened(ref T source, out Vector256<double> lower, out Vector256<double> upper)
+    {
+        if (typeof(T) == typeof(float) && Avx.IsSupported)
+        {
+            ref float s = ref Unsafe.As<T, float>(ref source);
+            lower = Avx.ConvertToVector256Double(Vector128.LoadUnsafe(ref s));
+            upper = Avx.ConvertToVector256Double(Vector128.LoadUnsafe(ref s, 4));
+            return;
+        }
+        Widen(Vector256.LoadUnsafe(ref source), out lower, out upper);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<double> RoundThrough(Vector256<double> value)
+    {
+        if (typeof(T) == typeof(float) && Avx.IsSupported) return Avx.ConvertToVector256Double(Avx.ConvertToVector128Single(value));
+        if (typeof(T) == typeof(float)) return Vector256.WidenLower(Vector256.Narrow(value, value));
+        if (typeof(T) == typeof(double)) return value;
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
     public static int Count => Vector256<T>.Count;
     public static string Name => "Vector256";
     public static Vector256<T> Zero => Vector256<T>.Zero;
@@ -251,6 +315,7 @@ internal readonly struct Simd256<T> : ISimdWidening<Vector256<T>, Vector256<doub
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> MaxNative(Vector256<T> a, Vector256<T> b) => Vector256.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Or(Vector256<T> a, Vector256<T> b) => a | b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool AnySet(Vector256<T> mask) => Vector256.ExtractMostSignificantBits(mask) != 0;
 
     /// <summary>One unordered compare where the CPU has it, else two self-compares.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -386,6 +451,20 @@ internal readonly struct Simd128<T> : ISimdWidening<Vector128<T>, Vector128<doub
         throw SimdOps.WideningUnsupported<T>();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadWidened(ref T source, out Vector128<double> lower, out Vector128<double> upper)
+    {
+        Widen(Vector128.LoadUnsafe(ref source), out lower, out upper);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<double> RoundThrough(Vector128<double> value)
+    {
+        if (typeof(T) == typeof(float)) return Vector128.WidenLower(Vector128.Narrow(value, value));
+        if (typeof(T) == typeof(double)) return value;
+        throw SimdOps.WideningUnsupported<T>();
+    }
+
     public static int Count => Vector128<T>.Count;
     public static string Name => "Vector128";
     public static Vector128<T> Zero => Vector128<T>.Zero;
@@ -396,6 +475,7 @@ internal readonly struct Simd128<T> : ISimdWidening<Vector128<T>, Vector128<doub
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Add(Vector128<T> a, Vector128<T> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> MaxNative(Vector128<T> a, Vector128<T> b) => Vector128.MaxNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<T> Or(Vector128<T> a, Vector128<T> b) => a | b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool AnySet(Vector128<T> mask) => Vector128.ExtractMostSignificantBits(mask) != 0;
 
     /// <summary>One unordered compare where the CPU has it, else two self-compares.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
