@@ -27,12 +27,12 @@ internal interface IBatchNormPoolPasses<T> where T : unmanaged, IFloatingPointIe
     /// the layer's order (image rows, then columns): for each pair of image rows, the upper row's terms, then the lower
     /// row's. The layer also adds g = +0 everywhere else, and +0·x̂ = ±0, which leaves a sum that starts at +0 as it is
     /// when every x̂ is finite: the caller's condition. Reads only pooled-size data: ∂p, the record and the forward's x̂
-    /// at the positions (<paramref name="chosen"/>). <paramref name="stash"/> holds at least <see cref="StashLength"/>(W/2) doubles.
+    /// at the positions (<paramref name="chosen"/>). <paramref name="stash"/> holds at least <see cref="StashLength"/>(W/2) elements.
     /// </summary>
     void GradientSums(ReadOnlySpan<T> chosen, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
-        Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash);
+        Span<double> sumDy, Span<double> sumDyXhat, Span<T> stash);
 
-    /// <summary>The doubles <see cref="GradientSums"/> keeps aside for a row of <paramref name="pooledWidth"/> windows.</summary>
+    /// <summary>The elements <see cref="GradientSums"/> keeps aside for a row of <paramref name="pooledWidth"/> windows.</summary>
     int StashLength(int pooledWidth);
 
     /// <summary>
@@ -72,7 +72,7 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV At(ref T x, int o) => TOps.Load(ref Unsafe.Add(ref x, o));
 
-    public int StashLength(int pooledWidth) => pooledWidth * 4 * DOps.Count;
+    public int StashLength(int pooledWidth) => pooledWidth * 2 * TOps.Count;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public void Forward(ReadOnlySpan<T> x, int n, int h, int w, int channels, ReadOnlySpan<double> mean, ReadOnlySpan<double> invStd,
@@ -136,14 +136,14 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
     public void GradientSums(ReadOnlySpan<T> chosen, ReadOnlySpan<T> dp, ReadOnlySpan<byte> record, int n, int h, int w, int channels,
-        Span<double> sumDy, Span<double> sumDyXhat, Span<double> stash)
+        Span<double> sumDy, Span<double> sumDyXhat, Span<T> stash)
     {
-        int b = TOps.Count, d = DOps.Count, ph = h / 2, pw = w / 2;
+        int b = TOps.Count, ph = h / 2, pw = w / 2;
         ref T c0 = ref MemoryMarshal.GetReference(chosen);
         ref T g0 = ref MemoryMarshal.GetReference(dp);
         ref byte r0 = ref MemoryMarshal.GetReference(record);
-        ref double s0 = ref MemoryMarshal.GetReference(stash[..StashLength(pw)]);
-        TV one = TOps.Lanes(1), two = TOps.Lanes(2), three = TOps.Lanes(3);
+        ref T s0 = ref MemoryMarshal.GetReference(stash[..StashLength(pw)]);
+        TV one = TOps.Lanes(1), three = TOps.Lanes(3);
         sumDy[..channels].Clear();
         sumDyXhat[..channels].Clear();
         for (int image = 0; image < n; image++)
@@ -151,57 +151,78 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
             for (int i = 0; i < ph; i++)
             {
                 int pooled = (image * ph + i) * pw * channels;
-                for (int c = 0; c < channels; c += b)
+                for (int c = 0; c < channels; c += 2 * b)
                 {
-                    int at = Start(c, channels);
-                    TV fresh = at == c ? TOps.AllBitsSet : TOps.SelectLow(TOps.Zero, TOps.AllBitsSet, c - at); // lanes no block before covered
+                    // Two blocks side by side, their sums independent chains: the second one's lanes that the first
+                    // covers (or, with no second block left, all of them) add nothing, and it is stored first.
+                    int at = Start(c, channels), next = c + b < channels ? Start(c + b, channels) : at;
+                    TV fresh = FreshLanes(c, at), freshNext = c + b < channels ? FreshLanes(c + b, next) : TOps.Zero;
                     TD dyLo = LoadD(sumDy, at), dyHi = LoadUpper(sumDy, at), pLo = LoadD(sumDyXhat, at), pHi = LoadUpper(sumDyXhat, at);
-                    ref double stashed = ref s0;
-                    for (int j = 0, o = pooled + at; j < pw; j++, o += channels, stashed = ref Unsafe.Add(ref stashed, 4 * d))
+                    TD dyLo2 = LoadD(sumDy, next), dyHi2 = LoadUpper(sumDy, next), pLo2 = LoadD(sumDyXhat, next), pHi2 = LoadUpper(sumDyXhat, next);
+                    ref T stashed = ref s0;
+                    for (int j = 0, o = pooled; j < pw; j++, o += channels, stashed = ref Unsafe.Add(ref stashed, 2 * b))
                     {
-                        TV position = TOps.LoadLowBytes(ref Unsafe.Add(ref r0, o));
-                        TV g = TOps.And(At(ref g0, o), fresh);
-                        TV down = TOps.Or(TOps.EqualLanes(position, two), TOps.EqualLanes(position, three));
-                        TV up = TOps.Or(TOps.EqualLanes(position, TOps.Zero), TOps.EqualLanes(position, one));
-                        TOps.Widen(At(ref c0, o), out var xLo, out var xHi);
-
-                        // The upper row's term now, the lower row's after the whole row of windows.
-                        TOps.Widen(TOps.And(up, g), out var gLo, out var gHi);
-                        dyLo = DOps.Add(dyLo, gLo);
-                        pLo = DOps.Add(pLo, DOps.Multiply(gLo, xLo));
-                        if (Halves)
-                        {
-                            dyHi = DOps.Add(dyHi, gHi);
-                            pHi = DOps.Add(pHi, DOps.Multiply(gHi, xHi));
-                        }
-
-                        TOps.Widen(TOps.And(down, g), out gLo, out gHi);
-                        DOps.Store(gLo, ref stashed);
-                        DOps.Store(DOps.Multiply(gLo, xLo), ref Unsafe.Add(ref stashed, d));
-                        if (Halves)
-                        {
-                            DOps.Store(gHi, ref Unsafe.Add(ref stashed, 2 * d));
-                            DOps.Store(DOps.Multiply(gHi, xHi), ref Unsafe.Add(ref stashed, 3 * d));
-                        }
+                        UpperTerm(ref c0, ref g0, ref r0, o + at, fresh, one, three, ref stashed, ref dyLo, ref dyHi, ref pLo, ref pHi);
+                        UpperTerm(ref c0, ref g0, ref r0, o + next, freshNext, one, three, ref Unsafe.Add(ref stashed, b), ref dyLo2, ref dyHi2, ref pLo2, ref pHi2);
                     }
 
                     stashed = ref s0;
-                    for (int j = 0; j < pw; j++, stashed = ref Unsafe.Add(ref stashed, 4 * d))
+                    for (int j = 0, o = pooled; j < pw; j++, o += channels, stashed = ref Unsafe.Add(ref stashed, 2 * b))
                     {
-                        dyLo = DOps.Add(dyLo, DOps.Load(ref stashed));
-                        pLo = DOps.Add(pLo, DOps.Load(ref Unsafe.Add(ref stashed, d)));
-                        if (Halves)
-                        {
-                            dyHi = DOps.Add(dyHi, DOps.Load(ref Unsafe.Add(ref stashed, 2 * d)));
-                            pHi = DOps.Add(pHi, DOps.Load(ref Unsafe.Add(ref stashed, 3 * d)));
-                        }
+                        TOps.LoadWidened(ref stashed, out var gLo, out var gHi);
+                        TOps.LoadWidened(ref Unsafe.Add(ref c0, o + at), out var xLo, out var xHi);
+                        AddTerm(gLo, gHi, xLo, xHi, ref dyLo, ref dyHi, ref pLo, ref pHi);
+                        TOps.LoadWidened(ref Unsafe.Add(ref stashed, b), out gLo, out gHi);
+                        TOps.LoadWidened(ref Unsafe.Add(ref c0, o + next), out xLo, out xHi);
+                        AddTerm(gLo, gHi, xLo, xHi, ref dyLo2, ref dyHi2, ref pLo2, ref pHi2);
                     }
 
+                    StoreD(dyLo2, dyHi2, sumDy, next);
+                    StoreD(pLo2, pHi2, sumDyXhat, next);
                     StoreD(dyLo, dyHi, sumDy, at);
                     StoreD(pLo, pHi, sumDyXhat, at);
                 }
             }
         }
+    }
+
+    /// <summary>All-ones in the lanes of the block at <paramref name="at"/> that no block before it covered.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV FreshLanes(int c, int at) => at == c ? TOps.AllBitsSet : TOps.SelectLow(TOps.Zero, TOps.AllBitsSet, c - at);
+
+    /// <summary>
+    /// One window of one block: its upper row's term g·[position 0 or 1] added to the sums now, its lower row's
+    /// g·[position 2 or 3] kept at <paramref name="stashed"/> for after the row; g is ∂p in the <paramref name="fresh"/> lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void UpperTerm(ref T c0, ref T g0, ref byte r0, int o, TV fresh, TV one, TV three, ref T stashed,
+        ref TD dyLo, ref TD dyHi, ref TD pLo, ref TD pHi)
+    {
+        TV row = TOps.Or(TOps.LoadLowBytes(ref Unsafe.Add(ref r0, o)), one); // 1 for the upper row, 3 for the lower, 5 for none
+        TV g = TOps.And(At(ref g0, o), fresh);
+        TOps.Store(TOps.And(TOps.EqualLanes(row, three), g), ref stashed);
+        TOps.Widen(TOps.And(TOps.EqualLanes(row, one), g), out var gLo, out var gHi);
+        TOps.LoadWidened(ref Unsafe.Add(ref c0, o), out var xLo, out var xHi);
+        AddTerm(gLo, gHi, xLo, xHi, ref dyLo, ref dyHi, ref pLo, ref pHi);
+    }
+
+    /// <summary>
+    /// sumDy += g, sumDyXhat += g·x̂ in double, half by half. For float the product of two floats is exact in double, so one
+    /// fused multiply-add rounds as the product then the sum do; for double they stay two roundings.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddTerm(TD gLo, TD gHi, TD xLo, TD xHi, ref TD dyLo, ref TD dyHi, ref TD pLo, ref TD pHi)
+    {
+        dyLo = DOps.Add(dyLo, gLo);
+        if (!Halves)
+        {
+            pLo = DOps.Add(pLo, DOps.Multiply(gLo, xLo));
+            return;
+        }
+
+        pLo = DOps.MultiplyAdd(gLo, xLo, pLo);
+        dyHi = DOps.Add(dyHi, gHi);
+        pHi = DOps.MultiplyAdd(gHi, xHi, pHi);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step

@@ -28,7 +28,7 @@ namespace LeNetSharp.Kernels;
 /// leave a sum as it is, provided x̂ is finite. In training every x̂ of a channel is finite when μ and Σ(x − μ)² are
 /// (|x̂| is then at most about √m), which the forward checks; otherwise, and after an evaluation forward, the sums run
 /// over every element as the layer's do. The terms that remain keep the layer's order: a pair of image rows adds its
-/// upper row's terms window by window, then its lower row's. Then one sweep writes ∂x for every element (the layer's
+/// upper row's terms window by window, then its lower row's (see <see cref="IBatchNormPoolPasses{T}.GradientSums"/>). Then one sweep writes ∂x for every element (the layer's
 /// formula with g, the odd last row and column included), taking a window's g − mean g once and, per element, that or
 /// +0 − mean g by the recorded position.
 /// </para>
@@ -51,7 +51,7 @@ internal sealed class BatchNormReluPoolStep<T> : KernelStep<T> where T : unmanag
     private readonly double[] _sumA;    // Σx then Σ(x − μ)² forward, Σg backward
     private readonly double[] _sumB;    // Σg·x̂ backward
     private readonly double[] _scale;   // γ/√(var + ε) backward
-    private double[] _stash = [];       // the lower rows' terms of a row of windows
+    private T[] _stash = [];            // the lower rows' terms of a row of windows
     private byte[] _record = [];
     private T[] _chosen = [];           // x̂ at each window's position
     private Tensor<T>? _input;          // x of the last forward that kept it (the caller's tensor)
