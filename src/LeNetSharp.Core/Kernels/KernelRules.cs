@@ -25,7 +25,7 @@ internal static class KernelRules
                 ? new FusedConvReluPoolStep<T>((Conv<T>)layers[i], bits) : null,
             // Relu → MaxPool2x2 in one pass, the Relu output never written (training keeps a byte per pooled element for backward).
             (layers, i, shape, mode, bits) => ReluMaxPoolStep<T>.Matches(layers, i) && ReluMaxPoolStep<T>.Applies(shape)
-                ? new ReluMaxPoolStep<T>() : null,
+                ? new ReluMaxPoolStep<T>(bits, shape[3]) : null,
             // BatchNorm2d → Relu → MaxPool2x2: the statistics, then one sweep over the pool's windows; only the pooled output (and in
             // training a byte per pooled element) is written, and backward takes BatchNorm's sums from the pooled gradient.
             (layers, i, shape, mode, bits) => BatchNormReluPoolStep<T>.Matches(layers, i) && BatchNormReluPoolStep<T>.Applies((BatchNorm2d<T>)layers[i], shape, bits)
@@ -38,9 +38,8 @@ internal static class KernelRules
             (layers, i, shape, mode, bits) => layers[i] is Linear<T> linear ? new LinearStep<T>(linear, bits) : null,
             (layers, i, shape, mode, bits) => layers[i] is Relu<T> relu ? new ReluStep<T>(relu) : null,
             // MaxPool2x2 alone in training keeps its window positions (a byte each) for backward; in inference a pure max.
-            (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool && mode == PlanMode.Training && ReluMaxPoolStep<T>.Applies(shape)
-                ? new ReluMaxPoolStep<T>(pool) : null,
-            (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool ? new MaxPool2x2Step<T>(pool) : null,
+            (layers, i, shape, mode, bits) => layers[i] is MaxPool2x2<T> pool && ReluMaxPoolStep<T>.Applies(shape)
+                ? mode == PlanMode.Training ? new ReluMaxPoolStep<T>(pool, bits, shape[3]) : new MaxPool2x2Step<T>(pool, bits, shape[3]) : null,
             (layers, i, shape, mode, bits) => layers[i] is Dropout<T> dropout && DropoutStep<T>.Applies ? new DropoutStep<T>(dropout, bits) : null,
         ];
     }

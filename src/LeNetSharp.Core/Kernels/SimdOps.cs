@@ -7,7 +7,7 @@ using LeNetSharp.Tensors;
 namespace LeNetSharp.Kernels;
 
 /// <summary>
-/// The few vector operations the SIMD GEMM needs, for one vector type <typeparamref name="TV"/> holding
+/// The vector operations the SIMD kernels need, for one vector type <typeparamref name="TV"/> holding
 /// <see cref="Count"/> elements of <typeparamref name="T"/>. Implemented by stateless structs so that the JIT
 /// specialises the kernel for each vector width; the typeof checks below are JIT-time constants.
 /// </summary>
@@ -35,6 +35,21 @@ internal interface ISimdOps<TV, T> where TV : struct where T : unmanaged
     static abstract TV Subtract(TV a, TV b);
     static abstract TV LessThanOrEqual(TV a, TV b);            // all-ones lanes where a <= b
     static abstract TV AndNot(TV a, TV b);                     // bitwise a & ~b
+
+    /// <summary>The IEEE maximum lane by lane for numbers (+0 above −0); which of two NaNs it gives is not fixed.</summary>
+    static abstract TV Max(TV a, TV b);
+
+    /// <summary>Every lane holding the unsigned integer <paramref name="value"/> (its bits, not the number).</summary>
+    static abstract TV Lanes(int value);
+
+    /// <summary>All-ones lanes where <paramref name="a"/> and <paramref name="b"/> hold the same bits (integer equality).</summary>
+    static abstract TV EqualLanes(TV a, TV b);
+
+    /// <summary>The low byte of each lane of <paramref name="lanes"/> (integers 0–255) to <c>Count</c> bytes at <paramref name="destination"/>.</summary>
+    static abstract void StoreLowBytes(TV lanes, ref byte destination);
+
+    /// <summary>The inverse of <see cref="StoreLowBytes"/>: <c>Count</c> bytes from <paramref name="source"/>, each widened to a lane.</summary>
+    static abstract TV LoadLowBytes(ref byte source);
 }
 
 /// <summary>
@@ -60,21 +75,6 @@ internal interface ISimdWidening<TV, TD, T> : ISimdOps<TV, T> where TV : struct 
 
     /// <summary>Each lane rounded to nearest <typeparamref name="T"/> and widened back: the lanes of Widen(Narrow(·)), half by half.</summary>
     static abstract TD RoundThrough(TD value);
-
-    /// <summary>The IEEE maximum lane by lane for numbers (+0 above −0); which of two NaNs it gives is not fixed.</summary>
-    static abstract TV Max(TV a, TV b);
-
-    /// <summary>Every lane holding the unsigned integer <paramref name="value"/> (its bits, not the number).</summary>
-    static abstract TV Lanes(int value);
-
-    /// <summary>All-ones lanes where <paramref name="a"/> and <paramref name="b"/> hold the same bits (integer equality).</summary>
-    static abstract TV EqualLanes(TV a, TV b);
-
-    /// <summary>The low byte of each lane of <paramref name="lanes"/> (integers 0–255) to <c>Count</c> bytes at <paramref name="destination"/>.</summary>
-    static abstract void StoreLowBytes(TV lanes, ref byte destination);
-
-    /// <summary>The inverse of <see cref="StoreLowBytes"/>: <c>Count</c> bytes from <paramref name="source"/>, each widened to a lane.</summary>
-    static abstract TV LoadLowBytes(ref byte source);
 }
 
 internal readonly struct Simd512<T> : ISimdWidening<Vector512<T>, Vector512<double>, T> where T : unmanaged, INumberBase<T>
@@ -577,6 +577,16 @@ internal static class SimdOps
     /// <summary>The error for Widen and Narrow on an element type other than float or double.</summary>
     public static NotSupportedException WideningUnsupported<T>() =>
         new($"Widening to double supports float and double, not {typeof(T).Name}.");
+
+    /// <summary><see cref="ScalarOps.MaxKeepingNaN{T}(T, T)"/> lane by lane: a where it is NaN, else b where it is NaN, else the IEEE maximum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV MaxKeepingNaN<TOps, TV, T>(TV a, TV b) where TOps : struct, ISimdOps<TV, T> where TV : struct where T : unmanaged =>
+        TOps.Select(TOps.AnyNaN(a, a), a, TOps.Select(TOps.AnyNaN(b, b), b, TOps.Max(a, b)));
+
+    /// <summary><see cref="ScalarOps.Relu{T}(T)"/> lane by lane: +0 where y ≤ 0 (−0 included), y elsewhere (a NaN with its bits).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Relu<TOps, TV, T>(TV y) where TOps : struct, ISimdOps<TV, T> where TV : struct where T : unmanaged =>
+        TOps.AndNot(y, TOps.LessThanOrEqual(y, TOps.Zero));
 
     /// <summary>The first <paramref name="count"/> (2, 4, 8 or 16) bytes of <paramref name="bytes"/> to <paramref name="destination"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
