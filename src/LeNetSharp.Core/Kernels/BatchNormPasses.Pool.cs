@@ -64,9 +64,8 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : IBatchNor
         return TOps.Narrow(lo, hi);
     }
 
-    /// <summary><see cref="ScalarOps.MaxKeepingNaN{T}(T, T)"/> lane by lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV MaxKeepingNaN(TV a, TV b) => TOps.Select(TOps.AnyNaN(a, a), a, TOps.Select(TOps.AnyNaN(b, b), b, TOps.Max(a, b)));
+    private static TV MaxKeepingNaN(TV a, TV b) => SimdOps.MaxKeepingNaN<TOps, TV, T>(a, b);
 
     /// <summary>The element at o of x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -179,9 +179,8 @@ internal sealed partial class BatchNormPasses<TOps, TV, DOps, TD, T> : BatchNorm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV Y(TV xhat, bool affine, TV gamma, TV beta) => affine ? TOps.Add(TOps.Multiply(gamma, xhat), beta) : xhat;
 
-    /// <summary><see cref="ScalarOps.Relu{T}(T)"/> lane by lane: +0 where y ≤ 0, y elsewhere (a NaN with its bits).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Relu(TV y) => TOps.AndNot(y, TOps.LessThanOrEqual(y, TOps.Zero));
+    private static TV Relu(TV y) => SimdOps.Relu<TOps, TV, T>(y);
 
     /// <summary>g: ∂y, or with the Relu ∂y where γ·x̂ + β &gt; 0 and +0 elsewhere.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
