@@ -152,7 +152,8 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     /// whichever path its forward took.
     /// </remarks>
     private bool SparseBackward(T[] dy, in ConvGeometry g, T[]? x, T[] dx) =>
-        (x is null ? true : VectorOps.AllFinite<T>(x)) && (x is not null && !_conv.ComputeInputGradient || VectorOps.AllFinite<T>(_conv.Weight.Value.Data)) && _bits switch
+        SparseConvBackward<Simd128<T>, Vector128<T>, T>.Supports(g, OutChannels) // the shape first: the finiteness checks read all of x and K
+        && (x is null || VectorOps.AllFinite<T>(x)) && (x is not null && !_conv.ComputeInputGradient || VectorOps.AllFinite<T>(_conv.Weight.Value.Data)) && _bits switch
     {
         512 => SparseBackward<Simd512<T>, Vector512<T>>(dy, g, x, dx),
         256 => SparseBackward<Simd256<T>, Vector256<T>>(dy, g, x, dx),
