@@ -187,6 +187,20 @@ public class OptimizerTests
         first.Value.Data[0].Should().Be(pd.Value.Data[0]);
     }
 
+    /// <summary>
+    /// PyTorch's first momentum step copies the gradient into the buffer: a −0 gradient leaves a −0 velocity, and a −0
+    /// weight becomes −0 − 0.1·(−0) = +0 (torch 1.13: w = [0., 1.], momentum_buffer = [-0., -0.]).
+    /// </summary>
+    [Fact]
+    public void Sgd_momentum_first_step_copies_a_negative_zero_gradient_as_PyTorch_does()
+    {
+        var p = Param([-0.0, 1.0], [-0.0, -0.0]);
+        var sgd = new Sgd<double>([p], 0.1, momentum: 0.9);
+        sgd.Step();
+        p.Value.Data.Select(BitConverter.DoubleToInt64Bits).Should().Equal(BitConverter.DoubleToInt64Bits(0.0), BitConverter.DoubleToInt64Bits(1.0));
+        sgd.SaveState().Buffers["momentum_buffer"][0].Select(BitConverter.DoubleToInt64Bits).Should().Equal(BitConverter.DoubleToInt64Bits(-0.0), BitConverter.DoubleToInt64Bits(-0.0));
+    }
+
     [Theory]
     [InlineData(0.9, 0.0, false, 0.0)]
     [InlineData(0.9, 0.01, true, 0.0)]
@@ -198,15 +212,15 @@ public class OptimizerTests
     }
 
     /// <summary>
-    /// Three steps over 37 elements (whole vectors and a scalar tail; gradients with zeros of both signs) against the
-    /// documented rule written out per element, each product and sum rounded on its own.
+    /// Three steps over 37 elements (whole vectors and a scalar tail; gradients with zeros of both signs, a few weights
+    /// −0) against the documented rule written out per element, each product and sum rounded on its own.
     /// </summary>
     private static void SgdSameBits<T>(double momentum, double decay, bool nesterov, double dampening) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         const int n = 37;
         var random = new Random(7);
         var p = new Parameter<T>("w", n);
-        for (int i = 0; i < n; i++) p.Value.Data[i] = T.CreateTruncating(random.NextDouble() * 4 - 2);
+        for (int i = 0; i < n; i++) p.Value.Data[i] = i % 18 == 0 ? T.NegativeZero : T.CreateTruncating(random.NextDouble() * 4 - 2);
         T[] w = p.Value.Data.ToArray(), v = new T[n];
         T lr = T.CreateChecked(0.05), mu = T.CreateChecked(momentum), wd = T.CreateChecked(decay), keep = T.CreateChecked(1 - dampening);
         var sgd = new Sgd<T>([p], 0.05, momentum, decay, nesterov, dampening);
@@ -218,7 +232,7 @@ public class OptimizerTests
             for (int i = 0; i < n; i++)
             {
                 T gi = decay > 0 ? g[i] + wd * w[i] : g[i];
-                v[i] = mu * v[i] + (dampening != 0 && step > 1 ? keep * gi : gi);
+                v[i] = step == 1 ? gi : mu * v[i] + (dampening != 0 ? keep * gi : gi); // PyTorch copies g′ at the first step
                 w[i] = w[i] - lr * (nesterov ? gi + mu * v[i] : v[i]);
             }
 

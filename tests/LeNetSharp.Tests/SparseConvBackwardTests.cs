@@ -69,9 +69,10 @@ public class SparseConvBackwardTests
         var (expectedWeightGrad, expectedBiasGrad, expected) = ConvBackwardReference.Backward(provider, conv, x, dy.Data, n, h, w, 0);
 
         var dx = kernel.Backward(dy).Data;
-        dx.Should().Equal(expected, "zeros {0}", zeros);
-        conv.Weight.Gradient.Data.Should().Equal(expectedWeightGrad, "∂K, zeros {0}", zeros);
-        conv.Bias.Gradient.Data.Should().Equal(expectedBiasGrad, "∂b, zeros {0}", zeros);
+        // As bits: Equal would take −0 for +0.
+        WidthFuzzTests.SameBits<T>(expected, dx, $"∂x, zeros {zeros}", anyNaN: false);
+        WidthFuzzTests.SameBits<T>(expectedWeightGrad, conv.Weight.Gradient.Data, $"∂K, zeros {zeros}", anyNaN: false);
+        WidthFuzzTests.SameBits<T>(expectedBiasGrad, conv.Bias.Gradient.Data, $"∂b, zeros {zeros}", anyNaN: false);
         if (zeros < 1) expected.Any(v => v != T.Zero).Should().BeTrue("the check must not pass on an all-zero gradient");
     }
 
@@ -110,8 +111,8 @@ public class SparseConvBackwardTests
                 default: Backward<Simd128<float>, Vector128<float>>(g, oc, x, dy, kernel, dk, dx, scratch); break;
             }
 
-            dx.Should().Equal(expected, "∂x of {0}", g);
-            dk.Should().Equal(expectedWeightGrad, "∂K of {0}", g);
+            WidthFuzzTests.SameBits<float>(expected, dx, $"∂x of {g}", anyNaN: false);
+            WidthFuzzTests.SameBits<float>(expectedWeightGrad, dk, $"∂K of {g}", anyNaN: false);
         }
     }
 

@@ -38,7 +38,10 @@ internal sealed class SparseConvScratch<T>
 /// Each sum is the GEMM path's chain of fused multiply-adds (from zero, in the GEMM's order; ∂K's then added to the old
 /// ∂K) with its exact-zero terms left out, and each ∂x element adds the same values in the same order as col2im: the
 /// results are the im2col + GEMM path's bit for bit when x and K are finite (the GEMM path turns ∞·0 into NaN where a
-/// skipped term would have been; this path leaves it out). Call <see cref="Gather"/> first, then either or both gradients.
+/// skipped term would have been; this path leaves it out), with one exception in a zero's sign: a product that underflows
+/// to −0 can leave a ∂Kᵀ sum of −0 where the GEMM's skipped +0 terms make it +0, and an old ∂K of −0 keeps that sign
+/// (added to +0 both give +0; gradients start at +0 and never become −0 by adding). ∂x is unaffected: col2im's sums
+/// start at +0. Call <see cref="Gather"/> first, then either or both gradients.
 /// At 512 bits (AVX-512) the transposes of K and ∂K are whole-vector blocks and the nonzeros are gathered by
 /// compression, with no branch on ∂y's values (<see cref="Avx512Blocks"/>).
 /// </summary>

@@ -88,18 +88,18 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
                 continue;
             }
 
-            MomentumStep(w, g, _velocity[p], lr, mu, keep, decay, WeightDecay > 0, dampen, Nesterov);
+            MomentumStep(w, g, _velocity[p], lr, mu, keep, decay, WeightDecay > 0, step == 1, dampen, Nesterov);
         }
     }
 
     /// <summary>
     /// The momentum rule for one parameter in one sweep, element by element: g′ = g + decay·w (with decay), v = μ·v + g′
     /// (μ·v + (1 − dampening)·g′ when dampened), w = w − lr·v (w − lr·(g′ + μ·v) for Nesterov). Vectors and the scalar
-    /// tail round every product and sum on its own, as the scalar rule does: the same bits. v starts at zero, so the
-    /// first step's v = 0·μ + g′ = g′: PyTorch's copy, bit for bit. g is left as it was (the optimizer clears it next).
+    /// tail round every product and sum on its own, as the scalar rule does: the same bits. The first step's v is g′
+    /// itself, PyTorch's copy (0·μ + g′ would turn a −0 into +0). g is left as it was (the optimizer clears it next).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // full speed from the first training step
-    private static void MomentumStep(Span<T> w, ReadOnlySpan<T> g, Span<T> v, T lr, T mu, T keep, T decay, bool withDecay, bool dampen, bool nesterov)
+    private static void MomentumStep(Span<T> w, ReadOnlySpan<T> g, Span<T> v, T lr, T mu, T keep, T decay, bool withDecay, bool first, bool dampen, bool nesterov)
     {
         ref T ws = ref MemoryMarshal.GetReference(w);
         ref T gs = ref MemoryMarshal.GetReference(g[..w.Length]);
@@ -112,7 +112,7 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
             {
                 Vector<T> wi = Vector.LoadUnsafe(ref ws, (nuint)i), gi = Vector.LoadUnsafe(ref gs, (nuint)i);
                 if (withDecay) gi += decays * wi;
-                Vector<T> vi = mus * Vector.LoadUnsafe(ref vs, (nuint)i) + (dampen ? keeps * gi : gi);
+                Vector<T> vi = first ? gi : mus * Vector.LoadUnsafe(ref vs, (nuint)i) + (dampen ? keeps * gi : gi);
                 vi.StoreUnsafe(ref vs, (nuint)i);
                 (wi - lrs * (nesterov ? gi + mus * vi : vi)).StoreUnsafe(ref ws, (nuint)i);
             }
@@ -122,7 +122,7 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
         {
             T wi = Unsafe.Add(ref ws, i), gi = Unsafe.Add(ref gs, i);
             if (withDecay) gi += decay * wi;
-            T vi = Unsafe.Add(ref vs, i) = mu * Unsafe.Add(ref vs, i) + (dampen ? keep * gi : gi);
+            T vi = Unsafe.Add(ref vs, i) = first ? gi : mu * Unsafe.Add(ref vs, i) + (dampen ? keep * gi : gi);
             Unsafe.Add(ref ws, i) = wi - lr * (nesterov ? gi + mu * vi : vi);
         }
     }
