@@ -130,13 +130,10 @@ internal static partial class ConvReluPool<TOps, TV, T>
         {
             if (g.PW >= TOps.Count || TOps.Count <= Vector256<T>.Count) Split(g, x, n * image, planes, planeSize);
             else ConvReluPool<Simd256<T>, Vector256<T>, T>.Split(g, x, n * image, planes, planeSize); // rows shorter than a 512-bit vector: split with 256-bit ones (moving bits only)
-            if (BlockChannels == 6)
+            for (int ob = 0; ob < g.OC; ob += BlockChannels)
             {
-                for (int ob = 0; ob < g.OC; ob += 6) Block6(g, ob, planeSize, planes, tile, bias, mask is not null);
-            }
-            else
-            {
-                for (int ob = 0; ob < g.OC; ob += 3) Block(g, ob, planeSize, planes, tile, bias, mask is not null);
+                if (BlockChannels == 6) Block<Six>(g, ob, planeSize, planes, tile, bias, mask is not null);
+                else Block<Three>(g, ob, planeSize, planes, tile, bias, mask is not null);
             }
             WriteOut(g, tile, n * positions, output, mask);
         }
@@ -185,10 +182,17 @@ internal static partial class ConvReluPool<TOps, TV, T>
         TOps.Store(o, ref Unsafe.Add(ref odd, q));
     }
 
-    /// <summary>Every vector of pooled positions of one image, channels ob..ob+2 (clamped), into the tile.</summary>
+    /// <summary>
+    /// Every vector of pooled positions of one image, channels ob .. ob + <typeparamref name="TChannels"/> − 1 (clamped),
+    /// into the tile: 4 corners × 3 channels = 12 accumulators, 3 broadcast weights and the loaded vector in 16 ymm
+    /// registers, or 6 channels (24 accumulators) with AVX-512's 32. The channel count is a constant in each
+    /// instantiation, so the unused accumulators and their FMAs vanish.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    private static void Block(ConvPoolGeometry g, int ob, int planeSize, T[] planes, T[] tile, T[] bias, bool positions)
+    private static void Block<TChannels>(ConvPoolGeometry g, int ob, int planeSize, T[] planes, T[] tile, T[] bias, bool positions)
+        where TChannels : struct, IFixedCount
     {
+        int n = TChannels.Count;
         int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count, pw = g.PW, count = g.PH * g.PW;
         // Per kernel row r: input row 2i + r (top corners) at column offset kw = 0, and how far row 2i + r + 1 (bottom
         // corners) lies after it. The same for every vector: worked out once.
@@ -200,65 +204,11 @@ internal static partial class ConvReluPool<TOps, TV, T>
             rows[2 * r + 1] = ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * pw - topAt;
         }
 
-        ref T weights = ref tile[WeightsAt + ob * kh * kw]; // this block's 3 weights a tap, taps in (kh, kw) order
+        ref T weights = ref tile[WeightsAt + ob * kh * kw]; // this block's n weights a tap, taps in (kh, kw) order
         ref T sums = ref tile[0];
         for (int l0 = 0, vector = 0; l0 < count; l0 += w, vector++)
         {
             // Window corners: te/to top conv row, even/odd column; be/bo bottom row.
-            TV te0 = TOps.Zero, to0 = TOps.Zero, be0 = TOps.Zero, bo0 = TOps.Zero;
-            TV te1 = TOps.Zero, to1 = TOps.Zero, be1 = TOps.Zero, bo1 = TOps.Zero;
-            TV te2 = TOps.Zero, to2 = TOps.Zero, be2 = TOps.Zero, bo2 = TOps.Zero;
-            ref T p0 = ref Unsafe.Add(ref planes[0], l0);
-            ref T k = ref weights;
-            for (int r = 0; r < kh; r++)
-            {
-                ref T top = ref Unsafe.Add(ref p0, rows[2 * r]);
-                nint next = 2 * planeSize, down = rows[2 * r + 1], downNext = down + next; // next: plane of column offset b + 1, same row parity
-                ref T rowEnd = ref Unsafe.Add(ref k, 3 * kw);
-                // One pointer compare a tap: the loop is 3 broadcasts, 4 loads, 12 FMAs and 4 more instructions.
-                for (; Unsafe.IsAddressLessThan(ref k, ref rowEnd); k = ref Unsafe.Add(ref k, 3), top = ref Unsafe.Add(ref top, next))
-                {
-                    TV s0 = TOps.Broadcast(k), s1 = TOps.Broadcast(Unsafe.Add(ref k, 1)), s2 = TOps.Broadcast(Unsafe.Add(ref k, 2));
-                    TV v = TOps.Load(ref top);
-                    te0 = TOps.MultiplyAdd(s0, v, te0); te1 = TOps.MultiplyAdd(s1, v, te1); te2 = TOps.MultiplyAdd(s2, v, te2);
-                    v = TOps.Load(ref Unsafe.Add(ref top, next));
-                    to0 = TOps.MultiplyAdd(s0, v, to0); to1 = TOps.MultiplyAdd(s1, v, to1); to2 = TOps.MultiplyAdd(s2, v, to2);
-                    v = TOps.Load(ref Unsafe.Add(ref top, down));
-                    be0 = TOps.MultiplyAdd(s0, v, be0); be1 = TOps.MultiplyAdd(s1, v, be1); be2 = TOps.MultiplyAdd(s2, v, be2);
-                    v = TOps.Load(ref Unsafe.Add(ref top, downNext));
-                    bo0 = TOps.MultiplyAdd(s0, v, bo0); bo1 = TOps.MultiplyAdd(s1, v, bo1); bo2 = TOps.MultiplyAdd(s2, v, bo2);
-                }
-            }
-
-            // The sums leave registers here, and are finished by another method: with the finishing code after the loop
-            // in this one, the JIT keeps fewer accumulators in registers through the loop (spilling them on every tap).
-            StoreCorners(te0, to0, be0, bo0, ref sums);
-            StoreCorners(te1, to1, be1, bo1, ref Unsafe.Add(ref sums, 4 * w));
-            StoreCorners(te2, to2, be2, bo2, ref Unsafe.Add(ref sums, 8 * w));
-            FinishBlock(oc, ob, bias, tile, VectorsAt(g) + vector * 2 * oc * w, positions);
-        }
-    }
-
-    /// <summary>
-    /// <see cref="Block"/> for channels ob..ob+5 (clamped), with 32 vector registers: 24 accumulators, 6 broadcast weights
-    /// and the loaded vector. The same chains (taps in (kh, kw) order from zero), so the same bits.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
-    private static void Block6(ConvPoolGeometry g, int ob, int planeSize, T[] planes, T[] tile, T[] bias, bool positions)
-    {
-        int oc = g.OC, kw = g.KW, kh = g.KH, w = TOps.Count, pw = g.PW, count = g.PH * g.PW;
-        Span<nint> rows = stackalloc nint[10]; // KH ≤ 5: as in Block
-        for (int r = 0; r < kh; r++)
-        {
-            int topAt = (r & 1) * planeSize + (r >> 1) * pw;
-            rows[2 * r] = topAt;
-            rows[2 * r + 1] = ((r + 1) & 1) * planeSize + ((r + 1) >> 1) * pw - topAt;
-        }
-
-        ref T weights = ref tile[WeightsAt + ob * kh * kw]; // this block's 6 weights a tap, taps in (kh, kw) order
-        ref T sums = ref tile[0];
-        for (int l0 = 0, vector = 0; l0 < count; l0 += w, vector++)
-        {
             TV te0 = TOps.Zero, to0 = TOps.Zero, be0 = TOps.Zero, bo0 = TOps.Zero;
             TV te1 = TOps.Zero, to1 = TOps.Zero, be1 = TOps.Zero, bo1 = TOps.Zero;
             TV te2 = TOps.Zero, to2 = TOps.Zero, be2 = TOps.Zero, bo2 = TOps.Zero;
@@ -270,33 +220,41 @@ internal static partial class ConvReluPool<TOps, TV, T>
             for (int r = 0; r < kh; r++)
             {
                 ref T top = ref Unsafe.Add(ref p0, rows[2 * r]);
-                nint next = 2 * planeSize, down = rows[2 * r + 1], downNext = down + next;
-                ref T rowEnd = ref Unsafe.Add(ref k, 6 * kw);
-                for (; Unsafe.IsAddressLessThan(ref k, ref rowEnd); k = ref Unsafe.Add(ref k, 6), top = ref Unsafe.Add(ref top, next))
+                nint next = 2 * planeSize, down = rows[2 * r + 1], downNext = down + next; // next: plane of column offset b + 1, same row parity
+                ref T rowEnd = ref Unsafe.Add(ref k, n * kw);
+                // One pointer compare a tap: the loop is n broadcasts, 4 loads, 4·n FMAs and 4 more instructions.
+                for (; Unsafe.IsAddressLessThan(ref k, ref rowEnd); k = ref Unsafe.Add(ref k, n), top = ref Unsafe.Add(ref top, next))
                 {
                     TV s0 = TOps.Broadcast(k), s1 = TOps.Broadcast(Unsafe.Add(ref k, 1)), s2 = TOps.Broadcast(Unsafe.Add(ref k, 2));
-                    TV s3 = TOps.Broadcast(Unsafe.Add(ref k, 3)), s4 = TOps.Broadcast(Unsafe.Add(ref k, 4)), s5 = TOps.Broadcast(Unsafe.Add(ref k, 5));
+                    TV s3 = n > 3 ? TOps.Broadcast(Unsafe.Add(ref k, 3)) : s2, s4 = n > 3 ? TOps.Broadcast(Unsafe.Add(ref k, 4)) : s2;
+                    TV s5 = n > 3 ? TOps.Broadcast(Unsafe.Add(ref k, 5)) : s2;
                     TV v = TOps.Load(ref top);
                     te0 = TOps.MultiplyAdd(s0, v, te0); te1 = TOps.MultiplyAdd(s1, v, te1); te2 = TOps.MultiplyAdd(s2, v, te2);
-                    te3 = TOps.MultiplyAdd(s3, v, te3); te4 = TOps.MultiplyAdd(s4, v, te4); te5 = TOps.MultiplyAdd(s5, v, te5);
+                    if (n > 3) { te3 = TOps.MultiplyAdd(s3, v, te3); te4 = TOps.MultiplyAdd(s4, v, te4); te5 = TOps.MultiplyAdd(s5, v, te5); }
                     v = TOps.Load(ref Unsafe.Add(ref top, next));
                     to0 = TOps.MultiplyAdd(s0, v, to0); to1 = TOps.MultiplyAdd(s1, v, to1); to2 = TOps.MultiplyAdd(s2, v, to2);
-                    to3 = TOps.MultiplyAdd(s3, v, to3); to4 = TOps.MultiplyAdd(s4, v, to4); to5 = TOps.MultiplyAdd(s5, v, to5);
+                    if (n > 3) { to3 = TOps.MultiplyAdd(s3, v, to3); to4 = TOps.MultiplyAdd(s4, v, to4); to5 = TOps.MultiplyAdd(s5, v, to5); }
                     v = TOps.Load(ref Unsafe.Add(ref top, down));
                     be0 = TOps.MultiplyAdd(s0, v, be0); be1 = TOps.MultiplyAdd(s1, v, be1); be2 = TOps.MultiplyAdd(s2, v, be2);
-                    be3 = TOps.MultiplyAdd(s3, v, be3); be4 = TOps.MultiplyAdd(s4, v, be4); be5 = TOps.MultiplyAdd(s5, v, be5);
+                    if (n > 3) { be3 = TOps.MultiplyAdd(s3, v, be3); be4 = TOps.MultiplyAdd(s4, v, be4); be5 = TOps.MultiplyAdd(s5, v, be5); }
                     v = TOps.Load(ref Unsafe.Add(ref top, downNext));
                     bo0 = TOps.MultiplyAdd(s0, v, bo0); bo1 = TOps.MultiplyAdd(s1, v, bo1); bo2 = TOps.MultiplyAdd(s2, v, bo2);
-                    bo3 = TOps.MultiplyAdd(s3, v, bo3); bo4 = TOps.MultiplyAdd(s4, v, bo4); bo5 = TOps.MultiplyAdd(s5, v, bo5);
+                    if (n > 3) { bo3 = TOps.MultiplyAdd(s3, v, bo3); bo4 = TOps.MultiplyAdd(s4, v, bo4); bo5 = TOps.MultiplyAdd(s5, v, bo5); }
                 }
             }
 
+            // The sums leave registers here, and are finished by another method: with the finishing code after the loop
+            // in this one, the JIT keeps fewer accumulators in registers through the loop (spilling them on every tap).
             StoreCorners(te0, to0, be0, bo0, ref sums);
             StoreCorners(te1, to1, be1, bo1, ref Unsafe.Add(ref sums, 4 * w));
             StoreCorners(te2, to2, be2, bo2, ref Unsafe.Add(ref sums, 8 * w));
-            StoreCorners(te3, to3, be3, bo3, ref Unsafe.Add(ref sums, 12 * w));
-            StoreCorners(te4, to4, be4, bo4, ref Unsafe.Add(ref sums, 16 * w));
-            StoreCorners(te5, to5, be5, bo5, ref Unsafe.Add(ref sums, 20 * w));
+            if (n > 3)
+            {
+                StoreCorners(te3, to3, be3, bo3, ref Unsafe.Add(ref sums, 12 * w));
+                StoreCorners(te4, to4, be4, bo4, ref Unsafe.Add(ref sums, 16 * w));
+                StoreCorners(te5, to5, be5, bo5, ref Unsafe.Add(ref sums, 20 * w));
+            }
+
             FinishBlock(oc, ob, bias, tile, VectorsAt(g) + vector * 2 * oc * w, positions);
         }
     }
@@ -310,7 +268,7 @@ internal static partial class ConvReluPool<TOps, TV, T>
     }
 
     /// <summary>
-    /// Finishes the sums <see cref="Block"/> or <see cref="Block6"/> left in the tile (4 corners a channel) for the block's channels from ob (those below
+    /// Finishes the sums <see cref="Block{TChannels}"/> left in the tile (4 corners a channel) for the block's channels from ob (those below
     /// OC): values to the vector's (OC, W) rows at <paramref name="vectorAt"/>, positions to the (OC, W) after them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // a kernel: its registers to itself (see Forward)
