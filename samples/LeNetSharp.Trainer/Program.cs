@@ -356,7 +356,7 @@ public static class Program
     {
         var plans = network.Runner.Plans.Where(p => p.Mode == LeNetSharp.Compute.PlanMode.Training && p.Bits > 0).ToArray();
         if (plans.Length == 0) return "";
-        var widths = plans.SelectMany(p => p.Widths).Distinct().OrderDescending().ToArray();
+        var widths = LeNetSharp.Compute.WidthNames.Distinct(plans.SelectMany(p => p.Widths));
         bool measured = network.Backend == LeNetSharp.Compute.ComputeBackend.Simd
             && plans.All(p => LeNetSharp.Compute.WidthCalibration.Measured(network, p.InputShape, p.Mode));
         return RanAt(widths, measured);

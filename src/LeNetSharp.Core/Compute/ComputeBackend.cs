@@ -46,10 +46,10 @@ public abstract class ComputeBackend
         new[] { 128, 256, 512 }.Where(b => b == 128 || (b == 256 ? Vector256.IsHardwareAccelerated : Vector512.IsHardwareAccelerated)).ToArray();
 
     /// <summary>
-    /// The SIMD kernels at one vector width, without timing: the GEMM, the convolution, linear, batch-norm, dropout and
-    /// fused kernels run at <paramref name="bits"/> (a batch norm of fewer channels than a vector holds at a narrower
-    /// width); the element-wise ReLU and pooling kernels use <see cref="System.Numerics.Vector{T}"/>, whose width .NET
-    /// picks for the CPU (the same bits either way).
+    /// The SIMD kernels at one vector width, without timing: the GEMM, the convolution, linear, batch-norm, dropout,
+    /// pooling and fused kernels run at <paramref name="bits"/> (those of fewer channels than a vector holds at a narrower
+    /// width); a ReLU standing alone uses <see cref="System.Numerics.Vector{T}"/>, whose width .NET picks for the CPU (the
+    /// same bits either way).
     /// </summary>
     /// <param name="bits">128, 256 or 512.</param>
     /// <returns>The backend.</returns>
@@ -156,7 +156,7 @@ internal sealed class SimdBackend(int? bits) : ComputeBackend
         PlanStep<T>[] steps = mode == PlanMode.LayerByLayer ? LayerSteps(network) : KernelRules.Steps(network.Layers, inputShape, mode, layerBits);
         var stepBits = new int[steps.Length];
         for (int s = 0, layer = 0; s < steps.Length; layer += steps[s].LayerCount, s++) stepBits[s] = layerBits[layer];
-        var widths = stepBits.Distinct().OrderDescending().Select(b => $"Vector{b}").ToArray();
+        var widths = WidthNames.Distinct(stepBits).Select(b => $"Vector{b}").ToArray();
         string name = widths.Length == 1 ? $"simd ({widths[0]})" : $"simd ({WidthNames.List(widths)} by step)";
         return new ExecutionPlan<T>(inputShape, mode, steps, stepBits, name);
     }

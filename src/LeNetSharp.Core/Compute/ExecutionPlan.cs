@@ -34,7 +34,7 @@ internal sealed class ExecutionPlan<T> where T : unmanaged, IFloatingPointIeee75
         _steps = steps;
         _stepBits = stepBits;
         Bits = stepBits.DefaultIfEmpty(0).Max();
-        Widths = stepBits.Where(b => b > 0).Distinct().OrderDescending().ToArray();
+        Widths = WidthNames.Distinct(stepBits);
         Backend = backend;
         var users = new List<(IUsesGemm, GemmProvider)>();
         for (int s = 0; s < steps.Length; s++)

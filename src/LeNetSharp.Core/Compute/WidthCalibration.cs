@@ -20,9 +20,8 @@ namespace LeNetSharp.Compute;
 /// on its own. Each step's fastest round decides (another process or a slow phase only ever makes a round slower, so
 /// the fastest is the least disturbed). A step takes another width than the one fastest for the whole plan only when
 /// that saves 5 % of its time and 0.5 % of the plan's (so steps whose code is the same at every width, and steps too
-/// short to matter, stay with the rest). Where the widths'
-/// plans cut the layers into steps differently (a fusion that applies at one width only), the layers between two cuts
-/// all plans share go together at one width. It costs 3 widths
+/// short to matter, stay with the rest). Where the widths' plans cut the layers into steps differently (a fusion that
+/// applies at one width only), the layers between two cuts all plans share go together at one width. It costs 3 widths
 /// × 9 rounds of ≥ 1 ms for a small network (about 30 ms), 3 rounds for a large one (at most about half a second), and
 /// is shared by every network of the same layers and shape, on every thread.
 /// </remarks>
@@ -38,13 +37,13 @@ internal static class WidthCalibration
     /// <summary>
     /// What was measured for one network, shape and mode: the width for the step starting at each layer
     /// (<see cref="LayerBits"/>, the same for the layers one step runs), each width's whole plan as the sum of its steps'
-    /// fastest times, and that of the plan of the chosen widths (<see cref="Microseconds"/>, never more than the fastest single width's). No times when the copy could
-    /// not be timed.
+    /// fastest times, and that of the plan of the chosen widths (<see cref="Microseconds"/>, never more than the fastest
+    /// single width's). No times when the copy could not be timed.
     /// </summary>
     internal sealed record Calibration(string Key, int[] LayerBits, IReadOnlyList<(int Bits, double Microseconds)> Times, double Microseconds)
     {
         /// <summary>The widths chosen, widest first.</summary>
-        public IReadOnlyList<int> Widths => LayerBits.Distinct().OrderDescending().ToArray();
+        public IReadOnlyList<int> Widths => WidthNames.Distinct(LayerBits);
     }
 
     /// <summary>Every calibration made in this process (for benchmarks and tests).</summary>
@@ -148,21 +147,20 @@ internal static class WidthCalibration
             plan.Backward(upstream, Lap);
         }
 
-        // Warm up (first calls allocate the buffers), and find how many runs make a round long enough to time.
         var scratch = plans.Select(p => new double[p.Steps.Count]).ToArray();
-        var clock = Stopwatch.StartNew();
-        for (int p = 0; p < plans.Length; p++)
+        void RunEach()
         {
-            ticks = scratch[p];
-            Run(plans[p]);
+            for (int p = 0; p < plans.Length; p++)
+            {
+                ticks = scratch[p];
+                Run(plans[p]);
+            }
         }
 
-        clock.Restart();
-        for (int p = 0; p < plans.Length; p++)
-        {
-            ticks = scratch[p];
-            Run(plans[p]);
-        }
+        // Warm up (first calls allocate the buffers), and find how many runs make a round long enough to time.
+        RunEach();
+        var clock = Stopwatch.StartNew();
+        RunEach();
 
         double perRun = Math.Max(clock.Elapsed.TotalMilliseconds / plans.Length, 1e-4);
         int reps = (int)Math.Clamp(Math.Ceiling(MinRound.TotalMilliseconds / perRun), 1, 10_000);

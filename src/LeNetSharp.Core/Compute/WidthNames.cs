@@ -3,6 +3,9 @@ namespace LeNetSharp.Compute;
 /// <summary>How a plan's vector widths are listed in names and messages ("Vector512 and Vector256", "512-, 256- and 128-bit").</summary>
 internal static class WidthNames
 {
+    /// <summary>The widths among <paramref name="bits"/>, once each, widest first (0, the reference backend's, left out).</summary>
+    public static int[] Distinct(IEnumerable<int> bits) => bits.Where(b => b > 0).Distinct().OrderDescending().ToArray();
+
     /// <summary>The items as an English list: "a", "a and b", "a, b and c".</summary>
     public static string List(IEnumerable<string> items)
     {
