@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
 using LeNetSharp.Kernels;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
@@ -64,18 +63,12 @@ public class DirectConvBackwardTests
             var (expectedWeightGrad, expectedBiasGrad, expected) = ConvBackwardReference.Backward(provider, conv, input.Data, dy.Data, n, h, w, p);
 
             var dx = kernel.Backward(dy).Data;
-            Bits(dx).Should().Equal(Bits(expected), "∂x, zeros {0}", zeros);
-            Bits(conv.Weight.Gradient.Data).Should().Equal(Bits(expectedWeightGrad), "∂K, zeros {0}", zeros);
-            Bits(conv.Bias.Gradient.Data).Should().Equal(Bits(expectedBiasGrad), "∂b, zeros {0}", zeros);
+            BitAssert.SameBits<T>(expected, dx, $"∂x, zeros {zeros}");
+            BitAssert.SameBits<T>(expectedWeightGrad, conv.Weight.Gradient.Data, $"∂K, zeros {zeros}");
+            BitAssert.SameBits<T>(expectedBiasGrad, conv.Bias.Gradient.Data, $"∂b, zeros {zeros}");
             expected.Any(v => v != T.Zero).Should().BeTrue("the check must not pass on an all-zero gradient");
         }
     }
-
-    /// <summary>The values' bit patterns: −0 and +0 differ, a NaN equals only its own payload.</summary>
-    private static long[] Bits<T>(T[] values) where T : unmanaged =>
-        typeof(T) == typeof(float)
-            ? MemoryMarshal.Cast<T, int>(values).ToArray().Select(b => (long)b).ToArray()
-            : MemoryMarshal.Cast<T, long>(values).ToArray();
 
     [Theory]
     [WidthData(nameof(Shapes), 128)]

@@ -1,6 +1,7 @@
 using System.Numerics;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
+using static LeNetSharp.Tests.BitAssert;
 
 namespace LeNetSharp.Tests;
 

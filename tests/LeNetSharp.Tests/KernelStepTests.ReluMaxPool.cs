@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
+using static LeNetSharp.Tests.BitAssert;
 
 namespace LeNetSharp.Tests;
 

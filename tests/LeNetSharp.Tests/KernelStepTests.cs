@@ -4,6 +4,7 @@ using LeNetSharp.Data;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
 using LeNetSharp.Training;
+using static LeNetSharp.Tests.BitAssert;
 
 namespace LeNetSharp.Tests;
 
@@ -73,31 +74,6 @@ public partial class KernelStepTests
         var t = new Tensor<T>(shape);
         for (int i = 0; i < t.Length; i++) t.Data[i] = T.CreateTruncating(random.NextDouble() * 2 - 1);
         return t;
-    }
-
-    private static long Bits<T>(T value) where T : unmanaged, IFloatingPointIeee754<T> =>
-        typeof(T) == typeof(float) ? BitConverter.SingleToInt32Bits(Unsafe.BitCast<T, float>(value)) : BitConverter.DoubleToInt64Bits(Unsafe.BitCast<T, double>(value));
-
-    private static string Show<T>(T value) where T : unmanaged, IFloatingPointIeee754<T> =>
-        typeof(T) == typeof(float) ? $"{value} (0x{(uint)Bits(value):X8})" : $"{value} (0x{Bits(value):X16})";
-
-    /// <summary>Fails on the first element whose bits differ, naming it, both values and their bits.</summary>
-    private static void SameBits<T>(Tensor<T> expected, Tensor<T> actual, string what, bool anyNaN = false) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        actual.ShapeString.Should().Be(expected.ShapeString, what);
-        SameBits(expected.Data, actual.Data, what, anyNaN);
-    }
-
-    private static void SameBits<T>(ReadOnlySpan<T> expected, ReadOnlySpan<T> actual, string what, bool anyNaN = false) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        actual.Length.Should().Be(expected.Length, what);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            if (Bits(expected[i]) != Bits(actual[i]) && !(anyNaN && T.IsNaN(expected[i]) && T.IsNaN(actual[i])))
-            {
-                throw new Xunit.Sdk.XunitException($"{what}: element {i} of {expected.Length} is {Show(actual[i])}, the reference gives {Show(expected[i])}.");
-            }
-        }
     }
 
     // ----- cases -----

@@ -70,9 +70,9 @@ public class SparseConvBackwardTests
 
         var dx = kernel.Backward(dy).Data;
         // As bits: Equal would take −0 for +0.
-        WidthFuzzTests.SameBits<T>(expected, dx, $"∂x, zeros {zeros}", anyNaN: false);
-        WidthFuzzTests.SameBits<T>(expectedWeightGrad, conv.Weight.Gradient.Data, $"∂K, zeros {zeros}", anyNaN: false);
-        WidthFuzzTests.SameBits<T>(expectedBiasGrad, conv.Bias.Gradient.Data, $"∂b, zeros {zeros}", anyNaN: false);
+        BitAssert.SameBits<T>(expected, dx, $"∂x, zeros {zeros}", anyNaN: false);
+        BitAssert.SameBits<T>(expectedWeightGrad, conv.Weight.Gradient.Data, $"∂K, zeros {zeros}", anyNaN: false);
+        BitAssert.SameBits<T>(expectedBiasGrad, conv.Bias.Gradient.Data, $"∂b, zeros {zeros}", anyNaN: false);
         if (zeros < 1) expected.Any(v => v != T.Zero).Should().BeTrue("the check must not pass on an all-zero gradient");
     }
 
@@ -111,8 +111,8 @@ public class SparseConvBackwardTests
                 default: Backward<Simd128<float>, Vector128<float>>(g, oc, x, dy, kernel, dk, dx, scratch); break;
             }
 
-            WidthFuzzTests.SameBits<float>(expected, dx, $"∂x of {g}", anyNaN: false);
-            WidthFuzzTests.SameBits<float>(expectedWeightGrad, dk, $"∂K of {g}", anyNaN: false);
+            BitAssert.SameBits<float>(expected, dx, $"∂x of {g}", anyNaN: false);
+            BitAssert.SameBits<float>(expectedWeightGrad, dk, $"∂K of {g}", anyNaN: false);
         }
     }
 

@@ -1,7 +1,7 @@
 using System.Numerics;
-using System.Runtime.CompilerServices;
 using LeNetSharp.Layers;
 using LeNetSharp.Tensors;
+using static LeNetSharp.Tests.BitAssert;
 
 namespace LeNetSharp.Tests;
 
@@ -126,21 +126,6 @@ public sealed class WidthFuzzTests
         5 => -T.Epsilon * T.CreateTruncating(3),
         _ => T.CreateTruncating(1e30),
     };
-
-    private static long Bits<T>(T value) where T : unmanaged, IFloatingPointIeee754<T> =>
-        typeof(T) == typeof(float) ? BitConverter.SingleToInt32Bits(Unsafe.BitCast<T, float>(value)) : BitConverter.DoubleToInt64Bits(Unsafe.BitCast<T, double>(value));
-
-    internal static void SameBits<T>(ReadOnlySpan<T> expected, ReadOnlySpan<T> actual, string what, bool anyNaN) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (actual.Length != expected.Length) throw new Xunit.Sdk.XunitException($"{what}: {actual.Length} elements, expected {expected.Length}.");
-        for (int i = 0; i < expected.Length; i++)
-        {
-            if (Bits(expected[i]) != Bits(actual[i]) && !(anyNaN && T.IsNaN(expected[i]) && T.IsNaN(actual[i])))
-            {
-                throw new Xunit.Sdk.XunitException($"{what}: element {i} of {expected.Length} is {actual[i]} (0x{Bits(actual[i]):X}), expected {expected[i]} (0x{Bits(expected[i]):X}).");
-            }
-        }
-    }
 
     /// <summary>Everything a training step leaves: the output, ∂x, each parameter's gradient, each running statistic.</summary>
     private sealed record Outcome<T>(T[] Output, T[]? InputGradient, T[][] Gradients, T[][] State, T[] Second, T[][] SecondGradients, T[] Evaluated)
@@ -304,9 +289,9 @@ public sealed class ConvStepRegressionTests
             var net = SimdWidths.Kernel<float>(conv.Clone(), bits);
             net.Forward(x);
             string what = $"Conv {k}x{k} {c}→{oc} pad {pad} at {bits} bits";
-            WidthFuzzTests.SameBits<float>(dx1, net.Backward(g).Data, what + ", first ∂x", anyNaN: false);
-            WidthFuzzTests.SameBits<float>(dx2, net.Backward(g).Data, what + ", second ∂x", anyNaN: false);
-            for (int p = 0; p < 2; p++) WidthFuzzTests.SameBits<float>(layer.Parameters[p].Gradient.Data, net.Parameters[p].Gradient.Data, $"{what}, gradient {p} after two backwards", anyNaN: false);
+            BitAssert.SameBits<float>(dx1, net.Backward(g).Data, what + ", first ∂x", anyNaN: false);
+            BitAssert.SameBits<float>(dx2, net.Backward(g).Data, what + ", second ∂x", anyNaN: false);
+            for (int p = 0; p < 2; p++) BitAssert.SameBits<float>(layer.Parameters[p].Gradient.Data, net.Parameters[p].Gradient.Data, $"{what}, gradient {p} after two backwards", anyNaN: false);
         }
     }
 
@@ -339,8 +324,8 @@ public sealed class ConvStepRegressionTests
             var net = SimdWidths.Kernel<double>(conv.Clone(), bits);
             net.Forward(x);
             string what = $"Conv 2x2 1→2 in double at {bits} bits{(badWeight ? ", a weight −∞" : "")}";
-            WidthFuzzTests.SameBits<double>(dx, net.Backward(g).Data, what + ", ∂x", anyNaN: true);
-            for (int p = 0; p < 2; p++) WidthFuzzTests.SameBits<double>(layer.Parameters[p].Gradient.Data, net.Parameters[p].Gradient.Data, $"{what}, gradient {p}", anyNaN: true);
+            BitAssert.SameBits<double>(dx, net.Backward(g).Data, what + ", ∂x", anyNaN: true);
+            for (int p = 0; p < 2; p++) BitAssert.SameBits<double>(layer.Parameters[p].Gradient.Data, net.Parameters[p].Gradient.Data, $"{what}, gradient {p}", anyNaN: true);
         }
     }
 }
