@@ -147,15 +147,14 @@ internal sealed class ConvStep<T> : KernelStep<T> where T : unmanaged, IFloating
     /// has added ∂K and ∂b). False when the shape is not one it takes (nothing is written then).
     /// </summary>
     /// <remarks>
-    /// It leaves out the terms where ∂y is exactly 0, which the GEMM path turns into NaN where x (for ∂K) or K (for ∂x)
-    /// holds a NaN or ±∞, and its ∂x blocks carry a pixel's ∂P in whole vectors whose lanes past the kernel's run multiply
-    /// ∂y by zeros (a NaN there for a non-finite ∂y): such inputs, weights and gradients take the other paths, so that
-    /// every width gives the layer's bits whichever path its forward took.
+    /// Non-finite inputs, weights and gradients, which it would not give the GEMM path's bits for
+    /// (<see cref="SparseConvBackward{TOps, TV, T}.Exact"/>), take the other paths, so that every width gives the layer's
+    /// bits whichever path its forward took.
     /// </remarks>
     private bool SparseBackward(T[] dy, in ConvGeometry g, T[]? x, T[] dx) =>
-        SparseConvBackward<Simd128<T>, Vector128<T>, T>.Supports(g, OutChannels) // the shape first: the finiteness checks read all of x and K
-        && (x is null || VectorOps.AllFinite<T>(x))
-        && (x is not null && !_conv.ComputeInputGradient || (VectorOps.AllFinite<T>(_conv.Weight.Value.Data) && VectorOps.AllFinite<T>(dy))) && _bits switch
+        SparseConvBackward<Simd128<T>, Vector128<T>, T>.Supports(g, OutChannels) // the shape first: Exact reads all of x, K and ∂y
+        && SparseConvBackward<Simd128<T>, Vector128<T>, T>.Exact(x, _conv.Weight.Value.Data, dy, inputGradient: x is null || _conv.ComputeInputGradient)
+        && _bits switch
     {
         512 => SparseBackward<Simd512<T>, Vector512<T>>(dy, g, x, dx),
         256 => SparseBackward<Simd256<T>, Vector256<T>>(dy, g, x, dx),

@@ -56,6 +56,15 @@ internal static class SparseConvBackward<TOps, TV, T>
     /// <summary>True for stride 1, no padding and at most 255 output channels.</summary>
     public static bool Supports(in ConvGeometry g, int outChannels) => g.Padding == 0 && g.Stride == 1 && outChannels <= 255;
 
+    /// <summary>
+    /// Whether these values get the GEMM path's bits: x finite for ∂K (null: ∂K not asked for), and K and ∂y finite for
+    /// ∂x (<paramref name="inputGradient"/>). Skipped zero terms are where the GEMM turns ∞·0 into NaN, and the ∂x blocks
+    /// carry a pixel's ∂P in whole vectors whose lanes past the kernel's run multiply ∂y by zeros. Reads all of x, K and
+    /// ∂y: ask after <see cref="Supports"/>.
+    /// </summary>
+    public static bool Exact(T[]? x, T[] kernel, T[] dy, bool inputGradient) =>
+        (x is null || VectorOps.AllFinite<T>(x)) && (!inputGradient || (VectorOps.AllFinite<T>(kernel) && VectorOps.AllFinite<T>(dy)));
+
     /// <summary>The AVX-512 blocks run: 512-bit vectors of float or double.</summary>
     private static bool Wide => TOps.Count * Unsafe.SizeOf<T>() == 64 && Avx512Blocks.Supports<T>();
 
